@@ -1,0 +1,50 @@
+# MetaCRM developer commands. `make run` serves the app; `make test` runs lint
+# and the whole suite against SQLite and a local PostgreSQL.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Present once `pip install -e '.[test]'` has succeeded for this pyproject.toml.
+INSTALLED := $(VENV)/.installed
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+ARTIFACTS := test-artifacts
+
+CRM_TEST_PG_URL ?= postgresql+psycopg://crm:crm@127.0.0.1:5432/crm_test
+export CRM_TEST_PG_URL
+
+.PHONY: venv install run pg lint test bench clean
+
+venv install: $(INSTALLED)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# migrate creates ./data/crm.db on first use; demo data only goes into a new database.
+run: $(INSTALLED)
+	mkdir -p data
+	$(BIN)/crm migrate
+	$(BIN)/crm demo --if-empty
+	$(BIN)/crm serve --host $(HOST) --port $(PORT)
+
+pg:
+	bash scripts/pg_ensure.sh
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check engine tests bench && $(BIN)/mypy
+
+test: $(INSTALLED) lint pg
+	$(BIN)/pytest --junitxml=$(ARTIFACTS)/junit.xml
+
+bench: $(INSTALLED) pg
+	$(BIN)/python -m bench.run
+
+# Keeps data/: it holds the user's database.
+clean:
+	rm -rf $(VENV) $(ARTIFACTS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Runtime services: database, schema evolution, records, users, audit."""

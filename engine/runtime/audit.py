@@ -1,0 +1,58 @@
+"""Audit rows: who changed which field of which record, when, from what to what."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select
+
+from engine.runtime.values import to_json
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(to_json(value), ensure_ascii=False)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def field_changes(old: Mapping[str, Any], new: Mapping[str, Any],
+                  fields: Iterable[str]) -> list[tuple[str, Any, Any]]:
+    """(field, old, new) for each of `fields` whose value differs."""
+    return [(f, old.get(f), new.get(f)) for f in fields if old.get(f) != new.get(f)]
+
+
+def write_audit(conn: Connection, audit: Table, *, at: datetime, user_id: int | None,
+                entity: str, record_id: int, action: str,
+                changes: list[tuple[str, Any, Any]]) -> None:
+    """One row per changed field, or one row with no field for an action without changes."""
+    base = {"at": at, "user_id": user_id, "entity": entity, "record_id": record_id,
+            "action": action}
+    rows = [{**base, "field": f, "old_value": _dump(o), "new_value": _dump(n)}
+            for f, o, n in changes]
+    if not rows:
+        rows = [{**base, "field": None, "old_value": None, "new_value": None}]
+    conn.execute(insert(audit), rows)
+
+
+def read_history(conn: Connection, audit: Table, users: Table, entity: str, record_id: int,
+                 hidden: frozenset[str]) -> list[dict[str, Any]]:
+    stmt = (select(audit, users.c.name.label("user_name"))
+            .select_from(audit.outerjoin(users, users.c.id == audit.c.user_id))
+            .where(audit.c.entity == entity, audit.c.record_id == record_id)
+            .order_by(audit.c.id))
+    out = []
+    for r in conn.execute(stmt).mappings():
+        if r["field"] in hidden:
+            continue
+        new = _load(r["new_value"])
+        if r["field"] is None and isinstance(new, dict):
+            new = {k: v for k, v in new.items() if k not in hidden}
+        out.append({"id": r["id"], "at": to_json(r["at"]), "user_id": r["user_id"],
+                    "user": r["user_name"], "action": r["action"], "field": r["field"],
+                    "old": _load(r["old_value"]), "new": new})
+    return out

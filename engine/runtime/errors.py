@@ -1,0 +1,45 @@
+"""Errors of the runtime services; each knows its HTTP status and error code."""
+
+from __future__ import annotations
+
+
+class RecordError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class BadRequest(RecordError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(RecordError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RecordError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(RecordError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(RecordError):
+    status = 409
+    code = "conflict"
+
+
+class Invalid(RecordError):
+    """One or more fields (or the record as a whole) failed validation."""
+
+    status = 422
+    code = "invalid"

@@ -1,0 +1,6 @@
+"""Records: the one service through which every caller reads and writes entity data."""
+
+from engine.runtime.records.query import ListQuery, Page
+from engine.runtime.records.service import BulkResult, Records
+
+__all__ = ["BulkResult", "ListQuery", "Page", "Records"]

@@ -1,0 +1,270 @@
+"""List queries: field filters, sort keys and keyset cursors, validated before any SQL."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, false, or_
+from sqlalchemy.sql.elements import UnaryExpression
+
+from engine.metadata.model import Entity, Field
+from engine.runtime.errors import BadRequest
+from engine.runtime.values import ValueProblem, coercer_for, to_json
+from engine.types import NAME_RE, FieldType
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "in", "blank")
+# Engine columns a list may filter and sort on, with the field type that reads their values.
+ENGINE_SORTABLE: dict[str, FieldType] = {
+    "id": FieldType.INTEGER, "created_at": FieldType.DATETIME, "updated_at": FieldType.DATETIME,
+    "owner_id": FieldType.USER, "department_id": FieldType.DEPARTMENT,
+    "created_by": FieldType.USER, "updated_by": FieldType.USER,
+}
+_UNSORTABLE = frozenset({FieldType.MULTICHOICE})
+_ORDERED = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT,
+                      FieldType.DATE, FieldType.DATETIME, FieldType.TEXT, FieldType.CHOICE,
+                      FieldType.EMAIL, FieldType.PHONE, FieldType.URL})
+_CONTAINS = frozenset({FieldType.TEXT, FieldType.TEXTAREA, FieldType.EMAIL, FieldType.PHONE,
+                       FieldType.URL})
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str
+    descending: bool
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    conditions: tuple[Condition, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+    cursor: str | None = None
+    deleted: bool = False  # the recycle bin instead of live records
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    total_exact: bool
+    page: int
+    page_size: int
+    next_cursor: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _field_for(entity: Entity, name: str) -> Field:
+    """The Field (real, or a stand-in for an engine column) that `name` names."""
+    if entity.has_field(name):
+        return entity.field(name)
+    if name in ENGINE_SORTABLE:
+        from engine.metadata.errors import SourceLoc
+        from engine.metadata.model import Label
+
+        return Field(name=name, type=ENGINE_SORTABLE[name], label=Label.of(None, name),
+                     loc=SourceLoc("<engine>", 1, 1))
+    raise KeyError(name)
+
+
+def parse_list_params(entity: Entity, params: Mapping[str, str],
+                      reserved: frozenset[str] = frozenset()) -> ListQuery:
+    """Turn query-string parameters into a ListQuery; every problem names its parameter.
+
+    `?stage=won&amount__gte=1000&sort=-amount,name&page=2&page_size=50`
+    """
+    problems: dict[str, str] = {}
+    conditions: list[Condition] = []
+    page = _int_param(params, "page", 1, 1, 10**9, problems)
+    page_size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, problems)
+    sort = parse_sort(entity, params.get("sort", ""), problems)
+    for key, raw in params.items():
+        if key in {"page", "page_size", "sort", "cursor", "deleted"} | reserved:
+            continue
+        name, _, op = key.partition("__")
+        op = op or "eq"
+        try:
+            f = _field_for(entity, name)
+        except KeyError:
+            problems[key] = f"unknown field {name!r} of {entity.name}"
+            continue
+        if op not in OPERATORS:
+            problems[key] = f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}"
+            continue
+        try:
+            conditions.append(Condition(name, op, _filter_value(f, op, raw)))
+        except ValueProblem as exc:
+            problems[key] = f"{name} {exc}"
+    deleted_raw = params.get("deleted", "false").lower()
+    if deleted_raw not in ("true", "false", "1", "0"):
+        problems["deleted"] = "must be true or false"
+    if problems:
+        raise BadRequest("invalid list parameters", problems)
+    return ListQuery(tuple(conditions), sort, page, page_size, params.get("cursor") or None,
+                     deleted_raw in ("true", "1"))
+
+
+def _int_param(params: Mapping[str, str], key: str, default: int, lo: int, hi: int,
+               problems: dict[str, str]) -> int:
+    raw = params.get(key)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        problems[key] = f"must be a whole number from {lo} to {hi}"
+        return default
+    return int(raw)
+
+
+def parse_sort(entity: Entity, raw: str, problems: dict[str, str]) -> tuple[SortKey, ...]:
+    keys: list[SortKey] = []
+    for part in [p.strip() for p in raw.split(",") if p.strip()]:
+        desc = part.startswith("-")
+        name = part.lstrip("-+")
+        if not NAME_RE.match(name):
+            problems["sort"] = f"{part!r} is not a field name"
+            continue
+        try:
+            f = _field_for(entity, name)
+        except KeyError:
+            problems["sort"] = f"unknown sort field {name!r} of {entity.name}"
+            continue
+        if f.type in _UNSORTABLE:
+            problems["sort"] = f"cannot sort on {name!r}, a {f.type} field"
+            continue
+        if any(k.field == name for k in keys):
+            problems["sort"] = f"{name!r} appears twice"
+            continue
+        keys.append(SortKey(name, desc))
+    if len(keys) > 5:
+        problems["sort"] = "at most 5 sort fields"
+    return tuple(keys)
+
+
+def _filter_value(f: Field, op: str, raw: str) -> Any:
+    if op == "blank":
+        low = raw.lower()
+        if low not in ("true", "false", "1", "0"):
+            raise ValueProblem("__blank must be true or false")
+        return low in ("true", "1")
+    if op == "contains":
+        if f.type not in _CONTAINS:
+            raise ValueProblem(f"cannot use contains on a {f.type} field")
+        if len(raw) > 1000:
+            raise ValueProblem("search text is too long")
+        return raw
+    if op in ("gt", "gte", "lt", "lte") and f.type not in _ORDERED:
+        raise ValueProblem(f"cannot compare a {f.type} field with {op}")
+    coerce = coercer_for(_unbounded(f))
+    if f.type is FieldType.MULTICHOICE:
+        if op not in ("eq", "ne"):
+            raise ValueProblem(f"cannot use {op} on a multichoice field")
+        return coercer_for(f)(raw)
+    if op == "in":
+        values = [coerce(v) for v in raw.split(",") if v.strip()]
+        if not values or len(values) > 100:
+            raise ValueProblem("__in takes 1 to 100 comma-separated values")
+        return values
+    value = coerce(raw)
+    if value is None:
+        raise ValueProblem("needs a value (use __blank=true to find blanks)")
+    return value
+
+
+def _unbounded(f: Field) -> Field:
+    """Filters compare against any value of the type, not only ones a record may hold."""
+    from dataclasses import replace
+
+    return replace(f, min=None, max=None, max_length=None, required=False)
+
+
+def condition_sql(table: Table, cond: Condition) -> ColumnElement[bool]:
+    col = table.c[cond.field]
+    v = cond.value
+    match cond.op:
+        case "eq":
+            return col == v  # type: ignore[no-any-return]
+        case "ne":
+            return or_(col != v, col.is_(None))
+        case "gt":
+            return col > v  # type: ignore[no-any-return]
+        case "gte":
+            return col >= v  # type: ignore[no-any-return]
+        case "lt":
+            return col < v  # type: ignore[no-any-return]
+        case "lte":
+            return col <= v  # type: ignore[no-any-return]
+        case "contains":
+            return col.icontains(v, autoescape=True)
+        case "in":
+            return col.in_(v)
+        case "blank":
+            return col.is_(None) if v else col.is_not(None)
+    raise BadRequest(f"unknown operator {cond.op}")  # pragma: no cover - parse_list_params
+
+
+def order_by(table: Table, keys: tuple[SortKey, ...], nulls_small: bool) -> list[UnaryExpression[Any]]:
+    """ORDER BY with blanks as the smallest value on every database, then id as tie-break."""
+    out: list[UnaryExpression[Any]] = []
+    for k in keys:
+        col = table.c[k.field]
+        if k.descending:
+            out.append(col.desc() if nulls_small else col.desc().nulls_last())
+        else:
+            out.append(col.asc() if nulls_small else col.asc().nulls_first())
+    last_desc = keys[-1].descending if keys else False
+    out.append(table.c.id.desc() if last_desc else table.c.id.asc())
+    return out
+
+
+def encode_cursor(keys: tuple[SortKey, ...], row: Mapping[str, Any]) -> str:
+    payload = [to_json(row[k.field]) for k in keys] + [row["id"]]
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def after_cursor(entity: Entity, table: Table, keys: tuple[SortKey, ...],
+                 cursor: str) -> ColumnElement[bool]:
+    """Rows strictly after the cursor in the order of `order_by`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != len(keys) + 1:
+            raise ValueError("shape")
+        decoded = [None if v is None else coercer_for(_unbounded(_field_for(entity, k.field)))(v)
+                   for k, v in zip(keys, values[:-1], strict=True)]
+        last_id = values[-1]
+        if not isinstance(last_id, int) or isinstance(last_id, bool):
+            raise ValueError("id")
+    except (ValueError, binascii.Error, ValueProblem, UnicodeDecodeError, KeyError):
+        raise BadRequest("invalid cursor", {"cursor": "not a cursor from this list"}) from None
+    all_keys = [*keys, SortKey("id", keys[-1].descending if keys else False)]
+    all_values = [*decoded, last_id]
+    alternatives: list[ColumnElement[bool]] = []
+    for i, (key, value) in enumerate(zip(all_keys, all_values, strict=True)):
+        equal_before = [
+            table.c[k.field].is_(None) if v is None else table.c[k.field] == v
+            for k, v in zip(all_keys[:i], all_values[:i], strict=True)
+        ]
+        alternatives.append(and_(*equal_before, _strictly_after(table, key, value)))
+    return or_(*alternatives)
+
+
+def _strictly_after(table: Table, key: SortKey, value: Any) -> ColumnElement[bool]:
+    col = table.c[key.field]
+    if key.descending:
+        return false() if value is None else or_(col < value, col.is_(None))
+    return col.is_not(None) if value is None else col > value  # type: ignore[no-any-return]

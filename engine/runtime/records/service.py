@@ -1,0 +1,487 @@
+"""The records service: create, get, update, delete, restore, purge, list, history, bulk.
+
+Every read goes through `_visible`, which applies the access policy's predicate; every write
+checks the policy first. Validation reports every field problem at once, and a refused
+write changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from engine.metadata.model import Entity, Field, Model
+from engine.runtime.access import SYSTEM, AccessPolicy, Actor, OpenPolicy
+from engine.runtime.audit import field_changes, read_history, write_audit
+from engine.runtime.db import WRITE
+from engine.runtime.errors import Conflict, Invalid, NotFound
+from engine.runtime.records.query import (
+    ListQuery,
+    Page,
+    after_cursor,
+    condition_sql,
+    encode_cursor,
+    order_by,
+)
+from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
+from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
+from engine.types import ENGINE_COLUMNS, FieldType
+
+EXACT_TOTAL_LIMIT = 10_000
+BULK_BATCH = 2_000
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    created: int
+    errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """Per-entity work done once: coercers and defaults."""
+
+    entity: Entity
+    table: Table
+    coercers: dict[str, Coercer]
+    defaults: dict[str, Any]
+    links: dict[str, Table]
+
+
+class Records:
+    def __init__(self, engine: Engine, model: Model, policy: AccessPolicy | None = None,
+                 clock: Clock = _utcnow) -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(**WRITE)
+        self.model = model
+        self.schema: Schema = build_schema(model)
+        self.policy: AccessPolicy = policy or OpenPolicy()
+        self.clock = clock
+        self.audit = self.schema.table(AUDIT_TABLE)
+        self.users = self.schema.table(USER_TABLE)
+        self.nulls_small = engine.dialect.name == "sqlite"
+        self._compiled = {e.name: self._compile(e) for e in model.entities}
+
+    def _compile(self, entity: Entity) -> _Compiled:
+        coercers = {f.name: coercer_for(f) for f in entity.fields}
+        defaults: dict[str, Any] = {}
+        for f in entity.fields:
+            if f.default is not None:
+                defaults[f.name] = coercers[f.name](f.default)
+        links: dict[str, Table] = {}
+        for f in entity.fields:
+            if f.type is FieldType.USER:
+                links[f.name] = self.schema.table(USER_TABLE)
+            elif f.target:
+                links[f.name] = self.schema.table(f.target)
+        return _Compiled(entity, self.schema.table(entity.name), coercers, defaults, links)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def compiled(self, entity: str) -> _Compiled:
+        try:
+            return self._compiled[entity]
+        except KeyError:
+            raise NotFound(f"no entity {entity!r}") from None
+
+    def _visible(self, actor: Actor, c: _Compiled, *, deleted: bool = False) -> list[Any]:
+        t = c.table
+        where: list[ColumnElement[bool]] = [
+            t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)]
+        predicate = self.policy.read_filter(actor, c.entity, t)
+        if predicate is not None:
+            where.append(predicate)
+        return where
+
+    def _row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any]) -> dict[str, Any]:
+        hidden = self.policy.hidden_fields(actor, c.entity)
+        out = {k: row[k] for k in ENGINE_COLUMNS if k in row}
+        if out.get("deleted_at") is None:
+            out.pop("deleted_at", None)
+            out.pop("deleted_by", None)
+        for f in c.entity.fields:
+            if f.name not in hidden:
+                out[f.name] = row[f.name]
+        return out
+
+    def _select(self, c: _Compiled) -> Select[Any]:
+        t = c.table
+        cols = [t.c[n] for n in ENGINE_COLUMNS] + [t.c[f.name] for f in c.entity.fields]
+        return select(*cols)
+
+    def _fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
+               deleted: bool = False, lock: bool = False) -> dict[str, Any]:
+        stmt = self._select(c).where(c.table.c.id == record_id,
+                                     *self._visible(actor, c, deleted=deleted))
+        if lock:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            where = "in the recycle bin" if deleted else ""
+            raise NotFound(f"no {c.entity.name} {record_id} {where}".strip())
+        return dict(row)
+
+    # -- validation ----------------------------------------------------------------------
+
+    def _validate(self, c: _Compiled, data: Mapping[str, Any], *, creating: bool,
+                  errors: dict[str, str]) -> dict[str, Any]:
+        """Coerce `data` into column values, collecting every problem into `errors`."""
+        values: dict[str, Any] = {}
+        entity = c.entity
+        for key, raw in data.items():
+            if not isinstance(key, str):
+                errors[str(key)] = "field names are text"
+            elif key in ENGINE_COLUMNS:
+                errors[key] = "is set by the engine and cannot be written"
+            elif not entity.has_field(key):
+                errors[key] = f"unknown field of {entity.name}"
+            else:
+                try:
+                    values[key] = c.coercers[key](raw)
+                except ValueProblem as exc:
+                    errors[key] = str(exc)
+        if creating:
+            for name, default in c.defaults.items():
+                if name not in data:
+                    values[name] = default
+        for f in entity.fields:
+            if f.required and f.name not in errors and (
+                (creating and is_blank(values.get(f.name)))
+                or (not creating and f.name in values and values[f.name] is None)
+            ):
+                errors[f.name] = "is required"
+        return values
+
+    def _check_links(self, conn: Connection, c: _Compiled, values: Mapping[str, Any],
+                     errors: dict[str, str], self_id: int | None = None) -> None:
+        for name, target in c.links.items():
+            value = values.get(name)
+            if value is None or name in errors:
+                continue
+            if self_id is not None and target is c.table and value == self_id:
+                errors[name] = "cannot point to the record itself"
+                continue
+            live = target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
+            cond = [target.c.id == value, live if target.name == USER_TABLE else live]
+            if target.name != USER_TABLE:
+                predicate = self.policy.read_filter(
+                    SYSTEM, self.model.entity(target.name), target)
+                if predicate is not None:
+                    cond.append(predicate)
+            found = conn.execute(select(target.c.id).where(*cond)).first()
+            if found is None:
+                errors[name] = f"no {target.name.removeprefix('crm_')} with id {value}"
+
+    def _check_unique(self, conn: Connection, c: _Compiled, values: Mapping[str, Any],
+                      errors: dict[str, str], self_id: int | None = None) -> None:
+        t = c.table
+        for f in c.entity.fields:
+            value = values.get(f.name)
+            if not f.unique or value is None or f.name in errors:
+                continue
+            stmt = select(t.c.id, t.c.deleted_at).where(t.c[f.name] == value)
+            if self_id is not None:
+                stmt = stmt.where(t.c.id != self_id)
+            other = conn.execute(stmt.limit(1)).first()
+            if other is not None:
+                where = " (by a record in the recycle bin)" if other.deleted_at else ""
+                errors[f.name] = f"{to_json(value)!s} is already used{where}"
+
+    # -- single-record operations --------------------------------------------------------
+
+    def create(self, actor: Actor, entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        c = self.compiled(entity)
+        self.policy.check_write(actor, c.entity, "create", None)
+        errors: dict[str, str] = {}
+        values = self._validate(c, data, creating=True, errors=errors)
+        now = self.clock()
+        with self.writer.begin() as conn:
+            self._check_links(conn, c, values, errors)
+            self._check_unique(conn, c, values, errors)
+            if errors:
+                raise Invalid(f"{entity} is not valid", errors)
+            engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
+                             "updated_at": now, "updated_by": actor.user_id,
+                             "owner_id": actor.user_id, "department_id": actor.department_id}
+            try:
+                new_id = conn.execute(insert(c.table).values(**engine_values, **values)
+                                      .returning(c.table.c.id)).scalar_one()
+            except IntegrityError as exc:
+                raise Conflict(f"{entity} conflicts with another record: {_reason(exc)}") from None
+            changes = [(k, None, v) for k, v in values.items() if v is not None]
+            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
+                        record_id=new_id, action="create", changes=changes)
+            row = self._fetch(conn, SYSTEM, c, new_id)
+        return self._row_out(actor, c, row)
+
+    def get(self, actor: Actor, entity: str, record_id: int, *,
+            deleted: bool = False) -> dict[str, Any]:
+        c = self.compiled(entity)
+        with self.engine.connect() as conn:
+            row = self._fetch(conn, actor, c, record_id, deleted=deleted)
+        return self._row_out(actor, c, row)
+
+    def update(self, actor: Actor, entity: str, record_id: int, data: Mapping[str, Any],
+               version: int) -> dict[str, Any]:
+        c = self.compiled(entity)
+        errors: dict[str, str] = {}
+        values = self._validate(c, data, creating=False, errors=errors)
+        now = self.clock()
+        with self.writer.begin() as conn:
+            old = self._fetch(conn, actor, c, record_id, lock=True)
+            self.policy.check_write(actor, c.entity, "update", old)
+            if old["version"] != version:
+                raise _stale(entity, record_id, old["version"], version)
+            self._check_links(conn, c, values, errors, self_id=record_id)
+            self._check_unique(conn, c, values, errors, self_id=record_id)
+            if errors:
+                raise Invalid(f"{entity} is not valid", errors)
+            changes = field_changes(old, values, values.keys())
+            if not changes:
+                return self._row_out(actor, c, old)
+            t = c.table
+            stmt = (update(t).where(t.c.id == record_id, t.c.version == version,
+                                    t.c.deleted_at.is_(None))
+                    .values(**{f: n for f, _, n in changes}, version=t.c.version + 1,
+                            updated_at=now, updated_by=actor.user_id))
+            try:
+                result = conn.execute(stmt)
+            except IntegrityError as exc:
+                raise Conflict(f"{entity} conflicts with another record: {_reason(exc)}") from None
+            if result.rowcount != 1:
+                raise _stale(entity, record_id, None, version)
+            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
+                        record_id=record_id, action="update", changes=changes)
+            row = self._fetch(conn, SYSTEM, c, record_id)
+        return self._row_out(actor, c, row)
+
+    def delete(self, actor: Actor, entity: str, record_id: int,
+               version: int | None = None) -> None:
+        """Move a record to the recycle bin."""
+        c = self.compiled(entity)
+        now = self.clock()
+        with self.writer.begin() as conn:
+            old = self._fetch(conn, actor, c, record_id, lock=True)
+            self.policy.check_write(actor, c.entity, "delete", old)
+            if version is not None and old["version"] != version:
+                raise _stale(entity, record_id, old["version"], version)
+            t = c.table
+            conn.execute(update(t).where(t.c.id == record_id).values(
+                deleted_at=now, deleted_by=actor.user_id, version=t.c.version + 1,
+                updated_at=now, updated_by=actor.user_id))
+            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
+                        record_id=record_id, action="delete", changes=[])
+
+    def restore(self, actor: Actor, entity: str, record_id: int) -> dict[str, Any]:
+        """Bring a record back from the recycle bin."""
+        c = self.compiled(entity)
+        now = self.clock()
+        with self.writer.begin() as conn:
+            old = self._fetch(conn, actor, c, record_id, deleted=True, lock=True)
+            self.policy.check_write(actor, c.entity, "restore", old)
+            t = c.table
+            conn.execute(update(t).where(t.c.id == record_id).values(
+                deleted_at=None, deleted_by=None, version=t.c.version + 1,
+                updated_at=now, updated_by=actor.user_id))
+            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
+                        record_id=record_id, action="restore", changes=[])
+            row = self._fetch(conn, SYSTEM, c, record_id)
+        return self._row_out(actor, c, row)
+
+    def purge(self, actor: Actor, entity: str, record_id: int) -> None:
+        """Delete a record in the recycle bin for good; its audit history stays."""
+        c = self.compiled(entity)
+        now = self.clock()
+        with self.writer.begin() as conn:
+            old = self._fetch(conn, actor, c, record_id, deleted=True, lock=True)
+            self.policy.check_write(actor, c.entity, "purge", old)
+            try:
+                with conn.begin_nested():
+                    conn.execute(delete(c.table).where(c.table.c.id == record_id))
+            except IntegrityError:
+                raise Conflict(f"{entity} {record_id} is still referenced by other records; "
+                               "clear those links first") from None
+            snapshot = {k: old[k] for k in c.entity.field_names if old[k] is not None}
+            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
+                        record_id=record_id, action="purge",
+                        changes=[(k, v, None) for k, v in snapshot.items()])
+
+    def history(self, actor: Actor, entity: str, record_id: int) -> list[dict[str, Any]]:
+        c = self.compiled(entity)
+        with self.engine.connect() as conn:
+            stmt = select(c.table.c.id).where(
+                c.table.c.id == record_id,
+                *[w for w in self._visible(actor, c)[1:]])
+            if conn.execute(stmt).first() is None:
+                raise NotFound(f"no {entity} {record_id}")
+            hidden = self.policy.hidden_fields(actor, c.entity)
+            return read_history(conn, self.audit, self.users, entity, record_id, hidden)
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def list(self, actor: Actor, entity: str, query: ListQuery) -> Page:
+        c = self.compiled(entity)
+        t = c.table
+        hidden = self.policy.hidden_fields(actor, c.entity)
+        used = {cond.field for cond in query.conditions} | {k.field for k in query.sort}
+        if used & hidden:
+            raise NotFound(f"no field {sorted(used & hidden)[0]!r} of {entity}")
+        where = self._visible(actor, c, deleted=query.deleted)
+        where += [condition_sql(t, cond) for cond in query.conditions]
+        stmt = self._select(c).where(*where).order_by(*order_by(t, query.sort, self.nulls_small))
+        if query.cursor:
+            stmt = stmt.where(after_cursor(c.entity, t, query.sort, query.cursor))
+        else:
+            stmt = stmt.offset((query.page - 1) * query.page_size)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(stmt.limit(query.page_size)).mappings()]
+            total, exact = self._total(conn, t, where)
+        next_cursor = (encode_cursor(query.sort, rows[-1])
+                       if len(rows) == query.page_size else None)
+        return Page([self._row_out(actor, c, r) for r in rows], total, exact, query.page,
+                    query.page_size, next_cursor)
+
+    def _total(self, conn: Connection, t: Table, where: list[Any]) -> tuple[int, bool]:
+        """Exact up to EXACT_TOTAL_LIMIT; beyond, an estimate from the id density."""
+        probe = conn.execute(select(t.c.id).where(*where).order_by(t.c.id)
+                             .offset(EXACT_TOTAL_LIMIT).limit(1)).scalar()
+        if probe is None:
+            sub = select(t.c.id).where(*where).subquery()
+            return int(conn.execute(select(func.count()).select_from(sub)).scalar_one()), True
+        lo, hi = conn.execute(select(func.min(t.c.id), func.max(t.c.id))).one()
+        density = (EXACT_TOTAL_LIMIT + 1) / (probe - lo + 1)
+        return max(EXACT_TOTAL_LIMIT + 1, round(density * (hi - lo + 1))), False
+
+    # -- bulk ----------------------------------------------------------------------------
+
+    def bulk_create(self, actor: Actor, entity: str, rows: Iterable[Mapping[str, Any]],
+                    *, batch_size: int = BULK_BATCH) -> BulkResult:
+        """Validate and insert many rows; rows with problems are skipped and reported.
+
+        Each batch commits on its own; audit gets one `create` row per record holding all
+        its values. Returns the ids created, in input order.
+        """
+        c = self.compiled(entity)
+        self.policy.check_write(actor, c.entity, "create", None)
+        created: list[int] = []
+        errors: list[tuple[int, dict[str, str]]] = []
+        batch: list[tuple[int, dict[str, Any]]] = []
+        seen_unique: dict[str, set[Any]] = {f.name: set() for f in c.entity.fields if f.unique}
+        for index, data in enumerate(rows):
+            problems: dict[str, str] = {}
+            values = self._validate(c, data, creating=True, errors=problems)
+            for name, seen in seen_unique.items():
+                v = values.get(name)
+                if v is not None and name not in problems:
+                    if v in seen:
+                        problems[name] = f"{to_json(v)!s} appears twice in this import"
+                    seen.add(v)
+            if problems:
+                errors.append((index, problems))
+            else:
+                batch.append((index, values))
+            if len(batch) >= batch_size:
+                created += self._insert_batch(actor, c, batch, errors)
+                batch = []
+        if batch:
+            created += self._insert_batch(actor, c, batch, errors)
+        return BulkResult(len(created), errors, created)
+
+    def _insert_batch(self, actor: Actor, c: _Compiled, batch: list[tuple[int, dict[str, Any]]],
+                      errors: list[tuple[int, dict[str, str]]]) -> list[int]:
+        now = self.clock()
+        engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
+                         "updated_at": now, "updated_by": actor.user_id,
+                         "owner_id": actor.user_id, "department_id": actor.department_id}
+        names = c.entity.field_names
+        with self.writer.begin() as conn:
+            good = self._bulk_checks(conn, c, batch, errors)
+            if not good:
+                return []
+            params = [{**engine_values, **{n: v.get(n) for n in names}} for _, v in good]
+            result = conn.execute(insert(c.table).returning(c.table.c.id,
+                                                            sort_by_parameter_order=True), params)
+            ids = [r[0] for r in result]
+            audit_rows = [
+                {"at": now, "user_id": actor.user_id, "entity": c.entity.name, "record_id": rid,
+                 "action": "create", "field": None, "old_value": None,
+                 "new_value": json.dumps({k: to_json(x) for k, x in v.items() if x is not None},
+                                         ensure_ascii=False)}
+                for rid, (_, v) in zip(ids, good, strict=True)]
+            conn.execute(insert(self.audit), audit_rows)
+        return ids
+
+    def _bulk_checks(self, conn: Connection, c: _Compiled,
+                     batch: list[tuple[int, dict[str, Any]]],
+                     errors: list[tuple[int, dict[str, str]]]) -> list[tuple[int, dict[str, Any]]]:
+        """Drop rows whose links point nowhere or whose unique values are taken."""
+        bad: dict[int, dict[str, str]] = {}
+        for name, target in c.links.items():
+            wanted = {v[name] for _, v in batch if v.get(name) is not None}
+            if not wanted:
+                continue
+            live = target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
+            found = set()
+            ordered = sorted(wanted)
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                found |= set(conn.execute(select(target.c.id).where(
+                    and_(target.c.id.in_(chunk), live))).scalars())
+            for i, v in batch:
+                if v.get(name) is not None and v[name] not in found:
+                    bad.setdefault(i, {})[name] = (
+                        f"no {target.name.removeprefix('crm_')} with id {v[name]}")
+        for f in c.entity.fields:
+            if not f.unique:
+                continue
+            wanted = {v[f.name] for _, v in batch if v.get(f.name) is not None}
+            taken: set[Any] = set()
+            ordered_values = list(wanted)
+            for start in range(0, len(ordered_values), 500):
+                chunk = ordered_values[start : start + 500]
+                taken |= set(conn.execute(select(c.table.c[f.name]).where(
+                    c.table.c[f.name].in_(chunk))).scalars())
+            for i, v in batch:
+                if v.get(f.name) in taken:
+                    bad.setdefault(i, {})[f.name] = f"{to_json(v[f.name])!s} is already used"
+        errors.extend(sorted(bad.items()))
+        return [(i, v) for i, v in batch if i not in bad]
+
+    def field_of(self, entity: str, name: str) -> Field:
+        return self.compiled(entity).entity.field(name)
+
+
+def _stale(entity: str, record_id: int, current: int | None, given: int) -> Conflict:
+    detail = f" (current version is {current})" if current is not None else ""
+    return Conflict(f"{entity} {record_id} was changed by someone else since version {given}"
+                    f"{detail}; reload it and apply your change again",
+                    {"version": "stale"})
+
+
+def _reason(exc: IntegrityError) -> str:
+    text = str(exc.orig).splitlines()[0] if exc.orig else "integrity error"
+    return text[:200]

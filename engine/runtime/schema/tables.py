@@ -1,0 +1,202 @@
+"""Build SQLAlchemy tables from the Model: engine tables, then one table per entity."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeEngine
+
+from engine.metadata.model import Entity, Field, Model
+from engine.runtime.schema.types import ExactDecimal, IdType, UtcDateTime
+from engine.types import FieldType
+
+USER_TABLE = "crm_user"
+TOKEN_TABLE = "crm_token"
+AUDIT_TABLE = "crm_audit"
+MIGRATION_TABLE = "crm_migration"
+ARCHIVE_TABLE = "crm_archived_column"
+SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE)
+
+MAX_IDENTIFIER = 63
+
+_DECIMALS: dict[FieldType, tuple[int, int]] = {
+    FieldType.DECIMAL: (15, 4),
+    FieldType.MONEY: (15, 2),
+    FieldType.PERCENT: (9, 4),
+}
+_TEXT_LENGTH: dict[FieldType, int] = {
+    FieldType.TEXT: 255,
+    FieldType.EMAIL: 254,
+    FieldType.PHONE: 40,
+    FieldType.URL: 2048,
+    FieldType.CHOICE: 64,
+}
+
+
+def constraint_name(prefix: str, table: str, column: str) -> str:
+    """A deterministic identifier of at most 63 characters on every database."""
+    name = f"{prefix}_{table}_{column}"
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
+
+
+def decimal_shape(ftype: FieldType) -> tuple[int, int]:
+    return _DECIMALS[ftype]
+
+
+def column_type(f: Field) -> TypeEngine[object]:
+    t = f.type
+    if t in _DECIMALS:
+        return ExactDecimal(*_DECIMALS[t])  # type: ignore[return-value]
+    if t in _TEXT_LENGTH:
+        return String(f.max_length or _TEXT_LENGTH[t])  # type: ignore[return-value]
+    simple: dict[FieldType, TypeEngine[object]] = {
+        FieldType.TEXTAREA: Text(),  # type: ignore[dict-item]
+        FieldType.INTEGER: BigInteger(),  # type: ignore[dict-item]
+        FieldType.BOOLEAN: Boolean(),  # type: ignore[dict-item]
+        FieldType.DATE: Date(),  # type: ignore[dict-item]
+        FieldType.DATETIME: UtcDateTime(),  # type: ignore[dict-item]
+        FieldType.MULTICHOICE: JSON(),  # type: ignore[dict-item]
+        FieldType.REFERENCE: BigInteger(),  # type: ignore[dict-item]
+        FieldType.USER: BigInteger(),  # type: ignore[dict-item]
+        FieldType.DEPARTMENT: BigInteger(),  # type: ignore[dict-item]
+    }
+    return simple[t]
+
+
+@dataclass(frozen=True)
+class Schema:
+    metadata: MetaData
+    model: Model
+
+    def table(self, name: str) -> Table:
+        return self.metadata.tables[name]
+
+    @property
+    def entity_tables(self) -> list[Table]:
+        return [self.metadata.tables[e.name] for e in self.model.entities]
+
+
+def build_schema(model: Model) -> Schema:
+    """A fresh MetaData holding the engine tables and one table per entity."""
+    md = MetaData()
+    _system_tables(md)
+    has_department = model.has_entity("department")
+    for entity in model.entities:
+        _entity_table(md, entity, has_department)
+    return Schema(md, model)
+
+
+def _system_tables(md: MetaData) -> None:
+    Table(
+        USER_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("name", String(80), nullable=False),
+        Column("display_name", String(200)),
+        Column("email", String(254)),
+        Column("password_hash", String(255)),
+        Column("roles", String(500), nullable=False, server_default=""),
+        Column("department_id", BigInteger),
+        Column("locale", String(10), nullable=False, server_default="en"),
+        Column("active", Boolean, nullable=False, server_default="1"),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("password_changed_at", UtcDateTime),
+        Index("uq_crm_user_name", "name", unique=True),
+    )
+    Table(
+        TOKEN_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("user_id", BigInteger, ForeignKey(f"{USER_TABLE}.id", name="fk_crm_token_user_id"),
+               nullable=False),
+        Column("token_hash", String(64), nullable=False),
+        Column("label", String(200)),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("last_used_at", UtcDateTime),
+        Column("revoked_at", UtcDateTime),
+        Index("uq_crm_token_token_hash", "token_hash", unique=True),
+    )
+    Table(
+        AUDIT_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("at", UtcDateTime, nullable=False),
+        Column("user_id", BigInteger),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("action", String(20), nullable=False),
+        Column("field", String(63)),
+        Column("old_value", Text),
+        Column("new_value", Text),
+        Index("ix_crm_audit_record", "entity", "record_id"),
+    )
+    Table(
+        MIGRATION_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("applied_at", UtcDateTime, nullable=False),
+        Column("config_hash", String(64), nullable=False),
+        Column("destructive", Boolean, nullable=False),
+        Column("steps", Text, nullable=False),
+    )
+    Table(
+        ARCHIVE_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("table_name", String(63), nullable=False),
+        Column("column_name", String(63), nullable=False),
+        Column("column_type", String(100), nullable=False),
+        Column("archived_at", UtcDateTime, nullable=False),
+        Index("uq_crm_archived_column", "table_name", "column_name", unique=True),
+    )
+
+
+def _entity_table(md: MetaData, entity: Entity, has_department: bool) -> Table:
+    name = entity.name
+    dept_fk: list[ForeignKey] = (
+        [ForeignKey("department.id", name=constraint_name("fk", name, "department_id"))]
+        if has_department else []
+    )
+    columns: list[Column[object]] = [
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("version", Integer, nullable=False, server_default="1"),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("created_by", BigInteger),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Column("updated_by", BigInteger),
+        Column("owner_id", BigInteger,
+               ForeignKey(f"{USER_TABLE}.id", name=constraint_name("fk", name, "owner_id"))),
+        Column("department_id", BigInteger, *dept_fk),
+        Column("deleted_at", UtcDateTime),
+        Column("deleted_by", BigInteger),
+    ]
+    indexes = [
+        Index(constraint_name("ix", name, "owner_id"), "owner_id"),
+        Index(constraint_name("ix", name, "department_id"), "department_id"),
+    ]
+    for f in entity.fields:
+        fks: list[ForeignKey] = []
+        target = f.target
+        if f.type is FieldType.USER:
+            target = USER_TABLE
+        if target:
+            fks.append(ForeignKey(f"{target}.id", name=constraint_name("fk", name, f.name)))
+        columns.append(Column(f.name, column_type(f), *fks, nullable=True))
+        if f.unique:
+            indexes.append(Index(constraint_name("uq", name, f.name), f.name, unique=True))
+        elif f.index or target:
+            indexes.append(Index(constraint_name("ix", name, f.name), f.name))
+    return Table(name, md, *columns, *indexes)

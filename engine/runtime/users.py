@@ -1,0 +1,133 @@
+"""Users and API tokens. Passwords are hashed with argon2; tokens are stored as SHA-256
+digests (they are long random secrets, so a fast hash is enough) and shown only once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, insert, select, update
+
+from engine.runtime.access import Actor
+from engine.runtime.db import WRITE
+from engine.runtime.errors import Conflict, Invalid, NotFound
+from engine.runtime.schema.tables import TOKEN_TABLE, USER_TABLE, Schema
+from engine.types import NAME_RE
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "crm_"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    roles: tuple[str, ...]
+    department_id: int | None
+    locale: str
+    active: bool
+
+    def actor(self) -> Actor:
+        return Actor(self.id, self.name, self.roles, self.department_id)
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Users:
+    def __init__(self, engine: Engine, schema: Schema) -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(**WRITE)
+        self.users = schema.table(USER_TABLE)
+        self.tokens = schema.table(TOKEN_TABLE)
+
+    def add(self, name: str, roles: list[str], *, password: str | None = None,
+            department_id: int | None = None, display_name: str | None = None) -> User:
+        problems: dict[str, str] = {}
+        if not NAME_RE.match(name):
+            problems["name"] = "a user name is a lower-case letter, then a-z, 0-9 or _"
+        if not roles or not all(NAME_RE.match(r) for r in roles):
+            problems["role"] = "give at least one role name (lower-case letters, digits, _)"
+        if password is not None and len(password) < 8:
+            problems["password"] = "must be at least 8 characters"
+        if problems:
+            raise Invalid("user is not valid", problems)
+        with self.writer.begin() as conn:
+            if conn.execute(select(self.users.c.id).where(self.users.c.name == name)).first():
+                raise Conflict(f"user {name!r} already exists", {"name": "already exists"})
+            now = datetime.now(UTC)
+            new_id = conn.execute(insert(self.users).values(
+                name=name, display_name=display_name or name, roles=",".join(roles),
+                department_id=department_id, locale="en", active=True, created_at=now,
+                password_hash=_hasher.hash(password) if password else None,
+                password_changed_at=now if password else None,
+            ).returning(self.users.c.id)).scalar_one()
+        return self.get(new_id)
+
+    def get(self, user_id: int) -> User:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(self.users).where(self.users.c.id == user_id)).first()
+        if row is None:
+            raise NotFound(f"no user {user_id}")
+        return _user(row)
+
+    def by_name(self, name: str) -> User:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(self.users).where(self.users.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no user named {name!r}")
+        return _user(row)
+
+    def check_password(self, name: str, password: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(self.users).where(self.users.c.name == name,
+                                                        self.users.c.active.is_(True))).first()
+        if row is None or row.password_hash is None:
+            _hasher.hash("spend comparable time either way")
+            return None
+        try:
+            _hasher.verify(row.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return _user(row)
+
+    def new_token(self, name: str, label: str | None = None) -> str:
+        """Create an API token for user `name`; the plain token is returned only here."""
+        user = self.by_name(name)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.writer.begin() as conn:
+            conn.execute(insert(self.tokens).values(
+                user_id=user.id, token_hash=_token_digest(token), label=label,
+                created_at=datetime.now(UTC)))
+        return token
+
+    def by_token(self, token: str) -> User | None:
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        u, t = self.users, self.tokens
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(u).select_from(t.join(u, u.c.id == t.c.user_id))
+                .where(t.c.token_hash == _token_digest(token), t.c.revoked_at.is_(None),
+                       u.c.active.is_(True))).first()
+        return _user(row) if row is not None else None
+
+    def revoke_tokens(self, name: str) -> int:
+        user = self.by_name(name)
+        with self.writer.begin() as conn:
+            result = conn.execute(update(self.tokens).where(
+                self.tokens.c.user_id == user.id, self.tokens.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC)))
+        return int(result.rowcount)
+
+
+def _user(row: object) -> User:
+    r = row._mapping  # type: ignore[attr-defined]
+    return User(id=r["id"], name=r["name"],
+                roles=tuple(x for x in (r["roles"] or "").split(",") if x),
+                department_id=r["department_id"], locale=r["locale"], active=bool(r["active"]))

@@ -1,0 +1,271 @@
+"""Field values: coerce input (JSON, form strings, CSV cells) to the stored type, and back.
+
+Coercion is one function per field type, chosen once per field, so bulk paths pay no
+dispatch per value. Every failure is a ValueProblem with a message for the user.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.metadata.model import Field
+from engine.runtime.schema.tables import decimal_shape
+from engine.types import FieldType
+
+
+class ValueProblem(ValueError):
+    """A value that does not fit its field; the message is shown to the user."""
+
+
+Coercer = Callable[[Any], Any]
+
+_EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+_URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+_TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "off", "f"})
+_TEXT_DEFAULT_MAX = {FieldType.TEXT: 255, FieldType.EMAIL: 254, FieldType.PHONE: 40,
+                     FieldType.URL: 2048, FieldType.TEXTAREA: 100_000}
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "") or value == []
+
+
+def coercer_for(f: Field) -> Coercer:
+    """The function that turns any accepted input for `f` into its stored value (blank → None)."""
+    make = _MAKERS[f.type]
+    inner = make(f)
+
+    def coerce(value: Any) -> Any:
+        if is_blank(value):
+            return None
+        return inner(value)
+
+    return coerce
+
+
+def _text(f: Field) -> Coercer:
+    limit = f.max_length or _TEXT_DEFAULT_MAX.get(f.type, 255)
+    pattern = {FieldType.EMAIL: (_EMAIL_RE, "an email address like name@example.com"),
+               FieldType.PHONE: (_PHONE_RE, "a phone number (digits, spaces, + ( ) - . /)"),
+               FieldType.URL: (_URL_RE, "a web address starting with http:// or https://")
+               }.get(f.type)
+
+    def coerce(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise ValueProblem("must be text")
+        text = str(value).strip() if f.type is not FieldType.TEXTAREA else str(value)
+        if "\x00" in text:
+            raise ValueProblem("must not contain NUL characters")
+        if len(text) > limit:
+            raise ValueProblem(f"must be at most {limit} characters (got {len(text)})")
+        if pattern and not pattern[0].match(text):
+            raise ValueProblem(f"must be {pattern[1]}")
+        if f.type is FieldType.PHONE and sum(c.isdigit() for c in text) < 3:
+            raise ValueProblem(f"must be {pattern[1] if pattern else 'a phone number'}")
+        return text
+
+    return coerce
+
+
+def _bounds(f: Field, value: Decimal | int) -> None:
+    if f.min is not None and value < f.min:
+        raise ValueProblem(f"must be at least {f.min}")
+    if f.max is not None and value > f.max:
+        raise ValueProblem(f"must be at most {f.max}")
+
+
+def _integer(f: Field) -> Coercer:
+    def coerce(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueProblem("must be a whole number")
+        if isinstance(value, int):
+            result = value
+        elif isinstance(value, (float, Decimal, str)):
+            try:
+                d = Decimal(str(value).strip().replace(",", "")) if isinstance(value, str) \
+                    else Decimal(str(value))
+            except InvalidOperation:
+                raise ValueProblem("must be a whole number") from None
+            if not d.is_finite() or d != d.to_integral_value():
+                raise ValueProblem("must be a whole number")
+            result = int(d)
+        else:
+            raise ValueProblem("must be a whole number")
+        if not -(2**63) < result < 2**63:
+            raise ValueProblem("is too large")
+        _bounds(f, result)
+        return result
+
+    return coerce
+
+
+def _decimal(f: Field) -> Coercer:
+    precision, scale = decimal_shape(f.type)
+    limit = Decimal(10) ** (precision - scale)
+    quantum = Decimal(1).scaleb(-scale)
+
+    def coerce(value: Any) -> Decimal:
+        if isinstance(value, bool):
+            raise ValueProblem("must be a number")
+        if isinstance(value, str):
+            text = value.strip().replace(",", "")
+            if f.type is FieldType.PERCENT and text.endswith("%"):
+                text = text[:-1].strip()
+        elif isinstance(value, (int, float, Decimal)):
+            text = str(value)
+        else:
+            raise ValueProblem("must be a number")
+        try:
+            d = Decimal(text)
+        except InvalidOperation:
+            raise ValueProblem("must be a number") from None
+        if not d.is_finite():
+            raise ValueProblem("must be a finite number")
+        if abs(d) >= limit:
+            raise ValueProblem(f"must be less than {limit:,} in size")
+        if d != d.quantize(quantum):
+            raise ValueProblem(f"must have at most {scale} decimal places")
+        d = d.quantize(quantum)
+        _bounds(f, d)
+        return d
+
+    return coerce
+
+
+def _boolean(_f: Field) -> Coercer:
+    def coerce(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+        raise ValueProblem("must be true or false")
+
+    return coerce
+
+
+def _date(_f: Field) -> Coercer:
+    def coerce(value: Any) -> date:
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ValueProblem("must be a date like 2025-03-31")
+
+    return coerce
+
+
+def _datetime(_f: Field) -> Coercer:
+    def coerce(value: Any) -> datetime:
+        if isinstance(value, datetime):
+            parsed = value
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueProblem("must be a date and time like 2025-03-31T14:30:00Z") from None
+        else:
+            raise ValueProblem("must be a date and time like 2025-03-31T14:30:00Z")
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        if not 1900 <= parsed.year <= 9999:
+            raise ValueProblem("must be between the years 1900 and 9999")
+        return parsed.astimezone(UTC)
+
+    return coerce
+
+
+def _choice(f: Field) -> Coercer:
+    options = frozenset(f.options)
+    shown = ", ".join(f.options)
+
+    def coerce(value: Any) -> str:
+        if not isinstance(value, str) or value.strip() not in options:
+            raise ValueProblem(f"must be one of: {shown}")
+        return value.strip()
+
+    return coerce
+
+
+def _multichoice(f: Field) -> Coercer:
+    options = f.options
+    shown = ", ".join(options)
+
+    def coerce(value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ValueProblem(f"must be a list of options from: {shown}")
+        chosen = {i.strip() for i in items if i.strip()}
+        unknown = sorted(chosen - set(options))
+        if unknown:
+            raise ValueProblem(f"{', '.join(unknown)} not among the options: {shown}")
+        return [o for o in options if o in chosen]
+
+    return coerce
+
+
+def _link(_f: Field) -> Coercer:
+    def coerce(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueProblem("must be a record id")
+        if isinstance(value, dict) and "id" in value:
+            value = value["id"]
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if not isinstance(value, int) or value <= 0 or value >= 2**63:
+            raise ValueProblem("must be a record id")
+        return value
+
+    return coerce
+
+
+_MAKERS: dict[FieldType, Callable[[Field], Coercer]] = {
+    FieldType.TEXT: _text,
+    FieldType.TEXTAREA: _text,
+    FieldType.EMAIL: _text,
+    FieldType.PHONE: _text,
+    FieldType.URL: _text,
+    FieldType.INTEGER: _integer,
+    FieldType.DECIMAL: _decimal,
+    FieldType.MONEY: _decimal,
+    FieldType.PERCENT: _decimal,
+    FieldType.BOOLEAN: _boolean,
+    FieldType.DATE: _date,
+    FieldType.DATETIME: _datetime,
+    FieldType.CHOICE: _choice,
+    FieldType.MULTICHOICE: _multichoice,
+    FieldType.REFERENCE: _link,
+    FieldType.USER: _link,
+    FieldType.DEPARTMENT: _link,
+}
+
+
+def to_json(value: Any) -> Any:
+    """A stored value as JSON: Decimal as a string (exact), dates and times in ISO 8601."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
