@@ -1,0 +1,225 @@
+"""The `crm` command (DESIGN §5). Errors go to stderr and exit 1."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from engine.metadata import ConfigErrors, Model, load_model
+from engine.runtime.db import open_engine
+from engine.runtime.errors import RecordError
+from engine.runtime.schema import PlanError, apply_plan, build_schema, plan_schema
+from engine.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def model(self) -> Model:
+        try:
+            return load_model(self.settings.config_dir)
+        except ConfigErrors as exc:
+            for err in exc.errors:
+                click.echo(str(err), err=True)
+            fail(f"{len(exc.errors)} configuration error(s); nothing was applied")
+
+    def engine(self) -> Any:
+        return open_engine(self.settings.database_url)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option("--config", "config_dir", envvar="CRM_CONFIG", default="config",
+              show_default=True, help="configuration folder")
+@click.option("--db", "database_url", envvar="CRM_DATABASE_URL", default=None,
+              help="database URL (default: SQLite file ./data/crm.db)")
+@click.pass_context
+def main(ctx: click.Context, config_dir: str, database_url: str | None) -> None:
+    """MetaCRM: a CRM engine compiled from YAML metadata."""
+    ctx.obj = Context(Settings.from_env(config_dir, database_url))
+
+
+@main.command()
+@pass_ctx
+def check(ctx: Context) -> None:
+    """Validate all configuration; print file:line:col: message per error."""
+    model = ctx.model()
+    fields = sum(len(e.fields) for e in model.entities)
+    click.echo(f"ok: {len(model.entities)} entities, {fields} fields")
+
+
+@main.command()
+@click.option("--plan", "plan_only", is_flag=True, help="show the plan, change nothing")
+@click.option("--allow-destructive", is_flag=True, help="apply steps that can lose data")
+@click.option("--drop-archived", is_flag=True,
+              help="drop archived columns (needs --allow-destructive)")
+@pass_ctx
+def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archived: bool) -> None:
+    """Show or apply the schema plan from config/ to the database."""
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        if plan_only:
+            plan = plan_schema(engine, model, drop_archived=drop_archived)
+            click.echo(plan.describe())
+            if plan.errors:
+                sys.exit(1)
+            return
+        plan = apply_plan(engine, model, allow_destructive=allow_destructive,
+                          drop_archived=drop_archived)
+    except PlanError as exc:
+        for err in exc.errors:
+            click.echo(f"error: {err}", err=True)
+        fail("nothing was applied")
+    finally:
+        engine.dispose()
+    if plan.is_empty:
+        click.echo("schema is up to date")
+    else:
+        click.echo(plan.describe())
+        click.echo(f"applied {len(plan.steps)} step(s)")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@pass_ctx
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Apply safe migrations, then serve the web app and API."""
+    import uvicorn
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        plan = apply_plan(engine, model, allow_destructive=False)
+    except PlanError as exc:
+        for err in exc.errors:
+            click.echo(f"error: {err}", err=True)
+        fail("not starting: run `crm migrate --plan` to see the pending changes")
+    finally:
+        engine.dispose()
+    if not plan.is_empty:
+        click.echo(f"applied {len(plan.steps)} schema step(s)")
+    os.environ["CRM_CONFIG"] = ctx.settings.config_dir
+    os.environ["CRM_DATABASE_URL"] = ctx.settings.database_url
+    uvicorn.run("engine.web.asgi:build", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+@main.command()
+@click.option("--size", default=200, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="number of accounts")
+@click.option("--if-empty", is_flag=True, help="do nothing when the database has data")
+@pass_ctx
+def demo(ctx: Context, size: int, if_empty: bool) -> None:
+    """Fill the database with realistic demo data (English and Chinese)."""
+    from engine.runtime.demo import DEMO_PASSWORD, fill_demo, is_empty
+    from engine.runtime.records import Records
+    from engine.runtime.users import Users
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        apply_plan(engine, model)
+        records = Records(engine, model)
+        if not is_empty(records):
+            if if_empty:
+                click.echo("demo: the database already has data; left as it is")
+                return
+            fail("the database already has data; demo data goes into a new database")
+        users = Users(engine, records.schema)
+        result = fill_demo(records, users, size=size,
+                           progress=lambda step: click.echo(f"demo: {step}…"))
+        token = users.new_token("admin", "demo")
+    except (PlanError, RecordError) as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    shown = ", ".join(f"{n} {e}" for e, n in result.counts.items())
+    click.echo(f"demo: created {shown}")
+    click.echo(f"demo: sign in as admin / {DEMO_PASSWORD}")
+    click.echo("demo: API token for admin (shown once):")
+    click.echo(token)
+
+
+@main.group()
+def user() -> None:
+    """Users and API tokens."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="role name (repeatable)")
+@click.option("--department", default=None, help="department id or name")
+@click.option("--password", default=None, help="password (at least 8 characters)")
+@pass_ctx
+def user_add(ctx: Context, name: str, roles: tuple[str, ...], department: str | None,
+             password: str | None) -> None:
+    """Create a user."""
+    from engine.runtime.users import Users
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        apply_plan(engine, model)
+        schema = build_schema(model)
+        dept_id = _department_id(engine, schema, department) if department else None
+        created = Users(engine, schema).add(name, list(roles), password=password,
+                                            department_id=dept_id)
+    except (PlanError, RecordError) as exc:
+        detail = "; ".join(f"{k}: {v}" for k, v in getattr(exc, "fields", {}).items())
+        fail(f"{exc}{' (' + detail + ')' if detail else ''}")
+    finally:
+        engine.dispose()
+    click.echo(f"user {created.name} (id {created.id}) with roles {', '.join(created.roles)}")
+
+
+def _department_id(engine: Any, schema: Any, value: str) -> int:
+    from sqlalchemy import or_, select
+
+    if "department" not in schema.metadata.tables:
+        fail("there is no department entity in config")
+    t = schema.table("department")
+    cond = [t.c.name == value]
+    if value.isdigit():
+        cond.append(t.c.id == int(value))
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.id).where(or_(*cond), t.c.deleted_at.is_(None))).all()
+    if len(rows) != 1:
+        fail(f"no single department {value!r}")
+    return int(rows[0][0])
+
+
+@user.command("token")
+@click.argument("name")
+@click.option("--label", default=None, help="what the token is for")
+@pass_ctx
+def user_token(ctx: Context, name: str, label: str | None) -> None:
+    """Issue an API token; it is printed once, alone on the last line."""
+    from engine.runtime.users import Users
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        token = Users(engine, build_schema(model)).new_token(name, label)
+    except RecordError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    click.echo(f"API token for {name} (store it now; it is not shown again):")
+    click.echo(token)

@@ -1,0 +1,192 @@
+"""Realistic, consistent demo data (Faker, English and Chinese) through the records service."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from faker import Faker
+from sqlalchemy import func, select
+
+from engine.runtime.access import SYSTEM, Actor
+from engine.runtime.records import Records
+from engine.runtime.users import User, Users
+
+DEMO_PASSWORD = "metacrm-demo"  # noqa: S105 - printed for the demo admin on purpose
+# Share of opportunities per stage: a funnel, widest at the top.
+FUNNEL = [("prospecting", 30), ("qualification", 22), ("proposal", 16), ("negotiation", 10),
+          ("won", 12), ("lost", 10)]
+ROLES = ["executive", "sales_manager", "sales_rep", "sales_rep", "sales_rep", "presales",
+         "marketing", "service_manager", "service_agent", "partner"]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    admin: User
+    counts: dict[str, int]
+
+
+def is_empty(records: Records) -> bool:
+    """True when no entity table holds a record and no user exists yet."""
+    with records.engine.connect() as conn:
+        if conn.execute(select(func.count()).select_from(records.users)).scalar_one():
+            return False
+        return not any(
+            conn.execute(select(records.schema.table(e).c.id).limit(1)).first()
+            for e in records.model.entity_names)
+
+
+def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
+              progress: Callable[[str], None] | None = None) -> DemoResult:
+    """Create a department tree, users per role and `size` accounts with their pipeline."""
+    rnd = random.Random(seed)
+    fakers = {"en": Faker("en_US"), "zh": Faker("zh_CN")}
+    for i, f in enumerate(fakers.values()):
+        f.seed_instance(seed + i)
+    say = progress or (lambda _msg: None)
+    counts: dict[str, int] = {}
+
+    def bulk(actor: Actor, entity: str, rows: list[dict[str, Any]]) -> list[int]:
+        result = records.bulk_create(actor, entity, rows)
+        if result.errors:
+            raise RuntimeError(f"demo data for {entity} was refused: {result.errors[:3]}")
+        counts[entity] = counts.get(entity, 0) + result.created
+        return result.ids
+
+    say("departments")
+    hq = bulk(SYSTEM, "department", [{"name": "Headquarters", "code": "HQ",
+                                      "kind": "headquarters"}])[0]
+    regions = bulk(SYSTEM, "department", [
+        {"name": "North region", "code": "N", "kind": "region", "parent": hq},
+        {"name": "华东大区", "code": "E", "kind": "region", "parent": hq}])
+    branches = bulk(SYSTEM, "department", [
+        {"name": "Northern branch", "code": "N1", "kind": "branch", "parent": regions[0]},
+        {"name": "上海分公司", "code": "E1", "kind": "branch", "parent": regions[1]},
+        {"name": "Dealer partner", "code": "P1", "kind": "partner", "parent": regions[0]}])
+
+    say("users")
+    admin = users.add("admin", ["admin"], password=DEMO_PASSWORD, department_id=hq,
+                      display_name="Administrator")
+    staff: list[User] = []
+    for i, role in enumerate(ROLES):
+        lang = "zh" if i % 2 else "en"
+        dept = branches[i % len(branches)] if role not in ("executive", "marketing") else hq
+        staff.append(users.add(f"{role}_{i + 1}", [role], password=DEMO_PASSWORD,
+                               department_id=dept, display_name=fakers[lang].name()))
+    sellers = [u for u in staff if u.roles[0] in ("sales_rep", "sales_manager", "partner")]
+
+    say("products")
+    families = ["equipment", "spare_part", "service", "software", "financing"]
+    bulk(SYSTEM, "product", [
+        {"name": f"{fam.replace('_', ' ').title()} {n}", "code": f"{fam[:3].upper()}-{n:03d}",
+         "family": fam, "list_price": Decimal(rnd.randrange(500, 900_000)),
+         "unit": "year" if fam == "software" else "piece"}
+        for fam in families for n in range(1, 5)])
+
+    say("accounts")
+    industries = ["manufacturing", "aviation", "automotive", "energy", "construction",
+                  "logistics", "healthcare", "public_sector", "other"]
+    owner_of: dict[int, User] = {}
+    account_ids: list[int] = []
+    for seller in sellers:
+        share = size // len(sellers) + (1 if seller is sellers[0] else 0) * (size % len(sellers))
+        rows = []
+        used: set[str] = set()
+        for _ in range(share):
+            lang = rnd.choice(["en", "en", "zh"])
+            fk = fakers[lang]
+            name = fk.company()
+            while name in used:
+                name = f"{fk.company()} {rnd.randrange(100)}"
+            used.add(name)
+            rows.append({
+                "name": f"{name} ({seller.name})" if lang == "en" else f"{name}·{seller.id}",
+                "industry": rnd.choice(industries),
+                "tier": rnd.choices(["strategic", "key", "standard"], [1, 3, 8])[0],
+                "status": rnd.choices(["prospect", "customer", "former"], [4, 5, 1])[0],
+                "country": "China" if lang == "zh" else fk.country()[:80],
+                "city": fk.city()[:80], "phone": _phone(rnd),
+                "website": f"https://www.example{rnd.randrange(10**6)}.com",
+                "employees": rnd.randrange(20, 20_000),
+                "annual_revenue": Decimal(rnd.randrange(1, 5_000)) * 100_000,
+            })
+        ids = bulk(seller.actor(), "account", rows)
+        for rid in ids:
+            owner_of[rid] = seller
+        account_ids += ids
+
+    say("contacts")
+    roles_titles = ["CEO", "CFO", "Purchasing manager", "Chief engineer", "Operations manager"]
+    contacts_of: dict[int, list[int]] = {}
+    for account in account_ids:
+        seller = owner_of[account]
+        lang = rnd.choice(["en", "zh"])
+        fk = fakers[lang]
+        head = bulk(seller.actor(), "contact", [{
+            "full_name": fk.name(), "account": account, "title": roles_titles[0],
+            "email": f"ceo{account}@example.com", "phone": _phone(rnd), "is_primary": True}])[0]
+        team = bulk(seller.actor(), "contact", [
+            {"full_name": fk.name(), "account": account, "title": t, "reports_to": head,
+             "email": f"c{account}.{n}@example.com", "phone": _phone(rnd)}
+            for n, t in enumerate(roles_titles[1 : 1 + rnd.randrange(1, 4)])])
+        contacts_of[account] = [head, *team]
+
+    say("opportunities")
+    today = date.today()
+    stages, weights = zip(*FUNNEL, strict=True)
+    for seller in sellers:
+        rows = []
+        for account in [a for a in account_ids if owner_of[a] is seller]:
+            for n in range(rnd.randrange(1, 4)):
+                stage = rnd.choices(stages, weights)[0]
+                closed = stage in ("won", "lost")
+                close = today + timedelta(days=rnd.randrange(-700, 0) if closed
+                                          else rnd.randrange(7, 270))
+                rows.append({
+                    "name": f"{rnd.choice(['Fleet', 'Line', 'Service', 'Upgrade'])} deal {n + 1}",
+                    "account": account, "primary_contact": rnd.choice(contacts_of[account]),
+                    "amount": Decimal(rnd.randrange(20, 4_000)) * 1_000,
+                    "stage": stage, "close_date": close,
+                    "lost_reason": rnd.choice(["price", "product", "relationship", "timing"])
+                    if stage == "lost" else None,
+                    "competitor": rnd.choice([None, "Competitor A", "Competitor B"]),
+                    "source": rnd.choice(["lead", "existing_customer", "partner", "tender"]),
+                })
+        bulk(seller.actor(), "opportunity", rows)
+
+    say("activities")
+    now = datetime.now(UTC)
+    for seller in sellers:
+        rows = []
+        for account in [a for a in account_ids if owner_of[a] is seller]:
+            for _ in range(rnd.randrange(2, 6)):
+                due = now - timedelta(days=rnd.randrange(-30, 730), hours=rnd.randrange(24))
+                rows.append({
+                    "subject": rnd.choice(["Intro call", "Site visit", "Demo", "Price review",
+                                           "Contract follow-up"]),
+                    "kind": rnd.choice(["call", "meeting", "email", "visit", "demo"]),
+                    "status": "done" if due < now else "planned", "due_at": due,
+                    "duration_minutes": rnd.choice([15, 30, 60, 90]), "account": account,
+                    "contact": rnd.choice(contacts_of[account])})
+        bulk(seller.actor(), "activity", rows)
+
+    say("leads")
+    bulk(SYSTEM, "lead", [
+        {"company": fakers["en" if i % 3 else "zh"].company(),
+         "contact_name": fakers["en" if i % 3 else "zh"].name(),
+         "email": f"lead{i}@example.com",
+         "source": rnd.choice(["website", "trade_show", "referral", "campaign"]),
+         "status": rnd.choice(["new", "working", "qualified", "disqualified"]),
+         "interests": rnd.sample(["equipment", "service", "parts", "financing"], 2),
+         "estimated_value": Decimal(rnd.randrange(10, 900)) * 1000,
+         "received_at": now - timedelta(days=rnd.randrange(365))}
+        for i in range(max(10, size // 2))])
+    return DemoResult(admin, counts)
+
+
+def _phone(rnd: random.Random) -> str:
+    return f"+86 {rnd.randrange(130, 190)} {rnd.randrange(1000, 9999)} {rnd.randrange(1000, 9999)}"

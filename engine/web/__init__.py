@@ -1,0 +1,1 @@
+"""Web: the Starlette application, JSON API and OpenAPI description."""

@@ -1,0 +1,171 @@
+"""The JSON API, generated per entity (DESIGN §6). Database work runs in the threadpool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine.runtime.access import Actor
+from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError, Unauthorized
+from engine.runtime.records import Records
+from engine.runtime.records.query import parse_list_params
+from engine.runtime.users import Users
+from engine.runtime.values import to_json
+
+MAX_BODY = 1024 * 1024
+MAX_ID = 2**63 - 1
+T = TypeVar("T")
+
+
+class TooLarge(RecordError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMedia(RecordError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def _out(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_json(v) for k, v in record.items()}
+
+
+class Api:
+    def __init__(self, records: Records, users: Users) -> None:
+        self.records = records
+        self.users = users
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/{entity}", self.list_or_create, methods=["GET", "POST"]),
+            Route("/api/{entity}/{record_id}", self.one, methods=["GET", "PATCH", "DELETE"]),
+            Route("/api/{entity}/{record_id}/history", self.history, methods=["GET"]),
+            Route("/api/{entity}/{record_id}/actions/{action}", self.action, methods=["POST"]),
+        ]
+
+    async def _actor(self, request: Request) -> Actor:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send an API token: Authorization: Bearer <token>")
+        user = await run_in_threadpool(self.users.by_token, token.strip())
+        if user is None:
+            raise Unauthorized("the API token is not valid")
+        return user.actor()
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        if ctype not in ("application/json", ""):
+            raise UnsupportedMedia(f"send JSON (Content-Type: application/json), not {ctype}")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+            raise TooLarge(f"request body is larger than {MAX_BODY} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise TooLarge(f"request body is larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        try:
+            data = json.loads(raw, parse_float=str, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadRequest("request body must be a JSON object of field values")
+        return data
+
+    @staticmethod
+    def _entity(request: Request) -> str:
+        return str(request.path_params["entity"])
+
+    @staticmethod
+    def _id(request: Request) -> int:
+        raw = str(request.path_params["record_id"])
+        if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+            raise NotFound(f"no record {raw!r}")
+        return int(raw)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(fn, *args)
+
+    async def list_or_create(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        compiled = self.records.compiled(entity)
+        if request.method == "POST":
+            data = await self._body(request)
+            record = await self._run(self.records.create, actor, entity, data)
+            return JSONResponse(_out(record), status_code=201,
+                                headers={"Location": f"/api/{entity}/{record['id']}"})
+        params = _single_params(request)
+        query = parse_list_params(compiled.entity, params)
+        page = await self._run(self.records.list, actor, entity, query)
+        return JSONResponse({"items": [_out(r) for r in page.items], "total": page.total,
+                             "total_exact": page.total_exact, "page": page.page,
+                             "page_size": page.page_size, "next_cursor": page.next_cursor})
+
+    async def one(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity, record_id = self._entity(request), self._id(request)
+        self.records.compiled(entity)
+        if request.method == "GET":
+            deleted = request.query_params.get("deleted", "").lower() in ("1", "true")
+            record = await run_in_threadpool(self.records.get, actor, entity, record_id,
+                                             deleted=deleted)
+            return JSONResponse(_out(record))
+        if request.method == "PATCH":
+            data = await self._body(request)
+            version = data.pop("version", None)
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise Invalid("a PATCH carries the record's version",
+                              {"version": "required: the version you read (a whole number)"})
+            record = await self._run(self.records.update, actor, entity, record_id, data, version)
+            return JSONResponse(_out(record))
+        raw_version = request.query_params.get("version")
+        if raw_version is not None and not raw_version.isdigit():
+            raise BadRequest("version must be a whole number", {"version": "not a number"})
+        await self._run(self.records.delete, actor, entity, record_id,
+                        int(raw_version) if raw_version else None)
+        return Response(status_code=204)
+
+    async def history(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity, record_id = self._entity(request), self._id(request)
+        self.records.compiled(entity)
+        rows = await self._run(self.records.history, actor, entity, record_id)
+        return JSONResponse({"items": rows, "total": len(rows)})
+
+    async def action(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity, record_id = self._entity(request), self._id(request)
+        self.records.compiled(entity)
+        action = request.path_params["action"]
+        if action == "restore":
+            record = await self._run(self.records.restore, actor, entity, record_id)
+            return JSONResponse(_out(record))
+        if action == "purge":
+            await self._run(self.records.purge, actor, entity, record_id)
+            return Response(status_code=204)
+        raise NotFound(f"no action {action!r} on {entity}; available: restore, purge")
+
+
+def _single_params(request: Request) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key in params:
+            raise BadRequest(f"parameter {key!r} is given twice", {key: "given twice"})
+        params[key] = value
+    return params
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
