@@ -34,11 +34,20 @@ class FieldType(StrEnum):
     DEPARTMENT = "department"
 
 
-NUMERIC_TYPES = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT})
+NUMERIC_TYPES = frozenset(
+    {FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT}
+)
 TEXT_TYPES = frozenset(
     {FieldType.TEXT, FieldType.TEXTAREA, FieldType.EMAIL, FieldType.PHONE, FieldType.URL}
 )
 LINK_TYPES = frozenset({FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT})
+
+# (precision, scale) of the exact decimal types.
+DECIMAL_SHAPES: dict[FieldType, tuple[int, int]] = {
+    FieldType.DECIMAL: (15, 4),
+    FieldType.MONEY: (15, 2),
+    FieldType.PERCENT: (9, 4),
+}
 
 # Columns every entity table carries. They change only through the engine.
 ENGINE_COLUMNS: tuple[str, ...] = (
@@ -60,28 +69,30 @@ ENGINE_ALIASES: tuple[str, ...] = ("owner", "department", "created", "updated", 
 SYSTEM_PREFIX = "crm_"
 
 # Words reserved in SQL:2016, SQLite or PostgreSQL that would need quoting as identifiers.
-RESERVED_WORDS: frozenset[str] = frozenset(
-    """
-    abort action add after all alter always analyze and any array as asc asymmetric
-    at attach authorization autoincrement before begin between bigint binary bit
-    both by cascade case cast char character check collate collation column commit
-    concurrently conflict constraint create cross current current_catalog current_date
-    current_role current_schema current_time current_timestamp current_user cursor
-    database default deferrable deferred delete desc detach distinct do drop each
-    else end escape except exclude exclusive exists explain fail false fetch filter
-    first following for foreign freeze from full function glob grant group groups
-    having if ignore ilike immediate in index indexed initially inner insert instead
-    intersect into is isnull join key last lateral leading left like limit localtime
-    localtimestamp match materialized natural no not nothing notnull null nulls
-    of offset on only or order others outer over overlaps partition placing plan
-    pragma preceding primary query raise range recursive references regexp reindex
-    release rename replace restrict returning revoke right rollback row rows
-    savepoint select session_user set similar some symmetric table temp temporary
-    then ties to trailing transaction trigger true unbounded union unique update
-    user using vacuum values variadic verbose view virtual when where window with
-    within without
-    """.split()
-)
+RESERVED_WORDS: frozenset[str] = frozenset({
+    "abort", "action", "add", "after", "all", "alter", "always", "analyze", "and", "any",
+    "array", "as", "asc", "asymmetric", "at", "attach", "authorization", "autoincrement",
+    "before", "begin", "between", "bigint", "binary", "bit", "both", "by", "cascade", "case",
+    "cast", "char", "character", "check", "collate", "collation", "column", "commit",
+    "concurrently", "conflict", "constraint", "create", "cross", "current", "current_catalog",
+    "current_date", "current_role", "current_schema", "current_time", "current_timestamp",
+    "current_user", "cursor", "database", "default", "deferrable", "deferred", "delete",
+    "desc", "detach", "distinct", "do", "drop", "each", "else", "end", "escape", "except",
+    "exclude", "exclusive", "exists", "explain", "fail", "false", "fetch", "filter", "first",
+    "following", "for", "foreign", "freeze", "from", "full", "function", "glob", "grant",
+    "group", "groups", "having", "if", "ignore", "ilike", "immediate", "in", "index",
+    "indexed", "initially", "inner", "insert", "instead", "intersect", "into", "is", "isnull",
+    "join", "key", "last", "lateral", "leading", "left", "like", "limit", "localtime",
+    "localtimestamp", "match", "materialized", "natural", "no", "not", "nothing", "notnull",
+    "null", "nulls", "of", "offset", "on", "only", "or", "order", "others", "outer", "over",
+    "overlaps", "partition", "placing", "plan", "pragma", "preceding", "primary", "query",
+    "raise", "range", "recursive", "references", "regexp", "reindex", "release", "rename",
+    "replace", "restrict", "returning", "revoke", "right", "rollback", "row", "rows",
+    "savepoint", "select", "session_user", "set", "similar", "some", "symmetric", "table",
+    "temp", "temporary", "then", "ties", "to", "trailing", "transaction", "trigger", "true",
+    "unbounded", "union", "unique", "update", "user", "using", "vacuum", "values", "variadic",
+    "verbose", "view", "virtual", "when", "where", "window", "with", "within", "without",
+})
 
 
 def name_problem(name: str, *, entity: bool = False) -> str | None:

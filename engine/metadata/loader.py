@@ -84,8 +84,7 @@ def load_model(config_dir: str | Path) -> Model:
         docs.append(doc)
 
     builder = _ModelBuilder(errors)
-    entities = [builder.entity(doc) for doc in docs]
-    entities = [e for e in entities if e is not None]
+    entities = [e for e in (builder.entity(doc) for doc in docs) if e is not None]
     builder.check_links(entities, {d.data["entity"]: d for d in docs})
     if not errors and not entities:
         errors.append(ConfigError(SourceLoc(_display(root / "entities"), 1, 1),
@@ -119,7 +118,8 @@ def _explain(doc: YamlDoc, err: ValidationError) -> list[ConfigError]:
     path = list(err.absolute_path)
     where = ".".join(str(p) for p in path) or "(document)"
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = set(err.schema.get("properties", {}))
+        props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+        allowed = set(props)
         out = []
         for key in err.instance:
             if key not in allowed:
@@ -129,7 +129,8 @@ def _explain(doc: YamlDoc, err: ValidationError) -> list[ConfigError]:
     if err.validator == "required":
         return [doc.error(path, f"{where}: {err.message}")]
     if err.validator == "enum" and path and path[-1] == "type":
-        choices = [str(c) for c in err.validator_value]
+        choices = [str(c) for c in err.validator_value] \
+            if isinstance(err.validator_value, list) else []
         hint = _did_you_mean(str(err.instance), choices)
         return [doc.error(path, f"{where}: unknown field type {err.instance!r}{hint}")]
     if err.validator == "oneOf" and path and path[-1] in ("label", "help", "plural"):
@@ -187,7 +188,8 @@ class _ModelBuilder:
         if problem:
             self.errors.append(doc.error(path, f"fields.{f.name}.renamed_from: {problem}"))
         elif old == f.name:
-            self.errors.append(doc.error(path, f"fields.{f.name}.renamed_from names the field itself"))
+            self.errors.append(
+                doc.error(path, f"fields.{f.name}.renamed_from names the field itself"))
         elif old in names:
             self.errors.append(doc.error(
                 path, f"fields.{f.name}.renamed_from: {old!r} is still a field of this entity"))
@@ -255,7 +257,8 @@ class _ModelBuilder:
     ) -> None:
         path = ["fields", name, "default"]
         if ftype in LINK_TYPES:
-            self.errors.append(doc.error(path, f"fields.{name}.default does not fit a {ftype} field"))
+            self.errors.append(
+                doc.error(path, f"fields.{name}.default does not fit a {ftype} field"))
         elif ftype in NUMERIC_TYPES and (isinstance(default, bool) or
                                          not isinstance(default, (int, float))):
             self.errors.append(doc.error(path, f"fields.{name}.default must be a number"))

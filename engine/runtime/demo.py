@@ -16,7 +16,7 @@ from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.records import Records
 from engine.runtime.users import User, Users
 
-DEMO_PASSWORD = "metacrm-demo"  # noqa: S105 - printed for the demo admin on purpose
+DEMO_PASSWORD = "metacrm-demo"
 # Share of opportunities per stage: a funnel, widest at the top.
 FUNNEL = [("prospecting", 30), ("qualification", 22), ("proposal", 16), ("negotiation", 10),
           ("won", 12), ("lost", 10)]
@@ -43,7 +43,7 @@ def is_empty(records: Records) -> bool:
 def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
               progress: Callable[[str], None] | None = None) -> DemoResult:
     """Create a department tree, users per role and `size` accounts with their pipeline."""
-    rnd = random.Random(seed)
+    rnd = random.Random(seed)  # noqa: S311 - repeatable demo data, not secrets
     fakers = {"en": Faker("en_US"), "zh": Faker("zh_CN")}
     for i, f in enumerate(fakers.values()):
         f.seed_instance(seed + i)

@@ -13,8 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine.metadata.model import Field
-from engine.runtime.schema.tables import decimal_shape
-from engine.types import FieldType
+from engine.types import DECIMAL_SHAPES, FieldType
 
 
 class ValueProblem(ValueError):
@@ -107,7 +106,7 @@ def _integer(f: Field) -> Coercer:
 
 
 def _decimal(f: Field) -> Coercer:
-    precision, scale = decimal_shape(f.type)
+    precision, scale = DECIMAL_SHAPES[f.type]
     limit = Decimal(10) ** (precision - scale)
     quantum = Decimal(1).scaleb(-scale)
 

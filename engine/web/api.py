@@ -108,7 +108,7 @@ class Api:
                                 headers={"Location": f"/api/{entity}/{record['id']}"})
         params = _single_params(request)
         query = parse_list_params(compiled.entity, params)
-        page = await self._run(self.records.list, actor, entity, query)
+        page = await self._run(self.records.list_records, actor, entity, query)
         return JSONResponse({"items": [_out(r) for r in page.items], "total": page.total,
                              "total_exact": page.total_exact, "page": page.page,
                              "page_size": page.page_size, "next_cursor": page.next_cursor})

@@ -6,8 +6,7 @@ from typing import Any
 
 from engine.metadata.model import Entity, Field, Model
 from engine.runtime.records.query import MAX_PAGE_SIZE, OPERATORS
-from engine.runtime.schema.tables import decimal_shape
-from engine.types import FieldType
+from engine.types import DECIMAL_SHAPES, FieldType
 
 _DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
 
@@ -24,7 +23,7 @@ def field_schema(f: Field) -> dict[str, Any]:
     elif t is FieldType.INTEGER:
         s = {"type": "integer"}
     elif t in (FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT):
-        _, scale = decimal_shape(t)
+        _, scale = DECIMAL_SHAPES[t]
         s = {"type": "string", "pattern": _DECIMAL_PATTERN, "format": "decimal",
              "description": f"exact decimal with {scale} places; numbers are accepted on input"}
     elif t is FieldType.BOOLEAN:

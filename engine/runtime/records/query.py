@@ -216,7 +216,8 @@ def condition_sql(table: Table, cond: Condition) -> ColumnElement[bool]:
     raise BadRequest(f"unknown operator {cond.op}")  # pragma: no cover - parse_list_params
 
 
-def order_by(table: Table, keys: tuple[SortKey, ...], nulls_small: bool) -> list[UnaryExpression[Any]]:
+def order_by(table: Table, keys: tuple[SortKey, ...],
+             nulls_small: bool) -> list[UnaryExpression[Any]]:
     """ORDER BY with blanks as the smallest value on every database, then id as tie-break."""
     out: list[UnaryExpression[Any]] = []
     for k in keys:
@@ -267,4 +268,4 @@ def _strictly_after(table: Table, key: SortKey, value: Any) -> ColumnElement[boo
     col = table.c[key.field]
     if key.descending:
         return false() if value is None else or_(col < value, col.is_(None))
-    return col.is_not(None) if value is None else col > value  # type: ignore[no-any-return]
+    return col.is_not(None) if value is None else col > value

@@ -186,7 +186,7 @@ class Records:
                 errors[name] = "cannot point to the record itself"
                 continue
             live = target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
-            cond = [target.c.id == value, live if target.name == USER_TABLE else live]
+            cond = [target.c.id == value, live]
             if target.name != USER_TABLE:
                 predicate = self.policy.read_filter(
                     SYSTEM, self.model.entity(target.name), target)
@@ -343,7 +343,7 @@ class Records:
 
     # -- lists ---------------------------------------------------------------------------
 
-    def list(self, actor: Actor, entity: str, query: ListQuery) -> Page:
+    def list_records(self, actor: Actor, entity: str, query: ListQuery) -> Page:
         c = self.compiled(entity)
         t = c.table
         hidden = self.policy.hidden_fields(actor, c.entity)

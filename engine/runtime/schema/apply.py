@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
@@ -123,8 +122,8 @@ def _restore_constraints(conn: Connection, operations: Operations, schema: Schem
         referent = fk.column.table.name
         if conn.dialect.name == "sqlite":
             with operations.batch_alter_table(table, recreate="always") as batch:
-                batch.create_foreign_key(fk.name, referent, [column], ["id"])
+                batch.create_foreign_key(str(fk.name), referent, [column], ["id"])
         else:
-            operations.create_foreign_key(fk.name, table, referent, [column], ["id"])
+            operations.create_foreign_key(str(fk.name), table, referent, [column], ["id"])
 
 

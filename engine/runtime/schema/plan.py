@@ -13,8 +13,8 @@ from typing import Any
 from alembic.autogenerate import produce_migrations
 from alembic.migration import MigrationContext
 from alembic.operations import ops
-from sqlalchemy import Connection, Engine, Integer, Numeric, String, Text, func, inspect, select
 from sqlalchemy import Column as SAColumn
+from sqlalchemy import Connection, Engine, Integer, Numeric, String, Text, func, inspect, select
 from sqlalchemy import Table as SATable
 from sqlalchemy.types import TypeEngine
 
@@ -204,7 +204,7 @@ class _Planner:
         elif isinstance(op, ops.AddConstraintOp) and isinstance(op, ops.CreateForeignKeyOp):
             self._new_fk(op, renames)
         elif isinstance(op, ops.DropConstraintOp):
-            cols = self._fk_columns(table, op.constraint_name)
+            cols = self._fk_columns(table, str(op.constraint_name))
             if any((table, c) in archived or (table, c) in renames for c in cols):
                 return
             self.steps.append(Step("drop_constraint", table, None,

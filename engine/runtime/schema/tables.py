@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -23,7 +24,7 @@ from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Field, Model
 from engine.runtime.schema.types import ExactDecimal, IdType, UtcDateTime
-from engine.types import FieldType
+from engine.types import DECIMAL_SHAPES, FieldType
 
 USER_TABLE = "crm_user"
 TOKEN_TABLE = "crm_token"
@@ -34,11 +35,7 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
 
 MAX_IDENTIFIER = 63
 
-_DECIMALS: dict[FieldType, tuple[int, int]] = {
-    FieldType.DECIMAL: (15, 4),
-    FieldType.MONEY: (15, 2),
-    FieldType.PERCENT: (9, 4),
-}
+_DECIMALS = DECIMAL_SHAPES
 _TEXT_LENGTH: dict[FieldType, int] = {
     FieldType.TEXT: 255,
     FieldType.EMAIL: 254,
@@ -57,26 +54,22 @@ def constraint_name(prefix: str, table: str, column: str) -> str:
     return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
 
 
-def decimal_shape(ftype: FieldType) -> tuple[int, int]:
-    return _DECIMALS[ftype]
-
-
-def column_type(f: Field) -> TypeEngine[object]:
+def column_type(f: Field) -> TypeEngine[Any]:
     t = f.type
     if t in _DECIMALS:
-        return ExactDecimal(*_DECIMALS[t])  # type: ignore[return-value]
+        return ExactDecimal(*_DECIMALS[t])
     if t in _TEXT_LENGTH:
-        return String(f.max_length or _TEXT_LENGTH[t])  # type: ignore[return-value]
-    simple: dict[FieldType, TypeEngine[object]] = {
-        FieldType.TEXTAREA: Text(),  # type: ignore[dict-item]
-        FieldType.INTEGER: BigInteger(),  # type: ignore[dict-item]
-        FieldType.BOOLEAN: Boolean(),  # type: ignore[dict-item]
-        FieldType.DATE: Date(),  # type: ignore[dict-item]
-        FieldType.DATETIME: UtcDateTime(),  # type: ignore[dict-item]
-        FieldType.MULTICHOICE: JSON(),  # type: ignore[dict-item]
-        FieldType.REFERENCE: BigInteger(),  # type: ignore[dict-item]
-        FieldType.USER: BigInteger(),  # type: ignore[dict-item]
-        FieldType.DEPARTMENT: BigInteger(),  # type: ignore[dict-item]
+        return String(f.max_length or _TEXT_LENGTH[t])
+    simple: dict[FieldType, TypeEngine[Any]] = {
+        FieldType.TEXTAREA: Text(),
+        FieldType.INTEGER: BigInteger(),
+        FieldType.BOOLEAN: Boolean(),
+        FieldType.DATE: Date(),
+        FieldType.DATETIME: UtcDateTime(),
+        FieldType.MULTICHOICE: JSON(),
+        FieldType.REFERENCE: BigInteger(),
+        FieldType.USER: BigInteger(),
+        FieldType.DEPARTMENT: BigInteger(),
     }
     return simple[t]
 
@@ -170,18 +163,18 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool) -> Table:
         [ForeignKey("department.id", name=constraint_name("fk", name, "department_id"))]
         if has_department else []
     )
-    columns: list[Column[object]] = [
+    columns: list[Column[Any]] = [
         Column("id", IdType, primary_key=True, autoincrement=True),
         Column("version", Integer, nullable=False, server_default="1"),
-        Column("created_at", UtcDateTime, nullable=False),
-        Column("created_by", BigInteger),
-        Column("updated_at", UtcDateTime, nullable=False),
-        Column("updated_by", BigInteger),
-        Column("owner_id", BigInteger,
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("created_by", BigInteger()),
+        Column("updated_at", UtcDateTime(), nullable=False),
+        Column("updated_by", BigInteger()),
+        Column("owner_id", BigInteger(),
                ForeignKey(f"{USER_TABLE}.id", name=constraint_name("fk", name, "owner_id"))),
-        Column("department_id", BigInteger, *dept_fk),
-        Column("deleted_at", UtcDateTime),
-        Column("deleted_by", BigInteger),
+        Column("department_id", BigInteger(), *dept_fk),
+        Column("deleted_at", UtcDateTime()),
+        Column("deleted_by", BigInteger()),
     ]
     indexes = [
         Index(constraint_name("ix", name, "owner_id"), "owner_id"),
