@@ -176,8 +176,10 @@ class Records:
                 errors[f.name] = "is required"
         return values
 
-    def _check_links(self, conn: Connection, c: _Compiled, values: Mapping[str, Any],
-                     errors: dict[str, str], self_id: int | None = None) -> None:
+    def _check_links(self, conn: Connection, actor: Actor, c: _Compiled,
+                     values: Mapping[str, Any], errors: dict[str, str],
+                     self_id: int | None = None) -> None:
+        """References must point to live records that `actor` can see."""
         for name, target in c.links.items():
             value = values.get(name)
             if value is None or name in errors:
@@ -189,7 +191,7 @@ class Records:
             cond = [target.c.id == value, live]
             if target.name != USER_TABLE:
                 predicate = self.policy.read_filter(
-                    SYSTEM, self.model.entity(target.name), target)
+                    actor, self.model.entity(target.name), target)
                 if predicate is not None:
                     cond.append(predicate)
             found = conn.execute(select(target.c.id).where(*cond)).first()
@@ -220,7 +222,7 @@ class Records:
         values = self._validate(c, data, creating=True, errors=errors)
         now = self.clock()
         with self.writer.begin() as conn:
-            self._check_links(conn, c, values, errors)
+            self._check_links(conn, actor, c, values, errors)
             self._check_unique(conn, c, values, errors)
             if errors:
                 raise Invalid(f"{entity} is not valid", errors)
@@ -256,7 +258,7 @@ class Records:
             self.policy.check_write(actor, c.entity, "update", old)
             if old["version"] != version:
                 raise _stale(entity, record_id, old["version"], version)
-            self._check_links(conn, c, values, errors, self_id=record_id)
+            self._check_links(conn, actor, c, values, errors, self_id=record_id)
             self._check_unique(conn, c, values, errors, self_id=record_id)
             if errors:
                 raise Invalid(f"{entity} is not valid", errors)
