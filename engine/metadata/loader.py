@@ -1,11 +1,16 @@
-"""Load config/: read YAML with marks, validate against JSON Schemas, build the Model."""
+"""Load config/: read YAML with marks, validate against JSON Schemas, build the Model.
+
+Every problem in every file is collected before anything is returned, and one mistake
+does not hide or cause others: a field that fails the schema is left out of the later
+checks, and a reference to an entity declared in a broken file is not reported as unknown.
+"""
 
 from __future__ import annotations
 
 import difflib
 import hashlib
 import json
-from decimal import Decimal
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -15,40 +20,10 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc
+from engine.metadata.fields import check_field, check_rename
 from engine.metadata.model import Entity, Field, Label, Model
-from engine.metadata.yamlio import YamlDoc, read_yaml
-from engine.types import (
-    LINK_TYPES,
-    NUMERIC_TYPES,
-    TEXT_TYPES,
-    FieldType,
-    name_problem,
-)
-
-_COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "default",
-                          "renamed_from"})
-# Which options fit which field type, beyond the common ones.
-_TYPE_KEYS: dict[FieldType, frozenset[str]] = {
-    FieldType.TEXT: frozenset({"max_length"}),
-    FieldType.TEXTAREA: frozenset({"max_length"}),
-    FieldType.EMAIL: frozenset({"max_length"}),
-    FieldType.PHONE: frozenset({"max_length"}),
-    FieldType.URL: frozenset({"max_length"}),
-    FieldType.INTEGER: frozenset({"min", "max"}),
-    FieldType.DECIMAL: frozenset({"min", "max"}),
-    FieldType.MONEY: frozenset({"min", "max"}),
-    FieldType.PERCENT: frozenset({"min", "max"}),
-    FieldType.BOOLEAN: frozenset(),
-    FieldType.DATE: frozenset(),
-    FieldType.DATETIME: frozenset(),
-    FieldType.CHOICE: frozenset({"options", "board"}),
-    FieldType.MULTICHOICE: frozenset({"options"}),
-    FieldType.REFERENCE: frozenset({"to"}),
-    FieldType.USER: frozenset(),
-    FieldType.DEPARTMENT: frozenset(),
-}
-_NOT_UNIQUE = frozenset({FieldType.TEXTAREA, FieldType.BOOLEAN, FieldType.MULTICHOICE})
-_TEXT_MAX = {FieldType.TEXT: 1000, FieldType.EMAIL: 254, FieldType.PHONE: 40, FieldType.URL: 2048}
+from engine.metadata.yamlio import PathPart, YamlDoc, parse_yaml
+from engine.types import TEXT_TYPES, FieldType, name_problem
 
 
 @cache
@@ -69,23 +44,35 @@ def load_model(config_dir: str | Path) -> Model:
         )
     files = sorted((root / "entities").glob("*.y*ml"))
     digest = hashlib.sha256()
-    docs: list[YamlDoc] = []
+    parsed: list[_Parsed] = []
+    unreadable: set[str] = set()
     for path in files:
         display = _display(path)
-        digest.update(display.encode() + b"\0" + path.read_bytes() + b"\0")
-        doc = read_yaml(path, display)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            errors.append(ConfigError(SourceLoc(display, 1, 1),
+                                      f"cannot read the file: {exc.strerror}"))
+            unreadable.add(path.stem)
+            continue
+        digest.update(display.encode() + b"\0" + raw + b"\0")
+        doc = parse_yaml(raw, display)
         if isinstance(doc, ConfigError):
             errors.append(doc)
+            unreadable.add(path.stem)
             continue
-        schema_errors = validate_against_schema(doc, "entity")
-        if schema_errors:
-            errors.extend(schema_errors)
-            continue
-        docs.append(doc)
+        bad: list[tuple[PathPart, ...]] = [()]
+        problems = _shape_problem(doc)
+        if not problems:
+            problems, bad = validate_against_schema(doc, "entity")
+        errors.extend(problems)
+        parsed.append(_Parsed(doc, bad))
 
-    builder = _ModelBuilder(errors)
-    entities = [e for e in (builder.entity(doc) for doc in docs) if e is not None]
-    builder.check_links(entities, {d.data["entity"]: d for d in docs})
+    # Names declared anywhere, even in files with errors; a file that does not parse at all
+    # probably declares the entity it is named after.
+    declared = {p.entity_name for p in parsed if p.entity_name} | unreadable
+    builder = _ModelBuilder(errors, declared)
+    entities = [e for e in (builder.entity(p) for p in parsed) if e is not None]
     if not errors and not entities:
         errors.append(ConfigError(SourceLoc(_display(root / "entities"), 1, 1),
                                   "no entity files (*.yaml) found"))
@@ -106,68 +93,127 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def validate_against_schema(doc: YamlDoc, schema_name: str) -> list[ConfigError]:
+class _Parsed:
+    """A file that parsed as YAML, with the parts of it the schema rejected."""
+
+    def __init__(self, doc: YamlDoc, bad: list[tuple[PathPart, ...]]) -> None:
+        self.doc = doc
+        self.bad = bad
+        data = doc.data
+        self.entity_name: str | None = None
+        if isinstance(data, dict) and isinstance(data.get("entity"), str):
+            self.entity_name = data["entity"]
+
+    def rejected(self, *path: PathPart) -> bool:
+        """Whether the schema rejected the node at `path` or one holding it."""
+        return any(path[: len(r)] == r for r in self.bad)
+
+    def clean(self, *path: PathPart) -> bool:
+        """Whether the schema found nothing wrong at, inside or above `path`."""
+        n = len(path)
+        return not self.rejected(*path) and not any(r[:n] == path for r in self.bad)
+
+
+def _shape_problem(doc: YamlDoc) -> list[ConfigError]:
+    if doc.data is None:
+        return [doc.error([], "the file is empty; an entity file needs 'entity' and 'fields'")]
+    if not isinstance(doc.data, dict):
+        return [doc.error([], "an entity file is a mapping with 'entity' and 'fields'")]
+    return []
+
+
+def _keys_at_fault(err: ValidationError) -> list[str]:
+    """The missing keys of a `required` error, or the unknown ones of `additionalProperties`."""
+    instance: dict[str, Any] = err.instance if isinstance(err.instance, dict) else {}
+    if err.validator == "required":
+        wanted = err.validator_value if isinstance(err.validator_value, list) else []
+        return [k for k in wanted if k not in instance]
+    allowed = set(err.schema.get("properties", {})) if isinstance(err.schema, dict) else set()
+    return [k for k in instance if k not in allowed]
+
+
+def validate_against_schema(
+    doc: YamlDoc, schema_name: str
+) -> tuple[list[ConfigError], list[tuple[PathPart, ...]]]:
+    """The schema's errors, explained, and the paths it rejects (an unknown or missing key
+    marks only itself, so the rest of its mapping can still be checked)."""
     validator = jsonschema.Draft202012Validator(schema(schema_name))
-    out: list[ConfigError] = []
-    for err in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.path))):
-        out.extend(_explain(doc, err))
-    return out
+    errors: list[ConfigError] = []
+    bad: list[tuple[PathPart, ...]] = []
+    for err in validator.iter_errors(doc.data):
+        errors.extend(_explain(doc, err))
+        path = tuple(err.absolute_path)
+        if err.validator in ("additionalProperties", "required") \
+                and isinstance(err.instance, dict):
+            bad.extend((*path, k) for k in _keys_at_fault(err))
+        else:
+            bad.append(path)
+    return list(dict.fromkeys(errors)), bad
 
 
 def _explain(doc: YamlDoc, err: ValidationError) -> list[ConfigError]:
     path = list(err.absolute_path)
-    where = ".".join(str(p) for p in path) or "(document)"
+    where = ".".join(str(p) for p in path)
+    prefix = f"{where}: " if where else ""
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
-        allowed = set(props)
-        out = []
-        for key in err.instance:
-            if key not in allowed:
-                hint = _did_you_mean(key, allowed)
-                out.append(doc.error([*path, key], f"unknown key {key!r}{hint}", key=True))
-        return out
-    if err.validator == "required":
-        return [doc.error(path, f"{where}: {err.message}")]
+        allowed = set(err.schema.get("properties", {})) if isinstance(err.schema, dict) else set()
+        return [doc.error([*path, key], f"{prefix}unknown key {key!r}"
+                          f"{_did_you_mean(key, allowed)}", key=True)
+                for key in _keys_at_fault(err)]
+    if err.validator == "required" and isinstance(err.instance, dict):
+        return [doc.error(path, f"{prefix}missing key {key!r}") for key in _keys_at_fault(err)]
     if err.validator == "enum" and path and path[-1] == "type":
         choices = [str(c) for c in err.validator_value] \
             if isinstance(err.validator_value, list) else []
         hint = _did_you_mean(str(err.instance), choices)
-        return [doc.error(path, f"{where}: unknown field type {err.instance!r}{hint}")]
-    if err.validator == "oneOf" and path and path[-1] in ("label", "help", "plural"):
-        return [doc.error(path, f"{where}: a label is a string or a map of locales to strings")]
-    return [doc.error(path, f"{where}: {err.message}")]
+        return [doc.error(path, f"{prefix}unknown field type {err.instance!r}{hint}")]
+    if err.validator == "oneOf" and path and path[-1] in ("label", "help", "plural",
+                                                          "description"):
+        return [doc.error(path, f"{prefix}a label is a string or a map of locales to strings")]
+    if err.validator == "type" and err.instance is None:
+        return [doc.error(path, f"{prefix}a value is missing")]
+    return [doc.error(path, f"{prefix}{err.message}")]
 
 
-def _did_you_mean(word: str, choices: set[str] | list[str]) -> str:
+def _did_you_mean(word: str, choices: set[str] | Sequence[str]) -> str:
     close = difflib.get_close_matches(word, sorted(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _ModelBuilder:
-    def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
+    """The checks beyond the schema, on every part of a file the schema let through."""
 
-    def entity(self, doc: YamlDoc) -> Entity | None:
-        data = doc.data
+    def __init__(self, errors: list[ConfigError], declared: set[str]) -> None:
+        self.errors = errors
+        self.declared = declared
+        self.seen: dict[str, str] = {}  # entity name → file that declared it first
+
+    def entity(self, p: _Parsed) -> Entity | None:
+        doc, data = p.doc, p.doc.data
+        if not isinstance(data, dict):
+            return None
         before = len(self.errors)
-        name = data["entity"]
-        problem = name_problem(name, entity=True)
-        if problem:
-            self.errors.append(doc.error(["entity"], f"entity: {problem}"))
-        fields = [self.field(doc, fname, spec) for fname, spec in data["fields"].items()]
-        built = [f for f in fields if f is not None]
-        names = {f.name for f in built}
-        for f in built:
-            if f.renamed_from is not None:
-                self._check_rename(doc, f, names)
+        name = p.entity_name
+        if name is not None and p.clean("entity"):
+            problem = name_problem(name, entity=True)
+            if problem:
+                self.errors.append(doc.error(["entity"], f"entity: {problem}"))
+            elif name in self.seen:
+                self.errors.append(doc.error(
+                    ["entity"], f"entity {name!r} is already defined in {self.seen[name]}"))
+            else:
+                self.seen[name] = doc.file
+        specs = None if p.rejected("fields") else data.get("fields")
+        built = self._fields(p, specs) if isinstance(specs, dict) else []
         title = data.get("title")
+        if isinstance(specs, dict) and isinstance(title, str) and p.clean("title") \
+                and title not in specs:
+            hint = _did_you_mean(title, set(specs))
+            self.errors.append(doc.error(["title"], f"title: no field {title!r}{hint}"))
+        if len(self.errors) > before or p.bad or name is None or not isinstance(specs, dict):
+            return None
         if title is None:
             title = next((f.name for f in built if f.type in TEXT_TYPES), "id")
-        elif title not in names:
-            hint = _did_you_mean(title, names)
-            self.errors.append(doc.error(["title"], f"title: no field {title!r}{hint}"))
-        if len(self.errors) > before:
-            return None
         label = Label.of(data.get("label"), name.replace("_", " ").capitalize())
         return Entity(
             name=name,
@@ -181,113 +227,37 @@ class _ModelBuilder:
             description=Label.of(data["description"], "") if "description" in data else None,
         )
 
-    def _check_rename(self, doc: YamlDoc, f: Field, names: set[str]) -> None:
-        old = f.renamed_from or ""
-        path = ["fields", f.name, "renamed_from"]
-        problem = name_problem(old)
-        if problem:
-            self.errors.append(doc.error(path, f"fields.{f.name}.renamed_from: {problem}"))
-        elif old == f.name:
-            self.errors.append(
-                doc.error(path, f"fields.{f.name}.renamed_from names the field itself"))
-        elif old in names:
+    def _fields(self, p: _Parsed, specs: dict[str, Any]) -> list[Field]:
+        doc = p.doc
+        built: list[Field] = []
+        renamed: dict[str, str] = {}
+        for fname, spec in specs.items():
+            problem = name_problem(fname)
+            if problem:
+                self.errors.append(doc.error(["fields", fname], f"field {problem}", key=True))
+            if not p.clean("fields", fname):
+                continue
+            field = check_field(doc, fname, spec, self.errors)
+            old = spec.get("renamed_from")
+            if old is not None:
+                rename_error = check_rename(doc, fname, old, set(specs), renamed)
+                if rename_error:
+                    self.errors.append(rename_error)
+                    field = None
+            self._check_links(doc, fname, spec)
+            if field is not None and not problem:
+                built.append(field)
+        return built
+
+    def _check_links(self, doc: YamlDoc, fname: str, spec: dict[str, Any]) -> None:
+        ftype = spec["type"]
+        target = spec.get("to")
+        if ftype == FieldType.REFERENCE and isinstance(target, str) \
+                and target not in self.declared:
+            hint = _did_you_mean(target, self.declared)
+            self.errors.append(doc.error(["fields", fname, "to"],
+                                         f"fields.{fname}.to: unknown entity {target!r}{hint}"))
+        if ftype == FieldType.DEPARTMENT and "department" not in self.declared:
             self.errors.append(doc.error(
-                path, f"fields.{f.name}.renamed_from: {old!r} is still a field of this entity"))
-
-    def field(self, doc: YamlDoc, name: str, spec: dict[str, Any]) -> Field | None:
-        before = len(self.errors)
-        base = ["fields", name]
-        problem = name_problem(name)
-        if problem:
-            self.errors.append(doc.error(base, f"field {problem}", key=True))
-        ftype = FieldType(spec["type"])
-        allowed = _COMMON_KEYS | _TYPE_KEYS[ftype]
-        for key in spec:
-            if key not in allowed:
-                self.errors.append(doc.error(
-                    [*base, key], f"fields.{name}.{key} does not fit a {ftype} field", key=True))
-        if ftype in (FieldType.CHOICE, FieldType.MULTICHOICE):
-            if "options" not in spec:
-                self.errors.append(doc.error(base, f"fields.{name}: a {ftype} field needs options"))
-            else:
-                seen: set[str] = set()
-                for i, opt in enumerate(spec["options"]):
-                    if opt in seen:
-                        self.errors.append(doc.error(
-                            [*base, "options", i], f"fields.{name}.options: duplicate {opt!r}"))
-                    seen.add(opt)
-        if ftype is FieldType.REFERENCE and "to" not in spec:
-            self.errors.append(doc.error(base, f"fields.{name}: a reference field needs 'to'"))
-        if spec.get("unique") and ftype in _NOT_UNIQUE:
-            self.errors.append(doc.error(
-                [*base, "unique"], f"fields.{name}.unique does not fit a {ftype} field"))
-        if ftype in _TEXT_MAX and spec.get("max_length", 0) > _TEXT_MAX[ftype]:
-            self.errors.append(doc.error(
-                [*base, "max_length"],
-                f"fields.{name}.max_length: at most {_TEXT_MAX[ftype]} for a {ftype} field"))
-        lo, hi = spec.get("min"), spec.get("max")
-        if lo is not None and hi is not None and lo > hi:
-            self.errors.append(doc.error([*base, "min"], f"fields.{name}: min is above max"))
-        default = spec.get("default")
-        if default is not None:
-            self._check_default(doc, name, ftype, spec, default)
-        if len(self.errors) > before:
-            return None
-        return Field(
-            name=name,
-            type=ftype,
-            label=Label.of(spec.get("label"), name.replace("_", " ").capitalize()),
-            loc=doc.loc(base, key=True),
-            required=bool(spec.get("required", False)),
-            unique=bool(spec.get("unique", False)),
-            index=bool(spec.get("index", False)),
-            board=bool(spec.get("board", False)),
-            help=Label.of(spec["help"], "") if "help" in spec else None,
-            default=default,
-            max_length=spec.get("max_length"),
-            min=_decimal(lo),
-            max=_decimal(hi),
-            options=tuple(spec.get("options", ())),
-            to=spec.get("to"),
-            renamed_from=spec.get("renamed_from"),
-        )
-
-    def _check_default(
-        self, doc: YamlDoc, name: str, ftype: FieldType, spec: dict[str, Any], default: object
-    ) -> None:
-        path = ["fields", name, "default"]
-        if ftype in LINK_TYPES:
-            self.errors.append(
-                doc.error(path, f"fields.{name}.default does not fit a {ftype} field"))
-        elif ftype in NUMERIC_TYPES and (isinstance(default, bool) or
-                                         not isinstance(default, (int, float))):
-            self.errors.append(doc.error(path, f"fields.{name}.default must be a number"))
-        elif ftype is FieldType.BOOLEAN and not isinstance(default, bool):
-            self.errors.append(doc.error(path, f"fields.{name}.default must be true or false"))
-        elif ftype is FieldType.CHOICE and default not in spec.get("options", ()):
-            self.errors.append(doc.error(
-                path, f"fields.{name}.default {default!r} is not one of the options"))
-
-    def check_links(self, entities: list[Entity], docs: dict[str, YamlDoc]) -> None:
-        names: dict[str, Entity] = {}
-        for e in entities:
-            if e.name in names:
-                self.errors.append(ConfigError(
-                    e.loc, f"entity {e.name!r} is already defined in {names[e.name].file}"))
-            names[e.name] = e
-        for e in entities:
-            doc = docs[e.name]
-            for f in e.fields:
-                if f.type is FieldType.REFERENCE and f.to not in names:
-                    hint = _did_you_mean(f.to or "", set(names))
-                    self.errors.append(doc.error(
-                        ["fields", f.name, "to"],
-                        f"fields.{f.name}.to: unknown entity {f.to!r}{hint}"))
-                if f.type is FieldType.DEPARTMENT and "department" not in names:
-                    self.errors.append(doc.error(
-                        ["fields", f.name, "type"],
-                        f"fields.{f.name}: a department field needs a 'department' entity"))
-
-
-def _decimal(value: float | int | None) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+                ["fields", fname, "type"],
+                f"fields.{fname}: a department field needs a 'department' entity"))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from engine.runtime.access import Actor
 from engine.runtime.db import WRITE
@@ -53,6 +54,10 @@ class Users:
             problems["name"] = "a user name is a lower-case letter, then a-z, 0-9 or _"
         if not roles or not all(NAME_RE.match(r) for r in roles):
             problems["role"] = "give at least one role name (lower-case letters, digits, _)"
+        elif len(",".join(roles)) > 500:
+            problems["role"] = "too many roles (at most 500 characters in all)"
+        if display_name is not None and len(display_name) > 200:
+            problems["display_name"] = "must be at most 200 characters"
         if password is not None and len(password) < 8:
             problems["password"] = "must be at least 8 characters"
         if problems:
@@ -61,13 +66,25 @@ class Users:
             if conn.execute(select(self.users.c.id).where(self.users.c.name == name)).first():
                 raise Conflict(f"user {name!r} already exists", {"name": "already exists"})
             now = datetime.now(UTC)
-            new_id = conn.execute(insert(self.users).values(
-                name=name, display_name=display_name or name, roles=",".join(roles),
-                department_id=department_id, locale="en", active=True, created_at=now,
-                password_hash=_hasher.hash(password) if password else None,
-                password_changed_at=now if password else None,
-            ).returning(self.users.c.id)).scalar_one()
+            try:
+                new_id = conn.execute(insert(self.users).values(
+                    name=name, display_name=display_name or name, roles=",".join(roles),
+                    department_id=department_id, locale="en", active=True, created_at=now,
+                    password_hash=_hasher.hash(password) if password else None,
+                    password_changed_at=now if password else None,
+                ).returning(self.users.c.id)).scalar_one()
+            except IntegrityError:  # added by someone else since the check above
+                raise Conflict(f"user {name!r} already exists",
+                               {"name": "already exists"}) from None
         return self.get(new_id)
+
+    def set_active(self, name: str, active: bool) -> User:
+        """Deactivate (or reactivate) a user: an inactive user cannot sign in or use tokens."""
+        user = self.by_name(name)
+        with self.writer.begin() as conn:
+            conn.execute(update(self.users).where(self.users.c.id == user.id)
+                         .values(active=active))
+        return self.get(user.id)
 
     def get(self, user_id: int) -> User:
         with self.engine.connect() as conn:

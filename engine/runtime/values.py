@@ -25,6 +25,8 @@ Coercer = Callable[[Any], Any]
 _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+# A comma in a number is a thousands separator only: "1,234.5" yes, "1,5" (a decimal comma) no.
+_GROUPED_RE = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", "f"})
@@ -59,7 +61,12 @@ def _text(f: Field) -> Coercer:
     def coerce(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
             raise ValueProblem("must be text")
-        text = str(value).strip() if f.type is not FieldType.TEXTAREA else str(value)
+        try:
+            text = str(value)
+        except ValueError:  # an int with more digits than Python will print
+            raise ValueProblem(f"must be at most {limit} characters") from None
+        if f.type is not FieldType.TEXTAREA:
+            text = text.strip()
         if "\x00" in text:
             raise ValueProblem("must not contain NUL characters")
         if len(text) > limit:
@@ -71,6 +78,24 @@ def _text(f: Field) -> Coercer:
         return text
 
     return coerce
+
+
+def _parse_number(value: Any) -> Decimal:
+    """A JSON number, Decimal or form/CSV string as a Decimal; raises InvalidOperation.
+
+    >>> _parse_number(" 1,234.50 ")
+    Decimal('1234.50')
+    """
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)  # no detour through str: huge ints stay cheap
+    if isinstance(value, float):
+        return Decimal(str(value))  # the shortest repr, so 19.99 stays 19.99
+    text = str(value).strip()
+    if "," in text:
+        if not _GROUPED_RE.match(text):
+            raise InvalidOperation(text)
+        text = text.replace(",", "")
+    return Decimal(text)
 
 
 def _bounds(f: Field, value: Decimal | int) -> None:
@@ -88,12 +113,13 @@ def _integer(f: Field) -> Coercer:
             result = value
         elif isinstance(value, (float, Decimal, str)):
             try:
-                d = Decimal(str(value).strip().replace(",", "")) if isinstance(value, str) \
-                    else Decimal(str(value))
+                d = _parse_number(value)
             except InvalidOperation:
                 raise ValueProblem("must be a whole number") from None
             if not d.is_finite() or d != d.to_integral_value():
                 raise ValueProblem("must be a whole number")
+            if d.adjusted() >= 19:  # checked before int(): int(Decimal("1e999999999")) hangs
+                raise ValueProblem("is too large")
             result = int(d)
         else:
             raise ValueProblem("must be a whole number")
@@ -111,27 +137,23 @@ def _decimal(f: Field) -> Coercer:
     quantum = Decimal(1).scaleb(-scale)
 
     def coerce(value: Any) -> Decimal:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
             raise ValueProblem("must be a number")
-        if isinstance(value, str):
-            text = value.strip().replace(",", "")
-            if f.type is FieldType.PERCENT and text.endswith("%"):
-                text = text[:-1].strip()
-        elif isinstance(value, (int, float, Decimal)):
-            text = str(value)
-        else:
-            raise ValueProblem("must be a number")
+        if isinstance(value, str) and f.type is FieldType.PERCENT:
+            value = value.strip().removesuffix("%")
         try:
-            d = Decimal(text)
+            d = _parse_number(value)
         except InvalidOperation:
             raise ValueProblem("must be a number") from None
         if not d.is_finite():
             raise ValueProblem("must be a finite number")
-        if abs(d) >= limit:
+        if d.copy_abs() >= limit:  # copy_abs, not abs(): abs() rounds and can overflow
             raise ValueProblem(f"must be less than {limit:,} in size")
         if d != d.quantize(quantum):
             raise ValueProblem(f"must have at most {scale} decimal places")
         d = d.quantize(quantum)
+        if d.is_zero():
+            d = d.copy_abs()  # "-0" is stored and shown as 0.00, not -0.00
         _bounds(f, d)
         return d
 
@@ -187,9 +209,13 @@ def _datetime(_f: Field) -> Coercer:
             raise ValueProblem("must be a date and time like 2025-03-31T14:30:00Z")
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+            raise ValueProblem("must be between the years 1900 and 9999") from None
         if not 1900 <= parsed.year <= 9999:
             raise ValueProblem("must be between the years 1900 and 9999")
-        return parsed.astimezone(UTC)
+        return parsed
 
     return coerce
 
@@ -210,7 +236,7 @@ def _multichoice(f: Field) -> Coercer:
     options = f.options
     shown = ", ".join(options)
 
-    def coerce(value: Any) -> list[str]:
+    def coerce(value: Any) -> list[str] | None:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
             raise ValueProblem(f"must be a list of options from: {shown}")
@@ -218,7 +244,8 @@ def _multichoice(f: Field) -> Coercer:
         unknown = sorted(chosen - set(options))
         if unknown:
             raise ValueProblem(f"{', '.join(unknown)} not among the options: {shown}")
-        return [o for o in options if o in chosen]
+        # Stored in option order, so equal choices compare equal; nothing chosen is blank.
+        return [o for o in options if o in chosen] or None
 
     return coerce
 
@@ -229,8 +256,8 @@ def _link(_f: Field) -> Coercer:
             raise ValueProblem("must be a record id")
         if isinstance(value, dict) and "id" in value:
             value = value["id"]
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            value = int(value.strip())  # isascii: "²".isdigit() is True, int("²") fails
         if not isinstance(value, int) or value <= 0 or value >= 2**63:
             raise ValueProblem("must be a record id")
         return value

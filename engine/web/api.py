@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -81,6 +82,7 @@ class Api:
             raise BadRequest(f"request body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise BadRequest("request body must be a JSON object of field values")
+        _check_unicode(data)
         return data
 
     @staticmethod
@@ -90,9 +92,10 @@ class Api:
     @staticmethod
     def _id(request: Request) -> int:
         raw = str(request.path_params["record_id"])
-        if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-            raise NotFound(f"no record {raw!r}")
-        return int(raw)
+        number = _whole_number(raw)
+        if number is None or not 0 < number <= MAX_ID:
+            raise NotFound(f"no record {raw[:40]!r}")
+        return number
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
@@ -115,12 +118,14 @@ class Api:
 
     async def one(self, request: Request) -> Response:
         actor = await self._actor(request)
-        entity, record_id = self._entity(request), self._id(request)
+        entity = self._entity(request)
         self.records.compiled(entity)
+        record_id = self._id(request)
         if request.method == "GET":
-            deleted = request.query_params.get("deleted", "").lower() in ("1", "true")
-            record = await run_in_threadpool(self.records.get, actor, entity, record_id,
-                                             deleted=deleted)
+            params = _single_params(request)
+            deleted = _flag(params, "deleted")
+            record = await self._run(partial(self.records.get, deleted=deleted),
+                                     actor, entity, record_id)
             return JSONResponse(_out(record))
         if request.method == "PATCH":
             data = await self._body(request)
@@ -130,24 +135,26 @@ class Api:
                               {"version": "required: the version you read (a whole number)"})
             record = await self._run(self.records.update, actor, entity, record_id, data, version)
             return JSONResponse(_out(record))
-        raw_version = request.query_params.get("version")
-        if raw_version is not None and not raw_version.isdigit():
+        raw_version = _single_params(request).get("version", "")
+        version = _whole_number(raw_version)
+        if raw_version and version is None:
             raise BadRequest("version must be a whole number", {"version": "not a number"})
-        await self._run(self.records.delete, actor, entity, record_id,
-                        int(raw_version) if raw_version else None)
+        await self._run(self.records.delete, actor, entity, record_id, version)
         return Response(status_code=204)
 
     async def history(self, request: Request) -> Response:
         actor = await self._actor(request)
-        entity, record_id = self._entity(request), self._id(request)
+        entity = self._entity(request)
         self.records.compiled(entity)
+        record_id = self._id(request)
         rows = await self._run(self.records.history, actor, entity, record_id)
         return JSONResponse({"items": rows, "total": len(rows)})
 
     async def action(self, request: Request) -> Response:
         actor = await self._actor(request)
-        entity, record_id = self._entity(request), self._id(request)
+        entity = self._entity(request)
         self.records.compiled(entity)
+        record_id = self._id(request)
         action = request.path_params["action"]
         if action == "restore":
             record = await self._run(self.records.restore, actor, entity, record_id)
@@ -159,12 +166,48 @@ class Api:
 
 
 def _single_params(request: Request) -> dict[str, str]:
+    """The query parameters, each at most once; NUL is never part of a valid value."""
     params: dict[str, str] = {}
     for key, value in request.query_params.multi_items():
         if key in params:
             raise BadRequest(f"parameter {key!r} is given twice", {key: "given twice"})
+        if "\x00" in key or "\x00" in value:
+            raise BadRequest(f"parameter {key!r} contains a NUL character",
+                             {key: "contains a NUL character"})
         params[key] = value
     return params
+
+
+def _flag(params: dict[str, str], key: str) -> bool:
+    raw = params.get(key, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{key} must be true or false", {key: "must be true or false"})
+    return raw in ("true", "1")
+
+
+def _whole_number(raw: str) -> int | None:
+    """`raw` as a non-negative int, or None; only ASCII digits ("²".isdigit() is True)."""
+    if not raw or len(raw) > 20 or not (raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw)
+
+
+def _check_unicode(data: dict[str, Any]) -> None:
+    """Reject text holding lone surrogates (JSON "\\ud800"): no database can store them."""
+    todo: list[Any] = [data]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest("request body is not valid JSON: it holds an unpaired "
+                                 "surrogate (a \\ud800-\\udfff escape)") from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from engine.metadata.model import Entity, Field, Model
-from engine.runtime.records.query import MAX_PAGE_SIZE, OPERATORS
+from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE, OPERATORS
 from engine.types import DECIMAL_SHAPES, FieldType
 
 _DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
+# Which filter operators each field type takes; mirrors engine.runtime.records.query
+# (tests/test_openapi.py sends every described filter to the API and expects a 200).
+_COMPARABLE = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY,
+                         FieldType.PERCENT, FieldType.DATE, FieldType.DATETIME, FieldType.TEXT,
+                         FieldType.CHOICE, FieldType.EMAIL, FieldType.PHONE, FieldType.URL})
+_SEARCHABLE = frozenset({FieldType.TEXT, FieldType.TEXTAREA, FieldType.EMAIL, FieldType.PHONE,
+                         FieldType.URL})
 
 
 def field_schema(f: Field) -> dict[str, Any]:
@@ -48,7 +55,7 @@ def field_schema(f: Field) -> dict[str, Any]:
         s["maximum"] = int(f.max)
     s["title"] = f.label.get()
     if f.help:
-        s["description"] = f.help.get()
+        s["description"] = " ".join(x for x in (f.help.get(), s.get("description")) if x)
     return {"anyOf": [s, {"type": "null"}]} if not f.required else s
 
 
@@ -86,7 +93,8 @@ def _entity_schemas(e: Entity) -> dict[str, Any]:
             "total_exact": {"type": "boolean",
                             "description": "false when total is an estimate (large tables)"},
             "page": {"type": "integer"}, "page_size": {"type": "integer"},
-            "next_cursor": {"type": ["string", "null"]}}},
+            "next_cursor": {"type": ["string", "null"]}},
+            "required": ["items", "total", "total_exact", "page", "page_size", "next_cursor"]},
     }
 
 
@@ -97,7 +105,7 @@ def _cap(name: str) -> str:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad request", 401: "No or invalid token", 403: "Forbidden",
             404: "Not found", 409: "Version conflict", 413: "Body too large",
-            422: "Validation failed"}
+            415: "Body is not JSON", 422: "Validation failed"}
     return {str(c): {"description": text[c], "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
 
@@ -106,17 +114,45 @@ def _json(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
 
 
+def _operators(t: FieldType) -> tuple[str, ...]:
+    if t is FieldType.MULTICHOICE:
+        return ("eq", "ne", "blank")
+    return tuple(op for op in OPERATORS
+                 if (op not in ("gt", "gte", "lt", "lte") or t in _COMPARABLE)
+                 and (op != "contains" or t in _SEARCHABLE))
+
+
+def _filters(e: Entity) -> dict[str, Any]:
+    """One query parameter per field and operator: `stage=won`, `amount__gte=1000`."""
+    fields = [(f.name, f.type, f.options) for f in e.fields]
+    fields += [(name, t, ()) for name, t in ENGINE_SORTABLE.items()]
+    props: dict[str, Any] = {}
+    for name, t, options in fields:
+        for op in _operators(t):
+            schema: dict[str, Any] = {"type": "string"}
+            if op == "blank":
+                schema = {"type": "boolean", "description": f"{name} is blank (or not)"}
+            elif op in ("eq", "ne") and t is FieldType.CHOICE:
+                schema = {"type": "string", "enum": list(options)}
+            elif op == "in":
+                schema["description"] = "comma-separated values"
+            props[name if op == "eq" else f"{name}__{op}"] = schema
+    return {"name": "filters", "in": "query", "required": False, "style": "form",
+            "explode": True,
+            "description": "field filters, ANDed: `field=value` or `field__op=value` with op "
+                           f"one of {', '.join(OPERATORS)}",
+            "schema": {"type": "object", "properties": props, "additionalProperties": False}}
+
+
 def _entity_paths(e: Entity) -> dict[str, Any]:
     n = _cap(e.name)
     rid = {"name": "record_id", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1}}
-    filters = [{"name": f"{f.name}__{{op}}", "in": "query", "required": False,
-                "description": f"filter on {f.name}; op is one of {', '.join(OPERATORS)} "
-                               f"(plain `{f.name}=` means eq)",
-                "schema": {"type": "string"}} for f in e.fields]
+    sortable = [f.name for f in e.fields if f.type is not FieldType.MULTICHOICE]
     list_params = [
         {"name": "sort", "in": "query", "schema": {"type": "string"},
-         "description": "comma-separated fields, `-` for descending: `-amount,name`"},
+         "description": "comma-separated fields (at most 5), `-` for descending: "
+                        f"`-amount,name`; sortable: {', '.join([*sortable, *ENGINE_SORTABLE])}"},
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
         {"name": "page_size", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}},
@@ -124,42 +160,56 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
          "description": "next_cursor of the previous page (keyset pagination)"},
         {"name": "deleted", "in": "query", "schema": {"type": "boolean"},
          "description": "list the recycle bin"},
-        *filters,
+        _filters(e),
     ]
     tag = [e.name]
     return {
         f"/api/{e.name}": {
-            "get": {"tags": tag, "summary": f"List {e.plural.get()}", "parameters": list_params,
+            "get": {"tags": tag, "operationId": f"list_{e.name}",
+                    "summary": f"List {e.plural.get()}", "parameters": list_params,
                     "responses": {"200": {"description": "A page", "content": _json(f"{n}Page")},
                                   **_errors(400, 401)}},
-            "post": {"tags": tag, "summary": f"Create a {e.label.get()}",
+            "post": {"tags": tag, "operationId": f"create_{e.name}",
+                     "summary": f"Create a {e.label.get()}",
                      "requestBody": {"required": True, "content": _json(f"{n}Create")},
-                     "responses": {"201": {"description": "Created", "content": _json(n)},
-                                   **_errors(400, 401, 409, 413, 422)}},
+                     "responses": {"201": {"description": "Created", "content": _json(n),
+                                           "headers": {"Location": {
+                                               "description": "URL of the new record",
+                                               "schema": {"type": "string"}}}},
+                                   **_errors(400, 401, 409, 413, 415, 422)}},
         },
         f"/api/{e.name}/{{record_id}}": {
-            "get": {"tags": tag, "summary": f"Get a {e.label.get()}", "parameters": [rid],
+            "get": {"tags": tag, "operationId": f"get_{e.name}",
+                    "summary": f"Get a {e.label.get()}", "parameters": [
+                        rid, {"name": "deleted", "in": "query", "schema": {"type": "boolean"},
+                              "description": "read the record from the recycle bin"}],
                     "responses": {"200": {"description": "The record", "content": _json(n)},
-                                  **_errors(401, 404)}},
-            "patch": {"tags": tag, "summary": f"Update a {e.label.get()}", "parameters": [rid],
+                                  **_errors(400, 401, 404)}},
+            "patch": {"tags": tag, "operationId": f"update_{e.name}",
+                      "summary": f"Update a {e.label.get()}", "parameters": [rid],
                       "requestBody": {"required": True, "content": _json(f"{n}Patch")},
                       "responses": {"200": {"description": "Updated", "content": _json(n)},
-                                    **_errors(400, 401, 404, 409, 413, 422)}},
-            "delete": {"tags": tag, "summary": "Move to the recycle bin", "parameters": [
-                rid, {"name": "version", "in": "query", "schema": {"type": "integer"}}],
+                                    **_errors(400, 401, 404, 409, 413, 415, 422)}},
+            "delete": {"tags": tag, "operationId": f"delete_{e.name}",
+                       "summary": "Move to the recycle bin", "parameters": [
+                rid, {"name": "version", "in": "query", "schema": {"type": "integer"},
+                      "description": "refuse (409) unless the record is at this version"}],
                 "responses": {"204": {"description": "In the recycle bin"},
-                              **_errors(401, 404, 409)}},
+                              **_errors(400, 401, 404, 409)}},
         },
         f"/api/{e.name}/{{record_id}}/history": {
-            "get": {"tags": tag, "summary": "Audit history", "parameters": [rid],
+            "get": {"tags": tag, "operationId": f"history_{e.name}",
+                    "summary": "Audit history", "parameters": [rid],
                     "responses": {"200": {"description": "Audit rows, oldest first",
                                           "content": _json("History")},
                                   **_errors(401, 404)}},
         },
         f"/api/{e.name}/{{record_id}}/actions/{{action}}": {
-            "post": {"tags": tag, "summary": "Run an action: restore, purge",
+            "post": {"tags": tag, "operationId": f"action_{e.name}",
+                     "summary": "Run an action: restore, purge",
                      "parameters": [rid, {"name": "action", "in": "path", "required": True,
-                                          "schema": {"enum": ["restore", "purge"]}}],
+                                          "schema": {"type": "string",
+                                                     "enum": ["restore", "purge"]}}],
                      "responses": {"200": {"description": "Restored", "content": _json(n)},
                                    "204": {"description": "Purged"},
                                    **_errors(401, 404, 409)}},
@@ -176,9 +226,12 @@ def build_openapi(model: Model) -> dict[str, Any]:
         "History": {"type": "object", "properties": {
             "total": {"type": "integer"},
             "items": {"type": "array", "items": {"type": "object", "properties": {
-                "at": {"type": "string", "format": "date-time"},
-                "user": {"type": ["string", "null"]}, "action": {"type": "string"},
-                "field": {"type": ["string", "null"]}, "old": {}, "new": {}}}}}},
+                "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+                "user_id": {"type": ["integer", "null"]}, "user": {"type": ["string", "null"]},
+                "action": {"type": "string",
+                           "description": "create, update, delete, restore, purge"},
+                "field": {"type": ["string", "null"]}, "old": {}, "new": {}},
+                "required": ["id", "at", "action", "field", "old", "new"]}}}},
     }
     paths: dict[str, Any] = {}
     for e in model.entities:

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, false, or_
+from sqlalchemy import JSON, ColumnElement, Table, and_, cast, false, or_, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import UnaryExpression
 
 from engine.metadata.model import Entity, Field
@@ -19,6 +20,7 @@ from engine.types import NAME_RE, FieldType
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
+MAX_CURSOR = 4096  # a real cursor holds at most 5 sort values and an id
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "in", "blank")
 # Engine columns a list may filter and sort on, with the field type that reads their values.
 ENGINE_SORTABLE: dict[str, FieldType] = {
@@ -123,7 +125,8 @@ def _int_param(params: Mapping[str, str], key: str, default: int, lo: int, hi: i
     raw = params.get(key)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    # isascii: "²".isdigit() is True but int("²") fails; len: int() of a huge string is slow
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not lo <= int(raw) <= hi:
         problems[key] = f"must be a whole number from {lo} to {hi}"
         return default
     return int(raw)
@@ -133,7 +136,7 @@ def parse_sort(entity: Entity, raw: str, problems: dict[str, str]) -> tuple[Sort
     keys: list[SortKey] = []
     for part in [p.strip() for p in raw.split(",") if p.strip()]:
         desc = part.startswith("-")
-        name = part.lstrip("-+")
+        name = part[1:] if part[0] in "+-" else part
         if not NAME_RE.match(name):
             problems["sort"] = f"{part!r} is not a field name"
             continue
@@ -169,10 +172,8 @@ def _filter_value(f: Field, op: str, raw: str) -> Any:
     if op in ("gt", "gte", "lt", "lte") and f.type not in _ORDERED:
         raise ValueProblem(f"cannot compare a {f.type} field with {op}")
     coerce = coercer_for(_unbounded(f))
-    if f.type is FieldType.MULTICHOICE:
-        if op not in ("eq", "ne"):
-            raise ValueProblem(f"cannot use {op} on a multichoice field")
-        return coercer_for(f)(raw)
+    if f.type is FieldType.MULTICHOICE and op not in ("eq", "ne"):
+        raise ValueProblem(f"cannot use {op} on a multichoice field")
     if op == "in":
         values = [coerce(v) for v in raw.split(",") if v.strip()]
         if not values or len(values) > 100:
@@ -191,9 +192,15 @@ def _unbounded(f: Field) -> Field:
     return replace(f, min=None, max=None, max_length=None, required=False)
 
 
-def condition_sql(table: Table, cond: Condition) -> ColumnElement[bool]:
-    col = table.c[cond.field]
+def condition_sql(table: Table, cond: Condition, dialect: str = "sqlite") -> ColumnElement[bool]:
+    """The WHERE clause of one condition. `dialect` matters for multichoice (JSON) columns:
+    PostgreSQL has no `json = json`, so both sides become jsonb there; SQLite compares the
+    JSON text, which is canonical because the coercer stores options in their defined order.
+    """
+    col: ColumnElement[Any] = table.c[cond.field]
     v = cond.value
+    if isinstance(col.type, JSON) and cond.op in ("eq", "ne") and dialect == "postgresql":
+        col, v = cast(col, JSONB), type_coerce(v, JSONB)
     match cond.op:
         case "eq":
             return col == v  # type: ignore[no-any-return]
@@ -241,6 +248,8 @@ def after_cursor(entity: Entity, table: Table, keys: tuple[SortKey, ...],
                  cursor: str) -> ColumnElement[bool]:
     """Rows strictly after the cursor in the order of `order_by`."""
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("length")
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(keys) + 1:
@@ -250,7 +259,8 @@ def after_cursor(entity: Entity, table: Table, keys: tuple[SortKey, ...],
         last_id = values[-1]
         if not isinstance(last_id, int) or isinstance(last_id, bool):
             raise ValueError("id")
-    except (ValueError, binascii.Error, ValueProblem, UnicodeDecodeError, KeyError):
+    except (ValueError, binascii.Error, ValueProblem, UnicodeDecodeError, KeyError,
+            RecursionError):
         raise BadRequest("invalid cursor", {"cursor": "not a cursor from this list"}) from None
     all_keys = [*keys, SortKey("id", keys[-1].descending if keys else False)]
     all_values = [*decoded, last_id]

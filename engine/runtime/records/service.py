@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    null,
     select,
     update,
 )
@@ -70,6 +71,16 @@ class _Compiled:
     coercers: dict[str, Coercer]
     defaults: dict[str, Any]
     links: dict[str, Table]
+    json_fields: frozenset[str]  # multichoice: None must be written as SQL NULL, not 'null'
+
+    def db_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` ready for INSERT/UPDATE: a blank JSON field becomes SQL NULL.
+
+        SQLAlchemy's JSON type writes Python None as the JSON text 'null', which
+        `IS NULL` (the __blank filter, ISBLANK) would not find.
+        """
+        return {k: null() if v is None and k in self.json_fields else v
+                for k, v in values.items()}
 
 
 class Records:
@@ -98,7 +109,10 @@ class Records:
                 links[f.name] = self.schema.table(USER_TABLE)
             elif f.target:
                 links[f.name] = self.schema.table(f.target)
-        return _Compiled(entity, self.schema.table(entity.name), coercers, defaults, links)
+        json_fields = frozenset(f.name for f in entity.fields
+                                if f.type is FieldType.MULTICHOICE)
+        return _Compiled(entity, self.schema.table(entity.name), coercers, defaults, links,
+                         json_fields)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -171,7 +185,7 @@ class Records:
         for f in entity.fields:
             if f.required and f.name not in errors and (
                 (creating and is_blank(values.get(f.name)))
-                or (not creating and f.name in values and values[f.name] is None)
+                or (not creating and f.name in values and is_blank(values[f.name]))
             ):
                 errors[f.name] = "is required"
         return values
@@ -230,7 +244,8 @@ class Records:
                              "updated_at": now, "updated_by": actor.user_id,
                              "owner_id": actor.user_id, "department_id": actor.department_id}
             try:
-                new_id = conn.execute(insert(c.table).values(**engine_values, **values)
+                new_id = conn.execute(insert(c.table).values(**engine_values,
+                                                             **c.db_values(values))
                                       .returning(c.table.c.id)).scalar_one()
             except IntegrityError as exc:
                 raise Conflict(f"{entity} conflicts with another record: {_reason(exc)}") from None
@@ -268,7 +283,8 @@ class Records:
             t = c.table
             stmt = (update(t).where(t.c.id == record_id, t.c.version == version,
                                     t.c.deleted_at.is_(None))
-                    .values(**{f: n for f, _, n in changes}, version=t.c.version + 1,
+                    .values(**c.db_values({f: n for f, _, n in changes}),
+                            version=t.c.version + 1,
                             updated_at=now, updated_by=actor.user_id))
             try:
                 result = conn.execute(stmt)
@@ -353,7 +369,8 @@ class Records:
         if used & hidden:
             raise NotFound(f"no field {sorted(used & hidden)[0]!r} of {entity}")
         where = self._visible(actor, c, deleted=query.deleted)
-        where += [condition_sql(t, cond) for cond in query.conditions]
+        where += [condition_sql(t, cond, self.engine.dialect.name)
+                  for cond in query.conditions]
         stmt = self._select(c).where(*where).order_by(*order_by(t, query.sort, self.nulls_small))
         if query.cursor:
             stmt = stmt.where(after_cursor(c.entity, t, query.sort, query.cursor))
@@ -368,15 +385,21 @@ class Records:
                     query.page_size, next_cursor)
 
     def _total(self, conn: Connection, t: Table, where: list[Any]) -> tuple[int, bool]:
-        """Exact up to EXACT_TOTAL_LIMIT; beyond, an estimate from the id density."""
-        probe = conn.execute(select(t.c.id).where(*where).order_by(t.c.id)
-                             .offset(EXACT_TOTAL_LIMIT).limit(1)).scalar()
+        """Exact up to EXACT_TOTAL_LIMIT; beyond, an estimate from the id density.
+
+        The first matching id and the (LIMIT+1)-th give the density of matches per id;
+        spread over the ids from the first match to the table's last id. Both probes walk
+        the id index from the start and stop early, so this stays cheap on large tables.
+        """
+        matching = select(t.c.id).where(*where).order_by(t.c.id)
+        probe = conn.execute(matching.offset(EXACT_TOTAL_LIMIT).limit(1)).scalar()
         if probe is None:
             sub = select(t.c.id).where(*where).subquery()
             return int(conn.execute(select(func.count()).select_from(sub)).scalar_one()), True
-        lo, hi = conn.execute(select(func.min(t.c.id), func.max(t.c.id))).one()
-        density = (EXACT_TOTAL_LIMIT + 1) / (probe - lo + 1)
-        return max(EXACT_TOTAL_LIMIT + 1, round(density * (hi - lo + 1))), False
+        first = conn.execute(matching.limit(1)).scalar_one()
+        last = conn.execute(select(func.max(t.c.id))).scalar_one()
+        density = (EXACT_TOTAL_LIMIT + 1) / (probe - first + 1)
+        return max(EXACT_TOTAL_LIMIT + 1, round(density * (last - first + 1))), False
 
     # -- bulk ----------------------------------------------------------------------------
 
@@ -411,6 +434,7 @@ class Records:
                 batch = []
         if batch:
             created += self._insert_batch(actor, c, batch, errors)
+        errors.sort(key=lambda e: e[0])  # batch-level problems arrive after row-level ones
         return BulkResult(len(created), errors, created)
 
     def _insert_batch(self, actor: Actor, c: _Compiled, batch: list[tuple[int, dict[str, Any]]],
@@ -424,7 +448,8 @@ class Records:
             good = self._bulk_checks(conn, c, batch, errors)
             if not good:
                 return []
-            params = [{**engine_values, **{n: v.get(n) for n in names}} for _, v in good]
+            params = [{**engine_values, **c.db_values({n: v.get(n) for n in names})}
+                      for _, v in good]
             result = conn.execute(insert(c.table).returning(c.table.c.id,
                                                             sort_by_parameter_order=True), params)
             ids = [r[0] for r in result]

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
 from sqlalchemy import Column, Connection, Engine, delete, insert, inspect, text
+from sqlalchemy.exc import DBAPIError
 
+from engine.metadata.errors import ConfigError
 from engine.metadata.model import Model
 from engine.runtime.db import WRITE, is_sqlite
 from engine.runtime.schema.convert import copy_converted
@@ -32,27 +34,72 @@ def apply_plan(engine: Engine, model: Model, *, allow_destructive: bool = False,
     without `allow_destructive`.
     """
     schema = build_schema(model)
-    with engine.execution_options(**WRITE).begin() as conn:
-        if is_sqlite(engine):
-            conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
-        else:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        plan = _Planner(conn, schema, drop_archived).plan()
-        if plan.errors:
-            raise PlanError(list(plan.errors))
-        if plan.destructive and not allow_destructive:
-            raise PlanError([f"refusing a destructive step without --allow-destructive: "
-                             f"{s.describe()}" for s in plan.destructive])
-        if plan.is_empty:
-            return plan
-        operations = Operations(MigrationContext.configure(conn))
-        for step in plan.steps:
-            _apply_step(conn, operations, schema, step)
-        conn.execute(insert(schema.table(MIGRATION_TABLE)).values(
-            applied_at=datetime.now(UTC), config_hash=plan.config_hash,
-            destructive=bool(plan.destructive),
-            steps=json.dumps([s.as_json() for s in plan.steps], ensure_ascii=False)))
+    sqlite = is_sqlite(engine)
+    with engine.execution_options(**WRITE).connect() as conn:
+        if sqlite:
+            # A table rebuild drops and recreates tables other tables point at; with foreign
+            # keys on, SQLite would count every such reference as broken. The switch only
+            # works outside a transaction; links are checked before the commit instead.
+            _sqlite_foreign_keys(conn, on=False)
+        try:
+            with conn.begin():
+                plan = _plan_and_apply(conn, schema, allow_destructive=allow_destructive,
+                                       drop_archived=drop_archived)
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(conn, on=True)
     return plan
+
+
+def _plan_and_apply(conn: Connection, schema: Schema, *, allow_destructive: bool,
+                    drop_archived: bool) -> Plan:
+    if conn.dialect.name != "sqlite":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    plan = _Planner(conn, schema, drop_archived).plan()
+    if plan.errors:
+        raise PlanError(list(plan.errors))
+    if plan.destructive and not allow_destructive:
+        raise PlanError([f"refusing a destructive step without --allow-destructive: "
+                         f"{s.describe()}" for s in plan.destructive])
+    if plan.is_empty:
+        return plan
+    operations = Operations(MigrationContext.configure(conn))
+    for step in plan.steps:
+        try:
+            _apply_step(conn, operations, schema, step)
+        except DBAPIError as exc:  # data the plan could not foresee; all is rolled back
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise PlanError([f"{step.describe()} — the database refused: {reason}"]) from exc
+    if conn.dialect.name == "sqlite":
+        _check_links(conn, sorted({s.table for s in plan.steps}))
+    conn.execute(insert(schema.table(MIGRATION_TABLE)).values(
+        applied_at=datetime.now(UTC), config_hash=plan.config_hash,
+        destructive=bool(plan.destructive),
+        steps=json.dumps([s.as_json() for s in plan.steps], ensure_ascii=False)))
+    return plan
+
+
+def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
+    """Switch SQLite's foreign key checks on this connection (outside any transaction)."""
+    try:
+        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    except Exception:
+        conn.invalidate()  # never hand a connection back to the pool with the checks off
+        raise
+
+
+def _check_links(conn: Connection, tables: list[str]) -> None:
+    """Refuse to commit when a changed SQLite table points at records that do not exist."""
+    problems: list[ConfigError | str] = []
+    for table in tables:
+        broken: dict[str, int] = {}
+        for row in conn.exec_driver_sql(f'PRAGMA foreign_key_check("{table}")'):
+            broken[row[2]] = broken.get(row[2], 0) + 1
+        problems += [f"{table}: {n} row(s) point to missing {parent} records"
+                     for parent, n in sorted(broken.items())]
+    if problems:
+        raise PlanError(problems)
 
 
 def _apply_step(conn: Connection, operations: Operations, schema: Schema, step: Step) -> None:
@@ -64,6 +111,12 @@ def _apply_step(conn: Connection, operations: Operations, schema: Schema, step: 
             table_name=step.table, column_name=step.column,
             column_type=str(live[step.column or ""]["type"])[:100],
             archived_at=datetime.now(UTC)))
+        return
+    if step.kind == "rename_column":
+        # an archived column can be renamed into a field: it is no longer archived
+        conn.execute(delete(archive).where(archive.c.table_name == step.table,
+                                           archive.c.column_name == step.column))
+        operations.invoke(step.op)
         return
     if step.kind == "restore_column":
         conn.execute(delete(archive).where(archive.c.table_name == step.table,
@@ -89,7 +142,11 @@ def _apply_step(conn: Connection, operations: Operations, schema: Schema, step: 
 
 
 def _convert(conn: Connection, operations: Operations, schema: Schema, step: Step) -> None:
-    """Change a column's type by copying converted values into a new column, then swapping."""
+    """Change a column's type by copying converted values into a new column, then swapping.
+
+    The column's indexes and link checks go with the old column; those the model still has
+    are made again on the new one (new ones come from their own steps).
+    """
     table, column = step.table, step.column or ""
     field = schema.model.entity(table).field(column)
     target_col = schema.table(table).c[column]
@@ -97,33 +154,37 @@ def _convert(conn: Connection, operations: Operations, schema: Schema, step: Ste
     narrow_to = None
     if isinstance(step.op, ops.AlterColumnOp) and step.kind == "narrow_column":
         narrow_to = getattr(step.op.modify_type, "length", None)
+    insp = inspect(conn)
+    live_ix = [ix for ix in insp.get_indexes(table) if column in ix["column_names"]]
+    live_fk = [fk for fk in insp.get_foreign_keys(table) if column in fk["constrained_columns"]]
+    wanted_ix = {str(ix.name) for ix in schema.table(table).indexes}
+    wanted_fk = {str(fk.name) for fk in target_col.foreign_keys}
+    for ix in live_ix:  # SQLite's rebuild would copy them onto a column that is gone
+        operations.drop_index(str(ix["name"]), table_name=table)
     operations.add_column(table, Column(temp, target_col.type))
     copy_converted(conn, table, column, temp, target_col.type, field, narrow_to)
     if conn.dialect.name == "sqlite":
         with operations.batch_alter_table(table, recreate="always") as batch:
             batch.drop_column(column)
-            batch.alter_column(temp, new_column_name=column, existing_type=target_col.type)
+            batch.alter_column(temp, new_column_name=column)
     else:
         operations.drop_column(table, column)
         operations.alter_column(table, temp, new_column_name=column)
-    _restore_constraints(conn, operations, schema, table, column)
+    for fk in live_fk:
+        if fk.get("name") in wanted_fk:
+            _create_fk(conn, operations, table, str(fk["name"]), fk["referred_table"],
+                       list(fk["constrained_columns"]), list(fk["referred_columns"]))
+    for ix in live_ix:
+        if ix["name"] in wanted_ix:
+            operations.create_index(str(ix["name"]), table,
+                                    [c for c in ix["column_names"] if c],
+                                    unique=bool(ix["unique"]))
 
 
-def _restore_constraints(conn: Connection, operations: Operations, schema: Schema, table: str,
-                         column: str) -> None:
-    """Recreate the indexes and link checks of a column that was swapped in."""
-    insp = inspect(conn)
-    live_ix = {ix["name"] for ix in insp.get_indexes(table)}
-    t = schema.table(table)
-    for ix in t.indexes:
-        if column in ix.columns and ix.name not in live_ix:
-            operations.create_index(str(ix.name), table, [column], unique=bool(ix.unique))
-    for fk in t.c[column].foreign_keys:
-        referent = fk.column.table.name
-        if conn.dialect.name == "sqlite":
-            with operations.batch_alter_table(table, recreate="always") as batch:
-                batch.create_foreign_key(str(fk.name), referent, [column], ["id"])
-        else:
-            operations.create_foreign_key(str(fk.name), table, referent, [column], ["id"])
-
-
+def _create_fk(conn: Connection, operations: Operations, table: str, name: str, referent: str,
+               columns: list[str], referred: list[str]) -> None:
+    if conn.dialect.name == "sqlite":
+        with operations.batch_alter_table(table, recreate="always") as batch:
+            batch.create_foreign_key(name, referent, columns, referred)
+    else:
+        operations.create_foreign_key(name, table, referent, columns, referred)

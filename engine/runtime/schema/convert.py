@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, bindparam, select, update
 from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Field
+from engine.runtime.schema.tables import USER_TABLE
 from engine.runtime.values import ValueProblem, coercer_for
+from engine.types import FieldType
 
 BATCH = 5000
 
@@ -20,38 +23,84 @@ def _source(table: str, column: str, *extra: Column[Any]) -> Table:
 
 
 def converted(conn: Connection, table: str, column: str, field: Field,
-              narrow_to: int | None) -> Iterator[tuple[int, Any, bool]]:
-    """Yield (id, new value, lost) for every non-empty value of `table.column`."""
+              narrow_to: int | None) -> Iterator[tuple[int, Any, Any, bool]]:
+    """Yield (id, stored value, new value, lost) for every non-empty value of `table.column`.
+
+    With `narrow_to`, text is cut to that many characters before it is coerced. A value
+    that becomes a link to a record that does not exist is lost too.
+    """
     t = _source(table, column)
     coerce = coercer_for(field)
-    result = conn.execution_options(yield_per=BATCH).execute(
-        select(t.c.id, t.c[column]).where(t.c[column].is_not(None)))
-    for rid, value in result:
-        if narrow_to is not None and isinstance(value, str):
-            value = value[:narrow_to]
-        try:
-            yield rid, coerce(value), False
-        except ValueProblem:
-            yield rid, None, True
+    # yield_per on the statement: Connection.execution_options() would change the connection
+    # itself, and a later DDL statement would then run through a server-side cursor.
+    result = conn.execute(
+        select(t.c.id, t.c[column]).where(t.c[column].is_not(None)).order_by(t.c.id)
+        .execution_options(yield_per=BATCH))
+    target = USER_TABLE if field.type is FieldType.USER else field.target
+    for chunk in result.partitions(BATCH):
+        out: list[tuple[int, Any, Any, bool]] = []
+        for rid, stored in chunk:
+            value = stored[:narrow_to] if narrow_to is not None and isinstance(stored, str) \
+                else stored
+            try:
+                out.append((rid, stored, coerce(value), False))
+            except ValueProblem:
+                out.append((rid, stored, None, True))
+        if target:
+            out = _drop_dangling(conn, target, out)
+        yield from out
+
+
+def _drop_dangling(conn: Connection, target: str,
+                   rows: list[tuple[int, Any, Any, bool]]) -> list[tuple[int, Any, Any, bool]]:
+    """Mark as lost the converted links whose record does not exist in `target`."""
+    wanted = {new for _rid, _stored, new, lost in rows if not lost}
+    t = Table(target, MetaData(), Column("id", BigInteger, primary_key=True))
+    found = set(conn.execute(select(t.c.id).where(t.c.id.in_(wanted))).scalars()) \
+        if wanted else set()
+    return [(rid, stored, None, True) if not lost and new not in found
+            else (rid, stored, new, lost) for rid, stored, new, lost in rows]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What a conversion would do to the non-empty values of a column."""
+
+    total: int  # non-empty values
+    lost: int  # values that would become blank
+    examples: tuple[Any, ...]  # the first few lost values, as stored
+
+    def describe(self) -> str:
+        """E.g. "1 of 2 non-empty values cannot be converted and would become blank, e.g. 'abc'"."""
+        text = (f"{self.lost} of {self.total} non-empty values cannot be converted and would "
+                f"become blank")
+        if self.examples:
+            text += ", e.g. " + ", ".join(repr(v) for v in self.examples)
+        return text
 
 
 def count_lost(conn: Connection, table: str, column: str, field: Field,
-               narrow_to: int | None) -> tuple[int, int]:
-    """(values that convert, values that would become blank)."""
-    kept = lost = 0
-    for _rid, _value, was_lost in converted(conn, table, column, field, narrow_to):
-        lost += was_lost
-        kept += not was_lost
-    return kept, lost
+               narrow_to: int | None, examples: int = 3) -> Loss:
+    """Count the values of `table.column` that would not survive the conversion to `field`."""
+    total = lost = 0
+    shown: list[Any] = []
+    for _rid, stored, _new, was_lost in converted(conn, table, column, field, narrow_to):
+        total += 1
+        if was_lost:
+            lost += 1
+            if len(shown) < examples:
+                shown.append(stored)
+    return Loss(total, lost, tuple(shown))
 
 
 def copy_converted(conn: Connection, table: str, column: str, target: str,
                    target_type: TypeEngine[Any], field: Field, narrow_to: int | None) -> int:
     """Fill `table.target` with the converted values of `table.column`; return how many."""
-    values = list(converted(conn, table, column, field, narrow_to))
+    rows = [{"b_id": rid, "b_value": value}
+            for rid, _stored, value, lost in converted(conn, table, column, field, narrow_to)
+            if not lost]
     t = _source(table, column, Column(target, target_type))
     stmt = update(t).where(t.c.id == bindparam("b_id")).values({target: bindparam("b_value")})
-    rows = [{"b_id": rid, "b_value": value} for rid, value, lost in values if not lost]
     for start in range(0, len(rows), BATCH):
         conn.execute(stmt, rows[start : start + BATCH])
     return len(rows)

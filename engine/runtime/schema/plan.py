@@ -14,12 +14,26 @@ from alembic.autogenerate import produce_migrations
 from alembic.migration import MigrationContext
 from alembic.operations import ops
 from sqlalchemy import Column as SAColumn
-from sqlalchemy import Connection, Engine, Integer, Numeric, String, Text, func, inspect, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    and_,
+    exists,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy import Table as SATable
 from sqlalchemy.types import TypeEngine
 
 from engine.metadata.errors import ConfigError, SourceLoc
 from engine.metadata.model import Model
+from engine.runtime.schema.convert import count_lost
 from engine.runtime.schema.tables import ARCHIVE_TABLE, SYSTEM_TABLES, Schema, build_schema
 from engine.runtime.schema.types import ExactDecimal
 from engine.types import ENGINE_COLUMNS
@@ -134,7 +148,14 @@ class _Planner:
         )
         script = produce_migrations(mc, self.schema.metadata)
         archived_now = set(self.archived_before)
-        for op in _flatten(script.upgrade_ops):
+        changes = _flatten(script.upgrade_ops)
+        # Columns whose values are converted into a new column: their indexes and link checks
+        # go with the old column, so they are not dropped on their own.
+        self.converting = {
+            (op.table_name, op.column_name) for op in changes
+            if isinstance(op, ops.AlterColumnOp) and op.modify_type is not None
+            and not _widens(op.existing_type, op.modify_type)}
+        for op in changes:
             self._translate(op, renames, archived_now)
         # Fields that came back: their column was archived and is wanted again.
         for e in self.model.entities:
@@ -180,8 +201,10 @@ class _Planner:
                    archived: set[tuple[str, str]]) -> None:
         table = getattr(op, "table_name", None) or ""
         if isinstance(op, ops.CreateTableOp):
+            columns = [c for c in op.columns if isinstance(c, SAColumn)]
             self.steps.append(Step("create_table", op.table_name, None,
-                                   f"new table with {len(op.columns)} columns", op=op))
+                                   f"new table with {len(columns)} columns", op=op))
+            self._deferred_fks(op.table_name)
         elif isinstance(op, ops.AddColumnOp):
             col = op.column
             if any(new == col.name for (t, _), new in renames.items() if t == table):
@@ -197,16 +220,24 @@ class _Planner:
             self._new_index(op, renames)
         elif isinstance(op, ops.DropIndexOp):
             cols = self._index_columns(op)
-            if any((table, c) in archived or (table, c) in renames for c in cols):
-                return  # keep indexes of archived or renamed columns
+            if any((table, c) in self.converting for c in cols):
+                return
+            gone = [c for c in cols if not self._in_model(table, c)]
+            if gone and not self.drop_archived and \
+                    not any((table, c) in renames for c in gone):
+                return  # an archived column keeps its index
+            # A renamed column's index is recreated under its new name; a dropped column's
+            # index goes first (SQLite's table rebuild would copy it otherwise).
             self.steps.append(Step("drop_index", table, None, f"drop index {op.index_name}",
                                    op=op))
         elif isinstance(op, ops.AddConstraintOp) and isinstance(op, ops.CreateForeignKeyOp):
             self._new_fk(op, renames)
         elif isinstance(op, ops.DropConstraintOp):
             cols = self._fk_columns(table, str(op.constraint_name))
-            if any((table, c) in archived or (table, c) in renames for c in cols):
+            if any((table, c) in self.converting for c in cols):
                 return
+            if any(not self._in_model(table, c) for c in cols):
+                return  # archived and renamed columns keep their link check; dropped lose it
             self.steps.append(Step("drop_constraint", table, None,
                                    f"drop constraint {op.constraint_name}", op=op,
                                    needs_rebuild=True,
@@ -214,11 +245,26 @@ class _Planner:
         else:
             self.errors.append(f"{table}: unsupported schema change {type(op).__name__}")
 
+    def _deferred_fks(self, table: str) -> None:
+        """Links that close a cycle are left out of CREATE TABLE; add them once all exist.
+
+        SQLite has no ALTER for constraints and does not check references at CREATE, so
+        there they stay inline.
+        """
+        if not self.conn.dialect.supports_alter:
+            return
+        for fk in self.schema.table(table).foreign_key_constraints:
+            if fk.use_alter:
+                op = ops.CreateForeignKeyOp.from_constraint(fk)
+                self.steps.append(Step("add_foreign_key", table, ",".join(op.local_cols),
+                                       f"link to {op.referent_table}", op=op))
+
     def _dropped_column(self, op: ops.DropColumnOp, renames: dict[tuple[str, str], str],
                         archived: set[tuple[str, str]]) -> None:
         table, column = op.table_name, op.column_name
         if (table, column) in renames:
             new = renames[(table, column)]
+            archived.discard((table, column))  # renaming an archived column brings it back
             self.steps.append(Step("rename_column", table, column, f"rename to {new}",
                                    op=ops.AlterColumnOp(table, column, modify_name=new)))
             return
@@ -247,19 +293,25 @@ class _Planner:
             self.steps.append(Step("widen_column", table, column, f"{old} → {new}", op=op,
                                    needs_rebuild=True))
             return
-        if isinstance(old, String) and isinstance(new, String) and \
-                type(old) is type(new) and old.length and new.length:
-            over = self._count(table, func.length(self._col(table, column)) > new.length)
-            self.steps.append(Step(
-                "narrow_column", table, column, f"{old} → {new}",
-                loss=f"{over} values longer than {new.length} characters would be cut",
-                op=op, needs_rebuild=True, convert_to=column))
+        if not (self.model.has_entity(table) and self.model.entity(table).has_field(column)):
+            self.errors.append(f"{table}.{column}: engine column type differs "
+                               f"({old} in the database, {new} expected)")
             return
-        count = self._count_values(table, column)
-        self.steps.append(Step(
-            "change_type", table, column, f"{old} → {new}",
-            loss=f"{count} non-empty values are converted; those that do not fit become blank",
-            op=op, needs_rebuild=True, convert_to=column))
+        field = self.model.entity(table).field(column)
+        narrow_to = narrowed_length(old, new)
+        loss = count_lost(self.conn, table, column, field, narrow_to)
+        if narrow_to is None:
+            self.steps.append(Step("change_type", table, column, f"{old} → {new}",
+                                   loss=loss.describe(), op=op, needs_rebuild=True,
+                                   convert_to=column))
+            return
+        t = _scratch_table(table, column)
+        over = self._count(t, func.length(t.c[column]) > narrow_to)
+        text = f"{over} values longer than {narrow_to} characters would be cut"
+        if loss.lost:
+            text += f"; {loss.describe()}"
+        self.steps.append(Step("narrow_column", table, column, f"{old} → {new}", loss=text,
+                               op=op, needs_rebuild=True, convert_to=column))
 
     def _new_index(self, op: ops.CreateIndexOp, renames: dict[tuple[str, str], str]) -> None:
         table = op.table_name
@@ -270,11 +322,10 @@ class _Planner:
             live = self._live_columns(table)
             source = old or col_name
             if source in live:
-                c = self._col(table, source)
-                t = c.table
+                c = _scratch_table(table, source).c[source]
                 dupes = self.conn.execute(
-                    select(c, func.count()).select_from(t).where(c.is_not(None))
-                    .group_by(c).having(func.count() > 1).limit(3)).all()
+                    select(c, func.count()).where(c.is_not(None))
+                    .group_by(c).having(func.count() > 1).order_by(c).limit(3)).all()
                 if dupes:
                     shown = ", ".join(repr(d[0]) for d in dupes)
                     loc = self._field_loc(table, col_name)
@@ -290,8 +341,27 @@ class _Planner:
         cols = list(op.local_cols)
         if any(any(n == c for (t, _), n in renames.items() if t == table) for c in cols):
             return  # the renamed column keeps its link check
+        if len(cols) == 1 and (table, cols[0]) not in self.converting and \
+                cols[0] in self._live_columns(table):
+            self._check_dangling(table, cols[0], op.referent_table)
         self.steps.append(Step("add_foreign_key", table, ",".join(cols),
                                f"link to {op.referent_table}", op=op, needs_rebuild=True))
+
+    def _check_dangling(self, table: str, column: str, referent: str) -> None:
+        """An existing column that becomes a link must not point at records that do not exist."""
+        src = _scratch_table(table, column)
+        target = _scratch_table(referent, "id").alias("target")
+        value = src.c[column]
+        dangling = [value.is_not(None), ~exists().where(target.c.id == value)]
+        count = self._count(src, and_(*dangling))
+        if not count:
+            return
+        shown = self.conn.execute(select(value).where(*dangling).distinct().order_by(value)
+                                  .limit(3)).scalars().all()
+        message = (f"cannot link {table}.{column} to {referent}: {count} values point to no "
+                   f"record, e.g. " + ", ".join(repr(v) for v in shown))
+        loc = self._field_loc(table, column)
+        self.errors.append(ConfigError(loc, message) if loc else message)
 
     def _index_columns(self, op: ops.DropIndexOp) -> list[str]:
         for ix in self.insp.get_indexes(op.table_name or ""):
@@ -310,23 +380,33 @@ class _Planner:
             return self.model.entity(table).field(column).loc
         return None
 
-    def _col(self, table: str, column: str) -> SAColumn[Any]:
-        t = SATable(table, _scratch_metadata(), SAColumn(column), extend_existing=True)
-        return t.c[column]
+    def _in_model(self, table: str, column: str) -> bool:
+        return table in self.schema.metadata.tables and \
+            column in self.schema.table(table).c
 
-    def _count(self, table: str, condition: Any) -> int:
-        c = self._col(table, "id")
+    def _count(self, t: SATable, condition: Any) -> int:
         return int(self.conn.execute(
-            select(func.count()).select_from(c.table).where(condition)).scalar_one())
+            select(func.count()).select_from(t).where(condition)).scalar_one())
 
     def _count_values(self, table: str, column: str) -> int:
-        return self._count(table, self._col(table, column).is_not(None))
+        t = _scratch_table(table, column)
+        return self._count(t, t.c[column].is_not(None))
 
 
-def _scratch_metadata() -> Any:
-    from sqlalchemy import MetaData
+def _scratch_table(table: str, *columns: str) -> SATable:
+    """A bare Table to query live columns by name, whatever their type."""
+    return SATable(table, MetaData(), *(SAColumn(c) for c in columns))
 
-    return MetaData()
+
+def narrowed_length(old: TypeEngine[Any] | None, new: TypeEngine[Any]) -> int | None:
+    """The new length when text is narrowed (values are cut to it); None otherwise."""
+    if not (isinstance(old, String) and isinstance(new, String)) or isinstance(new, Text):
+        return None
+    if not new.length:
+        return None
+    if isinstance(old, Text) or not old.length or old.length > new.length:
+        return int(new.length)
+    return None
 
 
 _ORDER = ["create_table", "rename_column", "restore_column", "add_column", "widen_column",

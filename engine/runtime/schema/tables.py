@@ -92,9 +92,45 @@ def build_schema(model: Model) -> Schema:
     md = MetaData()
     _system_tables(md)
     has_department = model.has_entity("department")
+    cyclic = _cyclic_links(model)
     for entity in model.entities:
-        _entity_table(md, entity, has_department)
+        _entity_table(md, entity, has_department, cyclic)
     return Schema(md, model)
+
+
+def _links(model: Model) -> dict[str, set[str]]:
+    """entity → the other entities its link columns point to (department_id included)."""
+    has_department = model.has_entity("department")
+    out: dict[str, set[str]] = {}
+    for e in model.entities:
+        targets = {f.target for f in e.fields if f.target and f.type is not FieldType.USER}
+        if has_department:
+            targets.add("department")
+        out[e.name] = {t for t in targets if t and t != e.name}
+    return out
+
+
+def _cyclic_links(model: Model) -> frozenset[tuple[str, str]]:
+    """(table, target) links that close a cycle between tables.
+
+    Their foreign keys are created after the tables (`use_alter`), so tables that point at
+    each other can be created in some order, and SQLAlchemy can still sort the rest.
+    """
+    links = _links(model)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(links.get(node, ()))
+        return False
+
+    return frozenset((a, b) for a, targets in links.items() for b in targets if reaches(b, a))
 
 
 def _system_tables(md: MetaData) -> None:
@@ -157,10 +193,12 @@ def _system_tables(md: MetaData) -> None:
     )
 
 
-def _entity_table(md: MetaData, entity: Entity, has_department: bool) -> Table:
+def _entity_table(md: MetaData, entity: Entity, has_department: bool,
+                  cyclic: frozenset[tuple[str, str]]) -> Table:
     name = entity.name
     dept_fk: list[ForeignKey] = (
-        [ForeignKey("department.id", name=constraint_name("fk", name, "department_id"))]
+        [ForeignKey("department.id", name=constraint_name("fk", name, "department_id"),
+                    use_alter=(name, "department") in cyclic)]
         if has_department else []
     )
     columns: list[Column[Any]] = [
@@ -186,7 +224,8 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool) -> Table:
         if f.type is FieldType.USER:
             target = USER_TABLE
         if target:
-            fks.append(ForeignKey(f"{target}.id", name=constraint_name("fk", name, f.name)))
+            fks.append(ForeignKey(f"{target}.id", name=constraint_name("fk", name, f.name),
+                                  use_alter=(name, target) in cyclic))
         columns.append(Column(f.name, column_type(f), *fks, nullable=True))
         if f.unique:
             indexes.append(Index(constraint_name("uq", name, f.name), f.name, unique=True))

@@ -1,0 +1,150 @@
+"""Shared set-up: database files, the engine on top of them, raw connections, machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import Engine, func, select
+
+from bench.data import ACCOUNTS, account_rows, opportunity_rows
+from engine.metadata import Model, load_model
+from engine.runtime.access import SYSTEM
+from engine.runtime.db import open_engine
+from engine.runtime.records import Records
+from engine.runtime.schema import apply_plan, plan_schema
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+CONFIG = REPO / "config"
+ENTITY = "opportunity"
+
+
+@dataclass
+class Env:
+    """A migrated SQLite file with the records service and the benchmark accounts."""
+
+    path: Path
+    model: Model
+    engine: Engine
+    records: Records
+    account_ids: list[int]
+
+
+def remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def fresh_env(path: Path, config: Path = CONFIG) -> Env:
+    """A new database file with the schema of `config` and ACCOUNTS accounts (not timed)."""
+    remove_db(path)
+    model = load_model(config)
+    engine = open_engine(sqlite_url(path))
+    apply_plan(engine, model)
+    records = Records(engine, model)
+    created = records.bulk_create(SYSTEM, "account", account_rows())
+    if created.errors:
+        raise RuntimeError(f"benchmark accounts were refused: {created.errors[:3]}")
+    return Env(path, model, engine, records, created.ids)
+
+
+def open_env(path: Path, config: Path = CONFIG) -> Env:
+    model = load_model(config)
+    engine = open_engine(sqlite_url(path))
+    records = Records(engine, model)
+    account = records.schema.table("account")
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(account.c.id).order_by(account.c.id)).scalars())
+    return Env(path, model, engine, records, ids)
+
+
+def loaded_path(rows: int) -> Path:
+    return BENCH_DIR / f"opportunity-{rows}.db"
+
+
+def count_rows(engine: Engine, table: str) -> int:
+    t = sqlalchemy.table(table)
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+
+def loaded_env(rows: int, say: Any = print) -> Env:
+    """The database the bulk benchmark leaves behind: `rows` opportunities through the engine.
+
+    Reused when it is complete and its schema matches config/; rebuilt (not timed) otherwise.
+    """
+    path = loaded_path(rows)
+    if path.exists():
+        env = open_env(path)
+        if (count_rows(env.engine, ENTITY) == rows and len(env.account_ids) == ACCOUNTS
+                and plan_schema(env.engine, env.model).is_empty):
+            return env
+        env.engine.dispose()
+    say(f"building {path.name} with {rows:,} opportunities (not timed)")
+    env = fresh_env(path)
+    result = env.records.bulk_create(SYSTEM, ENTITY, opportunity_rows(rows, env.account_ids))
+    if result.errors or result.created != rows:
+        raise RuntimeError(f"loading {path} failed: {result.errors[:3]}")
+    return env
+
+
+def raw_connect(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection with the PRAGMAs the engine sets (engine/runtime/db.py)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def checkpoint(path: Path) -> None:
+    """Fold the WAL into the main file, so a plain file copy holds every row."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def percentile(values: list[float], p: int) -> float:
+    """The p-th percentile (inclusive method), e.g. p=50 for the median."""
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def machine_info() -> dict[str, str]:
+    return {
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "cpu": _cpu_model(),
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "sqlalchemy": sqlalchemy.__version__,
+        "os": platform.platform(),
+    }

@@ -1,0 +1,67 @@
+"""Run the benchmarks and rewrite bench/RESULTS.md.
+
+    python -m bench.run [--rows N] [--only NAME[,NAME]] [--requests N]
+
+Default: every benchmark at 1,000,000 rows. Each finished benchmark replaces its section
+of bench/results.json and RESULTS.md at once, so an interrupted run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable
+
+from bench import add_field, api_list, bulk_insert
+from bench.env import now_text
+from bench.report import Section, load, save
+
+DEFAULT_ROWS = 1_000_000
+Benchmark = Callable[[argparse.Namespace, Callable[[str], None]], Section]
+
+BENCHMARKS: dict[str, Benchmark] = {
+    bulk_insert.NAME: lambda a, say: bulk_insert.run(a.rows, say),
+    add_field.NAME: lambda a, say: add_field.run(a.rows, say),
+    api_list.NAME: lambda a, say: api_list.run(a.rows, say, a.requests),
+}
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS,
+                        help="opportunities in the table (default 1,000,000)")
+    parser.add_argument("--only", default="",
+                        help=f"comma-separated benchmarks to run: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--requests", type=int, default=api_list.REQUESTS,
+                        help="timed requests per route in api_list (default 300)")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    if args.rows < 1 or args.requests < 20:
+        parser.error("--rows must be at least 1 and --requests at least 20")
+    command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
+    sections = load()
+    for name in names:
+        _say(f"{name}: {args.rows:,} rows")
+        section = BENCHMARKS[name](args, _say)
+        section.command = command
+        section.date = now_text()
+        sections[name] = section
+        save(sections, list(BENCHMARKS))
+        for row in section.rows:
+            _say(f"  {row.benchmark}: ours {row.ours}, baseline {row.baseline}, "
+                 f"ratio {row.ratio}, target {row.target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

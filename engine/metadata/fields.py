@@ -1,0 +1,215 @@
+"""Check one field of an entity file and build its Field: options that fit the type,
+defaults that fit the field, min and max, renames."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.metadata.errors import ConfigError
+from engine.metadata.model import Field, Label
+from engine.metadata.yamlio import YamlDoc
+from engine.types import DECIMAL_SHAPES, LINK_TYPES, TEXT_TYPES, FieldType, name_problem
+
+_COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "default",
+                          "renamed_from"})
+# Which options fit which field type, beyond the common ones.
+_TYPE_KEYS: dict[FieldType, frozenset[str]] = {
+    FieldType.TEXT: frozenset({"max_length"}),
+    FieldType.TEXTAREA: frozenset({"max_length"}),
+    FieldType.EMAIL: frozenset({"max_length"}),
+    FieldType.PHONE: frozenset({"max_length"}),
+    FieldType.URL: frozenset({"max_length"}),
+    FieldType.INTEGER: frozenset({"min", "max"}),
+    FieldType.DECIMAL: frozenset({"min", "max"}),
+    FieldType.MONEY: frozenset({"min", "max"}),
+    FieldType.PERCENT: frozenset({"min", "max"}),
+    FieldType.BOOLEAN: frozenset(),
+    FieldType.DATE: frozenset(),
+    FieldType.DATETIME: frozenset(),
+    FieldType.CHOICE: frozenset({"options", "board"}),
+    FieldType.MULTICHOICE: frozenset({"options"}),
+    FieldType.REFERENCE: frozenset({"to"}),
+    FieldType.USER: frozenset(),
+    FieldType.DEPARTMENT: frozenset(),
+}
+_NOT_UNIQUE = frozenset({FieldType.TEXTAREA, FieldType.BOOLEAN, FieldType.MULTICHOICE})
+# The largest max_length a column of the type may declare.
+_TEXT_MAX = {FieldType.TEXT: 1000, FieldType.EMAIL: 254, FieldType.PHONE: 40, FieldType.URL: 2048}
+# The length a value may have when the field declares no max_length (as the coercer checks).
+TEXT_DEFAULT_MAX = {FieldType.TEXT: 255, FieldType.EMAIL: 254, FieldType.PHONE: 40,
+                    FieldType.URL: 2048, FieldType.TEXTAREA: 100_000}
+_INT_LIMIT = 2**63
+
+
+def a_type(ftype: FieldType) -> str:
+    """'a text field', 'an integer field'."""
+    return f"{'an' if ftype.value[0] in 'aeiou' else 'a'} {ftype} field"
+
+
+def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
+                errors: list[ConfigError]) -> Field | None:
+    """Check one schema-valid field spec; append its errors, return the Field when it has none.
+
+    The field's name is checked by the caller (it is a key, valid or not, whatever the spec).
+    """
+    before = len(errors)
+    base = ["fields", name]
+
+    def error(path: list[str | int], message: str, *, key: bool = False) -> None:
+        errors.append(doc.error([*base, *path], f"fields.{name}{message}", key=key))
+
+    ftype = FieldType(spec["type"])
+    allowed = _COMMON_KEYS | _TYPE_KEYS[ftype]
+    for key in spec:
+        if key not in allowed:
+            error([key], f".{key} does not fit {a_type(ftype)}", key=True)
+    if ftype in (FieldType.CHOICE, FieldType.MULTICHOICE):
+        if "options" not in spec:
+            error([], f": {a_type(ftype)} needs options")
+        else:
+            seen: set[str] = set()
+            for i, opt in enumerate(spec["options"]):
+                if opt in seen:
+                    error(["options", i], f".options: duplicate {opt!r}")
+                seen.add(opt)
+    if ftype is FieldType.REFERENCE and "to" not in spec:
+        error([], ": a reference field needs 'to'")
+    if spec.get("unique") and ftype in _NOT_UNIQUE:
+        error(["unique"], f".unique does not fit {a_type(ftype)}")
+    if ftype in _TEXT_MAX and spec.get("max_length", 0) > _TEXT_MAX[ftype]:
+        error(["max_length"], f".max_length: at most {_TEXT_MAX[ftype]} for {a_type(ftype)}")
+    bounds: dict[str, Decimal | None] = {"min": None, "max": None}
+    for key in bounds:
+        value = spec.get(key)
+        if value is not None and key in allowed:
+            if math.isfinite(value):
+                bounds[key] = Decimal(value) if isinstance(value, int) else Decimal(str(value))
+            else:
+                error([key], f".{key} must be a finite number")
+    lo, hi = bounds["min"], bounds["max"]
+    if lo is not None and hi is not None and lo > hi:
+        error(["min"], ": min is above max")
+    default = spec.get("default")
+    if default is not None and len(errors) == before:
+        problem = default_problem(ftype, spec, default, lo, hi)
+        if problem:
+            error(["default"], f".default {problem}")
+    if len(errors) > before:
+        return None
+    return Field(
+        name=name,
+        type=ftype,
+        label=Label.of(spec.get("label"), name.replace("_", " ").capitalize()),
+        loc=doc.loc(base, key=True),
+        required=bool(spec.get("required", False)),
+        unique=bool(spec.get("unique", False)),
+        index=bool(spec.get("index", False)),
+        board=bool(spec.get("board", False)),
+        help=Label.of(spec["help"], "") if "help" in spec else None,
+        default=default,
+        max_length=spec.get("max_length"),
+        min=lo,
+        max=hi,
+        options=tuple(spec.get("options", ())),
+        to=spec.get("to"),
+        renamed_from=spec.get("renamed_from"),
+    )
+
+
+def default_problem(ftype: FieldType, spec: dict[str, Any], default: object,
+                    lo: Decimal | None, hi: Decimal | None) -> str | None:
+    """Why `default` cannot be stored in the field; None when it can.
+
+    Mirrors the runtime coercers, so a default that loads is one the records service
+    accepts (except the email, phone and URL patterns, checked when records are written).
+
+    >>> default_problem(FieldType.INTEGER, {}, 1.5, None, None)
+    'must be a whole number'
+    """
+    if ftype in LINK_TYPES:
+        return f"does not fit {a_type(ftype)}"
+    if ftype is FieldType.BOOLEAN:
+        return None if isinstance(default, bool) else "must be true or false"
+    if ftype is FieldType.INTEGER or ftype in DECIMAL_SHAPES:
+        return _number_problem(ftype, default, lo, hi)
+    if not isinstance(default, str):
+        if ftype in TEXT_TYPES and isinstance(default, int) and not isinstance(default, bool):
+            default = str(default)  # the coercer takes whole numbers as text
+        else:
+            return "must be text" if ftype in TEXT_TYPES else f"does not fit {a_type(ftype)}"
+    options = spec.get("options", [])
+    if ftype is FieldType.CHOICE and default.strip() not in options:
+        return f"{default!r} is not one of the options"
+    if ftype is FieldType.MULTICHOICE:
+        unknown = sorted({p.strip() for p in default.split(",") if p.strip()} - set(options))
+        if unknown:
+            return f"{', '.join(map(repr, unknown))} not among the options"
+    if ftype in TEXT_TYPES:
+        limit = spec.get("max_length") or TEXT_DEFAULT_MAX[ftype]
+        if "\x00" in default:
+            return "must not contain NUL characters"
+        if len(default) > limit:
+            return f"is longer than {limit} characters"
+    if ftype is FieldType.DATE:
+        try:
+            date.fromisoformat(default.strip())
+        except ValueError:
+            return "must be a date like 2025-03-31"
+    if ftype is FieldType.DATETIME:
+        text = default.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return "must be a date and time like 2025-03-31T14:30:00Z"
+        if not 1900 <= parsed.year <= 9999:
+            return "must be between the years 1900 and 9999"
+    return None
+
+
+def _number_problem(ftype: FieldType, default: object, lo: Decimal | None,
+                    hi: Decimal | None) -> str | None:
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        return "must be a number"
+    value = Decimal(default) if isinstance(default, int) else Decimal(str(default))
+    if not value.is_finite():
+        return "must be a finite number"
+    if ftype is FieldType.INTEGER:
+        if value != value.to_integral_value():
+            return "must be a whole number"
+        if abs(value) >= _INT_LIMIT:
+            return "is too large"
+    else:
+        precision, scale = DECIMAL_SHAPES[ftype]
+        if abs(value) >= Decimal(10) ** (precision - scale):
+            return f"must be less than {Decimal(10) ** (precision - scale):,} in size"
+        if value != value.quantize(Decimal(1).scaleb(-scale)):
+            return f"must have at most {scale} decimal places"
+    if lo is not None and value < lo:
+        return f"is below min {lo}"
+    if hi is not None and value > hi:
+        return f"is above max {hi}"
+    return None
+
+
+def check_rename(doc: YamlDoc, name: str, old: str, field_names: set[str],
+                 renamed: dict[str, str]) -> ConfigError | None:
+    """Why `renamed_from: old` on field `name` cannot be; `renamed` maps old → new so far."""
+    path = ["fields", name, "renamed_from"]
+    problem = name_problem(old)
+    if problem:
+        return doc.error(path, f"fields.{name}.renamed_from: {problem}")
+    if old == name:
+        return doc.error(path, f"fields.{name}.renamed_from names the field itself")
+    if old in field_names:
+        return doc.error(path, f"fields.{name}.renamed_from: {old!r} is still a field of "
+                               "this entity")
+    if old in renamed:
+        return doc.error(path, f"fields.{name}.renamed_from: {old!r} is already renamed to "
+                               f"{renamed[old]!r}")
+    renamed[old] = name
+    return None
