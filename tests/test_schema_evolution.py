@@ -399,6 +399,47 @@ def test_rename_keeps_data_indexes_and_links(make_env: EnvFactory, config_dir: P
     assert plan_schema(engine, model).archived == ()
 
 
+def test_rename_and_narrow_in_one_plan(make_env: EnvFactory, config_dir: Path,
+                                       engine: Engine) -> None:
+    env = make_env(config_dir)
+    a, b = accounts(env, "Acme", "Globex")
+    env.records.update(env.admin.actor(), "account", a, {"city": "Frankfurt am Main"},
+                       version=1)
+    env.records.update(env.admin.actor(), "account", b, {"city": "Bonn"}, version=1)
+    set_field(config_dir, "account", "city", None)
+    set_field(config_dir, "account", "town", "{type: text, max_length: 9, renamed_from: city}")
+    model = load_model(config_dir)
+    plan = plan_schema(engine, model)
+    assert [(s.kind, s.column, s.loss) for s in plan.steps] == [
+        ("rename_column", "city", None),
+        ("narrow_column", "town", "1 values longer than 9 characters would be cut")]
+    with pytest.raises(PlanError):
+        apply_plan(engine, model)
+    assert "town" not in column_names(engine, "account")
+    apply_plan(engine, model, allow_destructive=True)
+    assert raw_values(engine, "account", "town") == {a: "Frankfurt", b: "Bonn"}
+    assert "city" not in column_names(engine, "account")
+    assert plan_schema(engine, model).is_empty
+
+
+def test_rename_and_widen_in_one_plan_is_safe(make_env: EnvFactory, config_dir: Path,
+                                              engine: Engine) -> None:
+    env = make_env(config_dir)
+    (acme,) = accounts(env, "Acme", country="Germany")
+    set_field(config_dir, "account", "country", None)
+    set_field(config_dir, "account", "nation",
+              "{type: textarea, index: true, renamed_from: country}")
+    model = load_model(config_dir)
+    plan = plan_schema(engine, model)
+    assert sorted((s.kind, s.column) for s in plan.steps) == [
+        ("add_index", "nation"), ("drop_index", None), ("rename_column", "country"),
+        ("widen_column", "nation")]
+    apply_plan(engine, model)
+    assert raw_values(engine, "account", "nation") == {acme: "Germany"}
+    assert indexes(engine, "account")["ix_account_nation"] == (("nation",), False)
+    assert plan_schema(engine, model).is_empty
+
+
 def test_renamed_from_naming_nothing_is_an_error_with_its_place(
         make_env: EnvFactory, config_dir: Path, engine: Engine) -> None:
     make_env(config_dir)
@@ -681,6 +722,76 @@ def test_text_to_reference_blanks_links_to_nothing(make_env: EnvFactory, config_
     apply_plan(engine, model, allow_destructive=True)
     assert raw_values(engine, "account", "contact_ref") == {a: ann["id"], b: None}
     assert ("contact_ref", "contact") in foreign_keys(engine, "account")
+    assert plan_schema(engine, model).is_empty
+
+
+def test_integer_to_reference_with_links_to_nothing_is_an_error(
+        make_env: EnvFactory, config_dir: Path, engine: Engine) -> None:
+    """Both are BIGINT columns: no conversion, so the values must already point somewhere."""
+    set_field(config_dir, "account", "contact_no", "{type: integer}")
+    env = make_env(config_dir)
+    actor = env.admin.actor()
+    a, b, c = accounts(env, "Acme", "Globex", "Initech")
+    ann = env.records.create(actor, "contact", {"full_name": "Ann", "account": a})
+    for rid, value in ((a, ann["id"]), (b, 99_999), (c, 88_888)):
+        env.records.update(actor, "account", rid, {"contact_no": value}, version=1)
+    line = set_field(config_dir, "account", "contact_no", "{type: reference, to: contact}")
+    model = load_model(config_dir)
+    before = snapshot(engine)
+    expected = (f"{yaml_loc(config_dir, 'account', line)}: cannot link account.contact_no to "
+                f"contact: 2 values point to no record, e.g. 88888, 99999")
+    with pytest.raises(PlanError) as exc:
+        apply_plan(engine, model, allow_destructive=True)
+    assert str(exc.value) == expected
+    assert snapshot(engine) == before
+
+    env.records.update(actor, "account", b, {"contact_no": None}, version=2)
+    env.records.update(actor, "account", c, {"contact_no": None}, version=2)
+    apply_plan(engine, model)
+    assert ("contact_no", "contact") in foreign_keys(engine, "account")
+    assert raw_values(engine, "account", "contact_no") == {a: ann["id"], b: None, c: None}
+    with pytest.raises(IntegrityError):
+        raw_insert(engine, "account", name="Hooli", contact_no=77_777)
+
+
+def test_reference_pointed_elsewhere_swaps_the_link_check(
+        make_env: EnvFactory, config_dir: Path, engine: Engine) -> None:
+    env = make_env(config_dir)
+    actor = env.admin.actor()
+    a, b = accounts(env, "Acme", "Globex")
+    env.records.update(actor, "account", b, {"parent": a}, version=1)
+    line = set_field(config_dir, "account", "parent", "{type: reference, to: contact}")
+    model = load_model(config_dir)
+    with pytest.raises(PlanError) as exc:
+        apply_plan(engine, model, allow_destructive=True)
+    assert str(exc.value) == (f"{yaml_loc(config_dir, 'account', line)}: cannot link "
+                              f"account.parent to contact: 1 values point to no record, e.g. "
+                              f"{a}")
+    env.records.update(actor, "account", b, {"parent": None}, version=2)
+    plan = plan_schema(engine, model)
+    assert [(s.kind, s.destructive, s.loss) for s in plan.steps] == [
+        ("drop_constraint", True, "the link check on parent"),
+        ("add_foreign_key", False, None)]
+    with pytest.raises(PlanError):
+        apply_plan(engine, model)
+    apply_plan(engine, model, allow_destructive=True)
+    assert ("parent", "contact") in foreign_keys(engine, "account")
+    assert ("parent", "account") not in foreign_keys(engine, "account")
+    assert plan_schema(engine, model).is_empty
+
+
+def test_index_removed_from_a_field_is_dropped_safely(make_env: EnvFactory, config_dir: Path,
+                                                      engine: Engine) -> None:
+    env = make_env(config_dir)
+    (acme,) = accounts(env, "Acme", country="Germany")
+    set_field(config_dir, "account", "country", "{type: text, max_length: 80}")
+    model = load_model(config_dir)
+    plan = plan_schema(engine, model)
+    assert [(s.kind, s.detail, s.destructive) for s in plan.steps] == [
+        ("drop_index", "drop index ix_account_country", False)]
+    apply_plan(engine, model)
+    assert "ix_account_country" not in indexes(engine, "account")
+    assert raw_values(engine, "account", "country") == {acme: "Germany"}
     assert plan_schema(engine, model).is_empty
 
 

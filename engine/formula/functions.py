@@ -125,11 +125,17 @@ def _if(name: str, args: Sequence[FType]) -> Resolution:
     return t, (cond, *([t] * (len(args) - 1)))
 
 
+def case_positions(n: int) -> tuple[list[int], list[int]]:
+    """CASE(value, match1, result1, ..., else) with n arguments: the positions of the
+    value and the matches, and of the results and the else."""
+    pairs = (n - 1) // 2
+    matches = [0] + [1 + 2 * j for j in range(pairs)]
+    results = [2 + 2 * j for j in range(pairs)] + ([n - 1] if n % 2 == 0 else [])
+    return matches, results
+
+
 def _case(name: str, args: Sequence[FType]) -> Resolution:
-    matches = range(0, len(args) - 1, 2)
-    results = [i for i in range(2, len(args), 2)]
-    if len(args) % 2 == 0:
-        results.append(len(args) - 1)  # the else
+    matches, results = case_positions(len(args))
     key = unify(name, matches, args, COMPARABLE)
     result = unify(name, results, args, COMPARABLE)
     return result, tuple(key if i in matches else result for i in range(len(args)))

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path as FilePath
 from typing import Any
 
-from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput
+from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedInput
 from lark.exceptions import UnexpectedEOF, UnexpectedToken, VisitError
 
 from engine.formula.ast import Binary, Boolean, Call, FieldRef, Node, Number, Text, Unary
@@ -154,14 +154,15 @@ def parse(source: str) -> Node:
         raise
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
-    assert not isinstance(tree, Token)
+    assert not isinstance(tree, Token | Tree)
     return tree
 
 
 def _syntax_error(source: str, exc: UnexpectedInput) -> FormulaError:
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
-        char = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else ""
+        at = exc.pos_in_stream or 0
+        char = source[at] if at < len(source) else ""
         if char == '"':
             return FormulaError('this text has no closing "', line, col)
         if char == "'":

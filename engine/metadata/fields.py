@@ -116,6 +116,7 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         options=tuple(spec.get("options", ())),
         to=spec.get("to"),
         renamed_from=spec.get("renamed_from"),
+        option_locs=tuple((key, doc.loc([*base, key])) for key in spec),
     )
 
 

@@ -40,9 +40,12 @@ def load_model(config_dir: str | Path) -> Model:
     errors: list[ConfigError] = []
     if not (root / "entities").is_dir():
         raise ConfigErrors(
-            [ConfigError(SourceLoc(str(root / "entities"), 1, 1), "no entities/ folder in config")]
+            [ConfigError(SourceLoc(_display(root / "entities"), 1, 1),
+                         "no entities/ folder in config")]
         )
-    files = sorted((root / "entities").glob("*.y*ml"))
+    # Hidden files are editors' backups and locks (.#account.yaml), not configuration.
+    files = sorted(p for p in (root / "entities").iterdir()
+                   if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
     digest = hashlib.sha256()
     parsed: list[_Parsed] = []
     unreadable: set[str] = set()
@@ -88,7 +91,7 @@ def load_model(config_dir: str | Path) -> Model:
 
 def _display(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -170,9 +173,33 @@ def _explain(doc: YamlDoc, err: ValidationError) -> list[ConfigError]:
     if err.validator == "oneOf" and path and path[-1] in ("label", "help", "plural",
                                                           "description"):
         return [doc.error(path, f"{prefix}a label is a string or a map of locales to strings")]
-    if err.validator == "type" and err.instance is None:
-        return [doc.error(path, f"{prefix}a value is missing")]
+    if err.validator == "type":
+        if err.instance is None:
+            return [doc.error(path, f"{prefix}a value is missing")]
+        wanted = err.validator_value if isinstance(err.validator_value, list) \
+            else [err.validator_value]
+        shown = " or ".join(_KINDS.get(str(w), str(w)) for w in wanted)
+        return [doc.error(path, f"{prefix}must be {shown}, not {_kind_of(err.instance)}")]
     return [doc.error(path, f"{prefix}{err.message}")]
+
+
+# JSON Schema types as a YAML author knows them.
+_KINDS = {"object": "a mapping", "array": "a list", "string": "text", "number": "a number",
+          "integer": "a whole number", "boolean": "true or false"}
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}" + ("…" if len(value) > 40 else "")
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def _did_you_mean(word: str, choices: set[str] | Sequence[str]) -> str:

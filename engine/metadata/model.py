@@ -59,6 +59,12 @@ class Field:
     options: tuple[str, ...] = ()
     to: str | None = None
     renamed_from: str | None = None
+    # Where each option's value was written, for errors found after loading.
+    option_locs: tuple[tuple[str, SourceLoc], ...] = field(default=(), compare=False, repr=False)
+
+    def loc_of(self, option: str) -> SourceLoc:
+        """Where `option` (e.g. "renamed_from") was written; the field's key when it was not."""
+        return dict(self.option_locs).get(option, self.loc)
 
     @property
     def target(self) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Table, and_, cast, false, or_, type_coerce
+from sqlalchemy import JSON, ColumnElement, Table, and_, cast, false, literal, or_, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -267,15 +267,21 @@ def after_cursor(entity: Entity, table: Table, keys: tuple[SortKey, ...],
     alternatives: list[ColumnElement[bool]] = []
     for i, (key, value) in enumerate(zip(all_keys, all_values, strict=True)):
         equal_before = [
-            table.c[k.field].is_(None) if v is None else table.c[k.field] == v
+            table.c[k.field].is_(None) if v is None else table.c[k.field] == _bound(table, k, v)
             for k, v in zip(all_keys[:i], all_values[:i], strict=True)
         ]
         alternatives.append(and_(*equal_before, _strictly_after(table, key, value)))
     return or_(*alternatives)
 
 
+def _bound(table: Table, key: SortKey, value: Any) -> ColumnElement[Any]:
+    """`value` as a parameter of the column's type: SQLAlchemy refuses `col > True` itself."""
+    return literal(value, table.c[key.field].type)
+
+
 def _strictly_after(table: Table, key: SortKey, value: Any) -> ColumnElement[bool]:
     col = table.c[key.field]
-    if key.descending:
-        return false() if value is None else or_(col < value, col.is_(None))
-    return col.is_not(None) if value is None else col > value
+    if value is None:
+        return false() if key.descending else col.is_not(None)
+    bound = _bound(table, key, value)
+    return or_(col < bound, col.is_(None)) if key.descending else col > bound

@@ -155,6 +155,17 @@ class _Planner:
             (op.table_name, op.column_name) for op in changes
             if isinstance(op, ops.AlterColumnOp) and op.modify_type is not None
             and not _widens(op.existing_type, op.modify_type)}
+        # Autogenerate sees a rename as drop + add, so it never compares the old column's type
+        # with the new field's: do it here, and change the type after the rename.
+        self.retyped: dict[tuple[str, str], ops.AlterColumnOp] = {}
+        for (table, old), new in renames.items():
+            live_type = self._live_columns(table)[old]["type"]
+            wanted = self.schema.table(table).c[new]
+            if mc.impl.compare_type(SAColumn(new, live_type), wanted):
+                self.retyped[(table, old)] = ops.AlterColumnOp(
+                    table, new, modify_type=wanted.type, existing_type=live_type)
+                if not _widens(live_type, wanted.type):
+                    self.converting |= {(table, old), (table, new)}
         for op in changes:
             self._translate(op, renames, archived_now)
         # Fields that came back: their column was archived and is wanted again.
@@ -267,6 +278,8 @@ class _Planner:
             archived.discard((table, column))  # renaming an archived column brings it back
             self.steps.append(Step("rename_column", table, column, f"rename to {new}",
                                    op=ops.AlterColumnOp(table, column, modify_name=new)))
+            if (table, column) in self.retyped:
+                self._altered_column(self.retyped[(table, column)], source=column)
             return
         if table in SYSTEM_TABLES or column in ENGINE_COLUMNS:
             self.errors.append(f"{table}.{column}: engine column missing from the model")
@@ -282,8 +295,10 @@ class _Planner:
             self.steps.append(Step("archive_column", table, column,
                                    "field removed from config: column kept and hidden"))
 
-    def _altered_column(self, op: ops.AlterColumnOp) -> None:
+    def _altered_column(self, op: ops.AlterColumnOp, source: str | None = None) -> None:
+        """A type change of `column`, whose values are still in `source` while planning."""
         table, column = op.table_name, op.column_name
+        source = source or column
         if op.modify_type is None:
             if op.modify_nullable is not None:
                 self.errors.append(f"{table}.{column}: nullability change is not supported")
@@ -299,14 +314,14 @@ class _Planner:
             return
         field = self.model.entity(table).field(column)
         narrow_to = narrowed_length(old, new)
-        loss = count_lost(self.conn, table, column, field, narrow_to)
+        loss = count_lost(self.conn, table, source, field, narrow_to)
         if narrow_to is None:
             self.steps.append(Step("change_type", table, column, f"{old} → {new}",
                                    loss=loss.describe(), op=op, needs_rebuild=True,
                                    convert_to=column))
             return
-        t = _scratch_table(table, column)
-        over = self._count(t, func.length(t.c[column]) > narrow_to)
+        t = _scratch_table(table, source)
+        over = self._count(t, func.length(t.c[source]) > narrow_to)
         text = f"{over} values longer than {narrow_to} characters would be cut"
         if loss.lost:
             text += f"; {loss.describe()}"

@@ -1,0 +1,537 @@
+"""SQL for each operator and function, on SQLite and PostgreSQL.
+
+Every builder takes the compiler, the typed call and its arguments' expressions. Each
+mirrors the Python closure of the same name in pycompile.py; where SQL would raise
+(PostgreSQL's make_date, numeric casts, negative substr counts) a CASE returns NULL
+first, and values PostgreSQL might fold at plan time are clamped so no constant
+branch can raise either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Date,
+    Float,
+    Integer,
+    Numeric,
+    Text,
+    and_,
+    case,
+    cast,
+    extract,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.formula.ast import TCall
+from engine.formula.functions import case_positions
+from engine.formula.pycompile import MAX_OFFSET_SECONDS, PLACES
+from engine.formula.types import FType
+
+if TYPE_CHECKING:
+    from engine.formula.sqlcompile import SqlCompiler
+
+Expr = ColumnElement[Any]
+Builder = Callable[["SqlCompiler", TCall, list[Expr]], Expr]
+
+FIRST_DAY = "0001-01-01"
+LAST_DAY_NUMBER = 3652058
+"""Days from 0001-01-01 to 9999-12-31."""
+FIRST_EPOCH, LAST_EPOCH = -62135596800, 253402300799.999999
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+WIDE = Numeric(1000, 20)
+"""PostgreSQL divides, roots and powers at 20 decimals before rounding to 10."""
+
+
+def k(value: int | float | str) -> Expr:
+    """A constant the compiler writes itself, inlined (never text from a formula)."""
+    if isinstance(value, str):
+        assert "'" not in value
+        return literal_column(f"'{value}'")
+    return literal_column(repr(value) if value >= 0 else f"({value!r})")
+
+
+def sqlite_datetime(x: datetime) -> str:
+    """A datetime as SQLAlchemy stores it in SQLite: naive UTC with microseconds."""
+    x = x.astimezone(UTC) if x.tzinfo else x
+    return f"{x.year:04d}-{x:%m-%d %H:%M:%S}.{x.microsecond:06d}"
+
+
+def _cmp(a: Expr, op: str, b: Expr) -> Expr:
+    return a.op(op, precedence=5, is_comparison=True)(b)
+
+
+def _any_null(*xs: Expr) -> Expr:
+    return or_(*(x.is_(None) for x in xs))
+
+
+def _integer(x: Expr) -> Expr:
+    return cast(x, Integer())
+
+
+# ---- arithmetic ------------------------------------------------------------------------
+
+
+def _plus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    lt = node.args[0].type
+    if node.type is FType.NUMBER:
+        scale = c.scale(node)
+        return c.snap(a[0].op("+", precedence=7)(a[1]), scale)
+    when, n = (a[1], a[0]) if lt is FType.NUMBER else (a[0], a[1])
+    return _date_add(c, when, n) if node.type is FType.DATE else _datetime_add(c, when, n)
+
+
+def _minus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    lt, rt = node.args[0].type, node.args[1].type
+    if lt is FType.NUMBER:
+        return c.snap(a[0].op("-", precedence=7)(a[1]), c.scale(node))
+    if rt is FType.DATE:
+        return _days_between(c, a[0], a[1])
+    n = -a[1]
+    return _date_add(c, a[0], n) if lt is FType.DATE else _datetime_add(c, a[0], n)
+
+
+def _times(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return c.snap(a[0].op("*", precedence=8)(a[1]), c.scale(node))
+
+
+def _divide(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return c.divide(a[0], a[1])
+
+
+def _power(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    x, y = a
+    whole_y = _integer(y) if c.sqlite else func.trunc(c.num(y))
+    impossible = or_(func.abs(y) > k(1000), and_(_cmp(x, "=", k(0)), y < k(0)),
+                     and_(x < k(0), _cmp(y, "<>", whole_y)))
+    value: Expr
+    if c.sqlite:
+        value = case((and_(_cmp(x, "=", k(0)), _cmp(y, "=", k(0))), k(1)),
+                     else_=func.round(func.pow(x, y), k(PLACES)))
+    else:
+        value = func.round(func.power(c.num(x, wide=True), c.num(y)), k(PLACES))
+    return case((impossible, c.value(FType.NUMBER, None)), else_=value)
+
+
+def _sqrt(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    (x,) = a
+    root = func.round(func.sqrt(c.num(x, wide=True)), k(PLACES))
+    return case((x < k(0), c.value(FType.NUMBER, None)), else_=root)
+
+
+def _round(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    x = a[0]
+    places = node.args[1] if len(node.args) > 1 else None
+    if places is None or (places.type is FType.NUMBER and c.scale(places) == 0
+                          and _literal_int(places) is not None):
+        given = 0 if places is None else _literal_int(places)
+        assert given is not None
+        places_n = max(-100, min(100, given))
+        inner = c.scale(node.args[0])
+        if inner is not None and inner <= places_n:
+            return x
+        if not c.sqlite:
+            return func.round(c.num(x), k(places_n))
+        if places_n >= 0:
+            return func.round(x, k(places_n))
+        unit = k(float(10 ** -places_n))
+        return func.round(x.op("/", precedence=8)(unit)).op("*", precedence=8)(unit)
+    n = c.whole(a[1], 100)
+    if not c.sqlite:
+        return func.round(c.num(x), n)
+    step = func.pow(k(10.0), -n)
+    return case((n >= k(0), func.round(x, n)), else_=func.round(x.op("/", precedence=8)(step)).op("*", precedence=8)(step))
+
+
+def _literal_int(node: Any) -> int | None:
+    value = getattr(node, "value", None)
+    if value is None or isinstance(value, bool | str):
+        return None
+    return int(value)
+
+
+def _mod(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    x, y = a
+    return c.snap(x.op("-", precedence=7)(y.op("*", precedence=8)(c.floor(c.divide(x, y)))), c.scale(node))
+
+
+def _minmax(sqlite_name: str, pg_name: str) -> Builder:
+    def build(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+        if len(a) == 1:
+            return a[0]
+        if c.sqlite:  # scalar min()/max() are NULL when any argument is
+            result: Expr = getattr(func, sqlite_name)(*a)
+            return result
+        return case((_any_null(*a), c.value(node.type, None)),
+                    else_=getattr(func, pg_name)(*a))
+    return build
+
+
+# ---- comparisons and logic -------------------------------------------------------------
+
+
+def _compare(op: str) -> Builder:
+    def build(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+        x, y = a
+        if not c.sqlite and op not in ("=", "<>") and node.args[0].type is FType.TEXT:
+            x = x.collate("C")  # order by code point, as Python does
+        return _cmp(x, op, y)
+    return build
+
+
+def _truthy(x: Expr) -> Expr:
+    return func.coalesce(x, false())
+
+
+def _and(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return and_(*(_truthy(x) for x in a))
+
+
+def _or(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return or_(*(_truthy(x) for x in a))
+
+
+def _not(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return not_(a[0])
+
+
+def _if(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    otherwise = a[2] if len(a) > 2 else c.value(node.type, None)
+    return case((a[0], a[1]), else_=otherwise)
+
+
+def _case(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    key, rest = a[0], a[1:]
+    whens = [(_cmp(key, "=", rest[i]), rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
+    otherwise = rest[-1] if len(rest) % 2 else c.value(node.type, None)
+    assert len(whens) == len(case_positions(len(a))[0]) - 1
+    return case(*whens, else_=otherwise)
+
+
+def _blank_test(c: SqlCompiler, t: FType, x: Expr) -> Expr:
+    if t is FType.TEXT:
+        return or_(x.is_(None), _cmp(x, "=", k("")))
+    if t is FType.MULTICHOICE:
+        as_jsonb = cast(x, JSONB)
+        kind, length = ((func.json_type(x), func.json_array_length(x)) if c.sqlite else
+                        (func.jsonb_typeof(as_jsonb), func.jsonb_array_length(as_jsonb)))
+        return case((x.is_(None), true()), (_cmp(kind, "=", k("null")), true()),
+                    (_cmp(kind, "=", k("array")), _cmp(length, "=", k(0))), else_=false())
+    return x.is_(None)
+
+
+def _isblank(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return _blank_test(c, node.args[0].type, a[0])
+
+
+def _blankvalue(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    x, default = a
+    if node.args[0].type is FType.TEXT:
+        return case((_blank_test(c, FType.TEXT, x), default), else_=x)
+    return func.coalesce(x, default)
+
+
+# ---- text ------------------------------------------------------------------------------
+
+
+def _concat(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return func.coalesce(a[0], k("")).op("||", precedence=6)(func.coalesce(a[1], k("")))
+
+
+def _len(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return func.length(a[0]) if c.sqlite else func.char_length(a[0])
+
+
+def _left(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    n = c.whole(a[1])
+    return case((n < k(0), c.value(FType.TEXT, None)), else_=func.substr(a[0], k(1), n))
+
+
+def _right(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    s, n = a[0], c.whole(a[1])
+    if c.sqlite:
+        tail = func.substr(s, func.max(func.length(s).op("-", precedence=7)(n).op("+", precedence=7)(k(1)), k(1)))
+    else:
+        tail = func.right(s, n)
+    return case((n < k(0), c.value(FType.TEXT, None)), else_=tail)
+
+
+def _mid(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    start, count = c.whole(a[1]), c.whole(a[2])
+    return case((or_(start < k(1), count < k(0)), c.value(FType.TEXT, None)),
+                else_=func.substr(a[0], start, count))
+
+
+def _case_map(sqlite_name: str, source: str, target: str) -> Builder:
+    def build(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+        if c.sqlite:  # SQLite's upper() and lower() change ASCII letters only
+            result: Expr = getattr(func, sqlite_name)(a[0])
+            return result
+        return func.translate(a[0], k(source), k(target))
+    return build
+
+
+def _trim(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return func.trim(a[0], k(" ")) if c.sqlite else func.btrim(a[0], k(" "))
+
+
+def _position(c: SqlCompiler, text: Expr, search: Expr) -> Expr:
+    return func.instr(text, search) if c.sqlite else func.strpos(text, search)
+
+
+def _contains(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return _position(c, a[0], a[1]) > k(0)
+
+
+def _begins(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return _cmp(func.substr(a[0], k(1), func.length(a[1])), "=", a[1])
+
+
+def _substitute(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    s, old, new = a
+    return case((new.is_(None), c.value(FType.TEXT, None)), (_cmp(old, "=", k("")), s),
+                else_=func.replace(s, old, new))
+
+
+def _find(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    search, text = a[0], a[1]
+    if len(a) == 2:
+        return _position(c, text, search)
+    start = c.whole(a[2])
+    length = func.length(text) if c.sqlite else func.char_length(text)
+    found = _position(c, func.substr(text, start), search)
+    return case((_any_null(search, text, start), c.value(FType.NUMBER, None)),
+                (start < k(1), c.value(FType.NUMBER, None)),
+                (start > length.op("+", precedence=7)(k(1)), k(0)),
+                (found > k(0), found.op("+", precedence=7)(start).op("-", precedence=7)(k(1))), else_=k(0))
+
+
+def _text(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    x, t = a[0], node.args[0].type
+    if t is FType.NUMBER:
+        return _number_text(c, node, x)
+    if t is FType.BOOLEAN:
+        return case((x, k("TRUE")), (not_(x), k("FALSE")), else_=c.value(FType.TEXT, None))
+    if t is FType.DATE:
+        return x if c.sqlite else func.to_char(x, k("YYYY-MM-DD"))
+    if t is FType.DATETIME:
+        if c.sqlite:
+            return func.strftime(k("%Y-%m-%d %H:%M:%S"), x)
+        return func.to_char(func.timezone(k("UTC"), x), k("YYYY-MM-DD HH24:MI:SS"))
+    return x
+
+
+def _number_text(c: SqlCompiler, node: TCall, x: Expr) -> Expr:
+    """At most 10 decimals, no trailing zeros, "0" for zero (never "-0")."""
+    printed: Expr
+    if c.sqlite:
+        known = c.scale(node.args[0])
+        places = PLACES if known is None else min(known, PLACES)
+        rounded = func.round(x, k(places))
+        printed = func.printf(k(f"%.{places}f"), rounded)
+        if places:  # printf always writes the point then: strip zeros, then the point
+            printed = func.rtrim(func.rtrim(printed, k("0")), k("."))
+    else:
+        rounded = func.round(c.num(x), k(PLACES))
+        printed = func.regexp_replace(cast(rounded, Text()), k(r"\.?0+$"), k(""))
+    return case((x.is_(None), c.value(FType.TEXT, None)), (_cmp(rounded, "=", k(0)), k("0")),
+                else_=printed)
+
+
+def _value(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    t = func.trim(a[0], k(" ")) if c.sqlite else func.btrim(a[0], k(" "))
+    if not c.sqlite:
+        ok = t.op("~", precedence=5, is_comparison=True)(k(r"^[+-]?[0-9]+(\.[0-9]+)?$"))
+        return case((ok, func.round(cast(t, WIDE), k(PLACES))),
+                    else_=c.value(FType.NUMBER, None))
+    u = case((func.substr(t, k(1), k(1)).in_([k("+"), k("-")]), func.substr(t, k(2))), else_=t)
+    dots = func.length(u).op("-", precedence=7)(func.length(func.replace(u, k("."), k(""))))
+    valid = and_(_cmp(u, "<>", k("")), not_(u.op("GLOB", precedence=5, is_comparison=True)(k("*[^0-9.]*"))),
+              u.op("GLOB", precedence=5, is_comparison=True)(k("[0-9]*")), u.op("GLOB", precedence=5, is_comparison=True)(k("*[0-9]")), dots <= k(1))
+    return case((valid, func.round(cast(t, Float()), k(PLACES))),
+                else_=c.value(FType.NUMBER, None))
+
+
+# ---- dates -----------------------------------------------------------------------------
+
+
+def _day_number(c: SqlCompiler, d: Expr) -> Expr:
+    """Days since 0001-01-01."""
+    if c.sqlite:
+        return _integer(func.julianday(d).op("-", precedence=7)(k(1721425.5)))
+    return d.op("-", precedence=7)(cast(k(FIRST_DAY), Date()))
+
+
+def _date_add(c: SqlCompiler, d: Expr, n: Expr) -> Expr:
+    days = c.whole(n)
+    target = _day_number(c, d).op("+", precedence=7)(days)
+    in_range = and_(target >= k(0), target <= k(LAST_DAY_NUMBER))
+    moved = func.date(func.julianday(d).op("+", precedence=7)(days)) if c.sqlite else d.op("+", precedence=7)(days)
+    return case((in_range, moved), else_=c.value(FType.DATE, None))
+
+
+def _datetime_add(c: SqlCompiler, x: Expr, n: Expr) -> Expr:
+    limit = MAX_OFFSET_SECONDS
+    if c.sqlite:
+        seconds = _integer(func.round(n.op("*", precedence=8)(k(86400)), k(8)))
+        moved = func.strftime(k("%Y-%m-%d %H:%M:%S"), x,
+                              func.printf(k("%+d seconds"), seconds)).op("||", precedence=6)(
+            func.substr(x, k(20)))
+        return case((and_(func.abs(seconds) <= k(limit), moved >= k(FIRST_DAY)), moved),
+                    else_=c.value(FType.DATETIME, None))
+    seconds = func.trunc(c.num(n).op("*", precedence=8)(k(86400)))
+    clamped = case((seconds > k(limit), k(limit)), (seconds < k(-limit), k(-limit)),
+                   else_=seconds)
+    target = extract("epoch", x).op("+", precedence=7)(seconds)
+    moved = x.op("+", precedence=7)(func.make_interval(0, 0, 0, 0, 0, 0, cast(clamped, Float())))
+    return case((and_(target >= k(FIRST_EPOCH), target <= k(LAST_EPOCH)), moved),
+                else_=c.value(FType.DATETIME, None))
+
+
+def _days_between(c: SqlCompiler, later: Expr, earlier: Expr) -> Expr:
+    if c.sqlite:
+        return _integer(func.julianday(later).op("-", precedence=7)(func.julianday(earlier)))
+    return later.op("-", precedence=7)(earlier)
+
+
+def _date(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    y, m, d = (c.whole(x) for x in a)
+    ranges = and_(y >= k(1), y <= k(9999), m >= k(1), m <= k(12), d >= k(1), d <= k(31))
+    if c.sqlite:
+        text = func.printf(k("%04d-%02d-%02d"), y, m, d)
+        return case((and_(ranges, _cmp(func.date(text, k("+0 days")), "=", text)), text),
+                    else_=c.value(FType.DATE, None))
+    first = func.make_date(func.least(func.greatest(y, k(1)), k(9999)),
+                           func.least(func.greatest(m, k(1)), k(12)), k(1))
+    month_days = cast(first.op("+", precedence=7)(literal_column("INTERVAL '1 month'")), Date()).op("-", precedence=7)(first)
+    return case((and_(ranges, d <= month_days), func.make_date(y, m, d)),
+                else_=c.value(FType.DATE, None))
+
+
+def _utc(c: SqlCompiler, node: TCall, x: Expr) -> Expr:
+    """On PostgreSQL, a timestamptz argument seen in UTC."""
+    if not c.sqlite and node.args[0].type is FType.DATETIME:
+        return func.timezone(k("UTC"), x)
+    return x
+
+
+def _part(sqlite_format: str, pg_field: str, plus: int = 0) -> Builder:
+    def build(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+        if c.sqlite:
+            value = _integer(func.strftime(k(sqlite_format), a[0]))
+        else:
+            value = _integer(extract(pg_field, _utc(c, node, a[0])))
+        return value.op("+", precedence=7)(k(plus)) if plus else value
+    return build
+
+
+def _datevalue(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return func.date(a[0]) if c.sqlite else cast(_utc(c, node, a[0]), Date())
+
+
+def _addmonths(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    d, n = a[0], c.whole(a[1])
+    blank = c.value(FType.DATE, None)
+    if c.sqlite:
+        first = func.date(d, k("start of month"), func.printf(k("%+d months"), n))
+        last = func.date(first, k("+1 month"), k("-1 day"))
+        day = _integer(func.strftime(k("%d"), d))
+        same_day = func.date(first, func.printf(k("+%d days"), day.op("-", precedence=7)(k(1))))
+        moved: Expr = func.min(same_day, last)
+        return case((and_(func.abs(n) <= k(120000), moved >= k(FIRST_DAY)), moved),
+                    else_=blank)
+    months = (_integer(extract("year", d)).op("*", precedence=8)(k(12))
+              .op("+", precedence=7)(_integer(extract("month", d))).op("-", precedence=7)(k(1)).op("+", precedence=7)(n))
+    moved = cast(d.op("+", precedence=7)(func.make_interval(0, n)), Date())
+    return case((and_(months >= k(12), months <= k(9999 * 12 + 11)), moved), else_=blank)
+
+
+def _adddays(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    if node.type is FType.DATE:
+        return _date_add(c, a[0], a[1])
+    return _datetime_add(c, a[0], a[1])
+
+
+def _days(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return _days_between(c, a[0], a[1])
+
+
+def _hours_since(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    now = c.clock.now().astimezone(UTC).replace(microsecond=0)
+    x = a[0]
+    if c.sqlite:
+        now_s = _integer(func.strftime(k("%s"), c.value(FType.TEXT, f"{now:%Y-%m-%d %H:%M:%S}")))
+        seconds = now_s.op("-", precedence=7)(_integer(func.strftime(k("%s"), func.substr(x, k(1), k(19)))))
+        return case((x.is_(None), c.value(FType.NUMBER, None)),
+                    (seconds >= k(0), seconds.op("/", precedence=8)(k(3600))),
+                    else_=-(((-seconds).op("+", precedence=7)(k(3599))).op("/", precedence=8)(k(3600))))
+    now_utc = func.timezone(k("UTC"), c.value(FType.DATETIME, now))
+    elapsed = func.date_trunc(k("second"), now_utc).op("-", precedence=7)(
+        func.date_trunc(k("second"), func.timezone(k("UTC"), x)))
+    return func.floor(extract("epoch", elapsed).op("/", precedence=8)(k(3600)))
+
+
+def _today(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return c.value(FType.DATE, c.clock.today())
+
+
+def _now(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    return c.now_param()
+
+
+# ---- multichoice -----------------------------------------------------------------------
+
+
+def _includes(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    options, option = a
+    if c.sqlite:
+        each = func.json_each(options).table_valued("value")
+        found: Expr = select(k(1)).select_from(each).where(_cmp(each.c.value, "=", option)).exists()
+        blank = or_(options.is_(None), _cmp(func.json_type(options), "=", k("null")))
+    else:
+        as_jsonb = cast(options, JSONB)
+        found = as_jsonb.op("@>", precedence=5, is_comparison=True)(func.jsonb_build_array(option))
+        blank = or_(options.is_(None), _cmp(func.jsonb_typeof(as_jsonb), "=", k("null")))
+    return case((or_(blank, option.is_(None)), c.value(FType.BOOLEAN, None)), else_=found)
+
+
+def _simple(name_sqlite: str, name_pg: str | None = None) -> Builder:
+    def build(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+        name = name_sqlite if c.sqlite or name_pg is None else name_pg
+        result: Expr = getattr(func, name)(*(a if c.sqlite else [c.num(x) for x in a]))
+        return result
+    return build
+
+
+BUILDERS: dict[str, Builder] = {
+    "+": _plus, "-": _minus, "*": _times, "/": _divide, "^": _power, "POWER": _power,
+    "NEG": lambda c, node, a: -a[0], "&": _concat,
+    "=": _compare("="), "<>": _compare("<>"), "<": _compare("<"), "<=": _compare("<="),
+    ">": _compare(">"), ">=": _compare(">="),
+    "NOT": _not, "AND": _and, "OR": _or, "IF": _if, "CASE": _case,
+    "ISBLANK": _isblank, "BLANKVALUE": _blankvalue,
+    "ROUND": _round, "ABS": _simple("abs"), "MIN": _minmax("min", "least"),
+    "MAX": _minmax("max", "greatest"), "MOD": _mod,
+    "CEILING": lambda c, node, a: c.ceiling(a[0]), "FLOOR": lambda c, node, a: c.floor(a[0]),
+    "SQRT": _sqrt,
+    "LEN": _len, "LEFT": _left, "RIGHT": _right, "MID": _mid,
+    "UPPER": _case_map("upper", _LOWER, _LOWER.upper()),
+    "LOWER": _case_map("lower", _LOWER.upper(), _LOWER), "TRIM": _trim,
+    "CONTAINS": _contains, "BEGINS": _begins, "SUBSTITUTE": _substitute, "TEXT": _text,
+    "VALUE": _value, "FIND": _find,
+    "TODAY": _today, "NOW": _now, "DATE": _date, "DATEVALUE": _datevalue,
+    "YEAR": _part("%Y", "year"), "MONTH": _part("%m", "month"), "DAY": _part("%d", "day"),
+    "WEEKDAY": _part("%w", "dow", plus=1), "ADDMONTHS": _addmonths, "ADDDAYS": _adddays,
+    "DAYS": _days, "HOURS_SINCE": _hours_since, "INCLUDES": _includes,
+}

@@ -1,0 +1,290 @@
+"""Property tests of the JSON API: whatever a client sends, the answer is never a 500.
+
+Bodies mix real field names with plausible values (so creates and updates do succeed) and
+anything else JSON can carry: engine columns, unknown keys, nested objects and arrays,
+huge integers, NaN, unicode, NUL characters, lone surrogates, very long strings. After each
+request the database is read back: a refused write changed nothing, and a 201 added
+exactly one row.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from engine.metadata.model import Field
+from engine.runtime.records.query import OPERATORS
+from engine.types import ENGINE_COLUMNS, FieldType
+from engine.web.openapi import build_openapi
+from tests.conftest import Env
+from tests.test_api import assert_error, db_state, new_account, row_count
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+# -- JSON values -------------------------------------------------------------------------
+
+_texts = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.sampled_from("a\x00\t\n ,.%_-\\'\";"), max_size=30),
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+            min_size=1, max_size=3),  # lone surrogates: JSON "\ud800"
+    st.sampled_from(["", " ", "1e999999999", "-0", "NaN", "²", "\u0661", "1,5", "1,234.50",
+                     "2025-02-30", "9999-12-31T23:59:59-05:00", "true", "null"]),
+    st.integers(200, 1_200_000).map(lambda n: "x" * n),  # up to a body over the limit
+)
+_leaves = st.one_of(
+    st.none(), st.booleans(), _texts,
+    st.integers(), st.integers(-(10**80), 10**80), st.integers(-(2**64), 2**64),
+    st.floats(),  # NaN and Infinity become the non-JSON tokens NaN and Infinity
+)
+_json = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=4),
+    max_leaves=12)
+
+
+def _plausible(f: Field, ids: list[int]) -> st.SearchStrategy[Any]:
+    """Values a client would really send for `f`, valid or nearly so."""
+    t = f.type
+    if t in (FieldType.CHOICE, FieldType.MULTICHOICE):
+        one = st.sampled_from(f.options)
+        return one if t is FieldType.CHOICE else st.lists(one, max_size=3)
+    if t in (FieldType.MONEY, FieldType.DECIMAL, FieldType.PERCENT):
+        return st.decimals(min_value=-10**14, max_value=10**14, places=3,
+                           allow_nan=False).map(str) | st.integers(-1, 10**13)
+    if t is FieldType.INTEGER:
+        return st.integers(-5, 10**7)
+    if t is FieldType.DATE:
+        return st.dates(min_value=date(1800, 1, 1)).map(date.isoformat)
+    if t is FieldType.BOOLEAN:
+        return st.booleans()
+    if t in (FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT):
+        return st.sampled_from(ids) | st.integers(0, 10**6) | st.builds(
+            lambda i: {"id": i}, st.sampled_from(ids))
+    if t is FieldType.EMAIL:
+        return st.emails()
+    if t is FieldType.URL:
+        return st.sampled_from(["https://example.com", "http://a.b/c?d=1", "ftp://x"])
+    return st.text(max_size=(f.max_length or 255) + 5)
+
+
+def bodies(env: Env, entity: str, ids: list[int]) -> st.SearchStrategy[dict[str, Any]]:
+    fields = env.model.entity(entity).fields
+    plausible = st.one_of(*[st.tuples(st.just(f.name), _plausible(f, ids)) for f in fields])
+    wild = st.one_of(
+        st.tuples(st.sampled_from([f.name for f in fields]), _json),
+        st.tuples(st.sampled_from(ENGINE_COLUMNS), _json),
+        st.tuples(st.text(max_size=20), _json),
+    )
+    required = st.fixed_dictionaries(
+        {f.name: _plausible(f, ids) for f in fields if f.required})
+
+    def merged(pairs: st.SearchStrategy[tuple[str, Any]],
+               size: int) -> st.SearchStrategy[dict[str, Any]]:
+        return st.tuples(required, st.lists(pairs, max_size=size)).map(
+            lambda both: {**both[0], **dict(both[1])})
+
+    return st.one_of(
+        st.lists(plausible | wild, max_size=10).map(dict),  # anything at all
+        merged(plausible, 6),  # a real client's body, valid or nearly so
+        merged(wild, 2),  # a real body with a few wild keys
+    )
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    # ensure_ascii keeps lone surrogates as \ud800 escapes; NaN stays the bare token NaN
+    return json.dumps(body, ensure_ascii=True).encode()
+
+
+def _setup(api: TestClient) -> list[int]:
+    return [new_account(api, "Fuzz one")["id"], new_account(api, "Fuzz two")["id"]]
+
+
+# -- POST --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entity", ["account", "opportunity"])
+@FUZZ
+@given(data=st.data())
+def test_post_never_500s_and_adds_a_row_only_on_201(
+        api: TestClient, env: Env, entity: str, data: st.DataObject) -> None:
+    if row_count(env, "account") == 0:
+        _setup(api)
+    ids = [r["id"] for r in api.get("/api/account", params={"sort": "id"}).json()["items"]][:2]
+    body = data.draw(bodies(env, entity, ids), label="body")
+    before = db_state(env)
+    resp = api.post(f"/api/{entity}", content=_encode(body),
+                    headers={"content-type": "application/json"})
+    event(f"status {resp.status_code}")
+    assert resp.status_code in (201, 400, 409, 413, 422), resp.text
+    after = db_state(env)
+    if resp.status_code != 201:
+        assert_error(resp, resp.status_code)
+        assert after == before
+        return
+    assert len(after[entity]) == len(before[entity]) + 1
+    made = resp.json()
+    assert made["id"] not in {row[0] for row in before[entity]}
+    assert resp.headers["location"] == f"/api/{entity}/{made['id']}"
+    assert api.get(resp.headers["location"]).json() == made
+    for name in env.model.entity_names:
+        if name != entity:
+            assert after[name] == before[name]
+
+
+# -- PATCH -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entity", ["account", "opportunity"])
+@FUZZ
+@given(data=st.data())
+def test_patch_never_500s_and_changes_only_on_200(
+        api: TestClient, env: Env, entity: str, data: st.DataObject) -> None:
+    if row_count(env, "account") == 0:
+        ids = _setup(api)
+        if entity == "opportunity":
+            made = api.post("/api/opportunity", json={"name": "Fuzzed", "account": ids[0]})
+            assert made.status_code == 201
+    target = api.get(f"/api/{entity}", params={"sort": "id"}).json()["items"][0]
+    ids = [r["id"] for r in api.get("/api/account", params={"sort": "id"}).json()["items"]]
+    body = data.draw(bodies(env, entity, ids), label="body")
+    version = data.draw(st.one_of(st.just(target["version"]), st.integers(0, 5), st.none(),
+                                  _json), label="version")
+    if version is not None:
+        body["version"] = version
+    before = db_state(env)
+    resp = api.patch(f"/api/{entity}/{target['id']}", content=_encode(body),
+                     headers={"content-type": "application/json"})
+    event(f"status {resp.status_code}")
+    assert resp.status_code in (200, 400, 409, 413, 422), resp.text
+    after = db_state(env)
+    if resp.status_code != 200:
+        error = assert_error(resp, resp.status_code)
+        assert after == before
+        if resp.status_code == 409:
+            assert error["fields"] == {"version": "stale"}
+        return
+    assert body["version"] == target["version"] and not isinstance(body["version"], bool)
+    updated = resp.json()
+    assert updated["version"] in (target["version"], target["version"] + 1)
+    assert (updated["version"] == target["version"]) == (after == before)
+    for name in env.model.entity_names:  # no row added or removed anywhere
+        assert len(after[name]) == len(before[name])
+    assert api.get(f"/api/{entity}/{target['id']}").json() == updated
+
+
+# -- list query strings and ids ----------------------------------------------------------
+
+
+def _param_names(env: Env, entity: str) -> st.SearchStrategy[str]:
+    names = [*env.model.entity(entity).field_names, "id", "created_at", "owner_id", "version"]
+    return st.one_of(
+        st.sampled_from(["page", "page_size", "sort", "cursor", "deleted"]),
+        st.builds(lambda n, op: f"{n}__{op}", st.sampled_from(names),
+                  st.sampled_from([*OPERATORS, "like", ""])),
+        st.sampled_from(names),
+        st.text(max_size=12),
+    )
+
+
+_param_values = st.one_of(
+    st.text(max_size=20),
+    st.integers(-(10**25), 10**25).map(str),
+    st.sampled_from(["", "true", "maybe", "-amount,name", "amount;--", "name,name", "501",
+                     "²", "\u0661", "\x00", "won,lost", "2025-01-01", "1e999999999",
+                     "9999-12-31T23:59:59-05:00", "eyJ4IjoxfQ", "WzEsMl0", "%", "_"]),
+)
+
+
+def _as_param(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return str(value["id"])
+    if isinstance(value, list):
+        return ",".join(_as_param(v) for v in value)
+    return str(value)
+
+
+def _plausible_params(env: Env, entity: str) -> st.SearchStrategy[tuple[str, str]]:
+    """Parameters a real client would send: the filters /openapi.json describes, with
+    values that fit the field, and sort keys, page numbers and the recycle-bin flag."""
+    e = env.model.entity(entity)
+    described = build_openapi(env.model)["paths"][f"/api/{entity}"]["get"]["parameters"]
+    filters = next(p for p in described if p["name"] == "filters")["schema"]["properties"]
+    strategies = []
+    for key in filters:
+        name, _, op = key.partition("__")
+        if op == "blank":
+            value: st.SearchStrategy[Any] = st.sampled_from(["true", "false"])
+        elif e.has_field(name):
+            one = _plausible(e.field(name), [1, 2])
+            value = st.lists(one, min_size=1, max_size=3) if op == "in" else one
+        elif name in ("created_at", "updated_at"):
+            value = st.dates(min_value=date(1990, 1, 1)).map(date.isoformat)
+        else:
+            value = st.integers(1, 3)
+        strategies.append(st.tuples(st.just(key), value.map(_as_param)))
+    sortable = [f.name for f in e.fields if f.type is not FieldType.MULTICHOICE]
+    sort = st.lists(st.sampled_from(sortable), min_size=1, max_size=3, unique=True).flatmap(
+        lambda names: st.tuples(*[st.sampled_from([n, f"-{n}"]) for n in names])).map(",".join)
+    return st.one_of(
+        st.tuples(st.just("sort"), sort),
+        st.tuples(st.sampled_from(["page", "page_size"]), st.integers(1, 600).map(str)),
+        st.tuples(st.just("deleted"), st.sampled_from(["true", "false", "1", "0"])),
+        *strategies,
+    )
+
+
+@pytest.mark.parametrize("entity", ["account", "opportunity"])
+@FUZZ
+@given(data=st.data())
+def test_list_query_strings_never_500(
+        api: TestClient, env: Env, entity: str, data: st.DataObject) -> None:
+    if row_count(env, "account") == 0:
+        _setup(api)
+    wild = st.tuples(_param_names(env, entity), _param_values)
+    plausible = _plausible_params(env, entity)
+    pairs = data.draw(st.one_of(
+        st.lists(plausible, max_size=4, unique_by=lambda kv: kv[0]),
+        st.lists(wild | plausible, max_size=5, unique_by=lambda kv: kv[0]),
+        st.lists(wild, max_size=6),  # duplicates too
+    ), label="params")
+    before = db_state(env)
+    resp = api.get(f"/api/{entity}?{urlencode(pairs)}")
+    event(f"status {resp.status_code}")
+    assert resp.status_code in (200, 400), resp.text
+    if resp.status_code == 400:
+        error = assert_error(resp, 400, "bad_request")
+        assert error["fields"], error  # a bad list parameter is always named
+    else:
+        body = resp.json()
+        assert set(body) == {"items", "total", "total_exact", "page", "page_size",
+                             "next_cursor"}
+        assert 1 <= body["page_size"] <= 500 and len(body["items"]) <= body["page_size"]
+        assert isinstance(body["total"], int) and body["total"] >= 0
+    assert db_state(env) == before
+
+
+@FUZZ
+@given(segment=st.text(min_size=1, max_size=40))
+def test_arbitrary_record_ids_are_404(api: TestClient, env: Env, segment: str) -> None:
+    if row_count(env, "account") == 0:
+        _setup(api)
+    ids = {r["id"] for r in api.get("/api/account").json()["items"]}
+    resp = api.get(f"/api/account/{quote(segment, safe='')}")
+    if segment.isascii() and segment.isdigit() and int(segment) in ids:
+        assert resp.status_code == 200
+        assert resp.json()["id"] == int(segment)
+    else:
+        assert_error(resp, 404, "not_found")
