@@ -279,7 +279,7 @@ def test_sorts_put_blanks_first_ascending_and_last_descending(
 
 SORTABLE: dict[str, Callable[[Any], Any]] = {
     "rank": lambda v: v, "price": Decimal, "color": lambda v: v,
-    "due": date.fromisoformat, "flag": lambda v: v,
+    "due": date.fromisoformat, "flag": lambda v: v, "name": lambda v: v,
 }
 _rows = st.lists(st.fixed_dictionaries({
     "rank": st.one_of(st.none(), st.integers(0, 3)),
@@ -287,8 +287,10 @@ _rows = st.lists(st.fixed_dictionaries({
     "color": st.one_of(st.none(), st.sampled_from(["red", "green", "blue"])),
     "due": st.one_of(st.none(), st.sampled_from(["2024-02-29", "2025-01-01"])),
     "flag": st.one_of(st.none(), st.booleans()),
+    # lower-case letters only: every collation orders these as Python does
+    "name": st.one_of(st.none(), st.sampled_from(["a", "ab", "b", "ba"])),
 }), min_size=0, max_size=25)
-_sorts = st.lists(st.tuples(st.sampled_from([*SORTABLE, "id"]), st.booleans()),
+_sorts = st.lists(st.tuples(st.sampled_from([*SORTABLE, "id", "created_at"]), st.booleans()),
                   min_size=0, max_size=3, unique_by=lambda k: k[0])
 
 
@@ -298,10 +300,12 @@ def _expected_order(rows: dict[int, dict[str, Any]], sort: list[tuple[str, bool]
     order = sorted(rows, reverse=last_desc)
     for name, desc in reversed(sort):
         def key(i: int, name: str = name) -> tuple[bool, Any]:
-            value = i if name == "id" else rows[i][name]
-            if value is None:
-                return (False, 0)
-            return (True, value if name == "id" else SORTABLE[name](value))
+            if name == "id":
+                return (True, i)
+            if name == "created_at":
+                return (True, 0)  # one bulk insert: every row has the same created_at
+            value = rows[i][name]
+            return (False, 0) if value is None else (True, SORTABLE[name](value))
         order.sort(key=key, reverse=desc)  # stable: earlier keys win
     return order
 
@@ -321,7 +325,7 @@ def _walk(env: Env, params: dict[str, str]) -> tuple[list[int], set[int]]:
     raise AssertionError("next_cursor never ran out")
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rows=_rows, sort=_sorts, page_size=st.integers(1, 7), deleted=st.booleans())
 def test_walking_pages_by_cursor_matches_one_ordered_query(

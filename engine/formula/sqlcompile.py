@@ -46,14 +46,19 @@ from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 from engine.formula.ast import TCall, TField, TLiteral, TNode
 from engine.formula.functions import case_positions
 from engine.formula.pycompile import PLACES
-from engine.formula.sqlfunctions import BUILDERS, WIDE, k, sqlite_datetime
+from engine.formula.sqlfunctions import (
+    BUILDERS,
+    SNAP_LIMIT,
+    WIDE,
+    k,
+    over,
+    sqlite_datetime,
+)
 from engine.formula.types import Clock, FType, Path
 
 Expr = ColumnElement[Any]
 Columns = Callable[[Path], Expr]
 DIALECTS = ("sqlite", "postgresql")
-SNAP_LIMIT = 15
-"""SQLite rounds results to their decimal places only up to this many."""
 
 
 class SqlCompiler:
@@ -130,8 +135,8 @@ class SqlCompiler:
     def divide(self, a: Expr, b: Expr) -> Expr:
         """a / b rounded to 10 places; BLANK when b is 0."""
         if self.sqlite:
-            return func.round(cast(a, Float()).op("/", precedence=8)(func.nullif(b, k(0))), k(PLACES))
-        return func.round(self.num(a, wide=True).op("/", precedence=8)(func.nullif(b, k(0))), k(PLACES))
+            return func.round(over(cast(a, Float()), func.nullif(b, k(0))), k(PLACES))
+        return func.round(over(self.num(a, wide=True), func.nullif(b, k(0))), k(PLACES))
 
     def now_param(self) -> Expr:
         return self.value(FType.DATETIME, self.clock.now())

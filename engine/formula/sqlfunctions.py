@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -46,6 +47,8 @@ Expr = ColumnElement[Any]
 Builder = Callable[["SqlCompiler", TCall, list[Expr]], Expr]
 
 FIRST_DAY = "0001-01-01"
+SNAP_LIMIT = 15
+"""SQLite rounds results back to their decimal places only up to this many."""
 LAST_DAY_NUMBER = 3652058
 """Days from 0001-01-01 to 9999-12-31."""
 FIRST_EPOCH, LAST_EPOCH = -62135596800, 253402300799.999999
@@ -72,12 +75,40 @@ def _cmp(a: Expr, op: str, b: Expr) -> Expr:
     return a.op(op, precedence=5, is_comparison=True)(b)
 
 
+# Operators built with op() carry SQL's precedence, so SQLAlchemy parenthesizes operands
+# exactly where needed (the default precedence of op() would drop needed parentheses).
+def plus(a: Expr, b: Expr) -> Expr:
+    return a.op("+", precedence=7)(b)
+
+
+def minus(a: Expr, b: Expr) -> Expr:
+    return a.op("-", precedence=7)(b)
+
+
+def times(a: Expr, b: Expr) -> Expr:
+    return a.op("*", precedence=8)(b)
+
+
+def over(a: Expr, b: Expr) -> Expr:
+    return a.op("/", precedence=8)(b)
+
+
+def joined(a: Expr, b: Expr) -> Expr:
+    return a.op("||", precedence=6)(b)
+
+
 def _any_null(*xs: Expr) -> Expr:
     return or_(*(x.is_(None) for x in xs))
 
 
 def _integer(x: Expr) -> Expr:
     return cast(x, Integer())
+
+
+def _whole_seconds(x: Expr) -> Expr:
+    """A SQLite datetime text without its fraction: SQLite's own date functions round
+    to milliseconds, which can carry .9995 seconds into the next second (or year)."""
+    return func.substr(x, k(1), k(19))
 
 
 # ---- arithmetic ------------------------------------------------------------------------
@@ -87,7 +118,7 @@ def _plus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     lt = node.args[0].type
     if node.type is FType.NUMBER:
         scale = c.scale(node)
-        return c.snap(a[0].op("+", precedence=7)(a[1]), scale)
+        return c.snap(plus(a[0], a[1]), scale)
     when, n = (a[1], a[0]) if lt is FType.NUMBER else (a[0], a[1])
     return _date_add(c, when, n) if node.type is FType.DATE else _datetime_add(c, when, n)
 
@@ -95,7 +126,7 @@ def _plus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 def _minus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     lt, rt = node.args[0].type, node.args[1].type
     if lt is FType.NUMBER:
-        return c.snap(a[0].op("-", precedence=7)(a[1]), c.scale(node))
+        return c.snap(minus(a[0], a[1]), c.scale(node))
     if rt is FType.DATE:
         return _days_between(c, a[0], a[1])
     n = -a[1]
@@ -103,7 +134,7 @@ def _minus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 
 def _times(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return c.snap(a[0].op("*", precedence=8)(a[1]), c.scale(node))
+    return c.snap(times(a[0], a[1]), c.scale(node))
 
 
 def _divide(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -112,6 +143,10 @@ def _divide(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 def _power(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     x, y = a
+    exponent, base_scale = _literal_int(node.args[1]), c.scale(node.args[0])
+    if (c.sqlite and exponent is not None and 0 <= exponent <= 8 and base_scale is not None
+            and exponent * base_scale <= SNAP_LIMIT):
+        return _small_power(c, x, exponent, base_scale)
     whole_y = _integer(y) if c.sqlite else func.trunc(c.num(y))
     impossible = or_(func.abs(y) > k(1000), and_(_cmp(x, "=", k(0)), y < k(0)),
                      and_(x < k(0), _cmp(y, "<>", whole_y)))
@@ -124,6 +159,16 @@ def _power(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     return case((impossible, c.value(FType.NUMBER, None)), else_=value)
 
 
+def _small_power(c: SqlCompiler, x: Expr, exponent: int, scale: int) -> Expr:
+    """x^n on SQLite as exact snapped products rather than pow()'s binary result."""
+    if exponent == 0:
+        return case((x.is_(None), c.value(FType.NUMBER, None)), else_=k(1))
+    product = x
+    for i in range(2, exponent + 1):
+        product = c.snap(times(product, x), scale * i)
+    return func.round(product, k(PLACES)) if scale * exponent > PLACES else product
+
+
 def _sqrt(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     (x,) = a
     root = func.round(func.sqrt(c.num(x, wide=True)), k(PLACES))
@@ -132,38 +177,39 @@ def _sqrt(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 def _round(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     x = a[0]
-    places = node.args[1] if len(node.args) > 1 else None
-    if places is None or (places.type is FType.NUMBER and c.scale(places) == 0
-                          and _literal_int(places) is not None):
-        given = 0 if places is None else _literal_int(places)
-        assert given is not None
-        places_n = max(-100, min(100, given))
-        inner = c.scale(node.args[0])
-        if inner is not None and inner <= places_n:
-            return x
+    given = 0 if len(node.args) == 1 else _literal_int(node.args[1])
+    if given is None:  # places computed per record
+        n = c.whole(a[1], 100)
         if not c.sqlite:
-            return func.round(c.num(x), k(places_n))
-        if places_n >= 0:
-            return func.round(x, k(places_n))
-        unit = k(float(10 ** -places_n))
-        return func.round(x.op("/", precedence=8)(unit)).op("*", precedence=8)(unit)
-    n = c.whole(a[1], 100)
+            return func.round(c.num(x), n)
+        return case((n >= k(0), func.round(x, n)), else_=_round_tens(x, func.pow(k(10.0), -n)))
+    places = max(-100, min(100, given))
+    inner = c.scale(node.args[0])
+    if inner is not None and inner <= places:
+        return x  # nothing to round
     if not c.sqlite:
-        return func.round(c.num(x), n)
-    step = func.pow(k(10.0), -n)
-    return case((n >= k(0), func.round(x, n)), else_=func.round(x.op("/", precedence=8)(step)).op("*", precedence=8)(step))
+        return func.round(c.num(x), k(places))
+    if places >= 0:
+        return func.round(x, k(places))
+    return _round_tens(x, k(float(10 ** -places)))
+
+
+def _round_tens(x: Expr, unit: Expr) -> Expr:
+    """SQLite's round() ignores negative places: round x / 100 and scale back."""
+    return times(func.round(over(x, unit)), unit)
 
 
 def _literal_int(node: Any) -> int | None:
+    """The value of a whole-number literal argument, else None."""
     value = getattr(node, "value", None)
-    if value is None or isinstance(value, bool | str):
+    if not isinstance(value, Decimal) or value != value.to_integral_value():
         return None
     return int(value)
 
 
 def _mod(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     x, y = a
-    return c.snap(x.op("-", precedence=7)(y.op("*", precedence=8)(c.floor(c.divide(x, y)))), c.scale(node))
+    return c.snap(minus(x, times(y, c.floor(c.divide(x, y)))), c.scale(node))
 
 
 def _minmax(sqlite_name: str, pg_name: str) -> Builder:
@@ -246,7 +292,7 @@ def _blankvalue(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 
 def _concat(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return func.coalesce(a[0], k("")).op("||", precedence=6)(func.coalesce(a[1], k("")))
+    return joined(func.coalesce(a[0], k("")), func.coalesce(a[1], k("")))
 
 
 def _len(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -261,7 +307,7 @@ def _left(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 def _right(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     s, n = a[0], c.whole(a[1])
     if c.sqlite:
-        tail = func.substr(s, func.max(func.length(s).op("-", precedence=7)(n).op("+", precedence=7)(k(1)), k(1)))
+        tail = func.substr(s, func.max(plus(minus(func.length(s), n), k(1)), k(1)))
     else:
         tail = func.right(s, n)
     return case((n < k(0), c.value(FType.TEXT, None)), else_=tail)
@@ -313,8 +359,8 @@ def _find(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     found = _position(c, func.substr(text, start), search)
     return case((_any_null(search, text, start), c.value(FType.NUMBER, None)),
                 (start < k(1), c.value(FType.NUMBER, None)),
-                (start > length.op("+", precedence=7)(k(1)), k(0)),
-                (found > k(0), found.op("+", precedence=7)(start).op("-", precedence=7)(k(1))), else_=k(0))
+                (start > plus(length, k(1)), k(0)),
+                (found > k(0), minus(plus(found, start), k(1))), else_=k(0))
 
 
 def _text(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -327,7 +373,7 @@ def _text(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
         return x if c.sqlite else func.to_char(x, k("YYYY-MM-DD"))
     if t is FType.DATETIME:
         if c.sqlite:
-            return func.strftime(k("%Y-%m-%d %H:%M:%S"), x)
+            return _whole_seconds(x)
         return func.to_char(func.timezone(k("UTC"), x), k("YYYY-MM-DD HH24:MI:SS"))
     return x
 
@@ -352,13 +398,13 @@ def _number_text(c: SqlCompiler, node: TCall, x: Expr) -> Expr:
 def _value(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     t = func.trim(a[0], k(" ")) if c.sqlite else func.btrim(a[0], k(" "))
     if not c.sqlite:
-        ok = t.op("~", precedence=5, is_comparison=True)(k(r"^[+-]?[0-9]+(\.[0-9]+)?$"))
+        ok = _cmp(t, "~", k(r"^[+-]?[0-9]+(\.[0-9]+)?$"))
         return case((ok, func.round(cast(t, WIDE), k(PLACES))),
                     else_=c.value(FType.NUMBER, None))
     u = case((func.substr(t, k(1), k(1)).in_([k("+"), k("-")]), func.substr(t, k(2))), else_=t)
-    dots = func.length(u).op("-", precedence=7)(func.length(func.replace(u, k("."), k(""))))
-    valid = and_(_cmp(u, "<>", k("")), not_(u.op("GLOB", precedence=5, is_comparison=True)(k("*[^0-9.]*"))),
-              u.op("GLOB", precedence=5, is_comparison=True)(k("[0-9]*")), u.op("GLOB", precedence=5, is_comparison=True)(k("*[0-9]")), dots <= k(1))
+    dots = minus(func.length(u), func.length(func.replace(u, k("."), k(""))))
+    valid = and_(_cmp(u, "<>", k("")), not_(_cmp(u, "GLOB", k("*[^0-9.]*"))),
+                 _cmp(u, "GLOB", k("[0-9]*")), _cmp(u, "GLOB", k("*[0-9]")), dots <= k(1))
     return case((valid, func.round(cast(t, Float()), k(PLACES))),
                 else_=c.value(FType.NUMBER, None))
 
@@ -369,40 +415,40 @@ def _value(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 def _day_number(c: SqlCompiler, d: Expr) -> Expr:
     """Days since 0001-01-01."""
     if c.sqlite:
-        return _integer(func.julianday(d).op("-", precedence=7)(k(1721425.5)))
-    return d.op("-", precedence=7)(cast(k(FIRST_DAY), Date()))
+        return _integer(minus(func.julianday(d), k(1721425.5)))
+    return minus(d, cast(k(FIRST_DAY), Date()))
 
 
 def _date_add(c: SqlCompiler, d: Expr, n: Expr) -> Expr:
     days = c.whole(n)
-    target = _day_number(c, d).op("+", precedence=7)(days)
+    target = plus(_day_number(c, d), days)
     in_range = and_(target >= k(0), target <= k(LAST_DAY_NUMBER))
-    moved = func.date(func.julianday(d).op("+", precedence=7)(days)) if c.sqlite else d.op("+", precedence=7)(days)
+    moved = func.date(plus(func.julianday(d), days)) if c.sqlite else plus(d, days)
     return case((in_range, moved), else_=c.value(FType.DATE, None))
 
 
 def _datetime_add(c: SqlCompiler, x: Expr, n: Expr) -> Expr:
     limit = MAX_OFFSET_SECONDS
     if c.sqlite:
-        seconds = _integer(func.round(n.op("*", precedence=8)(k(86400)), k(8)))
-        moved = func.strftime(k("%Y-%m-%d %H:%M:%S"), x,
-                              func.printf(k("%+d seconds"), seconds)).op("||", precedence=6)(
-            func.substr(x, k(20)))
+        seconds = _integer(func.round(times(n, k(86400)), k(8)))
+        moved = joined(func.strftime(k("%Y-%m-%d %H:%M:%S"), _whole_seconds(x),
+                                     func.printf(k("%+d seconds"), seconds)),
+                       func.substr(x, k(20)))
         return case((and_(func.abs(seconds) <= k(limit), moved >= k(FIRST_DAY)), moved),
                     else_=c.value(FType.DATETIME, None))
-    seconds = func.trunc(c.num(n).op("*", precedence=8)(k(86400)))
+    seconds = func.trunc(times(c.num(n), k(86400)))
     clamped = case((seconds > k(limit), k(limit)), (seconds < k(-limit), k(-limit)),
                    else_=seconds)
-    target = extract("epoch", x).op("+", precedence=7)(seconds)
-    moved = x.op("+", precedence=7)(func.make_interval(0, 0, 0, 0, 0, 0, cast(clamped, Float())))
+    target = plus(extract("epoch", x), seconds)
+    moved = plus(x, func.make_interval(0, 0, 0, 0, 0, 0, cast(clamped, Float())))
     return case((and_(target >= k(FIRST_EPOCH), target <= k(LAST_EPOCH)), moved),
                 else_=c.value(FType.DATETIME, None))
 
 
 def _days_between(c: SqlCompiler, later: Expr, earlier: Expr) -> Expr:
     if c.sqlite:
-        return _integer(func.julianday(later).op("-", precedence=7)(func.julianday(earlier)))
-    return later.op("-", precedence=7)(earlier)
+        return _integer(minus(func.julianday(later), func.julianday(earlier)))
+    return minus(later, earlier)
 
 
 def _date(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -414,7 +460,8 @@ def _date(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
                     else_=c.value(FType.DATE, None))
     first = func.make_date(func.least(func.greatest(y, k(1)), k(9999)),
                            func.least(func.greatest(m, k(1)), k(12)), k(1))
-    month_days = cast(first.op("+", precedence=7)(literal_column("INTERVAL '1 month'")), Date()).op("-", precedence=7)(first)
+    next_month = cast(plus(first, literal_column("INTERVAL '1 month'")), Date())
+    month_days = minus(next_month, first)
     return case((and_(ranges, d <= month_days), func.make_date(y, m, d)),
                 else_=c.value(FType.DATE, None))
 
@@ -426,18 +473,18 @@ def _utc(c: SqlCompiler, node: TCall, x: Expr) -> Expr:
     return x
 
 
-def _part(sqlite_format: str, pg_field: str, plus: int = 0) -> Builder:
+def _part(sqlite_format: str, pg_field: str, offset: int = 0) -> Builder:
     def build(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
         if c.sqlite:
-            value = _integer(func.strftime(k(sqlite_format), a[0]))
+            value = _integer(func.strftime(k(sqlite_format), _whole_seconds(a[0])))
         else:
             value = _integer(extract(pg_field, _utc(c, node, a[0])))
-        return value.op("+", precedence=7)(k(plus)) if plus else value
+        return plus(value, k(offset)) if offset else value
     return build
 
 
 def _datevalue(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return func.date(a[0]) if c.sqlite else cast(_utc(c, node, a[0]), Date())
+    return func.substr(a[0], k(1), k(10)) if c.sqlite else cast(_utc(c, node, a[0]), Date())
 
 
 def _addmonths(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -447,13 +494,13 @@ def _addmonths(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
         first = func.date(d, k("start of month"), func.printf(k("%+d months"), n))
         last = func.date(first, k("+1 month"), k("-1 day"))
         day = _integer(func.strftime(k("%d"), d))
-        same_day = func.date(first, func.printf(k("+%d days"), day.op("-", precedence=7)(k(1))))
+        same_day = func.date(first, func.printf(k("+%d days"), minus(day, k(1))))
         moved: Expr = func.min(same_day, last)
         return case((and_(func.abs(n) <= k(120000), moved >= k(FIRST_DAY)), moved),
                     else_=blank)
-    months = (_integer(extract("year", d)).op("*", precedence=8)(k(12))
-              .op("+", precedence=7)(_integer(extract("month", d))).op("-", precedence=7)(k(1)).op("+", precedence=7)(n))
-    moved = cast(d.op("+", precedence=7)(func.make_interval(0, n)), Date())
+    months = plus(times(_integer(extract("year", d)), k(12)),
+                  plus(minus(_integer(extract("month", d)), k(1)), n))
+    moved = cast(plus(d, func.make_interval(0, n)), Date())
     return case((and_(months >= k(12), months <= k(9999 * 12 + 11)), moved), else_=blank)
 
 
@@ -472,14 +519,14 @@ def _hours_since(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     x = a[0]
     if c.sqlite:
         now_s = _integer(func.strftime(k("%s"), c.value(FType.TEXT, f"{now:%Y-%m-%d %H:%M:%S}")))
-        seconds = now_s.op("-", precedence=7)(_integer(func.strftime(k("%s"), func.substr(x, k(1), k(19)))))
+        seconds = minus(now_s, _integer(func.strftime(k("%s"), _whole_seconds(x))))
         return case((x.is_(None), c.value(FType.NUMBER, None)),
-                    (seconds >= k(0), seconds.op("/", precedence=8)(k(3600))),
-                    else_=-(((-seconds).op("+", precedence=7)(k(3599))).op("/", precedence=8)(k(3600))))
+                    (seconds >= k(0), over(seconds, k(3600))),
+                    else_=-over(plus(-seconds, k(3599)), k(3600)))
     now_utc = func.timezone(k("UTC"), c.value(FType.DATETIME, now))
-    elapsed = func.date_trunc(k("second"), now_utc).op("-", precedence=7)(
-        func.date_trunc(k("second"), func.timezone(k("UTC"), x)))
-    return func.floor(extract("epoch", elapsed).op("/", precedence=8)(k(3600)))
+    elapsed = minus(func.date_trunc(k("second"), now_utc),
+                    func.date_trunc(k("second"), func.timezone(k("UTC"), x)))
+    return func.floor(over(extract("epoch", elapsed), k(3600)))
 
 
 def _today(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -501,7 +548,7 @@ def _includes(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
         blank = or_(options.is_(None), _cmp(func.json_type(options), "=", k("null")))
     else:
         as_jsonb = cast(options, JSONB)
-        found = as_jsonb.op("@>", precedence=5, is_comparison=True)(func.jsonb_build_array(option))
+        found = _cmp(as_jsonb, "@>", func.jsonb_build_array(option))
         blank = or_(options.is_(None), _cmp(func.jsonb_typeof(as_jsonb), "=", k("null")))
     return case((or_(blank, option.is_(None)), c.value(FType.BOOLEAN, None)), else_=found)
 
@@ -532,6 +579,6 @@ BUILDERS: dict[str, Builder] = {
     "VALUE": _value, "FIND": _find,
     "TODAY": _today, "NOW": _now, "DATE": _date, "DATEVALUE": _datevalue,
     "YEAR": _part("%Y", "year"), "MONTH": _part("%m", "month"), "DAY": _part("%d", "day"),
-    "WEEKDAY": _part("%w", "dow", plus=1), "ADDMONTHS": _addmonths, "ADDDAYS": _adddays,
+    "WEEKDAY": _part("%w", "dow", offset=1), "ADDMONTHS": _addmonths, "ADDDAYS": _adddays,
     "DAYS": _days, "HOURS_SINCE": _hours_since, "INCLUDES": _includes,
 }
