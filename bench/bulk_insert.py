@@ -12,8 +12,8 @@ import gc
 import json
 import sqlite3
 import statistics
-import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,12 +23,15 @@ from bench.data import opportunity_rows
 from bench.env import (
     BENCH_DIR,
     ENTITY,
+    Timing,
     count_rows,
     fresh_env,
+    load_text,
     loaded_path,
     machine_info,
     raw_connect,
     remove_db,
+    timed,
 )
 from bench.report import Row, Section
 from engine.runtime.access import SYSTEM
@@ -37,7 +40,7 @@ from engine.runtime.values import to_json
 
 NAME = "bulk_insert"
 TARGET = 1 / 3
-RAW_RUNS = 3
+RAW_RUNS = 2
 FIELDS = ("name", "account", "amount", "stage", "close_date")
 _COLUMNS = ("version", "created_at", "created_by", "updated_at", "updated_by", "owner_id",
             "department_id", *FIELDS)
@@ -83,14 +86,14 @@ def raw_insert(conn: sqlite3.Connection, rows: list[dict[str, Any]], *,
         conn.execute("COMMIT")
 
 
-def _timed_raw(path: Path, rows: list[dict[str, Any]], *, audit: bool = False) -> float:
+def _timed_raw(path: Path, rows: list[dict[str, Any]], *, audit: bool = False) -> Timing:
     env = fresh_env(path)
     env.engine.dispose()
     conn = raw_connect(path)
     try:
-        start = time.perf_counter()
-        raw_insert(conn, rows, audit=audit)
-        return time.perf_counter() - start
+        with timed() as timing:
+            raw_insert(conn, rows, audit=audit)
+        return timing
     finally:
         conn.close()
 
@@ -109,23 +112,28 @@ def _same_rows(ours: Path, raw: Path) -> int:
         conn.close()
 
 
+def _figures(times: list[Timing]) -> str:
+    return ", ".join(f"{t.wall:.1f} s wall / {t.cpu:.1f} s CPU" for t in times)
+
+
 def run(n_rows: int, say: Callable[[str], None] = print) -> Section:
     ours_path = loaded_path(n_rows)
     raw_path = BENCH_DIR / f"raw-{n_rows}.db"
+    load_before = load_text()
     env = fresh_env(ours_path)
     rows = list(opportunity_rows(n_rows, env.account_ids))
     # The input list is the harness's, not the engine's: keep it out of every GC pass.
     gc.collect()
     gc.freeze()
 
-    raw_times: list[float] = []
+    # raw, ours, raw: the baseline brackets our run, so drift shows in the two raw figures.
+    raw_times: list[Timing] = []
     say(f"raw executemany, run 1 of {RAW_RUNS}")
     raw_times.append(_timed_raw(raw_path, rows))
 
     say(f"Records.bulk_create of {n_rows:,} rows")
-    start = time.perf_counter()
-    result = env.records.bulk_create(SYSTEM, ENTITY, rows)
-    ours = time.perf_counter() - start
+    with timed() as ours:
+        result = env.records.bulk_create(SYSTEM, ENTITY, rows)
     if result.errors or result.created != n_rows:
         raise RuntimeError(f"bulk_create refused rows: {result.errors[:3]}")
     audit_rows = count_rows(env.engine, "crm_audit")
@@ -141,51 +149,57 @@ def run(n_rows: int, say: Callable[[str], None] = print) -> Section:
     raw_audit = _timed_raw(raw_path, rows, audit=True)
     remove_db(raw_path)
 
-    start = time.perf_counter()
-    for _ in _native(rows, _stamp(datetime.now(UTC))):
-        pass
-    convert = time.perf_counter() - start
+    with timed() as convert:
+        for _ in _native(rows, _stamp(datetime.now(UTC))):
+            pass
     gc.unfreeze()
 
-    raw = statistics.median(raw_times)
-    ratio = raw / ours
+    raw = Timing(statistics.median(t.wall for t in raw_times),
+                 statistics.median(t.cpu for t in raw_times))
+    wall_ratio, cpu_ratio = raw.wall / ours.wall, raw.cpu / ours.cpu
     label = f"{n_rows:,}"
     return Section(
         name=NAME,
         title=f"Bulk insert of {label} opportunities",
         rows=[
-            Row(f"bulk insert {label} opportunities (rows/s)", f"{n_rows / ours:,.0f}",
-                f"{n_rows / raw:,.0f}", f"{ratio:.2f} (raw time / ours)", "≥ 0.33",
-                ratio >= TARGET),
-            Row(f"bulk insert {label}, raw also writing audit rows (rows/s)",
-                f"{n_rows / ours:,.0f}", f"{n_rows / raw_audit:,.0f}",
-                f"{raw_audit / ours:.2f} (raw time / ours)", "informational", None),
+            Row(f"bulk insert {label} opportunities (rows/s, wall)", f"{n_rows / ours.wall:,.0f}",
+                f"{n_rows / raw.wall:,.0f}",
+                f"{wall_ratio:.2f} wall, {cpu_ratio:.2f} CPU (raw time / ours)", "≥ 0.33",
+                min(wall_ratio, cpu_ratio) >= TARGET),
+            Row(f"bulk insert {label}, raw also writing audit rows (rows/s, wall)",
+                f"{n_rows / ours.wall:,.0f}", f"{n_rows / raw_audit.wall:,.0f}",
+                f"{raw_audit.wall / ours.wall:.2f} wall, {raw_audit.cpu / ours.cpu:.2f} CPU",
+                "informational", None),
         ],
         notes=[
-            f"ours: `Records.bulk_create(SYSTEM, \"opportunity\", rows)` took {ours:.1f} s "
-            f"({n_rows / ours:,.0f} rows/s); it coerces and validates every value, checks that "
-            f"every account id exists (one IN query per {BULK_BATCH}-row batch), fills the "
-            f"engine columns, returns the new ids in input order and writes one `crm_audit` "
-            f"row per record holding its values as JSON ({audit_rows:,} audit rows in the "
-            "file afterwards, including the accounts').",
+            f"ours: `Records.bulk_create(SYSTEM, \"opportunity\", rows)`: {_figures([ours])} "
+            f"({n_rows / ours.wall:,.0f} rows/s wall, {n_rows / ours.cpu:,.0f} rows/s CPU). "
+            f"It coerces and validates every value, checks that every account id exists (one "
+            f"IN query per {BULK_BATCH}-row batch), fills the engine columns, returns the new "
+            f"ids in input order and writes one `crm_audit` row per record holding its values "
+            f"as JSON ({audit_rows:,} audit rows in the file afterwards, accounts' included).",
             f"baseline: plain `sqlite3` `executemany` of the same rows into an identical "
-            f"table, median of {RAW_RUNS} runs: "
-            + ", ".join(f"{t:.2f} s" for t in raw_times)
-            + f". Its timing includes turning the dicts into SQLite values "
-            f"(Decimal → float, date → ISO text), which alone takes {convert:.2f} s.",
+            f"table, run before and after ours (median taken): {_figures(raw_times)}. Its "
+            f"timing includes turning the dicts into SQLite values (Decimal → float, date → "
+            f"ISO text), which alone takes {convert.cpu:.2f} s CPU.",
             f"informational: raw executemany that also writes the same audit rows "
-            f"(json.dumps per record) took {raw_audit:.2f} s; that is the floor for the work "
+            f"(json.dumps per record): {_figures([raw_audit])}, about the floor for the work "
             "bulk_create is asked to do.",
             f"fairness: both files are created by `apply_plan` from config/ and hold the same "
             f"1,000 accounts; the opportunity table has 7 indexes (owner_id, department_id, "
             f"account, primary_contact, amount, stage, close_date) and 4 foreign keys, checked "
-            f"on both sides (foreign_keys=ON); journal_mode=WAL, synchronous=NORMAL; one "
-            f"BEGIN IMMEDIATE … COMMIT per {BULK_BATCH} rows on both sides. After the runs "
-            f"the two tables hold the same rows (compared with EXCEPT, timestamps aside).",
+            f"on both sides (foreign_keys=ON); journal_mode=WAL, synchronous=NORMAL, default "
+            f"cache_size; one BEGIN IMMEDIATE … COMMIT per {BULK_BATCH} rows on both sides. "
+            f"After the runs the two tables hold the same rows (compared with EXCEPT, "
+            f"timestamps aside).",
             "the input rows are generated before timing (seeded, bench/data.py) and frozen "
             "out of the garbage collector, since a real import streams them.",
+            f"CPU time is this process's user + system time. The machine is shared: load "
+            f"average {load_before} before, {load_text()} after; the wall figures carry that "
+            f"noise, the CPU figures much less, so the target is judged on the lower ratio.",
         ],
         machine=machine_info(),
-        data={"rows": n_rows, "ours_s": ours, "raw_s": raw_times, "raw_audit_s": raw_audit,
-              "convert_s": convert, "ratio": ratio},
+        data={"rows": n_rows, "ours": asdict(ours), "raw": [asdict(t) for t in raw_times],
+              "raw_audit": asdict(raw_audit), "convert_cpu_s": convert.cpu,
+              "wall_ratio": wall_ratio, "cpu_ratio": cpu_ratio},
     )

@@ -7,6 +7,9 @@ import platform
 import sqlite3
 import statistics
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,6 +121,34 @@ def checkpoint(path: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+@dataclass
+class Timing:
+    """Seconds of wall-clock time and of CPU time (user + system, all threads) of this process.
+
+    On a shared machine other processes stretch the wall time; the CPU time is what the
+    work itself cost, so ratios are reported on both.
+    """
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+
+@contextmanager
+def timed() -> Iterator[Timing]:
+    timing = Timing()
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield timing
+    finally:
+        timing.wall = time.perf_counter() - wall
+        timing.cpu = time.process_time() - cpu
+
+
+def load_text() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def percentile(values: list[float], p: int) -> float:

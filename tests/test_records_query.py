@@ -124,6 +124,8 @@ def test_filters_ignore_field_bounds(gadget: Entity) -> None:
     ({"rank__in": ",".join(map(str, range(101)))},
      {"rank__in": "rank __in takes 1 to 100 comma-separated values"}),
     ({"name__contains": "x" * 1001}, {"name__contains": "name search text is too long"}),
+    ({"name__contains": "a\x00"}, {"name__contains": "name must not contain NUL characters"}),
+    ({"name": "a\x00"}, {"name": "name must not contain NUL characters"}),
     ({"deleted": "maybe"}, {"deleted": "must be true or false"}),
 ])
 def test_parse_filter_errors(gadget: Entity, params: dict[str, str],
@@ -176,6 +178,8 @@ def test_parse_reports_every_problem_at_once(gadget: Entity) -> None:
 def test_page_size_bounds_are_inclusive(gadget: Entity) -> None:
     assert parse_list_params(gadget, {"page_size": "500"}).page_size == 500
     assert parse_list_params(gadget, {"page_size": "1"}).page_size == 1
+    assert parse_list_params(gadget, {"page": "1000000000"}).page == 10**9
+    assert parse_list_params(gadget, {"page": "0" * 20 + "7"}).page == 7
 
 
 # -- filters on both databases ---------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.runtime.access import Actor
 from engine.runtime.errors import Conflict, Invalid, NotFound
+from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
 from engine.types import ENGINE_COLUMNS
 from tests.conftest import Env
@@ -354,6 +356,30 @@ def test_audit_of_delete_restore_purge(env: Env) -> None:
         {"action": "purge", "field": "tier", "user_id": admin, "old": "standard", "new": None},
         {"action": "purge", "field": "status", "user_id": admin, "old": "prospect", "new": None},
         {"action": "purge", "field": "city", "user_id": admin, "old": "Oslo", "new": None},
+    ]
+
+
+def test_audit_rows_say_who_and_when(env: Env) -> None:
+    now = [datetime(2025, 3, 31, 9, 0, tzinfo=UTC)]
+    records = Records(env.engine, env.model, clock=lambda: now[0])
+    bob = env.users.add("bob", ["sales"])
+    acme = records.create(env.admin.actor(), "account", {"name": "Acme"})
+    now[0] += timedelta(hours=1)
+    records.update(bob.actor(), "account", acme["id"], {"city": "Oslo"}, 1)
+    now[0] += timedelta(hours=1)
+    records.delete(bob.actor(), "account", acme["id"])
+    now[0] += timedelta(hours=1)
+    restored = records.restore(env.admin.actor(), "account", acme["id"])
+    assert acme["created_at"] == datetime(2025, 3, 31, 9, 0, tzinfo=UTC)
+    assert (restored["updated_at"], restored["updated_by"]) == (now[0], env.admin.id)
+    history = records.history(env.admin.actor(), "account", acme["id"])
+    assert [(h["action"], h["field"], h["user"], h["at"]) for h in history] == [
+        ("create", "name", "admin", "2025-03-31T09:00:00Z"),
+        ("create", "tier", "admin", "2025-03-31T09:00:00Z"),
+        ("create", "status", "admin", "2025-03-31T09:00:00Z"),
+        ("update", "city", "bob", "2025-03-31T10:00:00Z"),
+        ("delete", None, "bob", "2025-03-31T11:00:00Z"),
+        ("restore", None, "admin", "2025-03-31T12:00:00Z"),
     ]
 
 

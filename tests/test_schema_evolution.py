@@ -638,6 +638,24 @@ def test_widen_then_narrow_text(make_env: EnvFactory, config_dir: Path,
     assert plan_schema(engine, model).is_empty
 
 
+def test_widening_numbers_keeps_values(make_env: EnvFactory, config_dir: Path,
+                                       engine: Engine) -> None:
+    set_field(config_dir, "account", "share", "{type: percent}")
+    env = make_env(config_dir)
+    actor = env.admin.actor()
+    (acme,) = [int(env.records.create(actor, "account", {"name": "Acme", "share": "12.3456"})
+                   ["id"])]
+    set_field(config_dir, "account", "share", "{type: decimal}")
+    model = load_model(config_dir)
+    plan = plan_schema(engine, model)
+    assert [(s.kind, s.column, s.detail, s.destructive) for s in plan.steps] == [
+        ("widen_column", "share", "NUMERIC(9, 4) → NUMERIC(15, 4)", False)]
+    apply_plan(engine, model)
+    env2 = make_env(config_dir)
+    assert env2.records.get(actor, "account", acme)["share"] == Decimal("12.3456")
+    assert plan_schema(engine, model).is_empty
+
+
 def test_narrowing_says_which_values_become_blank(make_env: EnvFactory, config_dir: Path,
                                                   engine: Engine) -> None:
     env = make_env(config_dir)
@@ -702,6 +720,36 @@ def test_text_to_integer_then_money(make_env: EnvFactory, config_dir: Path,
         [Decimal("12.00"), None, Decimal("7.00")]
     assert indexes(engine, "account")["ix_account_code"] == (("code",), False)
     assert plan_schema(engine, model).is_empty
+
+
+@pytest.mark.parametrize(("before", "after", "values", "converted", "lost"), [
+    ("{type: money}", "{type: integer}", ["12.00", "12.50"], [12, None], "Decimal('12.50')"),
+    ("{type: date}", "{type: datetime}", ["2025-03-31"],
+     [datetime(2025, 3, 31, tzinfo=UTC)], None),
+    ("{type: datetime}", "{type: date}", ["2025-03-31T23:30:00Z"],
+     [datetime(2025, 3, 31).date()], None),
+    ("{type: integer}", "{type: text, max_length: 3}", [7, 1234], ["7", None], "1234"),
+    # input rules: a whole number is never true or false (SQLite's 1 and 0 included)
+    ("{type: boolean}", "{type: integer}", [True, False], [None, None], "True, False"),
+])
+def test_conversions_read_values_the_same_on_every_database(
+        make_env: EnvFactory, config_dir: Path, engine: Engine, before: str, after: str,
+        values: list[Any], converted: list[Any], lost: str | None) -> None:
+    set_field(config_dir, "account", "x_value", before)
+    env = make_env(config_dir)
+    actor = env.admin.actor()
+    ids = [int(env.records.create(actor, "account", {"name": f"A{i}", "x_value": v})["id"])
+           for i, v in enumerate(values)]
+    set_field(config_dir, "account", "x_value", after)
+    model = load_model(config_dir)
+    (step,) = plan_schema(engine, model).steps
+    n_lost = sum(v is None for v in converted)
+    expected = (f"{n_lost} of {len(values)} non-empty values cannot be converted and would "
+                f"become blank")
+    assert step.loss == (f"{expected}, e.g. {lost}" if lost else expected)
+    apply_plan(engine, model, allow_destructive=True)
+    env2 = make_env(config_dir)
+    assert [env2.records.get(actor, "account", i)["x_value"] for i in ids] == converted
 
 
 def test_text_to_reference_blanks_links_to_nothing(make_env: EnvFactory, config_dir: Path,

@@ -44,7 +44,7 @@ from engine.formula.functions import (
     case_positions,
 )
 from engine.formula.parser import parse
-from engine.formula.types import FType, Path, Scope, described
+from engine.formula.types import FType, Path, Scope, described, plural
 
 B, N, T = FType.BOOLEAN, FType.NUMBER, FType.TEXT
 D, DT, BLANK = FType.DATE, FType.DATETIME, FType.BLANK
@@ -56,7 +56,7 @@ _ARITHMETIC = {
     "/": {(N, N): N},
     "^": {(N, N): N},
 }
-_VERBS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "^": "raise"}
+_VERBS = {"+": "add", "-": "subtract"}
 
 
 def check(node: Node, scope: Scope) -> TNode:
@@ -158,7 +158,7 @@ class _Checker:
         kind = lt if lt is not BLANK else rt
         allowed = ORDERED if op in ("<", "<=", ">", ">=") else COMPARABLE
         if kind is not BLANK and kind not in allowed:
-            raise FormulaError(f"{op} cannot compare {described(kind)}s", node.line, node.col)
+            raise FormulaError(f"{op} cannot compare {plural(kind)}", node.line, node.col)
         if BLANK not in (lt, rt) and lt is not rt:
             raise FormulaError(f"cannot compare {described(lt)} with {described(rt)}",
                                node.line, node.col)
@@ -175,10 +175,15 @@ class _Checker:
             rt = N if (lt, N) in table else next((b for a, b in table if a is lt), N)
         result = table.get((lt, rt))
         if result is None:
-            raise FormulaError(
-                f"cannot {_VERBS[op]} {described(left.type)} and {described(right.type)}"
-                if left.type is not right.type or op != "-" else
-                f"cannot subtract {described(left.type)}s", node.line, node.col)
+            if op in ("*", "/", "^"):
+                message = f"{op} needs numbers, not {described(left.type)} and " \
+                          f"{described(right.type)}"
+            elif left.type is right.type:
+                message = f"cannot {_VERBS[op]} two {plural(left.type)}"
+            else:
+                message = f"cannot {_VERBS[op]} {described(left.type)} and " \
+                          f"{described(right.type)}"
+            raise FormulaError(message, node.line, node.col)
         return self._op(result, op, node, (left, lt), (right, rt))
 
     @staticmethod

@@ -39,6 +39,7 @@ _TOKEN_TEXT = {
     "AND_SYMBOL": "&&", "OR_SYMBOL": "||", "$END": "the end",
 }
 _VALUE_STARTS = {"NUMBER", "STRING", "NAME", "TRUE", "FALSE", "LPAR", "MINUS"}
+_VALUES = {"NUMBER", "STRING", "NAME"}  # expected only where a value may start
 
 
 def _depth(*children: Node) -> int:
@@ -176,10 +177,10 @@ def _syntax_error(source: str, exc: UnexpectedInput) -> FormulaError:
         expected = set(exc.expected)
         if tok.type == "$END":
             line, col = _end(source)
-            wants = "a value" if expected & _VALUE_STARTS else _describe(expected)
+            wants = "a value" if expected & _VALUES else _describe(expected)
             return FormulaError(f"the formula ends too early: expected {wants}", line, col)
         line, col = tok.line or 1, tok.column or 1
-        if expected & _VALUE_STARTS:
+        if expected & _VALUES:
             extra = expected - _VALUE_STARTS - {"NOT", "AND_WORD", "OR_WORD"}
             wants = "a value" + (f" or {_describe(extra)}" if extra else "")
             return FormulaError(f"expected {wants}, found {str(tok)!r}", line, col)

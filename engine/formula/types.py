@@ -46,6 +46,11 @@ def described(t: FType) -> str:
     return _ARTICLE[t]
 
 
+def plural(t: FType) -> str:
+    """'numbers', 'texts', 'multichoice fields'."""
+    return "multichoice fields" if t is FType.MULTICHOICE else f"{t.value}s"
+
+
 def ftype_of(field_type: FieldType) -> FType:
     """The formula type of a field type: choice fields are text, money is a number.
 

@@ -126,7 +126,8 @@ def _int_param(params: Mapping[str, str], key: str, default: int, lo: int, hi: i
     if raw is None or raw == "":
         return default
     # isascii: "²".isdigit() is True but int("²") fails; len: int() of a huge string is slow
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not lo <= int(raw) <= hi:
+    if not (raw.isascii() and raw.isdigit()) or len(raw.lstrip("0")) > 12 \
+            or not lo <= int(raw) <= hi:
         problems[key] = f"must be a whole number from {lo} to {hi}"
         return default
     return int(raw)
@@ -168,6 +169,8 @@ def _filter_value(f: Field, op: str, raw: str) -> Any:
             raise ValueProblem(f"cannot use contains on a {f.type} field")
         if len(raw) > 1000:
             raise ValueProblem("search text is too long")
+        if "\x00" in raw:  # PostgreSQL refuses NUL in any string
+            raise ValueProblem("must not contain NUL characters")
         return raw
     if op in ("gt", "gte", "lt", "lte") and f.type not in _ORDERED:
         raise ValueProblem(f"cannot compare a {f.type} field with {op}")

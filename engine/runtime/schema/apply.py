@@ -162,7 +162,8 @@ def _convert(conn: Connection, operations: Operations, schema: Schema, step: Ste
     for ix in live_ix:  # SQLite's rebuild would copy them onto a column that is gone
         operations.drop_index(str(ix["name"]), table_name=table)
     operations.add_column(table, Column(temp, target_col.type))
-    copy_converted(conn, table, column, temp, target_col.type, field, narrow_to)
+    stored_type = step.op.existing_type if isinstance(step.op, ops.AlterColumnOp) else None
+    copy_converted(conn, table, column, temp, target_col.type, field, narrow_to, stored_type)
     if conn.dialect.name == "sqlite":
         with operations.batch_alter_table(table, recreate="always") as batch:
             batch.drop_column(column)

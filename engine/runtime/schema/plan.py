@@ -314,7 +314,7 @@ class _Planner:
             return
         field = self.model.entity(table).field(column)
         narrow_to = narrowed_length(old, new)
-        loss = count_lost(self.conn, table, source, field, narrow_to)
+        loss = count_lost(self.conn, table, source, field, narrow_to, old)
         if narrow_to is None:
             self.steps.append(Step("change_type", table, column, f"{old} → {new}",
                                    loss=loss.describe(), op=op, needs_rebuild=True,

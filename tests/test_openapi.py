@@ -1,0 +1,375 @@
+"""/openapi.json: a valid OpenAPI 3.1 document generated from the Model, true to the API.
+
+The document is checked on its own (structure, references, JSON Schema validity, one
+schema property per field with the right type) and against the running API: records it
+returns validate against their component schemas, and the list filters it describes are
+exactly the ones the API accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from engine.metadata import load_model
+from engine.metadata.model import Entity, Field
+from engine.runtime.records.query import ENGINE_SORTABLE, OPERATORS
+from engine.types import ENGINE_COLUMNS, FieldType
+from engine.web.app import create_app
+from engine.web.openapi import build_openapi
+from tests.conftest import CONFIG, Env
+from tests.test_api import assert_error
+
+MODEL = load_model(CONFIG)
+DOC = build_openapi(MODEL)
+SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
+FIELDS = [(e.name, f.name) for e in MODEL.entities for f in e.fields]
+METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _cap(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _formats() -> FormatChecker:
+    checker = FormatChecker()  # date and email come built in; these two do not
+
+    @checker.checks("date-time", raises=ValueError)
+    def _datetime(value: object) -> bool:
+        return not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is not None
+
+    @checker.checks("decimal", raises=InvalidOperation)
+    def _decimal(value: object) -> bool:
+        return not isinstance(value, str) or Decimal(value).is_finite()
+
+    return checker
+
+
+def validator(component: str) -> Draft202012Validator:
+    """A validator for one component schema, resolving $refs against the whole document."""
+    schema = {"$ref": f"#/components/schemas/{component}", "components": DOC["components"]}
+    return Draft202012Validator(schema, format_checker=_formats())
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _resolve(pointer: str) -> Any:
+    assert pointer.startswith("#/"), pointer
+    node: Any = DOC
+    for part in pointer[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, op) for path, item in DOC["paths"].items()
+            for method, op in item.items() if method in METHODS]
+
+
+def _nullable(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(the non-null schema, whether null is allowed) of a field property."""
+    if "anyOf" in schema:
+        non_null = [s for s in schema["anyOf"] if s != {"type": "null"}]
+        assert len(non_null) == 1 and len(schema["anyOf"]) == 2, schema
+        return non_null[0], True
+    return schema, False
+
+
+# -- the document on its own -------------------------------------------------------------
+
+
+def test_openapi_json_is_served_without_a_token(env: Env) -> None:
+    resp = env.client().get("/openapi.json")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json() == build_openapi(env.model)
+
+
+def test_document_structure() -> None:
+    assert DOC["openapi"] == "3.1.0"
+    assert DOC["info"]["title"] == "MetaCRM API"
+    assert DOC["info"]["version"] == MODEL.config_hash[:12]
+    assert DOC["components"]["securitySchemes"] == {"bearer": {"type": "http",
+                                                               "scheme": "bearer"}}
+    assert DOC["security"] == [{"bearer": []}]
+    operation_ids = [op["operationId"] for _, _, op in _operations()]
+    assert len(operation_ids) == len(set(operation_ids)), "operationIds must be unique"
+    for path, method, op in _operations():
+        assert path.startswith("/api/"), path
+        assert op["responses"], (path, method)
+        for status, response in op["responses"].items():
+            assert re.fullmatch(r"[1-5]\d\d", status), (path, method, status)
+            assert response["description"], (path, method, status)
+        params = op.get("parameters", [])
+        keys = [(p["name"], p["in"]) for p in params]
+        assert len(keys) == len(set(keys)), (path, method)
+        assert all(p["in"] in ("query", "path", "header", "cookie") for p in params)
+        path_params = {p["name"] for p in params if p["in"] == "path"}
+        assert path_params == set(re.findall(r"{(\w+)}", path)), (path, method)
+        assert all(p["required"] is True for p in params if p["in"] == "path")
+        for p in params:
+            Draft202012Validator.check_schema(p["schema"])
+
+
+def test_every_reference_resolves() -> None:
+    refs = _refs(DOC)
+    assert refs
+    for ref in refs:
+        assert isinstance(_resolve(ref), dict), ref
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_every_component_schema_is_valid_json_schema_2020_12(name: str) -> None:
+    Draft202012Validator.check_schema(SCHEMAS[name])
+
+
+def test_every_entity_has_its_routes_and_schemas() -> None:
+    expected_paths: dict[str, set[str]] = {}
+    for e in MODEL.entities:
+        n = _cap(e.name)
+        assert {n, f"{n}Create", f"{n}Patch", f"{n}Page"} <= set(SCHEMAS)
+        expected_paths |= {
+            f"/api/{e.name}": {"get", "post"},
+            f"/api/{e.name}/{{record_id}}": {"get", "patch", "delete"},
+            f"/api/{e.name}/{{record_id}}/history": {"get"},
+            f"/api/{e.name}/{{record_id}}/actions/{{action}}": {"post"},
+        }
+        ops = DOC["paths"]
+        assert ops[f"/api/{e.name}"]["get"]["responses"]["200"]["content"][
+            "application/json"]["schema"] == {"$ref": f"#/components/schemas/{n}Page"}
+        assert ops[f"/api/{e.name}"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"] == {"$ref": f"#/components/schemas/{n}Create"}
+        assert ops[f"/api/{e.name}/{{record_id}}"]["patch"]["requestBody"]["content"][
+            "application/json"]["schema"] == {"$ref": f"#/components/schemas/{n}Patch"}
+        for method in ("get", "patch"):
+            assert ops[f"/api/{e.name}/{{record_id}}"][method]["responses"]["200"]["content"][
+                "application/json"]["schema"] == {"$ref": f"#/components/schemas/{n}"}
+    actual = {path: {m for m in item if m in METHODS} for path, item in DOC["paths"].items()}
+    assert actual == expected_paths
+
+
+def test_every_api_route_of_the_app_is_described(env: Env) -> None:
+    app = create_app(env.model, env.engine)
+    templates = {r.path: {m.lower() for m in r.methods or ()} - {"head"}
+                 for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
+    assert templates == {
+        "/api/{entity}": {"get", "post"},
+        "/api/{entity}/{record_id}": {"get", "patch", "delete"},
+        "/api/{entity}/{record_id}/history": {"get"},
+        "/api/{entity}/{record_id}/actions/{action}": {"post"},
+    }
+    for e in env.model.entities:
+        for template, methods in templates.items():
+            path = template.replace("{entity}", e.name)
+            assert {m for m in DOC["paths"][path] if m in METHODS} == methods
+
+
+def _expected_field_schema(f: Field) -> dict[str, Any]:
+    """The essential keywords a field's property must carry."""
+    t = f.type
+    if t in (FieldType.MONEY, FieldType.DECIMAL, FieldType.PERCENT):
+        return {"type": "string", "format": "decimal"}
+    if t in (FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT):
+        return {"type": "integer", "minimum": 1}
+    if t is FieldType.CHOICE:
+        return {"type": "string", "enum": list(f.options)}
+    if t is FieldType.MULTICHOICE:
+        return {"type": "array", "items": {"type": "string", "enum": list(f.options)}}
+    if t is FieldType.INTEGER:
+        return {"type": "integer"}
+    if t is FieldType.BOOLEAN:
+        return {"type": "boolean"}
+    formats = {FieldType.DATE: "date", FieldType.DATETIME: "date-time",
+               FieldType.EMAIL: "email", FieldType.URL: "uri"}
+    if t in formats:
+        return {"type": "string", "format": formats[t]}
+    return {"type": "string"}
+
+
+@pytest.mark.parametrize(("entity", "field"), FIELDS)
+def test_every_field_has_a_property_of_the_right_type(entity: str, field: str) -> None:
+    f = MODEL.entity(entity).field(field)
+    n = _cap(entity)
+    for component in (n, f"{n}Create", f"{n}Patch"):
+        prop, nullable = _nullable(SCHEMAS[component]["properties"][field])
+        assert nullable is not f.required, (component, field)
+        for key, value in _expected_field_schema(f).items():
+            assert prop[key] == value, (component, field, key)
+        assert prop["title"] == f.label.get()
+        if f.max_length and f.type not in (FieldType.CHOICE, FieldType.MULTICHOICE):
+            assert prop["maxLength"] == f.max_length
+        if f.type is FieldType.INTEGER and f.min is not None:
+            assert prop["minimum"] == int(f.min)
+        if f.type is FieldType.INTEGER and f.max is not None:
+            assert prop["maximum"] == int(f.max)
+        if f.type in (FieldType.MONEY, FieldType.DECIMAL, FieldType.PERCENT):
+            assert re.fullmatch(prop["pattern"], "1234.50")
+            assert not re.fullmatch(prop["pattern"], "12e3")
+
+
+@pytest.mark.parametrize("entity", MODEL.entity_names)
+def test_write_schemas_hold_only_fields(entity: str) -> None:
+    e = MODEL.entity(entity)
+    n = _cap(entity)
+    create, patch, read = SCHEMAS[f"{n}Create"], SCHEMAS[f"{n}Patch"], SCHEMAS[n]
+    assert list(create["properties"]) == list(e.field_names)
+    assert create["additionalProperties"] is False
+    assert create["required"] == [f.name for f in e.fields if f.required and f.default is None]
+    assert list(patch["properties"]) == ["version", *e.field_names]
+    assert patch["required"] == ["version"] and patch["additionalProperties"] is False
+    assert list(read["properties"]) == [*ENGINE_COLUMNS, *e.field_names]
+    assert all(read["properties"][c]["readOnly"] is True for c in ENGINE_COLUMNS)
+
+
+# -- the document against the API --------------------------------------------------------
+
+
+def _sample(f: Field) -> Any:
+    """A valid value for `f` (links are filled in by the caller)."""
+    t = f.type
+    samples: dict[FieldType, Any] = {
+        FieldType.TEXT: f"Sample {f.name}", FieldType.TEXTAREA: "Line one\nLine two",
+        FieldType.INTEGER: int(f.max) if f.max is not None else 42,
+        FieldType.DECIMAL: "12.3456", FieldType.MONEY: "1234.50", FieldType.PERCENT: "12.5",
+        FieldType.BOOLEAN: True, FieldType.DATE: "2025-03-31",
+        FieldType.DATETIME: "2025-03-31T14:30:00+02:00", FieldType.EMAIL: "ann@example.com",
+        FieldType.PHONE: "+49 30 1234567", FieldType.URL: "https://example.com/a",
+    }
+    if t in (FieldType.CHOICE, FieldType.MULTICHOICE):
+        return f.options[-1] if t is FieldType.CHOICE else list(f.options[:2])
+    return samples[t]
+
+
+def _creation_order(entities: tuple[Entity, ...]) -> list[Entity]:
+    done: list[Entity] = []
+    while len(done) < len(entities):
+        for e in entities:
+            targets = {f.target for f in e.fields if f.target and f.target != e.name}
+            if e not in done and targets <= {d.name for d in done}:
+                done.append(e)
+    return done
+
+
+def test_records_of_every_entity_validate_against_their_schemas(
+        api: TestClient, env: Env) -> None:
+    made: dict[str, int] = {}
+    for e in _creation_order(env.model.entities):
+        n = _cap(e.name)
+        full: dict[str, Any] = {}
+        for f in e.fields:
+            if f.type is FieldType.USER:
+                full[f.name] = env.admin.id
+            elif f.target:
+                full[f.name] = made.get(f.target)  # a link to itself stays blank
+            else:
+                full[f.name] = _sample(f)
+        minimal = {f.name: full[f.name] for f in e.fields if f.required}
+        for f in e.fields:  # the second record needs its own unique values
+            if f.unique and f.name in minimal:
+                minimal[f.name] = f"Second {f.name}"
+        for body in (full, minimal):
+            assert not list(validator(f"{n}Create").iter_errors(body)), body
+            created = api.post(f"/api/{e.name}", json=body)
+            assert created.status_code == 201, created.text
+            record = created.json()
+            made.setdefault(e.name, record["id"])
+            assert set(record) <= set(SCHEMAS[n]["properties"])
+            errors = [e.message for e in validator(n).iter_errors(record)]
+            assert errors == [], (e.name, errors)
+        fetched = api.get(f"/api/{e.name}/{made[e.name]}").json()
+        assert not list(validator(n).iter_errors(fetched))
+        page = api.get(f"/api/{e.name}").json()
+        assert not list(validator(f"{n}Page").iter_errors(page))
+        assert page["total"] == 2
+        patch = {"version": fetched["version"]}
+        assert not list(validator(f"{n}Patch").iter_errors(patch))
+        history = api.get(f"/api/{e.name}/{made[e.name]}/history").json()
+        assert not list(validator("History").iter_errors(history))
+        assert {r["action"] for r in history["items"]} == {"create"}
+
+
+def test_money_and_dates_match_the_documented_formats(api: TestClient) -> None:
+    account = api.post("/api/account", json={"name": "Acme", "annual_revenue": 1234.5}).json()
+    opp = api.post("/api/opportunity", json={
+        "name": "Deal", "account": account["id"], "amount": "99", "close_date": "2025-12-01",
+    }).json()
+    assert opp["amount"] == "99.00" and account["annual_revenue"] == "1234.50"
+    assert not list(validator("Opportunity").iter_errors(opp))
+    bad = {**opp, "amount": 99.0}  # a float would break exactness: the schema refuses it
+    assert list(validator("Opportunity").iter_errors(bad))
+    bad_date = {**opp, "close_date": "01/12/2025"}
+    assert list(validator("Opportunity").iter_errors(bad_date))
+
+
+def test_an_unknown_field_breaks_the_create_schema_and_the_api_alike(
+        api: TestClient) -> None:
+    body = {"name": "Acme", "colour": "red"}
+    assert list(validator("AccountCreate").iter_errors(body))
+    error = assert_error(api.post("/api/account", json=body), 422, "invalid")
+    assert error["fields"] == {"colour": "unknown field of account"}
+
+
+def test_error_responses_match_the_error_schema(api: TestClient, env: Env) -> None:
+    responses = [env.client().get("/api/account"), api.get("/api/account/999"),
+                 api.post("/api/account", json={}), api.get("/api/account?sort=x;--")]
+    for resp in responses:
+        assert resp.status_code >= 400
+        assert not list(validator("Error").iter_errors(resp.json()))
+
+
+def _filter_value(e: Entity, name: str, op: str) -> str:
+    """A value the API takes for `name__op` (an engine column or a field of `e`)."""
+    t = e.field(name).type if e.has_field(name) else ENGINE_SORTABLE[name]
+    if op == "blank":
+        return "true"
+    if op == "contains":
+        return "a"
+    if t in (FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT):
+        return "1"
+    if t is FieldType.INTEGER:
+        return "7"
+    if t is FieldType.DATETIME:
+        return "2025-03-31T14:30:00Z"
+    value = _sample(e.field(name))
+    if isinstance(value, list):
+        return str(value[0])
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@pytest.mark.parametrize("entity", MODEL.entity_names)
+def test_the_described_filters_are_exactly_the_accepted_ones(
+        api: TestClient, entity: str) -> None:
+    e = MODEL.entity(entity)
+    params = DOC["paths"][f"/api/{entity}"]["get"]["parameters"]
+    described = next(p for p in params if p["name"] == "filters")
+    assert described["style"] == "form" and described["explode"] is True
+    properties = described["schema"]["properties"]
+    names = [*e.field_names, *ENGINE_SORTABLE]
+    for name in names:
+        for op in OPERATORS:
+            key = name if op == "eq" else f"{name}__{op}"
+            value = _filter_value(e, name, op)
+            resp = api.get(f"/api/{entity}", params={key: value})
+            if key in properties:
+                assert resp.status_code == 200, (key, resp.text)
+                Draft202012Validator(properties[key]).validate(
+                    True if op == "blank" else value)
+            else:
+                error = assert_error(resp, 400, "bad_request")
+                assert set(error["fields"]) == {key}, (key, error)
+    assert set(properties) <= {n if op == "eq" else f"{n}__{op}"
+                               for n in names for op in OPERATORS}
