@@ -4,7 +4,7 @@ Plain SQLAlchemy tables (with the engine's own column types, so values are store
 engine stores them) hold records; every formula is evaluated in Python and in one SELECT,
 and the results must be equal and of the same type.
 
-The generated corpus keeps every number within 15 significant digits on SQLite (where
+The generated corpus keeps every number within 14 significant digits on SQLite (where
 numbers are binary floating point, see docs/formula.md); on PostgreSQL, which computes
 in exact numeric, it allows 40.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import pytest
@@ -50,6 +50,7 @@ from engine.formula import (
 )
 from engine.runtime.schema.types import ExactDecimal, UtcDateTime
 from engine.types import DECIMAL_SHAPES, FieldType
+from tests.test_formula_docs import CLOCK as DOC_CLOCK
 from tests.test_formula_docs import (
     SAMPLE,
     SAMPLE_BEFORE,
@@ -57,7 +58,6 @@ from tests.test_formula_docs import (
     SAMPLE_SCOPE,
     examples,
 )
-from tests.test_formula_docs import CLOCK as DOC_CLOCK
 
 CLOCK = FixedClock(datetime(2024, 2, 29, 13, 45, 30, 123456, tzinfo=UTC))
 
@@ -168,6 +168,20 @@ def deal_context(row: dict[str, Any], clock: FixedClock = CLOCK) -> MappingConte
     return MappingContext(values, clock)
 
 
+def same(py_value: Any, sql_value: Any, dialect: str) -> bool:
+    """Equal and of one type; SQLite's numbers are compared to 15 significant digits
+    because its round() and number parsing can miss the nearest double by one unit in
+    the last place (docs/formula.md, SQL)."""
+    if type(py_value) is not type(sql_value):
+        return False
+    if dialect == "sqlite" and isinstance(py_value, Decimal) and py_value != sql_value:
+        return bool(_DIGITS15.plus(py_value) == _DIGITS15.plus(sql_value))
+    return bool(py_value == sql_value)
+
+
+_DIGITS15 = Context(prec=15)
+
+
 def mismatches(db: Db, rows: list[dict[str, Any]], formulas: list[str]) -> list[str]:
     rows = [{**row, "id": i + 1} for i, row in enumerate(rows)]
     db.put("deal", rows)
@@ -178,7 +192,7 @@ def mismatches(db: Db, rows: list[dict[str, Any]], formulas: list[str]) -> list[
         ctx = deal_context(row)
         for source, formula, sql_value in zip(formulas, compiled, sql_values, strict=True):
             py_value = formula.evaluate(ctx)
-            if py_value != sql_value or type(py_value) is not type(sql_value):
+            if not same(py_value, sql_value, db.dialect):
                 found.append(f"{source!r} on row {row['id']}: Python {py_value!r}, "
                              f"{db.dialect} {sql_value!r}")
     return found
@@ -233,7 +247,8 @@ CORPUS = """
 amount + 0.2 | amount * rate / 100 | amount - qty | qty / 3 | amount / 0 | -amount
 amount ^ 2 | 2 ^ 0.5 | (-8) ^ (1 / 3) | POWER(rate, 2) | POWER(qty, -1) | ratio ^ 2
 SQRT(amount) | SQRT(-1) | ROUND(amount, 0) | ROUND(ratio, 2) | ROUND(amount * 1.5, -1)
-ROUND(ratio, qty) | ROUND(ratio, 1.5) | ROUND(amount, -100) | ABS(amount) | MIN(amount, qty, 5)
+ROUND(ratio, qty) | ROUND(qty, amount) | ROUND(ratio, 1.5) | ROUND(amount, -100) | ABS(amount)
+MIN(amount, qty, 5)
 MAX(close, DATE(2024, 1, 1)) | MIN(created, NOW()) | MOD(qty, 2) | MOD(amount, 0.3)
 MOD(-7, 3) | MOD(ratio, qty) | CEILING(amount) | FLOOR(ratio) | CEILING(-0.5)
 LEN(title) | LEFT(title, 3) | LEFT(title, qty) | RIGHT(title, 4) | RIGHT(title, qty)
@@ -305,7 +320,7 @@ class Corpus:
         return n if n.digits + n.scale <= self.limit else None
 
     @st.composite
-    def number(draw: Gen, self: Corpus, depth: int) -> Num:  # noqa: N805
+    def number(draw: Gen, self: Corpus, depth: int) -> Num:
         if depth <= 0 or draw(st.integers(0, 3)) == 0:
             return draw(st.sampled_from(NUM_LEAVES))  # type: ignore[no-any-return]
         n = lambda: draw(self.number(depth - 1))  # noqa: E731
@@ -381,7 +396,7 @@ class Corpus:
         return self.number(depth).map(lambda n: n.src)
 
     @st.composite
-    def text(draw: Gen, self: Corpus, depth: int) -> str:  # noqa: N805
+    def text(draw: Gen, self: Corpus, depth: int) -> str:
         if depth <= 0 or draw(st.integers(0, 2)) == 0:
             return draw(st.sampled_from(TEXT_LEAVES))  # type: ignore[no-any-return]
         t = lambda: draw(self.text(depth - 1))  # noqa: E731
@@ -408,7 +423,7 @@ class Corpus:
         return f'CASE({n()}, 1, {t()}, 2, "two", {t()})'
 
     @st.composite
-    def boolean(draw: Gen, self: Corpus, depth: int) -> str:  # noqa: N805
+    def boolean(draw: Gen, self: Corpus, depth: int) -> str:
         if depth <= 0 or draw(st.integers(0, 2)) == 0:
             return draw(st.sampled_from(["flag", "TRUE", "FALSE"]))  # type: ignore[no-any-return]
         b = lambda: draw(self.boolean(depth - 1))  # noqa: E731
@@ -439,7 +454,7 @@ class Corpus:
         return f"IF({b()}, {b()}, {b()})"
 
     @st.composite
-    def date(draw: Gen, self: Corpus, depth: int) -> str:  # noqa: N805
+    def date(draw: Gen, self: Corpus, depth: int) -> str:
         if depth <= 0 or draw(st.integers(0, 2)) == 0:
             return draw(st.sampled_from(  # type: ignore[no-any-return]
                 ["close", "TODAY()", "DATE(2024, 2, 29)", "DATE(2023, 12, 31)", "BLANK()"]))
@@ -461,7 +476,7 @@ class Corpus:
         return f"IF({draw(self.boolean(depth - 1))}, {d()}, {d()})"
 
     @st.composite
-    def datetime(draw: Gen, self: Corpus, depth: int) -> str:  # noqa: N805
+    def datetime(draw: Gen, self: Corpus, depth: int) -> str:
         if depth <= 0 or draw(st.integers(0, 2)) == 0:
             return draw(st.sampled_from(["created", "NOW()"]))  # type: ignore[no-any-return]
         x = draw(self.datetime(depth - 1))
@@ -510,7 +525,7 @@ ROWS = st.fixed_dictionaries({
 
 
 def test_generated_formulas_agree(db: Db) -> None:
-    corpus = Corpus(limit=15 if db.dialect == "sqlite" else 40)
+    corpus = Corpus(limit=14 if db.dialect == "sqlite" else 40)
 
     @settings(max_examples=60, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

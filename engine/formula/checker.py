@@ -57,6 +57,8 @@ _ARITHMETIC = {
     "^": {(N, N): N},
 }
 _VERBS = {"+": "add", "-": "subtract"}
+_HANDLE_BLANK = {"&", "AND", "OR"}
+"""Operators that treat BLANK as a value; the others are BLANK when a side is."""
 
 
 def check(node: Node, scope: Scope) -> TNode:
@@ -130,9 +132,13 @@ class _Checker:
         operand = self.node(node.operand)
         if node.op == "NOT":
             self._need(operand, B, node.operand, "NOT needs a condition")
-            return TCall(B, "NOT", (_fit(operand, B),), node.line, node.col)
+            if operand.type is BLANK:
+                return operand
+            return TCall(B, "NOT", (operand,), node.line, node.col)
         self._need(operand, N, node.operand, "minus needs a number")
-        return TCall(N, "NEG", (_fit(operand, N),), node.line, node.col)
+        if operand.type is BLANK:
+            return operand
+        return TCall(N, "NEG", (operand,), node.line, node.col)
 
     def _need(self, typed: TNode, want: FType, node: Node, what: str) -> None:
         if typed.type not in (want, BLANK):
@@ -170,7 +176,7 @@ class _Checker:
         if lt is BLANK and rt is BLANK:
             lt = rt = N
         elif lt is BLANK:
-            lt = N if (N, rt) in table else next(a for a, b in table if b is rt)
+            lt = N if (N, rt) in table else next((a for a, b in table if b is rt), N)
         elif rt is BLANK:
             rt = N if (lt, N) in table else next((b for a, b in table if a is lt), N)
         result = table.get((lt, rt))
@@ -187,7 +193,9 @@ class _Checker:
         return self._op(result, op, node, (left, lt), (right, rt))
 
     @staticmethod
-    def _op(result: FType, name: str, node: Binary, *args: tuple[TNode, FType]) -> TCall:
+    def _op(result: FType, name: str, node: Binary, *args: tuple[TNode, FType]) -> TNode:
+        if name not in _HANDLE_BLANK and any(a.type is BLANK for a, _ in args):
+            return TLiteral(BLANK, None, node.line, node.col)  # always BLANK: fits anywhere
         return TCall(result, name, tuple(_fit(a, t) for a, t in args), node.line, node.col)
 
     # ---- functions ---------------------------------------------------------------------
@@ -208,6 +216,8 @@ class _Checker:
             result, wanted = spec.resolve([a.type for a in args])
         except ArgTypeError as exc:
             raise FormulaError(exc.message, *start(node.args[exc.index])) from None
+        if spec.strict and any(a.type is BLANK for a in args):
+            return TLiteral(BLANK, None, node.line, node.col)  # always BLANK: fits anywhere
         fitted = tuple(_fit(a, w) for a, w in zip(args, wanted, strict=True))
         return TCall(result, spec.name, fitted, node.line, node.col)
 

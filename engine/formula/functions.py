@@ -51,6 +51,8 @@ class FunctionSpec:
     """False: the function needs a record being saved (Python only)."""
     field_args: bool = False
     """True: the argument must be a field of the record itself, not a value."""
+    strict: bool = True
+    """True: BLANK when any argument is BLANK (False: the function handles BLANK)."""
 
     @property
     def signature(self) -> str:
@@ -166,13 +168,13 @@ _DATES = frozenset({D, DT})
 
 _SPECS = [
     # logic and blanks
-    FunctionSpec("IF", "condition, then, else", 2, 3, _if),
-    FunctionSpec("CASE", "value, match1, result1, ..., else", 3, None, _case),
-    FunctionSpec("AND", "condition, ...", 1, None, _fixed(B, B, repeat=True)),
-    FunctionSpec("OR", "condition, ...", 1, None, _fixed(B, B, repeat=True)),
+    FunctionSpec("IF", "condition, then, else", 2, 3, _if, strict=False),
+    FunctionSpec("CASE", "value, match1, result1, ..., else", 3, None, _case, strict=False),
+    FunctionSpec("AND", "condition, ...", 1, None, _fixed(B, B, repeat=True), strict=False),
+    FunctionSpec("OR", "condition, ...", 1, None, _fixed(B, B, repeat=True), strict=False),
     FunctionSpec("NOT", "condition", 1, 1, _fixed(B, B)),
-    FunctionSpec("ISBLANK", "value", 1, 1, _isblank),
-    FunctionSpec("BLANKVALUE", "value, default", 2, 2, _same(COMPARABLE)),
+    FunctionSpec("ISBLANK", "value", 1, 1, _isblank, strict=False),
+    FunctionSpec("BLANKVALUE", "value, default", 2, 2, _same(COMPARABLE), strict=False),
     FunctionSpec("BLANK", "", 0, 0, _fixed(BLANK)),
     # numbers
     FunctionSpec("ROUND", "number, places", 1, 2, _fixed(N, N, N)),
@@ -215,8 +217,10 @@ _SPECS = [
     FunctionSpec("INCLUDES", "multichoice, option", 2, 2, _fixed(B, M, T)),
     # the record being saved (validation rules and flows)
     FunctionSpec("ISNEW", "", 0, 0, _fixed(B), sql=False),
-    FunctionSpec("ISCHANGED", "field", 1, 1, _isblank, sql=False, field_args=True),
-    FunctionSpec("PRIORVALUE", "field", 1, 1, _field_type, sql=False, field_args=True),
+    FunctionSpec("ISCHANGED", "field", 1, 1, _isblank, sql=False, field_args=True,
+                 strict=False),
+    FunctionSpec("PRIORVALUE", "field", 1, 1, _field_type, sql=False, field_args=True,
+                 strict=False),
 ]
 
 FUNCTIONS: dict[str, FunctionSpec] = {spec.name: spec for spec in _SPECS}

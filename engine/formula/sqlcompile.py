@@ -112,8 +112,22 @@ class SqlCompiler:
     def snap(self, x: Expr, scale: int | None) -> Expr:
         """On SQLite, x rounded back to the `scale` decimal places it can have."""
         if self.sqlite and scale is not None and 0 < scale <= SNAP_LIMIT:
-            return func.round(x, k(scale))
+            return self.round(x, scale)
         return x
+
+    def round(self, x: Expr, places: int) -> Expr:
+        """x rounded half away from zero to `places` (>= 0) decimals.
+
+        SQLite's round() prints the float with up to 26 digits and parses it back, which
+        goes wrong beyond about 16 significant digits; a number that large has no
+        reliable decimals to round anyway, so it is left as it is.
+        """
+        if not self.sqlite:
+            return func.round(self.num(x), k(places))
+        if places == 0:
+            return func.round(x)  # SQLite rounds to whole numbers exactly
+        limit = float(10 ** (SNAP_LIMIT - places))
+        return case((func.abs(x) < k(limit), func.round(x, k(places))), else_=x)
 
     def whole(self, x: Expr, limit: int = 1_000_000_000) -> Expr:
         """x truncated toward zero and clamped to ±limit, as an INTEGER."""
@@ -135,8 +149,8 @@ class SqlCompiler:
     def divide(self, a: Expr, b: Expr) -> Expr:
         """a / b rounded to 10 places; BLANK when b is 0."""
         if self.sqlite:
-            return func.round(over(cast(a, Float()), func.nullif(b, k(0))), k(PLACES))
-        return func.round(over(self.num(a, wide=True), func.nullif(b, k(0))), k(PLACES))
+            return self.round(over(cast(a, Float()), func.nullif(b, k(0))), PLACES)
+        return self.round(over(self.num(a, wide=True), func.nullif(b, k(0))), PLACES)
 
     def now_param(self) -> Expr:
         return self.value(FType.DATETIME, self.clock.now())

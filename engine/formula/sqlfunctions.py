@@ -119,8 +119,11 @@ def _plus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     if node.type is FType.NUMBER:
         scale = c.scale(node)
         return c.snap(plus(a[0], a[1]), scale)
-    when, n = (a[1], a[0]) if lt is FType.NUMBER else (a[0], a[1])
-    return _date_add(c, when, n) if node.type is FType.DATE else _datetime_add(c, when, n)
+    i = 1 if lt is FType.NUMBER else 0  # the date's side
+    when, n = a[i], a[1 - i]
+    if node.type is FType.DATE:
+        return _date_add(c, when, n)
+    return _datetime_add(c, when, n, c.scale(node.args[1 - i]))
 
 
 def _minus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -130,7 +133,9 @@ def _minus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     if rt is FType.DATE:
         return _days_between(c, a[0], a[1])
     n = -a[1]
-    return _date_add(c, a[0], n) if lt is FType.DATE else _datetime_add(c, a[0], n)
+    if lt is FType.DATE:
+        return _date_add(c, a[0], n)
+    return _datetime_add(c, a[0], n, c.scale(node.args[1]))
 
 
 def _times(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -153,9 +158,9 @@ def _power(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     value: Expr
     if c.sqlite:
         value = case((and_(_cmp(x, "=", k(0)), _cmp(y, "=", k(0))), k(1)),
-                     else_=func.round(func.pow(x, y), k(PLACES)))
+                     else_=c.round(func.pow(x, y), PLACES))
     else:
-        value = func.round(func.power(c.num(x, wide=True), c.num(y)), k(PLACES))
+        value = c.round(func.power(c.num(x, wide=True), c.num(y)), PLACES)
     return case((impossible, c.value(FType.NUMBER, None)), else_=value)
 
 
@@ -166,12 +171,12 @@ def _small_power(c: SqlCompiler, x: Expr, exponent: int, scale: int) -> Expr:
     product = x
     for i in range(2, exponent + 1):
         product = c.snap(times(product, x), scale * i)
-    return func.round(product, k(PLACES)) if scale * exponent > PLACES else product
+    return c.round(product, PLACES) if scale * exponent > PLACES else product
 
 
 def _sqrt(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     (x,) = a
-    root = func.round(func.sqrt(c.num(x, wide=True)), k(PLACES))
+    root = c.round(func.sqrt(c.num(x, wide=True)), PLACES)
     return case((x < k(0), c.value(FType.NUMBER, None)), else_=root)
 
 
@@ -182,15 +187,18 @@ def _round(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
         n = c.whole(a[1], 100)
         if not c.sqlite:
             return func.round(c.num(x), n)
-        return case((n >= k(0), func.round(x, n)), else_=_round_tens(x, func.pow(k(10.0), -n)))
+        fits = func.abs(x) < func.pow(k(10.0), minus(k(SNAP_LIMIT), n))  # see c.round
+        return case((n.is_(None), c.value(FType.NUMBER, None)),
+                    (n < k(0), _round_tens(x, func.pow(k(10.0), -n))),
+                    (fits, func.round(x, n)), else_=x)
     places = max(-100, min(100, given))
     inner = c.scale(node.args[0])
     if inner is not None and inner <= places:
         return x  # nothing to round
+    if places >= 0:
+        return c.round(x, places)
     if not c.sqlite:
         return func.round(c.num(x), k(places))
-    if places >= 0:
-        return func.round(x, k(places))
     return _round_tens(x, k(float(10 ** -places)))
 
 
@@ -384,7 +392,7 @@ def _number_text(c: SqlCompiler, node: TCall, x: Expr) -> Expr:
     if c.sqlite:
         known = c.scale(node.args[0])
         places = PLACES if known is None else min(known, PLACES)
-        rounded = func.round(x, k(places))
+        rounded = c.round(x, places)
         printed = func.printf(k(f"%.{places}f"), rounded)
         if places:  # printf always writes the point then: strip zeros, then the point
             printed = func.rtrim(func.rtrim(printed, k("0")), k("."))
@@ -405,7 +413,7 @@ def _value(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     dots = minus(func.length(u), func.length(func.replace(u, k("."), k(""))))
     valid = and_(_cmp(u, "<>", k("")), not_(_cmp(u, "GLOB", k("*[^0-9.]*"))),
                  _cmp(u, "GLOB", k("[0-9]*")), _cmp(u, "GLOB", k("*[0-9]")), dots <= k(1))
-    return case((valid, func.round(cast(t, Float()), k(PLACES))),
+    return case((valid, c.round(cast(t, Float()), PLACES)),
                 else_=c.value(FType.NUMBER, None))
 
 
@@ -427,10 +435,13 @@ def _date_add(c: SqlCompiler, d: Expr, n: Expr) -> Expr:
     return case((in_range, moved), else_=c.value(FType.DATE, None))
 
 
-def _datetime_add(c: SqlCompiler, x: Expr, n: Expr) -> Expr:
+def _datetime_add(c: SqlCompiler, x: Expr, n: Expr, n_scale: int | None) -> Expr:
     limit = MAX_OFFSET_SECONDS
     if c.sqlite:
-        seconds = _integer(func.round(times(n, k(86400)), k(8)))
+        # 86400 = 864 * 100: the seconds have two decimals fewer than the days
+        places = 8 if n_scale is None else max(n_scale - 2, 0)
+        product = times(n, k(86400))
+        seconds = _integer(product if n_scale == 0 else c.round(product, places))
         moved = joined(func.strftime(k("%Y-%m-%d %H:%M:%S"), _whole_seconds(x),
                                      func.printf(k("%+d seconds"), seconds)),
                        func.substr(x, k(20)))
@@ -507,7 +518,7 @@ def _addmonths(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 def _adddays(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     if node.type is FType.DATE:
         return _date_add(c, a[0], a[1])
-    return _datetime_add(c, a[0], a[1])
+    return _datetime_add(c, a[0], a[1], c.scale(node.args[1]))
 
 
 def _days(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
