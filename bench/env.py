@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from bench.data import ACCOUNTS, account_rows, opportunity_rows
 from engine.metadata import Model, load_model
 from engine.runtime.access import SYSTEM
-from engine.runtime.db import open_engine
+from engine.runtime.db import normalize_url, open_engine
 from engine.runtime.records import Records
 from engine.runtime.schema import apply_plan, plan_schema
 
@@ -29,13 +29,16 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 CONFIG = REPO / "config"
 ENTITY = "opportunity"
+PG_URL = os.environ.get("CRM_TEST_PG_URL",
+                        "postgresql+psycopg://crm:crm@127.0.0.1:5432/crm_test")
 
 
 @dataclass
 class Env:
-    """A migrated SQLite file with the records service and the benchmark accounts."""
+    """A migrated database with the records service and the benchmark accounts."""
 
-    path: Path
+    url: str
+    path: Path | None  # the SQLite file; None on PostgreSQL
     model: Model
     engine: Engine
     records: Records
@@ -51,27 +54,35 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def fresh_env(path: Path, config: Path = CONFIG) -> Env:
-    """A new database file with the schema of `config` and ACCOUNTS accounts (not timed)."""
-    remove_db(path)
+def _fresh(url: str, path: Path | None, config: Path) -> Env:
     model = load_model(config)
-    engine = open_engine(sqlite_url(path))
+    engine = open_engine(url)
     apply_plan(engine, model)
     records = Records(engine, model)
     created = records.bulk_create(SYSTEM, "account", account_rows())
     if created.errors:
         raise RuntimeError(f"benchmark accounts were refused: {created.errors[:3]}")
-    return Env(path, model, engine, records, created.ids)
+    return Env(url, path, model, engine, records, created.ids)
 
 
-def open_env(path: Path, config: Path = CONFIG) -> Env:
+def _open(url: str, path: Path | None, config: Path = CONFIG) -> Env:
     model = load_model(config)
-    engine = open_engine(sqlite_url(path))
+    engine = open_engine(url)
     records = Records(engine, model)
     account = records.schema.table("account")
     with engine.connect() as conn:
         ids = list(conn.execute(select(account.c.id).order_by(account.c.id)).scalars())
-    return Env(path, model, engine, records, ids)
+    return Env(url, path, model, engine, records, ids)
+
+
+def fresh_env(path: Path, config: Path = CONFIG) -> Env:
+    """A new database file with the schema of `config` and ACCOUNTS accounts (not timed)."""
+    remove_db(path)
+    return _fresh(sqlite_url(path), path, config)
+
+
+def open_env(path: Path, config: Path = CONFIG) -> Env:
+    return _open(sqlite_url(path), path, config)
 
 
 def loaded_path(rows: int) -> Path:
@@ -84,6 +95,18 @@ def count_rows(engine: Engine, table: str) -> int:
         return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
 
 
+def _complete(env: Env, rows: int) -> bool:
+    return (count_rows(env.engine, ENTITY) == rows and len(env.account_ids) == ACCOUNTS
+            and plan_schema(env.engine, env.model).is_empty)
+
+
+def _load(env: Env, rows: int) -> Env:
+    result = env.records.bulk_create(SYSTEM, ENTITY, opportunity_rows(rows, env.account_ids))
+    if result.errors or result.created != rows:
+        raise RuntimeError(f"loading {env.url} failed: {result.errors[:3]}")
+    return env
+
+
 def loaded_env(rows: int, say: Any = print) -> Env:
     """The database the bulk benchmark leaves behind: `rows` opportunities through the engine.
 
@@ -92,16 +115,53 @@ def loaded_env(rows: int, say: Any = print) -> Env:
     path = loaded_path(rows)
     if path.exists():
         env = open_env(path)
-        if (count_rows(env.engine, ENTITY) == rows and len(env.account_ids) == ACCOUNTS
-                and plan_schema(env.engine, env.model).is_empty):
+        if _complete(env, rows):
             return env
         env.engine.dispose()
     say(f"building {path.name} with {rows:,} opportunities (not timed)")
-    env = fresh_env(path)
-    result = env.records.bulk_create(SYSTEM, ENTITY, opportunity_rows(rows, env.account_ids))
-    if result.errors or result.created != rows:
-        raise RuntimeError(f"loading {path} failed: {result.errors[:3]}")
-    return env
+    return _load(fresh_env(path), rows)
+
+
+def pg_problem() -> str | None:
+    """Why PostgreSQL at CRM_TEST_PG_URL cannot be used, or None when it can."""
+    try:
+        probe = create_engine(normalize_url(PG_URL), connect_args={"connect_timeout": 3})
+        with probe.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        probe.dispose()
+        return None
+    except Exception as exc:  # any failure to reach the server
+        return str(exc).splitlines()[0]
+
+
+def pg_loaded_env(rows: int, say: Any = print) -> Env:
+    """Like `loaded_env`, in the PostgreSQL schema bench_<rows> of CRM_TEST_PG_URL's database.
+
+    Loaded through `bulk_create` and ANALYZEd (not timed); kept for the next run.
+    """
+    schema = f"bench_{rows}"
+    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url_text = url.render_as_string(hide_password=False)
+    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM information_schema.schemata "
+                                       "WHERE schema_name = :s"), {"s": schema}).first()
+        if exists:
+            env = _open(url_text, None)
+            if _complete(env, rows):
+                return env
+            env.engine.dispose()
+        say(f"building PostgreSQL schema {schema} with {rows:,} opportunities (not timed)")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        env = _load(_fresh(url_text, None, CONFIG), rows)
+        with env.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        return env
+    finally:
+        admin.dispose()
 
 
 def raw_connect(path: Path) -> sqlite3.Connection:

@@ -1,9 +1,11 @@
 """Run the benchmarks and rewrite bench/RESULTS.md.
 
-    python -m bench.run [--rows N] [--only NAME[,NAME]] [--requests N]
+    python -m bench.run [--rows N] [--only NAME[,NAME]] [--requests N] [--dry-run]
 
-Default: every benchmark at 1,000,000 rows. Each finished benchmark replaces its section
-of bench/results.json and RESULTS.md at once, so an interrupted run keeps what it measured.
+Default: every benchmark at 1,000,000 rows; api_list_pg runs when PostgreSQL answers at
+CRM_TEST_PG_URL (its data is kept in the schema bench_<rows> for the next run). Each
+finished benchmark replaces its section of bench/results.json and RESULTS.md at once, so an
+interrupted run keeps what it measured.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from bench.env import now_text
 from bench.report import Section, load, save
 
 DEFAULT_ROWS = 1_000_000
-Benchmark = Callable[[argparse.Namespace, Callable[[str], None]], Section]
+Benchmark = Callable[[argparse.Namespace, Callable[[str], None]], Section | None]
 
 BENCHMARKS: dict[str, Benchmark] = {
     bulk_insert.NAME: lambda a, say: bulk_insert.run(a.rows, say),
     add_field.NAME: lambda a, say: add_field.run(a.rows, say),
     api_list.NAME: lambda a, say: api_list.run(a.rows, say, a.requests),
+    api_list.NAME_PG: lambda a, say: api_list.run_pg(a.rows, say, a.requests),
 }
 
 
@@ -41,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated benchmarks to run: {', '.join(BENCHMARKS)}")
     parser.add_argument("--requests", type=int, default=api_list.REQUESTS,
                         help="timed requests per route in api_list (default 300)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the figures only; leave RESULTS.md and results.json alone")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -53,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         _say(f"{name}: {args.rows:,} rows")
         section = BENCHMARKS[name](args, _say)
+        if section is None:
+            continue
         section.command = command
         section.date = now_text()
         sections[name] = section
-        save(sections, list(BENCHMARKS))
+        if not args.dry_run:
+            save(sections, list(BENCHMARKS))
         for row in section.rows:
             _say(f"  {row.benchmark}: ours {row.ours}, baseline {row.baseline}, "
                  f"ratio {row.ratio}, target {row.target}")

@@ -196,7 +196,7 @@ def _department_id(engine: Any, schema: Any, value: str) -> int:
         fail("there is no department entity in config")
     t = schema.table("department")
     cond = [t.c.name == value]
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         cond.append(t.c.id == int(value))
     with engine.connect() as conn:
         rows = conn.execute(select(t.c.id).where(or_(*cond), t.c.deleted_at.is_(None))).all()

@@ -171,6 +171,8 @@ def test_numbers_from_the_record_become_decimals() -> None:
     assert ev("amount", amount=Decimal("NaN")) is None
     with pytest.raises(TypeError, match="a number field holds str"):
         ev("amount + 1", amount="5")
+    with pytest.raises(TypeError, match="a number field holds bool"):
+        ev("amount + 1", amount=True)
     with pytest.raises(TypeError, match="a text field holds int"):
         ev("name", name=5)
 

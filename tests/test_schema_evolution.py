@@ -541,7 +541,6 @@ def test_removed_field_is_archived_restored_and_dropped_only_on_request(
     assert env5.records.get(actor, "account", ids[0])["city"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="records service: history shows archived fields")
 def test_history_hides_an_archived_field(make_env: EnvFactory, config_dir: Path) -> None:
     env = make_env(config_dir)
     (acme,) = accounts(env, "Acme", city="Berlin")

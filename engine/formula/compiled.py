@@ -20,7 +20,8 @@ from engine.formula.errors import FormulaCycleError, FormulaError, position
 from engine.formula.functions import FUNCTIONS
 from engine.formula.parser import parse
 from engine.formula.pycompile import Fn, compile_python
-from engine.formula.sqlcompile import Columns, Expr, compile_sql, condition
+from engine.formula.sqlcompile import Columns, compile_sql, condition
+from engine.formula.sqlterms import Expr
 from engine.formula.types import Clock, EvalContext, FType, Path, Scope, Value, described
 
 

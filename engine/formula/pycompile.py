@@ -68,11 +68,11 @@ def compile_python(node: TNode) -> Fn:
 
 
 def to_number(v: object) -> Decimal | None:
-    if v is None or isinstance(v, bool):
+    if v is None:
         return None
     if isinstance(v, Decimal):
         return v if v.is_finite() else None
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return Decimal(v)
     if isinstance(v, float):
         return Decimal(repr(v)) if v == v and abs(v) != float("inf") else None

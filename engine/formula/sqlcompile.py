@@ -40,23 +40,15 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 from engine.formula.ast import TCall, TField, TLiteral, TNode
 from engine.formula.functions import case_positions
 from engine.formula.pycompile import PLACES
-from engine.formula.sqlfunctions import (
-    BUILDERS,
-    SNAP_LIMIT,
-    WIDE,
-    k,
-    over,
-    sqlite_datetime,
-)
+from engine.formula.sqlfunctions import BUILDERS
+from engine.formula.sqlterms import SNAP_LIMIT, WIDE, Expr, k, over, sqlite_datetime
 from engine.formula.types import Clock, FType, Path
 
-Expr = ColumnElement[Any]
 Columns = Callable[[Path], Expr]
 DIALECTS = ("sqlite", "postgresql")
 

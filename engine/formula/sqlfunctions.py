@@ -1,114 +1,58 @@
-"""SQL for each operator and function, on SQLite and PostgreSQL.
+"""SQL for each operator and the number, logic and text functions, on SQLite and
+PostgreSQL (dates, times and multichoice are in sqldates.py).
 
 Every builder takes the compiler, the typed call and its arguments' expressions. Each
 mirrors the Python closure of the same name in pycompile.py; where SQL would raise
-(PostgreSQL's make_date, numeric casts, negative substr counts) a CASE returns NULL
-first, and values PostgreSQL might fold at plan time are clamped so no constant
-branch can raise either.
+(negative substr counts, numeric casts of text) a CASE returns NULL first, and values
+PostgreSQL might fold at plan time are clamped so no constant branch can raise either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Date,
     Float,
-    Integer,
-    Numeric,
     Text,
     and_,
     case,
     cast,
-    extract,
     false,
     func,
-    literal_column,
     not_,
     or_,
-    select,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.elements import ColumnElement
 
 from engine.formula.ast import TCall
-from engine.formula.functions import case_positions
-from engine.formula.pycompile import MAX_OFFSET_SECONDS, PLACES
+from engine.formula.pycompile import PLACES
+from engine.formula.sqldates import DATE_BUILDERS, date_add, datetime_add, days_between
+from engine.formula.sqlterms import (
+    SNAP_LIMIT,
+    WIDE,
+    Expr,
+    any_null,
+    cmp,
+    integer,
+    joined,
+    k,
+    minus,
+    over,
+    plus,
+    times,
+    whole_seconds,
+)
 from engine.formula.types import FType
 
 if TYPE_CHECKING:
     from engine.formula.sqlcompile import SqlCompiler
 
-Expr = ColumnElement[Any]
 Builder = Callable[["SqlCompiler", TCall, list[Expr]], Expr]
 
-FIRST_DAY = "0001-01-01"
-SNAP_LIMIT = 15
-"""SQLite rounds results back to their decimal places only up to this many."""
-LAST_DAY_NUMBER = 3652058
-"""Days from 0001-01-01 to 9999-12-31."""
-FIRST_EPOCH, LAST_EPOCH = -62135596800, 253402300799.999999
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
-WIDE = Numeric(1000, 20)
-"""PostgreSQL divides, roots and powers at 20 decimals before rounding to 10."""
-
-
-def k(value: int | float | str) -> Expr:
-    """A constant the compiler writes itself, inlined (never text from a formula)."""
-    if isinstance(value, str):
-        assert "'" not in value
-        return literal_column(f"'{value}'")
-    return literal_column(repr(value) if value >= 0 else f"({value!r})")
-
-
-def sqlite_datetime(x: datetime) -> str:
-    """A datetime as SQLAlchemy stores it in SQLite: naive UTC with microseconds."""
-    x = x.astimezone(UTC) if x.tzinfo else x
-    return f"{x.year:04d}-{x:%m-%d %H:%M:%S}.{x.microsecond:06d}"
-
-
-def _cmp(a: Expr, op: str, b: Expr) -> Expr:
-    return a.op(op, precedence=5, is_comparison=True)(b)
-
-
-# Operators built with op() carry SQL's precedence, so SQLAlchemy parenthesizes operands
-# exactly where needed (the default precedence of op() would drop needed parentheses).
-def plus(a: Expr, b: Expr) -> Expr:
-    return a.op("+", precedence=7)(b)
-
-
-def minus(a: Expr, b: Expr) -> Expr:
-    return a.op("-", precedence=7)(b)
-
-
-def times(a: Expr, b: Expr) -> Expr:
-    return a.op("*", precedence=8)(b)
-
-
-def over(a: Expr, b: Expr) -> Expr:
-    return a.op("/", precedence=8)(b)
-
-
-def joined(a: Expr, b: Expr) -> Expr:
-    return a.op("||", precedence=6)(b)
-
-
-def _any_null(*xs: Expr) -> Expr:
-    return or_(*(x.is_(None) for x in xs))
-
-
-def _integer(x: Expr) -> Expr:
-    return cast(x, Integer())
-
-
-def _whole_seconds(x: Expr) -> Expr:
-    """A SQLite datetime text without its fraction: SQLite's own date functions round
-    to milliseconds, which can carry .9995 seconds into the next second (or year)."""
-    return func.substr(x, k(1), k(19))
 
 
 # ---- arithmetic ------------------------------------------------------------------------
@@ -122,8 +66,8 @@ def _plus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     i = 1 if lt is FType.NUMBER else 0  # the date's side
     when, n = a[i], a[1 - i]
     if node.type is FType.DATE:
-        return _date_add(c, when, n)
-    return _datetime_add(c, when, n, c.scale(node.args[1 - i]))
+        return date_add(c, when, n)
+    return datetime_add(c, when, n, c.scale(node.args[1 - i]))
 
 
 def _minus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -131,11 +75,11 @@ def _minus(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     if lt is FType.NUMBER:
         return c.snap(minus(a[0], a[1]), c.scale(node))
     if rt is FType.DATE:
-        return _days_between(c, a[0], a[1])
+        return days_between(c, a[0], a[1])
     n = -a[1]
     if lt is FType.DATE:
-        return _date_add(c, a[0], n)
-    return _datetime_add(c, a[0], n, c.scale(node.args[1]))
+        return date_add(c, a[0], n)
+    return datetime_add(c, a[0], n, c.scale(node.args[1]))
 
 
 def _times(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -152,12 +96,12 @@ def _power(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     if (c.sqlite and exponent is not None and 0 <= exponent <= 8 and base_scale is not None
             and exponent * base_scale <= SNAP_LIMIT):
         return _small_power(c, x, exponent, base_scale)
-    whole_y = _integer(y) if c.sqlite else func.trunc(c.num(y))
-    impossible = or_(func.abs(y) > k(1000), and_(_cmp(x, "=", k(0)), y < k(0)),
-                     and_(x < k(0), _cmp(y, "<>", whole_y)))
+    whole_y = integer(y) if c.sqlite else func.trunc(c.num(y))
+    impossible = or_(func.abs(y) > k(1000), and_(cmp(x, "=", k(0)), y < k(0)),
+                     and_(x < k(0), cmp(y, "<>", whole_y)))
     value: Expr
     if c.sqlite:
-        value = case((and_(_cmp(x, "=", k(0)), _cmp(y, "=", k(0))), k(1)),
+        value = case((and_(cmp(x, "=", k(0)), cmp(y, "=", k(0))), k(1)),
                      else_=c.round(func.pow(x, y), PLACES))
     else:
         value = c.round(func.power(c.num(x, wide=True), c.num(y)), PLACES)
@@ -227,7 +171,7 @@ def _minmax(sqlite_name: str, pg_name: str) -> Builder:
         if c.sqlite:  # scalar min()/max() are NULL when any argument is
             result: Expr = getattr(func, sqlite_name)(*a)
             return result
-        return case((_any_null(*a), c.value(node.type, None)),
+        return case((any_null(*a), c.value(node.type, None)),
                     else_=getattr(func, pg_name)(*a))
     return build
 
@@ -240,7 +184,7 @@ def _compare(op: str) -> Builder:
         x, y = a
         if not c.sqlite and op not in ("=", "<>") and node.args[0].type is FType.TEXT:
             x = x.collate("C")  # order by code point, as Python does
-        return _cmp(x, op, y)
+        return cmp(x, op, y)
     return build
 
 
@@ -267,21 +211,20 @@ def _if(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 def _case(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     key, rest = a[0], a[1:]
-    whens = [(_cmp(key, "=", rest[i]), rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
+    whens = [(cmp(key, "=", rest[i]), rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
     otherwise = rest[-1] if len(rest) % 2 else c.value(node.type, None)
-    assert len(whens) == len(case_positions(len(a))[0]) - 1
     return case(*whens, else_=otherwise)
 
 
 def _blank_test(c: SqlCompiler, t: FType, x: Expr) -> Expr:
     if t is FType.TEXT:
-        return or_(x.is_(None), _cmp(x, "=", k("")))
+        return or_(x.is_(None), cmp(x, "=", k("")))
     if t is FType.MULTICHOICE:
         as_jsonb = cast(x, JSONB)
         kind, length = ((func.json_type(x), func.json_array_length(x)) if c.sqlite else
                         (func.jsonb_typeof(as_jsonb), func.jsonb_array_length(as_jsonb)))
-        return case((x.is_(None), true()), (_cmp(kind, "=", k("null")), true()),
-                    (_cmp(kind, "=", k("array")), _cmp(length, "=", k(0))), else_=false())
+        return case((x.is_(None), true()), (cmp(kind, "=", k("null")), true()),
+                    (cmp(kind, "=", k("array")), cmp(length, "=", k(0))), else_=false())
     return x.is_(None)
 
 
@@ -349,12 +292,12 @@ def _contains(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 
 def _begins(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return _cmp(func.substr(a[0], k(1), func.length(a[1])), "=", a[1])
+    return cmp(func.substr(a[0], k(1), func.length(a[1])), "=", a[1])
 
 
 def _substitute(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     s, old, new = a
-    return case((new.is_(None), c.value(FType.TEXT, None)), (_cmp(old, "=", k("")), s),
+    return case((new.is_(None), c.value(FType.TEXT, None)), (cmp(old, "=", k("")), s),
                 else_=func.replace(s, old, new))
 
 
@@ -365,7 +308,7 @@ def _find(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     start = c.whole(a[2])
     length = func.length(text) if c.sqlite else func.char_length(text)
     found = _position(c, func.substr(text, start), search)
-    return case((_any_null(search, text, start), c.value(FType.NUMBER, None)),
+    return case((any_null(search, text, start), c.value(FType.NUMBER, None)),
                 (start < k(1), c.value(FType.NUMBER, None)),
                 (start > plus(length, k(1)), k(0)),
                 (found > k(0), minus(plus(found, start), k(1))), else_=k(0))
@@ -381,7 +324,7 @@ def _text(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
         return x if c.sqlite else func.to_char(x, k("YYYY-MM-DD"))
     if t is FType.DATETIME:
         if c.sqlite:
-            return _whole_seconds(x)
+            return whole_seconds(x)
         return func.to_char(func.timezone(k("UTC"), x), k("YYYY-MM-DD HH24:MI:SS"))
     return x
 
@@ -399,169 +342,22 @@ def _number_text(c: SqlCompiler, node: TCall, x: Expr) -> Expr:
     else:
         rounded = func.round(c.num(x), k(PLACES))
         printed = func.regexp_replace(cast(rounded, Text()), k(r"\.?0+$"), k(""))
-    return case((x.is_(None), c.value(FType.TEXT, None)), (_cmp(rounded, "=", k(0)), k("0")),
+    return case((x.is_(None), c.value(FType.TEXT, None)), (cmp(rounded, "=", k(0)), k("0")),
                 else_=printed)
 
 
 def _value(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     t = func.trim(a[0], k(" ")) if c.sqlite else func.btrim(a[0], k(" "))
     if not c.sqlite:
-        ok = _cmp(t, "~", k(r"^[+-]?[0-9]+(\.[0-9]+)?$"))
+        ok = cmp(t, "~", k(r"^[+-]?[0-9]+(\.[0-9]+)?$"))
         return case((ok, func.round(cast(t, WIDE), k(PLACES))),
                     else_=c.value(FType.NUMBER, None))
     u = case((func.substr(t, k(1), k(1)).in_([k("+"), k("-")]), func.substr(t, k(2))), else_=t)
     dots = minus(func.length(u), func.length(func.replace(u, k("."), k(""))))
-    valid = and_(_cmp(u, "<>", k("")), not_(_cmp(u, "GLOB", k("*[^0-9.]*"))),
-                 _cmp(u, "GLOB", k("[0-9]*")), _cmp(u, "GLOB", k("*[0-9]")), dots <= k(1))
+    valid = and_(cmp(u, "<>", k("")), not_(cmp(u, "GLOB", k("*[^0-9.]*"))),
+                 cmp(u, "GLOB", k("[0-9]*")), cmp(u, "GLOB", k("*[0-9]")), dots <= k(1))
     return case((valid, c.round(cast(t, Float()), PLACES)),
                 else_=c.value(FType.NUMBER, None))
-
-
-# ---- dates -----------------------------------------------------------------------------
-
-
-def _day_number(c: SqlCompiler, d: Expr) -> Expr:
-    """Days since 0001-01-01."""
-    if c.sqlite:
-        return _integer(minus(func.julianday(d), k(1721425.5)))
-    return minus(d, cast(k(FIRST_DAY), Date()))
-
-
-def _date_add(c: SqlCompiler, d: Expr, n: Expr) -> Expr:
-    days = c.whole(n)
-    target = plus(_day_number(c, d), days)
-    in_range = and_(target >= k(0), target <= k(LAST_DAY_NUMBER))
-    moved = func.date(plus(func.julianday(d), days)) if c.sqlite else plus(d, days)
-    return case((in_range, moved), else_=c.value(FType.DATE, None))
-
-
-def _datetime_add(c: SqlCompiler, x: Expr, n: Expr, n_scale: int | None) -> Expr:
-    limit = MAX_OFFSET_SECONDS
-    if c.sqlite:
-        # 86400 = 864 * 100: the seconds have two decimals fewer than the days
-        places = 8 if n_scale is None else max(n_scale - 2, 0)
-        product = times(n, k(86400))
-        seconds = _integer(product if n_scale == 0 else c.round(product, places))
-        moved = joined(func.strftime(k("%Y-%m-%d %H:%M:%S"), _whole_seconds(x),
-                                     func.printf(k("%+d seconds"), seconds)),
-                       func.substr(x, k(20)))
-        return case((and_(func.abs(seconds) <= k(limit), moved >= k(FIRST_DAY)), moved),
-                    else_=c.value(FType.DATETIME, None))
-    seconds = func.trunc(times(c.num(n), k(86400)))
-    clamped = case((seconds > k(limit), k(limit)), (seconds < k(-limit), k(-limit)),
-                   else_=seconds)
-    target = plus(extract("epoch", x), seconds)
-    moved = plus(x, func.make_interval(0, 0, 0, 0, 0, 0, cast(clamped, Float())))
-    return case((and_(target >= k(FIRST_EPOCH), target <= k(LAST_EPOCH)), moved),
-                else_=c.value(FType.DATETIME, None))
-
-
-def _days_between(c: SqlCompiler, later: Expr, earlier: Expr) -> Expr:
-    if c.sqlite:
-        return _integer(minus(func.julianday(later), func.julianday(earlier)))
-    return minus(later, earlier)
-
-
-def _date(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    y, m, d = (c.whole(x) for x in a)
-    ranges = and_(y >= k(1), y <= k(9999), m >= k(1), m <= k(12), d >= k(1), d <= k(31))
-    if c.sqlite:
-        text = func.printf(k("%04d-%02d-%02d"), y, m, d)
-        return case((and_(ranges, _cmp(func.date(text, k("+0 days")), "=", text)), text),
-                    else_=c.value(FType.DATE, None))
-    first = func.make_date(func.least(func.greatest(y, k(1)), k(9999)),
-                           func.least(func.greatest(m, k(1)), k(12)), k(1))
-    next_month = cast(plus(first, literal_column("INTERVAL '1 month'")), Date())
-    month_days = minus(next_month, first)
-    return case((and_(ranges, d <= month_days), func.make_date(y, m, d)),
-                else_=c.value(FType.DATE, None))
-
-
-def _utc(c: SqlCompiler, node: TCall, x: Expr) -> Expr:
-    """On PostgreSQL, a timestamptz argument seen in UTC."""
-    if not c.sqlite and node.args[0].type is FType.DATETIME:
-        return func.timezone(k("UTC"), x)
-    return x
-
-
-def _part(sqlite_format: str, pg_field: str, offset: int = 0) -> Builder:
-    def build(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-        if c.sqlite:
-            value = _integer(func.strftime(k(sqlite_format), _whole_seconds(a[0])))
-        else:
-            value = _integer(extract(pg_field, _utc(c, node, a[0])))
-        return plus(value, k(offset)) if offset else value
-    return build
-
-
-def _datevalue(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return func.substr(a[0], k(1), k(10)) if c.sqlite else cast(_utc(c, node, a[0]), Date())
-
-
-def _addmonths(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    d, n = a[0], c.whole(a[1])
-    blank = c.value(FType.DATE, None)
-    if c.sqlite:
-        first = func.date(d, k("start of month"), func.printf(k("%+d months"), n))
-        last = func.date(first, k("+1 month"), k("-1 day"))
-        day = _integer(func.strftime(k("%d"), d))
-        same_day = func.date(first, func.printf(k("+%d days"), minus(day, k(1))))
-        moved: Expr = func.min(same_day, last)
-        return case((and_(func.abs(n) <= k(120000), moved >= k(FIRST_DAY)), moved),
-                    else_=blank)
-    months = plus(times(_integer(extract("year", d)), k(12)),
-                  plus(minus(_integer(extract("month", d)), k(1)), n))
-    moved = cast(plus(d, func.make_interval(0, n)), Date())
-    return case((and_(months >= k(12), months <= k(9999 * 12 + 11)), moved), else_=blank)
-
-
-def _adddays(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    if node.type is FType.DATE:
-        return _date_add(c, a[0], a[1])
-    return _datetime_add(c, a[0], a[1], c.scale(node.args[1]))
-
-
-def _days(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return _days_between(c, a[0], a[1])
-
-
-def _hours_since(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    now = c.clock.now().astimezone(UTC).replace(microsecond=0)
-    x = a[0]
-    if c.sqlite:
-        now_s = _integer(func.strftime(k("%s"), c.value(FType.TEXT, f"{now:%Y-%m-%d %H:%M:%S}")))
-        seconds = minus(now_s, _integer(func.strftime(k("%s"), _whole_seconds(x))))
-        return case((x.is_(None), c.value(FType.NUMBER, None)),
-                    (seconds >= k(0), over(seconds, k(3600))),
-                    else_=-over(plus(-seconds, k(3599)), k(3600)))
-    now_utc = func.timezone(k("UTC"), c.value(FType.DATETIME, now))
-    elapsed = minus(func.date_trunc(k("second"), now_utc),
-                    func.date_trunc(k("second"), func.timezone(k("UTC"), x)))
-    return func.floor(over(extract("epoch", elapsed), k(3600)))
-
-
-def _today(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return c.value(FType.DATE, c.clock.today())
-
-
-def _now(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return c.now_param()
-
-
-# ---- multichoice -----------------------------------------------------------------------
-
-
-def _includes(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    options, option = a
-    if c.sqlite:
-        each = func.json_each(options).table_valued("value")
-        found: Expr = select(k(1)).select_from(each).where(_cmp(each.c.value, "=", option)).exists()
-        blank = or_(options.is_(None), _cmp(func.json_type(options), "=", k("null")))
-    else:
-        as_jsonb = cast(options, JSONB)
-        found = _cmp(as_jsonb, "@>", func.jsonb_build_array(option))
-        blank = or_(options.is_(None), _cmp(func.jsonb_typeof(as_jsonb), "=", k("null")))
-    return case((or_(blank, option.is_(None)), c.value(FType.BOOLEAN, None)), else_=found)
 
 
 def _simple(name_sqlite: str, name_pg: str | None = None) -> Builder:
@@ -588,8 +384,5 @@ BUILDERS: dict[str, Builder] = {
     "LOWER": _case_map("lower", _LOWER.upper(), _LOWER), "TRIM": _trim,
     "CONTAINS": _contains, "BEGINS": _begins, "SUBSTITUTE": _substitute, "TEXT": _text,
     "VALUE": _value, "FIND": _find,
-    "TODAY": _today, "NOW": _now, "DATE": _date, "DATEVALUE": _datevalue,
-    "YEAR": _part("%Y", "year"), "MONTH": _part("%m", "month"), "DAY": _part("%d", "day"),
-    "WEEKDAY": _part("%w", "dow", offset=1), "ADDMONTHS": _addmonths, "ADDDAYS": _adddays,
-    "DAYS": _days, "HOURS_SINCE": _hours_since, "INCLUDES": _includes,
+    **DATE_BUILDERS,
 }

@@ -40,18 +40,23 @@ def write_audit(conn: Connection, audit: Table, *, at: datetime, user_id: int | 
 
 
 def read_history(conn: Connection, audit: Table, users: Table, entity: str, record_id: int,
-                 hidden: frozenset[str]) -> list[dict[str, Any]]:
+                 visible: frozenset[str]) -> list[dict[str, Any]]:
+    """The audit rows of one record, oldest first, showing only `visible` fields.
+
+    Fields hidden from the reader, and fields archived since (removed from config), never
+    appear; rows of actions without a field (delete, restore) always do.
+    """
     stmt = (select(audit, users.c.name.label("user_name"))
             .select_from(audit.outerjoin(users, users.c.id == audit.c.user_id))
             .where(audit.c.entity == entity, audit.c.record_id == record_id)
             .order_by(audit.c.id))
     out = []
     for r in conn.execute(stmt).mappings():
-        if r["field"] in hidden:
+        if r["field"] is not None and r["field"] not in visible:
             continue
         new = _load(r["new_value"])
         if r["field"] is None and isinstance(new, dict):
-            new = {k: v for k, v in new.items() if k not in hidden}
+            new = {k: v for k, v in new.items() if k in visible}
         out.append({"id": r["id"], "at": to_json(r["at"]), "user_id": r["user_id"],
                     "user": r["user_name"], "action": r["action"], "field": r["field"],
                     "old": _load(r["old_value"]), "new": new})

@@ -66,7 +66,8 @@ class Api:
         if ctype not in ("application/json", ""):
             raise UnsupportedMedia(f"send JSON (Content-Type: application/json), not {ctype}")
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        size_declared = _whole_number(declared) if declared else None
+        if size_declared is not None and size_declared > MAX_BODY:
             raise TooLarge(f"request body is larger than {MAX_BODY} bytes")
         chunks: list[bytes] = []
         size = 0

@@ -166,7 +166,7 @@ def _filter_value(f: Field, op: str, raw: str) -> Any:
         return low in ("true", "1")
     if op == "contains":
         if f.type not in _CONTAINS:
-            raise ValueProblem(f"cannot use contains on a {f.type} field")
+            raise ValueProblem(f"cannot use contains on a field of type {f.type}")
         if len(raw) > 1000:
             raise ValueProblem("search text is too long")
         if "\x00" in raw:  # PostgreSQL refuses NUL in any string
@@ -260,7 +260,8 @@ def after_cursor(entity: Entity, table: Table, keys: tuple[SortKey, ...],
         decoded = [None if v is None else coercer_for(_unbounded(_field_for(entity, k.field)))(v)
                    for k, v in zip(keys, values[:-1], strict=True)]
         last_id = values[-1]
-        if not isinstance(last_id, int) or isinstance(last_id, bool):
+        if not isinstance(last_id, int) or isinstance(last_id, bool) \
+                or not 0 < last_id < 2**63:
             raise ValueError("id")
     except (ValueError, binascii.Error, ValueProblem, UnicodeDecodeError, KeyError,
             RecursionError):

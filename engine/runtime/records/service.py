@@ -357,7 +357,8 @@ class Records:
             if conn.execute(stmt).first() is None:
                 raise NotFound(f"no {entity} {record_id}")
             hidden = self.policy.hidden_fields(actor, c.entity)
-            return read_history(conn, self.audit, self.users, entity, record_id, hidden)
+            visible = frozenset(c.entity.field_names) - hidden
+            return read_history(conn, self.audit, self.users, entity, record_id, visible)
 
     # -- lists ---------------------------------------------------------------------------
 

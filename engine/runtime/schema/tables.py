@@ -66,7 +66,7 @@ def column_type(f: Field) -> TypeEngine[Any]:
         FieldType.BOOLEAN: Boolean(),
         FieldType.DATE: Date(),
         FieldType.DATETIME: UtcDateTime(),
-        FieldType.MULTICHOICE: JSON(),
+        FieldType.MULTICHOICE: JSON(none_as_null=True),
         FieldType.REFERENCE: BigInteger(),
         FieldType.USER: BigInteger(),
         FieldType.DEPARTMENT: BigInteger(),
