@@ -49,6 +49,35 @@ DECIMAL_SHAPES: dict[FieldType, tuple[int, int]] = {
     FieldType.PERCENT: (9, 4),
 }
 
+# The most characters a text-like field holds when its max_length is not set.
+TEXT_DEFAULT_MAX: dict[FieldType, int] = {
+    FieldType.TEXT: 255, FieldType.EMAIL: 254, FieldType.PHONE: 40, FieldType.URL: 2048,
+    FieldType.TEXTAREA: 100_000,
+}
+# Shapes of the text fields that have one, with how to describe them to a user.
+TEXT_PATTERNS: dict[FieldType, tuple[re.Pattern[str], str]] = {
+    FieldType.EMAIL: (
+        re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"),
+        "an email address like name@example.com"),
+    FieldType.PHONE: (re.compile(r"^\+?[0-9 ()./-]{3,40}$"),
+                      "a phone number (digits, spaces, + ( ) - . /)"),
+    FieldType.URL: (re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE),
+                    "a web address starting with http:// or https://"),
+}
+
+
+def text_shape_problem(ftype: FieldType, text: str) -> str | None:
+    """Why `text` does not have the shape `ftype` needs (email, phone, url), or None."""
+    shape = TEXT_PATTERNS.get(ftype)
+    if shape is None:
+        return None
+    if not shape[0].match(text) or (
+            ftype is FieldType.PHONE and sum(c.isdigit() for c in text) < 3):
+        return f"must be {shape[1]}"
+    return None
+
+
 # Columns every entity table carries. They change only through the engine.
 ENGINE_COLUMNS: tuple[str, ...] = (
     "id",

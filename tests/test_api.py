@@ -524,7 +524,8 @@ def test_cursor_pagination_walks_every_row_once(
     ("stage=sold", {"stage": (
         "stage must be one of: prospecting, qualification, proposal, negotiation, won, lost")}),
     ("account__gt=1", {"account__gt": "account cannot compare a reference field with gt"}),
-    ("amount__contains=1", {"amount__contains": "amount cannot use contains on a field of type money"}),
+    ("amount__contains=1",
+     {"amount__contains": "amount cannot use contains on a field of type money"}),
     ("deleted=maybe", {"deleted": "must be true or false"}),
     ("cursor=not-a-cursor", {"cursor": "not a cursor from this list"}),
     ("stage=won&stage=lost", {"stage": "given twice"}),

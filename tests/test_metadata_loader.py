@@ -756,3 +756,18 @@ def test_entity_shaped_files_load_or_give_positioned_errors(fuzz_root: Path, dat
     assert entity.field_names == tuple(data["fields"])
     for f in entity.fields:
         assert f.type == data["fields"][f.name]["type"]
+
+
+
+@pytest.mark.parametrize(("ftype", "default", "message"), [
+    ("email", "nope", "must be an email address like name@example.com"),
+    ("phone", "call me", "must be a phone number (digits, spaces, + ( ) - . /)"),
+    ("url", "ftp://x", "must be a web address starting with http:// or https://"),
+])
+def test_a_default_of_the_wrong_shape_is_an_error(cfg: Config, ftype: str, default: str,
+                                                  message: str) -> None:
+    cfg.write("x.yaml", f"entity: deal\nfields:\n  f: {{type: {ftype}, default: '{default}'}}\n")
+    errors = cfg.errors()
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{X}:3:")
+    assert errors[0].endswith(f"fields.f.default {message}")

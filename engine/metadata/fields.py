@@ -11,7 +11,15 @@ from typing import Any
 from engine.metadata.errors import ConfigError
 from engine.metadata.model import Field, Label
 from engine.metadata.yamlio import YamlDoc
-from engine.types import DECIMAL_SHAPES, LINK_TYPES, TEXT_TYPES, FieldType, name_problem
+from engine.types import (
+    DECIMAL_SHAPES,
+    LINK_TYPES,
+    TEXT_DEFAULT_MAX,
+    TEXT_TYPES,
+    FieldType,
+    name_problem,
+    text_shape_problem,
+)
 
 _COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "default",
                           "renamed_from"})
@@ -39,8 +47,6 @@ _NOT_UNIQUE = frozenset({FieldType.TEXTAREA, FieldType.BOOLEAN, FieldType.MULTIC
 # The largest max_length a column of the type may declare.
 _TEXT_MAX = {FieldType.TEXT: 1000, FieldType.EMAIL: 254, FieldType.PHONE: 40, FieldType.URL: 2048}
 # The length a value may have when the field declares no max_length (as the coercer checks).
-TEXT_DEFAULT_MAX = {FieldType.TEXT: 255, FieldType.EMAIL: 254, FieldType.PHONE: 40,
-                    FieldType.URL: 2048, FieldType.TEXTAREA: 100_000}
 _INT_LIMIT = 2**63
 
 
@@ -125,7 +131,7 @@ def default_problem(ftype: FieldType, spec: dict[str, Any], default: object,
     """Why `default` cannot be stored in the field; None when it can.
 
     Mirrors the runtime coercers, so a default that loads is one the records service
-    accepts (except the email, phone and URL patterns, checked when records are written).
+    accepts.
 
     >>> default_problem(FieldType.INTEGER, {}, 1.5, None, None)
     'must be a whole number'
@@ -154,6 +160,9 @@ def default_problem(ftype: FieldType, spec: dict[str, Any], default: object,
             return "must not contain NUL characters"
         if len(default) > limit:
             return f"is longer than {limit} characters"
+        shape = text_shape_problem(ftype, default.strip())
+        if shape:
+            return shape
     if ftype is FieldType.DATE:
         try:
             date.fromisoformat(default.strip())

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from engine.metadata.model import Field
-from engine.types import DECIMAL_SHAPES, FieldType
+from engine.types import DECIMAL_SHAPES, TEXT_DEFAULT_MAX, FieldType, text_shape_problem
 
 
 class ValueProblem(ValueError):
@@ -22,16 +22,10 @@ class ValueProblem(ValueError):
 
 Coercer = Callable[[Any], Any]
 
-_EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-_PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
 # A comma in a number is a thousands separator only: "1,234.5" yes, "1,5" (a decimal comma) no.
 _GROUPED_RE = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
-_URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", "f"})
-_TEXT_DEFAULT_MAX = {FieldType.TEXT: 255, FieldType.EMAIL: 254, FieldType.PHONE: 40,
-                     FieldType.URL: 2048, FieldType.TEXTAREA: 100_000}
 
 
 def is_blank(value: Any) -> bool:
@@ -52,11 +46,7 @@ def coercer_for(f: Field) -> Coercer:
 
 
 def _text(f: Field) -> Coercer:
-    limit = f.max_length or _TEXT_DEFAULT_MAX.get(f.type, 255)
-    pattern = {FieldType.EMAIL: (_EMAIL_RE, "an email address like name@example.com"),
-               FieldType.PHONE: (_PHONE_RE, "a phone number (digits, spaces, + ( ) - . /)"),
-               FieldType.URL: (_URL_RE, "a web address starting with http:// or https://")
-               }.get(f.type)
+    limit = f.max_length or TEXT_DEFAULT_MAX.get(f.type, 255)
 
     def coerce(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
@@ -71,10 +61,9 @@ def _text(f: Field) -> Coercer:
             raise ValueProblem("must not contain NUL characters")
         if len(text) > limit:
             raise ValueProblem(f"must be at most {limit} characters (got {len(text)})")
-        if pattern and not pattern[0].match(text):
-            raise ValueProblem(f"must be {pattern[1]}")
-        if f.type is FieldType.PHONE and sum(c.isdigit() for c in text) < 3:
-            raise ValueProblem(f"must be {pattern[1] if pattern else 'a phone number'}")
+        problem = text_shape_problem(f.type, text)
+        if problem:
+            raise ValueProblem(problem)
         return text
 
     return coerce
