@@ -527,7 +527,7 @@ ROWS = st.fixed_dictionaries({
 def test_generated_formulas_agree(db: Db) -> None:
     corpus = Corpus(limit=14 if db.dialect == "sqlite" else 40)
 
-    @settings(max_examples=60, deadline=None, database=None,
+    @settings(max_examples=150, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(rows=st.lists(ROWS, min_size=1, max_size=4),
            formulas=st.lists(corpus.any(), min_size=1, max_size=12))

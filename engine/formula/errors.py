@@ -1,8 +1,8 @@
 """The one error type of the formula language: a message with a line and a column.
 
->>> err = FormulaError("unknown field 'amout'; did you mean 'amount'?", 1, 5)
+>>> err = FormulaError("unknown field 'amout'; did you mean 'amount'?", 1, 4)
 >>> str(err)
-"1:5: unknown field 'amout'; did you mean 'amount'?"
+"1:4: unknown field 'amout'; did you mean 'amount'?"
 >>> print(caret_excerpt("IF(amout > 5, 1, 2)", err.line, err.col))
 IF(amout > 5, 1, 2)
    ^

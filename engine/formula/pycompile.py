@@ -41,7 +41,6 @@ CTX = Context(prec=60, rounding=ROUND_HALF_UP, Emax=999_999_999, Emin=-999_999_9
 """Where every number operation happens: 60 significant digits, ties away from zero."""
 PLACES = 10
 """Division, POWER, SQRT and VALUE round their result to this many decimal places."""
-_QUANTUM = Decimal(1).scaleb(-PLACES)
 MAX_OFFSET_SECONDS = 400_000_000_000
 """Date and time offsets beyond this (about 12,700 years) are always out of range."""
 _NUMBER_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
