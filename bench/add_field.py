@@ -71,6 +71,7 @@ def _copy(source: Path, target: Path) -> None:
 def run(n_rows: int, say: Callable[[str], None] = print) -> Section:
     env = loaded_env(n_rows, say)
     env.engine.dispose()
+    assert env.path is not None  # loaded_env is the SQLite file
     checkpoint(env.path)
     ours_path = BENCH_DIR / f"addfield-{n_rows}.db"
     raw_path = BENCH_DIR / f"addfield-raw-{n_rows}.db"

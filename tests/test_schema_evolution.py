@@ -954,3 +954,27 @@ def test_plan_of_a_model_only_reads(make_env: EnvFactory, config_dir: Path,
     plan_schema(engine, model, drop_archived=True)
     plan_schema(engine, model)
     assert snapshot(engine) == before
+
+
+def test_field_indexes_serve_sorts_with_blanks_first_on_every_database(env: Env) -> None:
+    """Lists sort blanks as the smallest value; PostgreSQL's indexes are built to match."""
+    indexes = {ix["name"]: ix for ix in inspect(env.engine).get_indexes("opportunity")}
+    amount = indexes["ix_opportunity_amount"]
+    assert amount["column_names"] == ["amount"]
+    sorting = amount.get("column_sorting", {})
+    if env.engine.dialect.name == "postgresql":
+        assert sorting == {"amount": ("nulls_first",)}
+    else:
+        assert sorting == {}  # SQLite's natural order already puts blanks first
+    assert plan_schema(env.engine, env.model).is_empty
+
+
+def test_bulk_create_returns_ids_in_input_order(env: Env) -> None:
+    (acme,) = accounts(env, "Acme")
+    rows = [{"name": f"deal {i}", "account": acme, "amount": i} for i in range(2500)]
+    result = env.records.bulk_create(env.admin.actor(), "opportunity", rows, batch_size=1000)
+    assert result.created == 2500 and len(result.ids) == 2500
+    with env.engine.connect() as conn:
+        t = build_schema(env.model).table("opportunity")
+        names = dict(conn.execute(select(t.c.id, t.c.name)).all())
+    assert [names[i] for i in result.ids] == [f"deal {i}" for i in range(2500)]

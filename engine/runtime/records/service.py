@@ -8,6 +8,7 @@ write changes nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +48,8 @@ from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, 
 from engine.types import ENGINE_COLUMNS, FieldType
 
 EXACT_TOTAL_LIMIT = 10_000
+ESTIMATE_SECONDS = 10.0
+ESTIMATE_CACHE_SIZE = 1024
 BULK_BATCH = 2_000
 Clock = Callable[[], datetime]
 
@@ -96,6 +99,7 @@ class Records:
         self.users = self.schema.table(USER_TABLE)
         self.nulls_small = engine.dialect.name == "sqlite"
         self._compiled = {e.name: self._compile(e) for e in model.entities}
+        self._estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
 
     def _compile(self, entity: Entity) -> _Compiled:
         coercers = {f.name: coercer_for(f) for f in entity.fields}
@@ -377,13 +381,26 @@ class Records:
             stmt = stmt.where(after_cursor(c.entity, t, query.sort, query.cursor))
         else:
             stmt = stmt.offset((query.page - 1) * query.page_size)
+        estimate_key = (entity, actor.user_id, query.deleted, repr(query.conditions))
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(stmt.limit(query.page_size)).mappings()]
-            total, exact = self._total(conn, t, where)
+            cached = self._estimates.get(estimate_key)
+            if cached is not None and cached[0] > time.monotonic():
+                total, exact = cached[1], False
+            else:
+                total, exact = self._total(conn, t, where)
+                if not exact:
+                    self._remember_estimate(estimate_key, total)
         next_cursor = (encode_cursor(query.sort, rows[-1])
                        if len(rows) == query.page_size else None)
         return Page([self._row_out(actor, c, r) for r in rows], total, exact, query.page,
                     query.page_size, next_cursor)
+
+    def _remember_estimate(self, key: tuple[Any, ...], total: int) -> None:
+        """Estimates (large tables only) are reused for a few seconds: they are estimates."""
+        if len(self._estimates) >= ESTIMATE_CACHE_SIZE:
+            self._estimates.clear()
+        self._estimates[key] = (time.monotonic() + ESTIMATE_SECONDS, total)
 
     def _total(self, conn: Connection, t: Table, where: list[Any]) -> tuple[int, bool]:
         """Exact up to EXACT_TOTAL_LIMIT; beyond, an estimate from the id density.
@@ -451,9 +468,15 @@ class Records:
                 return []
             params = [{**engine_values, **c.db_values({n: v.get(n) for n in names})}
                       for _, v in good]
-            result = conn.execute(insert(c.table).returning(c.table.c.id,
-                                                            sort_by_parameter_order=True), params)
-            ids = [r[0] for r in result]
+            if self.engine.dialect.name == "sqlite":
+                # SQLite: ordered RETURNING would make SQLAlchemy insert row by row. Inside
+                # this write transaction new rowids only grow, so sorted ids are input order.
+                result = conn.execute(insert(c.table).returning(c.table.c.id), params)
+                ids = sorted(r[0] for r in result)
+            else:
+                result = conn.execute(insert(c.table).returning(
+                    c.table.c.id, sort_by_parameter_order=True), params)
+                ids = [r[0] for r in result]
             audit_rows = [
                 {"at": now, "user_id": actor.user_id, "entity": c.entity.name, "record_id": rid,
                  "action": "create", "field": None, "old_value": None,

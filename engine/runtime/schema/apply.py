@@ -33,7 +33,7 @@ def apply_plan(engine: Engine, model: Model, *, allow_destructive: bool = False,
     Raises PlanError (and changes nothing) when the plan has errors, or destructive steps
     without `allow_destructive`.
     """
-    schema = build_schema(model)
+    schema = build_schema(model, engine.dialect.name)
     sqlite = is_sqlite(engine)
     with engine.execution_options(**WRITE).connect() as conn:
         if sqlite:
@@ -70,8 +70,9 @@ def _plan_and_apply(conn: Connection, schema: Schema, *, allow_destructive: bool
         except DBAPIError as exc:  # data the plan could not foresee; all is rolled back
             reason = str(exc.orig).strip().splitlines()[0]
             raise PlanError([f"{step.describe()} — the database refused: {reason}"]) from exc
-    if conn.dialect.name == "sqlite":
-        _check_links(conn, sorted({s.table for s in plan.steps}))
+    if conn.dialect.name == "sqlite":  # only a rebuilt table can hold broken links
+        _check_links(conn, sorted({s.table for s in plan.steps
+                                   if s.needs_rebuild or s.kind == "drop_column"}))
     conn.execute(insert(schema.table(MIGRATION_TABLE)).values(
         applied_at=datetime.now(UTC), config_hash=plan.config_hash,
         destructive=bool(plan.destructive),
@@ -157,7 +158,7 @@ def _convert(conn: Connection, operations: Operations, schema: Schema, step: Ste
     insp = inspect(conn)
     live_ix = [ix for ix in insp.get_indexes(table) if column in ix["column_names"]]
     live_fk = [fk for fk in insp.get_foreign_keys(table) if column in fk["constrained_columns"]]
-    wanted_ix = {str(ix.name) for ix in schema.table(table).indexes}
+    wanted_ix = {str(ix.name): ix for ix in schema.table(table).indexes}
     wanted_fk = {str(fk.name) for fk in target_col.foreign_keys}
     for ix in live_ix:  # SQLite's rebuild would copy them onto a column that is gone
         operations.drop_index(str(ix["name"]), table_name=table)
@@ -176,10 +177,8 @@ def _convert(conn: Connection, operations: Operations, schema: Schema, step: Ste
             _create_fk(conn, operations, table, str(fk["name"]), fk["referred_table"],
                        list(fk["constrained_columns"]), list(fk["referred_columns"]))
     for ix in live_ix:
-        if ix["name"] in wanted_ix:
-            operations.create_index(str(ix["name"]), table,
-                                    [c for c in ix["column_names"] if c],
-                                    unique=bool(ix["unique"]))
+        if ix["name"] in wanted_ix:  # as the model defines it (key order included)
+            operations.invoke(ops.CreateIndexOp.from_index(wanted_ix[str(ix["name"])]))
 
 
 def _create_fk(conn: Connection, operations: Operations, table: str, name: str, referent: str,

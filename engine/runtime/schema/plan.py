@@ -110,7 +110,7 @@ class Plan:
 
 def plan_schema(engine: Engine, model: Model, *, drop_archived: bool = False) -> Plan:
     """Compare the live database with `model` and return the typed steps to get there."""
-    schema = build_schema(model)
+    schema = build_schema(model, engine.dialect.name)
     with engine.connect() as conn:
         return _Planner(conn, schema, drop_archived).plan()
 
@@ -330,7 +330,7 @@ class _Planner:
 
     def _new_index(self, op: ops.CreateIndexOp, renames: dict[tuple[str, str], str]) -> None:
         table = op.table_name
-        cols = [getattr(c, "name", str(c)) for c in op.columns]
+        cols = [_column_name(c) for c in op.columns]
         if op.unique and table in self.live_tables and len(cols) == 1:
             col_name = cols[0]
             old = next((o for (t, o), n in renames.items() if t == table and n == col_name), None)
@@ -470,3 +470,10 @@ def _int_width(t: Integer) -> int:
     name = type(t).__name__.upper()
     return {"SMALLINT": 16, "SMALLINTEGER": 16, "INTEGER": 32, "BIGINT": 64,
             "BIGINTEGER": 64}.get(name, 32)
+
+
+def _column_name(column: Any) -> str:
+    """The column an index key reads: `amount` for both `amount` and `amount ASC NULLS FIRST`."""
+    while not hasattr(column, "name") and hasattr(column, "element"):
+        column = column.element
+    return str(getattr(column, "name", column))

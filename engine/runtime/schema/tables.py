@@ -87,14 +87,19 @@ class Schema:
         return [self.metadata.tables[e.name] for e in self.model.entities]
 
 
-def build_schema(model: Model) -> Schema:
-    """A fresh MetaData holding the engine tables and one table per entity."""
+def build_schema(model: Model, dialect: str | None = None) -> Schema:
+    """A fresh MetaData holding the engine tables and one table per entity.
+
+    `dialect` shapes the indexes: on PostgreSQL a field's index keeps blanks first, the
+    order lists use on every database, so a sort in either direction can read the index.
+    Only the schema planner needs it; reading and writing records does not.
+    """
     md = MetaData()
     _system_tables(md)
     has_department = model.has_entity("department")
     cyclic = _cyclic_links(model)
     for entity in model.entities:
-        _entity_table(md, entity, has_department, cyclic)
+        _entity_table(md, entity, has_department, cyclic, blanks_first=dialect == "postgresql")
     return Schema(md, model)
 
 
@@ -194,7 +199,7 @@ def _system_tables(md: MetaData) -> None:
 
 
 def _entity_table(md: MetaData, entity: Entity, has_department: bool,
-                  cyclic: frozenset[tuple[str, str]]) -> Table:
+                  cyclic: frozenset[tuple[str, str]], *, blanks_first: bool = False) -> Table:
     name = entity.name
     dept_fk: list[ForeignKey] = (
         [ForeignKey("department.id", name=constraint_name("fk", name, "department_id"),
@@ -226,9 +231,11 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
         if target:
             fks.append(ForeignKey(f"{target}.id", name=constraint_name("fk", name, f.name),
                                   use_alter=(name, target) in cyclic))
-        columns.append(Column(f.name, column_type(f), *fks, nullable=True))
+        column = Column(f.name, column_type(f), *fks, nullable=True)
+        columns.append(column)
         if f.unique:
             indexes.append(Index(constraint_name("uq", name, f.name), f.name, unique=True))
         elif f.index or target:
-            indexes.append(Index(constraint_name("ix", name, f.name), f.name))
+            key = column.asc().nulls_first() if blanks_first else column
+            indexes.append(Index(constraint_name("ix", name, f.name), key))
     return Table(name, md, *columns, *indexes)
