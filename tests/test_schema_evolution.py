@@ -304,10 +304,9 @@ def test_add_fields_to_a_table_with_rows(make_env: EnvFactory, config_dir: Path,
         raw_insert(engine, "account", name="Dup", code="A-1")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # a SQLite connection setting
 def test_sqlite_foreign_keys_stay_on_after_a_migration(make_env: EnvFactory,
                                                        config_dir: Path, db_url: str) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("a SQLite connection setting")
     env = make_env(config_dir)
     set_field(config_dir, "account", "main_contact", "{type: reference, to: contact}")
     apply_plan(env.engine, load_model(config_dir))
@@ -319,11 +318,10 @@ def test_sqlite_foreign_keys_stay_on_after_a_migration(make_env: EnvFactory,
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL never has broken links
 def test_sqlite_refuses_to_commit_broken_links(make_env: EnvFactory, config_dir: Path,
                                                db_url: str) -> None:
     """Links are checked before the commit, since SQLite rebuilds tables with checks off."""
-    if not db_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL never holds a broken link")
     env = make_env(config_dir)
     accounts(env, "Acme")
     with env.engine.connect() as conn:  # an outside writer with the checks off
