@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import add_field, api_list, bulk_insert
+from bench import add_field, api_list, bulk_insert, formula
 from bench.env import now_text
 from bench.report import Section, load, save
 
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     add_field.NAME: lambda a, say: add_field.run(a.rows, say),
     api_list.NAME: lambda a, say: api_list.run(a.rows, say, a.requests),
     api_list.NAME_PG: lambda a, say: api_list.run_pg(a.rows, say, a.requests),
+    formula.NAME: lambda a, say: formula.run(a.rows, say),
 }
 
 

@@ -157,6 +157,43 @@ def demo(ctx: Context, size: int, if_empty: bool) -> None:
     click.echo(token)
 
 
+@main.command()
+@click.argument("expr")
+@click.option("--entity", required=True, help="the entity whose fields the formula reads")
+@click.option("--record", "record_json", default=None,
+              help='the record as JSON, e.g. \'{"amount": "1000", "account": {"name": "x"}}\'')
+@pass_ctx
+def formula(ctx: Context, expr: str, entity: str, record_json: str | None) -> None:
+    """Check one formula and evaluate it on a record; print its value and type as JSON."""
+    import json
+
+    from engine.formula import FormulaError, SystemClock, compile_formula
+    from engine.metadata.formulas import scope_of
+    from engine.runtime.formula_record import JsonRecord, RecordProblem
+    from engine.runtime.values import to_json
+
+    model = ctx.model()
+    if not model.has_entity(entity):
+        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    try:
+        data = json.loads(record_json) if record_json else {}
+    except json.JSONDecodeError as exc:
+        fail(f"--record is not JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(data, dict):
+        fail("--record is a JSON object of field values")
+    try:
+        compiled = compile_formula(expr, scope_of(model.entities, entity))
+        record = JsonRecord(model, model.entity(entity), data, SystemClock())
+        value = compiled.evaluate(record)
+    except FormulaError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    except RecordProblem as exc:
+        fail(f"--record: {exc}")
+    shown = list(value) if isinstance(value, tuple) else to_json(value)
+    click.echo(json.dumps({"value": shown, "type": compiled.type.value}, ensure_ascii=False))
+
+
 @main.group()
 def user() -> None:
     """Users and API tokens."""

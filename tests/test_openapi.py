@@ -148,6 +148,8 @@ def test_every_entity_has_its_routes_and_schemas() -> None:
             f"/api/{e.name}/{{record_id}}/history": {"get"},
             f"/api/{e.name}/{{record_id}}/actions/{{action}}": {"post"},
         }
+        if any(f.computed for f in e.fields):
+            expected_paths[f"/api/{e.name}/{{record_id}}/explain/{{field}}"] = {"get"}
         ops = DOC["paths"]
         assert ops[f"/api/{e.name}"]["get"]["responses"]["200"]["content"][
             "application/json"]["schema"] == {"$ref": f"#/components/schemas/{n}Page"}
@@ -171,10 +173,14 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/{entity}/{record_id}": {"get", "patch", "delete"},
         "/api/{entity}/{record_id}/history": {"get"},
         "/api/{entity}/{record_id}/actions/{action}": {"post"},
+        "/api/{entity}/{record_id}/explain/{field}": {"get"},
     }
     for e in env.model.entities:
         for template, methods in templates.items():
             path = template.replace("{entity}", e.name)
+            if "explain" in path and not any(f.computed for f in e.fields):
+                assert path not in DOC["paths"]
+                continue
             assert {m for m in DOC["paths"][path] if m in METHODS} == methods
 
 
@@ -204,7 +210,11 @@ def _expected_field_schema(f: Field) -> dict[str, Any]:
 def test_every_field_has_a_property_of_the_right_type(entity: str, field: str) -> None:
     f = MODEL.entity(entity).field(field)
     n = _cap(entity)
-    for component in (n, f"{n}Create", f"{n}Patch"):
+    if f.computed:
+        assert SCHEMAS[n]["properties"][field]["readOnly"] is True
+        assert field not in SCHEMAS[f"{n}Create"]["properties"]
+        assert field not in SCHEMAS[f"{n}Patch"]["properties"]
+    for component in (n,) if f.computed else (n, f"{n}Create", f"{n}Patch"):
         prop, nullable = _nullable(SCHEMAS[component]["properties"][field])
         assert nullable is not f.required, (component, field)
         for key, value in _expected_field_schema(f).items():
@@ -226,10 +236,11 @@ def test_write_schemas_hold_only_fields(entity: str) -> None:
     e = MODEL.entity(entity)
     n = _cap(entity)
     create, patch, read = SCHEMAS[f"{n}Create"], SCHEMAS[f"{n}Patch"], SCHEMAS[n]
-    assert list(create["properties"]) == list(e.field_names)
+    stored = [f.name for f in e.stored_fields]
+    assert list(create["properties"]) == stored
     assert create["additionalProperties"] is False
     assert create["required"] == [f.name for f in e.fields if f.required and f.default is None]
-    assert list(patch["properties"]) == ["version", *e.field_names]
+    assert list(patch["properties"]) == ["version", *stored]
     assert patch["required"] == ["version"] and patch["additionalProperties"] is False
     assert list(read["properties"]) == [*ENGINE_COLUMNS, *e.field_names]
     assert all(read["properties"][c]["readOnly"] is True for c in ENGINE_COLUMNS)
@@ -270,7 +281,7 @@ def test_records_of_every_entity_validate_against_their_schemas(
     for e in _creation_order(env.model.entities):
         n = _cap(e.name)
         full: dict[str, Any] = {}
-        for f in e.fields:
+        for f in e.stored_fields:
             if f.type is FieldType.USER:
                 full[f.name] = env.admin.id
             elif f.target:

@@ -33,6 +33,7 @@ from engine.formula.functions import FUNCTIONS, FunctionSpec
 from engine.formula.parser import MAX_NESTING, MAX_PATH_HOPS, MAX_SOURCE_LENGTH, parse
 from engine.formula.pycompile import PLACES
 from engine.formula.sqlcompile import DIALECTS, Columns
+from engine.formula.terms import sum_terms
 from engine.formula.types import (
     Clock,
     EvalContext,
@@ -82,4 +83,5 @@ __all__ = [
     "ftype_of",
     "parse",
     "scale_of",
+    "sum_terms",
 ]

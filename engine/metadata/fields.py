@@ -22,7 +22,11 @@ from engine.types import (
 )
 
 _COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "default",
-                          "renamed_from"})
+                          "renamed_from", "formula"})
+# A computed field has no column: nothing to require, index, default or rename.
+_NOT_WITH_FORMULA = ("required", "unique", "index", "default", "renamed_from")
+# The field types a formula can compute (links and multichoice hold no formula values).
+COMPUTABLE = frozenset(FieldType) - LINK_TYPES - {FieldType.MULTICHOICE}
 # Which options fit which field type, beyond the common ones.
 _TYPE_KEYS: dict[FieldType, frozenset[str]] = {
     FieldType.TEXT: frozenset({"max_length"}),
@@ -81,6 +85,13 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
                 if opt in seen:
                     error(["options", i], f".options: duplicate {opt!r}")
                 seen.add(opt)
+    if "formula" in spec:
+        if ftype not in COMPUTABLE:
+            error(["formula"], f".formula does not fit {a_type(ftype)}", key=True)
+        for key in _NOT_WITH_FORMULA:
+            if key in spec:
+                error([key], f".{key} does not fit a computed field (it has a formula)",
+                      key=True)
     if ftype is FieldType.REFERENCE and "to" not in spec:
         error([], ": a reference field needs 'to'")
     if spec.get("unique") and ftype in _NOT_UNIQUE:
@@ -99,7 +110,9 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
     if lo is not None and hi is not None and lo > hi:
         error(["min"], ": min is above max")
     default = spec.get("default")
-    if default is not None and len(errors) == before:
+    if is_default_formula(default) and ftype in LINK_TYPES | {FieldType.MULTICHOICE}:
+        error(["default"], f".default: a formula default does not fit {a_type(ftype)}")
+    elif default is not None and not is_default_formula(default) and len(errors) == before:
         problem = default_problem(ftype, spec, default, lo, hi)
         if problem:
             error(["default"], f".default {problem}")
@@ -122,8 +135,14 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         options=tuple(spec.get("options", ())),
         to=spec.get("to"),
         renamed_from=spec.get("renamed_from"),
+        formula=spec.get("formula"),
         option_locs=tuple((key, doc.loc([*base, key])) for key in spec),
     )
+
+
+def is_default_formula(default: object) -> bool:
+    """A default written `"=TODAY() + 30"` is a formula evaluated when a record is created."""
+    return isinstance(default, str) and default.startswith("=")
 
 
 def default_problem(ftype: FieldType, spec: dict[str, Any], default: object,

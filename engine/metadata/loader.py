@@ -21,7 +21,8 @@ from jsonschema.exceptions import ValidationError
 
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc
 from engine.metadata.fields import check_field, check_rename
-from engine.metadata.model import Entity, Field, Label, Model
+from engine.metadata.formulas import compile_formulas
+from engine.metadata.model import Entity, Field, Label, Model, Validation
 from engine.metadata.yamlio import PathPart, YamlDoc, parse_yaml
 from engine.types import TEXT_TYPES, FieldType, name_problem
 
@@ -79,6 +80,9 @@ def load_model(config_dir: str | Path) -> Model:
     if not errors and not entities:
         errors.append(ConfigError(SourceLoc(_display(root / "entities"), 1, 1),
                                   "no entity files (*.yaml) found"))
+    if not errors:
+        # Formulas read fields across entities, so they are checked once all are built.
+        entities = compile_formulas(entities, errors)
     if errors:
         raise ConfigErrors(errors)
     return Model(
@@ -171,7 +175,7 @@ def _explain(doc: YamlDoc, err: ValidationError) -> list[ConfigError]:
         hint = _did_you_mean(str(err.instance), choices)
         return [doc.error(path, f"{prefix}unknown field type {err.instance!r}{hint}")]
     if err.validator == "oneOf" and path and path[-1] in ("label", "help", "plural",
-                                                          "description"):
+                                                          "description", "message"):
         return [doc.error(path, f"{prefix}a label is a string or a map of locales to strings")]
     if err.validator == "type":
         if err.instance is None:
@@ -252,6 +256,10 @@ class _ModelBuilder:
             loc=doc.loc(["entity"]),
             file=doc.file,
             description=Label.of(data["description"], "") if "description" in data else None,
+            validations=tuple(
+                Validation(rule=v["rule"], message=Label.of(v["message"], v["rule"]),
+                           loc=doc.loc(["validations", i, "rule"]))
+                for i, v in enumerate(data.get("validations", []))),
         )
 
     def _fields(self, p: _Parsed, specs: dict[str, Any]) -> list[Field]:

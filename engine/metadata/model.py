@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 
+from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
 from engine.types import FieldType
 
@@ -59,12 +60,26 @@ class Field:
     options: tuple[str, ...] = ()
     to: str | None = None
     renamed_from: str | None = None
+    formula: str | None = None
+    """The source of a computed field's formula; the field then has no column."""
+    compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
+    """The checked formula of a computed field, or of a `default: "=..."`."""
     # Where each option's value was written, for errors found after loading.
     option_locs: tuple[tuple[str, SourceLoc], ...] = field(default=(), compare=False, repr=False)
 
     def loc_of(self, option: str) -> SourceLoc:
         """Where `option` (e.g. "renamed_from") was written; the field's key when it was not."""
         return dict(self.option_locs).get(option, self.loc)
+
+    @property
+    def computed(self) -> bool:
+        """A formula field: read-only, computed on every read, never stored."""
+        return self.formula is not None
+
+    @property
+    def default_formula(self) -> CompiledFormula | None:
+        """The formula of a `default: "=..."`, evaluated when a record is created."""
+        return self.compiled if self.formula is None else None
 
     @property
     def target(self) -> str | None:
@@ -74,6 +89,16 @@ class Field:
         if self.type is FieldType.DEPARTMENT:
             return "department"
         return None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A rule every saved record must satisfy: `rule` gives TRUE, or `message` is shown."""
+
+    rule: str
+    message: Label
+    loc: SourceLoc
+    compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -87,10 +112,16 @@ class Entity:
     loc: SourceLoc
     file: str = ""
     description: Label | None = None
+    validations: tuple[Validation, ...] = ()
 
     @cached_property
     def _by_name(self) -> dict[str, Field]:
         return {f.name: f for f in self.fields}
+
+    @property
+    def stored_fields(self) -> tuple[Field, ...]:
+        """The fields that have a column: all but the computed ones."""
+        return tuple(f for f in self.fields if not f.computed)
 
     def field(self, name: str) -> Field:
         return self._by_name[name]

@@ -12,6 +12,7 @@ from typing import Any
 from faker import Faker
 from sqlalchemy import func, select
 
+from engine.metadata.model import Entity
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.records import Records
 from engine.runtime.users import User, Users
@@ -136,6 +137,8 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
         contacts_of[account] = [head, *team]
 
     say("opportunities")
+    answers = random.Random(seed)  # noqa: S311 - its own sequence: the rest stays as it was
+    opportunity = records.model.entity("opportunity")
     today = date.today()
     stages, weights = zip(*FUNNEL, strict=True)
     for seller in sellers:
@@ -155,6 +158,7 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
                     if stage == "lost" else None,
                     "competitor": rnd.choice([None, "Competitor A", "Competitor B"]),
                     "source": rnd.choice(["lead", "existing_customer", "partner", "tender"]),
+                    **_bant(answers, opportunity),
                 })
         bulk(seller.actor(), "opportunity", rows)
 
@@ -190,3 +194,16 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
 
 def _phone(rnd: random.Random) -> str:
     return f"+86 {rnd.randrange(130, 190)} {rnd.randrange(1000, 9999)} {rnd.randrange(1000, 9999)}"
+
+
+# Qualification answers (budget, authority, need, timeline), where the entity asks them.
+_BANT = ("budget", "authority", "need", "timeline")
+
+
+def _bant(rnd: random.Random, entity: Entity) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in _BANT:
+        if entity.has_field(name):
+            f = entity.field(name)
+            out[name] = rnd.choice([None, *f.options])
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ class Api:
             Route("/api/{entity}", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/{entity}/{record_id}", self.one, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/{entity}/{record_id}/history", self.history, methods=["GET"]),
+            Route("/api/{entity}/{record_id}/explain/{field}", self.explain, methods=["GET"]),
             Route("/api/{entity}/{record_id}/actions/{action}", self.action, methods=["POST"]),
         ]
 
@@ -111,7 +113,9 @@ class Api:
             return JSONResponse(_out(record), status_code=201,
                                 headers={"Location": f"/api/{entity}/{record['id']}"})
         params = _single_params(request)
-        query = parse_list_params(compiled.entity, params)
+        query = parse_list_params(compiled.entity, params, reserved=frozenset({"filter"}))
+        if params.get("filter"):
+            query = replace(query, filter=self.records.compile_filter(entity, params["filter"]))
         page = await self._run(self.records.list_records, actor, entity, query)
         return JSONResponse({"items": [_out(r) for r in page.items], "total": page.total,
                              "total_exact": page.total_exact, "page": page.page,
@@ -150,6 +154,18 @@ class Api:
         record_id = self._id(request)
         rows = await self._run(self.records.history, actor, entity, record_id)
         return JSONResponse({"items": rows, "total": len(rows)})
+
+    async def explain(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        self.records.compiled(entity)
+        record_id = self._id(request)
+        out = await self._run(self.records.explain, actor, entity, record_id,
+                              str(request.path_params["field"]))
+        out["value"] = to_json(out["value"])
+        for term in out["terms"]:
+            term["value"] = to_json(term["value"])
+        return JSONResponse(out)
 
     async def action(self, request: Request) -> Response:
         actor = await self._actor(request)

@@ -75,10 +75,13 @@ _ENGINE_PROPS: dict[str, dict[str, Any]] = {
 
 def _entity_schemas(e: Entity) -> dict[str, Any]:
     name = _cap(e.name)
-    props = {f.name: field_schema(f) for f in e.fields}
+    props = {f.name: field_schema(f) for f in e.stored_fields}
+    readable = {f.name: {**field_schema(f), "readOnly": True,
+                         "description": f"computed: {f.formula}"}
+                if f.computed else props[f.name] for f in e.fields}
     return {
         name: {"type": "object", "title": e.label.get(),
-               "properties": {**_ENGINE_PROPS, **props},
+               "properties": {**_ENGINE_PROPS, **readable},
                "required": ["id", "version", "created_at", "updated_at"]},
         f"{name}Create": {"type": "object", "additionalProperties": False,
                           "properties": props,
@@ -124,7 +127,7 @@ def _operators(t: FieldType) -> tuple[str, ...]:
 
 def _filters(e: Entity) -> dict[str, Any]:
     """One query parameter per field and operator: `stage=won`, `amount__gte=1000`."""
-    fields = [(f.name, f.type, f.options) for f in e.fields]
+    fields = [(f.name, f.type, f.options) for f in e.fields if _in_sql(f)]
     fields += [(name, t, ()) for name, t in ENGINE_SORTABLE.items()]
     props: dict[str, Any] = {}
     for name, t, options in fields:
@@ -148,7 +151,7 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
     n = _cap(e.name)
     rid = {"name": "record_id", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1}}
-    sortable = [f.name for f in e.fields if f.type is not FieldType.MULTICHOICE]
+    sortable = [f.name for f in e.fields if f.type is not FieldType.MULTICHOICE and _in_sql(f)]
     list_params = [
         {"name": "sort", "in": "query", "schema": {"type": "string"},
          "description": "comma-separated fields (at most 5), `-` for descending: "
@@ -160,10 +163,25 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
          "description": "next_cursor of the previous page (keyset pagination)"},
         {"name": "deleted", "in": "query", "schema": {"type": "boolean"},
          "description": "list the recycle bin"},
+        {"name": "filter", "in": "query", "schema": {"type": "string"},
+         "description": "a boolean formula the records must satisfy, e.g. "
+                        "`amount > 1000 AND stage = \"won\"` (see docs/formula.md)"},
         _filters(e),
     ]
     tag = [e.name]
+    explain: dict[str, Any] = {}
+    if any(f.computed for f in e.fields):
+        explain[f"/api/{e.name}/{{record_id}}/explain/{{field}}"] = {
+            "get": {"tags": tag, "operationId": f"explain_{e.name}",
+                    "summary": "A computed sum, term by term",
+                    "parameters": [rid, {"name": "field", "in": "path", "required": True,
+                                         "schema": {"type": "string", "enum": [
+                                             f.name for f in e.fields if f.computed]}}],
+                    "responses": {"200": {"description": "The terms and their values",
+                                          "content": _json("Explanation")},
+                                  **_errors(400, 401, 404)}}}
     return {
+        **explain,
         f"/api/{e.name}": {
             "get": {"tags": tag, "operationId": f"list_{e.name}",
                     "summary": f"List {e.plural.get()}", "parameters": list_params,
@@ -217,6 +235,11 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
     }
 
 
+def _in_sql(f: Field) -> bool:
+    """Whether lists can filter and sort on the field (a stored or SQL-capable one)."""
+    return not f.computed or (f.compiled is not None and f.compiled.sql_capable)
+
+
 def build_openapi(model: Model) -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -232,6 +255,12 @@ def build_openapi(model: Model) -> dict[str, Any]:
                            "description": "create, update, delete, restore, purge"},
                 "field": {"type": ["string", "null"]}, "old": {}, "new": {}},
                 "required": ["id", "at", "action", "field", "old", "new"]}}}},
+        "Explanation": {"type": "object", "required": ["field", "value", "terms"],
+                        "properties": {
+            "field": {"type": "string"}, "value": {},
+            "terms": {"type": "array", "items": {
+                "type": "object", "required": ["formula", "value"],
+                "properties": {"formula": {"type": "string"}, "value": {}}}}}},
     }
     paths: dict[str, Any] = {}
     for e in model.entities:

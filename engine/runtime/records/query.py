@@ -13,6 +13,7 @@ from sqlalchemy import JSON, ColumnElement, Table, and_, cast, false, literal, o
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import UnaryExpression
 
+from engine.formula import CompiledFormula
 from engine.metadata.model import Entity, Field
 from engine.runtime.errors import BadRequest
 from engine.runtime.values import ValueProblem, coercer_for, to_json
@@ -36,6 +37,14 @@ _CONTAINS = frozenset({FieldType.TEXT, FieldType.TEXTAREA, FieldType.EMAIL, Fiel
                        FieldType.URL})
 
 
+Cols = Table | Mapping[str, ColumnElement[Any]]
+"""Where lists read fields: a table, or name → expression (computed fields as SQL)."""
+
+
+def _col(cols: Cols, name: str) -> ColumnElement[Any]:
+    return cols.c[name] if isinstance(cols, Table) else cols[name]
+
+
 @dataclass(frozen=True)
 class Condition:
     field: str
@@ -57,6 +66,8 @@ class ListQuery:
     page_size: int = DEFAULT_PAGE_SIZE
     cursor: str | None = None
     deleted: bool = False  # the recycle bin instead of live records
+    filter: CompiledFormula | None = field(default=None, compare=False)
+    """A boolean formula (`?filter=`) the records must satisfy."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,9 @@ def parse_list_params(entity: Entity, params: Mapping[str, str],
         if op not in OPERATORS:
             problems[key] = f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}"
             continue
+        if _sql_problem(f):
+            problems[key] = f"cannot filter on {name!r}: {_sql_problem(f)}"
+            continue
         try:
             conditions.append(Condition(name, op, _filter_value(f, op, raw)))
         except ValueProblem as exc:
@@ -118,6 +132,13 @@ def parse_list_params(entity: Entity, params: Mapping[str, str],
         raise BadRequest("invalid list parameters", problems)
     return ListQuery(tuple(conditions), sort, page, page_size, params.get("cursor") or None,
                      deleted_raw in ("true", "1"))
+
+
+def _sql_problem(f: Field) -> str | None:
+    """Why a computed field cannot be filtered or sorted on in the database, if it can't."""
+    if f.computed and f.compiled is not None and f.compiled.sql_problem is not None:
+        return f.compiled.sql_problem.message
+    return None
 
 
 def _int_param(params: Mapping[str, str], key: str, default: int, lo: int, hi: int,
@@ -148,6 +169,9 @@ def parse_sort(entity: Entity, raw: str, problems: dict[str, str]) -> tuple[Sort
             continue
         if f.type in _UNSORTABLE:
             problems["sort"] = f"cannot sort on {name!r}, a {f.type} field"
+            continue
+        if _sql_problem(f):
+            problems["sort"] = f"cannot sort on {name!r}: {_sql_problem(f)}"
             continue
         if any(k.field == name for k in keys):
             problems["sort"] = f"{name!r} appears twice"
@@ -195,12 +219,12 @@ def _unbounded(f: Field) -> Field:
     return replace(f, min=None, max=None, max_length=None, required=False)
 
 
-def condition_sql(table: Table, cond: Condition, dialect: str = "sqlite") -> ColumnElement[bool]:
+def condition_sql(cols: Cols, cond: Condition, dialect: str = "sqlite") -> ColumnElement[bool]:
     """The WHERE clause of one condition. `dialect` matters for multichoice (JSON) columns:
     PostgreSQL has no `json = json`, so both sides become jsonb there; SQLite compares the
     JSON text, which is canonical because the coercer stores options in their defined order.
     """
-    col: ColumnElement[Any] = table.c[cond.field]
+    col: ColumnElement[Any] = _col(cols, cond.field)
     v = cond.value
     if isinstance(col.type, JSON) and cond.op in ("eq", "ne") and dialect == "postgresql":
         col, v = cast(col, JSONB), type_coerce(v, JSONB)
@@ -226,18 +250,18 @@ def condition_sql(table: Table, cond: Condition, dialect: str = "sqlite") -> Col
     raise BadRequest(f"unknown operator {cond.op}")  # pragma: no cover - parse_list_params
 
 
-def order_by(table: Table, keys: tuple[SortKey, ...],
+def order_by(cols: Cols, keys: tuple[SortKey, ...],
              nulls_small: bool) -> list[UnaryExpression[Any]]:
     """ORDER BY with blanks as the smallest value on every database, then id as tie-break."""
     out: list[UnaryExpression[Any]] = []
     for k in keys:
-        col = table.c[k.field]
+        col = _col(cols, k.field)
         if k.descending:
             out.append(col.desc() if nulls_small else col.desc().nulls_last())
         else:
             out.append(col.asc() if nulls_small else col.asc().nulls_first())
     last_desc = keys[-1].descending if keys else False
-    out.append(table.c.id.desc() if last_desc else table.c.id.asc())
+    out.append(_col(cols, "id").desc() if last_desc else _col(cols, "id").asc())
     return out
 
 
@@ -247,7 +271,7 @@ def encode_cursor(keys: tuple[SortKey, ...], row: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def after_cursor(entity: Entity, table: Table, keys: tuple[SortKey, ...],
+def after_cursor(entity: Entity, cols: Cols, keys: tuple[SortKey, ...],
                  cursor: str) -> ColumnElement[bool]:
     """Rows strictly after the cursor in the order of `order_by`."""
     try:
@@ -271,21 +295,22 @@ def after_cursor(entity: Entity, table: Table, keys: tuple[SortKey, ...],
     alternatives: list[ColumnElement[bool]] = []
     for i, (key, value) in enumerate(zip(all_keys, all_values, strict=True)):
         equal_before = [
-            table.c[k.field].is_(None) if v is None else table.c[k.field] == _bound(table, k, v)
+            _col(cols, k.field).is_(None) if v is None
+            else _col(cols, k.field) == _bound(cols, k, v)
             for k, v in zip(all_keys[:i], all_values[:i], strict=True)
         ]
-        alternatives.append(and_(*equal_before, _strictly_after(table, key, value)))
+        alternatives.append(and_(*equal_before, _strictly_after(cols, key, value)))
     return or_(*alternatives)
 
 
-def _bound(table: Table, key: SortKey, value: Any) -> ColumnElement[Any]:
+def _bound(cols: Cols, key: SortKey, value: Any) -> ColumnElement[Any]:
     """`value` as a parameter of the column's type: SQLAlchemy refuses `col > True` itself."""
-    return literal(value, table.c[key.field].type)
+    return literal(value, _col(cols, key.field).type)
 
 
-def _strictly_after(table: Table, key: SortKey, value: Any) -> ColumnElement[bool]:
-    col = table.c[key.field]
+def _strictly_after(cols: Cols, key: SortKey, value: Any) -> ColumnElement[bool]:
+    col = _col(cols, key.field)
     if value is None:
         return false() if key.descending else col.is_not(None)
-    bound = _bound(table, key, value)
+    bound = _bound(cols, key, value)
     return or_(col < bound, col.is_(None)) if key.descending else col > bound

@@ -30,11 +30,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, sum_terms
+from engine.metadata.formulas import scope_of
 from engine.metadata.model import Entity, Field, Model
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, OpenPolicy
 from engine.runtime.audit import field_changes, read_history, write_audit
 from engine.runtime.db import WRITE
-from engine.runtime.errors import Conflict, Invalid, NotFound
+from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
+from engine.runtime.records.formulas import (
+    RecordContext,
+    RecordsClock,
+    SqlFields,
+    failing_rules,
+    field_value,
+)
 from engine.runtime.records.query import (
     ListQuery,
     Page,
@@ -95,6 +104,8 @@ class Records:
         self.schema: Schema = build_schema(model)
         self.policy: AccessPolicy = policy or OpenPolicy()
         self.clock = clock
+        # Formulas read the same clock, even when a test swaps `clock` afterwards.
+        self.formula_clock = RecordsClock(lambda: self.clock())
         self.audit = self.schema.table(AUDIT_TABLE)
         self.users = self.schema.table(USER_TABLE)
         self.nulls_small = engine.dialect.name == "sqlite"
@@ -102,10 +113,10 @@ class Records:
         self._estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
 
     def _compile(self, entity: Entity) -> _Compiled:
-        coercers = {f.name: coercer_for(f) for f in entity.fields}
+        coercers = {f.name: coercer_for(f) for f in entity.stored_fields}
         defaults: dict[str, Any] = {}
-        for f in entity.fields:
-            if f.default is not None:
+        for f in entity.stored_fields:
+            if f.default is not None and f.default_formula is None:
                 defaults[f.name] = coercers[f.name](f.default)
         links: dict[str, Table] = {}
         for f in entity.fields:
@@ -142,19 +153,63 @@ class Records:
             out.pop("deleted_at", None)
             out.pop("deleted_by", None)
         for f in c.entity.fields:
-            if f.name not in hidden:
+            if f.name in hidden:
+                continue
+            if not f.computed:
                 out[f.name] = row[f.name]
+            elif f.name in row:
+                out[f.name] = field_value(f, row[f.name])
+            else:  # a formula the database cannot run (ISNEW, ISCHANGED, PRIORVALUE)
+                out[f.name] = self.record_context(None, c, row).get((f.name,))
         return out
 
-    def _select(self, c: _Compiled) -> Select[Any]:
+    def sql_fields(self) -> SqlFields:
+        """Field expressions for one query (TODAY() and NOW() are bound when built)."""
+        return SqlFields(self.schema, self.engine.dialect.name, self.formula_clock)
+
+    def _select(self, c: _Compiled, *, computed: bool = True) -> Select[Any]:
         t = c.table
-        cols = [t.c[n] for n in ENGINE_COLUMNS] + [t.c[f.name] for f in c.entity.fields]
+        cols: list[Any] = [t.c[n] for n in ENGINE_COLUMNS] \
+            + [t.c[f.name] for f in c.entity.stored_fields]
+        if computed:
+            sql = self.sql_fields()
+            cols += [sql.field(c.entity, t, f).label(f.name) for f in c.entity.fields
+                     if f.computed and f.compiled is not None and f.compiled.sql_capable]
         return select(*cols)
+
+    def record_context(self, conn: Connection | None, c: _Compiled, values: Mapping[str, Any],
+                       *, prior: Mapping[str, Any] | None = None,
+                       is_new: bool = False) -> RecordContext:
+        """`values` of a record of `c` as formulas read them; lookups go through `conn`."""
+        return RecordContext(self.model, self.schema, conn, c.entity, values,
+                             self.formula_clock, prior=prior, is_new=is_new)
+
+    def _apply_formulas(self, conn: Connection, c: _Compiled, values: dict[str, Any],
+                        errors: dict[str, str], *, given: Iterable[str] = (),
+                        prior: Mapping[str, Any] | None = None) -> None:
+        """Fill formula defaults (on create) and check the validation rules of the record
+        as it will be saved (`values`: every stored field), collecting problems."""
+        creating = prior is None
+        if creating:
+            skip = set(given)
+            for f in c.entity.stored_fields:
+                formula = f.default_formula
+                if formula is None or f.name in skip:
+                    continue
+                result = formula.evaluate(self.record_context(conn, c, values, is_new=True))
+                try:
+                    values[f.name] = c.coercers[f.name](to_json(result))
+                except ValueProblem as exc:
+                    errors[f.name] = f"its default formula gives {to_json(result)!r}, which {exc}"
+        if errors:
+            return
+        ctx = self.record_context(conn, c, values, prior=prior, is_new=creating)
+        errors.update(failing_rules(c.entity, ctx))
 
     def _fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
                deleted: bool = False, lock: bool = False) -> dict[str, Any]:
-        stmt = self._select(c).where(c.table.c.id == record_id,
-                                     *self._visible(actor, c, deleted=deleted))
+        stmt = self._select(c, computed=not lock).where(
+            c.table.c.id == record_id, *self._visible(actor, c, deleted=deleted))
         if lock:
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).mappings().first()
@@ -177,6 +232,8 @@ class Records:
                 errors[key] = "is set by the engine and cannot be written"
             elif not entity.has_field(key):
                 errors[key] = f"unknown field of {entity.name}"
+            elif entity.field(key).computed:
+                errors[key] = "is computed and cannot be written"
             else:
                 try:
                     values[key] = c.coercers[key](raw)
@@ -242,6 +299,13 @@ class Records:
         with self.writer.begin() as conn:
             self._check_links(conn, actor, c, values, errors)
             self._check_unique(conn, c, values, errors)
+            if not errors:
+                full = {f.name: values.get(f.name) for f in c.entity.stored_fields}
+                full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
+                         "department_id": actor.department_id}
+                self._apply_formulas(conn, c, full, errors, given=data.keys())
+                values.update({f.name: full[f.name] for f in c.entity.stored_fields
+                               if f.name in values or full[f.name] is not None})
             if errors:
                 raise Invalid(f"{entity} is not valid", errors)
             engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
@@ -279,11 +343,13 @@ class Records:
                 raise _stale(entity, record_id, old["version"], version)
             self._check_links(conn, actor, c, values, errors, self_id=record_id)
             self._check_unique(conn, c, values, errors, self_id=record_id)
+            if not errors and field_changes(old, values, values.keys()):
+                self._apply_formulas(conn, c, {**old, **values}, errors, prior=old)
             if errors:
                 raise Invalid(f"{entity} is not valid", errors)
             changes = field_changes(old, values, values.keys())
-            if not changes:
-                return self._row_out(actor, c, old)
+            if not changes:  # `old` was read for update, without computed fields
+                return self._row_out(actor, c, self._fetch(conn, SYSTEM, c, record_id))
             t = c.table
             stmt = (update(t).where(t.c.id == record_id, t.c.version == version,
                                     t.c.deleted_at.is_(None))
@@ -347,7 +413,8 @@ class Records:
             except IntegrityError:
                 raise Conflict(f"{entity} {record_id} is still referenced by other records; "
                                "clear those links first") from None
-            snapshot = {k: old[k] for k in c.entity.field_names if old[k] is not None}
+            snapshot = {f.name: old[f.name] for f in c.entity.stored_fields
+                        if old[f.name] is not None}
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=record_id, action="purge",
                         changes=[(k, v, None) for k, v in snapshot.items()])
@@ -364,21 +431,65 @@ class Records:
             visible = frozenset(c.entity.field_names) - hidden
             return read_history(conn, self.audit, self.users, entity, record_id, visible)
 
+    def explain(self, actor: Actor, entity: str, record_id: int, name: str) -> dict[str, Any]:
+        """A computed field that is a sum (`a + b + c`), term by term, on one record."""
+        c = self.compiled(entity)
+        if not c.entity.has_field(name) or name in self.policy.hidden_fields(actor, c.entity):
+            raise NotFound(f"no field {name!r} of {entity}")
+        f = c.entity.field(name)
+        if f.formula is None:
+            raise BadRequest(f"{name} is not a computed field", {"field": "has no formula"})
+        terms = sum_terms(f.formula)
+        if terms is None:
+            raise BadRequest(f"{name} is not a sum of terms",
+                             {"field": "its formula is not a sum (a + b + c)"})
+        scope = scope_of(self.model.entities, entity)
+        with self.engine.connect() as conn:
+            row = self._fetch(conn, actor, c, record_id)
+            ctx = self.record_context(conn, c, row)
+            values = [compile_formula(t, scope).evaluate(ctx) for t in terms]
+        return {"field": name, "value": self._row_out(actor, c, row)[name],
+                "terms": [{"formula": t, "value": v}
+                          for t, v in zip(terms, values, strict=True)]}
+
     # -- lists ---------------------------------------------------------------------------
+
+    def compile_filter(self, entity: str, source: str) -> CompiledFormula:
+        """A `?filter=` formula checked against `entity`: a condition the database can run.
+
+        Raises BadRequest with {"filter": "LINE:COL: message"}.
+        """
+        c = self.compiled(entity)
+        try:
+            formula = compile_formula(source, scope_of(self.model.entities, c.entity.name),
+                                      FType.BOOLEAN)
+            if formula.sql_problem is not None:
+                raise formula.sql_problem
+        except FormulaError as exc:
+            raise BadRequest("invalid filter", {"filter": str(exc)}) from None
+        return formula
 
     def list_records(self, actor: Actor, entity: str, query: ListQuery) -> Page:
         c = self.compiled(entity)
         t = c.table
         hidden = self.policy.hidden_fields(actor, c.entity)
         used = {cond.field for cond in query.conditions} | {k.field for k in query.sort}
+        if query.filter is not None:
+            used |= {path[0] for path in query.filter.references}
         if used & hidden:
             raise NotFound(f"no field {sorted(used & hidden)[0]!r} of {entity}")
+        cols = self.sql_fields().columns(c.entity, t)
         where = self._visible(actor, c, deleted=query.deleted)
-        where += [condition_sql(t, cond, self.engine.dialect.name)
+        where += [condition_sql(cols, cond, self.engine.dialect.name)
                   for cond in query.conditions]
-        stmt = self._select(c).where(*where).order_by(*order_by(t, query.sort, self.nulls_small))
+        if query.filter is not None:
+            sql = self.sql_fields()
+            where.append(query.filter.sql_condition(
+                lambda path: sql.path(c.entity, t, path), sql.dialect, sql.clock))
+        stmt = self._select(c).where(*where).order_by(
+            *order_by(cols, query.sort, self.nulls_small))
         if query.cursor:
-            stmt = stmt.where(after_cursor(c.entity, t, query.sort, query.cursor))
+            stmt = stmt.where(after_cursor(c.entity, cols, query.sort, query.cursor))
         else:
             stmt = stmt.offset((query.page - 1) * query.page_size)
         estimate_key = (entity, actor.user_id, query.deleted, repr(query.conditions))
@@ -461,9 +572,11 @@ class Records:
         engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
                          "updated_at": now, "updated_by": actor.user_id,
                          "owner_id": actor.user_id, "department_id": actor.department_id}
-        names = c.entity.field_names
+        names = [f.name for f in c.entity.stored_fields]
         with self.writer.begin() as conn:
             good = self._bulk_checks(conn, c, batch, errors)
+            if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
+                good = self._bulk_formulas(conn, actor, c, good, errors, now)
             if not good:
                 return []
             params = [{**engine_values, **c.db_values({n: v.get(n) for n in names})}
@@ -485,6 +598,26 @@ class Records:
                 for rid, (_, v) in zip(ids, good, strict=True)]
             conn.execute(insert(self.audit), audit_rows)
         return ids
+
+    def _bulk_formulas(self, conn: Connection, actor: Actor, c: _Compiled,
+                       batch: list[tuple[int, dict[str, Any]]],
+                       errors: list[tuple[int, dict[str, str]]],
+                       now: datetime) -> list[tuple[int, dict[str, Any]]]:
+        """Fill formula defaults and drop rows that fail a validation rule."""
+        good: list[tuple[int, dict[str, Any]]] = []
+        for i, v in batch:
+            problems: dict[str, str] = {}
+            full = {f.name: v.get(f.name) for f in c.entity.stored_fields}
+            full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
+                     "department_id": actor.department_id}
+            self._apply_formulas(conn, c, full, problems, given=v.keys())
+            if problems:
+                errors.append((i, problems))
+                continue
+            v.update({f.name: full[f.name] for f in c.entity.stored_fields
+                      if f.name in v or full[f.name] is not None})
+            good.append((i, v))
+        return good
 
     def _bulk_checks(self, conn: Connection, c: _Compiled,
                      batch: list[tuple[int, dict[str, Any]]],

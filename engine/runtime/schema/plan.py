@@ -170,7 +170,7 @@ class _Planner:
             self._translate(op, renames, archived_now)
         # Fields that came back: their column was archived and is wanted again.
         for e in self.model.entities:
-            for f in e.fields:
+            for f in e.stored_fields:
                 if (e.name, f.name) in archived_now:
                     archived_now.discard((e.name, f.name))
                     self.steps.append(Step("restore_column", e.name, f.name,

@@ -223,7 +223,7 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
         Index(constraint_name("ix", name, "owner_id"), "owner_id"),
         Index(constraint_name("ix", name, "department_id"), "department_id"),
     ]
-    for f in entity.fields:
+    for f in entity.stored_fields:
         fks: list[ForeignKey] = []
         target = f.target
         if f.type is FieldType.USER:

@@ -1,0 +1,197 @@
+"""Formulas at run time: computed fields as SQL, and one record as a formula reads it.
+
+Computed fields are selected as SQL expressions (a dotted path such as
+`account.credit_limit` becomes a correlated scalar subquery, nested per hop), so lists
+sort and filter on them in the database. Validation rules, default formulas and the
+explanation of a score are evaluated in Python on one record (`RecordContext`), reading
+referenced records through the caller's connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, FromClause, select
+
+from engine.formula import Path
+from engine.metadata.formulas import ENGINE_FIELDS, ENGINE_LINKS, engine_link
+from engine.metadata.model import Entity, Field, Model
+from engine.runtime.schema.tables import Schema
+from engine.types import DECIMAL_SHAPES, FieldType
+
+
+class RecordsClock:
+    """The records service's clock (a function giving an aware datetime) as a formula Clock."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now()
+
+    def today(self) -> date:
+        return self._now().astimezone(UTC).date()
+
+
+class SqlFields:
+    """SQL expressions of an entity's fields, computed ones included, for one query.
+
+    Build one per query: TODAY() and NOW() are bound from the clock when built.
+    """
+
+    def __init__(self, schema: Schema, dialect: str, clock: RecordsClock) -> None:
+        self.schema = schema
+        self.model = schema.model
+        self.dialect = dialect
+        self.clock = clock
+
+    def columns(self, entity: Entity, table: FromClause) -> dict[str, ColumnElement[Any]]:
+        """name → expression for every stored column and every SQL-capable computed field."""
+        out: dict[str, ColumnElement[Any]] = dict(table.c.items())
+        for f in entity.fields:
+            if f.computed and f.compiled is not None and f.compiled.sql_capable:
+                out[f.name] = self.field(entity, table, f)
+        return out
+
+    def field(self, entity: Entity, table: FromClause, f: Field) -> ColumnElement[Any]:
+        if f.compiled is None or not f.computed:
+            return table.c[f.name]
+        return f.compiled.to_sql(lambda path: self.path(entity, table, path),
+                                 self.dialect, self.clock)
+
+    def path(self, entity: Entity, table: FromClause, path: Path) -> ColumnElement[Any]:
+        name = path[0]
+        link = None if entity.has_field(name) else engine_link(self.model.entities, name)
+        column = link[0] if link else name
+        if len(path) == 1:
+            if entity.has_field(name):
+                return self.field(entity, table, entity.field(name))
+            return table.c[column]
+        target_name = link[1] if link else entity.field(name).target
+        assert target_name is not None  # the checker only follows references
+        target = self.model.entity(target_name)
+        alias = self.schema.table(target_name).alias()
+        inner = self.path(target, alias, path[1:])
+        return select(inner).where(alias.c.id == table.c[column]).scalar_subquery()
+
+
+def field_value(f: Field, value: Any) -> Any:
+    """A formula result as the field's type stores it: numbers rounded to its places."""
+    if value is None or not isinstance(value, (Decimal, int)) or isinstance(value, bool):
+        return value
+    places = 0 if f.type is FieldType.INTEGER else DECIMAL_SHAPES.get(f.type, (0, None))[1]
+    if places is None:
+        return value
+    try:
+        rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return None
+    return int(rounded) if f.type is FieldType.INTEGER else rounded
+
+
+class RecordContext:
+    """One record as a formula reads it in Python (the EvalContext protocol).
+
+    `values` are stored values (engine columns included when known); computed fields are
+    evaluated from their formulas; a dotted path loads the referenced record through
+    `conn`. `prior` is the record before the save (None on create).
+    """
+
+    def __init__(self, model: Model, schema: Schema, conn: Connection | None, entity: Entity,
+                 values: Mapping[str, Any], clock: RecordsClock, *,
+                 prior: Mapping[str, Any] | None = None, is_new: bool = False,
+                 cache: dict[tuple[str, int], RecordContext | None] | None = None) -> None:
+        self.model = model
+        self.schema = schema
+        self.conn = conn
+        self.entity = entity
+        self.values = values
+        self._clock = clock
+        self.prior_values = prior
+        self._is_new = is_new
+        self._cache: dict[tuple[str, int], RecordContext | None] = \
+            cache if cache is not None else {}
+
+    @property
+    def clock(self) -> RecordsClock:
+        return self._clock
+
+    @property
+    def is_new(self) -> bool:
+        return self._is_new
+
+    def get(self, path: Path) -> object:
+        name = path[0]
+        if len(path) == 1:
+            return self._own(name)
+        ref = self._own(name)
+        if ref is None:
+            return None
+        link = None if self.entity.has_field(name) else engine_link(self.model.entities, name)
+        target = link[1] if link else self.entity.field(name).target
+        other = self._load(target or "", int(ref))  # type: ignore[call-overload]
+        return None if other is None else other.get(path[1:])
+
+    def _own(self, name: str) -> object:
+        if self.entity.has_field(name):
+            f = self.entity.field(name)
+            if f.computed and f.compiled is not None:
+                return field_value(f, f.compiled.evaluate(self))
+            return self.values.get(name)
+        if name in ENGINE_LINKS:
+            return self.values.get(ENGINE_LINKS[name])
+        return self.values.get(name)
+
+    def _load(self, entity_name: str, record_id: int) -> RecordContext | None:
+        key = (entity_name, record_id)
+        if key not in self._cache:
+            self._cache[key] = None
+            if self.conn is not None and self.model.has_entity(entity_name):
+                entity = self.model.entity(entity_name)
+                t = self.schema.table(entity_name)
+                names = [f.name for f in entity.stored_fields] + list(ENGINE_FIELDS) \
+                    + list(ENGINE_LINKS.values())
+                row = self.conn.execute(select(*[t.c[n] for n in names])
+                                        .where(t.c.id == record_id)).mappings().first()
+                if row is not None:
+                    self._cache[key] = RecordContext(
+                        self.model, self.schema, self.conn, entity, dict(row), self._clock,
+                        cache=self._cache)
+        return self._cache[key]
+
+    def _prior_context(self) -> RecordContext | None:
+        if self.prior_values is None:
+            return None
+        return RecordContext(self.model, self.schema, self.conn, self.entity,
+                             self.prior_values, self._clock, cache=self._cache)
+
+    def prior(self, path: Path) -> object:
+        before = self._prior_context()
+        return None if before is None else before.get(path)
+
+    def changed(self, path: Path) -> bool:
+        if self._is_new or self.prior_values is None:
+            return False
+        return self.get(path) != self.prior(path)
+
+
+RECORD_KEY = "_record"
+"""Where a broken rule's message goes unless the rule reads a single field of the record."""
+
+
+def failing_rules(entity: Entity, ctx: RecordContext, locale: str = "en") -> dict[str, str]:
+    """The messages of the validation rules the record does not satisfy, by field: a rule
+    that reads one field of the record (`amount > 0`) under that field, others under
+    `_record`; several messages for one key are joined with "; "."""
+    out: dict[str, list[str]] = {}
+    for v in entity.validations:
+        if v.compiled is None or v.compiled.holds(ctx):
+            continue
+        paths = v.compiled.references
+        key = next(iter(paths))[0] if len(paths) == 1 and len(next(iter(paths))) == 1 \
+            else RECORD_KEY
+        out.setdefault(key, []).append(v.message.get(locale))
+    return {k: "; ".join(m) for k, m in out.items()}
