@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +21,7 @@ from engine.metadata.model import Entity
 from engine.runtime.access import SYSTEM
 from engine.runtime.errors import BadRequest
 from engine.runtime.records import ListQuery, Page
-from engine.runtime.records import service as records_service
+from engine.runtime.records import totals as records_totals
 from engine.runtime.records.query import Condition, SortKey, parse_list_params
 from tests.conftest import Env, EnvFactory
 
@@ -403,7 +404,7 @@ def _fill(env: Env, count: int, **values: Any) -> list[int]:
 @pytest.mark.parametrize(("count", "exact"), [(0, True), (15, True), (20, True), (21, False)])
 def test_total_is_exact_up_to_the_limit(genv: Env, monkeypatch: pytest.MonkeyPatch,
                                         count: int, exact: bool) -> None:
-    monkeypatch.setattr(records_service, "EXACT_TOTAL_LIMIT", 20)
+    monkeypatch.setattr(records_totals, "EXACT_TOTAL_LIMIT", 20)
     _fill(genv, count, color="red")
     page = listing(genv, page_size="5")
     assert page.total_exact is exact
@@ -411,7 +412,7 @@ def test_total_is_exact_up_to_the_limit(genv: Env, monkeypatch: pytest.MonkeyPat
 
 
 def test_total_is_estimated_above_the_limit(genv: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(records_service, "EXACT_TOTAL_LIMIT", 20)
+    monkeypatch.setattr(records_totals, "EXACT_TOTAL_LIMIT", 20)
     _fill(genv, 150, color="green")
     red = _fill(genv, 100, color="red")
     for record_id in red[::10]:
@@ -429,3 +430,20 @@ def test_total_is_estimated_above_the_limit(genv: Env, monkeypatch: pytest.Monke
     assert (later.total, later.total_exact) == (reds.total, False)
     few = listing(genv, color="red", rank__blank="false")
     assert (few.total, few.total_exact) == (0, True)
+
+
+def test_estimates_are_kept_per_filter(genv: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reused estimate belongs to one list: another filter gets its own."""
+    monkeypatch.setattr(records_totals, "EXACT_TOTAL_LIMIT", 20)
+    _fill(genv, 200, color="green")
+    _fill(genv, 40, color="red")
+    def filtered(source: str) -> Page:
+        query = replace(parse_list_params(genv.model.entity("gadget"), {"page_size": "5"}),
+                        filter=genv.records.compile_filter("gadget", source))
+        return genv.records.list_records(SYSTEM, "gadget", query)
+
+    greens = filtered('color = "green"')
+    reds = filtered('color = "red"')
+    assert (greens.total_exact, reds.total_exact) == (False, False)
+    assert 100 <= greens.total <= 400
+    assert 20 < reds.total <= 80

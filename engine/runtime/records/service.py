@@ -8,7 +8,6 @@ write changes nothing.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +19,7 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
-    and_,
     delete,
-    func,
     insert,
     null,
     select,
@@ -37,6 +34,7 @@ from engine.runtime.access import SYSTEM, AccessPolicy, Actor, OpenPolicy
 from engine.runtime.audit import field_changes, read_history, write_audit
 from engine.runtime.db import WRITE
 from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
+from engine.runtime.records.bulk import drop_unlinked_and_taken
 from engine.runtime.records.formulas import (
     RecordContext,
     RecordsClock,
@@ -52,13 +50,11 @@ from engine.runtime.records.query import (
     encode_cursor,
     order_by,
 )
+from engine.runtime.records.totals import Totals
 from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
 from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
 from engine.types import ENGINE_COLUMNS, FieldType
 
-EXACT_TOTAL_LIMIT = 10_000
-ESTIMATE_SECONDS = 10.0
-ESTIMATE_CACHE_SIZE = 1024
 BULK_BATCH = 2_000
 Clock = Callable[[], datetime]
 
@@ -110,7 +106,7 @@ class Records:
         self.users = self.schema.table(USER_TABLE)
         self.nulls_small = engine.dialect.name == "sqlite"
         self._compiled = {e.name: self._compile(e) for e in model.entities}
-        self._estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
+        self.totals = Totals()
 
     def _compile(self, entity: Entity) -> _Compiled:
         coercers = {f.name: coercer_for(f) for f in entity.stored_fields}
@@ -492,43 +488,15 @@ class Records:
             stmt = stmt.where(after_cursor(c.entity, cols, query.sort, query.cursor))
         else:
             stmt = stmt.offset((query.page - 1) * query.page_size)
-        estimate_key = (entity, actor.user_id, query.deleted, repr(query.conditions))
+        list_key = (entity, actor.user_id, query.deleted, repr(query.conditions),
+                    query.filter.source if query.filter is not None else None)
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(stmt.limit(query.page_size)).mappings()]
-            cached = self._estimates.get(estimate_key)
-            if cached is not None and cached[0] > time.monotonic():
-                total, exact = cached[1], False
-            else:
-                total, exact = self._total(conn, t, where)
-                if not exact:
-                    self._remember_estimate(estimate_key, total)
+            total, exact = self.totals.count(conn, t, where, list_key)
         next_cursor = (encode_cursor(query.sort, rows[-1])
                        if len(rows) == query.page_size else None)
         return Page([self._row_out(actor, c, r) for r in rows], total, exact, query.page,
                     query.page_size, next_cursor)
-
-    def _remember_estimate(self, key: tuple[Any, ...], total: int) -> None:
-        """Estimates (large tables only) are reused for a few seconds: they are estimates."""
-        if len(self._estimates) >= ESTIMATE_CACHE_SIZE:
-            self._estimates.clear()
-        self._estimates[key] = (time.monotonic() + ESTIMATE_SECONDS, total)
-
-    def _total(self, conn: Connection, t: Table, where: list[Any]) -> tuple[int, bool]:
-        """Exact up to EXACT_TOTAL_LIMIT; beyond, an estimate from the id density.
-
-        The first matching id and the (LIMIT+1)-th give the density of matches per id;
-        spread over the ids from the first match to the table's last id. Both probes walk
-        the id index from the start and stop early, so this stays cheap on large tables.
-        """
-        matching = select(t.c.id).where(*where).order_by(t.c.id)
-        probe = conn.execute(matching.offset(EXACT_TOTAL_LIMIT).limit(1)).scalar()
-        if probe is None:
-            sub = select(t.c.id).where(*where).subquery()
-            return int(conn.execute(select(func.count()).select_from(sub)).scalar_one()), True
-        first = conn.execute(matching.limit(1)).scalar_one()
-        last = conn.execute(select(func.max(t.c.id))).scalar_one()
-        density = (EXACT_TOTAL_LIMIT + 1) / (probe - first + 1)
-        return max(EXACT_TOTAL_LIMIT + 1, round(density * (last - first + 1))), False
 
     # -- bulk ----------------------------------------------------------------------------
 
@@ -574,7 +542,7 @@ class Records:
                          "owner_id": actor.user_id, "department_id": actor.department_id}
         names = [f.name for f in c.entity.stored_fields]
         with self.writer.begin() as conn:
-            good = self._bulk_checks(conn, c, batch, errors)
+            good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors)
             if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
                 good = self._bulk_formulas(conn, actor, c, good, errors, now)
             if not good:
@@ -618,42 +586,6 @@ class Records:
                       if f.name in v or full[f.name] is not None})
             good.append((i, v))
         return good
-
-    def _bulk_checks(self, conn: Connection, c: _Compiled,
-                     batch: list[tuple[int, dict[str, Any]]],
-                     errors: list[tuple[int, dict[str, str]]]) -> list[tuple[int, dict[str, Any]]]:
-        """Drop rows whose links point nowhere or whose unique values are taken."""
-        bad: dict[int, dict[str, str]] = {}
-        for name, target in c.links.items():
-            wanted = {v[name] for _, v in batch if v.get(name) is not None}
-            if not wanted:
-                continue
-            live = target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
-            found = set()
-            ordered = sorted(wanted)
-            for start in range(0, len(ordered), 500):
-                chunk = ordered[start : start + 500]
-                found |= set(conn.execute(select(target.c.id).where(
-                    and_(target.c.id.in_(chunk), live))).scalars())
-            for i, v in batch:
-                if v.get(name) is not None and v[name] not in found:
-                    bad.setdefault(i, {})[name] = (
-                        f"no {target.name.removeprefix('crm_')} with id {v[name]}")
-        for f in c.entity.fields:
-            if not f.unique:
-                continue
-            wanted = {v[f.name] for _, v in batch if v.get(f.name) is not None}
-            taken: set[Any] = set()
-            ordered_values = list(wanted)
-            for start in range(0, len(ordered_values), 500):
-                chunk = ordered_values[start : start + 500]
-                taken |= set(conn.execute(select(c.table.c[f.name]).where(
-                    c.table.c[f.name].in_(chunk))).scalars())
-            for i, v in batch:
-                if v.get(f.name) in taken:
-                    bad.setdefault(i, {})[f.name] = f"{to_json(v[f.name])!s} is already used"
-        errors.extend(sorted(bad.items()))
-        return [(i, v) for i, v in batch if i not in bad]
 
     def field_of(self, entity: str, name: str) -> Field:
         return self.compiled(entity).entity.field(name)

@@ -1,0 +1,50 @@
+"""Set-wise checks for bulk create: one query per link field and unique field per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, select
+
+from engine.metadata.model import Entity
+from engine.runtime.schema.tables import USER_TABLE
+from engine.runtime.values import to_json
+
+Batch = list[tuple[int, dict[str, Any]]]
+_CHUNK = 500
+
+
+def drop_unlinked_and_taken(conn: Connection, entity: Entity, table: Table,
+                            links: dict[str, Table], batch: Batch,
+                            errors: list[tuple[int, dict[str, str]]]) -> Batch:
+    """The rows of `batch` whose links point to live records and whose unique values are
+    free; the others are reported in `errors` by their row index."""
+    bad: dict[int, dict[str, str]] = {}
+    for name, target in links.items():
+        wanted = sorted({v[name] for _, v in batch if v.get(name) is not None})
+        if not wanted:
+            continue
+        live = target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
+        found: set[Any] = set()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            found |= set(conn.execute(select(target.c.id).where(
+                and_(target.c.id.in_(chunk), live))).scalars())
+        for i, v in batch:
+            if v.get(name) is not None and v[name] not in found:
+                bad.setdefault(i, {})[name] = (
+                    f"no {target.name.removeprefix('crm_')} with id {v[name]}")
+    for f in entity.fields:
+        if not f.unique:
+            continue
+        values = list({v[f.name] for _, v in batch if v.get(f.name) is not None})
+        taken: set[Any] = set()
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            taken |= set(conn.execute(select(table.c[f.name]).where(
+                table.c[f.name].in_(chunk))).scalars())
+        for i, v in batch:
+            if v.get(f.name) in taken:
+                bad.setdefault(i, {})[f.name] = f"{to_json(v[f.name])!s} is already used"
+    errors.extend(sorted(bad.items()))
+    return [(i, v) for i, v in batch if i not in bad]
