@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 import uvicorn
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, func, select, type_coerce
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,10 +23,30 @@ from bench.env import CONFIG, ENTITY
 from engine.metadata import load_model
 from engine.runtime.db import open_engine
 from engine.runtime.schema.tables import TOKEN_TABLE, USER_TABLE, build_schema
+from engine.runtime.schema.types import ExactDecimal
 from engine.runtime.values import to_json
 from engine.types import ENGINE_COLUMNS
 
 HAND_PATH = f"/hand/{ENTITY}"
+
+
+
+def _computed_by_hand(t: Any) -> list[Any]:
+    """opportunity's probability, weighted and score (config/entities/opportunity.yaml),
+    written by hand in SQL so the baseline returns the same items as the generated route."""
+    probability = case(*[(t.c.stage == s, p) for s, p in (
+        ("prospecting", 10), ("qualification", 30), ("proposal", 50), ("negotiation", 80),
+        ("won", 100))], else_=0)
+    weighted = func.round(t.c.amount * probability / 100, 2)
+    score = (case((t.c.budget == "confirmed", 30), (t.c.budget == "estimated", 15), else_=0)
+             + case((t.c.authority == "decision_maker", 25),
+                    (t.c.authority == "influencer", 10), else_=0)
+             + case((t.c.need == "urgent", 25), (t.c.need == "planned", 10), else_=0)
+             + case((t.c.timeline == "this_quarter", 20), (t.c.timeline == "this_year", 10),
+                    else_=0))
+    return [type_coerce(probability, ExactDecimal(9, 4)).label("probability"),
+            type_coerce(weighted, ExactDecimal(15, 2)).label("weighted"),
+            score.label("score")]
 
 
 class HandList:
@@ -37,7 +57,8 @@ class HandList:
         t, users, tokens = (schema.table(n) for n in (ENTITY, USER_TABLE, TOKEN_TABLE))
         entity = schema.model.entity(ENTITY)
         cols = [t.c[n] for n in ENGINE_COLUMNS if n not in ("deleted_at", "deleted_by")]
-        cols += [t.c[f.name] for f in entity.fields]
+        cols += [t.c[f.name] for f in entity.stored_fields]
+        cols += _computed_by_hand(t)
         self.engine = engine
         self.tokens = tokens
         self.auth = (select(users.c.id)
@@ -91,3 +112,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -33,6 +33,8 @@ fields:
   code: {type: text, default: '="D-" & TEXT(amount)'}
   moved: {type: boolean, formula: 'ISCHANGED(stage)'}
   team: {type: text, formula: 'department.name & "/" & TEXT(ISBLANK(owner))'}
+  days_left: {type: integer, formula: 'DAYS(follow_up, TODAY())'}
+  days_left_twice: {type: integer, formula: 'days_left * 2'}
 validations:
   - rule: 'OR(NOT(ISCHANGED(stage)), PRIORVALUE(stage) <> "won")'
     message: {en: A won deal stays won, zh: 赢单不可更改}
@@ -248,3 +250,17 @@ def test_owner_and_department_aliases(deal_env: Env) -> None:
     found = env.records.list_records(env.admin.actor(), "deal", replace(
         query, filter=env.records.compile_filter("deal", 'department.name = "Sales"')))
     assert [r["id"] for r in found.items] == [row["id"]]
+
+
+def test_computed_fields_that_read_the_clock_follow_it(deal_env: Env) -> None:
+    """Expressions are reused between queries, but never those that read TODAY or NOW."""
+    actor = deal_env.admin.actor()
+    deal = deal_env.records.create(actor, "deal", {"name": "clocked"})
+    assert deal_env.records.get(actor, "deal", deal["id"])["days_left"] == 30
+    later = datetime(2024, 3, 10, 9, 0, tzinfo=UTC)
+    deal_env.records.clock = lambda: later
+    again = deal_env.records.get(actor, "deal", deal["id"])
+    assert (again["days_left"], again["days_left_twice"]) == (20, 40)
+    query = parse_list_params(deal_env.model.entity("deal"), {"days_left__lte": "20"})
+    assert [r["id"] for r in deal_env.records.list_records(actor, "deal", query).items] \
+        == [deal["id"]]

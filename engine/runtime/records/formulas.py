@@ -36,17 +36,24 @@ class RecordsClock:
         return self._now().astimezone(UTC).date()
 
 
+_CLOCK_FUNCTIONS = frozenset({"TODAY", "NOW", "HOURS_SINCE"})
+
+
 class SqlFields:
     """SQL expressions of an entity's fields, computed ones included, for one query.
 
     Build one per query: TODAY() and NOW() are bound from the clock when built.
     """
 
-    def __init__(self, schema: Schema, dialect: str, clock: RecordsClock) -> None:
+    def __init__(self, schema: Schema, dialect: str, clock: RecordsClock,
+                 cache: dict[tuple[str, str], ColumnElement[Any]] | None = None) -> None:
         self.schema = schema
         self.model = schema.model
         self.dialect = dialect
         self.clock = clock
+        # Expressions of computed fields that read no clock, built once per Records: the
+        # formula compiler is not cheap, and a list would otherwise pay it on every query.
+        self._cache = cache if cache is not None else {}
 
     def columns(self, entity: Entity, table: FromClause) -> dict[str, ColumnElement[Any]]:
         """name → expression for every stored column and every SQL-capable computed field."""
@@ -59,8 +66,37 @@ class SqlFields:
     def field(self, entity: Entity, table: FromClause, f: Field) -> ColumnElement[Any]:
         if f.compiled is None or not f.computed:
             return table.c[f.name]
-        return f.compiled.to_sql(lambda path: self.path(entity, table, path),
+        base = table is self.schema.table(entity.name)
+        key = (entity.name, f.name)
+        if base and key in self._cache:
+            return self._cache[key]
+        expr = f.compiled.to_sql(lambda path: self.path(entity, table, path),
                                  self.dialect, self.clock)
+        if base and not self._reads_clock(entity, f, set()):
+            self._cache[key] = expr
+        return expr
+
+    def _reads_clock(self, entity: Entity, f: Field, seen: set[tuple[str, str]]) -> bool:
+        """Whether `f`'s formula, or a computed field it reads, uses TODAY, NOW or similar."""
+        if f.compiled is None or (entity.name, f.name) in seen:
+            return False
+        seen.add((entity.name, f.name))
+        if f.compiled.functions & _CLOCK_FUNCTIONS:
+            return True
+        for path in f.compiled.references:
+            current: Entity | None = entity
+            for i, name in enumerate(path):
+                if current is None or not current.has_field(name):
+                    break
+                field = current.field(name)
+                if i == len(path) - 1:
+                    if field.computed and self._reads_clock(current, field, seen):
+                        return True
+                else:
+                    target = field.target
+                    current = self.model.entity(target) if target and \
+                        self.model.has_entity(target) else None
+        return False
 
     def path(self, entity: Entity, table: FromClause, path: Path) -> ColumnElement[Any]:
         name = path[0]

@@ -107,6 +107,7 @@ class Records:
         self.nulls_small = engine.dialect.name == "sqlite"
         self._compiled = {e.name: self._compile(e) for e in model.entities}
         self.totals = Totals()
+        self._sql_cache: dict[tuple[str, str], Any] = {}
 
     def _compile(self, entity: Entity) -> _Compiled:
         coercers = {f.name: coercer_for(f) for f in entity.stored_fields}
@@ -161,7 +162,8 @@ class Records:
 
     def sql_fields(self) -> SqlFields:
         """Field expressions for one query (TODAY() and NOW() are bound when built)."""
-        return SqlFields(self.schema, self.engine.dialect.name, self.formula_clock)
+        return SqlFields(self.schema, self.engine.dialect.name, self.formula_clock,
+                         self._sql_cache)
 
     def _select(self, c: _Compiled, *, computed: bool = True) -> Select[Any]:
         t = c.table

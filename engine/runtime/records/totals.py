@@ -28,7 +28,7 @@ class Totals:
         cached = self._estimates.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1], False
-        total, exact = _count(conn, t, where)
+        total, exact = count_matching(conn, t, where)
         if not exact:
             if len(self._estimates) >= ESTIMATE_CACHE_SIZE:
                 self._estimates.clear()
@@ -36,8 +36,10 @@ class Totals:
         return total, exact
 
 
-def _count(conn: Connection, t: Table, where: list[Any]) -> tuple[int, bool]:
-    """The first matching id and the (LIMIT+1)-th give the density of matches per id,
+def count_matching(conn: Connection, t: Table, where: list[Any]) -> tuple[int, bool]:
+    """(total, exact) without the cache.
+
+    The first matching id and the (LIMIT+1)-th give the density of matches per id,
     spread over the ids from the first match to the table's last id. Both probes walk the
     id index from the start and stop early, so this stays cheap on large tables.
     """
