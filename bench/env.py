@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from bench.data import ACCOUNTS, account_rows, opportunity_rows
 from engine.metadata import Model, load_model
 from engine.runtime.access import SYSTEM
-from engine.runtime.db import normalize_url, open_engine
+from engine.runtime.db import normalize_url, open_engine, unreachable
 from engine.runtime.records import Records
 from engine.runtime.schema import apply_plan, plan_schema
 
@@ -124,14 +124,7 @@ def loaded_env(rows: int, say: Any = print) -> Env:
 
 def pg_problem() -> str | None:
     """Why PostgreSQL at CRM_TEST_PG_URL cannot be used, or None when it can."""
-    try:
-        probe = create_engine(normalize_url(PG_URL), connect_args={"connect_timeout": 3})
-        with probe.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        probe.dispose()
-        return None
-    except Exception as exc:  # any failure to reach the server
-        return str(exc).splitlines()[0]
+    return unreachable(PG_URL)
 
 
 def pg_loaded_env(rows: int, say: Any = print) -> Env:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, text
 from starlette.testclient import TestClient
 
 from engine.metadata import Model, load_model
-from engine.runtime.db import normalize_url, open_engine
+from engine.runtime.db import normalize_url, open_engine, unreachable
 from engine.runtime.records import Records
 from engine.runtime.schema import apply_plan, build_schema
 from engine.runtime.users import User, Users
@@ -33,14 +33,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _pg_available() -> str | None:
-    try:
-        probe = create_engine(normalize_url(PG_URL), connect_args={"connect_timeout": 3})
-        with probe.connect() as conn:
-            conn.execute(text("select 1"))
-        probe.dispose()
-        return None
-    except Exception as exc:  # any failure to reach the server
-        return str(exc).splitlines()[0]
+    return unreachable(PG_URL)
 
 
 _PG_PROBLEM: list[str | None] = []

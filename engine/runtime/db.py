@@ -57,5 +57,17 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def unreachable(url: str, timeout: int = 3) -> str | None:
+    """Why the database at `url` cannot be reached (first line of the error), or None."""
+    try:
+        probe = create_engine(normalize_url(url), connect_args={"connect_timeout": timeout})
+        with probe.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        probe.dispose()
+        return None
+    except Exception as exc:  # any failure to reach the server
+        return str(exc).splitlines()[0]
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, select
 
 from engine.metadata.model import Entity
 from engine.runtime.schema.tables import USER_TABLE
 from engine.runtime.values import to_json
 
 Batch = list[tuple[int, dict[str, Any]]]
+
+
+def live_target(target: Table) -> ColumnElement[bool]:
+    """Rows a link may point at: active users, or records not in the recycle bin."""
+    return target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
+
 _CHUNK = 500
 
 
@@ -24,7 +30,7 @@ def drop_unlinked_and_taken(conn: Connection, entity: Entity, table: Table,
         wanted = sorted({v[name] for _, v in batch if v.get(name) is not None})
         if not wanted:
             continue
-        live = target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
+        live = live_target(target)
         found: set[Any] = set()
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]

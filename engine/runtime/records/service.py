@@ -34,7 +34,7 @@ from engine.runtime.access import SYSTEM, AccessPolicy, Actor, OpenPolicy
 from engine.runtime.audit import field_changes, read_history, write_audit
 from engine.runtime.db import WRITE
 from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
-from engine.runtime.records.bulk import drop_unlinked_and_taken
+from engine.runtime.records.bulk import drop_unlinked_and_taken, live_target
 from engine.runtime.records.formulas import (
     RecordContext,
     RecordsClock,
@@ -260,8 +260,7 @@ class Records:
             if self_id is not None and target is c.table and value == self_id:
                 errors[name] = "cannot point to the record itself"
                 continue
-            live = target.c.active if target.name == USER_TABLE else target.c.deleted_at.is_(None)
-            cond = [target.c.id == value, live]
+            cond = [target.c.id == value, live_target(target)]
             if target.name != USER_TABLE:
                 predicate = self.policy.read_filter(
                     actor, self.model.entity(target.name), target)
