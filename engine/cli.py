@@ -12,6 +12,8 @@ import click
 from engine.metadata import ConfigErrors, Model, load_model
 from engine.runtime.db import open_engine
 from engine.runtime.errors import RecordError
+from engine.runtime.org import seed_org
+from engine.runtime.records import Records
 from engine.runtime.schema import PlanError, apply_plan, build_schema, plan_schema
 from engine.settings import Settings
 
@@ -81,10 +83,13 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
             return
         plan = apply_plan(engine, model, allow_destructive=allow_destructive,
                           drop_archived=drop_archived)
+        seeded = seed_org(Records(engine, model))
     except PlanError as exc:
         for err in exc.errors:
             click.echo(f"error: {err}", err=True)
         fail("nothing was applied")
+    except RecordError as exc:
+        fail(f"config/org.yaml: {exc}")
     finally:
         engine.dispose()
     if plan.is_empty:
@@ -92,6 +97,8 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
     else:
         click.echo(plan.describe())
         click.echo(f"applied {len(plan.steps)} step(s)")
+    if seeded:
+        click.echo(f"created {seeded} department(s) from config/org.yaml")
 
 
 @main.command()
@@ -129,7 +136,6 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
 def demo(ctx: Context, size: int, if_empty: bool) -> None:
     """Fill the database with realistic demo data (English and Chinese)."""
     from engine.runtime.demo import DEMO_PASSWORD, fill_demo, is_empty
-    from engine.runtime.records import Records
     from engine.runtime.users import Users
 
     model = ctx.model()
@@ -215,6 +221,7 @@ def user_add(ctx: Context, name: str, roles: tuple[str, ...], department: str | 
     try:
         apply_plan(engine, model)
         schema = build_schema(model)
+        seed_org(Records(engine, model))
         dept_id = _department_id(engine, schema, department) if department else None
         created = Users(engine, schema).add(name, list(roles), password=password,
                                             department_id=dept_id)
@@ -240,6 +247,78 @@ def _department_id(engine: Any, schema: Any, value: str) -> int:
     if len(rows) != 1:
         fail(f"no single department {value!r}")
     return int(rows[0][0])
+
+
+@user.command("deactivate")
+@click.argument("name")
+@click.option("--transfer-to", "transfer_to", default=None,
+              help="give everything NAME owns to this user first (one transaction)")
+@pass_ctx
+def user_deactivate(ctx: Context, name: str, transfer_to: str | None) -> None:
+    """Deactivate a user (no sign-in, tokens revoked), optionally transferring their records."""
+    from engine.runtime.access import SYSTEM
+    from engine.runtime.users import Users
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        records = Records(engine, model)
+        users = Users(engine, records.schema)
+        leaving = users.by_name(name)
+        if transfer_to is None:
+            users.set_active(name, False)
+            users.revoke_tokens(name)
+            moved: dict[str, int] = {}
+        else:
+            heir = users.by_name(transfer_to)
+            moved = records.transfer_owned(SYSTEM, leaving.id, heir.id, deactivate=True)
+    except RecordError as exc:
+        detail = "; ".join(f"{k}: {v}" for k, v in getattr(exc, "fields", {}).items())
+        fail(f"{exc}{' (' + detail + ')' if detail else ''}")
+    finally:
+        engine.dispose()
+    for entity, count in moved.items():
+        click.echo(f"{entity}: {count} record(s) now owned by {transfer_to}")
+    click.echo(f"user {name} is deactivated")
+
+
+@main.group()
+def access() -> None:
+    """Questions about access: who may see or change what, and why."""
+
+
+@access.command("explain")
+@click.argument("user_name", metavar="USER")
+@click.argument("entity")
+@click.argument("record_id", type=int)
+@pass_ctx
+def access_explain(ctx: Context, user_name: str, entity: str, record_id: int) -> None:
+    """Why USER can or cannot see and change one record, action by action and field by field."""
+    from engine.runtime.access import SYSTEM
+    from engine.runtime.access.explain import explain_access
+    from engine.runtime.users import Users
+
+    model = ctx.model()
+    if not model.has_entity(entity):
+        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    engine = ctx.engine()
+    try:
+        records = Records(engine, model)
+        subject = Users(engine, records.schema).by_name(user_name)
+        out = explain_access(records, SYSTEM, subject.actor(), entity, record_id)
+    except RecordError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    user_dept = out["user"]["department"] or "no department"
+    click.echo(f"{user_name} (roles: {', '.join(subject.roles)}; {user_dept}) "
+               f"and {entity} {record_id} (department: {out['record']['department'] or '-'}):")
+    for action, verdict in out["actions"].items():
+        mark = "yes" if verdict["allowed"] else "no "
+        click.echo(f"  {mark} {action:<7} {verdict['reason']}")
+    for name, verdict in out["fields"].items():
+        if verdict["read"] == "hidden" or verdict["write"] == "readonly":
+            click.echo(f"  field {name}: {verdict['write']} ({verdict['reason']})")
 
 
 @user.command("token")

@@ -98,6 +98,9 @@ ENGINE_ALIASES: tuple[str, ...] = ("owner", "department", "created", "updated", 
 SYSTEM_PREFIX = "crm_"
 
 # Words reserved in SQL:2016, SQLite or PostgreSQL that would need quoting as identifiers.
+# /api/<name> paths the engine itself serves, so no entity may take them.
+ENGINE_API_PATHS = frozenset({"access"})
+
 RESERVED_WORDS: frozenset[str] = frozenset({
     "abort", "action", "add", "after", "all", "alter", "always", "analyze", "and", "any",
     "array", "as", "asc", "asymmetric", "at", "attach", "authorization", "autoincrement",
@@ -139,6 +142,8 @@ def name_problem(name: str, *, entity: bool = False) -> str | None:
     if entity:
         if name.startswith(SYSTEM_PREFIX):
             return f"{name!r} starts with {SYSTEM_PREFIX!r}, which is kept for engine tables"
+        if name in ENGINE_API_PATHS:
+            return f"{name!r} is an engine API path (/api/{name})"
         return None
     if name in ENGINE_COLUMNS or name in ENGINE_ALIASES:
         return f"{name!r} is an engine column name"

@@ -393,7 +393,7 @@ def test_unknown_action_is_404(api: TestClient, env: Env) -> None:
     before = db_state(env)
     error = assert_error(api.post(f"/api/account/{account['id']}/actions/explode"), 404,
                          "not_found")
-    assert error["message"] == "no action 'explode' on account; available: restore, purge"
+    assert error["message"] == "no action 'explode' on account; available: restore, purge, assign"
     assert db_state(env) == before
 
 

@@ -59,7 +59,8 @@ def test_migrate_on_a_fresh_database_then_up_to_date(config_dir: Path, db_url: s
 
     applied = crm(config_dir, db_url, "migrate")
     assert applied.exit_code == 0, applied.output
-    assert applied.stdout.splitlines()[-1] == f"applied {len(lines)} step(s)"
+    assert applied.stdout.splitlines()[-2:] == [
+        f"applied {len(lines)} step(s)", "created 10 department(s) from config/org.yaml"]
     assert "account" in inspect(engine).get_table_names()
 
     again = crm(config_dir, db_url, "migrate")
@@ -84,7 +85,8 @@ def test_migrate_plan_lists_steps_and_archived_columns(make_env: EnvFactory, con
 
     applied = crm(config_dir, db_url, "migrate")
     assert applied.exit_code == 0, applied.output
-    assert applied.stdout.splitlines()[-1] == "applied 2 step(s)"
+    assert applied.stdout.splitlines()[-2:] == [
+        "applied 2 step(s)", "created 10 department(s) from config/org.yaml"]
     assert {"region", "city"} <= set(columns(engine, "account"))
     later = crm(config_dir, db_url, "migrate", "--plan")
     assert later.stdout == (
@@ -121,7 +123,8 @@ def test_migrate_refuses_a_destructive_change_then_applies_it_with_the_flag(
 
     applied = crm(config_dir, db_url, "migrate", "--allow-destructive")
     assert applied.exit_code == 0, applied.output
-    assert applied.stdout == f"{step}\napplied 1 step(s)\n"
+    assert applied.stdout == (f"{step}\napplied 1 step(s)\n"
+                              "created 10 department(s) from config/org.yaml\n")
     assert codes(engine) == ["ACME-", "GLX"]
     assert crm(config_dir, db_url, "migrate", "--plan").stdout == "schema is up to date\n"
 

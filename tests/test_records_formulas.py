@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from engine.metadata import load_model
 from engine.runtime.errors import BadRequest, Invalid
@@ -113,6 +114,25 @@ def test_sort_and_filter_on_computed_fields(env: Env) -> None:
     assert first.next_cursor is not None
     rest = names(sort="-weighted", page_size="2", cursor=first.next_cursor)
     assert rest == ["c", "d"]
+
+
+def test_sorting_on_a_computed_field_names_the_selected_column(env: Env) -> None:
+    opp(env, name="a", amount="1000", stage="proposal")
+    statements: list[str] = []
+
+    def log(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(env.engine, "before_cursor_execute", log)
+    try:
+        env.records.list_records(env.admin.actor(), "opportunity", parse_list_params(
+            env.model.entity("opportunity"), {"sort": "-weighted"}))
+    finally:
+        event.remove(env.engine, "before_cursor_execute", log)
+    listing = next(s for s in statements if " AS weighted" in s)
+    order = listing.split("ORDER BY")[1]
+    assert order.split(",")[0].strip().startswith("weighted DESC")  # not the formula again
+    assert "CASE" not in order
 
 
 def test_dotted_paths_and_computed_of_computed(deal_env: Env) -> None:
@@ -238,7 +258,7 @@ def test_update_without_changes_returns_computed_lookups(deal_env: Env) -> None:
 def test_owner_and_department_aliases(deal_env: Env) -> None:
     env = deal_env
     sales = env.records.create(env.admin.actor(), "department", {"name": "Sales"})
-    bob = env.users.add("bob", ["sales"], department_id=sales["id"])
+    bob = env.users.add("bob", ["admin"], department_id=sales["id"])
     row = env.records.create(bob.actor(), "deal", {"name": "x"})
     assert row["team"] == "Sales/FALSE"
     c = env.records.compiled("deal")

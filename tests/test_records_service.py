@@ -163,7 +163,7 @@ def test_links_to_missing_or_deleted_records_are_refused(env: Env) -> None:
 
 def test_user_links_need_an_active_user(env: Env) -> None:
     a, records = actor(env), env.records
-    bob = env.users.add("bob", ["sales"])
+    bob = env.users.add("bob", ["sales_rep"])
     north = records.create(a, "department", {"name": "North", "manager": bob.id})
     assert north["manager"] == bob.id
     assert invalid(records.create, a, "department", {"name": "South", "manager": 99999}) == \
@@ -362,7 +362,7 @@ def test_audit_of_delete_restore_purge(env: Env) -> None:
 def test_audit_rows_say_who_and_when(env: Env) -> None:
     now = [datetime(2025, 3, 31, 9, 0, tzinfo=UTC)]
     records = Records(env.engine, env.model, clock=lambda: now[0])
-    bob = env.users.add("bob", ["sales"])
+    bob = env.users.add("bob", ["admin"])
     acme = records.create(env.admin.actor(), "account", {"name": "Acme"})
     now[0] += timedelta(hours=1)
     records.update(bob.actor(), "account", acme["id"], {"city": "Oslo"}, 1)

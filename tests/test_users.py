@@ -31,31 +31,34 @@ ROLE_PROBLEM = "give at least one role name (lower-case letters, digits, _)"
 
 
 def test_add_and_read_back(env: Env) -> None:
-    bob = env.users.add("bob", ["sales", "support"], password="correct horse",
+    bob = env.users.add("bob", ["sales_rep", "service_agent"], password="correct horse",
                         display_name="Bob Builder")
     assert (bob.name, bob.roles, bob.department_id, bob.locale, bob.active) == \
-        ("bob", ("sales", "support"), None, "en", True)
+        ("bob", ("sales_rep", "service_agent"), None, "en", True)
     assert env.users.get(bob.id) == bob == env.users.by_name("bob")
     actor = bob.actor()
     assert (actor.user_id, actor.name, actor.roles, actor.is_system) == \
-        (bob.id, "bob", ("sales", "support"), False)
+        (bob.id, "bob", ("sales_rep", "service_agent"), False)
     row = next(r for r in stored(env.users, "user") if r["name"] == "bob")
     assert row["display_name"] == "Bob Builder" and row["password_changed_at"] is not None
 
 
 INVALID_USERS: list[tuple[tuple[Any, ...], dict[str, Any], dict[str, str]]] = [
-    (("Bob", ["sales"]), {}, {"name": NAME_PROBLEM}),
-    (("bob smith", ["sales"]), {}, {"name": NAME_PROBLEM}),
-    (("", ["sales"]), {}, {"name": NAME_PROBLEM}),
-    (("b" * 64, ["sales"]), {}, {"name": NAME_PROBLEM}),
+    (("Bob", ["sales_rep"]), {}, {"name": NAME_PROBLEM}),
+    (("bob smith", ["sales_rep"]), {}, {"name": NAME_PROBLEM}),
+    (("", ["sales_rep"]), {}, {"name": NAME_PROBLEM}),
+    (("b" * 64, ["sales_rep"]), {}, {"name": NAME_PROBLEM}),
     (("bob", []), {}, {"role": ROLE_PROBLEM}),
     (("bob", ["Sales"]), {}, {"role": ROLE_PROBLEM}),
     (("bob", ["sales", ""]), {}, {"role": ROLE_PROBLEM}),
+    (("bob", ["sales_rep", "sales"]), {},
+     {"role": "no role 'sales' in config; roles: admin, executive, sales_manager, sales_rep, "
+              "presales, marketing, service_manager, service_agent, partner"}),
     (("bob", [f"r{i:02}" for i in range(130)]), {},
      {"role": "too many roles (at most 500 characters in all)"}),
-    (("bob", ["sales"]), {"password": "short"}, {"password": "must be at least 8 characters"}),
-    (("bob", ["sales"]), {"password": ""}, {"password": "must be at least 8 characters"}),
-    (("bob", ["sales"]), {"display_name": "x" * 201},
+    (("bob", ["sales_rep"]), {"password": "short"}, {"password": "must be at least 8 characters"}),
+    (("bob", ["sales_rep"]), {"password": ""}, {"password": "must be at least 8 characters"}),
+    (("bob", ["sales_rep"]), {"display_name": "x" * 201},
      {"display_name": "must be at most 200 characters"}),
     (("Bob!", []), {"password": "1234567", "display_name": "x" * 201},
      {"name": NAME_PROBLEM, "role": ROLE_PROBLEM, "password": "must be at least 8 characters",
@@ -71,12 +74,12 @@ def test_add_refuses_invalid_users(env: Env) -> None:
 
 
 def test_duplicate_name_is_a_conflict(env: Env) -> None:
-    env.users.add("bob", ["sales"])
+    env.users.add("bob", ["sales_rep"])
     with pytest.raises(Conflict) as info:
-        env.users.add("bob", ["support"], password="another password")
+        env.users.add("bob", ["service_agent"], password="another password")
     assert info.value.message == "user 'bob' already exists"
     assert info.value.fields == {"name": "already exists"}
-    assert [r["roles"] for r in stored(env.users, "user") if r["name"] == "bob"] == ["sales"]
+    assert [r["roles"] for r in stored(env.users, "user") if r["name"] == "bob"] == ["sales_rep"]
 
 
 def test_unknown_users(env: Env) -> None:
@@ -91,19 +94,19 @@ def test_unknown_users(env: Env) -> None:
 
 
 def test_passwords_are_argon2_hashes(env: Env) -> None:
-    env.users.add("bob", ["sales"], password="correct horse battery")
-    env.users.add("carol", ["sales"], password="correct horse battery")
+    env.users.add("bob", ["sales_rep"], password="correct horse battery")
+    env.users.add("carol", ["sales_rep"], password="correct horse battery")
     hashes = {r["name"]: r["password_hash"] for r in stored(env.users, "user")}
     assert hashes["bob"].startswith("$argon2id$")
     assert "correct horse" not in hashes["bob"]
     assert hashes["bob"] != hashes["carol"]  # salted
-    env.users.add("dave", ["sales"])
+    env.users.add("dave", ["sales_rep"])
     assert {r["name"]: r["password_hash"] for r in stored(env.users, "user")}["dave"] is None
 
 
 def test_check_password(env: Env) -> None:
-    bob = env.users.add("bob", ["sales"], password="correct horse")
-    env.users.add("nopass", ["sales"])
+    bob = env.users.add("bob", ["sales_rep"], password="correct horse")
+    env.users.add("nopass", ["sales_rep"])
     assert env.users.check_password("bob", "correct horse") == bob
     assert env.users.check_password("bob", "correct horse ") is None
     assert env.users.check_password("bob", "Correct horse") is None
@@ -115,7 +118,7 @@ def test_check_password(env: Env) -> None:
 
 
 def test_a_token_is_shown_once_and_stored_as_a_digest(env: Env) -> None:
-    bob = env.users.add("bob", ["sales"])
+    bob = env.users.add("bob", ["sales_rep"])
     token = env.users.new_token("bob", label="ci")
     again = env.users.new_token("bob")
     assert token.startswith(TOKEN_PREFIX) and len(token) > 40 and token != again
@@ -146,7 +149,7 @@ def test_a_token_without_its_prefix_or_with_changes_is_refused(env: Env) -> None
 
 
 def test_revoked_tokens_stop_working(env: Env) -> None:
-    env.users.add("bob", ["sales"])
+    env.users.add("bob", ["sales_rep"])
     bob_token = env.users.new_token("bob")
     admin_token = env.users.new_token("admin")
     assert env.users.revoke_tokens("bob") == 1
@@ -159,7 +162,7 @@ def test_revoked_tokens_stop_working(env: Env) -> None:
 
 
 def test_an_inactive_users_tokens_stop_working(env: Env) -> None:
-    env.users.add("bob", ["sales"])
+    env.users.add("bob", ["sales_rep"])
     token = env.users.new_token("bob")
     off = env.users.set_active("bob", False)
     assert off.active is False

@@ -1,8 +1,9 @@
 """Metadata: YAML configuration in, validated immutable Model out."""
 
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc
+from engine.metadata.labels import Label
 from engine.metadata.loader import load_model
-from engine.metadata.model import Entity, Field, Label, Model
+from engine.metadata.model import Entity, Field, Model
 
 __all__ = [
     "ConfigError",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -32,3 +34,13 @@ class ConfigErrors(Exception):
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = sorted(errors)
         super().__init__("\n".join(str(e) for e in self.errors))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A hint naming the closest choice, or "".
+
+    >>> did_you_mean("amout", ["amount", "stage"])
+    " (did you mean 'amount'?)"
+    """
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -9,7 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from engine.metadata.errors import ConfigError
-from engine.metadata.model import Field, Label
+from engine.metadata.labels import Label
+from engine.metadata.model import Field
 from engine.metadata.yamlio import YamlDoc
 from engine.types import (
     DECIMAL_SHAPES,

@@ -22,7 +22,7 @@ from engine.formula import (
     scale_of,
 )
 from engine.metadata.errors import ConfigError, SourceLoc
-from engine.metadata.model import Entity, Field
+from engine.metadata.model import Cascade, Entity, Field
 from engine.types import FieldType
 
 # Engine columns a formula can read, besides the entity's fields.
@@ -84,7 +84,9 @@ def compile_formulas(entities: list[Entity], errors: list[ConfigError]) -> list[
         validations = tuple(
             replace(v, compiled=_compile(v.rule, scope, FType.BOOLEAN, v.loc, 0, errors))
             for v in e.validations)
-        out.append(replace(e, fields=tuple(fields), validations=validations))
+        cascades = tuple(_cascade(c, entities, errors) for c in e.cascade_assign)
+        out.append(replace(e, fields=tuple(fields), validations=validations,
+                           cascade_assign=cascades))
     by_name = {e.name: e for e in out}
 
     def resolve(key: str, path: Path) -> str | None:
@@ -108,6 +110,19 @@ def compile_formulas(entities: list[Entity], errors: list[ConfigError]) -> list[
         errors.append(ConfigError(where[exc.field],
                                   f"formula {exc.line}:{exc.col}: formula cycle: {cycle}"))
     return out
+
+
+def _cascade(c: Cascade, entities: list[Entity], errors: list[ConfigError]) -> Cascade:
+    """A cascade's `when`, checked against its child entity: a condition SQL can run."""
+    if c.when is None or not any(e.name == c.entity for e in entities):
+        return c
+    compiled = _compile(c.when, scope_of(entities, c.entity), FType.BOOLEAN, c.loc, 0, errors)
+    if compiled is not None and compiled.sql_problem is not None:
+        problem = compiled.sql_problem
+        errors.append(ConfigError(c.loc, f"formula {problem.line}:{problem.col}: "
+                                         f"{problem.message}"))
+        compiled = None
+    return replace(c, compiled=compiled)
 
 
 def _compile(source: str, scope: EntityScope, expect: FType, loc: SourceLoc, shift: int,

@@ -7,10 +7,8 @@ checks, and a reference to an entity declared in a broken file is not reported a
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
-from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -19,10 +17,13 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc
+from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
 from engine.metadata.formulas import compile_formulas
-from engine.metadata.model import Entity, Field, Label, Model, Validation
+from engine.metadata.labels import Label
+from engine.metadata.model import Cascade, Entity, Field, Model, OrgUnit, Validation
+from engine.metadata.org import load_org
+from engine.metadata.roles import DEFAULT_ROLES, build_roles
 from engine.metadata.yamlio import PathPart, YamlDoc, parse_yaml
 from engine.types import TEXT_TYPES, FieldType, name_problem
 
@@ -81,16 +82,74 @@ def load_model(config_dir: str | Path) -> Model:
         errors.append(ConfigError(SourceLoc(_display(root / "entities"), 1, 1),
                                   "no entity files (*.yaml) found"))
     if not errors:
+        _check_cascades(entities, errors)
+    if not errors:
         # Formulas read fields across entities, so they are checked once all are built.
         entities = compile_formulas(entities, errors)
+    roles = DEFAULT_ROLES
+    org: tuple[OrgUnit, ...] = ()
+    extra: list[Path] = []
+    if not errors:
+        roles_doc = _optional_doc(root / "roles.yaml", "roles", digest, errors, extra)
+        if roles_doc is not None:
+            roles = build_roles(roles_doc, entities, errors)
+        org_doc = _optional_doc(root / "org.yaml", "org", digest, errors, extra)
+        if org_doc is not None:
+            org = load_org(org_doc, entities, errors)
     if errors:
         raise ConfigErrors(errors)
     return Model(
         entities=tuple(entities),
         config_hash=digest.hexdigest(),
         config_dir=str(root),
-        sources=tuple(_display(p) for p in files),
+        sources=tuple(_display(p) for p in [*files, *extra]),
+        roles=roles,
+        org=org,
     )
+
+
+def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[ConfigError],
+                  read: list[Path]) -> YamlDoc | None:
+    """A config file beside entities/ that may be absent, schema-checked; None if absent or
+    invalid (its errors are appended)."""
+    if not path.exists():
+        return None
+    display = _display(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        errors.append(ConfigError(SourceLoc(display, 1, 1),
+                                  f"cannot read the file: {exc.strerror}"))
+        return None
+    read.append(path)
+    digest.update(display.encode() + b"\0" + raw + b"\0")
+    doc = parse_yaml(raw, display)
+    if isinstance(doc, ConfigError):
+        errors.append(doc)
+        return None
+    if not isinstance(doc.data, dict):
+        errors.append(doc.error([], f"{path.name} is a mapping (see docs/access.md)"))
+        return None
+    problems, _ = validate_against_schema(doc, schema_name)
+    if problems:
+        errors.extend(problems)
+        return None
+    return doc
+
+
+def _check_cascades(entities: list[Entity], errors: list[ConfigError]) -> None:
+    """Each `cascade_assign` entry names an entity with a reference field pointing back."""
+    by_name = {e.name: e for e in entities}
+    for e in entities:
+        for c in e.cascade_assign:
+            child = by_name.get(c.entity)
+            if child is None:
+                hint = did_you_mean(c.entity, set(by_name))
+                errors.append(ConfigError(c.loc, f"cascade_assign: unknown entity "
+                                                 f"{c.entity!r}{hint}"))
+            elif not any(f.target == e.name for f in child.stored_fields):
+                errors.append(ConfigError(c.loc, f"cascade_assign: {c.entity} has no "
+                                                 f"reference field to {e.name}"))
 
 
 def _display(path: Path) -> str:
@@ -165,14 +224,14 @@ def _explain(doc: YamlDoc, err: ValidationError) -> list[ConfigError]:
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         allowed = set(err.schema.get("properties", {})) if isinstance(err.schema, dict) else set()
         return [doc.error([*path, key], f"{prefix}unknown key {key!r}"
-                          f"{_did_you_mean(key, allowed)}", key=True)
+                          f"{did_you_mean(key, allowed)}", key=True)
                 for key in _keys_at_fault(err)]
     if err.validator == "required" and isinstance(err.instance, dict):
         return [doc.error(path, f"{prefix}missing key {key!r}") for key in _keys_at_fault(err)]
     if err.validator == "enum" and path and path[-1] == "type":
         choices = [str(c) for c in err.validator_value] \
             if isinstance(err.validator_value, list) else []
-        hint = _did_you_mean(str(err.instance), choices)
+        hint = did_you_mean(str(err.instance), choices)
         return [doc.error(path, f"{prefix}unknown field type {err.instance!r}{hint}")]
     if err.validator == "oneOf" and path and path[-1] in ("label", "help", "plural",
                                                           "description", "message"):
@@ -206,11 +265,6 @@ def _kind_of(value: object) -> str:
     return type(value).__name__
 
 
-def _did_you_mean(word: str, choices: set[str] | Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class _ModelBuilder:
     """The checks beyond the schema, on every part of a file the schema let through."""
 
@@ -239,7 +293,7 @@ class _ModelBuilder:
         title = data.get("title")
         if isinstance(specs, dict) and isinstance(title, str) and p.clean("title") \
                 and title not in specs:
-            hint = _did_you_mean(title, set(specs))
+            hint = did_you_mean(title, set(specs))
             self.errors.append(doc.error(["title"], f"title: no field {title!r}{hint}"))
         if len(self.errors) > before or p.bad or name is None or not isinstance(specs, dict):
             return None
@@ -260,6 +314,11 @@ class _ModelBuilder:
                 Validation(rule=v["rule"], message=Label.of(v["message"], v["rule"]),
                            loc=doc.loc(["validations", i, "rule"]))
                 for i, v in enumerate(data.get("validations", []))),
+            cascade_assign=tuple(
+                Cascade(entity=c if isinstance(c, str) else c["entity"],
+                        when=None if isinstance(c, str) else c.get("when"),
+                        loc=doc.loc(["cascade_assign", i]))
+                for i, c in enumerate(data.get("cascade_assign", []))),
         )
 
     def _fields(self, p: _Parsed, specs: dict[str, Any]) -> list[Field]:
@@ -289,7 +348,7 @@ class _ModelBuilder:
         target = spec.get("to")
         if ftype == FieldType.REFERENCE and isinstance(target, str) \
                 and target not in self.declared:
-            hint = _did_you_mean(target, self.declared)
+            hint = did_you_mean(target, self.declared)
             self.errors.append(doc.error(["fields", fname, "to"],
                                          f"fields.{fname}.to: unknown entity {target!r}{hint}"))
         if ftype == FieldType.DEPARTMENT and "department" not in self.declared:

@@ -8,38 +8,9 @@ from functools import cached_property
 
 from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
+from engine.metadata.labels import Label
+from engine.metadata.roles import DEFAULT_ROLES, Roles
 from engine.types import FieldType
-
-DEFAULT_LOCALE = "en"
-
-
-@dataclass(frozen=True)
-class Label:
-    """A string, or one string per locale.
-
-    >>> Label((("en", "Opportunity"), ("zh", "销售机会"))).get("zh")
-    '销售机会'
-    """
-
-    texts: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def of(cls, value: str | dict[str, str] | None, fallback: str) -> Label:
-        if value is None:
-            return cls(((DEFAULT_LOCALE, fallback),))
-        if isinstance(value, str):
-            return cls(((DEFAULT_LOCALE, value),))
-        return cls(tuple(value.items()))
-
-    def get(self, locale: str = DEFAULT_LOCALE) -> str:
-        texts = dict(self.texts)
-        for candidate in (locale, locale.split("-")[0].split("_")[0], DEFAULT_LOCALE):
-            if candidate in texts:
-                return texts[candidate]
-        return self.texts[0][1]
-
-    def as_dict(self) -> dict[str, str]:
-        return dict(self.texts)
 
 
 @dataclass(frozen=True)
@@ -102,6 +73,28 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class Cascade:
+    """When a record is assigned, its `entity` children (records whose reference field points
+    to it) that the old owner owned, and that satisfy `when`, follow it to the new owner."""
+
+    entity: str
+    loc: SourceLoc
+    when: str | None = None
+    compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OrgUnit:
+    """A department to seed from config/org.yaml, with the ones under it."""
+
+    name: str
+    loc: SourceLoc
+    code: str | None = None
+    kind: str | None = None
+    children: tuple[OrgUnit, ...] = ()
+
+
+@dataclass(frozen=True)
 class Entity:
     name: str
     label: Label
@@ -113,6 +106,7 @@ class Entity:
     file: str = ""
     description: Label | None = None
     validations: tuple[Validation, ...] = ()
+    cascade_assign: tuple[Cascade, ...] = ()
 
     @cached_property
     def _by_name(self) -> dict[str, Field]:
@@ -140,6 +134,8 @@ class Model:
     config_hash: str
     config_dir: str = ""
     sources: tuple[str, ...] = field(default=())
+    roles: Roles = DEFAULT_ROLES
+    org: tuple[OrgUnit, ...] = ()
 
     @cached_property
     def _by_name(self) -> dict[str, Entity]:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, insert, select
 from engine.runtime.values import to_json
 
 
-def _dump(value: Any) -> str | None:
+def dump_value(value: Any) -> str | None:
     return None if value is None else json.dumps(to_json(value), ensure_ascii=False)
 
 
@@ -32,7 +32,7 @@ def write_audit(conn: Connection, audit: Table, *, at: datetime, user_id: int | 
     """One row per changed field, or one row with no field for an action without changes."""
     base = {"at": at, "user_id": user_id, "entity": entity, "record_id": record_id,
             "action": action}
-    rows = [{**base, "field": f, "old_value": _dump(o), "new_value": _dump(n)}
+    rows = [{**base, "field": f, "old_value": dump_value(o), "new_value": dump_value(n)}
             for f, o, n in changes]
     if not rows:
         rows = [{**base, "field": None, "old_value": None, "new_value": None}]

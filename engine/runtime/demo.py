@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from engine.metadata.model import Entity
 from engine.runtime.access import SYSTEM, Actor
+from engine.runtime.org import seed_org
 from engine.runtime.records import Records
 from engine.runtime.users import User, Users
 
@@ -59,15 +60,21 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
         return result.ids
 
     say("departments")
-    hq = bulk(SYSTEM, "department", [{"name": "Headquarters", "code": "HQ",
-                                      "kind": "headquarters"}])[0]
-    regions = bulk(SYSTEM, "department", [
-        {"name": "North region", "code": "N", "kind": "region", "parent": hq},
-        {"name": "华东大区", "code": "E", "kind": "region", "parent": hq}])
-    branches = bulk(SYSTEM, "department", [
-        {"name": "Northern branch", "code": "N1", "kind": "branch", "parent": regions[0]},
-        {"name": "上海分公司", "code": "E1", "kind": "branch", "parent": regions[1]},
-        {"name": "Dealer partner", "code": "P1", "kind": "partner", "parent": regions[0]}])
+    if not seed_org(records):
+        hq = bulk(SYSTEM, "department", [{"name": "Headquarters", "code": "HQ",
+                                          "kind": "headquarters"}])[0]
+        regions = bulk(SYSTEM, "department", [
+            {"name": "North region", "code": "N", "kind": "region", "parent": hq},
+            {"name": "华东大区", "code": "E", "kind": "region", "parent": hq}])
+        bulk(SYSTEM, "department", [
+            {"name": "Northern branch", "code": "N1", "kind": "branch", "parent": regions[0]},
+            {"name": "上海分公司", "code": "E1", "kind": "branch", "parent": regions[1]},
+            {"name": "Dealer partner", "code": "P1", "kind": "partner", "parent": regions[0]}])
+    kinds = _departments_by_kind(records)
+    counts["department"] = sum(len(v) for v in kinds.values())
+    hq = kinds["headquarters"][0]
+    branches = kinds["branch"]
+    partner_dept = (kinds.get("partner") or branches)[0]
 
     say("users")
     admin = users.add("admin", ["admin"], password=DEMO_PASSWORD, department_id=hq,
@@ -75,7 +82,8 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
     staff: list[User] = []
     for i, role in enumerate(ROLES):
         lang = "zh" if i % 2 else "en"
-        dept = branches[i % len(branches)] if role not in ("executive", "marketing") else hq
+        dept = (hq if role in ("executive", "marketing") else
+                partner_dept if role == "partner" else branches[i % len(branches)])
         staff.append(users.add(f"{role}_{i + 1}", [role], password=DEMO_PASSWORD,
                                department_id=dept, display_name=fakers[lang].name()))
     sellers = [u for u in staff if u.roles[0] in ("sales_rep", "sales_manager", "partner")]
@@ -190,6 +198,15 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
          "received_at": now - timedelta(days=rnd.randrange(365))}
         for i in range(max(10, size // 2))])
     return DemoResult(admin, counts)
+
+
+def _departments_by_kind(records: Records) -> dict[str, list[int]]:
+    t = records.schema.table("department")
+    out: dict[str, list[int]] = {}
+    with records.engine.connect() as conn:
+        for row in conn.execute(select(t.c.id, t.c.kind).order_by(t.c.id)):
+            out.setdefault(row.kind, []).append(row.id)
+    return out
 
 
 def _phone(rnd: random.Random) -> str:

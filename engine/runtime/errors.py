@@ -43,3 +43,11 @@ class Invalid(RecordError):
 
     status = 422
     code = "invalid"
+
+
+def stale_version(entity: str, record_id: int, current: int | None, given: int) -> Conflict:
+    """The 409 of an optimistic-concurrency check: someone saved the record since `given`."""
+    detail = f" (current version is {current})" if current is not None else ""
+    return Conflict(f"{entity} {record_id} was changed by someone else since version {given}"
+                    f"{detail}; reload it and apply your change again",
+                    {"version": "stale"})

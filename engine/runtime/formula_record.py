@@ -89,7 +89,8 @@ class JsonRecord:
 
 def _engine_field(entity: Entity, name: str) -> Any:
     from engine.metadata.errors import SourceLoc
-    from engine.metadata.model import Field, Label
+    from engine.metadata.labels import Label
+    from engine.metadata.model import Field
 
     return Field(name=name, type=FieldType.DATETIME, label=Label.of(None, name),
                  loc=SourceLoc("<engine>", 1, 1))

@@ -4,6 +4,7 @@ digests (they are long random secrets, so a fast hash is enough) and shown only 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from engine.types import NAME_RE
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "crm_"
+_LOCALE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Users:
         self.writer = engine.execution_options(**WRITE)
         self.users = schema.table(USER_TABLE)
         self.tokens = schema.table(TOKEN_TABLE)
+        self.known_roles = schema.model.roles
 
     def add(self, name: str, roles: list[str], *, password: str | None = None,
             department_id: int | None = None, display_name: str | None = None) -> User:
@@ -56,6 +59,9 @@ class Users:
             problems["role"] = "give at least one role name (lower-case letters, digits, _)"
         elif len(",".join(roles)) > 500:
             problems["role"] = "too many roles (at most 500 characters in all)"
+        elif unknown := [r for r in roles if self.known_roles.get(r) is None]:
+            problems["role"] = (f"no role {unknown[0]!r} in config; roles: "
+                                f"{', '.join(self.known_roles.names)}")
         if display_name is not None and len(display_name) > 200:
             problems["display_name"] = "must be at most 200 characters"
         if password is not None and len(password) < 8:
@@ -86,6 +92,28 @@ class Users:
                          .values(active=active))
         return self.get(user.id)
 
+    def set_password(self, user_id: int, password: str) -> None:
+        """Replace a user's password. Ending their sessions is the caller's part
+        (engine/runtime/sessions.py), so API tokens and sessions stay separate concerns."""
+        if len(password) < 8:
+            raise Invalid("password is not valid", {"password": "must be at least 8 characters"})
+        if len(password) > 1000:
+            raise Invalid("password is not valid", {"password": "must be at most 1000 characters"})
+        self.get(user_id)
+        with self.writer.begin() as conn:
+            conn.execute(update(self.users).where(self.users.c.id == user_id).values(
+                password_hash=_hasher.hash(password), password_changed_at=datetime.now(UTC)))
+
+    def set_locale(self, user_id: int, locale: str) -> User:
+        """The language of the user's pages, e.g. "en" or "zh-CN"."""
+        if not _LOCALE_RE.match(locale):
+            raise Invalid("locale is not valid", {"locale": "a language tag like en or zh-CN"})
+        self.get(user_id)
+        with self.writer.begin() as conn:
+            conn.execute(update(self.users).where(self.users.c.id == user_id)
+                         .values(locale=locale))
+        return self.get(user_id)
+
     def get(self, user_id: int) -> User:
         with self.engine.connect() as conn:
             row = conn.execute(select(self.users).where(self.users.c.id == user_id)).first()
@@ -99,6 +127,12 @@ class Users:
         if row is None:
             raise NotFound(f"no user named {name!r}")
         return _user(row)
+
+    def by_name_or_none(self, name: str) -> User | None:
+        try:
+            return self.by_name(name)
+        except NotFound:
+            return None
 
     def check_password(self, name: str, password: str) -> User | None:
         with self.engine.connect() as conn:

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.runtime.access import Actor
+from engine.runtime.access.explain import explain_access
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError, Unauthorized
 from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
@@ -46,11 +47,17 @@ class Api:
 
     def routes(self) -> list[Route]:
         return [
+            Route("/api/access/explain/{entity}/{record_id}", self.access_explain,
+                  methods=["GET"]),
+            Route("/api/access/transfer", self.transfer, methods=["POST"]),
             Route("/api/{entity}", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/{entity}/{record_id}", self.one, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/{entity}/{record_id}/history", self.history, methods=["GET"]),
             Route("/api/{entity}/{record_id}/explain/{field}", self.explain, methods=["GET"]),
             Route("/api/{entity}/{record_id}/actions/{action}", self.action, methods=["POST"]),
+            Route("/api/{entity}/{record_id}/team", self.team, methods=["GET", "POST"]),
+            Route("/api/{entity}/{record_id}/team/{user_id}", self.team_member,
+                  methods=["DELETE"]),
         ]
 
     async def _actor(self, request: Request) -> Actor:
@@ -179,7 +186,95 @@ class Api:
         if action == "purge":
             await self._run(self.records.purge, actor, entity, record_id)
             return Response(status_code=204)
-        raise NotFound(f"no action {action!r} on {entity}; available: restore, purge")
+        if action == "assign":
+            body = await self._body(request)
+            _only(body, {"owner", "department", "version"})
+            owner = await self._user_id(body.get("owner"), "owner")
+            department = _optional_id(body.get("department"), "department")
+            version = _optional_id(body.get("version"), "version")
+            result = await self._run(partial(self.records.assign, owner=owner,
+                                             department=department, version=version),
+                                     actor, entity, record_id)
+            return JSONResponse({"record": _out(result["record"]),
+                                 "cascaded": result["cascaded"]})
+        raise NotFound(f"no action {action!r} on {entity}; available: restore, purge, assign")
+
+    async def _user_id(self, value: Any, key: str) -> int | None:
+        """A user given by id or by name; None when not given."""
+        if value is None:
+            return None
+        if isinstance(value, str) and not value.isdigit():
+            user = await self._run(self.users.by_name_or_none, value)
+            if user is None:
+                raise Invalid(f"no user named {value[:80]!r}", {key: "no such user"})
+            return user.id
+        return _optional_id(value, key)
+
+    async def team(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        self.records.compiled(entity)
+        record_id = self._id(request)
+        if request.method == "GET":
+            members = await self._run(self.records.team, actor, entity, record_id)
+        else:
+            body = await self._body(request)
+            _only(body, {"user", "access"})
+            user_id = await self._user_id(body.get("user"), "user")
+            if user_id is None:
+                raise Invalid("say who joins the team", {"user": "required: a user id or name"})
+            access = body.get("access", "read")
+            if not isinstance(access, str):
+                raise Invalid("team access is read or edit", {"access": "must be read or edit"})
+            members = await self._run(self.records.set_team_member, actor, entity, record_id,
+                                      user_id, access)
+        return JSONResponse({"items": [_out(m) for m in members], "total": len(members)})
+
+    async def team_member(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        self.records.compiled(entity)
+        record_id = self._id(request)
+        raw = str(request.path_params["user_id"])
+        user_id = _whole_number(raw)
+        if user_id is None or not 0 < user_id <= MAX_ID:
+            raise NotFound(f"no user {raw[:40]!r}")
+        members = await self._run(self.records.remove_team_member, actor, entity, record_id,
+                                  user_id)
+        return JSONResponse({"items": [_out(m) for m in members], "total": len(members)})
+
+    async def access_explain(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        self.records.compiled(entity)
+        record_id = self._id(request)
+        name = _single_params(request).get("user")
+        subject = actor
+        if name:
+            found = await self._run(self.users.by_name_or_none, name)
+            if found is None:
+                raise NotFound(f"no user named {name[:80]!r}")
+            subject = found.actor()
+        out = await self._run(explain_access, self.records, actor, subject, entity, record_id)
+        return JSONResponse(out)
+
+    async def transfer(self, request: Request) -> Response:
+        actor = await self._actor(request)
+        body = await self._body(request)
+        _only(body, {"from", "to", "deactivate"})
+        source = await self._user_id(body.get("from"), "from")
+        target = await self._user_id(body.get("to"), "to")
+        if source is None or target is None:
+            raise Invalid("say whose records go to whom",
+                          {k: "required: a user id or name"
+                           for k in ("from", "to") if body.get(k) is None})
+        deactivate = body.get("deactivate", False)
+        if not isinstance(deactivate, bool):
+            raise Invalid("deactivate is true or false", {"deactivate": "must be true or false"})
+        moved = await self._run(partial(self.records.transfer_owned, deactivate=deactivate),
+                                actor, source, target)
+        return JSONResponse({"moved": moved, "total": sum(moved.values()),
+                             "deactivated": deactivate})
 
 
 def _single_params(request: Request) -> dict[str, str]:
@@ -193,6 +288,24 @@ def _single_params(request: Request) -> dict[str, str]:
                              {key: "contains a NUL character"})
         params[key] = value
     return params
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Invalid(f"unknown key {unknown[0]!r}; send {', '.join(sorted(allowed))}",
+                      {k: "unknown key" for k in unknown})
+
+
+def _optional_id(value: Any, key: str) -> int | None:
+    """A positive whole number from JSON (or its digits as text), or None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _whole_number(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise Invalid(f"{key} must be a positive whole number", {key: "not an id"})
+    return value
 
 
 def _flag(params: dict[str, str], key: str) -> bool:

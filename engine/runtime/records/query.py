@@ -87,7 +87,7 @@ def _field_for(entity: Entity, name: str) -> Field:
         return entity.field(name)
     if name in ENGINE_SORTABLE:
         from engine.metadata.errors import SourceLoc
-        from engine.metadata.model import Label
+        from engine.metadata.labels import Label
 
         return Field(name=name, type=ENGINE_SORTABLE[name], label=Label.of(None, name),
                      loc=SourceLoc("<engine>", 1, 1))

@@ -30,10 +30,20 @@ from sqlalchemy.exc import IntegrityError
 from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, sum_terms
 from engine.metadata.formulas import scope_of
 from engine.metadata.model import Entity, Field, Model
-from engine.runtime.access import SYSTEM, AccessPolicy, Actor, OpenPolicy
+from engine.metadata.roles import Scope
+from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
 from engine.runtime.audit import field_changes, read_history, write_audit
 from engine.runtime.db import WRITE
-from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
+from engine.runtime.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    stale_version,
+)
+from engine.runtime.records.assign import assign as assign_record
+from engine.runtime.records.assign import transfer_owned
 from engine.runtime.records.bulk import drop_unlinked_and_taken, live_target
 from engine.runtime.records.formulas import (
     RecordContext,
@@ -50,6 +60,7 @@ from engine.runtime.records.query import (
     encode_cursor,
     order_by,
 )
+from engine.runtime.records.team import remove_member, set_member, team_of
 from engine.runtime.records.totals import Totals
 from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
 from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
@@ -92,13 +103,12 @@ class _Compiled:
 
 
 class Records:
-    def __init__(self, engine: Engine, model: Model, policy: AccessPolicy | None = None,
-                 clock: Clock = _utcnow) -> None:
+    def __init__(self, engine: Engine, model: Model, clock: Clock = _utcnow) -> None:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
         self.model = model
         self.schema: Schema = build_schema(model)
-        self.policy: AccessPolicy = policy or OpenPolicy()
+        self.policy = AccessPolicy(model, self.schema)
         self.clock = clock
         # Formulas read the same clock, even when a test swaps `clock` afterwards.
         self.formula_clock = RecordsClock(lambda: self.clock())
@@ -143,7 +153,19 @@ class Records:
             where.append(predicate)
         return where
 
-    def _row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any]) -> dict[str, Any]:
+    def allowed(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int,
+                  action: str) -> None:
+        """Forbidden unless the actor may `action` this (visible) record."""
+        scope = self.policy.require(actor, c.entity, action)
+        cond = self.policy.scope_filter(scope, actor, c.entity, c.table, action)
+        if cond is None:
+            return
+        if conn.execute(select(c.table.c.id).where(c.table.c.id == record_id, cond)).first() \
+                is None:
+            raise Forbidden(f"you may not {action} this {c.entity.label.get().lower()}: your "
+                            f"roles allow {action} on {_SCOPE_WORDS[scope]} only")
+
+    def row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any]) -> dict[str, Any]:
         hidden = self.policy.hidden_fields(actor, c.entity)
         out = {k: row[k] for k in ENGINE_COLUMNS if k in row}
         if out.get("deleted_at") is None:
@@ -204,7 +226,7 @@ class Records:
         ctx = self.record_context(conn, c, values, prior=prior, is_new=creating)
         errors.update(failing_rules(c.entity, ctx))
 
-    def _fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
+    def fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
                deleted: bool = False, lock: bool = False) -> dict[str, Any]:
         stmt = self._select(c, computed=not lock).where(
             c.table.c.id == record_id, *self._visible(actor, c, deleted=deleted))
@@ -219,8 +241,11 @@ class Records:
     # -- validation ----------------------------------------------------------------------
 
     def _validate(self, c: _Compiled, data: Mapping[str, Any], *, creating: bool,
-                  errors: dict[str, str]) -> dict[str, Any]:
-        """Coerce `data` into column values, collecting every problem into `errors`."""
+                  errors: dict[str, str], mask: FieldMask) -> dict[str, Any]:
+        """Coerce `data` into column values, collecting every problem into `errors`.
+
+        A field hidden from the writer is as unknown to them as a field that does not exist.
+        """
         values: dict[str, Any] = {}
         entity = c.entity
         for key, raw in data.items():
@@ -228,10 +253,12 @@ class Records:
                 errors[str(key)] = "field names are text"
             elif key in ENGINE_COLUMNS:
                 errors[key] = "is set by the engine and cannot be written"
-            elif not entity.has_field(key):
+            elif not entity.has_field(key) or key in mask.hidden:
                 errors[key] = f"unknown field of {entity.name}"
             elif entity.field(key).computed:
                 errors[key] = "is computed and cannot be written"
+            elif key in mask.readonly:
+                errors[key] = "is read-only for your role"
             else:
                 try:
                     values[key] = c.coercers[key](raw)
@@ -269,6 +296,10 @@ class Records:
             found = conn.execute(select(target.c.id).where(*cond)).first()
             if found is None:
                 errors[name] = f"no {target.name.removeprefix('crm_')} with id {value}"
+            elif self_id is not None and target is c.table \
+                    and _reaches(conn, c.table, name, value, self_id):
+                errors[name] = (f"{c.entity.label.get().lower()} {value} is already under "
+                                f"this one; the {name} chain cannot go round in a circle")
 
     def _check_unique(self, conn: Connection, c: _Compiled, values: Mapping[str, Any],
                       errors: dict[str, str], self_id: int | None = None) -> None:
@@ -289,9 +320,10 @@ class Records:
 
     def create(self, actor: Actor, entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
         c = self.compiled(entity)
-        self.policy.check_write(actor, c.entity, "create", None)
+        self.policy.require(actor, c.entity, "create")
         errors: dict[str, str] = {}
-        values = self._validate(c, data, creating=True, errors=errors)
+        values = self._validate(c, data, creating=True, errors=errors,
+                                mask=self.policy.mask(actor, c.entity))
         now = self.clock()
         with self.writer.begin() as conn:
             self._check_links(conn, actor, c, values, errors)
@@ -317,27 +349,30 @@ class Records:
             changes = [(k, None, v) for k, v in values.items() if v is not None]
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=new_id, action="create", changes=changes)
-            row = self._fetch(conn, SYSTEM, c, new_id)
-        return self._row_out(actor, c, row)
+            row = self.fetch(conn, SYSTEM, c, new_id)
+        return self.row_out(actor, c, row)
 
     def get(self, actor: Actor, entity: str, record_id: int, *,
             deleted: bool = False) -> dict[str, Any]:
         c = self.compiled(entity)
+        self.policy.require(actor, c.entity, "read")
         with self.engine.connect() as conn:
-            row = self._fetch(conn, actor, c, record_id, deleted=deleted)
-        return self._row_out(actor, c, row)
+            row = self.fetch(conn, actor, c, record_id, deleted=deleted)
+        return self.row_out(actor, c, row)
 
     def update(self, actor: Actor, entity: str, record_id: int, data: Mapping[str, Any],
                version: int) -> dict[str, Any]:
         c = self.compiled(entity)
+        self.policy.require(actor, c.entity, "read")
         errors: dict[str, str] = {}
-        values = self._validate(c, data, creating=False, errors=errors)
+        values = self._validate(c, data, creating=False, errors=errors,
+                                mask=self.policy.mask(actor, c.entity))
         now = self.clock()
         with self.writer.begin() as conn:
-            old = self._fetch(conn, actor, c, record_id, lock=True)
-            self.policy.check_write(actor, c.entity, "update", old)
+            old = self.fetch(conn, actor, c, record_id, lock=True)
+            self.allowed(conn, actor, c, record_id, "update")
             if old["version"] != version:
-                raise _stale(entity, record_id, old["version"], version)
+                raise stale_version(entity, record_id, old["version"], version)
             self._check_links(conn, actor, c, values, errors, self_id=record_id)
             self._check_unique(conn, c, values, errors, self_id=record_id)
             if not errors and field_changes(old, values, values.keys()):
@@ -346,7 +381,7 @@ class Records:
                 raise Invalid(f"{entity} is not valid", errors)
             changes = field_changes(old, values, values.keys())
             if not changes:  # `old` was read for update, without computed fields
-                return self._row_out(actor, c, self._fetch(conn, SYSTEM, c, record_id))
+                return self.row_out(actor, c, self.fetch(conn, SYSTEM, c, record_id))
             t = c.table
             stmt = (update(t).where(t.c.id == record_id, t.c.version == version,
                                     t.c.deleted_at.is_(None))
@@ -358,11 +393,11 @@ class Records:
             except IntegrityError as exc:
                 raise Conflict(f"{entity} conflicts with another record: {_reason(exc)}") from None
             if result.rowcount != 1:
-                raise _stale(entity, record_id, None, version)
+                raise stale_version(entity, record_id, None, version)
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=record_id, action="update", changes=changes)
-            row = self._fetch(conn, SYSTEM, c, record_id)
-        return self._row_out(actor, c, row)
+            row = self.fetch(conn, SYSTEM, c, record_id)
+        return self.row_out(actor, c, row)
 
     def delete(self, actor: Actor, entity: str, record_id: int,
                version: int | None = None) -> None:
@@ -370,10 +405,10 @@ class Records:
         c = self.compiled(entity)
         now = self.clock()
         with self.writer.begin() as conn:
-            old = self._fetch(conn, actor, c, record_id, lock=True)
-            self.policy.check_write(actor, c.entity, "delete", old)
+            old = self.fetch(conn, actor, c, record_id, lock=True)
+            self.allowed(conn, actor, c, record_id, "delete")
             if version is not None and old["version"] != version:
-                raise _stale(entity, record_id, old["version"], version)
+                raise stale_version(entity, record_id, old["version"], version)
             t = c.table
             conn.execute(update(t).where(t.c.id == record_id).values(
                 deleted_at=now, deleted_by=actor.user_id, version=t.c.version + 1,
@@ -386,24 +421,24 @@ class Records:
         c = self.compiled(entity)
         now = self.clock()
         with self.writer.begin() as conn:
-            old = self._fetch(conn, actor, c, record_id, deleted=True, lock=True)
-            self.policy.check_write(actor, c.entity, "restore", old)
+            self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
+            self.allowed(conn, actor, c, record_id, "delete")
             t = c.table
             conn.execute(update(t).where(t.c.id == record_id).values(
                 deleted_at=None, deleted_by=None, version=t.c.version + 1,
                 updated_at=now, updated_by=actor.user_id))
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=record_id, action="restore", changes=[])
-            row = self._fetch(conn, SYSTEM, c, record_id)
-        return self._row_out(actor, c, row)
+            row = self.fetch(conn, SYSTEM, c, record_id)
+        return self.row_out(actor, c, row)
 
     def purge(self, actor: Actor, entity: str, record_id: int) -> None:
         """Delete a record in the recycle bin for good; its audit history stays."""
         c = self.compiled(entity)
         now = self.clock()
         with self.writer.begin() as conn:
-            old = self._fetch(conn, actor, c, record_id, deleted=True, lock=True)
-            self.policy.check_write(actor, c.entity, "purge", old)
+            old = self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
+            self.allowed(conn, actor, c, record_id, "delete")
             try:
                 with conn.begin_nested():
                     conn.execute(delete(c.table).where(c.table.c.id == record_id))
@@ -418,6 +453,7 @@ class Records:
 
     def history(self, actor: Actor, entity: str, record_id: int) -> list[dict[str, Any]]:
         c = self.compiled(entity)
+        self.policy.require(actor, c.entity, "read")
         with self.engine.connect() as conn:
             stmt = select(c.table.c.id).where(
                 c.table.c.id == record_id,
@@ -425,12 +461,13 @@ class Records:
             if conn.execute(stmt).first() is None:
                 raise NotFound(f"no {entity} {record_id}")
             hidden = self.policy.hidden_fields(actor, c.entity)
-            visible = frozenset(c.entity.field_names) - hidden
+            visible = frozenset(c.entity.field_names) - hidden | _ENGINE_AUDITED
             return read_history(conn, self.audit, self.users, entity, record_id, visible)
 
     def explain(self, actor: Actor, entity: str, record_id: int, name: str) -> dict[str, Any]:
         """A computed field that is a sum (`a + b + c`), term by term, on one record."""
         c = self.compiled(entity)
+        self.policy.require(actor, c.entity, "read")
         if not c.entity.has_field(name) or name in self.policy.hidden_fields(actor, c.entity):
             raise NotFound(f"no field {name!r} of {entity}")
         f = c.entity.field(name)
@@ -442,10 +479,10 @@ class Records:
                              {"field": "its formula is not a sum (a + b + c)"})
         scope = scope_of(self.model.entities, entity)
         with self.engine.connect() as conn:
-            row = self._fetch(conn, actor, c, record_id)
+            row = self.fetch(conn, actor, c, record_id)
             ctx = self.record_context(conn, c, row)
             values = [compile_formula(t, scope).evaluate(ctx) for t in terms]
-        return {"field": name, "value": self._row_out(actor, c, row)[name],
+        return {"field": name, "value": self.row_out(actor, c, row)[name],
                 "terms": [{"formula": t, "value": v}
                           for t, v in zip(terms, values, strict=True)]}
 
@@ -469,12 +506,14 @@ class Records:
     def list_records(self, actor: Actor, entity: str, query: ListQuery) -> Page:
         c = self.compiled(entity)
         t = c.table
-        hidden = self.policy.hidden_fields(actor, c.entity)
-        used = {cond.field for cond in query.conditions} | {k.field for k in query.sort}
+        self.policy.require(actor, c.entity, "read")
+        used: set[tuple[str, ...]] = {(cond.field,) for cond in query.conditions} \
+            | {(k.field,) for k in query.sort}
         if query.filter is not None:
-            used |= {path[0] for path in query.filter.references}
-        if used & hidden:
-            raise NotFound(f"no field {sorted(used & hidden)[0]!r} of {entity}")
+            used |= set(query.filter.references)
+        for path in sorted(used):
+            if self.policy.reads_hidden(actor, c.entity, path):
+                raise NotFound(f"no field {'.'.join(path)!r} of {entity}")
         cols = self.sql_fields().columns(c.entity, t)
         where = self._visible(actor, c, deleted=query.deleted)
         where += [condition_sql(cols, cond, self.engine.dialect.name)
@@ -489,14 +528,14 @@ class Records:
             stmt = stmt.where(after_cursor(c.entity, cols, query.sort, query.cursor))
         else:
             stmt = stmt.offset((query.page - 1) * query.page_size)
-        list_key = (entity, actor.user_id, query.deleted, repr(query.conditions),
+        list_key = (entity, actor, query.deleted, repr(query.conditions),
                     query.filter.source if query.filter is not None else None)
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(stmt.limit(query.page_size)).mappings()]
             total, exact = self.totals.count(conn, t, where, list_key)
         next_cursor = (encode_cursor(query.sort, rows[-1])
                        if len(rows) == query.page_size else None)
-        return Page([self._row_out(actor, c, r) for r in rows], total, exact, query.page,
+        return Page([self.row_out(actor, c, r) for r in rows], total, exact, query.page,
                     query.page_size, next_cursor)
 
     # -- bulk ----------------------------------------------------------------------------
@@ -509,14 +548,15 @@ class Records:
         its values. Returns the ids created, in input order.
         """
         c = self.compiled(entity)
-        self.policy.check_write(actor, c.entity, "create", None)
+        self.policy.require(actor, c.entity, "create")
+        mask = self.policy.mask(actor, c.entity)
         created: list[int] = []
         errors: list[tuple[int, dict[str, str]]] = []
         batch: list[tuple[int, dict[str, Any]]] = []
         seen_unique: dict[str, set[Any]] = {f.name: set() for f in c.entity.fields if f.unique}
         for index, data in enumerate(rows):
             problems: dict[str, str] = {}
-            values = self._validate(c, data, creating=True, errors=problems)
+            values = self._validate(c, data, creating=True, errors=problems, mask=mask)
             for name, seen in seen_unique.items():
                 v = values.get(name)
                 if v is not None and name not in problems:
@@ -588,15 +628,51 @@ class Records:
             good.append((i, v))
         return good
 
+    # -- ownership and teams (records/assign.py, records/team.py) ------------------------
+
+    def assign(self, actor: Actor, entity: str, record_id: int, *, owner: int | None,
+               department: int | None, version: int | None = None) -> dict[str, Any]:
+        return assign_record(self, actor, entity, record_id, owner=owner,
+                             department=department, version=version)
+
+    def transfer_owned(self, actor: Actor, from_user: int, to_user: int, *,
+                       deactivate: bool = False) -> dict[str, int]:
+        return transfer_owned(self, actor, from_user, to_user, deactivate=deactivate)
+
+    def team(self, actor: Actor, entity: str, record_id: int) -> list[dict[str, Any]]:
+        return team_of(self, actor, entity, record_id)
+
+    def set_team_member(self, actor: Actor, entity: str, record_id: int, user_id: int,
+                        access: str) -> list[dict[str, Any]]:
+        return set_member(self, actor, entity, record_id, user_id, access)
+
+    def remove_team_member(self, actor: Actor, entity: str, record_id: int,
+                           user_id: int) -> list[dict[str, Any]]:
+        return remove_member(self, actor, entity, record_id, user_id)
+
     def field_of(self, entity: str, name: str) -> Field:
         return self.compiled(entity).entity.field(name)
 
 
-def _stale(entity: str, record_id: int, current: int | None, given: int) -> Conflict:
-    detail = f" (current version is {current})" if current is not None else ""
-    return Conflict(f"{entity} {record_id} was changed by someone else since version {given}"
-                    f"{detail}; reload it and apply your change again",
-                    {"version": "stale"})
+def _reaches(conn: Connection, table: Table, link: str, start: int, goal: int) -> bool:
+    """Whether following `link` upwards from record `start` arrives at `goal`."""
+    seen: set[int] = set()
+    current: int | None = start
+    while current is not None and current not in seen:
+        if current == goal:
+            return True
+        seen.add(current)
+        current = conn.execute(select(table.c[link]).where(table.c.id == current)).scalar()
+    return False
+
+
+# Audit fields besides the entity's own: assignment and team changes.
+_ENGINE_AUDITED = frozenset({"owner_id", "department_id", "team"})
+
+_SCOPE_WORDS = {Scope.OWN: "records you own or share as a team member",
+                Scope.DEPARTMENT: "records of your department",
+                Scope.DEPARTMENT_TREE: "records of your department and those under it",
+                Scope.ALL: "every record", Scope.NONE: "no record"}
 
 
 def _reason(exc: IntegrityError) -> str:

@@ -31,7 +31,12 @@ TOKEN_TABLE = "crm_token"
 AUDIT_TABLE = "crm_audit"
 MIGRATION_TABLE = "crm_migration"
 ARCHIVE_TABLE = "crm_archived_column"
-SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE)
+TEAM_TABLE = "crm_team"
+SESSION_TABLE = "crm_session"
+LOGIN_ATTEMPT_TABLE = "crm_login_attempt"
+SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
+                 TEAM_TABLE,
+                 SESSION_TABLE, LOGIN_ATTEMPT_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -195,6 +200,46 @@ def _system_tables(md: MetaData) -> None:
         Column("column_type", String(100), nullable=False),
         Column("archived_at", UtcDateTime, nullable=False),
         Index("uq_crm_archived_column", "table_name", "column_name", unique=True),
+    )
+    # Record teams (engine/runtime/records/team.py): users who share a record with its owner.
+    Table(
+        TEAM_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("user_id", BigInteger, ForeignKey(f"{USER_TABLE}.id", name="fk_crm_team_user_id"),
+               nullable=False),
+        Column("access", String(10), nullable=False),  # "read" or "edit"
+        Column("added_at", UtcDateTime, nullable=False),
+        Column("added_by", BigInteger),
+        # The access predicate asks "is user U on the team of an E record", record by record.
+        Index("uq_crm_team_member", "user_id", "entity", "record_id", unique=True),
+        Index("ix_crm_team_record", "entity", "record_id"),
+    )
+    # Browser sessions (engine/runtime/sessions.py): the cookie's random id is stored only as
+    # its SHA-256 digest, like API tokens.
+    Table(
+        SESSION_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("token_hash", String(64), nullable=False),
+        Column("user_id", BigInteger,
+               ForeignKey(f"{USER_TABLE}.id", name="fk_crm_session_user_id"), nullable=False),
+        Column("csrf_secret", String(64), nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("last_seen_at", UtcDateTime, nullable=False),
+        Column("ended_at", UtcDateTime),
+        Index("uq_crm_session_token_hash", "token_hash", unique=True),
+        Index("ix_crm_session_user_id", "user_id"),
+    )
+    # Failed sign-ins, counted per user name and per client address to throttle guessing.
+    Table(
+        LOGIN_ATTEMPT_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("at", UtcDateTime, nullable=False),
+        Column("user_name", String(80), nullable=False),
+        Column("address", String(64), nullable=False),
+        Index("ix_crm_login_attempt_user_name", "user_name", "at"),
+        Index("ix_crm_login_attempt_address", "address", "at"),
     )
 
 

@@ -1,0 +1,175 @@
+"""Assignment: hand a record to a user or a department, with the children that follow it,
+and transfer everything a departing user owns. Owner and department change only here.
+
+Both are audited like field changes (`owner_id`, `department_id`) under the action "assign".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Connection, Table, insert, or_, select, update
+
+from engine.metadata.model import Entity
+from engine.runtime.access import SYSTEM, Actor
+from engine.runtime.audit import dump_value, write_audit
+from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound, stale_version
+
+if TYPE_CHECKING:
+    from engine.runtime.records.service import Records, _Compiled
+
+ENGINE_OWNER = ("owner_id", "department_id")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who a record goes to: a user (and their department, unless one is named) or a
+    department with no owner (its manager assigns it on)."""
+
+    owner_id: int | None
+    department_id: int | None
+
+
+def resolve_target(conn: Connection, records: Records, owner: int | None,
+                   department: int | None) -> Target:
+    """Check that the user is active and the department is a live record; 422 otherwise."""
+    errors: dict[str, str] = {}
+    if owner is None and department is None:
+        raise Invalid("say who the record goes to",
+                      {"owner": "give a user id, or a department id"})
+    dept_of_owner: int | None = None
+    if owner is not None:
+        u = records.users
+        row = conn.execute(select(u.c.department_id).where(
+            u.c.id == owner, u.c.active.is_(True))).first()
+        if row is None:
+            errors["owner"] = f"no active user with id {owner}"
+        else:
+            dept_of_owner = row[0]
+    if department is not None:
+        if not records.model.has_entity("department"):
+            errors["department"] = "there is no department entity in config"
+        else:
+            d = records.schema.table("department")
+            if conn.execute(select(d.c.id).where(d.c.id == department,
+                                                 d.c.deleted_at.is_(None))).first() is None:
+                errors["department"] = f"no department with id {department}"
+    if errors:
+        raise Invalid("the assignment is not valid", errors)
+    return Target(owner, department if department is not None else dept_of_owner)
+
+
+def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
+           owner: int | None, department: int | None,
+           version: int | None = None) -> dict[str, Any]:
+    """Give one record (and its configured children) to `owner` and/or `department`.
+
+    Returns {"record": the record as the actor sees it, "cascaded": {entity: count}}.
+    """
+    c = records.compiled(entity)
+    records.policy.require(actor, c.entity, "read")
+    now = records.clock()
+    with records.writer.begin() as conn:
+        old = records.fetch(conn, actor, c, record_id, lock=True)
+        records.allowed(conn, actor, c, record_id, "assign")
+        if version is not None and old["version"] != version:
+            raise stale_version(entity, record_id, old["version"], version)
+        target = resolve_target(conn, records, owner, department)
+        moved = _move(conn, records, actor, c.table, entity, [record_id], target, now)
+        cascaded: dict[str, int] = {}
+        if moved:
+            for cascade in c.entity.cascade_assign:
+                child = records.compiled(cascade.entity)
+                ids = _children(conn, records, actor, c.entity, child, record_id,
+                                old["owner_id"], cascade.compiled)
+                if ids:
+                    cascaded[cascade.entity] = _move(conn, records, actor, child.table,
+                                                     cascade.entity, ids, target, now)
+        row = records.fetch(conn, SYSTEM, c, record_id)
+    return {"record": records.row_out(actor, c, row), "cascaded": cascaded}
+
+
+def _children(conn: Connection, records: Records, actor: Actor, parent: Entity,
+              child: _Compiled, parent_id: int, old_owner: int | None,
+              when: Any) -> list[int]:
+    """Live children pointing to the parent, owned by the parent's old owner, that satisfy
+    `when` and that the actor may assign."""
+    t = child.table
+    links = [t.c[f.name] == parent_id for f in child.entity.stored_fields
+             if f.target == parent.name]
+    where: list[ColumnElement[bool]] = [
+        or_(*links), t.c.deleted_at.is_(None),
+        t.c.owner_id.is_(None) if old_owner is None else t.c.owner_id == old_owner]
+    allowed = records.policy.row_filter(actor, child.entity, t, "assign")
+    if allowed is not None:
+        where.append(allowed)
+    if when is not None:
+        sql = records.sql_fields()
+        where.append(when.sql_condition(lambda path: sql.path(child.entity, t, path),
+                                        sql.dialect, sql.clock))
+    return [r[0] for r in conn.execute(select(t.c.id).where(*where).order_by(t.c.id))]
+
+
+def _move(conn: Connection, records: Records, actor: Actor, table: Table, entity: str,
+          ids: Sequence[int], target: Target, now: datetime) -> int:
+    """Set owner and department of `ids`, one audit row per changed column; returns how
+    many records changed."""
+    rows = conn.execute(select(table.c.id, table.c.owner_id, table.c.department_id)
+                        .where(table.c.id.in_(ids))).all()
+    new = {"owner_id": target.owner_id, "department_id": target.department_id}
+    changed = 0
+    audit_rows: list[dict[str, Any]] = []
+    for row in rows:
+        changes = [(col, getattr(row, col), new[col]) for col in ENGINE_OWNER
+                   if getattr(row, col) != new[col]]
+        if not changes:
+            continue
+        changed += 1
+        audit_rows += [{"at": now, "user_id": actor.user_id, "entity": entity,
+                        "record_id": row.id, "action": "assign", "field": col,
+                        "old_value": dump_value(o), "new_value": dump_value(n)}
+                       for col, o, n in changes]
+        conn.execute(update(table).where(table.c.id == row.id).values(
+            **new, version=table.c.version + 1, updated_at=now, updated_by=actor.user_id))
+    if audit_rows:
+        conn.execute(insert(records.audit), audit_rows)
+    return changed
+
+
+def transfer_owned(records: Records, actor: Actor, from_user: int, to_user: int, *,
+                   deactivate: bool = False) -> dict[str, int]:
+    """Give everything `from_user` owns (recycle bin included) to `to_user`, in one
+    transaction, and optionally deactivate `from_user` (tokens revoked) in the same one.
+
+    Returns {entity: records moved}. Only administrators may do this.
+    """
+    if not records.policy.is_admin(actor):
+        raise Forbidden("only an administrator may transfer a user's records")
+    if from_user == to_user:
+        raise BadRequest("a user cannot transfer records to themselves",
+                         {"to": "choose another user"})
+    now = records.clock()
+    moved: dict[str, int] = {}
+    with records.writer.begin() as conn:
+        u = records.users
+        if conn.execute(select(u.c.id).where(u.c.id == from_user)).first() is None:
+            raise NotFound(f"no user with id {from_user}")
+        target = resolve_target(conn, records, to_user, None)
+        for e in records.model.entities:
+            t = records.compiled(e.name).table
+            ids = [r[0] for r in conn.execute(
+                select(t.c.id).where(t.c.owner_id == from_user).order_by(t.c.id))]
+            if ids:
+                moved[e.name] = _move(conn, records, actor, t, e.name, ids, target, now)
+        if deactivate:
+            conn.execute(update(u).where(u.c.id == from_user).values(active=False))
+            tokens = records.schema.table("crm_token")
+            conn.execute(update(tokens).where(tokens.c.user_id == from_user,
+                                              tokens.c.revoked_at.is_(None))
+                         .values(revoked_at=now))
+            write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity="crm_user",
+                        record_id=from_user, action="deactivate", changes=[])
+    return moved

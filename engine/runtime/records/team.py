@@ -1,0 +1,95 @@
+"""Record teams: users who share a record with its owner (a presales engineer on an
+opportunity). A member with `read` sees the record; with `edit` they may also update it
+where their role's scope is `own`. Adding and removing members is audited under "team".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, insert, select, update
+
+from engine.runtime.access import Actor
+from engine.runtime.audit import write_audit
+from engine.runtime.errors import Invalid, NotFound
+
+if TYPE_CHECKING:
+    from engine.runtime.records.service import Records
+
+TEAM_ACCESS = ("read", "edit")
+
+
+def team_of(records: Records, actor: Actor, entity: str,
+            record_id: int) -> list[dict[str, Any]]:
+    """The members of a record the actor can see, in the order they were added."""
+    c = records.compiled(entity)
+    records.policy.require(actor, c.entity, "read")
+    t, u = records.policy.team, records.users
+    with records.engine.connect() as conn:
+        records.fetch(conn, actor, c, record_id)
+        rows = conn.execute(
+            select(t.c.user_id, u.c.name, u.c.display_name, t.c.access, t.c.added_at)
+            .select_from(t.join(u, u.c.id == t.c.user_id))
+            .where(t.c.entity == entity, t.c.record_id == record_id).order_by(t.c.id))
+        return [{"user_id": r.user_id, "user": r.name, "display_name": r.display_name,
+                 "access": r.access, "added_at": r.added_at} for r in rows]
+
+
+def set_member(records: Records, actor: Actor, entity: str, record_id: int, user_id: int,
+               access: str) -> list[dict[str, Any]]:
+    """Add a member, or change their access; the actor must be allowed to update the record."""
+    if access not in TEAM_ACCESS:
+        raise Invalid("team access is read or edit", {"access": "must be read or edit"})
+    c = records.compiled(entity)
+    records.policy.require(actor, c.entity, "read")
+    t, u = records.policy.team, records.users
+    now = records.clock()
+    with records.writer.begin() as conn:
+        records.fetch(conn, actor, c, record_id, lock=True)
+        records.allowed(conn, actor, c, record_id, "update")
+        user = conn.execute(select(u.c.name).where(u.c.id == user_id,
+                                                   u.c.active.is_(True))).first()
+        if user is None:
+            raise Invalid("team member is not valid",
+                          {"user": f"no active user with id {user_id}"})
+        key = (t.c.entity == entity, t.c.record_id == record_id, t.c.user_id == user_id)
+        current = conn.execute(select(t.c.access).where(*key)).scalar()
+        if current == access:
+            pass
+        elif current is None:
+            conn.execute(insert(t).values(entity=entity, record_id=record_id, user_id=user_id,
+                                          access=access, added_at=now,
+                                          added_by=actor.user_id))
+        else:
+            conn.execute(update(t).where(*key).values(access=access))
+        if current != access:
+            write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity=entity,
+                        record_id=record_id, action="team",
+                        changes=[("team", _member(user.name, current),
+                                  _member(user.name, access))])
+    return team_of(records, actor, entity, record_id)
+
+
+def remove_member(records: Records, actor: Actor, entity: str, record_id: int,
+                  user_id: int) -> list[dict[str, Any]]:
+    c = records.compiled(entity)
+    records.policy.require(actor, c.entity, "read")
+    t, u = records.policy.team, records.users
+    now = records.clock()
+    with records.writer.begin() as conn:
+        records.fetch(conn, actor, c, record_id, lock=True)
+        records.allowed(conn, actor, c, record_id, "update")
+        key = (t.c.entity == entity, t.c.record_id == record_id, t.c.user_id == user_id)
+        current = conn.execute(select(t.c.access).where(*key)).scalar()
+        if current is None:
+            raise NotFound(f"user {user_id} is not on the team of {entity} {record_id}")
+        name = conn.execute(select(u.c.name).where(u.c.id == user_id)).scalar()
+        conn.execute(delete(t).where(*key))
+        write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity=entity,
+                    record_id=record_id, action="team",
+                    changes=[("team", _member(name, current), None)])
+    return team_of(records, actor, entity, record_id)
+
+
+def _member(name: str | None, access: str | None) -> dict[str, Any] | None:
+    return None if access is None else {"user": name, "access": access}
