@@ -9,7 +9,9 @@ import click
 import pytest
 
 from engine.cli import main
+from engine.metadata import load_model
 from engine.metadata.loader import schema
+from engine.metadata.roles import ACTIONS
 from engine.types import FieldType
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -28,6 +30,21 @@ def test_every_entity_key_is_documented() -> None:
 def test_every_field_key_is_documented() -> None:
     keys = set(schema("entity")["$defs"]["field"]["properties"])
     assert keys - _documented("configuration.md") == set()
+
+
+def test_every_roles_and_org_key_is_documented() -> None:
+    roles = schema("roles")
+    keys = set(roles["properties"]) | set(roles["$defs"]["role"]["properties"])
+    keys |= set(ACTIONS)
+    keys |= set(roles["$defs"]["scope"]["enum"])
+    org = schema("org")
+    keys |= set(org["properties"]) | set(org["$defs"]["unit"]["properties"])
+    assert keys - _documented("access.md") == set()
+
+
+def test_every_shipped_role_is_documented() -> None:
+    shipped = load_model(DOCS.parent / "config").roles.names
+    assert set(shipped) - _documented("access.md") == set()
 
 
 @pytest.mark.parametrize("ftype", list(FieldType))

@@ -186,7 +186,7 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
             "get": {"tags": tag, "operationId": f"list_{e.name}",
                     "summary": f"List {e.plural.get()}", "parameters": list_params,
                     "responses": {"200": {"description": "A page", "content": _json(f"{n}Page")},
-                                  **_errors(400, 401)}},
+                                  **_errors(400, 401, 403, 404)}},
             "post": {"tags": tag, "operationId": f"create_{e.name}",
                      "summary": f"Create a {e.label.get()}",
                      "requestBody": {"required": True, "content": _json(f"{n}Create")},
@@ -194,7 +194,7 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
                                            "headers": {"Location": {
                                                "description": "URL of the new record",
                                                "schema": {"type": "string"}}}},
-                                   **_errors(400, 401, 409, 413, 415, 422)}},
+                                   **_errors(400, 401, 403, 409, 413, 415, 422)}},
         },
         f"/api/{e.name}/{{record_id}}": {
             "get": {"tags": tag, "operationId": f"get_{e.name}",
@@ -202,37 +202,108 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
                         rid, {"name": "deleted", "in": "query", "schema": {"type": "boolean"},
                               "description": "read the record from the recycle bin"}],
                     "responses": {"200": {"description": "The record", "content": _json(n)},
-                                  **_errors(400, 401, 404)}},
+                                  **_errors(400, 401, 403, 404)}},
             "patch": {"tags": tag, "operationId": f"update_{e.name}",
                       "summary": f"Update a {e.label.get()}", "parameters": [rid],
                       "requestBody": {"required": True, "content": _json(f"{n}Patch")},
                       "responses": {"200": {"description": "Updated", "content": _json(n)},
-                                    **_errors(400, 401, 404, 409, 413, 415, 422)}},
+                                    **_errors(400, 401, 403, 404, 409, 413, 415, 422)}},
             "delete": {"tags": tag, "operationId": f"delete_{e.name}",
                        "summary": "Move to the recycle bin", "parameters": [
                 rid, {"name": "version", "in": "query", "schema": {"type": "integer"},
                       "description": "refuse (409) unless the record is at this version"}],
                 "responses": {"204": {"description": "In the recycle bin"},
-                              **_errors(400, 401, 404, 409)}},
+                              **_errors(400, 401, 403, 404, 409)}},
         },
         f"/api/{e.name}/{{record_id}}/history": {
             "get": {"tags": tag, "operationId": f"history_{e.name}",
                     "summary": "Audit history", "parameters": [rid],
                     "responses": {"200": {"description": "Audit rows, oldest first",
                                           "content": _json("History")},
-                                  **_errors(401, 404)}},
+                                  **_errors(401, 403, 404)}},
         },
         f"/api/{e.name}/{{record_id}}/actions/{{action}}": {
             "post": {"tags": tag, "operationId": f"action_{e.name}",
-                     "summary": "Run an action: restore, purge",
+                     "summary": "Run an action: restore, purge, assign",
+                     "description": "assign takes a body (Assign) and answers "
+                                    "{record, cascaded}; restore answers the record",
                      "parameters": [rid, {"name": "action", "in": "path", "required": True,
                                           "schema": {"type": "string",
-                                                     "enum": ["restore", "purge"]}}],
-                     "responses": {"200": {"description": "Restored", "content": _json(n)},
+                                                     "enum": ["restore", "purge", "assign"]}}],
+                     "requestBody": {"required": False, "content": _json("Assign")},
+                     "responses": {"200": {"description": "Restored or assigned",
+                                           "content": _json(n)},
                                    "204": {"description": "Purged"},
-                                   **_errors(401, 404, 409)}},
+                                   **_errors(401, 403, 404, 409, 422)}},
+        },
+        f"/api/{e.name}/{{record_id}}/team": {
+            "get": {"tags": tag, "operationId": f"team_{e.name}",
+                    "summary": "Team members", "parameters": [rid],
+                    "responses": {"200": {"description": "The team", "content": _json("Team")},
+                                  **_errors(401, 403, 404)}},
+            "post": {"tags": tag, "operationId": f"set_team_member_{e.name}",
+                     "summary": "Add a team member or change their access", "parameters": [rid],
+                     "requestBody": {"required": True, "content": _json("TeamMember")},
+                     "responses": {"200": {"description": "The team", "content": _json("Team")},
+                                   **_errors(400, 401, 403, 404, 422)}},
+        },
+        f"/api/{e.name}/{{record_id}}/team/{{user_id}}": {
+            "delete": {"tags": tag, "operationId": f"remove_team_member_{e.name}",
+                       "summary": "Remove a team member", "parameters": [
+                           rid, {"name": "user_id", "in": "path", "required": True,
+                                 "schema": {"type": "integer", "minimum": 1}}],
+                       "responses": {"200": {"description": "The team",
+                                             "content": _json("Team")},
+                                     **_errors(401, 403, 404)}},
+        },
+        f"/api/access/explain/{e.name}/{{record_id}}": {
+            "get": {"tags": ["access"], "operationId": f"explain_access_{e.name}",
+                    "summary": "Why a user can or cannot act on this record", "parameters": [
+                        rid, {"name": "user", "in": "query", "schema": {"type": "string"},
+                              "description": "whose access (administrators); default: yours"}],
+                    "responses": {"200": {"description": "Verdicts and reasons",
+                                          "content": _json("AccessExplanation")},
+                                  **_errors(401, 403, 404)}},
         },
     }
+
+
+_USER_REF = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}],
+             "description": "a user id or name"}
+_ACCESS_SCHEMAS: dict[str, Any] = {
+    "Assign": {"type": "object", "additionalProperties": False, "properties": {
+        "owner": _USER_REF, "department": {"type": "integer", "minimum": 1},
+        "version": {"type": "integer", "minimum": 1}}},
+    "TeamMember": {"type": "object", "additionalProperties": False, "required": ["user"],
+                   "properties": {"user": _USER_REF,
+                                  "access": {"enum": ["read", "edit"], "default": "read"}}},
+    "Team": {"type": "object", "properties": {
+        "total": {"type": "integer"},
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "user_id": {"type": "integer"}, "user": {"type": "string"},
+            "display_name": {"type": ["string", "null"]},
+            "access": {"enum": ["read", "edit"]},
+            "added_at": {"type": "string", "format": "date-time"}}}}}},
+    "AccessExplanation": {"type": "object", "required": ["user", "actions", "fields"],
+                          "properties": {
+        "user": {"type": "object"}, "entity": {"type": "string"},
+        "record_id": {"type": "integer"}, "record": {"type": "object"},
+        "actions": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["allowed", "scope", "reason"], "properties": {
+                "allowed": {"type": "boolean"}, "scope": {"type": "string"},
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "reason": {"type": "string"}}}},
+        "fields": {"type": "object", "additionalProperties": {
+            "type": "object", "properties": {"read": {"type": "string"},
+                                             "write": {"type": "string"},
+                                             "reason": {"type": "string"}}}}}},
+    "Transfer": {"type": "object", "additionalProperties": False, "required": ["from", "to"],
+                 "properties": {"from": _USER_REF, "to": _USER_REF,
+                                "deactivate": {"type": "boolean", "default": False}}},
+    "TransferResult": {"type": "object", "properties": {
+        "moved": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "total": {"type": "integer"}, "deactivated": {"type": "boolean"}}},
+}
 
 
 def _in_sql(f: Field) -> bool:
@@ -252,7 +323,7 @@ def build_openapi(model: Model) -> dict[str, Any]:
                 "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
                 "user_id": {"type": ["integer", "null"]}, "user": {"type": ["string", "null"]},
                 "action": {"type": "string",
-                           "description": "create, update, delete, restore, purge"},
+                           "description": "create, update, delete, restore, purge, assign, team"},
                 "field": {"type": ["string", "null"]}, "old": {}, "new": {}},
                 "required": ["id", "at", "action", "field", "old", "new"]}}}},
         "Explanation": {"type": "object", "required": ["field", "value", "terms"],
@@ -262,7 +333,14 @@ def build_openapi(model: Model) -> dict[str, Any]:
                 "type": "object", "required": ["formula", "value"],
                 "properties": {"formula": {"type": "string"}, "value": {}}}}}},
     }
-    paths: dict[str, Any] = {}
+    schemas.update(_ACCESS_SCHEMAS)
+    paths: dict[str, Any] = {"/api/access/transfer": {
+        "post": {"tags": ["access"], "operationId": "transfer_owned",
+                 "summary": "Give everything a user owns to another (administrators)",
+                 "requestBody": {"required": True, "content": _json("Transfer")},
+                 "responses": {"200": {"description": "Records moved, per entity",
+                                       "content": _json("TransferResult")},
+                               **_errors(400, 401, 403, 404, 422)}}}}
     for e in model.entities:
         schemas.update(_entity_schemas(e))
         paths.update(_entity_paths(e))
