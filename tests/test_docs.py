@@ -32,6 +32,14 @@ def test_every_field_key_is_documented() -> None:
     assert keys - _documented("configuration.md") == set()
 
 
+def test_every_form_key_is_documented() -> None:
+    form = schema("form")
+    keys = set(form["properties"]) | set(form["$defs"]["section"]["properties"])
+    keys |= set(form["$defs"]["section"]["properties"]["fields"]["items"]["else"]["properties"])
+    keys |= set(form["$defs"]["related"]["properties"])
+    assert keys - _documented("configuration.md") == set()
+
+
 def test_every_roles_and_org_key_is_documented() -> None:
     roles = schema("roles")
     keys = set(roles["properties"]) | set(roles["$defs"]["role"]["properties"])

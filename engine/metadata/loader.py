@@ -19,9 +19,10 @@ from jsonschema.exceptions import ValidationError
 
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
+from engine.metadata.forms import build_form, default_form
 from engine.metadata.formulas import compile_formulas
 from engine.metadata.labels import Label
-from engine.metadata.model import Cascade, Entity, Field, Model, OrgUnit, Validation
+from engine.metadata.model import Cascade, Entity, Field, Form, Model, OrgUnit, Validation
 from engine.metadata.org import load_org
 from engine.metadata.roles import DEFAULT_ROLES, build_roles
 from engine.metadata.yamlio import PathPart, YamlDoc, parse_yaml
@@ -96,6 +97,9 @@ def load_model(config_dir: str | Path) -> Model:
         org_doc = _optional_doc(root / "org.yaml", "org", digest, errors, extra)
         if org_doc is not None:
             org = load_org(org_doc, entities, errors)
+    forms: list[Form] = []
+    if not errors:
+        forms = _load_forms(root, entities, digest, errors, extra)
     if errors:
         raise ConfigErrors(errors)
     return Model(
@@ -105,7 +109,29 @@ def load_model(config_dir: str | Path) -> Model:
         sources=tuple(_display(p) for p in [*files, *extra]),
         roles=roles,
         org=org,
+        forms=tuple(forms),
     )
+
+
+def _load_forms(root: Path, entities: list[Entity], digest: Any, errors: list[ConfigError],
+                read: list[Path]) -> list[Form]:
+    """The form of every entity: from config/forms/<entity>.yaml, or the default layout."""
+    folder = root / "forms"
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
+                   and not p.name.startswith(".")) if folder.is_dir() else []
+    built: dict[str, Form] = {}
+    for path in files:
+        doc = _optional_doc(path, "form", digest, errors, read)
+        if doc is None:
+            continue
+        form = build_form(doc, entities, errors)
+        if form is None:
+            continue
+        if form.entity in built:
+            errors.append(doc.error(["form"], f"form: {form.entity} already has a form in "
+                                              f"{built[form.entity].source}"))
+        built[form.entity] = form
+    return [built.get(e.name) or default_form(e, entities) for e in entities]
 
 
 def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[ConfigError],
@@ -128,7 +154,7 @@ def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[Config
         errors.append(doc)
         return None
     if not isinstance(doc.data, dict):
-        errors.append(doc.error([], f"{path.name} is a mapping (see docs/access.md)"))
+        errors.append(doc.error([], f"{path.name} is a mapping (see docs/configuration.md)"))
         return None
     problems, _ = validate_against_schema(doc, schema_name)
     if problems:

@@ -95,6 +95,51 @@ class OrgUnit:
 
 
 @dataclass(frozen=True)
+class FormField:
+    """A field on a form, shown unless `hidden` holds and editable unless `readonly` holds
+    (both formulas on the record being edited)."""
+
+    name: str
+    hidden: str | None = None
+    readonly: str | None = None
+    hidden_compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
+    readonly_compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Section:
+    label: Label | None
+    fields: tuple[FormField, ...]
+    columns: int = 2
+
+
+@dataclass(frozen=True)
+class RelatedList:
+    """Child records on a detail page: `entity` records whose `via` field points here."""
+
+    entity: str
+    via: str
+    label: Label
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Form:
+    """How an entity is laid out: list columns, form sections and related lists
+    (config/forms/<entity>.yaml, or defaults built from the entity)."""
+
+    entity: str
+    list_columns: tuple[str, ...]
+    sections: tuple[Section, ...]
+    related: tuple[RelatedList, ...] = ()
+    source: str | None = None
+
+    @property
+    def fields(self) -> tuple[FormField, ...]:
+        return tuple(f for s in self.sections for f in s.fields)
+
+
+@dataclass(frozen=True)
 class Entity:
     name: str
     label: Label
@@ -136,6 +181,15 @@ class Model:
     sources: tuple[str, ...] = field(default=())
     roles: Roles = DEFAULT_ROLES
     org: tuple[OrgUnit, ...] = ()
+    forms: tuple[Form, ...] = ()
+
+    @cached_property
+    def _forms(self) -> dict[str, Form]:
+        return {f.entity: f for f in self.forms}
+
+    def form(self, entity: str) -> Form:
+        """The layout of `entity` (every entity has one: configured or default)."""
+        return self._forms[entity]
 
     @cached_property
     def _by_name(self) -> dict[str, Entity]:

@@ -1,0 +1,106 @@
+"""config/forms/*.yaml: layouts checked against their entity, defaults for the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.formula import MappingContext
+from engine.metadata import ConfigErrors, load_model
+from tests.conftest import CONFIG
+from tests.test_schema_evolution import set_field
+
+
+def errors_of(config: Path, name: str, text: str) -> list[str]:
+    (config / "forms" / name).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigErrors) as caught:
+        load_model(config)
+    return [str(e) for e in caught.value.errors]
+
+
+def test_shipped_forms_lay_out_every_entity() -> None:
+    model = load_model(CONFIG)
+    opp = model.form("opportunity")
+    assert opp.source is not None and opp.source.endswith("config/forms/opportunity.yaml")
+    assert opp.list_columns == ("name", "account", "stage", "amount", "weighted",
+                                "close_date", "owner")
+    assert [s.label.get("zh") for s in opp.sections if s.label] == ["商机", "资格评估", "结果",
+                                                                     "备注"]
+    assert [(r.entity, r.via) for r in model.form("account").related] == [
+        ("contact", "account"), ("opportunity", "account"), ("activity", "account")]
+    for e in model.entities:  # every entity has a layout, configured or default
+        form = model.form(e.name)
+        assert form.list_columns and form.sections
+        assert {f.name for f in form.fields} <= set(e.field_names)
+
+
+def test_default_form_has_every_field_and_the_children() -> None:
+    model = load_model(CONFIG)
+    product = model.form("product")
+    assert product.source is None
+    assert [f.name for f in product.fields] == list(model.entity("product").field_names)
+    assert product.list_columns[0] == "name"
+    assert "description" not in product.list_columns  # textareas are not list columns
+    department = model.form("department")
+    assert department.related == ()  # only a self-reference points at it: no related list
+
+
+def test_conditions_compile_to_boolean_formulas() -> None:
+    model = load_model(CONFIG)
+    lost = next(f for f in model.form("opportunity").fields if f.name == "lost_reason")
+    assert lost.hidden_compiled is not None
+    assert lost.hidden_compiled.holds(MappingContext({"stage": "won", "lost_reason": None}))
+    assert not lost.hidden_compiled.holds(MappingContext({"stage": "lost",
+                                                          "lost_reason": None}))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("form: opportunty\n",
+     "1:7: form: unknown entity 'opportunty' (did you mean 'opportunity'?)"),
+    ("form: opportunity\nlist: [name, amout]\n",
+     "2:14: no field 'amout' of opportunity (did you mean 'amount'?)"),
+    ("form: opportunity\nsections:\n  - fields: [name, stagee]\n",
+     "3:20: no field 'stagee' of opportunity (did you mean 'stage'?)"),
+    ("form: opportunity\nsections:\n  - fields: [name]\n  - fields: [name]\n",
+     "4:14: field 'name' is already on this form"),
+    ("form: opportunity\nsections:\n  - fields:\n      - {field: name, hidden: 'amount +'}\n",
+     "4:31: formula 1:9: the formula ends too early: expected a value"),
+    ("form: opportunity\nsections:\n  - fields:\n      - {field: name, hidden: 'amount + 1'}\n",
+     "4:31: formula 1:1: this formula gives a number, but a boolean is needed here"),
+    ("form: opportunity\nrelated:\n  - {entity: product}\n",
+     "3:5: product has no reference field to opportunity"),
+    ("form: account\nrelated:\n  - {entity: contact, via: title}\n",
+     "3:28: contact.title is not a reference field to account"),
+    ("form: account\nrelated:\n  - {entity: contact, columns: [nme]}\n",
+     "3:33: no field 'nme' of contact"),
+    ("form: account\nsections:\n  - {fields: [name], columns: 9}\n",
+     "3:31: sections.0.columns: 9 is greater than the maximum of 4"),
+    ("form: account\nlayout: []\n", "2:1: unknown key 'layout'"),
+])
+def test_form_errors_say_where(config_dir: Path, text: str, expected: str) -> None:
+    errors = errors_of(config_dir, "broken.yaml", text)
+    assert errors == [f"{config_dir / 'forms' / 'broken.yaml'}:{expected}"]
+
+
+def test_two_forms_for_one_entity(config_dir: Path) -> None:
+    errors = errors_of(config_dir, "zz.yaml", "form: lead\n")
+    assert len(errors) == 1
+    assert errors[0].endswith("zz.yaml:1:7: form: lead already has a form in "
+                              f"{config_dir / 'forms' / 'lead.yaml'}")
+
+
+def test_related_list_must_say_which_link_when_there_are_two(config_dir: Path) -> None:
+    set_field(config_dir, "activity", "billing_account", "{type: reference, to: account}")
+    errors = errors_of(config_dir, "broken.yaml",
+                       "form: product\nrelated:\n  - {entity: activity}\n")
+    assert errors == [f"{config_dir / 'forms' / 'broken.yaml'}:3:5: activity has no reference "
+                      "field to product"]
+    (config_dir / "forms" / "account.yaml").write_text(
+        "form: account\nrelated:\n  - {entity: activity}\n", encoding="utf-8")
+    (config_dir / "forms" / "broken.yaml").unlink()
+    with pytest.raises(ConfigErrors) as caught:
+        load_model(config_dir)
+    assert [str(e) for e in caught.value.errors] == [
+        f"{config_dir / 'forms' / 'account.yaml'}:3:5: activity points to account by billing_account, "
+        "account; say which with 'via'"]
