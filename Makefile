@@ -14,7 +14,7 @@ ARTIFACTS := test-artifacts
 CRM_TEST_PG_URL ?= postgresql+psycopg://crm:crm@127.0.0.1:5432/crm_test
 export CRM_TEST_PG_URL
 
-.PHONY: venv install run pg lint test bench clean
+.PHONY: venv install run pg chromium lint test bench clean
 
 venv install: $(INSTALLED)
 
@@ -30,15 +30,20 @@ run: $(INSTALLED)
 	mkdir -p data
 	$(BIN)/crm migrate
 	$(BIN)/crm demo --if-empty
+	@echo 'Sign in at http://$(HOST):$(PORT)/login as admin, password metacrm-demo (set by crm demo).'
 	$(BIN)/crm serve --host $(HOST) --port $(PORT)
 
 pg:
 	bash scripts/pg_ensure.sh
 
+# Headless Chromium (Debian package) for the browser tests in tests/browser.
+chromium:
+	bash scripts/chromium_ensure.sh
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check engine tests bench && $(BIN)/mypy
 
-test: $(INSTALLED) lint pg
+test: $(INSTALLED) lint pg chromium
 	$(BIN)/pytest --junitxml=$(ARTIFACTS)/junit.xml
 
 bench: $(INSTALLED) pg

@@ -125,3 +125,15 @@ def env(make_env: EnvFactory) -> Env:
 def api(env: Env) -> TestClient:
     """An HTTP client for the ASGI app, signed in with an admin API token."""
     return env.client(env.users.new_token("admin"))
+
+
+# -- web pages (engine/web): a browser-like client without a token -----------------------
+
+
+@pytest.fixture
+def pages(env: Env) -> TestClient:
+    """An HTTP client for the pages, signed out, asking for HTML like a browser does.
+    tests/web_helpers.py signs it in through the /login form."""
+    client = env.client()
+    client.headers["Accept"] = "text/html,application/xhtml+xml"
+    return client

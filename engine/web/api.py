@@ -15,7 +15,14 @@ from starlette.routing import Route
 
 from engine.runtime.access import Actor
 from engine.runtime.access.explain import explain_access
-from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError, Unauthorized
+from engine.runtime.errors import (
+    BadRequest,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RecordError,
+    Unauthorized,
+)
 from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.users import Users
@@ -251,6 +258,9 @@ class Api:
         name = _single_params(request).get("user")
         subject = actor
         if name:
+            if name != actor.name and not self.records.policy.is_admin(actor):
+                # before the lookup: a 404 would tell which user names exist
+                raise Forbidden("only an administrator may explain another user's access")
             found = await self._run(self.users.by_name_or_none, name)
             if found is None:
                 raise NotFound(f"no user named {name[:80]!r}")

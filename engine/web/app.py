@@ -1,28 +1,39 @@
-"""The Starlette application: JSON API, OpenAPI and a start page, built from one Model."""
+"""The Starlette application: pages, JSON API and OpenAPI, built from one Model."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from engine.metadata.model import Model
 from engine.runtime.errors import RecordError
 from engine.runtime.records import Records
+from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions, ThrottlePolicy
 from engine.runtime.users import Users
+from engine.settings import WebSettings
 from engine.web.api import Api
+from engine.web.auth import WebAuth
 from engine.web.errors import on_http_error, on_record_error, on_unexpected
+from engine.web.home import Home
+from engine.web.i18n import N_
 from engine.web.openapi import build_openapi
+from engine.web.ui import STATIC, Ui, wants_html
+from engine.web.viewer import LoginRequired
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "ui_templates"
+_TITLES = {400: N_("Bad request"), 401: N_("Sign-in needed"), 403: N_("Not allowed"),
+           404: N_("Not found"), 405: N_("Not allowed"), 409: N_("Changed by someone else"),
+           413: N_("Too large"), 422: N_("Not valid"), 429: N_("Too many requests")}
+_MESSAGES = {404: N_("There is no page at this address."),
+             405: N_("This page cannot be used that way.")}
 
 
 @dataclass(frozen=True)
@@ -31,37 +42,75 @@ class Services:
     engine: Engine
     records: Records
     users: Users
+    sessions: Sessions
+    throttle: LoginThrottle
 
 
-def create_app(model: Model, engine: Engine) -> Starlette:
+def create_app(model: Model, engine: Engine, settings: WebSettings | None = None) -> Starlette:
+    """The app. Without `settings`, cookies are signed with a key made for this process:
+    enough for one process (tests); `crm serve` passes WebSettings.from_env()."""
+    settings = settings or WebSettings.ephemeral()
     records = Records(engine, model)
     users = Users(engine, records.schema)
-    services = Services(model, engine, records, users)
+    sessions = Sessions(engine, records.schema, SessionPolicy(
+        idle=_minutes(settings.session_idle_minutes), lifetime=_minutes(
+            settings.session_days * 24 * 60)))
+    window = _minutes(settings.login_window_minutes)
+    throttle = LoginThrottle(engine, records.schema, ThrottlePolicy(
+        max_per_name=settings.login_max_failures,
+        max_per_address=4 * settings.login_max_failures, window=window))
+    services = Services(model, engine, records, users, sessions, throttle)
     openapi = build_openapi(model)
-    jinja = Environment(loader=FileSystemLoader(TEMPLATES),
-                        autoescape=select_autoescape(default=True, default_for_string=True))
+    ui = Ui(model)
+    auth = WebAuth(users, sessions, throttle, ui, settings)
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi)
 
-    async def index(request: Request) -> Response:
-        html = jinja.get_template("index.html").render(model=model)
-        return HTMLResponse(html)
-
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "config": model.config_hash[:12]})
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if not wants_html(request):
+            return await on_http_error(request, exc)
+        status = exc.status_code
+        message = _MESSAGES.get(status, str(exc.detail))
+        return ui.error_page(request, status, _TITLES.get(status, N_("Error")), message,
+                             headers=dict(exc.headers) if exc.headers else None)
+
+    async def record_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RecordError)
+        if not wants_html(request):
+            return await on_record_error(request, exc)
+        return ui.error_page(request, exc.status, _TITLES.get(exc.status, N_("Error")),
+                             exc.message)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        response = await on_unexpected(request, exc)  # logs it
+        if not wants_html(request):
+            return response
+        return ui.error_page(request, 500, N_("Something went wrong"),
+                             N_("The error has been logged. Try again, or go back."))
+
     routes = [
-        Route("/", index),
+        *Home(model, records, ui).routes(),
+        *auth.routes(),
         Route("/health", health),
         Route("/openapi.json", openapi_json),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
         *Api(records, users).routes(),
     ]
     handlers: dict[Any, Any] = {
-        RecordError: on_record_error,
-        HTTPException: on_http_error,
-        Exception: on_unexpected,
+        LoginRequired: auth.on_login_required,
+        RecordError: record_error,
+        HTTPException: http_error,
+        Exception: unexpected,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[auth.guard()])
     app.state.services = services
     return app
+
+
+def _minutes(n: int) -> timedelta:
+    return timedelta(minutes=n)

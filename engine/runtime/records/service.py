@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    FromClause,
     Select,
     Table,
     delete,
@@ -28,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, sum_terms
-from engine.metadata.formulas import scope_of
+from engine.metadata.formulas import engine_link, scope_of
 from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
@@ -403,6 +404,7 @@ class Records:
                version: int | None = None) -> None:
         """Move a record to the recycle bin."""
         c = self.compiled(entity)
+        self.policy.require(actor, c.entity, "read")
         now = self.clock()
         with self.writer.begin() as conn:
             old = self.fetch(conn, actor, c, record_id, lock=True)
@@ -419,6 +421,7 @@ class Records:
     def restore(self, actor: Actor, entity: str, record_id: int) -> dict[str, Any]:
         """Bring a record back from the recycle bin."""
         c = self.compiled(entity)
+        self.policy.require(actor, c.entity, "read")
         now = self.clock()
         with self.writer.begin() as conn:
             self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
@@ -435,6 +438,7 @@ class Records:
     def purge(self, actor: Actor, entity: str, record_id: int) -> None:
         """Delete a record in the recycle bin for good; its audit history stays."""
         c = self.compiled(entity)
+        self.policy.require(actor, c.entity, "read")
         now = self.clock()
         with self.writer.begin() as conn:
             old = self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
@@ -521,7 +525,8 @@ class Records:
         if query.filter is not None:
             sql = self.sql_fields()
             where.append(query.filter.sql_condition(
-                lambda path: sql.path(c.entity, t, path), sql.dialect, sql.clock))
+                lambda path: self._readable_path(actor, sql, c.entity, t, path),
+                sql.dialect, sql.clock))
         stmt = self._select(c).where(*where).order_by(
             *order_by(cols, query.sort, self.nulls_small))
         if query.cursor:
@@ -538,17 +543,40 @@ class Records:
         return Page([self.row_out(actor, c, r) for r in rows], total, exact, query.page,
                     query.page_size, next_cursor)
 
+    def _readable_path(self, actor: Actor, sql: SqlFields, entity: Entity, table: FromClause,
+                       path: tuple[str, ...]) -> ColumnElement[Any]:
+        """A `?filter=` path as SQL, like SqlFields.path, except that each hop through a
+        reference reaches only records the actor can read: past one they cannot, the path
+        is blank, so a filter cannot probe the values of a record hidden from its user."""
+        if len(path) == 1:
+            return sql.path(entity, table, path)
+        name = path[0]
+        link = None if entity.has_field(name) else engine_link(self.model.entities, name)
+        target_name = link[1] if link else entity.field(name).target
+        assert target_name is not None  # the checker only follows references
+        target = self.model.entity(target_name)
+        alias = self.schema.table(target_name).alias()
+        where = [alias.c.id == table.c[link[0] if link else name]]
+        predicate = self.policy.read_filter(actor, target, alias)
+        if predicate is not None:
+            where.append(predicate)
+        inner = self._readable_path(actor, sql, target, alias, path[1:])
+        return select(inner).where(*where).scalar_subquery()
+
     # -- bulk ----------------------------------------------------------------------------
 
     def bulk_create(self, actor: Actor, entity: str, rows: Iterable[Mapping[str, Any]],
-                    *, batch_size: int = BULK_BATCH) -> BulkResult:
+                    *, batch_size: int = BULK_BATCH, owner: Actor | None = None) -> BulkResult:
         """Validate and insert many rows; rows with problems are skipped and reported.
 
         Each batch commits on its own; audit gets one `create` row per record holding all
-        its values. Returns the ids created, in input order.
+        its values. Returns the ids created, in input order. `owner`: whose records they
+        become (an import on someone's behalf; administrators only), by default the actor's.
         """
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "create")
+        if owner is not None and owner != actor and not self.policy.is_admin(actor):
+            raise Forbidden("only an administrator may import records on someone's behalf")
         mask = self.policy.mask(actor, c.entity)
         created: list[int] = []
         errors: list[tuple[int, dict[str, str]]] = []
@@ -568,24 +596,24 @@ class Records:
             else:
                 batch.append((index, values))
             if len(batch) >= batch_size:
-                created += self._insert_batch(actor, c, batch, errors)
+                created += self._insert_batch(actor, c, batch, errors, owner or actor)
                 batch = []
         if batch:
-            created += self._insert_batch(actor, c, batch, errors)
+            created += self._insert_batch(actor, c, batch, errors, owner or actor)
         errors.sort(key=lambda e: e[0])  # batch-level problems arrive after row-level ones
         return BulkResult(len(created), errors, created)
 
     def _insert_batch(self, actor: Actor, c: _Compiled, batch: list[tuple[int, dict[str, Any]]],
-                      errors: list[tuple[int, dict[str, str]]]) -> list[int]:
+                      errors: list[tuple[int, dict[str, str]]], owner: Actor) -> list[int]:
         now = self.clock()
         engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
                          "updated_at": now, "updated_by": actor.user_id,
-                         "owner_id": actor.user_id, "department_id": actor.department_id}
+                         "owner_id": owner.user_id, "department_id": owner.department_id}
         names = [f.name for f in c.entity.stored_fields]
         with self.writer.begin() as conn:
             good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors)
             if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
-                good = self._bulk_formulas(conn, actor, c, good, errors, now)
+                good = self._bulk_formulas(conn, owner, c, good, errors, now)
             if not good:
                 return []
             params = [{**engine_values, **c.db_values({n: v.get(n) for n in names})}

@@ -1,0 +1,220 @@
+"""Sign-in pages: /login, /logout, /account/password and /account/language.
+
+Passwords are checked by Users (argon2); sessions and throttling live in
+engine/runtime/sessions.py. Signing in always starts a new session (the old one, if any,
+ends), so a session id planted before sign-in is worthless afterwards. A password change
+ends every session of the user, then starts a new one for the browser that changed it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from engine.runtime.errors import NotFound
+from engine.runtime.sessions import LoginThrottle, Sessions
+from engine.runtime.users import Users
+from engine.settings import WebSettings
+from engine.web.i18n import LANGUAGES, N_, supported
+from engine.web.security import CookieNames, SessionGuard, Signer
+from engine.web.ui import Ui
+from engine.web.viewer import LoginRequired, Viewer, require_viewer, viewer_of
+
+MAX_NAME = 80
+MAX_PASSWORD = 1000
+MIN_PASSWORD = 8
+
+WRONG_CREDENTIALS = N_("The user name or password is not right.")
+THROTTLED = N_("Too many failed sign-ins. Wait a few minutes, then try again.")
+
+
+def safe_next(raw: object) -> str | None:
+    """A local path to go to after signing in, or None: never another site.
+
+    >>> safe_next("/e/account?page=2"), safe_next("//evil.example/"), safe_next("https://x")
+    ('/e/account?page=2', None, None)
+    """
+    if not isinstance(raw, str) or not raw.startswith("/") or len(raw) > 2000:
+        return None
+    if raw.startswith(("//", "/\\")) or any(c in raw for c in "\\\r\n\t\x00"):
+        return None
+    if raw.split("?")[0] in ("/login", "/logout"):
+        return None
+    return raw
+
+
+def login_url(next_url: str | None) -> str:
+    return "/login" if not next_url or next_url == "/" else "/login?" + urlencode(
+        {"next": next_url})
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The text fields of a posted form (first value of each); uploaded files are closed
+    and dropped, since no sign-in page takes files."""
+    async with request.form() as form:
+        fields: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(key, value)
+        return fields
+
+
+def _text(form: dict[str, str], key: str, limit: int) -> str:
+    return form.get(key, "")[:limit]
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class WebAuth:
+    def __init__(self, users: Users, sessions: Sessions, throttle: LoginThrottle, ui: Ui,
+                 settings: WebSettings) -> None:
+        self.users = users
+        self.sessions = sessions
+        self.throttle = throttle
+        self.ui = ui
+        self.settings = settings
+        self.signer = Signer(settings.secret_key)
+        self.cookies = CookieNames.for_(settings.cookie_secure)
+
+    # -- the guard in front of every page -------------------------------------------------
+
+    def resolve(self, session_id: str) -> Viewer | None:
+        session = self.sessions.lookup(session_id)
+        if session is None:
+            return None
+        try:
+            user = self.users.get(session.user_id)
+        except NotFound:
+            return None
+        return Viewer(user, session, supported(user.locale)) if user.active else None
+
+    def guard(self) -> Middleware:
+        return Middleware(SessionGuard, signer=self.signer, cookies=self.cookies,
+                          secure=self.settings.cookie_secure, resolve=self.resolve,
+                          reject=self._refuse_csrf)
+
+    async def _refuse_csrf(self, request: Request, why: str) -> Response:
+        return self.ui.error_page(request, 403, N_("Request refused"), why)
+
+    async def on_login_required(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        url = login_url(safe_next(exc.next_url))
+        if "hx-request" in request.headers:  # htmx swaps fragments; make it load the page
+            return Response(status_code=401, headers={"HX-Redirect": url})
+        return RedirectResponse(url, status_code=303)
+
+    # -- cookies --------------------------------------------------------------------------
+
+    def _set_session(self, response: Response, token: str) -> None:
+        response.set_cookie(self.cookies.session, self.signer.sign("session", token),
+                            max_age=self.settings.session_days * 86400, httponly=True,
+                            samesite="lax", secure=self.settings.cookie_secure, path="/")
+        response.delete_cookie(self.cookies.csrf, path="/", secure=self.settings.cookie_secure,
+                               httponly=True, samesite="lax")
+
+    def _clear_session(self, response: Response) -> None:
+        response.delete_cookie(self.cookies.session, path="/",
+                               secure=self.settings.cookie_secure, httponly=True,
+                               samesite="lax")
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/login", self.login, methods=["GET", "POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/account/password", self.password, methods=["GET", "POST"]),
+            Route("/account/language", self.language, methods=["POST"]),
+        ]
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            next_url = safe_next(request.query_params.get("next"))
+            if viewer_of(request) is not None:
+                return RedirectResponse(next_url or "/", status_code=303)
+            return self.ui.page(request, "login.html", {"next": next_url or "", "username": ""})
+        form = await read_form(request)
+        name = _text(form, "username", MAX_NAME).strip()
+        password = _text(form, "password", MAX_PASSWORD)
+        next_url = safe_next(form.get("next"))
+        address = _address(request)
+        context = {"next": next_url or "", "username": name}
+        # Checked before the password and by name only, so the answer is the same whether
+        # or not the user exists.
+        wait = await run_in_threadpool(self.throttle.retry_after, name, address)
+        if wait is not None:
+            return self.ui.page(request, "login.html", {**context, "error": THROTTLED},
+                                status=429, headers={"Retry-After": str(wait)})
+        user = await run_in_threadpool(self.users.check_password, name, password)
+        if user is None:
+            await run_in_threadpool(self.throttle.record_failure, name, address)
+            return self.ui.page(request, "login.html", {**context, "error": WRONG_CREDENTIALS},
+                                status=400)
+        await run_in_threadpool(self.throttle.clear, name, address)
+        previous = viewer_of(request)
+        if previous is not None:
+            await run_in_threadpool(self.sessions.end, previous.session.id)
+        started = await run_in_threadpool(self.sessions.start, user.id)
+        response = RedirectResponse(next_url or "/", status_code=303)
+        self._set_session(response, started.token)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        viewer = viewer_of(request)
+        if viewer is not None:
+            await run_in_threadpool(self.sessions.end, viewer.session.id)
+        response = RedirectResponse("/login", status_code=303)
+        self._clear_session(response)
+        return response
+
+    async def password(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        if request.method == "GET":
+            return self.ui.page(request, "password.html",
+                                {"changed": request.query_params.get("changed") == "1",
+                                 "errors": {}})
+        form = await read_form(request)
+        current = _text(form, "current_password", MAX_PASSWORD)
+        new = _text(form, "new_password", MAX_PASSWORD)
+        confirm = _text(form, "confirm_password", MAX_PASSWORD)
+        errors: dict[str, str] = {}
+        if len(new) < MIN_PASSWORD:
+            errors["new_password"] = N_("Use at least 8 characters.")
+        elif new != confirm:
+            errors["confirm_password"] = N_("The two new passwords are not the same.")
+        name, address = viewer.user.name, _address(request)
+        # Someone at an unlocked screen could guess the current password here: same limit.
+        wait = await run_in_threadpool(self.throttle.retry_after, name, address)
+        if wait is not None:
+            return self.ui.page(request, "password.html", {"changed": False, "errors": {},
+                                                           "error": THROTTLED},
+                                status=429, headers={"Retry-After": str(wait)})
+        if await run_in_threadpool(self.users.check_password, name, current) is None:
+            await run_in_threadpool(self.throttle.record_failure, name, address)
+            errors["current_password"] = N_("This is not your current password.")
+        if errors:
+            return self.ui.page(request, "password.html", {"changed": False, "errors": errors},
+                                status=400)
+        await run_in_threadpool(self.users.set_password, viewer.user.id, new)
+        await run_in_threadpool(self.sessions.end_all, viewer.user.id)
+        started = await run_in_threadpool(self.sessions.start, viewer.user.id)
+        response = RedirectResponse("/account/password?changed=1", status_code=303)
+        self._set_session(response, started.token)
+        return response
+
+    async def language(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        form = await read_form(request)
+        language = _text(form, "language", 20)
+        if language not in LANGUAGES:
+            return self.ui.error_page(request, 400, N_("Unknown language"),
+                                      N_("Choose one of the languages in the menu."))
+        await run_in_threadpool(self.users.set_locale, viewer.user.id, language)
+        return RedirectResponse(safe_next(form.get("next")) or "/", status_code=303)

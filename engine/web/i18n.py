@@ -1,0 +1,127 @@
+"""UI languages: message catalogs (gettext .po files read with Babel) and locale formats.
+
+English is the source language of every message (the msgids); each other language has
+engine/web/locales/<folder>/LC_MESSAGES/messages.po. Catalogs are compiled in memory at
+start-up, so a clean checkout needs no build step and no .mo file is committed.
+
+>>> translations()["zh-CN"].gettext("Sign in")
+'登录'
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+DEFAULT_LANGUAGE = "en"
+LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
+"""UI language tag → its name in that language (what the language menu shows)."""
+_CATALOG_FOLDERS: dict[str, str] = {"zh-CN": "zh_CN"}
+LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+
+
+def N_(message: str) -> str:  # the gettext name for "mark now, translate where shown"
+    """Mark a message for the catalog where it is defined; it is translated where shown."""
+    return message
+
+
+def catalog_path(language: str) -> Path:
+    return LOCALES_DIR / _CATALOG_FOLDERS[language] / "LC_MESSAGES" / "messages.po"
+
+
+@cache
+def translations() -> dict[str, gettext.NullTranslations]:
+    """Every UI language's translations, compiled from its .po file once per process."""
+    out: dict[str, gettext.NullTranslations] = {DEFAULT_LANGUAGE: gettext.NullTranslations()}
+    for language, folder in _CATALOG_FOLDERS.items():
+        with catalog_path(language).open("rb") as po:
+            catalog = read_po(po, locale=folder)
+        mo = BytesIO()
+        write_mo(mo, catalog, use_fuzzy=False)  # a fuzzy entry is a guess: show English
+        mo.seek(0)
+        out[language] = gettext.GNUTranslations(mo)
+    return out
+
+
+def supported(language: str | None) -> str:
+    """`language` when the UI speaks it, else the default: never an unknown tag."""
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def negotiate(accept_language: str) -> str:
+    """The UI language for an Accept-Language header (signed-out pages).
+
+    >>> negotiate("zh-TW;q=0.8, fr;q=0.9")
+    'zh-CN'
+    """
+    choices: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept_language.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().split("-")[0].lower()
+        for language in LANGUAGES:
+            if language.split("-")[0].lower() == primary:
+                choices.append((-quality, i, language))
+    return min(choices)[2] if choices else DEFAULT_LANGUAGE
+
+
+@cache
+def babel_locale(language: str) -> Locale:
+    return Locale.parse(language, sep="-")
+
+
+def formatters(language: str) -> dict[str, Callable[..., str]]:
+    """Jinja filters that format values for `language`; a blank value shows as ''.
+
+    >>> formatters("zh-CN")["money"]("1234567.5")
+    '1,234,567.50'
+    """
+    locale = babel_locale(language)
+
+    def number(value: Any, digits: int | None = None) -> str:
+        if value is None or value == "":
+            return ""
+        if digits is None:
+            return format_decimal(value, locale=locale)
+        return format_decimal(value, format="#,##0." + "0" * digits if digits else "#,##0",
+                              locale=locale)
+
+    def money(value: Any) -> str:
+        return number(value, 2)
+
+    def percent(value: Any) -> str:
+        # Percent fields hold 0-100, not a fraction, so Babel's percent format would scale.
+        return "" if value is None or value == "" else number(value) + "%"
+
+    def date_(value: Any) -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, datetime):
+            value = value.date()
+        return format_date(value, format="medium", locale=locale) if isinstance(
+            value, date) else str(value)
+
+    def datetime_(value: Any) -> str:
+        if not isinstance(value, datetime):
+            return "" if value is None else str(value)
+        return format_datetime(value, format="medium", tzinfo=UTC, locale=locale)
+
+    return {"number": number, "money": money, "percent": percent, "date": date_,
+            "datetime": datetime_}
+

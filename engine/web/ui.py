@@ -1,0 +1,111 @@
+"""Rendering pages: one Jinja2 environment per UI language, the layout's shared context.
+
+Every page template extends ui_templates/base.html and is rendered with `Ui.page`, which
+adds what the layout needs: the viewer, the CSRF token, the navigation and the languages.
+Templates translate with `{{ _('...') }}` (jinja2.ext.i18n, new style: `%` in a message is
+written `%%`), show YAML labels with `{{ label(entity.label) }}` and format values with the
+filters `number`, `money`, `percent`, `date`, `datetime` (engine.web.i18n.formatters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from engine.metadata import Model
+from engine.metadata.labels import Label
+from engine.web.i18n import LANGUAGES, formatters, negotiate, translations
+from engine.web.nav import navigation
+from engine.web.security import CSRF_FIELD
+from engine.web.viewer import csrf_token_of, viewer_of
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "ui_templates"
+STATIC = Path(__file__).resolve().parents[2] / "static"
+
+
+def htmx_file() -> str:
+    """The vendored htmx script's file name (its version is part of the name)."""
+    names = sorted(p.name for p in STATIC.glob("htmx-*.min.js"))
+    if not names:
+        raise RuntimeError(f"no htmx-<version>.min.js in {STATIC}")
+    return names[-1]
+
+
+class Ui:
+    def __init__(self, model: Model, templates: Path = TEMPLATES) -> None:
+        self.model = model
+        self.htmx = htmx_file()
+        self.envs = {lang: self._environment(templates, lang) for lang in LANGUAGES}
+        self.nav = {lang: navigation(model, lang) for lang in LANGUAGES}
+
+    def _environment(self, templates: Path, language: str) -> Environment:
+        env = Environment(loader=FileSystemLoader(templates),
+                          autoescape=select_autoescape(default=True, default_for_string=True),
+                          extensions=["jinja2.ext.i18n"])
+        env.install_gettext_translations(  # type: ignore[attr-defined]
+            translations()[language], newstyle=True)
+        env.filters.update(formatters(language))
+
+        def label(value: Label | str | None) -> str:
+            if value is None:
+                return ""
+            return value if isinstance(value, str) else value.get(language)
+
+        # tr(): a msgid held in a variable (marked with N_ where defined). Unlike _(), its
+        # result is plain text, so it is escaped like any other value.
+        catalog = translations()[language]
+
+        def tr(message: str) -> str:
+            return catalog.gettext(message) if message else ""  # gettext("") is the header
+
+        env.globals.update(tr=tr,
+                           label=label, language=language, languages=LANGUAGES,
+                           csrf_field=CSRF_FIELD, csrf_header="X-CSRF-Token",
+                           htmx_file=self.htmx)
+        return env
+
+    def language_of(self, request: Request) -> str:
+        viewer = viewer_of(request)
+        if viewer is not None:
+            return viewer.language
+        return negotiate(request.headers.get("accept-language", ""))
+
+    def gettext(self, request: Request, message: str) -> str:
+        return translations()[self.language_of(request)].gettext(message)
+
+    def page(self, request: Request, template: str, context: Mapping[str, Any] | None = None,
+             *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+        """Render a page template with the layout's context (context keys win)."""
+        language = self.language_of(request)
+        viewer = viewer_of(request)
+        base: dict[str, Any] = {
+            "request": request,
+            "viewer": viewer,
+            "csrf_token": csrf_token_of(request),
+            "nav": self.nav[language] if viewer is not None else (),
+            "current_path": request.url.path,
+        }
+        base.update(context or {})
+        html = self.envs[language].get_template(template).render(base)
+        return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+
+    def error_page(self, request: Request, status: int, title: str, message: str,
+                   headers: Mapping[str, str] | None = None) -> HTMLResponse:
+        """An error as a page; `title` and `message` are catalog msgids, or plain text."""
+        return self.page(request, "error.html", {"status": status, "title": title,
+                                                 "message": message},
+                         status=status, headers=headers)
+
+
+def wants_html(request: Request) -> bool:
+    """A page request (a browser or htmx), not an API client: errors become pages."""
+    path = request.url.path
+    if path == "/api" or path.startswith("/api/") or path == "/openapi.json":
+        return False
+    return "text/html" in request.headers.get("accept", "") or "hx-request" in request.headers
+

@@ -1,0 +1,298 @@
+"""Sign-in pages and sessions over HTTP (engine/web/auth.py, engine/web/security.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from engine.runtime.sessions import Sessions
+from engine.settings import WebSettings
+from engine.web.app import create_app
+from tests.conftest import Env
+from tests.web_helpers import csrf_of, page_token, sign_in
+
+WRONG = "The user name or password is not right."
+THROTTLED = "Too many failed sign-ins"
+
+
+def rows(env: Env, table: str) -> list[dict[str, Any]]:
+    t = env.records.schema.table(table)
+    with env.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
+
+
+def new_client(env: Env, app: Any = None) -> TestClient:
+    client = TestClient(app or create_app(env.model, env.engine), raise_server_exceptions=False)
+    client.headers["Accept"] = "text/html"
+    return client
+
+
+def plant(client: TestClient, value: str) -> None:
+    """Put a session cookie in the client's jar, as a browser holding it would send it."""
+    client.cookies.set("crm_session", value, domain="testserver.local")
+
+
+def test_pages_need_a_signed_in_user(pages: TestClient) -> None:
+    r = pages.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    r = pages.get("/search?q=acme", follow_redirects=False)
+    target = urlsplit(r.headers["location"])
+    assert target.path == "/login"
+    assert parse_qs(target.query) == {"next": ["/search?q=acme"]}
+    r = pages.get("/", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert r.status_code == 401 and r.headers["HX-Redirect"] == "/login"
+
+
+def test_login_page_is_a_labelled_form_with_a_csrf_token(pages: TestClient) -> None:
+    r = pages.get("/login")
+    assert r.status_code == 200
+    assert 'for="username"' in r.text and 'for="password"' in r.text
+    assert csrf_of(r.text)
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("crm_csrf=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
+
+
+def test_sign_in_sets_a_signed_http_only_cookie_and_goes_to_next(env: Env,
+                                                                   pages: TestClient) -> None:
+    r = sign_in(pages, next_url="/search?q=x")
+    assert r.status_code == 303 and r.headers["location"] == "/search?q=x"
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("crm_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    value = cookie.split(";")[0].split("=", 1)[1]
+    token, _, signature = value.rpartition(".")
+    assert token and signature
+    assert [s["user_id"] for s in rows(env, "crm_session")] == [env.admin.id]
+    page = pages.get("/")
+    assert page.status_code == 200 and 'href="/e/account"' in page.text
+
+
+def test_next_never_leads_to_another_site(pages: TestClient) -> None:
+    for bad in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/login"):
+        r = sign_in(pages, next_url=bad)
+        assert r.headers["location"] == "/", bad
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(env: Env,
+                                                              pages: TestClient) -> None:
+    wrong = sign_in(pages, "admin", "not-the-password")
+    unknown = sign_in(pages, "nobody_here", "not-the-password")
+    assert wrong.status_code == unknown.status_code == 400
+    for r in (wrong, unknown):
+        assert WRONG in r.text
+        assert not any(c.startswith("crm_session=") for c in r.headers.get_list("set-cookie"))
+    # The only difference is the name typed, shown back in the form.
+    assert wrong.text.replace('value="admin"', "") == unknown.text.replace(
+        'value="nobody_here"', "").replace(csrf_of(unknown.text), csrf_of(wrong.text))
+    assert rows(env, "crm_session") == []
+
+
+def test_repeated_failures_are_throttled_with_429_for_any_name(env: Env,
+                                                                pages: TestClient) -> None:
+    for name in ("admin", "nobody_here"):
+        for _ in range(5):
+            assert sign_in(pages, name, "wrong-password").status_code == 400
+        r = sign_in(pages, name, "admin-password")  # even the right password waits
+        assert r.status_code == 429, name
+        assert THROTTLED in r.text and int(r.headers["Retry-After"]) > 0
+    assert rows(env, "crm_session") == []
+
+
+def test_a_good_sign_in_resets_the_count_for_that_name(pages: TestClient) -> None:
+    for _ in range(4):
+        sign_in(pages, "admin", "wrong-password")
+    assert sign_in(pages).status_code == 303
+    for _ in range(4):
+        assert sign_in(pages, "admin", "wrong-password").status_code == 400
+
+
+def test_signing_in_again_rotates_the_session_id(env: Env, pages: TestClient) -> None:
+    first = sign_in(pages)
+    old_cookie = first.cookies["crm_session"]
+    second = sign_in(pages)
+    assert second.status_code == 303
+    assert second.cookies["crm_session"] != old_cookie
+    sessions = rows(env, "crm_session")
+    assert len(sessions) == 2 and sessions[0]["ended_at"] is not None
+    assert sessions[1]["ended_at"] is None
+    stale = new_client(env, pages.app)
+    plant(stale, old_cookie)
+    assert stale.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_a_planted_or_forged_cookie_is_no_session(env: Env, pages: TestClient) -> None:
+    plant(pages, "planted-by-someone-else")
+    assert pages.get("/", follow_redirects=False).status_code == 303
+    assert sign_in(pages).status_code == 303
+    good = pages.cookies["crm_session"]
+    token, _, signature = good.rpartition(".")
+    forged = new_client(env, pages.app)
+    plant(forged, f"{token}.{signature[::-1]}")
+    assert forged.get("/", follow_redirects=False).status_code == 303
+    # A cookie signed with another app's key is refused as well.
+    other = new_client(env)
+    plant(other, good)
+    assert other.get("/", follow_redirects=False).status_code == 303
+
+
+def test_logout_ends_the_session(env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    cookie = pages.cookies["crm_session"]
+    r = pages.post("/logout", data={"csrf_token": page_token(pages)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert rows(env, "crm_session")[0]["ended_at"] is not None
+    replay = new_client(env, pages.app)
+    plant(replay, cookie)
+    assert replay.get("/", follow_redirects=False).status_code == 303
+
+
+def test_password_change_ends_every_other_session(env: Env, pages: TestClient) -> None:
+    other = new_client(env, pages.app)
+    sign_in(other)
+    sign_in(pages)
+    token = page_token(pages, "/account/password")
+    r = pages.post("/account/password", data={
+        "csrf_token": token, "current_password": "admin-password",
+        "new_password": "a-new-password", "confirm_password": "a-new-password"},
+        follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/account/password?changed=1"
+    done = pages.get("/account/password?changed=1")
+    assert done.status_code == 200 and "Your password was changed" in done.text
+    assert other.get("/", follow_redirects=False).status_code == 303
+    assert Sessions(env.engine, env.records.schema).live_count(env.admin.id) == 1
+    fresh = new_client(env, pages.app)
+    assert sign_in(fresh, "admin", "admin-password").status_code == 400
+    assert sign_in(fresh, "admin", "a-new-password").status_code == 303
+
+
+def test_password_change_checks_its_fields(env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    token = page_token(pages, "/account/password")
+
+    def change(current: str, new: str, confirm: str) -> str:
+        r = pages.post("/account/password", data={
+            "csrf_token": token, "current_password": current, "new_password": new,
+            "confirm_password": confirm})
+        assert r.status_code == 400
+        return r.text
+
+    assert "This is not your current password." in change("wrong", "long-enough", "long-enough")
+    assert "Use at least 8 characters." in change("admin-password", "short", "short")
+    assert "are not the same" in change("admin-password", "long-enough", "long-enougH")
+    assert 'aria-invalid="true"' in change("admin-password", "short", "short")
+    assert env.users.check_password("admin", "admin-password") is not None
+
+
+def test_state_changes_need_the_csrf_token(env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    for path, data in (("/logout", {}), ("/account/language", {"language": "zh-CN"}),
+                       ("/account/password", {"current_password": "admin-password",
+                                              "new_password": "a-new-password",
+                                              "confirm_password": "a-new-password"})):
+        for extra in ({}, {"csrf_token": "not-the-token"}):
+            r = pages.post(path, data={**data, **extra}, follow_redirects=False)
+            assert r.status_code == 403, (path, extra)
+            assert "did not come from this site" in r.text and "<form" in r.text
+    r = pages.post("/login", data={"username": "admin", "password": "admin-password"},
+                   follow_redirects=False)
+    assert r.status_code == 403
+    assert rows(env, "crm_session")[0]["ended_at"] is None  # not signed out
+    assert len(rows(env, "crm_session")) == 1
+    assert env.users.get(env.admin.id).locale == "en"
+    assert env.users.check_password("admin", "admin-password") is not None
+
+
+def test_the_token_may_come_in_the_htmx_header_or_a_multipart_form(env: Env,
+                                                                    pages: TestClient) -> None:
+    sign_in(pages)
+    token = page_token(pages)
+    r = pages.post("/account/language", data={"language": "zh-CN"},
+                   headers={"X-CSRF-Token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    r = pages.post("/account/language", data={"language": "en", "csrf_token": token},
+                   files={"note": ("a.txt", b"hello")}, follow_redirects=False)
+    assert r.status_code == 303
+    assert env.users.get(env.admin.id).locale == "en"
+
+
+def test_a_signed_out_form_needs_the_token_of_its_cookie(env: Env) -> None:
+    one, two = new_client(env), new_client(env)
+    token_one = csrf_of(one.get("/login").text)
+    two.get("/login")
+    r = two.post("/login", data={"username": "admin", "password": "admin-password",
+                                 "csrf_token": token_one}, follow_redirects=False)
+    assert r.status_code == 403
+
+
+def test_get_never_changes_state(env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    before = {t: rows(env, t) for t in ("crm_session", "crm_login_attempt", "crm_user")}
+    assert pages.get("/login?username=admin&password=wrong").status_code == 200  # → dashboard
+    assert pages.get("/logout", follow_redirects=False).status_code == 405
+    assert pages.get("/account/language?language=zh-CN",
+                     follow_redirects=False).status_code == 405
+    assert pages.get("/account/password?new_password=x").status_code == 200
+    signed_out = new_client(env, pages.app)
+    assert signed_out.get("/login?username=admin&password=admin-password").status_code == 200
+    after = {t: rows(env, t) for t in before}
+    assert after == before
+
+
+def test_language_switch_changes_labels_and_messages(env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    r = pages.post("/account/language", data={"language": "zh-CN", "next": "/search",
+                                              "csrf_token": page_token(pages)},
+                   follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/search"
+    assert env.users.get(env.admin.id).locale == "zh-CN"
+    page = pages.get("/").text
+    assert '<html lang="zh-CN">' in page
+    assert "工作台" in page and "销售机会" in page and "退出登录" in page
+    assert "Dashboard" not in page
+    bad = pages.post("/account/language", data={"language": "xx",
+                                                "csrf_token": page_token(pages)})
+    assert bad.status_code == 400 and "不支持的语言" in bad.text
+
+
+def test_signed_out_pages_follow_accept_language(pages: TestClient) -> None:
+    r = pages.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert "用户名" in r.text and '<html lang="zh-CN">' in r.text
+    assert "User name" in pages.get("/login", headers={"Accept-Language": "fr"}).text
+
+
+def test_a_display_name_renders_as_text(env: Env, pages: TestClient) -> None:
+    env.users.add("mallory", ["admin"], password="mallory-password",
+                  display_name='<script>alert(1)</script><img src=x onerror=alert(2)>')
+    sign_in(pages, "mallory", "mallory-password")
+    page = pages.get("/").text
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
+
+
+def test_secure_cookies_when_configured(env: Env) -> None:
+    app = create_app(env.model, env.engine, WebSettings.ephemeral(cookie_secure=True))
+    client = TestClient(app, base_url="https://testserver")
+    login = client.get("/login")
+    assert login.headers["set-cookie"].startswith("__Host-crm_csrf=")
+    r = client.post("/login", data={"username": "admin", "password": "admin-password",
+                                    "csrf_token": csrf_of(login.text)},
+                    follow_redirects=False)
+    cookie = next(c for c in r.headers.get_list("set-cookie")
+                  if c.startswith("__Host-crm_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie
+    assert client.get("/").status_code == 200
+
+
+def test_error_pages_for_browsers_json_for_the_api(pages: TestClient) -> None:
+    r = pages.get("/no/such/page")
+    assert r.status_code == 404 and "There is no page at this address." in r.text
+    assert r.headers["content-type"].startswith("text/html")
+    api = pages.get("/api/nothing", headers={"Accept": "application/json"})
+    assert api.status_code in (401, 404) and "error" in api.json()
+
+
+def test_the_api_takes_bearer_tokens_without_csrf(env: Env, api: TestClient) -> None:
+    r = api.post("/api/account", json={"name": "Acme"})
+    assert r.status_code == 201, r.text

@@ -1,0 +1,99 @@
+"""UI languages (engine/web/i18n.py): every message has a Chinese translation, formats
+follow the locale."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from engine.metadata import load_model
+from engine.web.i18n import LANGUAGES, catalog_path, formatters, negotiate, translations
+from engine.web.nav import AREAS, navigation
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ui_messages() -> dict[str, list[str]]:
+    """msgid → where it is used: `_()` in templates, `_()`/`N_()` in engine/web/*.py."""
+    found: dict[str, list[str]] = {}
+    templates = extract_from_dir(
+        str(REPO / "ui_templates"), method_map=[("**.html", "jinja2.ext:babel_extract")],
+        options_map={"**.html": {"extensions": "jinja2.ext.i18n"}})
+    for name, line, message, _comments, _context in templates:
+        found.setdefault(str(message), []).append(f"ui_templates/{name}:{line}")
+    code = extract_from_dir(str(REPO / "engine" / "web"), method_map=[("**.py", "python")],
+                            keywords={"_": None, "N_": None})
+    for name, line, message, _comments, _context in code:
+        found.setdefault(str(message), []).append(f"engine/web/{name}:{line}")
+    return found
+
+
+def test_the_extraction_sees_templates_and_code() -> None:
+    messages = ui_messages()
+    assert "Sign in" in messages and "Customers" in messages  # a template's and nav.py's
+    assert "Welcome, %(name)s." in messages
+
+
+@pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
+def test_every_ui_message_is_translated(language: str) -> None:
+    with catalog_path(language).open("rb") as f:
+        catalog = read_po(f)
+    missing = []
+    for message, where in sorted(ui_messages().items()):
+        entry = catalog.get(message)
+        if entry is None or not entry.string or entry.fuzzy:
+            missing.append(f"{where[0]}: {message!r}")
+    assert not missing, f"add to {catalog_path(language)}:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
+def test_translations_keep_placeholders_and_nothing_is_stale(language: str) -> None:
+    with catalog_path(language).open("rb") as f:
+        catalog = read_po(f)
+    used = ui_messages()
+    for entry in catalog:
+        if not entry.id:
+            continue
+        assert entry.id in used, f"{entry.id!r} is no longer used; remove it"
+        names = sorted(re.findall(r"%\((\w+)\)s", str(entry.id)))
+        assert sorted(re.findall(r"%\((\w+)\)s", str(entry.string))) == names, entry.id
+
+
+def test_catalogs_load_without_a_build_step() -> None:
+    zh = translations()["zh-CN"]
+    assert zh.gettext("Sign in") == "登录"
+    assert zh.gettext("a text nobody translated") == "a text nobody translated"
+    assert translations()["en"].gettext("Sign in") == "Sign in"
+
+
+def test_area_names_and_entity_labels_per_language() -> None:
+    model = load_model(REPO / "config")
+    zh = {a.key: [e.label for e in a.entities] for a in navigation(model, "zh-CN")}
+    en = {a.key: [e.label for e in a.entities] for a in navigation(model, "en")}
+    assert "销售机会" in zh["sales"] and "Opportunities" in en["sales"]
+    assert list(en) == [k for k in AREAS if k in en]  # menu order
+
+
+def test_numbers_money_and_dates_follow_the_locale() -> None:
+    en, zh = formatters("en"), formatters("zh-CN")
+    assert en["money"](Decimal("1234567.5")) == "1,234,567.50"
+    assert en["number"](1234567) == "1,234,567"
+    assert en["percent"](Decimal("12.5")) == "12.5%"
+    assert en["date"](date(2024, 3, 9)) == "Mar 9, 2024"
+    assert zh["date"](date(2024, 3, 9)) == "2024年3月9日"
+    assert "2024" in zh["datetime"](datetime(2024, 3, 9, 14, 5, tzinfo=UTC))
+    assert en["money"](None) == "" and en["date"](None) == ""
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("", "en"), ("zh-CN,zh;q=0.9", "zh-CN"), ("zh-TW", "zh-CN"), ("fr, en;q=0.5", "en"),
+    ("en;q=0.2, zh;q=0.8", "zh-CN"), ("de", "en"), ("zh;q=bad", "en"),
+])
+def test_negotiate(header: str, expected: str) -> None:
+    assert negotiate(header) == expected
