@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
 
 from engine.metadata import load_model
-from engine.web.i18n import LANGUAGES, catalog_path, formatters, negotiate, translations
+from engine.web.i18n import (
+    LANGUAGES,
+    catalog_path,
+    formatters,
+    negotiate,
+    read_catalog,
+    translations,
+)
 from engine.web.nav import AREAS, navigation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +48,7 @@ def test_the_extraction_sees_templates_and_code() -> None:
 
 @pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
 def test_every_ui_message_is_translated(language: str) -> None:
-    with catalog_path(language).open("rb") as f:
-        catalog = read_po(f)
+    catalog = read_catalog(language)
     missing = []
     for message, where in sorted(ui_messages().items()):
         entry = catalog.get(message)
@@ -54,8 +59,7 @@ def test_every_ui_message_is_translated(language: str) -> None:
 
 @pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
 def test_translations_keep_placeholders_and_nothing_is_stale(language: str) -> None:
-    with catalog_path(language).open("rb") as f:
-        catalog = read_po(f)
+    catalog = read_catalog(language)
     used = ui_messages()
     for entry in catalog:
         if not entry.id:

@@ -20,6 +20,7 @@ from typing import Any
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -37,16 +38,35 @@ def N_(message: str) -> str:  # the gettext name for "mark now, translate where 
 
 
 def catalog_path(language: str) -> Path:
+    """The language's main catalog; pages may keep their messages in more .po files beside
+    it (one per part of the UI), which `read_catalog` merges."""
     return LOCALES_DIR / _CATALOG_FOLDERS[language] / "LC_MESSAGES" / "messages.po"
+
+
+def read_catalog(language: str) -> Catalog:
+    """Every .po file of the language's folder, merged into one catalog (a msgid given
+    twice is an error: two parts of the UI would disagree about its translation)."""
+    folder = _CATALOG_FOLDERS[language]
+    merged = Catalog(locale=folder)
+    for path in sorted(catalog_path(language).parent.glob("*.po")):
+        with path.open("rb") as po:
+            part = read_po(po, locale=folder)
+        for message in part:
+            if not message.id:
+                continue
+            if message.id in merged:
+                raise ValueError(f"{path}: {message.id!r} is already translated in another "
+                                 "catalog of this language")
+            merged[message.id] = message
+    return merged
 
 
 @cache
 def translations() -> dict[str, gettext.NullTranslations]:
-    """Every UI language's translations, compiled from its .po file once per process."""
+    """Every UI language's translations, compiled from its .po files once per process."""
     out: dict[str, gettext.NullTranslations] = {DEFAULT_LANGUAGE: gettext.NullTranslations()}
-    for language, folder in _CATALOG_FOLDERS.items():
-        with catalog_path(language).open("rb") as po:
-            catalog = read_po(po, locale=folder)
+    for language in _CATALOG_FOLDERS:
+        catalog = read_catalog(language)
         mo = BytesIO()
         write_mo(mo, catalog, use_fuzzy=False)  # a fuzzy entry is a guess: show English
         mo.seek(0)
