@@ -154,7 +154,8 @@ def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[Config
         errors.append(doc)
         return None
     if not isinstance(doc.data, dict):
-        errors.append(doc.error([], f"{path.name} is a mapping (see docs/configuration.md)"))
+        guide = "configuration.md" if schema_name == "form" else "access.md"
+        errors.append(doc.error([], f"{path.name} is a mapping (see docs/{guide})"))
         return None
     problems, _ = validate_against_schema(doc, schema_name)
     if problems:

@@ -36,16 +36,30 @@ def explain_access(records: Records, asker: Actor, subject: Actor, entity: str,
     if asker != SYSTEM and asker.user_id != subject.user_id and not policy.is_admin(asker):
         raise Forbidden("only an administrator may explain another user's access")
     c = records.compiled(entity)
+    # Someone explaining their own access learns nothing of a record they cannot read.
+    reader = SYSTEM if policy.is_admin(asker) else asker
+    if reader is asker:
+        policy.require(asker, c.entity, "read")
     with records.engine.connect() as conn:
         try:
-            row = records.fetch(conn, SYSTEM, c, record_id)
+            row = records.fetch(conn, reader, c, record_id)
             deleted = False
         except NotFound:
-            row = records.fetch(conn, SYSTEM, c, record_id, deleted=True)
+            try:
+                row = records.fetch(conn, reader, c, record_id, deleted=True)
+            except NotFound:
+                raise NotFound(f"no {entity} {record_id}") from None
             deleted = True
         facts = _Facts(conn, records, subject, c.entity, row)
         actions = {a: _action(conn, records, subject, c.entity, c.table, row["id"], a, facts)
                    for a in ACTIONS}
+    if not actions["read"]["allowed"]:
+        # Records looks the record up as read first: a wider scope for another action does
+        # not reach a record the subject cannot see (it is a 404 to them).
+        for a, verdict in actions.items():
+            if a not in ("create", "read") and verdict["allowed"]:
+                actions[a] = {**verdict, "allowed": False,
+                              "reason": f"{verdict['reason']}, but they cannot read the record"}
     return {
         "user": {"id": subject.user_id, "name": subject.name, "roles": list(subject.roles),
                  "department": facts.path_text(facts.user_path)},

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, false, or_, select
+from sqlalchemy import ColumnElement, FromClause, Select, Table, false, or_, select
 
 from engine.metadata.formulas import engine_link
 from engine.metadata.model import Entity, Model
@@ -80,17 +80,17 @@ class AccessPolicy:
 
     # -- rows --------------------------------------------------------------------------------
 
-    def row_filter(self, actor: Actor, entity: Entity, table: Table,
+    def row_filter(self, actor: Actor, entity: Entity, table: FromClause,
                    action: str = "read") -> ColumnElement[bool] | None:
         """The rows of `table` the actor may `action`, as a condition; None for all rows."""
         return self.scope_filter(self.scope(actor, entity.name, action), actor, entity,
                                  table, action)
 
     def read_filter(self, actor: Actor, entity: Entity,
-                    table: Table) -> ColumnElement[bool] | None:
+                    table: FromClause) -> ColumnElement[bool] | None:
         return self.row_filter(actor, entity, table, "read")
 
-    def scope_filter(self, scope: Scope, actor: Actor, entity: Entity, table: Table,
+    def scope_filter(self, scope: Scope, actor: Actor, entity: Entity, table: FromClause,
                      action: str = "read") -> ColumnElement[bool] | None:
         """The rows of `table` inside `scope` for the actor, as a condition."""
         if scope is Scope.ALL:
@@ -114,10 +114,11 @@ class AccessPolicy:
 
     def subtree(self, department_id: int) -> Select[Any]:
         """Ids of the department and every one under it (UNION, not UNION ALL: a cycle of
-        parents, should one ever be written, ends instead of recursing forever)."""
+        parents, should one ever be written, ends instead of recursing forever). The CTE is
+        anonymous: one statement may hold several (a filter path through a reference)."""
         d = self.departments
         assert d is not None
-        tree = select(d.c.id).where(d.c.id == department_id).cte("dept_tree", recursive=True)
+        tree = select(d.c.id).where(d.c.id == department_id).cte(recursive=True)
         tree = tree.union(select(d.c.id).where(d.c.parent == tree.c.id))
         return select(tree.c.id)
 
