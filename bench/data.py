@@ -24,7 +24,8 @@ def account_rows(n: int = ACCOUNTS) -> list[dict[str, Any]]:
 
 
 def opportunity_rows(n: int, account_ids: list[int], seed: int = SEED) -> Iterator[dict[str, Any]]:
-    """`n` opportunities: name, account, amount (Decimal, 2 places), stage, close_date.
+    """`n` opportunities: name, account, amount (Decimal, 2 places), stage, close_date,
+    lost_reason.
 
     >>> next(opportunity_rows(1, [7]))["account"]
     7
@@ -38,4 +39,7 @@ def opportunity_rows(n: int, account_ids: list[int], seed: int = SEED) -> Iterat
             "amount": Decimal(rnd.randrange(1_000_00, 5_000_000_00)).scaleb(-2),
             "stage": stages[i],
             "close_date": _FIRST_CLOSE + timedelta(days=rnd.randrange(3 * 365)),
+            # The opportunity rule: a lost deal carries its reason (no random draw, so the
+            # other values stay what they were before the rule existed).
+            "lost_reason": "price" if stages[i] == "lost" else None,
         }

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import add_field, api_list, bulk_insert, formula
+from bench import access_list, add_field, api_list, bulk_insert, formula
 from bench.env import now_text
 from bench.report import Section, load, save
 
@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     api_list.NAME: lambda a, say: api_list.run(a.rows, say, a.requests),
     api_list.NAME_PG: lambda a, say: api_list.run_pg(a.rows, say, a.requests),
     formula.NAME: lambda a, say: formula.run(a.rows, say),
+    access_list.NAME: lambda a, say: access_list.run(a.rows, say, a.requests),
+    access_list.NAME_PG: lambda a, say: access_list.run_pg(a.rows, say, a.requests),
 }
 
 
@@ -55,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows < 1 or args.requests < 20:
         parser.error("--rows must be at least 1 and --requests at least 20")
     command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
-    sections = load()
     for name in names:
         _say(f"{name}: {args.rows:,} rows")
         section = BENCHMARKS[name](args, _say)
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         section.command = command
         section.date = now_text()
-        sections[name] = section
         if not args.dry_run:
+            sections = load()  # another run may have saved its sections meanwhile
+            sections[name] = section
             save(sections, list(BENCHMARKS))
         for row in section.rows:
             _say(f"  {row.benchmark}: ours {row.ours}, baseline {row.baseline}, "

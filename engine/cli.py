@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from engine.metadata import ConfigErrors, Model, load_model
-from engine.runtime.db import open_engine
+from engine.runtime.db import open_engine, refresh_statistics
 from engine.runtime.errors import RecordError
 from engine.runtime.org import seed_org
 from engine.runtime.records import Records
@@ -84,6 +84,7 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
         plan = apply_plan(engine, model, allow_destructive=allow_destructive,
                           drop_archived=drop_archived)
         seeded = seed_org(Records(engine, model))
+        refresh_statistics(engine)
     except PlanError as exc:
         for err in exc.errors:
             click.echo(f"error: {err}", err=True)
@@ -151,6 +152,7 @@ def demo(ctx: Context, size: int, if_empty: bool) -> None:
         users = Users(engine, records.schema)
         result = fill_demo(records, users, size=size,
                            progress=lambda step: click.echo(f"demo: {step}…"))
+        refresh_statistics(engine)
         token = users.new_token("admin", "demo")
     except (PlanError, RecordError) as exc:
         fail(str(exc))

@@ -7,6 +7,7 @@ plans or applies against the same database (`db_url`), as an administrator would
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +31,16 @@ from tests.conftest import CONFIG, Env, EnvFactory
 # -- helpers ------------------------------------------------------------------------------
 
 
+def _drop_from_form(config: Path, entity: str, name: str) -> None:
+    """Take a removed field off its entity's form too, as an administrator would (a form
+    naming a field the entity lacks is a configuration error)."""
+    form = config / "forms" / f"{entity}.yaml"
+    if form.exists():
+        text = form.read_text(encoding="utf-8")
+        text = re.sub(rf"(?<=[\[ ]){name}, |, {name}(?=\])", "", text)
+        form.write_text(text, encoding="utf-8")
+
+
 def set_field(config: Path, entity: str, name: str, spec: str | None) -> int:
     """Replace, add (first under `fields:`) or, with None, remove the one-line field `name`.
 
@@ -41,6 +52,7 @@ def set_field(config: Path, entity: str, name: str, spec: str | None) -> int:
     if spec is None:
         assert at is not None, f"{entity}.{name} is not in the YAML"
         del lines[at]
+        _drop_from_form(config, entity, name)
     elif at is None:
         at = lines.index("fields:\n") + 1
         lines.insert(at, f"  {name}: {spec}\n")

@@ -71,3 +71,21 @@ def unreachable(url: str, timeout: int = 3) -> str | None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def refresh_statistics(engine: Engine, tables: tuple[str, ...] = ()) -> None:
+    """Let SQLite's planner know the data: ANALYZE the tables (all when none are named).
+
+    Without statistics SQLite takes an access condition like `owner_id = ? OR department_id
+    IN (...)` for a rare one, fetches every matching row through those indexes and sorts
+    them all for one page (bench/RESULTS.md, access list: 17x slower). PostgreSQL's
+    autovacuum keeps its own statistics, so this does nothing there. `tables` are names of
+    the validated model (safe identifiers), quoted anyway.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.execution_options(**WRITE).begin() as conn:
+        if not tables:
+            conn.exec_driver_sql("ANALYZE")
+        for name in tables:
+            conn.exec_driver_sql(f'ANALYZE "{name}"')

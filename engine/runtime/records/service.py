@@ -34,7 +34,7 @@ from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
 from engine.runtime.audit import field_changes, read_history, write_audit
-from engine.runtime.db import WRITE
+from engine.runtime.db import WRITE, refresh_statistics
 from engine.runtime.errors import (
     BadRequest,
     Conflict,
@@ -68,6 +68,8 @@ from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, 
 from engine.types import ENGINE_COLUMNS, FieldType
 
 BULK_BATCH = 2_000
+# An import this large changes the table's shape enough to refresh SQLite's statistics.
+ANALYZE_AFTER = 10_000
 Clock = Callable[[], datetime]
 
 
@@ -601,6 +603,8 @@ class Records:
         if batch:
             created += self._insert_batch(actor, c, batch, errors, owner or actor)
         errors.sort(key=lambda e: e[0])  # batch-level problems arrive after row-level ones
+        if len(created) >= ANALYZE_AFTER:
+            refresh_statistics(self.engine, (entity,))
         return BulkResult(len(created), errors, created)
 
     def _insert_batch(self, actor: Actor, c: _Compiled, batch: list[tuple[int, dict[str, Any]]],

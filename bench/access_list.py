@@ -1,0 +1,489 @@
+"""Access list: `GET /api/opportunity?page_size=50&sort=-amount` with and without an access
+predicate, over 1M opportunities spread over the department tree of config/org.yaml.
+
+Three users ask for the same page through the real app (bench/api_server.py, uvicorn in a
+subprocess): an admin (no predicate), the East region's sales_manager (department_tree: a
+quarter of the rows) and a Shanghai sales_rep (own: 1/40 of the rows plus a few team rows).
+Requests rotate over the three so drift hits all alike.
+
+The data lives in its own file (bench/access-<rows>.db; PostgreSQL: schema access_<rows>):
+a copy of the api_list database when there is one (same rows), else built the same way,
+then the departments are seeded, the users added and every opportunity given an owner and
+that owner's department (id modulo the number of owners).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import case, create_engine, event, func, insert, literal, select, text, update
+
+from bench.api_list import OURS_PATH, PARAMS, WARMUP, bench_token, serve
+from bench.env import (
+    BENCH_DIR,
+    CONFIG,
+    ENTITY,
+    PG_URL,
+    Env,
+    _fresh,
+    _load,
+    _open,
+    count_rows,
+    fresh_env,
+    load_text,
+    loaded_path,
+    machine_info,
+    open_env,
+    percentile,
+    pg_problem,
+    remove_db,
+)
+from bench.report import Row, Section
+from engine.runtime.access import Actor
+from engine.runtime.db import normalize_url
+from engine.runtime.org import seed_org
+from engine.runtime.records.query import parse_list_params
+from engine.runtime.records.totals import Totals
+from engine.runtime.schema import apply_plan, plan_schema
+from engine.runtime.schema.tables import TEAM_TABLE
+from engine.runtime.users import Users
+
+NAME = "access_list"
+NAME_PG = "access_list_pg"
+REQUESTS = 300
+TARGET = 1.3
+# Opportunity owners per department code of config/org.yaml: East (SH + HZ) holds 10 of 40,
+# so its region manager sees a quarter of the rows.
+OWNERS = {"HQ": 10, "BJ": 5, "SY": 5, "SH": 5, "HZ": 5, "HH": 5, "PARTNERS": 5}
+MANAGER = "bench_east_manager"
+MANAGER_DEPARTMENT = "EAST"
+REP = "bench_sh_0"
+TEAM_EVERY = 97  # every 97th opportunity has one more owner on its team (read access)
+MANAGER_TEAM_EVERY = 9_973  # and the manager sits on a few teams outside East
+
+
+@dataclass
+class Who:
+    """One benchmark user: the label in the results, the user name and its API token."""
+
+    label: str
+    name: str
+    token: str
+    visible: int = 0
+
+
+def access_path(rows: int) -> Path:
+    return BENCH_DIR / f"access-{rows}.db"
+
+
+def _owner_names() -> list[tuple[str, str]]:
+    return [(f"bench_{code.lower()}_{i}", code) for code, n in OWNERS.items() for i in range(n)]
+
+
+def _copy_sqlite(src: Path, dst: Path) -> None:
+    """A consistent copy of `src` (SQLite's backup API; `src` is only read)."""
+    remove_db(dst)
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    target = sqlite3.connect(dst)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
+def _spread(env: Env, say: Callable[[str], None]) -> None:
+    """Departments, users, owners and teams over the loaded opportunities (not timed)."""
+    records = env.records
+    seed_org(records)
+    dept_table = records.schema.table("department")
+    with env.engine.connect() as conn:
+        dept = {r.code: r.id for r in conn.execute(select(dept_table.c.code, dept_table.c.id))}
+    users = Users(env.engine, records.schema)
+
+    def user(name: str, role: str, code: str) -> int:
+        found = users.by_name_or_none(name)
+        return (found or users.add(name, [role], department_id=dept[code])).id
+
+    owners = [(user(name, "sales_rep", code), dept[code]) for name, code in _owner_names()]
+    manager = user(MANAGER, "sales_manager", MANAGER_DEPARTMENT)
+    bench_token(env)  # the admin
+    t = records.compiled(ENTITY).table
+    slot = t.c.id % len(owners)
+    say(f"giving {count_rows(env.engine, ENTITY):,} opportunities {len(owners)} owners")
+    team = records.schema.table(TEAM_TABLE)
+    # the next owner round after the row's own (never the owner), so every owner gets some
+    member = (t.c.id // TEAM_EVERY + 1) % len(owners)
+    now = datetime.now(UTC)
+    with env.engine.execution_options(crm_write=True).begin() as conn:
+        conn.execute(update(t).values(
+            owner_id=case(*[(slot == i, u) for i, (u, _) in enumerate(owners)]),
+            department_id=case(*[(slot == i, d) for i, (_, d) in enumerate(owners)])))
+        conn.execute(team.delete())
+        cols = ["entity", "record_id", "user_id", "access", "added_at"]
+        conn.execute(insert(team).from_select(cols, select(
+            literal(ENTITY), t.c.id,
+            case(*[(member == i, u) for i, (u, _) in enumerate(owners)]),
+            literal("read"), literal(now, team.c.added_at.type),
+        ).where(t.c.id % TEAM_EVERY == 0)))
+        conn.execute(insert(team).from_select(cols, select(
+            literal(ENTITY), t.c.id, literal(manager), literal("read"),
+            literal(now, team.c.added_at.type),
+        ).where(t.c.id % MANAGER_TEAM_EVERY == 0)))
+
+
+def _complete(env: Env, rows: int) -> bool:
+    t = env.records.compiled(ENTITY).table
+    with env.engine.connect() as conn:
+        unowned = conn.execute(select(func.count()).select_from(t)
+                               .where(t.c.owner_id.is_(None))).scalar_one()
+    names = [n for n, _ in _owner_names()] + [MANAGER, "bench"]
+    users = Users(env.engine, env.records.schema)
+    return (count_rows(env.engine, ENTITY) == rows and unowned == 0
+            and all(users.by_name_or_none(n) is not None for n in names)
+            and plan_schema(env.engine, env.model).is_empty)
+
+
+def _reuse(env: Env, rows: int, say: Callable[[str], None]) -> bool:
+    """Whether `env` already holds the rows; brings its schema and spread up to date."""
+    if count_rows(env.engine, ENTITY) != rows:
+        return False
+    if not _complete(env, rows):
+        apply_plan(env.engine, env.model)  # config/ changed since the file was built
+        _spread(env, say)
+        _vacuum(env)
+    return True
+
+
+def _vacuum(env: Env) -> None:
+    """PostgreSQL: VACUUM ANALYZE after the big UPDATE, as autovacuum would in time."""
+    if env.engine.dialect.name == "postgresql":
+        with env.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+
+
+def access_env(rows: int, say: Callable[[str], None] = print) -> Env:
+    """bench/access-<rows>.db, reused when it holds the rows, else built (not timed)."""
+    path = access_path(rows)
+    if path.exists():
+        env = open_env(path)
+        if _reuse(env, rows, say):
+            return env
+        env.engine.dispose()
+    shared = loaded_path(rows)
+    if shared.exists():
+        say(f"copying {shared.name} to {path.name} (not timed)")
+        _copy_sqlite(shared, path)
+        env = open_env(path)
+        if _reuse(env, rows, say):
+            return env
+        env.engine.dispose()
+    say(f"building {path.name} with {rows:,} opportunities (not timed)")
+    env = _load(fresh_env(path), rows)
+    _spread(env, say)
+    return env
+
+
+def _copy_rows(src: Env, dst: Env, say: Callable[[str], None]) -> None:
+    """The opportunities of `src` into the empty table of `dst`, unchanged but for owner and
+    department (`_spread` sets them), so both databases hold the same rows."""
+    s, d = (e.records.compiled(ENTITY).table for e in (src, dst))
+    names = [c.name for c in d.columns
+             if c.name in s.c and c.name not in ("owner_id", "department_id")]
+    say(f"copying {count_rows(src.engine, ENTITY):,} opportunities from {src.path} (not timed)")
+    with src.engine.connect() as conn:
+        result = conn.execution_options(yield_per=10_000).execute(
+            select(*[s.c[n] for n in names]).order_by(s.c.id))
+        for part in result.partitions():
+            with dst.engine.execution_options(crm_write=True).begin() as out:
+                out.execute(insert(d), [dict(r._mapping) for r in part])
+    with dst.engine.begin() as out:
+        out.execute(text("SELECT setval(pg_get_serial_sequence(:t, 'id'), "
+                         f"(SELECT max(id) FROM {ENTITY}))"), {"t": ENTITY})
+
+
+def pg_access_env(rows: int, say: Callable[[str], None] = print) -> Env:
+    """Like `access_env`, in the PostgreSQL schema access_<rows>, holding the rows of the
+    SQLite file (copied; VACUUM ANALYZEd after, as autovacuum would)."""
+    schema = f"access_{rows}"
+    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url_text = url.render_as_string(hide_password=False)
+    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM information_schema.schemata "
+                                       "WHERE schema_name = :s"), {"s": schema}).first()
+        if exists:
+            env = _open(url_text, None, CONFIG)
+            if _reuse(env, rows, say):
+                return env
+            env.engine.dispose()
+        source = access_env(rows, say)
+        say(f"building PostgreSQL schema {schema} with {rows:,} opportunities (not timed)")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        env = _fresh(url_text, None, CONFIG)
+        if env.account_ids != source.account_ids:
+            raise RuntimeError("the PostgreSQL accounts do not match the SQLite file's")
+        _copy_rows(source, env, say)
+        source.engine.dispose()
+        _spread(env, say)
+        _vacuum(env)
+        return env
+    finally:
+        admin.dispose()
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def _actor(env: Env, name: str) -> Actor:
+    return Users(env.engine, env.records.schema).by_name(name).actor()
+
+
+def _median_ms(fn: Callable[[], Any], runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return percentile(times, 50)
+
+
+def _where(env: Env, actor: Actor) -> list[Any]:
+    """The list's WHERE as list_records builds it (live rows, then the read predicate)."""
+    c = env.records.compiled(ENTITY)
+    where: list[Any] = [c.table.c.deleted_at.is_(None)]
+    predicate = env.records.policy.read_filter(actor, c.entity, c.table)
+    return where if predicate is None else [*where, predicate]
+
+
+def in_process(env: Env, actor: Actor, runs: int) -> dict[str, float]:
+    """Median ms of `Records.list_records` without HTTP: warm (the estimated total cached,
+    as in most requests) and cold (a fresh total every call, as every 10 s per user)."""
+    records = env.records
+    query = parse_list_params(env.model.entity(ENTITY), PARAMS)
+
+    def cold() -> Any:
+        records.totals = Totals()
+        return records.list_records(actor, ENTITY, query)
+
+    warm = _median_ms(lambda: records.list_records(actor, ENTITY, query), runs)
+    return {"warm": warm, "cold": _median_ms(cold, max(5, runs // 4))}
+
+
+def plans(env: Env, actor: Actor) -> list[str]:
+    """The plans of the statements one uncached list runs against the entity's table."""
+    seen: list[tuple[str, Any]] = []
+
+    def hook(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if f"FROM {ENTITY}" in statement:
+            seen.append((statement, parameters))
+
+    env.records.totals = Totals()
+    event.listen(env.engine, "before_cursor_execute", hook)
+    try:
+        env.records.list_records(actor, ENTITY, parse_list_params(env.model.entity(ENTITY),
+                                                                  PARAMS))
+    finally:
+        event.remove(env.engine, "before_cursor_execute", hook)
+    sqlite = env.engine.dialect.name == "sqlite"
+    out = []
+    with env.engine.connect() as conn:
+        for statement, parameters in seen:
+            result = conn.exec_driver_sql(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ")
+                                          + statement, parameters)
+            steps = [str(r[-1] if sqlite else r[0]).strip().removeprefix("->  ")
+                     for r in result]
+            if not sqlite:  # the node lines, without their cost details
+                steps = [s.split("  (")[0] for s in steps if "(cost=" in s]
+            out.append(" → ".join(steps))
+    return out
+
+
+def time_http(base: str, who: list[Who], requests: int,
+              say: Callable[[str], None]) -> dict[str, list[float]]:
+    """Milliseconds per request for each user, requests rotating over the users."""
+    times: dict[str, list[float]] = {w.name: [] for w in who}
+    with httpx.Client(base_url=base, timeout=120) as client:
+        def get(w: Who) -> float:
+            start = time.perf_counter()
+            response = client.get(OURS_PATH, headers={"Authorization": f"Bearer {w.token}"})
+            elapsed = (time.perf_counter() - start) * 1000
+            if response.status_code != 200:
+                raise RuntimeError(f"{w.name}: {response.status_code} {response.text[:300]}")
+            w.visible = int(response.json()["total"])
+            return elapsed
+
+        say(f"warm-up: {WARMUP} requests per user")
+        for _ in range(WARMUP):
+            for w in who:
+                get(w)
+        say(f"timing {requests} requests per user, rotating")
+        for i in range(requests):
+            for k in range(len(who)):
+                w = who[(i + k) % len(who)]
+                times[w.name].append(get(w))
+    return times
+
+
+def measure(database: str, env: Env, n_rows: int, requests: int,
+            say: Callable[[str], None]) -> tuple[list[Row], list[str], dict[str, Any]]:
+    """Time the three users over `env`; `database` names the set-up in the rows."""
+    users = Users(env.engine, env.records.schema)
+    who = [Who("admin (no predicate)", "bench", bench_token(env)),
+           Who("sales_manager of a region (department_tree)", MANAGER,
+               users.new_token(MANAGER, label="benchmark")),
+           Who("sales_rep (own)", REP, users.new_token(REP, label="benchmark"))]
+    load_before = load_text()
+    say(f"{database}: in-process breakdown and query plans")
+    actors = {w.name: _actor(env, w.name) for w in who}
+    parts = {w.name: in_process(env, actors[w.name], 40) for w in who}
+    plan = {w.name: plans(env, actors[w.name]) for w in who}
+    t = env.records.compiled(ENTITY).table
+    with env.engine.connect() as conn:
+        exact = {w.name: int(conn.execute(select(func.count()).select_from(t).where(
+            *_where(env, actors[w.name]))).scalar_one()) for w in who}
+    env.engine.dispose()  # the server process opens its own
+    with serve(env.url) as base:
+        times = time_http(base, who, requests, say)
+    base50, base95 = percentile(times["bench"], 50), percentile(times["bench"], 95)
+    rows = [Row(f"GET /api/opportunity?page_size=50&sort=-amount, {n_rows:,} rows, "
+                f"{database}, admin (no access predicate), p50 / p95 (ms)",
+                f"{base50:.2f} / {base95:.2f}", "—", "—", "baseline", None)]
+    for w in who[1:]:
+        p50, p95 = percentile(times[w.name], 50), percentile(times[w.name], 95)
+        rows.append(Row(
+            f"same, {database}, as {w.label}, {exact[w.name]:,} rows visible, p50 / p95 (ms)",
+            f"{p50:.2f} / {p95:.2f}", f"{base50:.2f} / {base95:.2f}",
+            f"{p50 / base50:.2f} / {p95 / base95:.2f} (user / admin)", "p50 ≤ 1.3",
+            p50 / base50 <= TARGET))
+    admin = parts["bench"]
+    for w in who[1:]:
+        mine = parts[w.name]
+        rows.append(Row(
+            f"same, {database}, as {w.label}, in-process `list_records` with the total "
+            "cached / uncached, median (ms)", f"{mine['warm']:.2f} / {mine['cold']:.2f}",
+            f"{admin['warm']:.2f} / {admin['cold']:.2f}",
+            f"{mine['warm'] / admin['warm']:.2f} / {mine['cold'] / admin['cold']:.2f}",
+            "informational", None))
+    notes = [f"{database}: totals returned over HTTP: " + ", ".join(
+        f"{w.name} {w.visible:,} (exact {exact[w.name]:,})" for w in who) + "."]
+    for w in who:
+        steps = "; ".join("same" if i and p == plan[w.name][i - 1] else f"`{p}`"
+                          for i, p in enumerate(plan[w.name]))
+        notes.append(f"{database}, {w.name}: plans of an uncached list's statements (rows, "
+                     f"then the total's probes): {steps}. HTTP samples min "
+                     f"{min(times[w.name]):.2f} / max {max(times[w.name]):.2f} ms.")
+    rows_plan = plan[MANAGER][0] if plan[MANAGER] else ""
+    if "MULTI-INDEX OR" in rows_plan:
+        notes.append(f"{database}, why the department_tree list is slow: the planner answers "
+                     "`owner_id = ? OR id IN (team) OR department_id IN (subtree)` with a "
+                     "MULTI-INDEX OR (one index per branch), which collects every visible "
+                     f"row ({exact[MANAGER]:,}) and sorts them in a temporary B-tree for the "
+                     "50 wanted; the uncached total's probes do the same in id order.")
+    elif "ix_opportunity_amount" in rows_plan:
+        notes.append(f"{database}: for the department_tree list the planner walks the amount "
+                     "index from the top and tests the predicate per row (about 4 rows per "
+                     "hit at a quarter visible), like the admin's plan.")
+    notes.append(f"{database}: load average {load_before} before, {load_text()} after.")
+    data = {"ms": {w.name: [round(x, 3) for x in times[w.name]] for w in who},
+            "visible": exact,
+            "in_process_ms": {n: {k: round(v, 4) for k, v in p.items()}
+                              for n, p in parts.items()}}
+    return rows, notes, data
+
+
+def _setup_notes(env: Env, requests: int) -> list[str]:
+    with env.engine.connect() as conn:
+        server = conn.exec_driver_sql(
+            "SELECT sqlite_version()" if env.engine.dialect.name == "sqlite"
+            else "SHOW server_version").scalar_one()
+    owners = ", ".join(f"{code} {n}" for code, n in OWNERS.items())
+    return [
+        f"database: {env.engine.dialect.name} {server}; the departments of config/org.yaml; "
+        f"{sum(OWNERS.values())} sales_rep owners ({owners}); opportunity i belongs to owner "
+        f"i mod {sum(OWNERS.values())} and that owner's department, so the East region "
+        "(Shanghai + Hangzhou) holds a quarter of the rows; every "
+        f"{TEAM_EVERY}th opportunity has another owner on its team (read), and the manager "
+        f"is on the team of every {MANAGER_TEAM_EVERY:,}th.",
+        "rows: bench/data.py's opportunities as bench/opportunity-1000000.db holds them "
+        "(loaded through `bulk_create`; the SQLite file is a copy of it, the PostgreSQL "
+        "schema access_<rows> gets the same rows by plain INSERTs from that copy, then "
+        "VACUUM ANALYZE); owner_id, department_id and the team rows are set by one UPDATE "
+        "and INSERT … SELECT (bench/access_list.py `_spread`).",
+        f"users: `bench` (admin: no predicate), `{MANAGER}` (sales_manager in "
+        f"{MANAGER_DEPARTMENT}: opportunity read scope department_tree), `{REP}` (sales_rep "
+        "in SH: scope own = owner or on the team).",
+        f"{requests} requests per user after {WARMUP} warm-up requests each, rotating over "
+        "the users, sequential, one keep-alive httpx connection to uvicorn (one worker, in a "
+        "subprocess, bench/api_server.py) on 127.0.0.1; latency measured in the client. Each "
+        "response is the full route: token lookup, the 50 rows, `total`.",
+        "total: above 10,000 matches it is an estimate cached per user and list for 10 s "
+        "(engine/runtime/records/totals.py), so most timed requests run only the rows query "
+        "and every 10 s per user one also runs the count probes. The in-process rows time "
+        "`Records.list_records` (no token lookup, no JSON) with that cache warm and with a "
+        "fresh cache per call (rows query plus the probes: the 10,001st matching id by id, "
+        "the first, max(id)).",
+        "The machine is shared (2 cores; other helpers' test suites and benchmarks ran at "
+        "the same time), so absolute figures are noisy; compare rows of one run.",
+    ]
+
+
+def _sqlite_stats(env: Env, analyze: bool) -> None:
+    """Run ANALYZE, or drop its statistics (the engine never runs ANALYZE itself)."""
+    with env.engine.execution_options(crm_write=True).begin() as conn:
+        if analyze:
+            conn.exec_driver_sql("ANALYZE")
+        elif conn.exec_driver_sql("SELECT 1 FROM sqlite_master "
+                                  "WHERE name = 'sqlite_stat1'").first():
+            conn.exec_driver_sql("DROP TABLE sqlite_stat1")
+    env.engine.dispose()  # statistics are read when a connection opens
+
+
+def run(n_rows: int, say: Callable[[str], None] = print, requests: int = REQUESTS) -> Section:
+    """SQLite as the engine leaves it (no statistics), then after a plain ANALYZE."""
+    env = access_env(n_rows, say)
+    notes = _setup_notes(env, requests)
+    _sqlite_stats(env, analyze=False)
+    rows, more, data = measure("SQLite", env, n_rows, requests, say)
+    notes += more
+    say("ANALYZE (not timed)")
+    started = time.perf_counter()
+    _sqlite_stats(env, analyze=True)
+    took = time.perf_counter() - started
+    try:
+        rows2, more, data2 = measure("SQLite after ANALYZE", env, n_rows, requests, say)
+    finally:
+        _sqlite_stats(env, analyze=False)
+    notes.append(f"SQLite after ANALYZE: a plain `ANALYZE` of the whole file (it took "
+                 f"{took:.1f} s here) before the second pass; its sqlite_stat1 is dropped "
+                 "again afterwards, so the file stays as the engine leaves it.")
+    return Section(name=NAME, title=f"API list with access predicates over {n_rows:,} "
+                   "opportunities on SQLite", rows=rows + rows2, notes=notes + more,
+                   machine=machine_info(),
+                   data={"rows": n_rows, "requests": requests, "no_statistics": data,
+                         "analyzed": data2})
+
+
+def run_pg(n_rows: int, say: Callable[[str], None] = print,
+           requests: int = REQUESTS) -> Section | None:
+    problem = pg_problem()
+    if problem is not None:
+        say(f"skipping {NAME_PG}: PostgreSQL is not reachable at CRM_TEST_PG_URL: {problem}")
+        return None
+    env = pg_access_env(n_rows, say)
+    notes = _setup_notes(env, requests)
+    rows, more, data = measure("PostgreSQL", env, n_rows, requests, say)
+    return Section(name=NAME_PG, title=f"API list with access predicates over {n_rows:,} "
+                   "opportunities on PostgreSQL", rows=rows, notes=notes + more,
+                   machine=machine_info(), data={"rows": n_rows, "requests": requests, **data})
