@@ -102,5 +102,18 @@ def test_related_list_must_say_which_link_when_there_are_two(config_dir: Path) -
     with pytest.raises(ConfigErrors) as caught:
         load_model(config_dir)
     assert [str(e) for e in caught.value.errors] == [
-        f"{config_dir / 'forms' / 'account.yaml'}:3:5: activity points to account by billing_account, "
-        "account; say which with 'via'"]
+        f"{config_dir / 'forms' / 'account.yaml'}:3:5: activity points to account by "
+        "billing_account, account; say which with 'via'"]
+
+
+def test_option_labels_per_locale_and_their_errors(config_dir: Path) -> None:
+    stage = load_model(CONFIG).entity("opportunity").field("stage")
+    assert (stage.option_label("won", "zh"), stage.option_label("won", "en")) == ("赢单", "Won")
+    assert stage.option_label("not_an_option", "zh") == "Not an option"
+    line = set_field(config_dir, "account", "rating",
+                     "{type: choice, options: [hot, cold], option_labels: {hto: Hot}}")
+    with pytest.raises(ConfigErrors) as caught:
+        load_model(config_dir)
+    assert [str(e) for e in caught.value.errors] == [
+        f"{config_dir / 'entities' / 'account.yaml'}:{line}:64: fields.rating.option_labels: "
+        "'hto' is not one of the options (did you mean 'hot'?)"]

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.metadata.errors import ConfigError
+from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.labels import Label
 from engine.metadata.model import Field
 from engine.metadata.yamlio import YamlDoc
@@ -42,8 +42,8 @@ _TYPE_KEYS: dict[FieldType, frozenset[str]] = {
     FieldType.BOOLEAN: frozenset(),
     FieldType.DATE: frozenset(),
     FieldType.DATETIME: frozenset(),
-    FieldType.CHOICE: frozenset({"options", "board"}),
-    FieldType.MULTICHOICE: frozenset({"options"}),
+    FieldType.CHOICE: frozenset({"options", "option_labels", "board"}),
+    FieldType.MULTICHOICE: frozenset({"options", "option_labels"}),
     FieldType.REFERENCE: frozenset({"to"}),
     FieldType.USER: frozenset(),
     FieldType.DEPARTMENT: frozenset(),
@@ -86,6 +86,10 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
                 if opt in seen:
                     error(["options", i], f".options: duplicate {opt!r}")
                 seen.add(opt)
+            for value in spec.get("option_labels", {}):
+                if value not in seen:
+                    error(["option_labels", value], f".option_labels: {value!r} is not one of "
+                          f"the options{did_you_mean(value, seen)}", key=True)
     if "formula" in spec:
         if ftype not in COMPUTABLE:
             error(["formula"], f".formula does not fit {a_type(ftype)}", key=True)
@@ -134,6 +138,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         min=lo,
         max=hi,
         options=tuple(spec.get("options", ())),
+        option_labels=tuple((value, Label.of(text, value))
+                            for value, text in spec.get("option_labels", {}).items()),
         to=spec.get("to"),
         renamed_from=spec.get("renamed_from"),
         formula=spec.get("formula"),

@@ -29,6 +29,8 @@ class Field:
     min: Decimal | None = None
     max: Decimal | None = None
     options: tuple[str, ...] = ()
+    option_labels: tuple[tuple[str, Label], ...] = field(default=(), compare=False)
+    """What people see for each option, per locale; options without one read as words."""
     to: str | None = None
     renamed_from: str | None = None
     formula: str | None = None
@@ -37,6 +39,19 @@ class Field:
     """The checked formula of a computed field, or of a `default: "=..."`."""
     # Where each option's value was written, for errors found after loading.
     option_locs: tuple[tuple[str, SourceLoc], ...] = field(default=(), compare=False, repr=False)
+
+    def option_label(self, value: str, locale: str = "en") -> str:
+        """How an option reads in `locale`: its label, or the value as words.
+
+        >>> Field("stage", FieldType.CHOICE, Label.of(None, "Stage"), SourceLoc("x", 1, 1),
+        ...       options=("closed_won",)).option_label("closed_won", "zh")
+        'Closed won'
+        """
+        label = dict(self.option_labels).get(value)
+        if label is not None:
+            return label.get(locale)
+        text = value.replace("_", " ")
+        return text[:1].upper() + text[1:]
 
     def loc_of(self, option: str) -> SourceLoc:
         """Where `option` (e.g. "renamed_from") was written; the field's key when it was not."""

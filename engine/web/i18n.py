@@ -44,8 +44,9 @@ def catalog_path(language: str) -> Path:
 
 
 def read_catalog(language: str) -> Catalog:
-    """Every .po file of the language's folder, merged into one catalog (a msgid given
-    twice is an error: two parts of the UI would disagree about its translation)."""
+    """Every .po file of the language's folder, merged into one catalog. A msgid may appear
+    in several files with the same translation; different translations are an error (two
+    parts of the UI would disagree)."""
     folder = _CATALOG_FOLDERS[language]
     merged = Catalog(locale=folder)
     for path in sorted(catalog_path(language).parent.glob("*.po")):
@@ -54,9 +55,12 @@ def read_catalog(language: str) -> Catalog:
         for message in part:
             if not message.id:
                 continue
-            if message.id in merged:
-                raise ValueError(f"{path}: {message.id!r} is already translated in another "
-                                 "catalog of this language")
+            known = merged.get(message.id)
+            if known is not None and known.string == message.string:
+                continue
+            if known is not None:
+                raise ValueError(f"{path}: {message.id!r} is translated differently in "
+                                 "another catalog of this language")
             merged[message.id] = message
     return merged
 
