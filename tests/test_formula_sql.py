@@ -559,6 +559,35 @@ def test_filter_and_sort_run_in_the_database(db: Db) -> None:
     assert ids == expected == [5, 1, 2, 3]
 
 
+QUOTIENTS = ["amount / 100", "amount * rate / 100", "amount / 3", "amount / -8", "MOD(amount, 7)",
+             "amount / qty", "MOD(amount, qty)", "ROUND(amount / 7, 2)", "amount / 0.0001"]
+
+
+def test_division_by_a_literal_agrees_around_the_rounding_limit(db: Db) -> None:
+    amounts = ["0", "0.05", "0.07", "12.34", "99999.99", "100000.00", "123456.78",
+               "999999999.99", "9999999999.99", "-70000.01", "-123456789.01"]
+    rows = [{"amount": Decimal(a), "rate": Decimal("12.5"), "qty": q}
+            for a in amounts for q in (0, 3)]
+    assert mismatches(db, rows, QUOTIENTS) == []
+
+
+def test_literal_divisors_and_case_keys_are_written_once() -> None:
+    def sql(source: str) -> str:
+        expr = compile_formula(source, SCOPE).to_sql(
+            select_column, "sqlite", CLOCK)
+        return str(expr.compile(dialect=sqlite.dialect()))
+
+    assert "nullif" not in sql("amount / 100") and "nullif" in sql("amount / qty")
+    assert "nullif" in sql("amount / (qty - qty)")
+    case = sql('CASE(stage, "won", 1, "lost", 0, 2)')
+    assert case.count("deal.stage") == 1 and case.startswith("CASE deal.stage WHEN")
+
+
+def select_column(path: tuple[str, ...]) -> ColumnElement[Any]:
+    table = Table("deal", MetaData(), *(Column(n, String()) for n in FIELDS["deal"]))
+    return table.c[path[0]]
+
+
 def test_blank_conditions_are_false_in_a_where_clause(db: Db) -> None:
     db.put("deal", [{**row, "id": i + 1} for i, row in enumerate(EDGE_ROWS)])
     joins = Joins(db.tables, "deal")

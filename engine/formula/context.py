@@ -116,6 +116,12 @@ class MappingContext:
     clock: Clock = field(default_factory=SystemClock)
     prior_values: Mapping[str, object] | None = None
     is_new: bool = False
+    direct_values: dict[str, object] | None = field(init=False, repr=False, compare=False)
+    """`values` when it is a plain dict: compiled formulas read it without `get`."""
+
+    def __post_init__(self) -> None:
+        direct = self.values if type(self.values) is dict else None
+        object.__setattr__(self, "direct_values", direct)
 
     def get(self, path: Path) -> object:
         return _walk(self.values, path)

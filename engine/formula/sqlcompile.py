@@ -46,7 +46,7 @@ from engine.formula.ast import TCall, TField, TLiteral, TNode
 from engine.formula.functions import case_positions
 from engine.formula.pycompile import PLACES
 from engine.formula.sqlfunctions import BUILDERS
-from engine.formula.sqlterms import SNAP_LIMIT, WIDE, Expr, k, over, sqlite_datetime
+from engine.formula.sqlterms import SNAP_LIMIT, WIDE, Expr, k, over, sqlite_datetime, times
 from engine.formula.types import Clock, FType, Path
 
 Columns = Callable[[Path], Expr]
@@ -138,11 +138,17 @@ class SqlCompiler:
         i = cast(x, Integer())
         return i + cast(x > i, Integer())
 
-    def divide(self, a: Expr, b: Expr) -> Expr:
-        """a / b rounded to 10 places; BLANK when b is 0."""
+    def divide(self, a: Expr, b: Expr, nonzero: bool = False) -> Expr:
+        """a / b rounded to 10 places; BLANK when b is 0 (`nonzero`: b is a literal that
+        is not, so no guard is written)."""
+        divisor = b if nonzero else func.nullif(b, k(0))
         if self.sqlite:
-            return self.round(over(cast(a, Float()), func.nullif(b, k(0))), PLACES)
-        return self.round(over(self.num(a, wide=True), func.nullif(b, k(0))), PLACES)
+            # Not self.round(): its guard would compute the quotient (often a formula of
+            # its own) twice per row. round(q * 1e10) / 1e10 reads it once, is exact where
+            # round(q, 10) is (|q| < 1e5) and beyond that stays within the last digit.
+            unit = k(float(10**PLACES))
+            return over(func.round(times(over(cast(a, Float()), divisor), unit)), unit)
+        return self.round(over(self.num(a, wide=True), divisor), PLACES)
 
     def now_param(self) -> Expr:
         return self.value(FType.DATETIME, self.clock.now())

@@ -87,7 +87,12 @@ def _times(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 
 def _divide(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
-    return c.divide(a[0], a[1])
+    return c.divide(a[0], a[1], _nonzero_literal(node.args[1]))
+
+
+def _nonzero_literal(node: Any) -> bool:
+    value = getattr(node, "value", None)
+    return isinstance(value, Decimal) and value != 0
 
 
 def _power(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
@@ -161,7 +166,8 @@ def _literal_int(node: Any) -> int | None:
 
 def _mod(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     x, y = a
-    return c.snap(minus(x, times(y, c.floor(c.divide(x, y)))), c.scale(node))
+    quotient = c.divide(x, y, _nonzero_literal(node.args[1]))
+    return c.snap(minus(x, times(y, c.floor(quotient))), c.scale(node))
 
 
 def _minmax(sqlite_name: str, pg_name: str) -> Builder:
@@ -211,9 +217,10 @@ def _if(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
 
 def _case(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     key, rest = a[0], a[1:]
-    whens = [(cmp(key, "=", rest[i]), rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
+    whens = [(rest[i], rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
     otherwise = rest[-1] if len(rest) % 2 else c.value(node.type, None)
-    return case(*whens, else_=otherwise)
+    # CASE key WHEN …: the database reads the key once, not once per arm as `key = x` would
+    return case(*whens, value=key, else_=otherwise)
 
 
 def _blank_test(c: SqlCompiler, t: FType, x: Expr) -> Expr:

@@ -117,6 +117,14 @@ class EvalContext(Protocol):
     `get` returns the value at a path (the caller follows references); numbers may be
     Decimal or int, multichoice values a list or tuple of str, references an int id.
     `prior`, `changed` and `is_new` serve ISCHANGED, PRIORVALUE and ISNEW.
+
+    Optionally, a context has an attribute `direct_values`: a dict the compiled formula
+    may read instead of calling `get`, or None. Walking it must give what `get` gives:
+    `direct_values[name]` (missing: None) is the value of that field, a dict stands for
+    a referenced record holding its fields (`get` gives its "id" at the end of a path),
+    and a None on the way makes the whole path None. Formulas read it only where the
+    value already has its plain type (str, Decimal, date, ...) and call `get` otherwise,
+    so a context whose fields need work (computed fields, lookups) must leave it None.
     """
 
     @property

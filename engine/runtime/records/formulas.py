@@ -56,11 +56,17 @@ class SqlFields:
         self._cache = cache if cache is not None else {}
 
     def columns(self, entity: Entity, table: FromClause) -> dict[str, ColumnElement[Any]]:
-        """name → expression for every stored column and every SQL-capable computed field."""
+        """name → expression for every stored column and every SQL-capable computed field.
+
+        A computed field comes labelled with its name: when the query also selects it as
+        `field(…).label(name)` (the same expression, cached), ORDER BY names the selected
+        column instead of computing the formula a second time per row; elsewhere (WHERE,
+        or a query that does not select it) the label renders as the expression itself.
+        """
         out: dict[str, ColumnElement[Any]] = dict(table.c.items())
         for f in entity.fields:
             if f.computed and f.compiled is not None and f.compiled.sql_capable:
-                out[f.name] = self.field(entity, table, f)
+                out[f.name] = self.field(entity, table, f).label(f.name)
         return out
 
     def field(self, entity: Entity, table: FromClause, f: Field) -> ColumnElement[Any]:
