@@ -26,6 +26,13 @@ from engine.web.errors import on_http_error, on_record_error, on_unexpected
 from engine.web.home import Home
 from engine.web.i18n import N_
 from engine.web.openapi import build_openapi
+from engine.web.pages.admin import AccessAdmin
+from engine.web.pages.board import Board
+from engine.web.pages.forms import FormPages
+from engine.web.pages.lists import Lists
+from engine.web.pages.records import RecordPages
+from engine.web.pages.trash import Trash
+from engine.web.pages.tree import Tree
 from engine.web.ui import STATIC, Ui, wants_html
 from engine.web.viewer import LoginRequired
 
@@ -95,6 +102,10 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
 
     routes = [
         *Home(model, records, ui).routes(),
+        *Trash(model, records, ui).routes(), *Lists(model, records, ui).routes(),
+        *Board(model, records, ui).routes(), *Tree(model, records, ui).routes(),
+        *AccessAdmin(model, records, users, ui).routes(),
+        *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
         *auth.routes(),
         Route("/health", health),
         Route("/openapi.json", openapi_json),

@@ -34,9 +34,10 @@ ARCHIVE_TABLE = "crm_archived_column"
 TEAM_TABLE = "crm_team"
 SESSION_TABLE = "crm_session"
 LOGIN_ATTEMPT_TABLE = "crm_login_attempt"
+SAVED_VIEW_TABLE = "crm_saved_view"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE,
-                 SESSION_TABLE, LOGIN_ATTEMPT_TABLE)
+                 SESSION_TABLE, LOGIN_ATTEMPT_TABLE, SAVED_VIEW_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -240,6 +241,18 @@ def _system_tables(md: MetaData) -> None:
         Column("address", String(64), nullable=False),
         Index("ix_crm_login_attempt_user_name", "user_name", "at"),
         Index("ix_crm_login_attempt_address", "address", "at"),
+    )
+    # A user's saved list views (engine/runtime/views.py): a name for a list's query string.
+    Table(
+        SAVED_VIEW_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("user_id", BigInteger,
+               ForeignKey(f"{USER_TABLE}.id", name="fk_crm_saved_view_user_id"), nullable=False),
+        Column("entity", String(63), nullable=False),
+        Column("name", String(80), nullable=False),
+        Column("query", Text, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Index("uq_crm_saved_view", "user_id", "entity", "name", unique=True),
     )
 
 

@@ -1,0 +1,191 @@
+"""Field values as pages show them: formatted for the viewer's language, links titled.
+
+A reference shows the title of the record it points to, as a link, only when the viewer
+may read that record (otherwise just `#id`, so a page never leaks a title); a user shows
+their display name. Titles and names are fetched in batches, one query per target.
+
+>>> readable("decision_maker")
+'Decision maker'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from engine.metadata import Model
+from engine.metadata.model import Entity, Field
+from engine.runtime.access import Actor
+from engine.runtime.errors import NotFound, RecordError
+from engine.runtime.records import Records
+from engine.runtime.records.query import parse_list_params
+from engine.types import FieldType
+from engine.web.i18n import N_, formatters, translations
+
+BATCH = 100  # the most ids one `id__in` list filter takes
+YES, NO = N_("Yes"), N_("No")
+
+
+def readable(option: str) -> str:
+    """A choice option as words: the first letter up, underscores as spaces."""
+    text = option.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def entity_of(model: Model, name: str) -> Entity:
+    """The entity a page address names, or 404."""
+    if not model.has_entity(name):
+        raise NotFound(f"no entity {name!r}")
+    return model.entity(name)
+
+
+def link_target(f: Field) -> str | None:
+    """What a link field points to: an entity name, "user" for a user field, else None."""
+    return "user" if f.type is FieldType.USER else f.target
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A value ready for a page: its text, a link when it has one, a CSS class hint."""
+
+    text: str
+    href: str | None = None
+    css: str = ""
+
+
+class Display:
+    """Formats values of one page for one viewer; call `load` with the rows first, so
+    titles and user names come in a few queries rather than one per value."""
+
+    def __init__(self, model: Model, records: Records, actor: Actor, language: str) -> None:
+        self.model = model
+        self.records = records
+        self.actor = actor
+        self.language = language
+        self.fmt = formatters(language)
+        self.gettext = translations()[language].gettext
+        self.titles: dict[str, dict[int, str]] = {}
+        self.users: dict[int, str] = {}
+
+    def load(self, links: Iterable[tuple[str, Any]]) -> None:
+        """Fetch the titles (or user names) of (target, id) pairs not fetched yet."""
+        wanted: dict[str, set[int]] = {}
+        for target, value in links:
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                known = self.users if target == "user" else self.titles.get(target, {})
+                if value not in known:
+                    wanted.setdefault(target, set()).add(value)
+        for target, ids in wanted.items():
+            if target == "user":
+                self.users.update(user_names(self.records, ids))
+            else:
+                self.titles.setdefault(target, {}).update(
+                    titles(self.model, self.records, self.actor, target, ids))
+
+    def load_rows(self, entity: Entity, rows: Iterable[Mapping[str, Any]],
+                  names: Iterable[str] | None = None) -> None:
+        """`load` every link value of `rows` (only fields `names`, when given)."""
+        fields = [entity.field(n) for n in names if entity.has_field(n)] if names is not None \
+            else list(entity.fields)
+        linked = [(f.name, t) for f in fields if (t := link_target(f)) is not None]
+        self.load((t, row.get(n)) for row in rows for n, t in linked)
+
+    def title(self, target: str, record_id: int) -> Shown:
+        if target == "user":
+            return Shown(self.users.get(record_id, f"#{record_id}"))
+        found = self.titles.get(target, {}).get(record_id)
+        if found is None:
+            return Shown(f"#{record_id}")
+        return Shown(found, f"/e/{target}/{record_id}")
+
+    def show(self, f: Field, value: Any) -> Shown:
+        """`value` of field `f` as the viewer reads it ('' for blank)."""
+        if value is None or value == "" or value == []:
+            return Shown("")
+        t = f.type
+        fmt = self.fmt
+        if t is FieldType.MONEY:
+            return Shown(fmt["money"](value), css="num")
+        if t is FieldType.PERCENT:
+            return Shown(fmt["percent"](value), css="num")
+        if t in (FieldType.INTEGER, FieldType.DECIMAL):
+            return Shown(fmt["number"](value), css="num")
+        if t is FieldType.DATE:
+            return Shown(fmt["date"](value))
+        if t is FieldType.DATETIME:
+            return Shown(fmt["datetime"](value))
+        if t is FieldType.BOOLEAN:
+            return Shown(self.gettext(YES if value else NO))
+        if t is FieldType.CHOICE:
+            return Shown(readable(str(value)))
+        if t is FieldType.MULTICHOICE:
+            items = value if isinstance(value, list) else [value]
+            return Shown(", ".join(readable(str(v)) for v in items))
+        target = link_target(f)
+        if target is not None and isinstance(value, int):
+            return self.title(target, value)
+        if t is FieldType.URL:
+            return Shown(str(value), str(value))
+        if t is FieldType.EMAIL:
+            return Shown(str(value), f"mailto:{value}")
+        return Shown(str(value), css="multiline" if t is FieldType.TEXTAREA else "")
+
+
+def titles(model: Model, records: Records, actor: Actor, target: str,
+           ids: Iterable[int]) -> dict[int, str]:
+    """id → title of the `target` records among `ids` that `actor` may read."""
+    if not model.has_entity(target):
+        return {}
+    entity = model.entity(target)
+    wanted = sorted(set(ids))
+    out: dict[int, str] = {}
+    for start in range(0, len(wanted), BATCH):
+        chunk = wanted[start:start + BATCH]
+        params = {"id__in": ",".join(map(str, chunk)), "page_size": str(len(chunk))}
+        try:
+            page = records.list_records(actor, target, parse_list_params(entity, params))
+        except RecordError:  # the viewer may not read that entity at all
+            return out
+        for row in page.items:
+            title = row.get(entity.title)
+            out[int(row["id"])] = str(title) if title not in (None, "") else f"#{row['id']}"
+    return out
+
+
+def user_names(records: Records, ids: Iterable[int]) -> dict[int, str]:
+    """id → display name (or user name) of users; who a user is is not a secret."""
+    u = records.users
+    wanted = sorted(set(ids))
+    out: dict[int, str] = {}
+    with records.engine.connect() as conn:
+        for start in range(0, len(wanted), BATCH):
+            rows = conn.execute(select(u.c.id, u.c.name, u.c.display_name)
+                                .where(u.c.id.in_(wanted[start:start + BATCH])))
+            out.update({r.id: r.display_name or r.name for r in rows})
+    return out
+
+
+def find_users(records: Records, text: str, limit: int) -> list[tuple[int, str]]:
+    """Active users whose name or display name contains `text` (any case), by name."""
+    u = records.users
+    stmt = select(u.c.id, u.c.name, u.c.display_name).where(u.c.active.is_(True))
+    if text:
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(func.lower(u.c.name).like(pattern, escape="\\"),
+                              func.lower(u.c.display_name).like(pattern, escape="\\")))
+    with records.engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(u.c.name).limit(limit)).all()
+    return [(r.id, r.display_name or r.name) for r in rows]
+
+
+def active_user(records: Records, user_id: int) -> str | None:
+    """The display name of an active user, or None."""
+    u = records.users
+    with records.engine.connect() as conn:
+        row = conn.execute(select(u.c.name, u.c.display_name).where(
+            u.c.id == user_id, u.c.active.is_(True))).first()
+    return None if row is None else str(row.display_name or row.name)

@@ -1,0 +1,334 @@
+"""Create and edit pages, the live preview of computed fields, and the record pickers.
+
+Routes: GET|POST /e/<entity>/new, GET|POST /e/<entity>/<id>/edit, POST /e/<entity>/preview,
+GET /e/<entity>/pick/<field>?q= (matching records by their title, through the list service
+with the viewer's access) and GET /e/<entity>/pick/<field>/choose?id= (the picker holding
+that choice). Saving goes through Records.create/update; what it refuses comes back as the
+form again, with each problem beside its field and what was typed kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from engine.metadata import Model
+from engine.metadata.model import Entity
+from engine.runtime.errors import Conflict, Invalid, NotFound, RecordError
+from engine.runtime.records import Records
+from engine.runtime.records.formulas import RECORD_KEY
+from engine.runtime.records.query import parse_list_params
+from engine.web.auth import safe_next
+from engine.web.i18n import N_, translations
+from engine.web.pages.fields import active_user, entity_of, find_users, link_target, titles
+from engine.web.pages.widgets import FormModel, SectionView, State, Typed, Widget, posted_lists
+from engine.web.ui import Ui
+from engine.web.viewer import Viewer, require_viewer
+
+PICK_LIMIT = 10
+MAX_QUERY = 200
+# Pickers outside a record's own fields (the assign and team forms): name -> what it picks.
+PSEUDO_PICKS = {"_owner": "user", "_department": "department", "_member": "user"}
+PSEUDO_LABELS = {"_owner": N_("Owner"), "_department": N_("Department"),
+                 "_member": N_("User")}
+
+NEW_TITLE = N_("New %(entity)s")
+EDIT_TITLE = N_("Edit %(entity)s")
+
+
+@dataclass
+class FormView:
+    entity: Entity
+    heading: str
+    action: str
+    cancel_url: str
+    sections: list[SectionView]
+    record_id: int | None = None
+    version: int | None = None
+    next_url: str = ""
+    top_errors: list[str] = field(default_factory=list)
+    conflict: bool = False
+    status: int = 200
+
+
+class FormPages:
+    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
+        self.model = model
+        self.records = records
+        self.ui = ui
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/e/{entity}/new", self.new, methods=["GET", "POST"]),
+            Route("/e/{entity}/preview", self.preview, methods=["POST"]),
+            Route("/e/{entity}/pick/{field}", self.pick),
+            Route("/e/{entity}/pick/{field}/choose", self.choose),
+            Route("/e/{entity}/{record_id:int}/edit", self.edit, methods=["GET", "POST"]),
+        ]
+
+    # -- pages -------------------------------------------------------------------------
+
+    async def new(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        if request.method == "GET":
+            posted = posted_lists(list(request.query_params.multi_items()))
+        else:
+            posted = await read_posted(request)
+        result = await run_in_threadpool(self._new, viewer, entity, posted,
+                                         request.method == "POST")
+        return self._answer(request, result)
+
+    async def edit(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        record_id = int(request.path_params["record_id"])
+        posted = await read_posted(request) if request.method == "POST" else {}
+        result = await run_in_threadpool(self._edit, viewer, entity, record_id, posted,
+                                         request.method == "POST")
+        return self._answer(request, result)
+
+    def _answer(self, request: Request, result: FormView | str) -> Response:
+        if isinstance(result, str):
+            return RedirectResponse(result, status_code=303)
+        return self.ui.page(request, "form.html", {"form": result}, status=result.status)
+
+    def _new(self, viewer: Viewer, entity: Entity, posted: dict[str, list[str]],
+             saving: bool) -> FormView | str:
+        actor = viewer.user.actor()
+        self.records.policy.require(actor, entity, "create")
+        fm = FormModel(self.model, self.records, actor, viewer.language, entity)
+        typed = fm.typed_of(posted)
+        next_url = safe_next(first_value(posted, "next")) or ""
+        errors: dict[str, str] = {}
+        status = 200
+        conflict = ""
+        ev = fm.evaluate(None, typed)
+        if saving:
+            try:
+                created = self.records.create(actor, entity.name,
+                                              fm.submitted(typed, ev.states, creating=True))
+                return next_url or f"/e/{entity.name}/{created['id']}"
+            except Invalid as exc:
+                errors, status = exc.fields, 422
+            except Conflict as exc:
+                conflict, status = exc.message, 409
+        name = entity.label.get(viewer.language)
+        view = FormView(entity, _t(viewer, NEW_TITLE) % {"entity": name},
+                        f"/e/{entity.name}/new", next_url or f"/e/{entity.name}",
+                        fm.sections(ev, typed, errors), next_url=next_url, status=status)
+        view.top_errors = self._top_errors(fm, view, errors, viewer) + ([conflict] if conflict
+                                                                        else [])
+        return view
+
+    def _edit(self, viewer: Viewer, entity: Entity, record_id: int,
+              posted: dict[str, list[str]], saving: bool) -> FormView | str:
+        actor = viewer.user.actor()
+        stored = self.records.get(actor, entity.name, record_id)
+        with self.records.engine.connect() as conn:  # 403 before showing a form to fill
+            self.records.allowed(conn, actor, self.records.compiled(entity.name), record_id,
+                                 "update")
+        fm = FormModel(self.model, self.records, actor, viewer.language, entity)
+        typed = fm.typed_of(posted)
+        next_url = safe_next(first_value(posted, "next")) or ""
+        version = whole(first_value(posted, "version")) if saving else None
+        errors: dict[str, str] = {}
+        status, stale, conflict = 200, False, ""
+        ev = fm.evaluate(stored, typed)
+        if saving:
+            try:
+                self.records.update(actor, entity.name, record_id,
+                                    fm.submitted(typed, ev.states, creating=False),
+                                    version if version is not None else stored["version"])
+                return next_url or f"/e/{entity.name}/{record_id}"
+            except Invalid as exc:
+                errors, status = exc.fields, 422
+            except Conflict as exc:
+                status = 409
+                stale = exc.fields.get("version") == "stale"
+                conflict = "" if stale else exc.message
+        name = entity.label.get(viewer.language)
+        detail = f"/e/{entity.name}/{record_id}"
+        view = FormView(entity, _t(viewer, EDIT_TITLE) % {"entity": name},
+                        f"{detail}/edit", next_url or detail, fm.sections(ev, typed, errors),
+                        record_id=record_id, next_url=next_url, status=status, conflict=stale,
+                        # After a conflict the form keeps the version it was opened with,
+                        # so sending it again cannot overwrite the other change unseen.
+                        version=version if saving and version is not None
+                        else stored["version"])
+        view.top_errors = self._top_errors(fm, view, errors, viewer) + ([conflict] if conflict
+                                                                        else [])
+        return view
+
+    def _top_errors(self, fm: FormModel, view: FormView, errors: dict[str, str],
+                    viewer: Viewer) -> list[str]:
+        """Problems with no widget to stand beside: the record's rules, hidden fields."""
+        shown = {w.name for s in view.sections for w in s.widgets if w.state != "hidden"}
+        out: list[str] = []
+        for key, message in errors.items():
+            text = self._rule_text(fm.entity, message, viewer.language)
+            if key == RECORD_KEY:
+                out.append(text)
+            elif key not in shown:
+                label = fm.entity.field(key).label.get(viewer.language) \
+                    if fm.entity.has_field(key) else key
+                out.append(f"{label}: {text}")
+        for s in view.sections:
+            for w in s.widgets:
+                if w.error:
+                    w.error = self._rule_text(fm.entity, w.error, viewer.language)
+        return out
+
+    @staticmethod
+    def _rule_text(entity: Entity, message: str, language: str) -> str:
+        """A validation rule's message in the viewer's language (the service gives English)."""
+        by_english = {v.message.get("en"): v.message.get(language) for v in entity.validations}
+        return "; ".join(by_english.get(part, part) for part in message.split("; "))
+
+    # -- live preview ------------------------------------------------------------------
+
+    async def preview(self, request: Request) -> Response:
+        """Computed fields and condition-driven fields for the values being typed, as htmx
+        out-of-band swaps: outputs `computed-<name>`, and each `field-<name>` whose state
+        (shown, hidden, readonly) differs from the one the page posts in `_state`."""
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        posted = await read_posted(request)
+        computed, changed = await run_in_threadpool(self._preview, viewer, entity, posted)
+        return self.ui.page(request, "form_preview.html",
+                            {"computed": computed, "changed": changed})
+
+    def _preview(self, viewer: Viewer, entity: Entity,
+                 posted: dict[str, list[str]]) -> tuple[list[Widget], list[Widget]]:
+        actor = viewer.user.actor()
+        record_id = whole(first_value(posted, "record_id"))
+        stored = None
+        if record_id is not None:
+            stored = self.records.get(actor, entity.name, record_id)
+        else:
+            self.records.policy.require(actor, entity, "create")
+        fm = FormModel(self.model, self.records, actor, viewer.language, entity)
+        typed = fm.typed_of(posted)
+        ev = fm.evaluate(stored, typed)
+        before: dict[str, str] = {}
+        for item in posted.get("_state", []):
+            name, _, state = item.partition(":")
+            before[name] = state
+        computed: list[Widget] = []
+        changed: list[Widget] = []
+        for s in fm.sections(ev, typed, {}):
+            for w in s.widgets:
+                if w.conditional and before.get(w.name) != w.state:
+                    changed.append(w)
+                elif w.kind == "computed" and w.state != "hidden":
+                    computed.append(w)
+        return computed, changed
+
+    # -- pickers -----------------------------------------------------------------------
+
+    async def pick(self, request: Request) -> Response:
+        """Records (or active users) matching `q` by their title, as buttons that choose."""
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        name = request.path_params["field"]
+        text = request.query_params.get("q", "").strip()[:MAX_QUERY]
+        hits = await run_in_threadpool(self._hits, viewer, entity, name, text)
+        return self.ui.page(request, "picker.html", {
+            "hits": hits, "name": name, "q": text,
+            "choose_url": f"/e/{entity.name}/pick/{name}/choose"})
+
+    def _target(self, viewer: Viewer, entity: Entity, name: str) -> str:
+        """What the picker `name` of `entity` picks; 404 for anything else."""
+        if name in PSEUDO_PICKS:
+            return PSEUDO_PICKS[name]
+        mask = self.records.policy.mask(viewer.user.actor(), entity)
+        target = link_target(entity.field(name)) if entity.has_field(name) else None
+        if target is None or name in mask.hidden:
+            raise NotFound(f"no field {name!r} of {entity.name} to pick from")
+        return target
+
+    def _hits(self, viewer: Viewer, entity: Entity, name: str,
+              text: str) -> list[tuple[int, str]]:
+        target = self._target(viewer, entity, name)
+        if target == "user":
+            return find_users(self.records, text, PICK_LIMIT)
+        if not self.model.has_entity(target):
+            return []
+        other = self.model.entity(target)
+        params = {"page_size": str(PICK_LIMIT), "sort": other.title}
+        if text:
+            params[f"{other.title}__contains"] = text
+        try:
+            page = self.records.list_records(viewer.user.actor(), target,
+                                             parse_list_params(other, params))
+        except RecordError:  # not readable, or a title that cannot be searched
+            return []
+        return [(int(r["id"]), str(r.get(other.title) or f"#{r['id']}")) for r in page.items]
+
+    async def choose(self, request: Request) -> Response:
+        """The picker widget holding the record `id` (or nothing), if the viewer may read it;
+        its `crm-picked` event makes the form's preview run again."""
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        name = request.path_params["field"]
+        chosen = whole(request.query_params.get("id"))
+        widget = await run_in_threadpool(self._chosen, viewer, entity, name, chosen)
+        return self.ui.page(request, "picker_widget.html", {"w": widget, "focus": True},
+                            headers={"HX-Trigger-After-Swap": "crm-picked"})
+
+    def _chosen(self, viewer: Viewer, entity: Entity, name: str,
+                chosen: int | None) -> Widget:
+        target = self._target(viewer, entity, name)
+        w = Widget(name=name, label="", kind="picker",
+                   pick_url=f"/e/{entity.name}/pick/{name}")
+        if chosen is None:
+            return w
+        if target == "user":
+            shown = active_user(self.records, chosen)
+        else:
+            shown = titles(self.model, self.records, viewer.user.actor(), target,
+                           [chosen]).get(chosen)
+        if shown is not None:
+            w.value, w.display = str(chosen), shown
+        return w
+
+
+def picker_label(name: str) -> str:
+    """The msgid labelling a pseudo-field picker (assign and team forms)."""
+    return PSEUDO_LABELS[name]
+
+
+async def read_posted(request: Request) -> dict[str, list[str]]:
+    async with request.form() as form:
+        return posted_lists([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
+
+
+def first_value(posted: dict[str, list[str]], key: str) -> str | None:
+    items = posted.get(key)
+    return items[0] if items else None
+
+
+def whole(raw: str | None) -> int | None:
+    """A positive whole number from a form, or None."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or int(raw) <= 0:
+        return None
+    return int(raw)
+
+
+def _t(viewer: Viewer, message: str) -> str:
+    return translations()[viewer.language].gettext(message)
+
+
+__all__ = ["FormPages", "State", "Typed", "picker_label"]
+
+
+def _unused(_: Any) -> None:  # pragma: no cover
+    pass

@@ -1,0 +1,368 @@
+"""Detail pages: GET /e/<entity>/<id>, and the actions posted from them.
+
+The page shows the form's sections read-only (formatted for the viewer's language, computed
+fields included, fields hidden from the viewer left out, `hidden` conditions applied), the
+explanation of a computed sum, the related lists with an "add" link, the audit history,
+the team, and the assign form. Actions: POST .../assign, .../team and
+.../team/<user_id>/remove; each goes back to the page (303) or shows it with the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from engine.formula import FormulaError, sum_terms
+from engine.metadata import Model
+from engine.metadata.model import Entity, Field
+from engine.metadata.roles import Scope
+from engine.runtime.errors import Conflict, Forbidden, RecordError
+from engine.runtime.records import Records
+from engine.runtime.records.query import parse_list_params
+from engine.runtime.records.team import TEAM_ACCESS
+from engine.runtime.values import ValueProblem
+from engine.types import FieldType
+from engine.web.i18n import N_
+from engine.web.pages.fields import Display, Shown, entity_of, link_target
+from engine.web.pages.forms import first_value, read_posted, whole
+from engine.web.pages.widgets import FormModel, Widget
+from engine.web.ui import Ui
+from engine.web.viewer import Viewer, require_viewer
+
+RELATED_ROWS = 20
+ACTIONS = {"create": N_("Created"), "update": N_("Changed"),
+           "delete": N_("Moved to the recycle bin"), "restore": N_("Restored"),
+           "assign": N_("Assigned"), "team": N_("Team changed"),
+           "purge": N_("Deleted for good")}
+ENGINE_LABELS = {"owner_id": N_("Owner"), "department_id": N_("Department"),
+                 "team": N_("Team")}
+ACCESS_LABELS = {"read": N_("Can read"), "edit": N_("Can edit")}
+NOTICES = {"assigned": N_("The record was assigned."),
+           "team": N_("The team was updated.")}
+STALE = N_("Someone else changed this record after you opened it. Nothing was changed.")
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    label: str
+    shown: Shown
+    terms: tuple[tuple[str, Shown], ...] = ()
+
+
+@dataclass(frozen=True)
+class SectionOut:
+    label: str
+    columns: int
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Related:
+    entity: Entity
+    via: str
+    label: str
+    columns: tuple[tuple[str, str], ...]
+    rows: tuple[tuple[int, tuple[Shown, ...]], ...]
+    total: int
+    add_url: str | None
+    all_url: str
+    tree_url: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    at: datetime | None
+    who: str
+    action: str
+    field: str
+    old: str
+    new: str
+
+
+@dataclass
+class DetailView:
+    entity: Entity
+    record: dict[str, Any]
+    title: str
+    sections: list[SectionOut]
+    engine: list[tuple[str, Shown]]
+    related: list[Related]
+    history: list[Change]
+    team: list[dict[str, Any]]
+    can_update: bool
+    can_delete: bool
+    can_assign: bool
+    pickers: dict[str, Widget] = field(default_factory=dict)
+    access_labels: Mapping[str, str] = field(default_factory=lambda: ACCESS_LABELS)
+
+
+class RecordPages:
+    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
+        self.model = model
+        self.records = records
+        self.ui = ui
+        # Computed fields that are a sum (a + b + c) get their terms shown on the page.
+        self.sums: dict[tuple[str, str], bool] = {}
+        for e in model.entities:
+            for f in e.fields:
+                if f.formula is not None:
+                    try:
+                        self.sums[(e.name, f.name)] = sum_terms(f.formula) is not None
+                    except FormulaError:
+                        self.sums[(e.name, f.name)] = False
+
+    def routes(self) -> list[Route]:
+        base = "/e/{entity}/{record_id:int}"
+        return [
+            Route(base, self.detail),
+            Route(f"{base}/assign", self.assign, methods=["POST"]),
+            Route(f"{base}/team", self.add_member, methods=["POST"]),
+            Route(base + "/team/{user_id:int}/remove", self.remove_member, methods=["POST"]),
+        ]
+
+    # -- the page ----------------------------------------------------------------------
+
+    async def detail(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        record_id = int(request.path_params["record_id"])
+        view = await run_in_threadpool(self._detail, viewer, entity, record_id)
+        notice = NOTICES.get(request.query_params.get("done", ""), "")
+        return self.ui.page(request, "detail.html", {"d": view, "notice": notice})
+
+    def _page(self, request: Request, viewer: Viewer, entity: Entity, record_id: int,
+              error: str, status: int) -> Response:
+        view = self._detail(viewer, entity, record_id)
+        return self.ui.page(request, "detail.html",
+                            {"d": view, "error": error, "reload": status == 409},
+                            status=status)
+
+    def _detail(self, viewer: Viewer, entity: Entity, record_id: int) -> DetailView:
+        actor = viewer.user.actor()
+        record = self.records.get(actor, entity.name, record_id)
+        language = viewer.language
+        fm = FormModel(self.model, self.records, actor, language, entity)
+        display = fm.display
+        display.load_rows(entity, [record])
+        display.load([("user", record.get(n)) for n in ("owner_id", "created_by", "updated_by")]
+                     + [("department", record.get("department_id"))])
+        states = fm.evaluate(record, {}).states
+        sections: list[SectionOut] = []
+        for section in fm.form.sections:
+            items = tuple(
+                self._item(viewer, entity, record, entity.field(ff.name), display)
+                for ff in section.fields
+                if entity.has_field(ff.name) and ff.name not in fm.mask.hidden
+                and states.get(ff.name) != "hidden")
+            if items:
+                sections.append(SectionOut(section.label.get(language) if section.label
+                                           else "", section.columns, items))
+        engine = [(ENGINE_LABELS["owner_id"], display.title("user", record["owner_id"])
+                   if record.get("owner_id") else Shown("")),
+                  (ENGINE_LABELS["department_id"], display.title(
+                      "department", record["department_id"])
+                   if record.get("department_id") else Shown(""))]
+        view = DetailView(
+            entity, record, str(record.get(entity.title) or f"#{record_id}"), sections,
+            engine, self._related(viewer, entity, record_id, display),
+            self._history(viewer, entity, record_id, display),
+            self.records.team(actor, entity.name, record_id),
+            can_update=self._may(viewer, entity, record_id, "update"),
+            can_delete=self._may(viewer, entity, record_id, "delete"),
+            can_assign=self.records.policy.scope(actor, entity.name, "assign") is not Scope.NONE)
+        for name in ("_owner", "_department", "_member"):
+            view.pickers[name] = Widget(name=name, label="", kind="picker",
+                                        pick_url=f"/e/{entity.name}/pick/{name}")
+        return view
+
+    def _may(self, viewer: Viewer, entity: Entity, record_id: int, action: str) -> bool:
+        try:
+            with self.records.engine.connect() as conn:
+                self.records.allowed(conn, viewer.user.actor(),
+                                     self.records.compiled(entity.name), record_id, action)
+        except Forbidden:
+            return False
+        return True
+
+    def _item(self, viewer: Viewer, entity: Entity, record: Mapping[str, Any], f: Field,
+              display: Display) -> Item:
+        item = Item(f.name, f.label.get(viewer.language), display.show(f, record.get(f.name)))
+        if not self.sums.get((entity.name, f.name)):
+            return item
+        try:
+            explained = self.records.explain(viewer.user.actor(), entity.name,
+                                             int(record["id"]), f.name)
+        except RecordError:
+            return item
+        terms = tuple((str(t["formula"]), display.show(f, t["value"]))
+                      for t in explained["terms"])
+        return Item(item.name, item.label, item.shown, terms)
+
+    def _related(self, viewer: Viewer, parent: Entity, record_id: int,
+                 display: Display) -> list[Related]:
+        actor = viewer.user.actor()
+        out: list[Related] = []
+        for rl in self.model.form(parent.name).related:
+            child = self.model.entity(rl.entity)
+            if self.records.policy.scope(actor, child.name, "read") is Scope.NONE:
+                continue
+            hidden = self.records.policy.hidden_fields(actor, child)
+            if rl.via in hidden:
+                continue
+            names = [n for n in rl.columns if n not in hidden and child.has_field(n)] \
+                or [child.title]
+            params = {rl.via: str(record_id), "page_size": str(RELATED_ROWS), "sort": "-id"}
+            try:
+                page = self.records.list_records(actor, child.name,
+                                                 parse_list_params(child, params))
+            except RecordError:
+                continue
+            display.load_rows(child, page.items, names)
+            rows = tuple((int(r["id"]), tuple(display.show(child.field(n), r.get(n))
+                                              for n in names)) for r in page.items)
+            here = f"/e/{parent.name}/{record_id}"
+            may_add = self.records.policy.scope(actor, child.name, "create") is not Scope.NONE \
+                and rl.via not in self.records.policy.mask(actor, child).readonly
+            self_ref = any(f.type is FieldType.REFERENCE and f.to == child.name
+                           for f in child.fields if f.name not in hidden)
+            out.append(Related(
+                child, rl.via, rl.label.get(viewer.language),
+                tuple((n, child.field(n).label.get(viewer.language)) for n in names),
+                rows, page.total,
+                f"/e/{child.name}/new?" + urlencode({rl.via: record_id, "next": here})
+                if may_add else None,
+                f"/e/{child.name}?" + urlencode({rl.via: record_id}),
+                f"{here}/tree/{child.name}" if self_ref else None))
+        return out
+
+    def _history(self, viewer: Viewer, entity: Entity, record_id: int,
+                 display: Display) -> list[Change]:
+        rows = self.records.history(viewer.user.actor(), entity.name, record_id)
+        links: list[tuple[str, Any]] = [("user", r["user_id"]) for r in rows]
+        for r in rows:
+            target = self._target_of(entity, r["field"])
+            if target is not None:
+                links += [(target, r["old"]), (target, r["new"])]
+        display.load(links)
+        changes: list[Change] = []
+        for r in reversed(rows):  # newest first
+            name = r["field"]
+            label = (display.gettext(ENGINE_LABELS[name]) if name in ENGINE_LABELS
+                     else entity.field(name).label.get(viewer.language)
+                     if name and entity.has_field(name) else name or "")
+            if r["action"] == "create" and isinstance(r["new"], dict):
+                new = "; ".join(
+                    f"{entity.field(k).label.get(viewer.language)}: "
+                    f"{self._audit_value(entity, k, v, display)}"
+                    for k, v in r["new"].items() if entity.has_field(k))
+                old = ""
+            else:
+                old = self._audit_value(entity, name, r["old"], display)
+                new = self._audit_value(entity, name, r["new"], display)
+            who = display.title("user", r["user_id"]).text if r["user_id"] else ""
+            changes.append(Change(_when(r["at"]), who, ACTIONS.get(r["action"], r["action"]),
+                                  label, old, new))
+        return changes
+
+    def _target_of(self, entity: Entity, name: str | None) -> str | None:
+        if name == "owner_id":
+            return "user"
+        if name == "department_id":
+            return "department"
+        if name and entity.has_field(name):
+            return link_target(entity.field(name))
+        return None
+
+    def _audit_value(self, entity: Entity, name: str | None, value: Any,
+                     display: Display) -> str:
+        """An audited (JSON) value as the page shows the field's values."""
+        if value is None or name is None:
+            return ""
+        if name == "team" and isinstance(value, dict):
+            return f"{value.get('user', '')} ({value.get('access', '')})"
+        target = self._target_of(entity, name)
+        if target is not None and name in ("owner_id", "department_id"):
+            return display.title(target, value).text if isinstance(value, int) else str(value)
+        if entity.has_field(name):
+            f = entity.field(name)
+            try:
+                typed = self.records.compiled(entity.name).coercers[name](value) \
+                    if not f.computed else value
+            except (ValueProblem, KeyError):
+                return str(value)
+            return display.show(f, typed).text
+        return str(value)
+
+    # -- actions -----------------------------------------------------------------------
+
+    async def assign(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        record_id = int(request.path_params["record_id"])
+        posted = await read_posted(request)
+        owner = whole(first_value(posted, "_owner"))
+        department = whole(first_value(posted, "_department"))
+        version = whole(first_value(posted, "version"))
+        return await run_in_threadpool(
+            self._act, request, viewer, entity, record_id, "assigned",
+            lambda: self.records.assign(viewer.user.actor(), entity.name, record_id,
+                                        owner=owner, department=department, version=version))
+
+    async def add_member(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        record_id = int(request.path_params["record_id"])
+        posted = await read_posted(request)
+        member = whole(first_value(posted, "_member"))
+        access = first_value(posted, "access") or "read"
+        if access not in TEAM_ACCESS:
+            access = "read"
+        return await run_in_threadpool(
+            self._act, request, viewer, entity, record_id, "team",
+            lambda: self.records.set_team_member(viewer.user.actor(), entity.name, record_id,
+                                                 member or 0, access))
+
+    async def remove_member(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        record_id = int(request.path_params["record_id"])
+        user_id = int(request.path_params["user_id"])
+        return await run_in_threadpool(
+            self._act, request, viewer, entity, record_id, "team",
+            lambda: self.records.remove_team_member(viewer.user.actor(), entity.name,
+                                                    record_id, user_id))
+
+    def _act(self, request: Request, viewer: Viewer, entity: Entity, record_id: int,
+             done: str, run: Any) -> Response:
+        """Run an action; back to the page with a notice, or the page with the problem
+        (a 404 or 403 is the error page, as for any request)."""
+        try:
+            run()
+        except Conflict as exc:
+            stale = exc.fields.get("version") == "stale"
+            return self._page(request, viewer, entity, record_id,
+                              STALE if stale else exc.message, 409)
+        except RecordError as exc:
+            if exc.status in (403, 404):
+                raise
+            problems = "; ".join(f"{v}" for v in exc.fields.values()) or exc.message
+            return self._page(request, viewer, entity, record_id, problems, exc.status)
+        return RedirectResponse(f"/e/{entity.name}/{record_id}?done={done}", status_code=303)
+
+
+def _when(at: Any) -> datetime | None:
+    if isinstance(at, datetime):
+        return at
+    try:
+        return datetime.fromisoformat(str(at))
+    except ValueError:
+        return None
