@@ -449,7 +449,8 @@ def test_reference_titles_are_read_in_one_batch_and_respect_access(env: Env) -> 
         _counting_records(env, counting), env.admin.actor(), env.model.entity("opportunity"),
         table.visible_columns(env.records, env.admin.actor(), env.model.entity("opportunity")),
         env.records.list_records(env.admin.actor(), "opportunity",
-                                 parse_state(env.model.entity("opportunity"), {}).query).items)
+                                 parse_state(env.model.entity("opportunity"), {}).query).items,
+        "en")
     assert calls == ["account"]  # one lookup for all three rows
     assert {r.cells[1].value for r in rows} == {"Co 0", "Co 1", "Co 2"}
     # A manager of no department reads no account: the link shows the number only.
@@ -458,7 +459,8 @@ def test_reference_titles_are_read_in_one_batch_and_respect_access(env: Env) -> 
         env.records, manager, env.model.entity("opportunity"),
         table.visible_columns(env.records, manager, env.model.entity("opportunity")),
         env.records.list_records(SYSTEM, "opportunity",
-                                 parse_state(env.model.entity("opportunity"), {}).query).items)
+                                 parse_state(env.model.entity("opportunity"), {}).query).items,
+        "zh-CN")
     assert all(r.cells[1].href is None and r.cells[1].value.startswith("#")
                for r in hidden_rows)
 
@@ -491,3 +493,22 @@ def test_a_multichoice_list_column_filters_by_one_option(make_env: Any,
     assert '<option value="service" selected>Service</option>' in text
     assert body_rows(text) == ["Both"] and "Service, Parts" in text
     assert '<th scope="col">Interests</th>' in text  # a multichoice cannot be sorted on
+
+
+def test_choice_options_read_in_the_viewer_language(env: Env) -> None:
+    """Choice cells and filter options use the YAML option_labels of the viewer's language."""
+    from engine.web.pages import table
+
+    actor = env.admin.actor()
+    account = env.records.create(actor, "account", {"name": "Acme"})
+    env.records.create(actor, "opportunity", {"name": "Deal", "account": account["id"],
+                                              "stage": "negotiation"})
+    opportunity = env.model.entity("opportunity")
+    columns = table.visible_columns(env.records, actor, opportunity)
+    items = env.records.list_records(actor, "opportunity",
+                                     parse_state(opportunity, {}).query).items
+    stage = next(i for i, c in enumerate(columns) if c.name == "stage")
+    assert table.build_rows(env.records, actor, opportunity, columns, items,
+                            "zh-CN")[0].cells[stage].value == "商务谈判"
+    assert table.build_rows(env.records, actor, opportunity, columns, items,
+                            "en")[0].cells[stage].value == "Negotiation"

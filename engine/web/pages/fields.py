@@ -120,10 +120,10 @@ class Display:
         if t is FieldType.BOOLEAN:
             return Shown(self.gettext(YES if value else NO))
         if t is FieldType.CHOICE:
-            return Shown(readable(str(value)))
+            return Shown(f.option_label(str(value), self.language))
         if t is FieldType.MULTICHOICE:
             items = value if isinstance(value, list) else [value]
-            return Shown(", ".join(readable(str(v)) for v in items))
+            return Shown(", ".join(f.option_label(str(v), self.language) for v in items))
         target = link_target(f)
         if target is not None and isinstance(value, int):
             return self.title(target, value)

@@ -38,7 +38,7 @@ from engine.runtime.views import (
 from engine.types import NUMERIC_TYPES, TEXT_TYPES, FieldType
 from engine.web.auth import read_form
 from engine.web.i18n import N_, translations
-from engine.web.pages.fields import entity_of, readable
+from engine.web.pages.fields import entity_of
 from engine.web.pages.table import Column, Row, build_rows, visible_columns
 from engine.web.ui import Ui
 from engine.web.viewer import Viewer, require_viewer
@@ -192,7 +192,8 @@ class Lists:
             state = None
         else:
             view.page = page
-            view.rows = build_rows(self.records, actor, entity, columns, page.items)
+            view.rows = build_rows(self.records, actor, entity, columns, page.items,
+                                   viewer.language)
             view.page_count = max(1, math.ceil(page.total / page.page_size))
             view.pages = page_numbers(page.page, view.page_count)
         view.headers = headers(view, columns, state, language)
@@ -298,11 +299,13 @@ def filters(view: ListView, columns: Sequence[Column], language: str) -> list[Fi
             out.append(Filter(name, title, "text", key, p.get(key, "")))
         elif t is FieldType.CHOICE and f is not None:
             out.append(Filter(name, title, "choice", name, p.get(name, ""),
-                              options=tuple((o, readable(o)) for o in f.options)))
+                              options=tuple((o, f.option_label(o, language))
+                                            for o in f.options)))
         elif t is FieldType.MULTICHOICE and f is not None:
             key = name + HAS
             out.append(Filter(name, title, "choice", key, p.get(key, ""),
-                              options=tuple((o, readable(o)) for o in f.options)))
+                              options=tuple((o, f.option_label(o, language))
+                                            for o in f.options)))
         elif t is FieldType.BOOLEAN:
             out.append(Filter(name, title, "boolean", name, p.get(name, "")))
         elif t in (FieldType.DATE, FieldType.DATETIME) or t in NUMERIC_TYPES:

@@ -18,7 +18,7 @@ from engine.runtime.access import Actor
 from engine.runtime.records import Records
 from engine.types import FieldType
 from engine.web.i18n import N_
-from engine.web.pages.fields import readable, titles, user_names
+from engine.web.pages.fields import titles, user_names
 
 ENGINE_LIST_COLUMNS: dict[str, tuple[str, FieldType, str]] = {
     "owner": ("owner_id", FieldType.USER, N_("Owner")),
@@ -102,26 +102,28 @@ def title_of(entity: Entity, record: Mapping[str, Any]) -> str:
 
 
 def build_rows(records: Records, actor: Actor, entity: Entity, columns: Sequence[Column],
-               items: Sequence[Mapping[str, Any]]) -> list[Row]:
+               items: Sequence[Mapping[str, Any]], language: str) -> list[Row]:
     names = link_names(records, actor, columns, items)
     out: list[Row] = []
     for record in items:
         rid = int(record["id"])
         href = f"/e/{entity.name}/{rid}"
-        cells = tuple(_cell(c, record.get(c.key), names) for c in columns)
+        cells = tuple(_cell(c, record.get(c.key), names, language) for c in columns)
         out.append(Row(rid, int(record.get("version") or 0), title_of(entity, record), href,
                        cells, record))
     return out
 
 
-def _cell(column: Column, value: Any, names: Mapping[tuple[str, int], str]) -> Cell:
+def _cell(column: Column, value: Any, names: Mapping[tuple[str, int], str],
+          language: str) -> Cell:
     if value is None or value == "" or value == []:
         return Cell("blank", None)
     t = column.type
-    if t is FieldType.CHOICE:
-        return Cell("text", readable(str(value)))
-    if t is FieldType.MULTICHOICE:
-        return Cell("text", ", ".join(readable(str(v)) for v in value))
+    f = column.field
+    if t is FieldType.CHOICE and f is not None:
+        return Cell("text", f.option_label(str(value), language))
+    if t is FieldType.MULTICHOICE and f is not None:
+        return Cell("text", ", ".join(f.option_label(str(v), language) for v in value))
     if t is FieldType.USER:
         return Cell("text", names.get((USERS, int(value)), f"#{value}"))
     target = column.target

@@ -139,7 +139,8 @@ class Trash:
         view.headers = [Header(column_title(c, viewer.language), c.numeric, None, None)
                         for c in columns]
         view.link_index = link_index(entity, columns)
-        view.rows = build_rows(self.records, actor, entity, columns, page.items)
+        view.rows = build_rows(self.records, actor, entity, columns, page.items,
+                               viewer.language)
         view.page_count = max(1, math.ceil(page.total / page.page_size))
         view.pages = page_numbers(page.page, view.page_count)
         return view

@@ -20,7 +20,7 @@ from engine.runtime.access import Actor, FieldMask
 from engine.runtime.records import Records
 from engine.runtime.values import ValueProblem
 from engine.types import FieldType
-from engine.web.pages.fields import Display, link_target, readable
+from engine.web.pages.fields import Display, link_target
 
 State = Literal["shown", "hidden", "readonly"]
 Typed = dict[str, str | list[str]]
@@ -261,7 +261,8 @@ class FormModel:
         else:
             w.value = raw
         if f.type in (FieldType.CHOICE, FieldType.MULTICHOICE):
-            w.options = tuple((o, readable(o)) for o in f.options)
+            w.options = tuple((o, f.option_label(o, self.display.language))
+                              for o in f.options)
         if f.type is FieldType.MULTICHOICE and isinstance(raw, str):
             w.chosen = tuple(p.strip() for p in raw.split(",") if p.strip())
         target = link_target(f)
