@@ -22,6 +22,8 @@ DEMO_PASSWORD = "metacrm-demo"
 # Share of opportunities per stage: a funnel, widest at the top.
 FUNNEL = [("prospecting", 30), ("qualification", 22), ("proposal", 16), ("negotiation", 10),
           ("won", 12), ("lost", 10)]
+# Opportunities a presales engineer joins (every 5th, up to this many), so that role has work.
+PRESALES_TEAMS = 40
 ROLES = ["executive", "sales_manager", "sales_rep", "sales_rep", "sales_rep", "presales",
          "marketing", "service_manager", "service_agent", "partner"]
 
@@ -132,6 +134,7 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
         account_ids += ids
 
     say("contacts")
+    buying = random.Random(seed + 1)  # noqa: S311 - its own sequence, as `answers` below
     roles_titles = ["CEO", "CFO", "Purchasing manager", "Chief engineer", "Operations manager"]
     contacts_of: dict[int, list[int]] = {}
     for account in account_ids:
@@ -140,10 +143,13 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
         fk = fakers[lang]
         head = bulk(seller.actor(), "contact", [{
             "full_name": fk.name(), "account": account, "title": roles_titles[0],
-            "email": f"ceo{account}@example.com", "phone": _phone(rnd), "is_primary": True}])[0]
+            "email": f"ceo{account}@example.com", "phone": _phone(rnd), "is_primary": True,
+            "buying_role": "decider", "influence": 5}])[0]
         team = bulk(seller.actor(), "contact", [
             {"full_name": fk.name(), "account": account, "title": t, "reports_to": head,
-             "email": f"c{account}.{n}@example.com", "phone": _phone(rnd)}
+             "email": f"c{account}.{n}@example.com", "phone": _phone(rnd),
+             "buying_role": buying.choice(["buyer", "user", "influencer", "gatekeeper"]),
+             "influence": buying.randrange(1, 5)}
             for n, t in enumerate(roles_titles[1 : 1 + rnd.randrange(1, 4)])])
         contacts_of[account] = [head, *team]
 
@@ -152,6 +158,7 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
     opportunity = records.model.entity("opportunity")
     today = date.today()
     stages, weights = zip(*FUNNEL, strict=True)
+    opportunity_ids: list[int] = []
     for seller in sellers:
         rows = []
         for account in [a for a in account_ids if owner_of[a] is seller]:
@@ -171,7 +178,13 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
                     "source": rnd.choice(["lead", "existing_customer", "partner", "tender"]),
                     **_bant(answers, opportunity),
                 })
-        bulk(seller.actor(), "opportunity", rows)
+        opportunity_ids += bulk(seller.actor(), "opportunity", rows)
+
+    say("opportunity teams")
+    presales = [u for u in staff if u.roles[0] == "presales"]
+    for i, rid in enumerate(opportunity_ids[::5][:PRESALES_TEAMS] if presales else []):
+        records.set_team_member(SYSTEM, "opportunity", rid, presales[i % len(presales)].id,
+                                "edit")
 
     say("activities")
     now = datetime.now(UTC)
