@@ -54,11 +54,8 @@ def load_model(config_dir: str | Path) -> Model:
     unreadable: set[str] = set()
     for path in files:
         display = _display(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            errors.append(ConfigError(SourceLoc(display, 1, 1),
-                                      f"cannot read the file: {exc.strerror}"))
+        raw = _read(path, display, errors)
+        if raw is None:
             unreadable.add(path.stem)
             continue
         digest.update(display.encode() + b"\0" + raw + b"\0")
@@ -134,6 +131,16 @@ def _load_forms(root: Path, entities: list[Entity], digest: Any, errors: list[Co
     return [built.get(e.name) or default_form(e, entities) for e in entities]
 
 
+def _read(path: Path, display: str, errors: list[ConfigError]) -> bytes | None:
+    """The file's bytes; None (and an error naming it) when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        errors.append(ConfigError(SourceLoc(display, 1, 1),
+                                  f"cannot read the file: {exc.strerror}"))
+        return None
+
+
 def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[ConfigError],
                   read: list[Path]) -> YamlDoc | None:
     """A config file beside entities/ that may be absent, schema-checked; None if absent or
@@ -141,11 +148,8 @@ def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[Config
     if not path.exists():
         return None
     display = _display(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        errors.append(ConfigError(SourceLoc(display, 1, 1),
-                                  f"cannot read the file: {exc.strerror}"))
+    raw = _read(path, display, errors)
+    if raw is None:
         return None
     read.append(path)
     digest.update(display.encode() + b"\0" + raw + b"\0")

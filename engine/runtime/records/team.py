@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from engine.runtime.access import Actor
 from engine.runtime.audit import write_audit
@@ -40,13 +40,10 @@ def set_member(records: Records, actor: Actor, entity: str, record_id: int, user
     """Add a member, or change their access; the actor must be allowed to update the record."""
     if access not in TEAM_ACCESS:
         raise Invalid("team access is read or edit", {"access": "must be read or edit"})
-    c = records.compiled(entity)
-    records.policy.require(actor, c.entity, "read")
     t, u = records.policy.team, records.users
     now = records.clock()
     with records.writer.begin() as conn:
-        records.fetch(conn, actor, c, record_id, lock=True)
-        records.allowed(conn, actor, c, record_id, "update")
+        _lock_for_update(conn, records, actor, entity, record_id)
         user = conn.execute(select(u.c.name).where(u.c.id == user_id,
                                                    u.c.active.is_(True))).first()
         if user is None:
@@ -72,13 +69,10 @@ def set_member(records: Records, actor: Actor, entity: str, record_id: int, user
 
 def remove_member(records: Records, actor: Actor, entity: str, record_id: int,
                   user_id: int) -> list[dict[str, Any]]:
-    c = records.compiled(entity)
-    records.policy.require(actor, c.entity, "read")
     t, u = records.policy.team, records.users
     now = records.clock()
     with records.writer.begin() as conn:
-        records.fetch(conn, actor, c, record_id, lock=True)
-        records.allowed(conn, actor, c, record_id, "update")
+        _lock_for_update(conn, records, actor, entity, record_id)
         key = (t.c.entity == entity, t.c.record_id == record_id, t.c.user_id == user_id)
         current = conn.execute(select(t.c.access).where(*key)).scalar()
         if current is None:
@@ -89,6 +83,16 @@ def remove_member(records: Records, actor: Actor, entity: str, record_id: int,
                     record_id=record_id, action="team",
                     changes=[("team", _member(name, current), None)])
     return team_of(records, actor, entity, record_id)
+
+
+def _lock_for_update(conn: Connection, records: Records, actor: Actor, entity: str,
+                     record_id: int) -> None:
+    """Lock the record; 404 unless the actor sees it, 403 unless they may update it (the
+    team is part of the record: changing it is an update)."""
+    c = records.compiled(entity)
+    records.policy.require(actor, c.entity, "read")
+    records.fetch(conn, actor, c, record_id, lock=True)
+    records.allowed(conn, actor, c, record_id, "update")
 
 
 def _member(name: str | None, access: str | None) -> dict[str, Any] | None:

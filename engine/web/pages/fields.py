@@ -2,10 +2,8 @@
 
 A reference shows the title of the record it points to, as a link, only when the viewer
 may read that record (otherwise just `#id`, so a page never leaks a title); a user shows
-their display name. Titles and names are fetched in batches, one query per target.
-
->>> readable("decision_maker")
-'Decision maker'
+their display name. Titles and names are fetched in batches, one query per target. Choice
+options read as their YAML `option_labels` in the viewer's language (Field.option_label).
 """
 
 from __future__ import annotations
@@ -27,12 +25,6 @@ from engine.web.i18n import N_, formatters, translations
 
 BATCH = 100  # the most ids one `id__in` list filter takes
 YES, NO = N_("Yes"), N_("No")
-
-
-def readable(option: str) -> str:
-    """A choice option as words: the first letter up, underscores as spaces."""
-    text = option.replace("_", " ")
-    return text[:1].upper() + text[1:]
 
 
 def entity_of(model: Model, name: str) -> Entity:
