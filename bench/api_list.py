@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Select, select
 
-from bench.api_server import HAND_PATH, HandList
+from bench.api_server import HAND_PATH, HandList, hand_order
 from bench.env import (
     CONFIG,
     ENTITY,
@@ -147,6 +147,12 @@ def in_process(env: Env, token: str) -> dict[str, float]:
     where = [table.c.deleted_at.is_(None)]
     hand = HandList(env.engine, str(CONFIG))
 
+    ours_ids = [r["id"] for r in records.list_records(actor, ENTITY, query).items]
+    hand_ids = [r["id"] for r in hand.fetch(token, 50) or []]
+    if ours_ids != hand_ids:
+        raise RuntimeError(f"the generated and the hand-written list differ: {ours_ids[:5]} "
+                           f"vs {hand_ids[:5]}")
+
     def total() -> Any:  # the private helper, timed alone for the breakdown
         with env.engine.connect() as conn:
             return count_matching(conn, table, where)
@@ -179,7 +185,7 @@ def list_plans(env: Env) -> tuple[str, str]:
     cols = [t.c[c.name] for c in t.columns if c.name not in ("deleted_at", "deleted_by")]
     live = select(*cols).where(t.c.deleted_at.is_(None))
     ours = live.order_by(*order_by(t, query.sort, records.nulls_small)).limit(50)
-    hand = live.order_by(t.c.amount.desc(), t.c.id.desc()).limit(50)
+    hand = live.order_by(*hand_order(env.engine, t)).limit(50)
     return _plan(env, ours), _plan(env, hand)
 
 
@@ -198,6 +204,8 @@ def measure(name: str, database: str, env: Env, n_rows: int, requests: int,
     env.engine.dispose()  # the server process opens its own
     with serve(env.url) as base:
         ours, hand, body = time_http(base, token, requests, say)
+    sqlite = env.engine.dialect.name == "sqlite"
+    order_text = "amount DESC, id DESC" if sqlite else "amount DESC NULLS LAST, id DESC"
     p50, p95 = percentile(ours, 50), percentile(ours, 95)
     h50, h95 = percentile(hand, 50), percentile(hand, 95)
     label = f"{n_rows:,}"
@@ -227,15 +235,16 @@ def measure(name: str, database: str, env: Env, n_rows: int, requests: int,
             f"{body['total']:,} (exact: {str(body['total_exact']).lower()}).",
             "baseline: `GET /hand/opportunity?page_size=50` in the same app "
             "(bench/api_server.py): the same token check (a Core join of crm_token and "
-            "crm_user) and `SELECT <same columns> WHERE deleted_at IS NULL ORDER BY amount "
-            "DESC, id DESC LIMIT 50` with SQLAlchemy Core in one threadpool call and one "
+            "crm_user) and `SELECT <same columns> WHERE deleted_at IS NULL ORDER BY "
+            f"{order_text} LIMIT 50` with SQLAlchemy Core in one threadpool call and one "
             "connection, the same value-to-JSON conversion (`to_json`) and `{\"items\": …}` "
-            "with no total. The two routes return identical items (checked).",
-            *([] if env.engine.dialect.name == "sqlite" else [
+            "with no total. The two routes return identical items, so the same ids in the "
+            "same order (checked over HTTP and in-process).",
+            *([] if sqlite else [
                 "ordering: ours sorts blanks as the smallest value on every database, so on "
-                "PostgreSQL it asks for `amount DESC NULLS LAST, id DESC`; the hand-written "
-                "route asks for plain `amount DESC, id DESC` (PostgreSQL's default puts NULLs "
-                "first). No amount is blank here, so the items are the same."]),
+                "PostgreSQL it asks for `amount DESC NULLS LAST, id DESC`, and so does the "
+                "hand-written route (bench/api_server.py `hand_order`); the amount index is "
+                "built `ASC NULLS FIRST`, so both can walk it backward."]),
             f"query plans — ours: `{plan_ours}`; hand-written: `{plan_hand}`.",
             "in-process medians without HTTP (ms): "
             f"`Records.list_records` {parts['list_records']:.2f} of which `total` "

@@ -1,8 +1,8 @@
 """The app under test for the API benchmark: `create_app` plus one hand-written route.
 
 `python -m bench.api_server --db URL --port P` serves, on 127.0.0.1, the generated API and
-`GET /hand/opportunity?page_size=50`: the same list (live rows by amount descending, id
-descending) written directly with SQLAlchemy Core, as one would by hand.
+`GET /hand/opportunity?page_size=50`: the same list (live rows by amount descending with
+blanks last, id descending) written directly with SQLAlchemy Core, as one would by hand.
 """
 
 from __future__ import annotations
@@ -49,6 +49,19 @@ def _computed_by_hand(t: Any) -> list[Any]:
             score.label("score")]
 
 
+def hand_order(engine: Engine, t: Any) -> list[Any]:
+    """Amount descending with blanks last, then id descending: the generated list's order.
+
+    SQLite sorts NULL as the smallest value, so plain DESC already puts blanks last; on
+    PostgreSQL NULL is the largest, so plain DESC would put them first, and the amount index
+    (built `ASC NULLS FIRST`, engine/runtime/schema/tables.py) only serves a backward scan
+    for `DESC NULLS LAST`.
+    """
+    if engine.dialect.name == "sqlite":
+        return [t.c.amount.desc(), t.c.id.desc()]
+    return [t.c.amount.desc().nulls_last(), t.c.id.desc()]
+
+
 class HandList:
     """GET HAND_PATH: bearer token check and the top rows by amount, in one connection."""
 
@@ -65,7 +78,7 @@ class HandList:
                      .select_from(tokens.join(users, users.c.id == tokens.c.user_id))
                      .where(tokens.c.revoked_at.is_(None), users.c.active.is_(True)))
         self.listing = (select(*cols).where(t.c.deleted_at.is_(None))
-                        .order_by(t.c.amount.desc(), t.c.id.desc()))
+                        .order_by(*hand_order(engine, t)))
 
     def fetch(self, token: str, limit: int) -> list[dict[str, Any]] | None:
         digest = hashlib.sha256(token.encode()).hexdigest()

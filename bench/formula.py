@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from lark import Lark, Token, Tree
@@ -132,7 +133,7 @@ _WEEK, _TWO_WEEKS = timedelta(days=7), timedelta(days=14)
 
 
 def hand_dates(r: Record) -> date | None:
-    close = r["close_date"]
+    close: date | None = r["close_date"]
     if close is None:
         return None
     today = CLOCK.today()
@@ -422,7 +423,7 @@ def python_part(say: Callable[[str], None]) -> dict[str, dict[str, float]]:
         hand = best_per_eval(case.hand, timed_records)
         ours = best_per_eval(fn, contexts)
         mapping = best_per_eval(fn, mappings)
-        walked = best_per_eval(lambda r, t=tree: walk(t, r), timed_records,
+        walked = best_per_eval(partial(walk, tree), timed_records,
                                max(3, REPEATS // 2))
         figures[case.key] = {"ours_s": ours, "hand_s": hand, "mapping_s": mapping,
                              "walk_s": walked, "reads_s": best_per_eval(read_all, contexts),
