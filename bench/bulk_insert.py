@@ -35,7 +35,7 @@ from bench.env import (
 )
 from bench.report import Row, Section
 from engine.runtime.access import SYSTEM
-from engine.runtime.records.service import BULK_BATCH
+from engine.runtime.records.imports import BULK_BATCH
 from engine.runtime.values import to_json
 
 NAME = "bulk_insert"

@@ -7,9 +7,8 @@ write changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +33,7 @@ from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
 from engine.runtime.audit import field_changes, read_history, write_audit
-from engine.runtime.db import WRITE, refresh_statistics
+from engine.runtime.db import WRITE
 from engine.runtime.errors import (
     BadRequest,
     Conflict,
@@ -45,7 +44,7 @@ from engine.runtime.errors import (
 )
 from engine.runtime.records.assign import assign as assign_record
 from engine.runtime.records.assign import transfer_owned
-from engine.runtime.records.bulk import drop_unlinked_and_taken, live_target
+from engine.runtime.records.bulk import live_target
 from engine.runtime.records.formulas import (
     RecordContext,
     RecordsClock,
@@ -53,6 +52,7 @@ from engine.runtime.records.formulas import (
     failing_rules,
     field_value,
 )
+from engine.runtime.records.imports import BULK_BATCH, BulkResult, bulk_create
 from engine.runtime.records.query import (
     ListQuery,
     Page,
@@ -67,21 +67,11 @@ from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_
 from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
 from engine.types import ENGINE_COLUMNS, FieldType
 
-BULK_BATCH = 2_000
-# An import this large changes the table's shape enough to refresh SQLite's statistics.
-ANALYZE_AFTER = 10_000
 Clock = Callable[[], datetime]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    created: int
-    errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -565,7 +555,7 @@ class Records:
         inner = self._readable_path(actor, sql, target, alias, path[1:])
         return select(inner).where(*where).scalar_subquery()
 
-    # -- bulk ----------------------------------------------------------------------------
+    # -- bulk (records/imports.py) ------------------------------------------------------
 
     def bulk_create(self, actor: Actor, entity: str, rows: Iterable[Mapping[str, Any]],
                     *, batch_size: int = BULK_BATCH, owner: Actor | None = None) -> BulkResult:
@@ -575,90 +565,7 @@ class Records:
         its values. Returns the ids created, in input order. `owner`: whose records they
         become (an import on someone's behalf; administrators only), by default the actor's.
         """
-        c = self.compiled(entity)
-        self.policy.require(actor, c.entity, "create")
-        if owner is not None and owner != actor and not self.policy.is_admin(actor):
-            raise Forbidden("only an administrator may import records on someone's behalf")
-        mask = self.policy.mask(actor, c.entity)
-        created: list[int] = []
-        errors: list[tuple[int, dict[str, str]]] = []
-        batch: list[tuple[int, dict[str, Any]]] = []
-        seen_unique: dict[str, set[Any]] = {f.name: set() for f in c.entity.fields if f.unique}
-        for index, data in enumerate(rows):
-            problems: dict[str, str] = {}
-            values = self._validate(c, data, creating=True, errors=problems, mask=mask)
-            for name, seen in seen_unique.items():
-                v = values.get(name)
-                if v is not None and name not in problems:
-                    if v in seen:
-                        problems[name] = f"{to_json(v)!s} appears twice in this import"
-                    seen.add(v)
-            if problems:
-                errors.append((index, problems))
-            else:
-                batch.append((index, values))
-            if len(batch) >= batch_size:
-                created += self._insert_batch(actor, c, batch, errors, owner or actor)
-                batch = []
-        if batch:
-            created += self._insert_batch(actor, c, batch, errors, owner or actor)
-        errors.sort(key=lambda e: e[0])  # batch-level problems arrive after row-level ones
-        if len(created) >= ANALYZE_AFTER:
-            refresh_statistics(self.engine, (entity,))
-        return BulkResult(len(created), errors, created)
-
-    def _insert_batch(self, actor: Actor, c: _Compiled, batch: list[tuple[int, dict[str, Any]]],
-                      errors: list[tuple[int, dict[str, str]]], owner: Actor) -> list[int]:
-        now = self.clock()
-        engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
-                         "updated_at": now, "updated_by": actor.user_id,
-                         "owner_id": owner.user_id, "department_id": owner.department_id}
-        names = [f.name for f in c.entity.stored_fields]
-        with self.writer.begin() as conn:
-            good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors)
-            if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
-                good = self._bulk_formulas(conn, owner, c, good, errors, now)
-            if not good:
-                return []
-            params = [{**engine_values, **c.db_values({n: v.get(n) for n in names})}
-                      for _, v in good]
-            if self.engine.dialect.name == "sqlite":
-                # SQLite: ordered RETURNING would make SQLAlchemy insert row by row. Inside
-                # this write transaction new rowids only grow, so sorted ids are input order.
-                result = conn.execute(insert(c.table).returning(c.table.c.id), params)
-                ids = sorted(r[0] for r in result)
-            else:
-                result = conn.execute(insert(c.table).returning(
-                    c.table.c.id, sort_by_parameter_order=True), params)
-                ids = [r[0] for r in result]
-            audit_rows = [
-                {"at": now, "user_id": actor.user_id, "entity": c.entity.name, "record_id": rid,
-                 "action": "create", "field": None, "old_value": None,
-                 "new_value": json.dumps({k: to_json(x) for k, x in v.items() if x is not None},
-                                         ensure_ascii=False)}
-                for rid, (_, v) in zip(ids, good, strict=True)]
-            conn.execute(insert(self.audit), audit_rows)
-        return ids
-
-    def _bulk_formulas(self, conn: Connection, actor: Actor, c: _Compiled,
-                       batch: list[tuple[int, dict[str, Any]]],
-                       errors: list[tuple[int, dict[str, str]]],
-                       now: datetime) -> list[tuple[int, dict[str, Any]]]:
-        """Fill formula defaults and drop rows that fail a validation rule."""
-        good: list[tuple[int, dict[str, Any]]] = []
-        for i, v in batch:
-            problems: dict[str, str] = {}
-            full = {f.name: v.get(f.name) for f in c.entity.stored_fields}
-            full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
-                     "department_id": actor.department_id}
-            self._apply_formulas(conn, c, full, problems, given=v.keys())
-            if problems:
-                errors.append((i, problems))
-                continue
-            v.update({f.name: full[f.name] for f in c.entity.stored_fields
-                      if f.name in v or full[f.name] is not None})
-            good.append((i, v))
-        return good
+        return bulk_create(self, actor, entity, rows, batch_size=batch_size, owner=owner)
 
     # -- ownership and teams (records/assign.py, records/team.py) ------------------------
 
