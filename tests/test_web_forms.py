@@ -187,6 +187,8 @@ def test_edit_saves_and_keeps_the_fields_not_changed(env: Env, pages: TestClient
     page = pages.get(path).text
     assert re.search(r'value="service" checked', page) and re.search(r'value="parts" checked',
                                                                          page)
+    # The breadcrumb names the record by its title, not its number.
+    assert f'<a href="/e/lead/{lead["id"]}">Initech</a>' in page
     answer = pages.post(path, data={"csrf_token": csrf_of(page), "version": "1",
                                     "company": "Initech AG", "interests": ["", "training"]},
                         follow_redirects=False)

@@ -49,6 +49,8 @@ class FormView:
     cancel_url: str
     sections: list[SectionView]
     record_id: int | None = None
+    record_title: str = ""
+    """The edited record's title as stored (the breadcrumb names it, not its number)."""
     version: int | None = None
     next_url: str = ""
     top_errors: list[str] = field(default_factory=list)
@@ -157,6 +159,7 @@ class FormPages:
         view = FormView(entity, _t(viewer, EDIT_TITLE) % {"entity": name},
                         f"{detail}/edit", next_url or detail, fm.sections(ev, typed, errors),
                         record_id=record_id, next_url=next_url, status=status, conflict=stale,
+                        record_title=str(stored.get(entity.title) or f"#{record_id}"),
                         # After a conflict the form keeps the version it was opened with,
                         # so sending it again cannot overwrite the other change unseen.
                         version=version if saving and version is not None
