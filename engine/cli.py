@@ -90,7 +90,7 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
             click.echo(f"error: {err}", err=True)
         fail("nothing was applied")
     except RecordError as exc:
-        fail(f"config/org.yaml: {exc}")
+        fail(f"nothing was seeded: {exc}")
     finally:
         engine.dispose()
     if plan.is_empty:

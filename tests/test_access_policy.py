@@ -337,3 +337,29 @@ def test_team_access_is_per_record_and_per_entity(penv: Env) -> None:
     assert opp["id"] == a["id"]  # the team row says (account, id): not (opportunity, id)
     with pytest.raises(NotFound):
         penv.records.get(worker, "opportunity", opp["id"])
+
+
+def test_a_named_entity_takes_no_action_from_the_star_entry() -> None:
+    """docs/access.md: "*" is every entity not named; a named entity's unlisted action is none."""
+    from engine.metadata.labels import Label
+    from engine.metadata.roles import Role
+
+    role = Role("r", Label.of(None, "r"), grants=(
+        ("lead", (("create", Scope.OWN),)),
+        ("*", (("read", Scope.ALL), ("delete", Scope.ALL)))))
+    assert role.scope("lead", "create") is Scope.OWN
+    assert role.scope("lead", "read") is Scope.NONE
+    assert role.scope("lead", "delete") is Scope.NONE
+    assert role.scope("account", "read") is Scope.ALL
+
+
+def test_bulk_import_links_only_to_records_the_importer_can_read(env: Env) -> None:
+    d = departments(env)
+    rep = user(env, "rep", "sales_rep", department=d["BJ"])
+    mine = place(env, "account", {"name": "Mine"}, owner=rep)
+    theirs = place(env, "account", {"name": "Theirs"}, department=d["SH"])
+    result = env.records.bulk_create(rep, "contact", [
+        {"full_name": "A", "account": mine["id"]},
+        {"full_name": "B", "account": theirs["id"]}])
+    assert result.created == 1
+    assert result.errors == [(1, {"account": f"no account with id {theirs['id']}"})]

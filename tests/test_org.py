@@ -175,3 +175,23 @@ def test_contacts_cannot_report_in_a_circle(env: Env) -> None:
     answer = api.patch(f"/api/contact/{b}", json={"reports_to": c, "version": version})
     assert answer.status_code == 422
     assert set(answer.json()["error"]["fields"]) == {"reports_to"}
+
+
+def test_a_seed_that_fails_leaves_no_department_behind(make_env: EnvFactory,
+                                                       config_dir: Path) -> None:
+    """All or nothing: the next migrate, after config is fixed, seeds the whole tree."""
+    from tests.test_schema_evolution import set_field
+
+    set_field(config_dir, "department", "name",
+              "{type: text, required: true, max_length: 13}")
+    env = make_env(config_dir)
+    with pytest.raises(Invalid) as caught:
+        seed_org(env.records)
+    assert "org.yaml" in caught.value.message and "North region" not in caught.value.message
+    assert "cannot be created: name:" in caught.value.message
+    t = env.records.schema.table("department")
+    with env.engine.connect() as conn:
+        assert conn.execute(select(t.c.id)).first() is None
+        audit = env.records.audit
+        assert conn.execute(select(audit.c.id).where(audit.c.entity == "department")
+                            ).first() is None

@@ -158,3 +158,23 @@ def test_team_routes(deal: Deal) -> None:
     assert owner.get("/api/nothing/1/team").status_code == 404
     history = owner.get(f"/api/opportunity/{deal.id}/history").json()["items"]
     assert [h["action"] for h in history].count("team") == 3
+
+
+def test_a_purged_records_team_and_history_do_not_pass_to_a_reused_id(deal: Deal) -> None:
+    """SQLite may give a purged record's id to the next one; nothing of the old one sticks."""
+    env, records = deal.env, deal.env.records
+    records.set_team_member(deal.u1, "opportunity", deal.id, deal.u3.id, "edit")
+    records.update(deal.u1, "opportunity", deal.id, {"competitor": "SECRET-rival"},
+                   deal.version())
+    records.delete(deal.u1, "opportunity", deal.id)
+    records.purge(SYSTEM, "opportunity", deal.id)
+    account = records.create(SYSTEM, "account", {"name": "other"})
+    new = records.create(SYSTEM, "opportunity", {"name": "next", "account": account["id"]})
+    if env.engine.dialect.name == "sqlite":
+        assert new["id"] == deal.id  # the case at stake: the id was given again
+    assert records.team(SYSTEM, "opportunity", new["id"]) == []
+    history = records.history(SYSTEM, "opportunity", new["id"])
+    assert [h["action"] for h in history] == ["create"] * len(history)
+    assert "SECRET-rival" not in repr(history)
+    with pytest.raises(NotFound):  # the presales engineer's edit access did not carry over
+        records.get(deal.u3, "opportunity", new["id"])

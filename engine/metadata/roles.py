@@ -65,11 +65,9 @@ class Role:
         if self.admin:
             return Scope.ALL
         grants = dict(self.grants)
-        for key in (entity, ANY_ENTITY):
-            actions = dict(grants.get(key, ()))
-            if action in actions:
-                return actions[action]
-        return Scope.NONE
+        # A named entity's map is the whole rule for it; "*" only speaks for the others.
+        actions = dict(grants.get(entity, grants.get(ANY_ENTITY, ())))
+        return actions.get(action, Scope.NONE)
 
     def field_rule(self, entity: str, name: str) -> FieldRule | None:
         if self.admin:

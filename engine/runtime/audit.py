@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from engine.runtime.values import to_json
 
@@ -44,11 +44,16 @@ def read_history(conn: Connection, audit: Table, users: Table, entity: str, reco
     """The audit rows of one record, oldest first, showing only `visible` fields.
 
     Fields hidden from the reader, and fields archived since (removed from config), never
-    appear; rows of actions without a field (delete, restore) always do.
+    appear; rows of actions without a field (delete, restore) always do. Rows up to the last
+    `purge` of this id belong to a record deleted for good (SQLite may reuse its id), not to
+    the one that has the id now.
     """
+    this = (audit.c.entity == entity, audit.c.record_id == record_id)
+    purged = select(func.coalesce(func.max(audit.c.id), 0)).where(
+        *this, audit.c.action == "purge").scalar_subquery()
     stmt = (select(audit, users.c.name.label("user_name"))
             .select_from(audit.outerjoin(users, users.c.id == audit.c.user_id))
-            .where(audit.c.entity == entity, audit.c.record_id == record_id)
+            .where(*this, audit.c.id > purged)
             .order_by(audit.c.id))
     out = []
     for r in conn.execute(stmt).mappings():

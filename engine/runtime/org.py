@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, delete, func, select
 
 from engine.metadata.model import OrgUnit
 from engine.runtime.access import SYSTEM
+from engine.runtime.errors import Invalid, RecordError
 
 if TYPE_CHECKING:
     from engine.runtime.records import Records
@@ -26,21 +27,39 @@ def seed_org(records: Records) -> int:
         if conn.execute(select(func.count()).select_from(table)).scalar_one():
             return 0
     entity = model.entity(DEPARTMENT)
-    created = 0
+    created: list[int] = []
 
     def create(units: tuple[OrgUnit, ...], parent: int | None) -> None:
-        nonlocal created
         for unit in units:
             data: dict[str, object] = {"name": unit.name}
             for key, value in (("code", unit.code), ("kind", unit.kind), ("parent", parent)):
                 if value is not None and entity.has_field(key):
                     data[key] = value
-            row = records.create(SYSTEM, DEPARTMENT, data)
-            created += 1
+            try:
+                row = records.create(SYSTEM, DEPARTMENT, data)
+            except RecordError as exc:
+                details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+                raise Invalid(f"{unit.loc}: department {unit.name!r} cannot be created: "
+                              f"{details or exc.message}", exc.fields) from None
+            created.append(row["id"])
             create(unit.children, row["id"])
 
-    create(model.org, None)
-    return created
+    try:
+        create(model.org, None)
+    except RecordError:
+        _undo(records, table, created)  # all or nothing: a later migrate seeds the whole tree
+        raise
+    return len(created)
+
+
+def _undo(records: Records, table: Table, ids: list[int]) -> None:
+    """Remove departments a failed seed created (children first), with their audit rows."""
+    audit = records.audit
+    with records.writer.begin() as conn:
+        for rid in reversed(ids):
+            conn.execute(delete(table).where(table.c.id == rid))
+        conn.execute(delete(audit).where(audit.c.entity == DEPARTMENT,
+                                         audit.c.record_id.in_(ids)))
 
 
 def department_path(conn: Connection, records: Records, department_id: int | None,

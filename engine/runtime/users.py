@@ -122,6 +122,8 @@ class Users:
         return _user(row)
 
     def by_name(self, name: str) -> User:
+        if "\x00" in name:  # no user name holds NUL, and PostgreSQL refuses it in a query
+            raise NotFound(f"no user named {name!r}")
         with self.engine.connect() as conn:
             row = conn.execute(select(self.users).where(self.users.c.name == name)).first()
         if row is None:

@@ -65,7 +65,8 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def _text(form: dict[str, str], key: str, limit: int) -> str:
-    return form.get(key, "")[:limit]
+    # No database stores NUL (PostgreSQL refuses it): such a name can match no user.
+    return form.get(key, "")[:limit].replace("\x00", "")
 
 
 def _address(request: Request) -> str:

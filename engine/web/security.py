@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -198,9 +200,12 @@ async def _given_token(scope: Scope, receive: Receive) -> tuple[Receive, str | N
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         token = next((v for k, v in pairs if k == CSRF_FIELD), None)
     else:
-        async with Request(scope, _replay(body, receive)).form() as form:  # closes uploads
-            value = form.get(CSRF_FIELD)
-            token = value if isinstance(value, str) else None
+        try:
+            async with Request(scope, _replay(body, receive)).form() as form:  # closes uploads
+                value = form.get(CSRF_FIELD)
+                token = value if isinstance(value, str) else None
+        except (HTTPException, MultiPartException):  # a malformed body carries no token
+            token = None
     return _replay(body, receive), token
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, select
@@ -11,6 +12,7 @@ from engine.runtime.schema.tables import USER_TABLE
 from engine.runtime.values import to_json
 
 Batch = list[tuple[int, dict[str, Any]]]
+Readable = Callable[[Table], ColumnElement[bool] | None]
 
 
 def live_target(target: Table) -> ColumnElement[bool]:
@@ -22,15 +24,20 @@ _CHUNK = 500
 
 def drop_unlinked_and_taken(conn: Connection, entity: Entity, table: Table,
                             links: dict[str, Table], batch: Batch,
-                            errors: list[tuple[int, dict[str, str]]]) -> Batch:
-    """The rows of `batch` whose links point to live records and whose unique values are
-    free; the others are reported in `errors` by their row index."""
+                            errors: list[tuple[int, dict[str, str]]],
+                            readable: Readable) -> Batch:
+    """The rows of `batch` whose links point to live records the importer may read
+    (`readable(target)`: a condition, or None for all) and whose unique values are free; the
+    others are reported in `errors` by their row index."""
     bad: dict[int, dict[str, str]] = {}
     for name, target in links.items():
         wanted = sorted({v[name] for _, v in batch if v.get(name) is not None})
         if not wanted:
             continue
         live = live_target(target)
+        allowed = readable(target)
+        if allowed is not None:
+            live = and_(live, allowed)
         found: set[Any] = set()
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]

@@ -84,7 +84,8 @@ def _insert_batch(records: Records, actor: Actor, c: _Compiled, batch: Batch,
                      "owner_id": owner.user_id, "department_id": owner.department_id}
     names = [f.name for f in c.entity.stored_fields]
     with records.writer.begin() as conn:
-        good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors)
+        good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors,
+                                       lambda target: records.link_filter(actor, target))
         if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
             good = _bulk_formulas(records, conn, owner, c, good, errors, now)
         if not good:

@@ -281,11 +281,9 @@ class Records:
                 errors[name] = "cannot point to the record itself"
                 continue
             cond = [target.c.id == value, live_target(target)]
-            if target.name != USER_TABLE:
-                predicate = self.policy.read_filter(
-                    actor, self.model.entity(target.name), target)
-                if predicate is not None:
-                    cond.append(predicate)
+            predicate = self.link_filter(actor, target)
+            if predicate is not None:
+                cond.append(predicate)
             found = conn.execute(select(target.c.id).where(*cond)).first()
             if found is None:
                 errors[name] = f"no {target.name.removeprefix('crm_')} with id {value}"
@@ -293,6 +291,12 @@ class Records:
                     and _reaches(conn, c.table, name, value, self_id):
                 errors[name] = (f"{c.entity.label.get().lower()} {value} is already under "
                                 f"this one; the {name} chain cannot go round in a circle")
+
+    def link_filter(self, actor: Actor, target: Table) -> ColumnElement[bool] | None:
+        """The records of `target` a link written by `actor` may point to (users: any)."""
+        if target.name == USER_TABLE:
+            return None
+        return self.policy.read_filter(actor, self.model.entity(target.name), target)
 
     def _check_unique(self, conn: Connection, c: _Compiled, values: Mapping[str, Any],
                       errors: dict[str, str], self_id: int | None = None) -> None:
@@ -441,6 +445,10 @@ class Records:
             except IntegrityError:
                 raise Conflict(f"{entity} {record_id} is still referenced by other records; "
                                "clear those links first") from None
+            # SQLite may give the id to the next record: its sharing must not carry over.
+            team = self.policy.team
+            conn.execute(delete(team).where(team.c.entity == entity,
+                                            team.c.record_id == record_id))
             snapshot = {f.name: old[f.name] for f in c.entity.stored_fields
                         if old[f.name] is not None}
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,

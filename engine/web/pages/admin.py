@@ -99,7 +99,8 @@ class AccessAdmin:
             subject = found.actor()
         if not self.model.has_entity(question.entity):
             raise NotFound(NO_ENTITY)
-        if not question.id.isdigit() or not 0 < int(question.id) <= MAX_ID:
+        if not (question.id.isascii() and question.id.isdigit()) or len(question.id) > 19 \
+                or not 0 < int(question.id) <= MAX_ID:
             raise BadRequest(BAD_ID, {"id": BAD_ID})
         try:
             return explain_access(self.records, asker, subject, question.entity,

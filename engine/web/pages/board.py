@@ -113,7 +113,7 @@ class Board:
 
     def routes(self) -> list[Route]:
         return [Route("/e/{entity}/board/{field}", self.board, methods=["GET"]),
-                Route("/e/{entity}/{record_id:int}/move", self.move, methods=["POST"])]
+                Route("/e/{entity}/{record_id:id}/move", self.move, methods=["POST"])]
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -281,7 +281,7 @@ class Board:
 
 
 def _version(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest("version must be a whole number", {"version": "is not a number"})
     return int(raw)
 

@@ -162,6 +162,8 @@ def user_names(records: Records, ids: Iterable[int]) -> dict[int, str]:
 
 def find_users(records: Records, text: str, limit: int) -> list[tuple[int, str]]:
     """Active users whose name or display name contains `text` (any case), by name."""
+    if "\x00" in text:  # no stored name holds NUL (PostgreSQL refuses it in a query)
+        return []
     u = records.users
     stmt = select(u.c.id, u.c.name, u.c.display_name).where(u.c.active.is_(True))
     if text:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from engine.metadata import Model
 from engine.metadata.model import Entity
-from engine.runtime.errors import Conflict, Invalid, NotFound, RecordError
+from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound, RecordError
 from engine.runtime.records import Records
 from engine.runtime.records.formulas import RECORD_KEY
 from engine.runtime.records.query import parse_list_params
@@ -70,7 +70,7 @@ class FormPages:
             Route("/e/{entity}/preview", self.preview, methods=["POST"]),
             Route("/e/{entity}/pick/{field}", self.pick),
             Route("/e/{entity}/pick/{field}/choose", self.choose),
-            Route("/e/{entity}/{record_id:int}/edit", self.edit, methods=["GET", "POST"]),
+            Route("/e/{entity}/{record_id:id}/edit", self.edit, methods=["GET", "POST"]),
         ]
 
     # -- pages -------------------------------------------------------------------------
@@ -139,6 +139,9 @@ class FormPages:
         typed = fm.typed_of(posted)
         next_url = safe_next(first_value(posted, "next")) or ""
         version = whole(first_value(posted, "version")) if saving else None
+        if saving and version is None:  # without it the save could overwrite a change unseen
+            raise BadRequest("the form did not say which version of the record it changes",
+                             {"version": "is not a number"})
         errors: dict[str, str] = {}
         status, stale, conflict = 200, False, ""
         ev = fm.evaluate(stored, typed)

@@ -142,7 +142,7 @@ class Lists:
         return [
             Route("/e/{entity}", self.list_page, methods=["GET"]),
             Route("/e/{entity}/views", self.save_view, methods=["POST"]),
-            Route("/e/{entity}/views/{view_id:int}/delete", self.delete_view,
+            Route("/e/{entity}/views/{view_id:id}/delete", self.delete_view,
                   methods=["POST"]),
         ]
 

@@ -121,12 +121,12 @@ class RecordPages:
                         self.sums[(e.name, f.name)] = False
 
     def routes(self) -> list[Route]:
-        base = "/e/{entity}/{record_id:int}"
+        base = "/e/{entity}/{record_id:id}"
         return [
             Route(base, self.detail),
             Route(f"{base}/assign", self.assign, methods=["POST"]),
             Route(f"{base}/team", self.add_member, methods=["POST"]),
-            Route(base + "/team/{user_id:int}/remove", self.remove_member, methods=["POST"]),
+            Route(base + "/team/{user_id:id}/remove", self.remove_member, methods=["POST"]),
         ]
 
     # -- the page ----------------------------------------------------------------------

@@ -69,9 +69,9 @@ class Trash:
     def routes(self) -> list[Route]:
         return [
             Route("/e/{entity}/trash", self.trash_page, methods=["GET"]),
-            Route("/e/{entity}/{record_id:int}/delete", self.confirm, methods=["GET"]),
-            Route("/e/{entity}/{record_id:int}/delete", self.delete, methods=["POST"]),
-            Route("/e/{entity}/{record_id:int}/restore", self.restore, methods=["POST"]),
+            Route("/e/{entity}/{record_id:id}/delete", self.confirm, methods=["GET"]),
+            Route("/e/{entity}/{record_id:id}/delete", self.delete, methods=["POST"]),
+            Route("/e/{entity}/{record_id:id}/restore", self.restore, methods=["POST"]),
         ]
 
     # -- delete --------------------------------------------------------------------------

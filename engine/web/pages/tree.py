@@ -150,7 +150,7 @@ class Tree:
         self.ui = ui
 
     def routes(self) -> list[Route]:
-        return [Route("/e/{entity}/{record_id:int}/tree/{child}", self.tree, methods=["GET"])]
+        return [Route("/e/{entity}/{record_id:id}/tree/{child}", self.tree, methods=["GET"])]
 
     async def tree(self, request: Request) -> Response:
         viewer = require_viewer(request)
