@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import case, create_engine, event, func, insert, literal, select, text, update
+from sqlalchemy import case, event, func, insert, literal, select, text, update
 
-from bench.api_list import OURS_PATH, PARAMS, WARMUP, bench_token, serve
+from bench.api_list import OURS_PATH, PARAMS, WARMUP, bench_token, median_ms, serve
 from bench.env import (
     BENCH_DIR,
     CONFIG,
     ENTITY,
-    PG_URL,
     Env,
     _fresh,
     _load,
@@ -42,12 +41,16 @@ from bench.env import (
     machine_info,
     open_env,
     percentile,
+    pg_admin,
     pg_problem,
+    pg_recreate_schema,
+    pg_schema_exists,
+    pg_schema_url,
     remove_db,
 )
 from bench.report import Row, Section
 from engine.runtime.access import Actor
-from engine.runtime.db import normalize_url, refresh_statistics
+from engine.runtime.db import refresh_statistics
 from engine.runtime.org import seed_org
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.records.totals import Totals
@@ -213,23 +216,17 @@ def pg_access_env(rows: int, say: Callable[[str], None] = print) -> Env:
     """Like `access_env`, in the PostgreSQL schema access_<rows>, holding the rows of the
     SQLite file (copied; VACUUM ANALYZEd after, as autovacuum would)."""
     schema = f"access_{rows}"
-    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    url_text = url.render_as_string(hide_password=False)
-    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    url_text = pg_schema_url(schema)
+    admin = pg_admin()
     try:
-        with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM information_schema.schemata "
-                                       "WHERE schema_name = :s"), {"s": schema}).first()
-        if exists:
+        if pg_schema_exists(admin, schema):
             env = _open(url_text, None, CONFIG)
             if _reuse(env, rows, say):
                 return env
             env.engine.dispose()
         source = access_env(rows, say)
         say(f"building PostgreSQL schema {schema} with {rows:,} opportunities (not timed)")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        pg_recreate_schema(admin, schema)
         env = _fresh(url_text, None, CONFIG)
         if env.account_ids != source.account_ids:
             raise RuntimeError("the PostgreSQL accounts do not match the SQLite file's")
@@ -247,16 +244,6 @@ def pg_access_env(rows: int, say: Callable[[str], None] = print) -> Env:
 
 def _actor(env: Env, name: str) -> Actor:
     return Users(env.engine, env.records.schema).by_name(name).actor()
-
-
-def _median_ms(fn: Callable[[], Any], runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return percentile(times, 50)
 
 
 def _where(env: Env, actor: Actor) -> list[Any]:
@@ -277,8 +264,8 @@ def in_process(env: Env, actor: Actor, runs: int) -> dict[str, float]:
         records.totals = Totals()
         return records.list_records(actor, ENTITY, query)
 
-    warm = _median_ms(lambda: records.list_records(actor, ENTITY, query), runs)
-    return {"warm": warm, "cold": _median_ms(cold, max(5, runs // 4))}
+    warm = median_ms(lambda: records.list_records(actor, ENTITY, query), runs)
+    return {"warm": warm, "cold": median_ms(cold, max(5, runs // 4))}
 
 
 def plans(env: Env, actor: Actor) -> list[str]:

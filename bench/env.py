@@ -127,28 +127,45 @@ def pg_problem() -> str | None:
     return unreachable(PG_URL)
 
 
+def pg_schema_url(schema: str) -> str:
+    """CRM_TEST_PG_URL's database with `schema` first on the search path."""
+    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def pg_admin() -> Engine:
+    return create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+
+
+def pg_schema_exists(admin: Engine, schema: str) -> bool:
+    with admin.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM information_schema.schemata "
+                                 "WHERE schema_name = :s"), {"s": schema}).first() is not None
+
+
+def pg_recreate_schema(admin: Engine, schema: str) -> None:
+    """An empty `schema` (a bench schema name, not user input)."""
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+
 def pg_loaded_env(rows: int, say: Any = print) -> Env:
     """Like `loaded_env`, in the PostgreSQL schema bench_<rows> of CRM_TEST_PG_URL's database.
 
     Loaded through `bulk_create` and ANALYZEd (not timed); kept for the next run.
     """
     schema = f"bench_{rows}"
-    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    url_text = url.render_as_string(hide_password=False)
-    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    url_text = pg_schema_url(schema)
+    admin = pg_admin()
     try:
-        with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM information_schema.schemata "
-                                       "WHERE schema_name = :s"), {"s": schema}).first()
-        if exists:
+        if pg_schema_exists(admin, schema):
             env = _open(url_text, None)
             if _complete(env, rows):
                 return env
             env.engine.dispose()
         say(f"building PostgreSQL schema {schema} with {rows:,} opportunities (not timed)")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        pg_recreate_schema(admin, schema)
         env = _load(_fresh(url_text, None, CONFIG), rows)
         with env.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
