@@ -9,11 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.metadata import Model
 from engine.runtime.errors import RecordError
-from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
-from engine.web.ui import Ui
+from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
 MAX_QUERY = 200
@@ -34,12 +32,7 @@ class EntityHits:
     total: int
 
 
-class Home:
-    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
-        self.model = model
-        self.records = records
-        self.ui = ui
-
+class Home(PageFamily):
     def routes(self) -> list[Route]:
         return [Route("/", self.dashboard), Route("/search", self.search)]
 

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse
 
 from engine.metadata import Model
 from engine.metadata.labels import Label
+from engine.runtime.records import Records
 from engine.web.i18n import LANGUAGES, formatters, negotiate, translations
 from engine.web.nav import navigation
 from engine.web.security import CSRF_FIELD
@@ -34,6 +35,16 @@ def htmx_file() -> str:
     if not names:
         raise RuntimeError(f"no htmx-<version>.min.js in {STATIC}")
     return names[-1]
+
+
+class PageFamily:
+    """What every family of pages holds: the model, the records service (every read and
+    write through the access policy) and the renderer."""
+
+    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
+        self.model = model
+        self.records = records
+        self.ui = ui
 
 
 class Ui:

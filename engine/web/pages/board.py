@@ -25,17 +25,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest, NotFound, RecordError
-from engine.runtime.records import Records
 from engine.runtime.records.aggregate import GroupTotals, grouped_totals
 from engine.runtime.records.query import Condition, ListQuery, SortKey
 from engine.types import FieldType
 from engine.web.i18n import N_
-from engine.web.ui import Ui
+from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
 CARDS_PER_COLUMN = 50
@@ -105,12 +103,7 @@ class BoardView:
         return tuple((o, self.field.option_label(o, self.language)) for o in self.field.options)
 
 
-class Board:
-    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
-        self.model = model
-        self.records = records
-        self.ui = ui
-
+class Board(PageFamily):
     def routes(self) -> list[Route]:
         return [Route("/e/{entity}/board/{field}", self.board, methods=["GET"]),
                 Route("/e/{entity}/{record_id:id}/move", self.move, methods=["POST"])]

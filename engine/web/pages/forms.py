@@ -17,17 +17,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.metadata import Model
 from engine.metadata.model import Entity
 from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound, RecordError
-from engine.runtime.records import Records
 from engine.runtime.records.formulas import RECORD_KEY
 from engine.runtime.records.query import parse_list_params
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
 from engine.web.pages.fields import active_user, entity_of, find_users, link_target, titles
 from engine.web.pages.widgets import FormModel, SectionView, State, Typed, Widget, posted_lists
-from engine.web.ui import Ui
+from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
 PICK_LIMIT = 10
@@ -58,12 +56,7 @@ class FormView:
     status: int = 200
 
 
-class FormPages:
-    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
-        self.model = model
-        self.records = records
-        self.ui = ui
-
+class FormPages(PageFamily):
     def routes(self) -> list[Route]:
         return [
             Route("/e/{entity}/new", self.new, methods=["GET", "POST"]),

@@ -40,7 +40,7 @@ from engine.web.auth import read_form
 from engine.web.i18n import N_, translations
 from engine.web.pages.fields import entity_of
 from engine.web.pages.table import Column, Row, build_rows, visible_columns
-from engine.web.ui import Ui
+from engine.web.ui import PageFamily, Ui
 from engine.web.viewer import Viewer, require_viewer
 
 PAGE_SIZES = (10, 25, 50, 100, 200)
@@ -131,12 +131,10 @@ class ListView:
         return any(k not in ("sort", "page", "page_size") for k in self.params)
 
 
-class Lists:
+class Lists(PageFamily):
     def __init__(self, model: Model, records: Records, ui: Ui) -> None:
-        self.model = model
-        self.records = records
+        super().__init__(model, records, ui)
         self.views = SavedViews(records.engine, records.schema)
-        self.ui = ui
 
     def routes(self) -> list[Route]:
         return [

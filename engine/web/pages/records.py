@@ -34,7 +34,7 @@ from engine.web.i18n import N_
 from engine.web.pages.fields import Display, Shown, entity_of, link_target
 from engine.web.pages.forms import first_value, read_posted, whole
 from engine.web.pages.widgets import FormModel, Widget
-from engine.web.ui import Ui
+from engine.web.ui import PageFamily, Ui
 from engine.web.viewer import Viewer, require_viewer
 
 RELATED_ROWS = 20
@@ -105,11 +105,9 @@ class DetailView:
     access_labels: Mapping[str, str] = field(default_factory=lambda: ACCESS_LABELS)
 
 
-class RecordPages:
+class RecordPages(PageFamily):
     def __init__(self, model: Model, records: Records, ui: Ui) -> None:
-        self.model = model
-        self.records = records
-        self.ui = ui
+        super().__init__(model, records, ui)
         # Computed fields that are a sum (a + b + c) get their terms shown on the page.
         self.sums: dict[tuple[str, str], bool] = {}
         for e in model.entities:

@@ -17,11 +17,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.metadata import Model
 from engine.metadata.model import Entity
 from engine.metadata.roles import Scope
 from engine.runtime.errors import BadRequest, Conflict
-from engine.runtime.records import Records
 from engine.runtime.records.query import ListQuery, Page, SortKey, parse_list_params
 from engine.web.auth import read_form
 from engine.web.pages.fields import entity_of
@@ -34,7 +32,7 @@ from engine.web.pages.lists import (
     page_numbers,
 )
 from engine.web.pages.table import Row, build_rows, title_of, visible_columns
-from engine.web.ui import Ui
+from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
 
@@ -60,12 +58,7 @@ class TrashView:
         return f"/e/{self.entity.name}/trash" + (f"?{query}" if query else "")
 
 
-class Trash:
-    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
-        self.model = model
-        self.records = records
-        self.ui = ui
-
+class Trash(PageFamily):
     def routes(self) -> list[Route]:
         return [
             Route("/e/{entity}/trash", self.trash_page, methods=["GET"]),

@@ -27,12 +27,11 @@ from starlette.routing import Route
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.runtime.errors import NotFound
-from engine.runtime.records import Records
 from engine.runtime.records.query import MAX_PAGE_SIZE, Condition, ListQuery, SortKey
 from engine.types import NUMERIC_TYPES, FieldType
 from engine.web.i18n import N_
 from engine.web.pages.board import MAX_ID
-from engine.web.ui import Ui
+from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
 MAX_NODES = MAX_PAGE_SIZE
@@ -143,12 +142,7 @@ def build_forest(rows: Sequence[Mapping[str, Any]],
     return roots, children
 
 
-class Tree:
-    def __init__(self, model: Model, records: Records, ui: Ui) -> None:
-        self.model = model
-        self.records = records
-        self.ui = ui
-
+class Tree(PageFamily):
     def routes(self) -> list[Route]:
         return [Route("/e/{entity}/{record_id:id}/tree/{child}", self.tree, methods=["GET"])]
 
