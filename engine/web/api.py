@@ -27,6 +27,7 @@ from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
+from engine.web.numbers import whole_number
 
 MAX_BODY = 1024 * 1024
 MAX_ID = 2**63 - 1
@@ -82,7 +83,7 @@ class Api:
         if ctype not in ("application/json", ""):
             raise UnsupportedMedia(f"send JSON (Content-Type: application/json), not {ctype}")
         declared = request.headers.get("content-length")
-        size_declared = _whole_number(declared) if declared else None
+        size_declared = whole_number(declared) if declared else None
         if size_declared is not None and size_declared > MAX_BODY:
             raise TooLarge(f"request body is larger than {MAX_BODY} bytes")
         chunks: list[bytes] = []
@@ -109,7 +110,7 @@ class Api:
     @staticmethod
     def _id(request: Request) -> int:
         raw = str(request.path_params["record_id"])
-        number = _whole_number(raw)
+        number = whole_number(raw)
         if number is None or not 0 < number <= MAX_ID:
             raise NotFound(f"no record {raw[:40]!r}")
         return number
@@ -155,7 +156,7 @@ class Api:
             record = await self._run(self.records.update, actor, entity, record_id, data, version)
             return JSONResponse(_out(record))
         raw_version = _single_params(request).get("version", "")
-        version = _whole_number(raw_version)
+        version = whole_number(raw_version)
         if raw_version and version is None:
             raise BadRequest("version must be a whole number", {"version": "not a number"})
         await self._run(self.records.delete, actor, entity, record_id, version)
@@ -243,7 +244,7 @@ class Api:
         self.records.compiled(entity)
         record_id = self._id(request)
         raw = str(request.path_params["user_id"])
-        user_id = _whole_number(raw)
+        user_id = whole_number(raw)
         if user_id is None or not 0 < user_id <= MAX_ID:
             raise NotFound(f"no user {raw[:40]!r}")
         members = await self._run(self.records.remove_team_member, actor, entity, record_id,
@@ -312,7 +313,7 @@ def _optional_id(value: Any, key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = _whole_number(value)
+        value = whole_number(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise Invalid(f"{key} must be a positive whole number", {key: "not an id"})
     return value
@@ -323,13 +324,6 @@ def _flag(params: dict[str, str], key: str) -> bool:
     if raw not in ("true", "false", "1", "0"):
         raise BadRequest(f"{key} must be true or false", {key: "must be true or false"})
     return raw in ("true", "1")
-
-
-def _whole_number(raw: str) -> int | None:
-    """`raw` as a non-negative int, or None; only ASCII digits ("²".isdigit() is True)."""
-    if not raw or len(raw) > 20 or not (raw.isascii() and raw.isdigit()):
-        return None
-    return int(raw)
 
 
 def _check_unicode(data: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from engine.runtime.errors import BadRequest, Forbidden, NotFound, RecordError
 from engine.runtime.records import Records
 from engine.runtime.users import Users
 from engine.web.i18n import N_
+from engine.web.numbers import whole_number
 from engine.web.pages.board import MAX_ID
 from engine.web.ui import Ui
 from engine.web.viewer import Viewer, require_viewer
@@ -99,11 +100,11 @@ class AccessAdmin:
             subject = found.actor()
         if not self.model.has_entity(question.entity):
             raise NotFound(NO_ENTITY)
-        if not (question.id.isascii() and question.id.isdigit()) or len(question.id) > 19 \
-                or not 0 < int(question.id) <= MAX_ID:
+        record_id = whole_number(question.id, 19)
+        if record_id is None or not 0 < record_id <= MAX_ID:
             raise BadRequest(BAD_ID, {"id": BAD_ID})
         try:
             return explain_access(self.records, asker, subject, question.entity,
-                                  int(question.id))
+                                  record_id)
         except NotFound:
             raise NotFound(NO_RECORD) from None

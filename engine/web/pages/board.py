@@ -33,6 +33,7 @@ from engine.runtime.records.aggregate import GroupTotals, grouped_totals
 from engine.runtime.records.query import Condition, ListQuery, SortKey
 from engine.types import FieldType
 from engine.web.i18n import N_
+from engine.web.numbers import whole_number
 from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
@@ -274,9 +275,10 @@ class Board(PageFamily):
 
 
 def _version(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    version = whole_number(raw, 18)
+    if version is None:
         raise BadRequest("version must be a whole number", {"version": "is not a number"})
-    return int(raw)
+    return version
 
 
 def _localize(entity: Entity, message: str, language: str) -> str:

@@ -23,6 +23,7 @@ from engine.runtime.records.formulas import RECORD_KEY
 from engine.runtime.records.query import parse_list_params
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
+from engine.web.numbers import whole_number
 from engine.web.pages.fields import active_user, entity_of, find_users, link_target, titles
 from engine.web.pages.widgets import FormModel, SectionView, State, Typed, Widget, posted_lists
 from engine.web.ui import PageFamily
@@ -314,12 +315,8 @@ def first_value(posted: dict[str, list[str]], key: str) -> str | None:
 
 def whole(raw: str | None) -> int | None:
     """A positive whole number from a form, or None."""
-    if raw is None:
-        return None
-    raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or int(raw) <= 0:
-        return None
-    return int(raw)
+    number = whole_number(raw.strip() if raw is not None else None, 18)
+    return number if number else None
 
 
 def _t(viewer: Viewer, message: str) -> str:

@@ -22,6 +22,7 @@ from engine.metadata.roles import Scope
 from engine.runtime.errors import BadRequest, Conflict
 from engine.runtime.records.query import ListQuery, Page, SortKey, parse_list_params
 from engine.web.auth import read_form
+from engine.web.numbers import whole_number
 from engine.web.pages.fields import entity_of
 from engine.web.pages.lists import (
     NOTICES,
@@ -148,8 +149,9 @@ class Trash(PageFamily):
 
 
 def _version(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+    version = whole_number(raw, 12)
+    if version is None:
         raise BadRequest("the form lost the record's version; reload the page",
                          {"version": "must be a whole number"})
-    return int(raw)
+    return version
 
