@@ -30,7 +30,7 @@ run: $(INSTALLED)
 	mkdir -p data
 	$(BIN)/crm migrate
 	$(BIN)/crm demo --if-empty
-	@echo 'Sign in at http://$(HOST):$(PORT)/login as admin, password metacrm-demo (set by crm demo).'
+	@echo "Sign in at http://$(HOST):$(PORT)/login (a new database: admin / metacrm-demo, set by crm demo)."
 	$(BIN)/crm serve --host $(HOST) --port $(PORT)
 
 pg:

@@ -136,7 +136,7 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
 @pass_ctx
 def demo(ctx: Context, size: int, if_empty: bool) -> None:
     """Fill the database with realistic demo data (English and Chinese)."""
-    from engine.runtime.demo import DEMO_PASSWORD, fill_demo, is_empty
+    from engine.runtime.demo import DEMO_PASSWORD, existing_data, fill_demo
     from engine.runtime.users import Users
 
     model = ctx.model()
@@ -144,11 +144,14 @@ def demo(ctx: Context, size: int, if_empty: bool) -> None:
     try:
         apply_plan(engine, model)
         records = Records(engine, model)
-        if not is_empty(records):
+        found = existing_data(records)
+        if found:
+            held = ", ".join(f"{n} {what}" for what, n in found.items())
             if if_empty:
-                click.echo("demo: the database already has data; left as it is")
+                click.echo(f"demo: the database already has data ({held}); kept as it is, "
+                           "no demo data added")
                 return
-            fail("the database already has data; demo data goes into a new database")
+            fail(f"the database already has data ({held}); demo data goes into a new database")
         users = Users(engine, records.schema)
         result = fill_demo(records, users, size=size,
                            progress=lambda step: click.echo(f"demo: {step}…"))

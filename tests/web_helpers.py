@@ -17,7 +17,7 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def sign_in(client: TestClient, name: str = "admin", password: str = "admin-password",
+def sign_in(client: httpx.Client, name: str = "admin", password: str = "admin-password",
             next_url: str = "") -> httpx.Response:
     """Open /login, then send its form; returns the answer to the POST (not followed)."""
     page = client.get("/login")  # signed in already, this follows on to the dashboard

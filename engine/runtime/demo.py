@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from engine.metadata.model import Entity
 from engine.runtime.access import SYSTEM, Actor
-from engine.runtime.org import seed_org
+from engine.runtime.org import DEPARTMENT, seed_org
 from engine.runtime.records import Records
 from engine.runtime.users import User, Users
 
@@ -34,14 +34,31 @@ class DemoResult:
     counts: dict[str, int]
 
 
-def is_empty(records: Records) -> bool:
-    """True when no entity table holds a record and no user exists yet."""
+def existing_data(records: Records) -> dict[str, int]:
+    """What a database holds beyond what the engine seeds itself: users, and records per entity.
+
+    The departments that `crm migrate` seeds from config/org.yaml are the engine's (created by
+    the system, no user), so a migrated database with only those is still empty: {}.
+    """
+    found: dict[str, int] = {}
     with records.engine.connect() as conn:
-        if conn.execute(select(func.count()).select_from(records.users)).scalar_one():
-            return False
-        return not any(
-            conn.execute(select(records.schema.table(e).c.id).limit(1)).first()
-            for e in records.model.entity_names)
+        users = conn.execute(select(func.count()).select_from(records.users)).scalar_one()
+        if users:
+            found["users"] = int(users)
+        for name in records.model.entity_names:
+            table = records.schema.table(name)
+            query = select(func.count()).select_from(table)
+            if name == DEPARTMENT:
+                query = query.where(table.c.created_by.is_not(None))
+            count = conn.execute(query).scalar_one()
+            if count:
+                found[name] = int(count)
+    return found
+
+
+def is_empty(records: Records) -> bool:
+    """True when no user exists and no record was made by anyone but the engine's seeding."""
+    return not existing_data(records)
 
 
 def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
@@ -65,7 +82,8 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
         return result.ids
 
     say("departments")
-    if not seed_org(records):
+    seed_org(records)  # `crm migrate` may have seeded config/org.yaml already; then it is kept
+    if not _departments_by_kind(records):
         hq = bulk(SYSTEM, "department", [{"name": "Headquarters", "code": "HQ",
                                           "kind": "headquarters"}])[0]
         regions = bulk(SYSTEM, "department", [
