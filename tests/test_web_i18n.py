@@ -26,17 +26,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def ui_messages() -> dict[str, list[str]]:
-    """msgid → where it is used: `_()` in templates, `_()`/`N_()` in engine/web/*.py."""
+    """msgid → where it is used: `_()` in templates, `_()`/`N_()` in engine/web, `msg()` in
+    engine/."""
     found: dict[str, list[str]] = {}
     templates = extract_from_dir(
         str(REPO / "ui_templates"), method_map=[("**.html", "jinja2.ext:babel_extract")],
         options_map={"**.html": {"extensions": "jinja2.ext.i18n"}})
     for name, line, message, _comments, _context in templates:
         found.setdefault(str(message), []).append(f"ui_templates/{name}:{line}")
-    code = extract_from_dir(str(REPO / "engine" / "web"), method_map=[("**.py", "python")],
-                            keywords={"_": None, "N_": None})
+    # Server messages: _() and N_() in the web code, msg() (engine/messages.py) anywhere.
+    code = extract_from_dir(str(REPO / "engine"), method_map=[("**.py", "python")],
+                            keywords={"_": None, "N_": None, "msg": None})
     for name, line, message, _comments, _context in code:
-        found.setdefault(str(message), []).append(f"engine/web/{name}:{line}")
+        found.setdefault(str(message), []).append(f"engine/{name}:{line}")
     return found
 
 

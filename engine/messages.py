@@ -1,0 +1,116 @@
+"""Server messages: an id (the English template, as gettext msgids are) with parameters,
+rendered in the reader's language only at the edge (a page, an API answer, the CLI).
+
+A `Message` is a `str` holding its English rendering, so code that logs, joins or compares
+messages keeps working; the edge asks `localize()` for the reader's language, which uses the
+id and the parameters, never the English text.
+
+>>> m = msg("must be at least %(min)s", min=0)
+>>> m, m.id, dict(m.params)
+('must be at least 0', 'must be at least %(min)s', {'min': 0})
+>>> localize(m, lambda s: {"must be at least %(min)s": "不能小于 %(min)s"}[s], "zh-CN")
+'不能小于 0'
+>>> localize("plain text", lambda s: s, "zh-CN")
+'plain text'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
+
+Gettext = Callable[[str], str]
+
+
+class Localized(Protocol):
+    """Text that carries its own translations (a YAML label): `get("zh-CN")`."""
+
+    def get(self, locale: str = ...) -> str: ...
+
+
+class Message(str):
+    """A message id with parameters; as a `str`, its English rendering.
+
+    Parameters may be plain values, other messages (rendered in the same language), or
+    labels from config (their own translation is used).
+    """
+
+    id: str
+    params: Mapping[str, Any]
+
+    def __new__(cls, message_id: str, params: Mapping[str, Any] | None = None) -> Message:
+        frozen = MappingProxyType(dict(params or {}))
+        self = super().__new__(cls, _fill(message_id, frozen, _english, "en"))
+        self.id = message_id
+        self.params = frozen
+        return self
+
+    def render(self, gettext: Gettext, language: str) -> str:
+        return _fill(gettext(self.id), self.params, gettext, language)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Message, (self.id, dict(self.params)))
+
+
+class LabelMessage(Message):
+    """A message written in config with its own translations (a validation rule's message)."""
+
+    label: Localized
+
+    def __new__(cls, label: Localized) -> LabelMessage:
+        self = str.__new__(cls, label.get("en"))
+        self.id = label.get("en")
+        self.params = MappingProxyType({})
+        self.label = label
+        return self
+
+    def render(self, gettext: Gettext, language: str) -> str:
+        return self.label.get(language)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LabelMessage, (self.label,))
+
+
+def msg(message_id: str, /, **params: Any) -> Message:
+    """Mark a server message for the catalogs (the extraction keyword) and give it values."""
+    return Message(message_id, params)
+
+
+def localize(text: str, gettext: Gettext, language: str) -> str:
+    """`text` in `language`: a Message is rendered from its id; other text is shown as it is
+    (names, values a user typed, messages from outside the engine)."""
+    if isinstance(text, Message):
+        return text.render(gettext, language)
+    return str(text)
+
+
+def joined(parts: list[Message], separator: str = "; ") -> Message:
+    """Several messages for one place, kept as one message that renders each part."""
+    if len(parts) == 1:
+        return parts[0]
+    keys = [f"m{i}" for i in range(len(parts))]
+    return Message(separator.join(f"%({k})s" for k in keys), dict(zip(keys, parts, strict=True)))
+
+
+def _english(message_id: str) -> str:
+    return message_id
+
+
+def _fill(template: str, params: Mapping[str, Any], gettext: Gettext, language: str) -> str:
+    if not params:
+        return template
+    shown = {k: _param(v, gettext, language) for k, v in params.items()}
+    try:
+        return template % shown
+    except (KeyError, ValueError, TypeError):  # a translation with a broken placeholder
+        return template
+
+
+def _param(value: Any, gettext: Gettext, language: str) -> Any:
+    if isinstance(value, Message):
+        return value.render(gettext, language)
+    get = getattr(value, "get", None)
+    if callable(get) and hasattr(value, "texts"):  # a Label from config
+        return get(language)
+    return value
