@@ -140,6 +140,18 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "board-on-text": (
         "entity: deal\nfields:\n  name: {type: text, board: true}\n",
         ["3:22: fields.name.board does not fit a text field"]),
+    "search-on-a-number-or-choice": (
+        "entity: deal\nfields:\n  name: {type: text, search: true}\n"
+        "  seats: {type: integer, search: true}\n"
+        "  stage: {type: choice, options: [a], search: false}\n",
+        ["4:26: fields.seats.search does not fit an integer field: only text, textarea, "
+         "email, phone and url fields can be searched",
+         "5:39: fields.stage.search does not fit a choice field: only text, textarea, "
+         "email, phone and url fields can be searched"]),
+    "search-on-a-computed-field": (
+        "entity: deal\nfields:\n  name: {type: text}\n"
+        "  code: {type: text, formula: 'UPPER(name)', search: true}\n",
+        ["4:46: fields.code.search does not fit a computed field (it has a formula)"]),
     "to-on-text": (
         "entity: deal\nfields:\n  name: {type: text, to: account}\n",
         ["3:22: fields.name.to does not fit a text field"]),
@@ -461,6 +473,7 @@ fields:
   tags: {type: multichoice, options: [a, b], default: 'a, b'}
   code: {type: text, default: 12345, unique: true}
   old_new: {type: text, renamed_from: old_name}
+  mail: {type: email, search: true}
 """)
     model = cfg.load()
     assert model.entity_names == ("account", "deal")
@@ -468,7 +481,7 @@ fields:
     assert model.config_dir == "config"
     deal = model.entity("deal")
     assert deal.field_names == ("amount", "name", "stage", "account", "seats", "since", "tags",
-                                "code", "old_new")
+                                "code", "old_new", "mail")
     assert deal.title == "name"  # the first text field, as no title is given
     assert deal.area == "sales"
     assert deal.loc == SourceLoc("config/entities/deal.yaml", 1, 9)
@@ -489,6 +502,7 @@ fields:
     assert deal.field("account").target == "account"
     assert deal.field("since").default == "2025-03-31"
     assert deal.field("code").unique is True
+    assert deal.field("mail").search and not name.search
     old_new = deal.field("old_new")
     assert old_new.renamed_from == "old_name"
     assert old_new.loc_of("renamed_from") == SourceLoc("config/entities/deal.yaml", 18, 39)
@@ -525,6 +539,9 @@ def test_the_shipped_config_loads() -> None:
     stage = opportunity.field("stage")
     assert stage.board and stage.options[0] == "prospecting"
     assert opportunity.field("account").to == "account"
+    assert [f.name for f in model.entity("contact").fields if f.search] == [
+        "email", "phone", "mobile"]
+    assert model.entity("account").field("city").search
     for entity in model.entities:
         assert entity.label.get("zh") != entity.label.get("en"), entity.name
         for f in entity.fields:

@@ -30,11 +30,11 @@ _NOT_WITH_FORMULA = ("required", "unique", "index", "default", "renamed_from")
 COMPUTABLE = frozenset(FieldType) - LINK_TYPES - {FieldType.MULTICHOICE}
 # Which options fit which field type, beyond the common ones.
 _TYPE_KEYS: dict[FieldType, frozenset[str]] = {
-    FieldType.TEXT: frozenset({"max_length"}),
-    FieldType.TEXTAREA: frozenset({"max_length"}),
-    FieldType.EMAIL: frozenset({"max_length"}),
-    FieldType.PHONE: frozenset({"max_length"}),
-    FieldType.URL: frozenset({"max_length"}),
+    FieldType.TEXT: frozenset({"max_length", "search"}),
+    FieldType.TEXTAREA: frozenset({"max_length", "search"}),
+    FieldType.EMAIL: frozenset({"max_length", "search"}),
+    FieldType.PHONE: frozenset({"max_length", "search"}),
+    FieldType.URL: frozenset({"max_length", "search"}),
     FieldType.INTEGER: frozenset({"min", "max"}),
     FieldType.DECIMAL: frozenset({"min", "max"}),
     FieldType.MONEY: frozenset({"min", "max"}),
@@ -75,7 +75,10 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
     ftype = FieldType(spec["type"])
     allowed = _COMMON_KEYS | _TYPE_KEYS[ftype]
     for key in spec:
-        if key not in allowed:
+        if key == "search" and ftype not in TEXT_TYPES:
+            error([key], f".search does not fit {a_type(ftype)}: only text, textarea, email, "
+                  "phone and url fields can be searched", key=True)
+        elif key not in allowed:
             error([key], f".{key} does not fit {a_type(ftype)}", key=True)
     if ftype in (FieldType.CHOICE, FieldType.MULTICHOICE):
         if "options" not in spec:
@@ -97,6 +100,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
             if key in spec:
                 error([key], f".{key} does not fit a computed field (it has a formula)",
                       key=True)
+    if spec.get("search") and "formula" in spec:
+        error(["search"], ".search does not fit a computed field (it has a formula)", key=True)
     if ftype is FieldType.REFERENCE and "to" not in spec:
         error([], ": a reference field needs 'to'")
     if spec.get("unique") and ftype in _NOT_UNIQUE:
@@ -132,6 +137,7 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         unique=bool(spec.get("unique", False)),
         index=bool(spec.get("index", False)),
         board=bool(spec.get("board", False)),
+        search=bool(spec.get("search", False)),
         help=Label.of(spec["help"], "") if "help" in spec else None,
         default=default,
         max_length=spec.get("max_length"),

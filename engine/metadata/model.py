@@ -10,6 +10,7 @@ from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
 from engine.metadata.labels import Label
 from engine.metadata.roles import DEFAULT_ROLES, Roles
+from engine.metadata.settings import SiteSettings
 from engine.types import FieldType
 
 
@@ -23,6 +24,8 @@ class Field:
     unique: bool = False
     index: bool = False
     board: bool = False
+    search: bool = False
+    """Matched by global search (text-like fields only)."""
     help: Label | None = None
     default: str | int | float | bool | None = None
     max_length: int | None = None
@@ -197,6 +200,8 @@ class Model:
     roles: Roles = DEFAULT_ROLES
     org: tuple[OrgUnit, ...] = ()
     forms: tuple[Form, ...] = ()
+    settings: SiteSettings = SiteSettings()
+    """config/settings.yaml (the defaults when there is none)."""
 
     @cached_property
     def _forms(self) -> dict[str, Form]:
