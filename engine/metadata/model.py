@@ -10,7 +10,6 @@ from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
 from engine.metadata.labels import Label
 from engine.metadata.roles import DEFAULT_ROLES, Roles
-from engine.metadata.settings import SiteSettings
 from engine.types import FieldType
 
 
@@ -200,8 +199,6 @@ class Model:
     roles: Roles = DEFAULT_ROLES
     org: tuple[OrgUnit, ...] = ()
     forms: tuple[Form, ...] = ()
-    settings: SiteSettings = SiteSettings()
-    """config/settings.yaml (the defaults when there is none)."""
 
     @cached_property
     def _forms(self) -> dict[str, Form]:
