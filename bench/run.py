@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import access_list, add_field, api_list, bulk_insert, formula
+from bench import access_list, add_field, api_list, bulk_insert, formula, pages
 from bench.env import now_text
 from bench.report import Section, load, save
 
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     formula.NAME: lambda a, say: formula.run(a.rows, say),
     access_list.NAME: lambda a, say: access_list.run(a.rows, say, a.requests),
     access_list.NAME_PG: lambda a, say: access_list.run_pg(a.rows, say, a.requests),
+    pages.NAME: lambda a, say: pages.run(a.rows, say),
 }
 
 
