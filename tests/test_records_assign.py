@@ -14,7 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from engine.cli import main
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
-from tests.access_helpers import departments, place, user
+from engine.runtime.records.assign import assign_outcome
+from tests.access_helpers import departments, place, user, write_roles
 from tests.conftest import CONFIG, Env
 
 
@@ -110,6 +111,97 @@ def test_manager_assigns_within_the_tree(org: Org) -> None:
     out = assign(org, org.manager, acc["id"], owner=org.u3.id)
     assert (out["record"]["owner_id"], out["record"]["department_id"]) == (
         org.u3.id, org.d["SY"])
+
+
+def test_manager_may_not_hand_a_record_to_another_region(org: Org) -> None:
+    """department_tree assign scope: the target must be in the manager's tree (NORTH)."""
+    acc = place(org.env, "account", {"name": "a"}, owner=org.u1)  # BJ, under NORTH
+    with pytest.raises(Invalid) as info:  # u2 is in the East region
+        assign(org, org.manager, acc["id"], owner=org.u2.id)
+    assert set(info.value.fields) == {"owner"}
+    with pytest.raises(Invalid) as info:
+        assign(org, org.manager, acc["id"], department=org.d["EAST"])
+    assert set(info.value.fields) == {"department"}
+    with pytest.raises(Invalid) as info:  # a user of the tree, booked in another region
+        assign(org, org.manager, acc["id"], owner=org.u3.id, department=org.d["HH"])
+    assert set(info.value.fields) == {"department"}
+    assert org.owner_dept("account", acc["id"]) == (org.u1.id, org.d["BJ"])
+    for target in ({"owner": org.manager.id}, {"department": org.d["SY"]},
+                   {"owner": org.u3.id, "department": org.d["NORTH"]}):
+        assign(org, org.manager, acc["id"], **target)
+    assert org.owner_dept("account", acc["id"]) == (org.u3.id, org.d["NORTH"])
+
+
+def test_assign_scope_department_and_own(make_env: Any, config_dir: Any) -> None:
+    """department: myself, users of my department and my department; own: only myself.
+    What stays as it is (the same owner or department) is not checked."""
+    write_roles(config_dir, "roles:\n  admin: {admin: true}\n"
+                "  dept: {entities: {account: {read: all, assign: department}}}\n"
+                "  mine: {entities: {account: {read: all, assign: own}}}\n")
+    env = make_env(config_dir)
+    d = departments(env)
+    boss = user(env, "boss", "dept", department=d["NORTH"])
+    me = user(env, "me", "mine", department=d["BJ"])
+    peer = user(env, "peer", "mine", department=d["NORTH"])
+    below = user(env, "below", "mine", department=d["BJ"])
+    r = env.records
+    acc = place(env, "account", {"name": "a"}, owner=boss, department=d["HH"])
+    for target in ({"owner": below.id, "department": None},
+                   {"owner": None, "department": d["BJ"]}):
+        with pytest.raises(Invalid):
+            r.assign(boss, "account", acc["id"], **target)
+    # booked in Hamburg, and it stays there: only the new owner is checked
+    r.assign(boss, "account", acc["id"], owner=peer.id, department=d["HH"])
+    assert (r.get(SYSTEM, "account", acc["id"])["owner_id"]) == peer.id
+    mine = place(env, "account", {"name": "b"}, owner=me)
+    for target in ({"owner": below.id, "department": None},
+                   {"owner": None, "department": d["NORTH"]}):
+        with pytest.raises(Invalid):
+            r.assign(me, "account", mine["id"], **target)
+    r.assign(me, "account", mine["id"], owner=None, department=d["BJ"])
+
+
+def test_assign_outcome_is_a_dry_run(org: Org) -> None:
+    """assign_outcome checks the target like assign and tells whether the record stays in
+    sight, changing nothing."""
+    acc = place(org.env, "account", {"name": "a"}, owner=org.manager)
+    assert assign_outcome(org.env.records, org.manager, "account", acc["id"], owner=org.u3.id,
+                          department=None) is True
+    out = assign(org, org.manager, acc["id"], owner=org.u3.id)
+    assert out["visible"] is True and out["record"]["name"] == "a"
+    opp = place(org.env, "opportunity", {"name": "deal", "account": acc["id"]},
+                owner=org.manager)
+    # sales_manager reads opportunities of the tree; an HQ department is outside it
+    assert assign_outcome(org.env.records, org.admin, "opportunity", opp["id"],
+                          owner=None, department=org.d["HQ"]) is True
+    with pytest.raises(Invalid):  # HQ is above the manager's tree
+        assign_outcome(org.env.records, org.manager, "opportunity", opp["id"], owner=None,
+                       department=org.d["HQ"])
+    assert assign_outcome(org.env.records, org.manager, "opportunity", opp["id"],
+                          owner=org.u1.id, department=None) is True
+    assert org.owner_dept("opportunity", opp["id"])[0] == org.manager.id  # dry run only
+
+
+def test_assign_to_oneself_leaving_the_department_of_sight(make_env: Any,
+                                                           config_dir: Any) -> None:
+    """read: own, assign: all — giving the record to a department hides it from the giver."""
+    write_roles(config_dir, "roles:\n  admin: {admin: true}\n"
+                "  giver: {entities: {account: {read: own, update: own, assign: all}}}\n")
+    env = make_env(config_dir)
+    d = departments(env)
+    giver = user(env, "giver", "giver", department=d["BJ"])
+    acc = place(env, "account", {"name": "secret name"}, owner=giver)
+    r = env.records
+    assert assign_outcome(r, giver, "account", acc["id"], owner=None,
+                          department=d["SH"]) is False
+    assert assign_outcome(r, giver, "account", acc["id"], owner=giver.id,
+                          department=d["SH"]) is True
+    out = r.assign(giver, "account", acc["id"], owner=None, department=d["SH"])
+    assert out["visible"] is False
+    assert out["record"] == {"id": acc["id"], "version": acc["version"] + 1,
+                             "owner_id": None, "department_id": d["SH"]}
+    with pytest.raises(NotFound):
+        r.get(giver, "account", acc["id"])
 
 
 def test_assign_with_a_stale_version_conflicts(org: Org) -> None:

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Table, insert, or_, select, update
 
+from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.runtime.access import SYSTEM, Actor
+from engine.runtime.access.assignable import out_of_scope, readable_with
 from engine.runtime.audit import dump_value, write_audit
 from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound, stale_version
 
@@ -38,27 +40,27 @@ def resolve_target(conn: Connection, records: Records, owner: int | None,
     """Check that the user is active and the department is a live record; 422 otherwise."""
     errors: dict[str, str] = {}
     if owner is None and department is None:
-        raise Invalid("say who the record goes to",
-                      {"owner": "give a user id, or a department id"})
+        raise Invalid(msg("say who the record goes to"),
+                      {"owner": msg("give a user id, or a department id")})
     dept_of_owner: int | None = None
     if owner is not None:
         u = records.users
         row = conn.execute(select(u.c.department_id).where(
             u.c.id == owner, u.c.active.is_(True))).first()
         if row is None:
-            errors["owner"] = f"no active user with id {owner}"
+            errors["owner"] = msg("no active user with id %(id)s", id=owner)
         else:
             dept_of_owner = row[0]
     if department is not None:
         if not records.model.has_entity("department"):
-            errors["department"] = "there is no department entity in config"
+            errors["department"] = msg("there is no department entity in config")
         else:
             d = records.schema.table("department")
             if conn.execute(select(d.c.id).where(d.c.id == department,
                                                  d.c.deleted_at.is_(None))).first() is None:
-                errors["department"] = f"no department with id {department}"
+                errors["department"] = msg("no department with id %(id)s", id=department)
     if errors:
-        raise Invalid("the assignment is not valid", errors)
+        raise Invalid(msg("the assignment is not valid"), errors)
     return Target(owner, department if department is not None else dept_of_owner)
 
 
@@ -67,7 +69,9 @@ def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
            version: int | None = None) -> dict[str, Any]:
     """Give one record (and its configured children) to `owner` and/or `department`.
 
-    Returns {"record": the record as the actor sees it, "cascaded": {entity: count}}.
+    Returns {"record": the record as the actor sees it, "cascaded": {entity: count},
+    "visible": whether the actor still sees it (if not, "record" holds only its id, version,
+    owner and department)}.
     """
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "read")
@@ -78,6 +82,7 @@ def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
         if version is not None and old["version"] != version:
             raise stale_version(entity, record_id, old["version"], version)
         target = resolve_target(conn, records, owner, department)
+        _check_scope(conn, records, actor, c.entity, owner, department, old)
         moved = _move(conn, records, actor, c.table, entity, [record_id], target, now)
         cascaded: dict[str, int] = {}
         if moved:
@@ -89,7 +94,37 @@ def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
                     cascaded[cascade.entity] = _move(conn, records, actor, child.table,
                                                      cascade.entity, ids, target, now)
         row = records.fetch(conn, SYSTEM, c, record_id)
-    return {"record": records.row_out(actor, c, row), "cascaded": cascaded}
+        visible = readable_with(conn, records.policy, actor, c.entity, record_id,
+                                row["owner_id"], row["department_id"])
+    # Handed out of the actor's sight: the answer names the record, never its fields.
+    out = records.row_out(actor, c, row) if visible else {
+        k: row[k] for k in ("id", "version", "owner_id", "department_id")}
+    return {"record": out, "cascaded": cascaded, "visible": visible}
+
+
+def assign_outcome(records: Records, actor: Actor, entity: str, record_id: int, *,
+                   owner: int | None, department: int | None) -> bool:
+    """What assigning would do, without doing it: raises what `assign` would raise about
+    the record and the target; returns whether the actor would still see the record."""
+    c = records.compiled(entity)
+    records.policy.require(actor, c.entity, "read")
+    with records.engine.connect() as conn:
+        old = records.fetch(conn, actor, c, record_id)
+        records.allowed(conn, actor, c, record_id, "assign")
+        target = resolve_target(conn, records, owner, department)
+        _check_scope(conn, records, actor, c.entity, owner, department, old)
+        return readable_with(conn, records.policy, actor, c.entity, record_id,
+                             target.owner_id, target.department_id)
+
+
+def _check_scope(conn: Connection, records: Records, actor: Actor, entity: Entity,
+                 owner: int | None, department: int | None, old: dict[str, Any]) -> None:
+    """422 when the target is outside the departments the actor may assign to."""
+    problems = out_of_scope(conn, records.policy, actor, entity, owner=owner,
+                            department=department, current_owner=old["owner_id"],
+                            current_department=old["department_id"])
+    if problems:
+        raise Invalid(msg("you may not assign this record there"), dict(problems))
 
 
 def _children(conn: Connection, records: Records, actor: Actor, parent: Entity,
@@ -147,16 +182,16 @@ def transfer_owned(records: Records, actor: Actor, from_user: int, to_user: int,
     Returns {entity: records moved}. Only administrators may do this.
     """
     if not records.policy.is_admin(actor):
-        raise Forbidden("only an administrator may transfer a user's records")
+        raise Forbidden(msg("only an administrator may transfer a user's records"))
     if from_user == to_user:
-        raise BadRequest("a user cannot transfer records to themselves",
-                         {"to": "choose another user"})
+        raise BadRequest(msg("a user cannot transfer records to themselves"),
+                         {"to": msg("choose another user")})
     now = records.clock()
     moved: dict[str, int] = {}
     with records.writer.begin() as conn:
         u = records.users
         if conn.execute(select(u.c.id).where(u.c.id == from_user)).first() is None:
-            raise NotFound(f"no user with id {from_user}")
+            raise NotFound(msg("no user with id %(id)s", id=from_user))
         target = resolve_target(conn, records, to_user, None)
         for e in records.model.entities:
             t = records.compiled(e.name).table
