@@ -13,7 +13,8 @@ and Jinja: the same session cookie checked with one query, then
 - `GET /hand/opportunity/<id>`: one opportunity with every field the detail page shows, its
   20 newest activities and their count, its team and its audit history.
 
-Both render autoescaped Jinja templates and format numbers and dates with Babel.
+Both render autoescaped Jinja templates and format numbers, money (in the currency of
+config/settings.yaml) and dates with Babel.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import hashlib
 import json
 import os
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, FileSystemLoader
+from ruamel.yaml import YAML
 from sqlalchemy import Engine, func, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -66,8 +69,18 @@ SCORE_TERMS = ('CASE(budget, "confirmed", 30, "estimated", 15, 0)',
                'CASE(timeline, "this_quarter", 20, "this_year", 10, 0)')
 
 
-def _money(value: Any) -> str:
-    return "" if value is None else format_decimal(value, format="#,##0.00", locale="en")
+def _currency(config: Path) -> str:
+    """config/settings.yaml's `currency` (the engine's pages show amounts in it)."""
+    path = config / "settings.yaml"
+    settings = YAML(typ="safe").load(path.read_text()) if path.exists() else None
+    return str((settings or {}).get("currency", "CNY"))
+
+
+def _money_in(currency: str) -> Any:
+    def money(value: Any) -> str:
+        return "" if value is None else format_currency(value, currency, locale="en")
+
+    return money
 
 
 def _number(value: Any) -> str:
@@ -148,8 +161,8 @@ class HandPages:
                          .outerjoin(department, department.c.id == t.c.department_id))
             .where(t.c.deleted_at.is_(None)))
         env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
-        env.filters.update(money=_money, number=_number, date=_date, datetime=_datetime,
-                           choice=_choice)
+        env.filters.update(money=_money_in(_currency(Path(config))), number=_number,
+                           date=_date, datetime=_datetime, choice=_choice)
         self.list_template = env.get_template("list.html")
         self.detail_template = env.get_template("detail.html")
 
