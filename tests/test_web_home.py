@@ -1,4 +1,5 @@
-"""The dashboard and the global search (engine/web/home.py), and the layout around them."""
+"""The dashboard (engine/web/home.py) and the layout around it; the global search is in
+tests/test_web_search.py."""
 
 from __future__ import annotations
 
@@ -41,20 +42,6 @@ def test_every_input_has_a_label(pages: TestClient) -> None:
         assert not unlabelled, path
         for i in ids:
             assert f'for="{i}"' in html, (path, i)
-
-
-def test_search_finds_titles_of_every_entity(env: Env, pages: TestClient) -> None:
-    actor = env.admin.actor()
-    acme = env.records.create(actor, "account", {"name": "Acme Rockets"})
-    env.records.create(actor, "account", {"name": "Globex"})
-    env.records.create(actor, "contact", {"full_name": "Ann Acmeson", "account": acme["id"]})
-    sign_in(pages)
-    page = pages.get("/search", params={"q": "acme"}).text
-    assert f'href="/e/account/{acme["id"]}">Acme Rockets<' in page
-    assert "Ann Acmeson" in page and "Globex" not in page
-    none = pages.get("/search", params={"q": "<b>zzz"}).text
-    assert "Nothing matches “&lt;b&gt;zzz”." in none
-    assert 'value="&lt;b&gt;zzz"' in none  # the box keeps what was typed, as text
 
 
 def test_pages_use_only_local_scripts_and_styles(pages: TestClient) -> None:

@@ -31,6 +31,7 @@ from engine.web.pages.board import Board
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
 from engine.web.pages.records import RecordPages
+from engine.web.pages.search import Search
 from engine.web.pages.trash import Trash
 from engine.web.pages.tree import Tree
 from engine.web.ui import STATIC, Ui, wants_html
@@ -102,6 +103,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
 
     routes = [
         *Home(model, records, ui).routes(),
+        *Search(model, records, ui).routes(),
         *Trash(model, records, ui).routes(), *Lists(model, records, ui).routes(),
         *Board(model, records, ui).routes(), *Tree(model, records, ui).routes(),
         *AccessAdmin(model, records, users, ui).routes(),
