@@ -1,8 +1,10 @@
 // The pipeline board (ui_templates/board.html): drag a card to another column, or use the
-// card's "Move to" form. Either way the card's form is posted with the CSRF header; the
-// server answers with the card as it now is (with the error written on it when the move was
-// refused) and every column's totals. The card then goes to the column of its value, which
-// puts a refused card back where it was.
+// card's "Move" menu. Either way the move is posted with the CSRF header; the server answers
+// with the card as it now is and every column's totals. A refused move comes back with the
+// reason written on the card, or with a small form asking for what the move needs (a lost
+// reason): the card waits in the column it was dropped on until that form is sent (the move
+// and the values are saved together) or cancelled (the card goes back). The card always ends
+// in the column of its value, which puts a refused card back where it was.
 (function () {
   "use strict";
 
@@ -29,7 +31,7 @@
   }
 
   function showError(card, text) {
-    var old = card.querySelector(".board-error");
+    var old = card.querySelector(":scope > .board-error");
     if (old) {
       old.remove();
     }
@@ -37,8 +39,7 @@
     p.className = "board-error";
     p.setAttribute("role", "alert");
     p.textContent = text; // text, never HTML
-    var form = card.querySelector("form");
-    card.insertBefore(p, form);
+    card.appendChild(p);
     card.classList.add("refused");
   }
 
@@ -49,22 +50,26 @@
     }
   }
 
-  function move(card, value) {
-    var form = card.querySelector("form.board-move");
-    if (!form) {
-      return;
+  function focusMenu(card) {
+    var summary = card.querySelector(".board-menu > summary");
+    if (summary) {
+      summary.focus();
     }
+  }
+
+  // Post `form` (the card's move form, or its prompt) with `value` as the new column.
+  function send(card, form, value) {
     var origin = card.getAttribute("data-value");
     var focused = card.contains(document.activeElement);
     var data = new URLSearchParams(new FormData(form));
     data.set("value", value);
     place(card, value); // at once; the answer puts it back if refused
     card.setAttribute("aria-busy", "true");
-    var send = Object.assign({}, headers, {
+    var extra = Object.assign({}, headers, {
       "HX-Request": "true",
       "Content-Type": "application/x-www-form-urlencoded",
     });
-    fetch(form.action, {method: "POST", body: data, headers: send, credentials: "same-origin"})
+    fetch(form.action, {method: "POST", body: data, headers: extra, credentials: "same-origin"})
       .then(function (response) {
         return response.text().then(function (html) {
           apply(card, origin, response.ok, html, focused);
@@ -75,6 +80,13 @@
         place(card, origin);
         showError(card, board.getAttribute("data-network-error"));
       });
+  }
+
+  function move(card, value) {
+    var form = card.querySelector("form.board-move");
+    if (form) {
+      send(card, form, value);
+    }
   }
 
   function apply(card, origin, ok, html, focused) {
@@ -90,10 +102,19 @@
     if (fresh) {
       var node = document.importNode(fresh, true);
       card.replaceWith(node);
+      var prompt = node.querySelector("form.board-prompt");
+      if (prompt) {
+        // Asked for more: wait in the column the card is going to.
+        place(node, prompt.getAttribute("data-target"));
+        var first = prompt.querySelector("input:not([type=hidden]), select, textarea");
+        if (first) {
+          first.focus();
+        }
+        return;
+      }
       place(node, node.getAttribute("data-value"));
-      var select = node.querySelector("select");
-      if (select && focused) {
-        select.focus();
+      if (focused) {
+        focusMenu(node);
       }
       return;
     }
@@ -103,6 +124,16 @@
       var orphan = doc.querySelector("[data-board-orphan]");
       showError(card, orphan ? orphan.textContent : board.getAttribute("data-network-error"));
     }
+  }
+
+  function cancel(card) {
+    var prompt = card.querySelector("form.board-prompt");
+    if (prompt) {
+      prompt.remove();
+    }
+    card.classList.remove("refused");
+    place(card, card.getAttribute("data-value"));
+    focusMenu(card);
   }
 
   board.addEventListener("dragstart", function (event) {
@@ -152,27 +183,59 @@
     column.classList.remove("drop-target");
     if (value && value !== card.getAttribute("data-value")) {
       move(card, value);
+    } else if (value && card.querySelector("form.board-prompt")) {
+      cancel(card); // dropped back where it came from
     }
   });
 
   board.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!form.classList.contains("board-move")) {
+    var card = form.closest(".board-card");
+    if (!card) {
       return;
     }
-    event.preventDefault();
-    var card = form.closest(".board-card");
-    var value = form.querySelector("select").value;
-    if (value && value !== card.getAttribute("data-value")) {
-      move(card, value);
+    if (form.classList.contains("board-move")) {
+      event.preventDefault();
+      var value = form.querySelector("select").value;
+      if (value && value !== card.getAttribute("data-value")) {
+        move(card, value);
+      }
+    } else if (form.classList.contains("board-prompt")) {
+      event.preventDefault();
+      send(card, form, form.getAttribute("data-target"));
     }
   });
 
-  // The "only my records" box applies at once when ticked.
-  var mine = document.querySelector(".board-filters input[name=mine]");
-  if (mine) {
-    mine.addEventListener("change", function () {
-      mine.form.submit();
+  board.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-board-cancel]");
+    if (button) {
+      cancel(button.closest(".board-card"));
+    }
+  });
+
+  // Escape closes a card's open menu, or cancels its prompt.
+  board.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") {
+      return;
+    }
+    var card = event.target.closest && event.target.closest(".board-card");
+    if (!card) {
+      return;
+    }
+    var menu = card.querySelector(".board-menu[open]");
+    if (menu && menu.contains(event.target)) {
+      menu.open = false;
+      focusMenu(card);
+    } else if (card.querySelector("form.board-prompt")) {
+      cancel(card);
+    }
+  });
+
+  // The filters apply at once when changed.
+  document.querySelectorAll(".board-filters select, .board-filters input[name=mine]")
+    .forEach(function (input) {
+      input.addEventListener("change", function () {
+        input.form.requestSubmit ? input.form.requestSubmit() : input.form.submit();
+      });
     });
-  }
 })();
