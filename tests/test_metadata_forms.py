@@ -83,6 +83,55 @@ def test_form_errors_say_where(config_dir: Path, text: str, expected: str) -> No
     assert errors == [f"{config_dir / 'forms' / 'broken.yaml'}:{expected}"]
 
 
+def test_shipped_pickers_show_context_and_narrow_by_the_form() -> None:
+    model = load_model(CONFIG)
+    assert model.form("contact").picker == ("account", "email")
+    assert model.form("account").picker == ("city",)
+    assert model.form("product").picker == ("code", "family")  # default: list columns
+    for entity, name in (("contact", "reports_to"), ("opportunity", "primary_contact")):
+        ff = next(f for f in model.form(entity).fields if f.name == name)
+        assert ff.picker_filter == "account = $record.account"
+        assert ff.picker_filter_compiled is not None
+        assert ff.picker_filter_compiled.references == {("account",), ("$record", "account")}
+
+
+PICKER_FILTER = ("form: contact\nsections:\n  - fields:\n"
+                 "      - {field: %s, picker_filter: '%s'}\n")
+
+
+@pytest.mark.parametrize(("field", "formula", "expected"), [
+    ("reports_to", "acount = $record.account",
+     "4:44: formula 1:1: unknown field 'acount'; did you mean 'account'?"),
+    ("reports_to", "account = $record.acount",
+     "4:44: formula 1:19: unknown field 'acount' on $record; did you mean 'account'?"),
+    ("reports_to", "account.name = $record.account.name",
+     "4:44: formula 1:16: $record is read as $record or $record.<field of contact> only"),
+    ("reports_to", "reports_to.$record = account",
+     "4:44: formula 1:1: $record is read as $record or $record.<field of contact> only"),
+    ("reports_to", "ISCHANGED(account)",
+     "4:44: formula 1:1: ISCHANGED cannot run in the database, so this formula can't be "
+     "filtered or sorted on"),
+    ("reports_to", "account",
+     "4:44: formula 1:1: this formula gives a reference, but a boolean is needed here"),
+    ("full_name", "account = $record.account",
+     "4:43: picker_filter fits only a reference field; 'full_name' is text"),
+])
+def test_picker_filter_errors_say_where(config_dir: Path, field: str, formula: str,
+                                        expected: str) -> None:
+    errors = errors_of(config_dir, "contact.yaml", PICKER_FILTER % (field, formula))
+    assert errors == [f"{config_dir / 'forms' / 'contact.yaml'}:{expected}"]
+
+
+def test_picker_fields_and_record_outside_a_picker_filter(config_dir: Path) -> None:
+    errors = errors_of(config_dir, "contact.yaml", "form: contact\npicker: [acount]\n")
+    assert errors == [f"{config_dir / 'forms' / 'contact.yaml'}:2:10: no field 'acount' of "
+                      "contact (did you mean 'account'?)"]
+    errors = errors_of(config_dir, "contact.yaml", "form: contact\nsections:\n  - fields:\n"
+                       "      - {field: title, hidden: '$record.account = account'}\n")
+    assert errors == [f"{config_dir / 'forms' / 'contact.yaml'}:4:32: formula 1:1: "
+                      "unknown field '$record'"]
+
+
 def test_two_forms_for_one_entity(config_dir: Path) -> None:
     errors = errors_of(config_dir, "zz.yaml", "form: lead\n")
     assert len(errors) == 1

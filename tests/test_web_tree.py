@@ -6,6 +6,7 @@ from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from engine.metadata import load_model
@@ -68,7 +69,11 @@ def test_contacts_drawn_by_reports_to(env: Env) -> None:
     cto = contact(env, acme, "Tech lead", title="CTO", buying_role="influencer", influence=3,
                   reports_to=ceo)
     dev = contact(env, acme, "Developer", buying_role="user", influence=1, reports_to=cto)
-    buyer = contact(env, acme, "Buyer", buying_role="buyer", reports_to=outside)
+    buyer = contact(env, acme, "Buyer", buying_role="buyer")
+    # written before contact.yaml's rule (same account) existed: stored data may still hold it
+    t = env.records.schema.table("contact")
+    with env.engine.begin() as conn:
+        conn.execute(update(t).where(t.c.id == buyer).values(reports_to=outside))
     loner = contact(env, acme, "Loner")
     response = browser(env).get(f"/e/account/{acme}/tree/contact")
     assert response.status_code == 200

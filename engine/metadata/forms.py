@@ -10,23 +10,36 @@ sections:
   - label: {en: Outcome, zh: 结果}
     fields:
       - {field: lost_reason, hidden: 'AND(stage <> "lost", ISBLANK(lost_reason))'}
+      - {field: primary_contact, picker_filter: 'account = $record.account'}
 related:
   - {entity: activity, columns: [subject, kind, due_at, status]}
 ```
 
 An entity without a form file gets a default layout: every field in one section, the title
 and a few more fields as list columns, and every entity that points to it as a related list.
+
+`picker:` names the fields shown beside a record's title in the pickers that choose it (by
+default the first two list columns after the title). A reference field's `picker_filter` is
+a condition on the records its picker offers first; `$record.x` is the value of field x in
+the form being filled.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.formula import FormulaError, FType, compile_formula
+from engine.formula import (
+    CompiledFormula,
+    EntityScope,
+    FieldSpec,
+    FormulaError,
+    FType,
+    compile_formula,
+)
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.formulas import scope_of
 from engine.metadata.labels import Label
-from engine.metadata.model import Entity, Form, FormField, RelatedList, Section
+from engine.metadata.model import Entity, Field, Form, FormField, RelatedList, Section
 from engine.metadata.yamlio import PathPart, YamlDoc
 from engine.types import FieldType
 
@@ -34,6 +47,9 @@ from engine.types import FieldType
 LIST_ENGINE_COLUMNS = ("owner", "department", "created_at", "updated_at")
 DEFAULT_LIST_SIZE = 6
 DEFAULT_RELATED_COLUMNS = 4
+DEFAULT_PICKER_SIZE = 2
+RECORD_PARAM = "$record"
+"""In a picker_filter, the record of the form being filled."""
 _NOT_IN_LISTS = (FieldType.TEXTAREA, FieldType.MULTICHOICE)
 
 
@@ -64,13 +80,21 @@ def build_form(doc: YamlDoc, entities: list[Entity], errors: list[ConfigError]) 
                     errors.append(doc.error(["sections", i, "fields", j],
                                             f"field {f.name!r} is already on this form"))
                 seen.add(f.name)
+    picker = default_picker(entity, columns)
+    if "picker" in data:
+        picker = tuple(data["picker"])
+        for i, name in enumerate(picker):
+            if not entity.has_field(name):
+                hint = did_you_mean(name, entity.field_names)
+                errors.append(doc.error(["picker", i], f"no field {name!r} of {entity.name}"
+                                                       f"{hint}"))
     related = default.related
     if "related" in data:
         related = tuple(r for r in (_related(doc, entity, by_name, i, spec, errors)
                                     for i, spec in enumerate(data["related"])) if r)
     if len(errors) > before:
         return None
-    return Form(entity.name, columns, sections, related, doc.file)
+    return Form(entity.name, columns, sections, related, doc.file, picker)
 
 
 def default_form(entity: Entity, entities: list[Entity]) -> Form:
@@ -82,7 +106,14 @@ def default_form(entity: Entity, entities: list[Entity]) -> Form:
         for e in entities for f in e.stored_fields
         if f.type is FieldType.REFERENCE and f.to == entity.name and e.name != entity.name)
     section = Section(None, tuple(FormField(f.name) for f in entity.fields), 2)
-    return Form(entity.name, tuple(listed[:DEFAULT_LIST_SIZE]), (section,), related)
+    columns = tuple(listed[:DEFAULT_LIST_SIZE])
+    return Form(entity.name, columns, (section,), related, picker=default_picker(entity, columns))
+
+
+def default_picker(entity: Entity, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The first list columns after the title that are fields of the entity."""
+    names = [n for n in columns if n != entity.title and entity.has_field(n)]
+    return tuple(names[:DEFAULT_PICKER_SIZE])
 
 
 def _default_columns(e: Entity, via: str) -> tuple[str, ...]:
@@ -112,8 +143,13 @@ def _section(doc: YamlDoc, entity: Entity, entities: list[Entity], i: int,
             continue
         compiled = {key: _condition(doc, [*where, key], entity, entities, item[key], errors)
                     for key in ("hidden", "readonly") if key in item}
+        narrowing = None
+        if "picker_filter" in item:
+            narrowing = _picker_filter(doc, [*where, "picker_filter"], entity, entities,
+                                       entity.field(name), item["picker_filter"], errors)
         fields.append(FormField(name, item.get("hidden"), item.get("readonly"),
-                                compiled.get("hidden"), compiled.get("readonly")))
+                                compiled.get("hidden"), compiled.get("readonly"),
+                                item.get("picker_filter"), narrowing))
     label = Label.of(spec["label"], "") if "label" in spec else None
     return Section(label, tuple(fields), int(spec.get("columns", 2)))
 
@@ -125,6 +161,40 @@ def _condition(doc: YamlDoc, where: list[PathPart], entity: Entity, entities: li
     except FormulaError as exc:
         errors.append(doc.error(where, f"formula {exc.line}:{exc.col}: {exc.message}"))
         return None
+
+
+def _picker_filter(doc: YamlDoc, where: list[PathPart], entity: Entity,
+                   entities: list[Entity], f: Field, source: str,
+                   errors: list[ConfigError]) -> CompiledFormula | None:
+    """A reference field's picker_filter: a condition on the target entity that the database
+    can run, reading the form's record only as `$record` or `$record.<field>`."""
+    target = f.target if f.type is not FieldType.USER else None
+    if target is None or not any(e.name == target for e in entities):
+        errors.append(doc.error(where, f"picker_filter fits only a reference field; "
+                                       f"{f.name!r} is {f.type}"))
+        return None
+    try:
+        compiled = compile_formula(source, picker_scope(entities, target, entity.name),
+                                   FType.BOOLEAN)
+        for path, line, col in compiled.reference_sites():
+            if RECORD_PARAM in path[1:] or (path[0] == RECORD_PARAM and len(path) > 2):
+                raise FormulaError(f"{RECORD_PARAM} is read as {RECORD_PARAM} or "
+                                   f"{RECORD_PARAM}.<field of {entity.name}> only", line, col)
+        if compiled.sql_problem is not None:
+            raise compiled.sql_problem
+    except FormulaError as exc:
+        errors.append(doc.error(where, f"formula {exc.line}:{exc.col}: {exc.message}"))
+        return None
+    return compiled
+
+
+def picker_scope(entities: list[Entity], target: str, form_entity: str) -> EntityScope:
+    """The scope of a picker_filter: the fields of `target`, and `$record`, the record of
+    the form (of `form_entity`) being filled."""
+    base = scope_of(entities, target)
+    specs = {name: dict(fields) for name, fields in base.entities.items()}
+    specs[target][RECORD_PARAM] = FieldSpec(FType.REFERENCE, target=form_entity)
+    return EntityScope(specs, target)
 
 
 def _related(doc: YamlDoc, entity: Entity, by_name: dict[str, Entity], i: int,

@@ -10,6 +10,7 @@ from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
 from engine.metadata.labels import Label
 from engine.metadata.roles import DEFAULT_ROLES, Roles
+from engine.metadata.settings import SiteSettings
 from engine.types import FieldType
 
 
@@ -23,6 +24,11 @@ class Field:
     unique: bool = False
     index: bool = False
     board: bool = False
+    closed: tuple[str, ...] = ()
+    """Choice options that end the work on a record (a won or lost deal, a done activity);
+    a record holding another option is open."""
+    calendar: bool = False
+    """A date or datetime the record is scheduled for (the home page's "due this week")."""
     search: bool = False
     """Matched by global search (text-like fields only)."""
     help: Label | None = None
@@ -87,6 +93,8 @@ class Validation:
     message: Label
     loc: SourceLoc
     compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
+    field: str | None = None
+    """The field whose input the message is about (shown beside it), if the rule names one."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,11 @@ class FormField:
     readonly: str | None = None
     hidden_compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
     readonly_compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
+    picker_filter: str | None = None
+    """A condition on the records a reference picker offers first; `$record.x` reads the
+    value of field x in the form being filled."""
+    picker_filter_compiled: CompiledFormula | None = field(default=None, compare=False,
+                                                           repr=False)
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,8 @@ class Form:
     sections: tuple[Section, ...]
     related: tuple[RelatedList, ...] = ()
     source: str | None = None
+    picker: tuple[str, ...] = ()
+    """Fields shown beside a record's title in the pickers that choose it (its context)."""
 
     @property
     def fields(self) -> tuple[FormField, ...]:
@@ -199,6 +214,8 @@ class Model:
     roles: Roles = DEFAULT_ROLES
     org: tuple[OrgUnit, ...] = ()
     forms: tuple[Form, ...] = ()
+    settings: SiteSettings = SiteSettings()
+    """config/settings.yaml (the defaults when there is none)."""
 
     @cached_property
     def _forms(self) -> dict[str, Form]:

@@ -9,33 +9,36 @@ form again, with each problem beside its field and what was typed kept.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from engine.messages import msg
 from engine.metadata.model import Entity
-from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound, RecordError
+from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
 from engine.runtime.records.formulas import RECORD_KEY
-from engine.runtime.records.query import parse_list_params
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
 from engine.web.numbers import whole_number
-from engine.web.pages.fields import active_user, entity_of, find_users, link_target, titles
+from engine.web.pages.fields import active_user, entity_of, link_target, titles
+from engine.web.pages.pickers import OTHERS, SUGGESTED, Hit, Pickers, include_for
 from engine.web.pages.widgets import FormModel, SectionView, State, Typed, Widget, posted_lists
 from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
-PICK_LIMIT = 10
 MAX_QUERY = 200
 # Pickers outside a record's own fields (the assign and team forms): name -> what it picks.
 PSEUDO_PICKS = {"_owner": "user", "_department": "department", "_member": "user"}
 PSEUDO_LABELS = {"_owner": N_("Owner"), "_department": N_("Department"),
                  "_member": N_("User")}
 
+_RECORD_PAGE = re.compile(r"/e/[a-z][a-z0-9_]*/[0-9]+")
 NEW_TITLE = N_("New %(entity)s")
 EDIT_TITLE = N_("Edit %(entity)s")
 
@@ -109,7 +112,8 @@ class FormPages(PageFamily):
             try:
                 created = self.records.create(actor, entity.name,
                                               fm.submitted(typed, ev.states, creating=True))
-                return next_url or f"/e/{entity.name}/{created['id']}"
+                return after_save(next_url, f"/e/{entity.name}/{created['id']}",
+                                  "created", entity.name)
             except Invalid as exc:
                 errors, status = exc.fields, 422
             except Conflict as exc:
@@ -134,8 +138,8 @@ class FormPages(PageFamily):
         next_url = safe_next(first_value(posted, "next")) or ""
         version = whole(first_value(posted, "version")) if saving else None
         if saving and version is None:  # without it the save could overwrite a change unseen
-            raise BadRequest("the form did not say which version of the record it changes",
-                             {"version": "is not a number"})
+            raise BadRequest(msg("the form did not say which version of the record it changes"),
+                             {"version": msg("is not a number")})
         errors: dict[str, str] = {}
         status, stale, conflict = 200, False, ""
         ev = fm.evaluate(stored, typed)
@@ -144,7 +148,8 @@ class FormPages(PageFamily):
                 self.records.update(actor, entity.name, record_id,
                                     fm.submitted(typed, ev.states, creating=False),
                                     version if version is not None else stored["version"])
-                return next_url or f"/e/{entity.name}/{record_id}"
+                return after_save(next_url, f"/e/{entity.name}/{record_id}", "saved",
+                                  entity.name)
             except Invalid as exc:
                 errors, status = exc.fields, 422
             except Conflict as exc:
@@ -171,24 +176,12 @@ class FormPages(PageFamily):
         shown = {w.name for s in view.sections for w in s.widgets if w.state != "hidden"}
         out: list[str] = []
         for key, message in errors.items():
-            text = self._rule_text(fm.entity, message, viewer.language)
             if key == RECORD_KEY:
-                out.append(text)
+                out.append(message)
             elif key not in shown:
-                label = fm.entity.field(key).label.get(viewer.language) \
-                    if fm.entity.has_field(key) else key
-                out.append(f"{label}: {text}")
-        for s in view.sections:
-            for w in s.widgets:
-                if w.error:
-                    w.error = self._rule_text(fm.entity, w.error, viewer.language)
+                label = fm.entity.field(key).label if fm.entity.has_field(key) else key
+                out.append(msg("%(field)s: %(problem)s", field=label, problem=message))
         return out
-
-    @staticmethod
-    def _rule_text(entity: Entity, message: str, language: str) -> str:
-        """A validation rule's message in the viewer's language (the service gives English)."""
-        by_english = {v.message.get("en"): v.message.get(language) for v in entity.validations}
-        return "; ".join(by_english.get(part, part) for part in message.split("; "))
 
     # -- live preview ------------------------------------------------------------------
 
@@ -237,9 +230,10 @@ class FormPages(PageFamily):
         entity = entity_of(self.model, request.path_params["entity"])
         name = request.path_params["field"]
         text = request.query_params.get("q", "").strip()[:MAX_QUERY]
-        hits = await run_in_threadpool(self._hits, viewer, entity, name, text)
+        posted = posted_lists(list(request.query_params.multi_items()))
+        hits = await run_in_threadpool(self._hits, viewer, entity, name, text, posted)
         return self.ui.page(request, "picker.html", {
-            "hits": hits, "name": name, "q": text,
+            "hits": hits, "name": name, "q": text, "groups": (SUGGESTED, OTHERS),
             "choose_url": f"/e/{entity.name}/pick/{name}/choose"})
 
     def _target(self, viewer: Viewer, entity: Entity, name: str) -> str:
@@ -249,26 +243,22 @@ class FormPages(PageFamily):
         mask = self.records.policy.mask(viewer.user.actor(), entity)
         target = link_target(entity.field(name)) if entity.has_field(name) else None
         if target is None or name in mask.hidden:
-            raise NotFound(f"no field {name!r} of {entity.name} to pick from")
+            raise NotFound(msg("no field '%(field)s' of %(entity)s to pick from", field=name,
+                                   entity=entity.name))
         return target
 
-    def _hits(self, viewer: Viewer, entity: Entity, name: str,
-              text: str) -> list[tuple[int, str]]:
+    def _hits(self, viewer: Viewer, entity: Entity, name: str, text: str,
+              posted: dict[str, list[str]]) -> list[Hit]:
         target = self._target(viewer, entity, name)
+        pickers = Pickers(self.model, self.records)
+        actor = viewer.user.actor()
+        if name == "_owner":
+            return pickers.assignable_users(actor, entity, text)
+        if name == "_department":
+            return pickers.assignable_departments(actor, entity, text)
         if target == "user":
-            return find_users(self.records, text, PICK_LIMIT)
-        if not self.model.has_entity(target):
-            return []
-        other = self.model.entity(target)
-        params = {"page_size": str(PICK_LIMIT), "sort": other.title}
-        if text:
-            params[f"{other.title}__contains"] = text
-        try:
-            page = self.records.list_records(viewer.user.actor(), target,
-                                             parse_list_params(other, params))
-        except RecordError:  # not readable, or a title that cannot be searched
-            return []
-        return [(int(r["id"]), str(r.get(other.title) or f"#{r['id']}")) for r in page.items]
+            return pickers.users(text)
+        return pickers.references(actor, viewer.language, entity, name, text, posted)
 
     async def choose(self, request: Request) -> Response:
         """The picker widget holding the record `id` (or nothing), if the viewer may read it;
@@ -285,7 +275,8 @@ class FormPages(PageFamily):
                 chosen: int | None) -> Widget:
         target = self._target(viewer, entity, name)
         w = Widget(name=name, label="", kind="picker",
-                   pick_url=f"/e/{entity.name}/pick/{name}")
+                   pick_url=f"/e/{entity.name}/pick/{name}",
+                   pick_include=include_for(self.model, entity, name))
         if chosen is None:
             return w
         if target == "user":
@@ -306,6 +297,25 @@ def picker_label(name: str) -> str:
 async def read_posted(request: Request) -> dict[str, list[str]]:
     async with request.form() as form:
         return posted_lists([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
+
+
+def after_save(next_url: str, detail: str, done: str, what: str) -> str:
+    """Where a saved form goes, telling the page to show its notice (`done`): the record's
+    page, or `next` when the form was given one. Only a record's page (`/e/<entity>/<id>`)
+    shows notices, so another `next` is left as it is.
+
+    >>> after_save("", "/e/contact/7", "created", "contact")
+    '/e/contact/7?done=created'
+    >>> after_save("/e/account/3", "/e/contact/7", "created", "contact")
+    '/e/account/3?done=created&what=contact'
+    >>> after_save("/e/contact?account=3", "/e/contact/7", "created", "contact")
+    '/e/contact?account=3'
+    """
+    if not next_url:
+        return f"{detail}?done={done}"
+    if _RECORD_PAGE.fullmatch(next_url):
+        return f"{next_url}?" + urlencode({"done": done, "what": what})
+    return next_url
 
 
 def first_value(posted: dict[str, list[str]], key: str) -> str | None:

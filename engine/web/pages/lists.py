@@ -19,12 +19,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from engine.messages import by_field, msg
 from engine.metadata import Model
 from engine.metadata.model import Entity
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.records import Records
+from engine.runtime.records.permitted import permitted_ids
 from engine.runtime.records.query import Condition, ListQuery, Page
 from engine.runtime.views import (
     HAS,
@@ -38,6 +40,7 @@ from engine.runtime.views import (
 from engine.types import NUMERIC_TYPES, TEXT_TYPES, FieldType
 from engine.web.auth import read_form
 from engine.web.i18n import N_, translations
+from engine.web.pages.assigning import AWAY, away_notice
 from engine.web.pages.fields import entity_of
 from engine.web.pages.table import Column, Row, build_rows, visible_columns
 from engine.web.ui import PageFamily, Ui
@@ -96,6 +99,11 @@ class ListView:
     page_count: int = 1
     can_create: bool = False
     can_delete: bool = False
+    can_update: bool = False
+    editable: frozenset[int] = frozenset()
+    """Ids of the rows the viewer may edit (the policy's update predicate, one query)."""
+    deletable: frozenset[int] = frozenset()
+    """Ids of the rows the viewer may delete."""
     link_index: int = 0
     """The column whose value links to the record: the title's, else the first."""
     status: int = 200
@@ -125,6 +133,11 @@ class ListView:
     def query(self) -> str:
         """The state to save as a view (without the page number)."""
         return state_query(self.params, drop=("page",))
+
+    @property
+    def row_actions(self) -> bool:
+        """Whether the table has a column of per-row actions (some row may have one)."""
+        return self.can_update or self.can_delete
 
     @property
     def filtered(self) -> bool:
@@ -159,7 +172,11 @@ class Lists(PageFamily):
                                     status_code=303)
         view = await run_in_threadpool(self.load, viewer, entity, raw)
         notice_key = request.query_params.get("notice", "")
-        context = {"list": view, "notice": NOTICES.get(notice_key), "notice_key": notice_key,
+        notice = NOTICES.get(notice_key)
+        if notice is None and AWAY.match(notice_key):  # after assigning out of sight
+            notice = await run_in_threadpool(away_notice, self.model, self.records,
+                                             viewer.user.actor(), viewer.language, notice_key)
+        context = {"list": view, "notice": notice, "notice_key": notice_key,
                    "results_id": RESULTS_ID,
                    "page_sizes": PAGE_SIZES, "formula_label": _FORMULA_LABEL}
         headers = {"Vary": "HX-Request, HX-Target"}
@@ -177,6 +194,7 @@ class Lists(PageFamily):
         view = ListView(entity, entity.plural.get(language), clean_params(raw))
         view.can_create = policy.scope(actor, entity.name, "create") is not Scope.NONE
         view.can_delete = policy.scope(actor, entity.name, "delete") is not Scope.NONE
+        view.can_update = policy.scope(actor, entity.name, "update") is not Scope.NONE
         columns = visible_columns(self.records, actor, entity)
         view.link_index = link_index(entity, columns)
         gettext = translations()[language].gettext
@@ -192,6 +210,9 @@ class Lists(PageFamily):
             view.page = page
             view.rows = build_rows(self.records, actor, entity, columns, page.items,
                                    viewer.language)
+            ids = [row.id for row in view.rows]
+            view.editable = permitted_ids(self.records, actor, entity.name, ids, "update")
+            view.deletable = permitted_ids(self.records, actor, entity.name, ids, "delete")
             view.page_count = max(1, math.ceil(page.total / page.page_size))
             view.pages = page_numbers(page.page, view.page_count)
         view.headers = headers(view, columns, state, language)
@@ -233,8 +254,8 @@ class Lists(PageFamily):
         try:  # the formula too, which SavedViews does not compile
             self.query_of(actor, entity, parse_state(entity, dict(parse_qsl(query))))
         except BadRequest as exc:
-            raise Invalid("the view is not valid", {"query": "; ".join(
-                f"{k}: {v}" for k, v in exc.fields.items()) or exc.message}) from None
+            raise Invalid(msg("the view is not valid"), {
+                "query": by_field(exc.fields) if exc.fields else exc.message}) from None
         return self.views.save(viewer.user.id, entity, name, query)
 
     async def delete_view(self, request: Request) -> Response:

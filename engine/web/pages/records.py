@@ -21,18 +21,22 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from engine.formula import FormulaError, sum_terms
+from engine.messages import joined, localize, msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
-from engine.runtime.errors import Conflict, Forbidden, RecordError
+from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError
 from engine.runtime.records import Records
+from engine.runtime.records.assign import assign_outcome
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.records.team import TEAM_ACCESS
 from engine.runtime.values import ValueProblem
 from engine.types import FieldType
 from engine.web.i18n import N_
+from engine.web.pages.assigning import AssignOrder
 from engine.web.pages.fields import Display, Shown, entity_of, link_target
 from engine.web.pages.forms import first_value, read_posted, whole
+from engine.web.pages.recycled import recycled_page, restorable
 from engine.web.pages.widgets import FormModel, Widget
 from engine.web.ui import PageFamily, Ui
 from engine.web.viewer import Viewer, require_viewer
@@ -46,7 +50,8 @@ ENGINE_LABELS = {"owner_id": N_("Owner"), "department_id": N_("Department"),
                  "team": N_("Team")}
 ACCESS_LABELS = {"read": N_("Can read"), "edit": N_("Can edit")}
 NOTICES = {"assigned": N_("The record was assigned."),
-           "team": N_("The team was updated.")}
+           "team": N_("The team was updated."),
+           "saved": N_("Changes saved.")}
 STALE = N_("Someone else changed this record after you opened it. Nothing was changed.")
 
 
@@ -133,9 +138,27 @@ class RecordPages(PageFamily):
         viewer = require_viewer(request)
         entity = entity_of(self.model, request.path_params["entity"])
         record_id = int(request.path_params["record_id"])
-        view = await run_in_threadpool(self._detail, viewer, entity, record_id)
-        notice = NOTICES.get(request.query_params.get("done", ""), "")
+        try:
+            view = await run_in_threadpool(self._detail, viewer, entity, record_id)
+        except NotFound:  # in the recycle bin? said only to those who may restore it
+            binned = await run_in_threadpool(restorable, self.records, viewer, entity,
+                                             record_id)
+            if binned is None:
+                raise
+            return await run_in_threadpool(recycled_page, self.ui, self.records, request,
+                                           viewer, entity, binned)
+        notice = self._notice(entity, request.query_params.get("done", ""),
+                              request.query_params.get("what", ""))
         return self.ui.page(request, "detail.html", {"d": view, "notice": notice})
+
+    def _notice(self, entity: Entity, done: str, what: str) -> str:
+        """`?done=` after a redirect → its notice (a fixed set: nothing typed is echoed).
+        `created` names the kind of record made: `what`, when the form returned to another
+        record's page (a related list's "Add"), else this page's entity."""
+        if done == "created":
+            made = self.model.entity(what) if what and self.model.has_entity(what) else entity
+            return msg("%(entity)s created.", entity=made.label)
+        return NOTICES.get(done, "")
 
     def _page(self, request: Request, viewer: Viewer, entity: Entity, record_id: int,
               error: str, status: int) -> Response:
@@ -201,8 +224,9 @@ class RecordPages(PageFamily):
                                              int(record["id"]), f.name)
         except RecordError:
             return item
-        terms = tuple((str(t["formula"]), display.show(f, t["value"]))
-                      for t in explained["terms"])
+        # Each answer in words ("Budget: Confirmed"), in the viewer's language; not the formula.
+        terms = tuple((localize(t["answers"], display.gettext, viewer.language),
+                       display.show(f, t["value"])) for t in explained["terms"])
         return Item(item.name, item.label, item.shown, terms)
 
     def _related(self, viewer: Viewer, parent: Entity, record_id: int,
@@ -306,14 +330,26 @@ class RecordPages(PageFamily):
         viewer = require_viewer(request)
         entity = entity_of(self.model, request.path_params["entity"])
         record_id = int(request.path_params["record_id"])
-        posted = await read_posted(request)
-        owner = whole(first_value(posted, "_owner"))
-        department = whole(first_value(posted, "_department"))
-        version = whole(first_value(posted, "version"))
+        order = AssignOrder.of(await read_posted(request))
         return await run_in_threadpool(
             self._act, request, viewer, entity, record_id, "assigned",
-            lambda: self.records.assign(viewer.user.actor(), entity.name, record_id,
-                                        owner=owner, department=department, version=version))
+            lambda: self._assign(request, viewer, entity, record_id, order))
+
+    def _assign(self, request: Request, viewer: Viewer, entity: Entity, record_id: int,
+                order: AssignOrder) -> Response | None:
+        """Assign; first, when the record would leave the viewer's sight, the page again with
+        a warning to confirm; after such an assignment, the list with a notice."""
+        actor = viewer.user.actor()
+        if not order.confirmed and not assign_outcome(
+                self.records, actor, entity.name, record_id, owner=order.owner,
+                department=order.department):
+            return self.ui.page(request, "detail.html", {
+                "d": self._detail(viewer, entity, record_id), "away": order})
+        done = self.records.assign(actor, entity.name, record_id, owner=order.owner,
+                                   department=order.department, version=order.version)
+        if done["visible"]:
+            return None
+        return RedirectResponse(f"/e/{entity.name}?notice={order.away_key()}", status_code=303)
 
     async def add_member(self, request: Request) -> Response:
         viewer = require_viewer(request)
@@ -344,7 +380,7 @@ class RecordPages(PageFamily):
         """Run an action; back to the page with a notice, or the page with the problem
         (a 404 or 403 is the error page, as for any request)."""
         try:
-            run()
+            answer = run()
         except Conflict as exc:
             stale = exc.fields.get("version") == "stale"
             return self._page(request, viewer, entity, record_id,
@@ -352,8 +388,10 @@ class RecordPages(PageFamily):
         except RecordError as exc:
             if exc.status in (403, 404):
                 raise
-            problems = "; ".join(f"{v}" for v in exc.fields.values()) or exc.message
+            problems = joined(list(exc.fields.values())) if exc.fields else exc.message
             return self._page(request, viewer, entity, record_id, problems, exc.status)
+        if isinstance(answer, Response):
+            return answer
         return RedirectResponse(f"/e/{entity.name}/{record_id}?done={done}", status_code=303)
 
 

@@ -21,6 +21,7 @@ from engine.runtime.records import Records
 from engine.runtime.values import ValueProblem
 from engine.types import FieldType
 from engine.web.pages.fields import Display, link_target
+from engine.web.pages.pickers import include_for
 
 State = Literal["shown", "hidden", "readonly"]
 Typed = dict[str, str | list[str]]
@@ -56,6 +57,8 @@ class Widget:
     state: State = "shown"
     conditional: bool = False
     pick_url: str = ""
+    pick_include: str = ""
+    """Inputs of the form a picker sends along (`hx-include`): what its picker_filter reads."""
     min: str = ""
     max: str = ""
     max_length: int | None = None
@@ -268,6 +271,7 @@ class FormModel:
         target = link_target(f)
         if target is not None:
             w.pick_url = f"/e/{self.entity.name}/pick/{f.name}"
+            w.pick_include = include_for(self.model, self.entity, f.name)
             value = ev.values.get(f.name)
             if isinstance(value, int) and w.value == str(value):
                 w.display = self.display.title(target, value).text
@@ -287,8 +291,8 @@ def input_text(f: Field, value: Any, display: Display) -> str | list[str]:
     t = f.type
     if t is FieldType.MULTICHOICE:
         return [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    if t is FieldType.MONEY:
-        return display.fmt["money"](value)
+    if t is FieldType.MONEY:  # an input holds a plain number: no currency symbol
+        return display.fmt["number"](value, 2)
     if t in (FieldType.DECIMAL, FieldType.PERCENT):
         return display.fmt["number"](value)
     if t is FieldType.BOOLEAN:
