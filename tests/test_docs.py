@@ -50,6 +50,11 @@ def test_every_roles_and_org_key_is_documented() -> None:
     assert keys - _documented("access.md") == set()
 
 
+def test_every_settings_key_is_documented() -> None:
+    keys = set(schema("settings")["properties"])
+    assert keys and keys - _documented("configuration.md") == set()
+
+
 def test_every_shipped_role_is_documented() -> None:
     shipped = load_model(DOCS.parent / "config").roles.names
     assert set(shipped) - _documented("access.md") == set()

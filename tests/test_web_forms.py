@@ -243,7 +243,7 @@ def test_preview_computes_with_the_same_formulas_as_the_service(env: Env,
         "need": "urgent", "_state": ["lost_reason:hidden", "description:shown"]})
     assert answer.status_code == 200
     html = answer.text
-    assert re.search(r'<output id="computed-weighted"[^>]*hx-swap-oob="true">500\.00</output>',
+    assert re.search(r'<output id="computed-weighted"[^>]*hx-swap-oob="true">¥500\.00</output>',
                      html)
     assert re.search(r'id="computed-probability"[^>]*>50%<', html)
     assert re.search(r'id="computed-score"[^>]*>55<', html)
@@ -254,6 +254,19 @@ def test_preview_computes_with_the_same_formulas_as_the_service(env: Env,
     assert re.search(r'id="computed-weighted"[^>]*></output>', lost)  # bad input is blank
     assert '<div id="field-lost_reason" class="field" hx-swap-oob="true">' in lost
     assert '<select id="f-lost_reason" name="lost_reason"' in lost
+
+
+def test_money_inputs_hold_plain_numbers_and_computed_money_its_currency(
+        env: Env, pages: TestClient) -> None:
+    actor = env.admin.actor()
+    acme = env.records.create(actor, "account", {"name": "Acme"})
+    deal = env.records.create(actor, "opportunity", {
+        "name": "Deal", "account": acme["id"], "amount": "1234.5", "stage": "proposal"})
+    sign_in(pages)
+    page = pages.get(f"/e/opportunity/{deal['id']}/edit").text
+    amount = field_html(page, "amount")
+    assert 'name="amount" value="1,234.50"' in amount and "¥" not in amount
+    assert re.search(r'<output id="computed-weighted"[^>]*>¥617\.25</output>', page)  # 50%
 
 
 def test_preview_of_an_edit_reads_the_stored_record(env: Env, pages: TestClient) -> None:
@@ -269,7 +282,7 @@ def test_preview_of_an_edit_reads_the_stored_record(env: Env, pages: TestClient)
     html = pages.post("/e/opportunity/preview", data={
         "csrf_token": csrf_of(page), "record_id": str(deal["id"]),
         "_state": ["description:readonly", "lost_reason:hidden"]}).text
-    assert re.search(r'id="computed-weighted"[^>]*>2,000\.00<', html)
+    assert re.search(r'id="computed-weighted"[^>]*>¥2,000\.00<', html)
 
 
 def test_readonly_fields_cannot_be_changed_even_if_posted(env: Env,

@@ -88,13 +88,35 @@ def test_area_names_and_entity_labels_per_language() -> None:
 
 def test_numbers_money_and_dates_follow_the_locale() -> None:
     en, zh = formatters("en"), formatters("zh-CN")
-    assert en["money"](Decimal("1234567.5")) == "1,234,567.50"
+    assert en["money"](Decimal("1234567.5")) == "¥1,234,567.50"
     assert en["number"](1234567) == "1,234,567"
     assert en["percent"](Decimal("12.5")) == "12.5%"
     assert en["date"](date(2024, 3, 9)) == "Mar 9, 2024"
     assert zh["date"](date(2024, 3, 9)) == "2024年3月9日"
     assert "2024" in zh["datetime"](datetime(2024, 3, 9, 14, 5, tzinfo=UTC))
     assert en["money"](None) == "" and en["date"](None) == ""
+
+
+@pytest.mark.parametrize(("currency", "language", "value", "expected"), [
+    ("CNY", "en", Decimal("1234567.5"), "¥1,234,567.50"),  # not CLDR English's "CN¥"
+    ("CNY", "zh-CN", Decimal("1234567.5"), "¥1,234,567.50"),
+    ("CNY", "en", Decimal("-0.5"), "-¥0.50"),
+    ("CNY", "zh-CN", "1250", "¥1,250.00"),
+    ("USD", "zh-CN", Decimal("99.9"), "$99.90"),  # not CLDR Chinese's "US$"
+    ("GBP", "en", Decimal("1"), "£1.00"),
+    ("EUR", "en", Decimal("1234.5"), "€1,234.50"),  # no one country: the language's symbol
+    ("EUR", "zh-CN", Decimal("1234.5"), "€1,234.50"),
+    ("JPY", "en", Decimal("1234.4"), "￥1,234"),  # the yen has no minor unit
+])
+def test_money_shows_the_currency_for_the_locale(currency: str, language: str,
+                                                 value: object, expected: str) -> None:
+    assert formatters(language, currency)["money"](value) == expected
+
+
+def test_money_is_blank_for_no_value_and_numbers_keep_no_symbol() -> None:
+    fmt = formatters("zh-CN", "CNY")
+    assert fmt["money"](None) == "" and fmt["money"]("") == ""
+    assert fmt["number"](Decimal("1234.5"), 2) == "1,234.50"  # what a money input holds
 
 
 @pytest.mark.parametrize(("header", "expected"), [

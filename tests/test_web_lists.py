@@ -7,6 +7,7 @@ import html
 import re
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from engine.runtime.errors import Invalid, NotFound
 from engine.runtime.records import totals
 from engine.runtime.views import SavedViews, parse_state
 from tests.access_helpers import place, user
-from tests.conftest import Env
+from tests.conftest import Env, EnvFactory
 from tests.web_helpers import csrf_of, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -54,6 +55,31 @@ def acme(env: Env) -> int:
 # -- columns and values -----------------------------------------------------------------
 
 
+def test_money_shows_the_currency_in_each_language_and_the_api_keeps_decimals(
+        env: Env, acme: int) -> None:
+    deal = opp(env, "Big deal", acme, amount="1234567.5", stage="negotiation")
+    text = browser(env).get("/e/opportunity").text
+    assert '<td class="num" data-label="Amount">¥1,234,567.50</td>' in text
+    assert '<td class="num" data-label="Weighted amount">¥987,654.00</td>' in text  # 80%
+    env.users.set_locale(env.admin.id, "zh-CN")
+    zh = browser(env).get("/e/opportunity").text
+    assert '<td class="num" data-label="金额">¥1,234,567.50</td>' in zh
+    api = env.client(env.users.new_token("admin"))
+    assert api.get(f"/api/opportunity/{deal['id']}").json()["amount"] == "1234567.50"
+
+
+def test_the_currency_comes_from_config_settings(make_env: EnvFactory,
+                                                 config_dir: Path) -> None:
+    (config_dir / "settings.yaml").write_text("currency: USD\n", encoding="utf-8")
+    env = make_env(config_dir)
+    acme = env.records.create(env.admin.actor(), "account", {"name": "Acme"})
+    deal = opp(env, "Big deal", acme["id"], amount="2500", stage="proposal")
+    text = browser(env).get("/e/opportunity").text
+    assert '<td class="num" data-label="Amount">$2,500.00</td>' in text
+    assert "¥" not in text
+    assert "$2,500.00" in browser(env).get(f"/e/opportunity/{deal['id']}").text
+
+
 def test_list_shows_the_form_columns_with_formatted_values_and_links(env: Env,
                                                                       acme: int) -> None:
     deal = opp(env, "Big deal", acme, amount="1234567.5", stage="negotiation",
@@ -69,7 +95,7 @@ def test_list_shows_the_form_columns_with_formatted_values_and_links(env: Env,
     assert f'<a href="/e/account/{acme}">Acme</a>' in text  # the target's title, linked
     assert "1,234,567.50" in text and "987,654.00" in text  # money; weighted = 80%
     assert "Negotiation" in text and "Jan 5, 2025" in text
-    assert '<td>admin</td>' in text  # the owner's display name
+    assert '<td data-label="Owner">admin</td>' in text  # the owner's display name
     assert 'href="/e/opportunity/new"' in text
 
 
@@ -476,7 +502,7 @@ def _counting_records(env: Env, counting: Any) -> Any:
 def test_money_values_keep_their_decimals(env: Env, acme: int) -> None:
     deal = opp(env, "Exact", acme, amount="0.05")
     assert env.records.get(SYSTEM, "opportunity", deal["id"])["amount"] == Decimal("0.05")
-    assert ">0.05<" in browser(env).get("/e/opportunity").text
+    assert ">¥0.05<" in browser(env).get("/e/opportunity").text
 
 
 def test_a_multichoice_list_column_filters_by_one_option(make_env: Any,

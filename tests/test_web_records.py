@@ -31,9 +31,9 @@ def test_detail_shows_sections_with_values_formatted(env: Env, pages: TestClient
     sign_in(pages)
     page = pages.get(f"/e/opportunity/{deal['id']}").text
     assert "<h2>Deal</h2>" in page and "<h2>Qualification</h2>" in page
-    assert value_of(page, "amount") == "1,234,567.50"
+    assert value_of(page, "amount") == "¥1,234,567.50"
     assert value_of(page, "probability") == "80%"
-    assert value_of(page, "weighted") == "987,654.00"  # computed
+    assert value_of(page, "weighted") == "¥987,654.00"  # computed
     assert value_of(page, "close_date") == "Mar 31, 2025"
     assert value_of(page, "authority") == "Decision maker"
     assert f'<a href="/e/account/{acme["id"]}">Acme</a>' in page
@@ -55,7 +55,7 @@ def test_detail_in_chinese(env: Env, pages: TestClient) -> None:
     page = pages.get(f"/e/opportunity/{deal['id']}").text
     assert "<h2>商机</h2>" in page and "<dt>加权金额</dt>" in page
     assert "历史记录" in page and "编辑" in page
-    assert value_of(page, "amount") == "1,000.00"
+    assert value_of(page, "amount") == "¥1,000.00"
 
 
 def test_score_shows_what_each_answer_adds(env: Env, pages: TestClient) -> None:
@@ -135,7 +135,7 @@ def test_history_shows_who_changed_what(env: Env, pages: TestClient) -> None:
     assert history
     rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
                       r"<td>([^<]*)</td><td>([^<]*)</td></tr>", history.group(1))
-    assert ("admin", "Changed", "Amount", "100.00", "2,500.00") in rows
+    assert ("admin", "Changed", "Amount", "¥100.00", "¥2,500.00") in rows
     assert ("admin", "Changed", "Expected close date", "", "Jan 2, 2025") in rows
     user(env, "mkt", "marketing")
     hidden = client_for(env, "mkt").get(f"/e/opportunity/{deal['id']}").text

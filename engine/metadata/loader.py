@@ -25,6 +25,7 @@ from engine.metadata.labels import Label
 from engine.metadata.model import Cascade, Entity, Field, Form, Model, OrgUnit, Validation
 from engine.metadata.org import load_org
 from engine.metadata.roles import DEFAULT_ROLES, build_roles
+from engine.metadata.settings import SiteSettings, load_settings
 from engine.metadata.yamlio import PathPart, YamlDoc, parse_yaml
 from engine.types import TEXT_TYPES, FieldType, name_problem
 
@@ -87,6 +88,11 @@ def load_model(config_dir: str | Path) -> Model:
     roles = DEFAULT_ROLES
     org: tuple[OrgUnit, ...] = ()
     extra: list[Path] = []
+    settings = SiteSettings()
+    # Settings depend on no entity, so their errors are reported with the entities' ones.
+    settings_doc = _optional_doc(root / "settings.yaml", "settings", digest, errors, extra)
+    if settings_doc is not None:
+        settings = load_settings(settings_doc, errors)
     if not errors:
         roles_doc = _optional_doc(root / "roles.yaml", "roles", digest, errors, extra)
         if roles_doc is not None:
@@ -107,6 +113,7 @@ def load_model(config_dir: str | Path) -> Model:
         roles=roles,
         org=org,
         forms=tuple(forms),
+        settings=settings,
     )
 
 
@@ -158,7 +165,7 @@ def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[Config
         errors.append(doc)
         return None
     if not isinstance(doc.data, dict):
-        guide = "configuration.md" if schema_name == "form" else "access.md"
+        guide = "access.md" if schema_name in ("roles", "org") else "configuration.md"
         errors.append(doc.error([], f"{path.name} is a mapping (see docs/{guide})"))
         return None
     problems, _ = validate_against_schema(doc, schema_name)

@@ -214,7 +214,7 @@ class Model:
     roles: Roles = DEFAULT_ROLES
     org: tuple[OrgUnit, ...] = ()
     forms: tuple[Form, ...] = ()
-    settings: SiteSettings = SiteSettings()
+    settings: SiteSettings = field(default_factory=SiteSettings)
     """config/settings.yaml (the defaults when there is none)."""
 
     @cached_property

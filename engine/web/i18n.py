@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale
+from babel.core import UnknownLocaleError, get_global
 from babel.dates import format_date, format_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
+
+from engine.metadata.settings import DEFAULT_CURRENCY
 
 DEFAULT_LANGUAGE = "en"
 LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
@@ -110,13 +113,40 @@ def babel_locale(language: str) -> Locale:
     return Locale.parse(language, sep="-")
 
 
-def formatters(language: str) -> dict[str, Callable[..., str]]:
-    """Jinja filters that format values for `language`; a blank value shows as ''.
+@cache
+def home_symbol(currency: str) -> str | None:
+    """The currency's symbol as written in its own country (the first two letters of an
+    ISO 4217 code name it), in that country's main official language; None for a currency
+    of no one country (EUR).
 
-    >>> formatters("zh-CN")["money"]("1234567.5")
-    '1,234,567.50'
+    >>> home_symbol("CNY"), home_symbol("USD"), home_symbol("GBP"), home_symbol("EUR")
+    ('¥', '$', '£', None)
+    """
+    territory = currency[:2].upper()
+    languages: dict[str, dict[str, Any]] = get_global("territory_languages").get(territory, {})
+    official = sorted(((-(info.get("population_percent") or 0), lang)
+                       for lang, info in languages.items() if info.get("official_status")))
+    for _, lang in official:
+        try:
+            return str(get_currency_symbol(currency, Locale.parse(f"{lang}_{territory}")))
+        except (UnknownLocaleError, ValueError):
+            continue
+    return None
+
+
+def formatters(language: str, currency: str = DEFAULT_CURRENCY) -> dict[str, Callable[..., str]]:
+    """Jinja filters that format values for `language`; a blank value shows as ''. Money is
+    in `currency` (config/settings.yaml), with the currency's home symbol: an install has one
+    currency, so CNY needs no "CN" before its ¥ as English CLDR data writes it.
+
+    >>> formatters("zh-CN")["money"]("1234567.5"), formatters("en")["money"]("-3")
+    ('¥1,234,567.50', '-¥3.00')
+    >>> formatters("en", "EUR")["money"]("1234.5"), formatters("zh-CN", "USD")["money"]("1")
+    ('€1,234.50', '$1.00')
     """
     locale = babel_locale(language)
+    shown_symbol = get_currency_symbol(currency, locale)
+    symbol = home_symbol(currency) or shown_symbol
 
     def number(value: Any, digits: int | None = None) -> str:
         if value is None or value == "":
@@ -127,7 +157,10 @@ def formatters(language: str) -> dict[str, Callable[..., str]]:
                               locale=locale)
 
     def money(value: Any) -> str:
-        return number(value, 2)
+        if value is None or value == "":
+            return ""
+        text = format_currency(value, currency, locale=locale)
+        return text.replace(shown_symbol, symbol, 1) if symbol != shown_symbol else text
 
     def percent(value: Any) -> str:
         # Percent fields hold 0-100, not a fraction, so Babel's percent format would scale.

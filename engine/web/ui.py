@@ -4,7 +4,8 @@ Every page template extends ui_templates/base.html and is rendered with `Ui.page
 adds what the layout needs: the viewer, the CSRF token, the navigation and the languages.
 Templates translate with `{{ _('...') }}` (jinja2.ext.i18n, new style: `%` in a message is
 written `%%`), show YAML labels with `{{ label(entity.label) }}` and format values with the
-filters `number`, `money`, `percent`, `date`, `datetime` (engine.web.i18n.formatters).
+filters `number`, `money` (in the currency of config/settings.yaml), `percent`, `date`,
+`datetime` (engine.web.i18n.formatters).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Ui:
                           extensions=["jinja2.ext.i18n"])
         env.install_gettext_translations(  # type: ignore[attr-defined]
             translations()[language], newstyle=True)
-        env.filters.update(formatters(language))
+        env.filters.update(formatters(language, self.model.settings.currency))
 
         def label(value: Label | str | None) -> str:
             if value is None:

@@ -32,7 +32,7 @@ def test_opportunity_form_updates_live_and_saves(page: Any, live_server: LiveSer
     stage = page.get_by_label("Stage")
     stage.select_option("proposal")
     page.get_by_label("Amount", exact=True).fill("12,000")
-    expect(page.locator("#computed-weighted")).to_have_text("6,000.00")
+    expect(page.locator("#computed-weighted")).to_have_text("¥6,000.00")
     page.get_by_label("Amount", exact=True).fill("1000")
     expect(page.locator("#computed-weighted")).to_have_text("500.00")
 

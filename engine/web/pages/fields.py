@@ -57,7 +57,7 @@ class Display:
         self.records = records
         self.actor = actor
         self.language = language
-        self.fmt = formatters(language)
+        self.fmt = formatters(language, model.settings.currency)
         self.gettext = translations()[language].gettext
         self.titles: dict[str, dict[int, str]] = {}
         self.users: dict[int, str] = {}

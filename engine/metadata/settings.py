@@ -1,0 +1,55 @@
+"""config/settings.yaml: install-wide settings that are neither entities nor access.
+
+```yaml
+currency: CNY
+```
+
+>>> SiteSettings().currency
+'CNY'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+
+from babel.core import get_global
+from babel.numbers import get_territory_currencies, list_currencies
+
+from engine.metadata.errors import ConfigError, did_you_mean
+from engine.metadata.yamlio import YamlDoc
+
+DEFAULT_CURRENCY = "CNY"
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    currency: str = DEFAULT_CURRENCY
+    """The ISO 4217 code of every money field's currency (pages show its symbol)."""
+
+
+@cache
+def known_currencies() -> frozenset[str]:
+    """The ISO 4217 codes Babel's CLDR data knows (so pages can name and format them)."""
+    return frozenset(list_currencies())
+
+
+@cache
+def currencies_in_use() -> frozenset[str]:
+    """The codes some country pays in today: the ones a typo is likely to be meant as
+    (CLDR also knows retired ones such as YUN, which a hint should not offer)."""
+    today = date.today()
+    return frozenset(code for territory in get_global("territory_currencies")
+                     for code in get_territory_currencies(territory, today, tender=True))
+
+
+def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
+    """The settings of a schema-valid settings.yaml; an unknown currency is an error."""
+    currency = doc.data.get("currency", DEFAULT_CURRENCY)
+    if currency not in known_currencies():
+        hint = did_you_mean(currency.upper(), currencies_in_use())
+        errors.append(doc.error(["currency"], f"currency: unknown currency code {currency!r}; "
+                                f"an ISO 4217 code such as CNY, USD or EUR{hint}"))
+        return SiteSettings()
+    return SiteSettings(currency=currency)
