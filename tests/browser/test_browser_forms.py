@@ -34,7 +34,7 @@ def test_opportunity_form_updates_live_and_saves(page: Any, live_server: LiveSer
     page.get_by_label("Amount", exact=True).fill("12,000")
     expect(page.locator("#computed-weighted")).to_have_text("¥6,000.00")
     page.get_by_label("Amount", exact=True).fill("1000")
-    expect(page.locator("#computed-weighted")).to_have_text("500.00")
+    expect(page.locator("#computed-weighted")).to_have_text("¥500.00")
 
     # the account picker, by keyboard: type, arrow down to the match, Enter
     box = page.locator("#f-account")
