@@ -92,7 +92,9 @@ def test_create_accepts_grouped_money_and_goes_to_the_record(env: Env,
         "amount": "1,234.50", "stage": "proposal", "q": "ignored", "close_date": ""},
         follow_redirects=False)
     assert answer.status_code == 303
-    new_id = int(answer.headers["location"].rsplit("/", 1)[1])
+    path, _, query = answer.headers["location"].partition("?")
+    assert query == "done=created"  # the record's page says "Opportunity created."
+    new_id = int(path.rsplit("/", 1)[1])
     saved = env.records.get(env.admin.actor(), "opportunity", new_id)
     assert saved["amount"] == Decimal("1234.50") and saved["stage"] == "proposal"
     assert saved["weighted"] == Decimal("617.25")
@@ -109,7 +111,8 @@ def test_query_parameters_prefill_and_next_returns_to_the_parent(env: Env,
     answer = pages.post("/e/contact/new", data={
         "csrf_token": csrf_of(page), "full_name": "Ann", "account": str(acme["id"]),
         "next": back, "is_primary": ["false", "true"]}, follow_redirects=False)
-    assert answer.status_code == 303 and answer.headers["location"] == back
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"{back}?done=created&what=contact"
     contact = env.records.list_records(env.admin.actor(), "contact",
                                        _query(env, "contact", {})).items[0]
     assert contact["is_primary"] is True and contact["account"] == acme["id"]
@@ -192,7 +195,8 @@ def test_edit_saves_and_keeps_the_fields_not_changed(env: Env, pages: TestClient
     answer = pages.post(path, data={"csrf_token": csrf_of(page), "version": "1",
                                     "company": "Initech AG", "interests": ["", "training"]},
                         follow_redirects=False)
-    assert answer.status_code == 303 and answer.headers["location"] == f"/e/lead/{lead['id']}"
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/e/lead/{lead['id']}?done=saved"
     saved = env.records.get(actor, "lead", lead["id"])
     assert saved["company"] == "Initech AG" and saved["interests"] == ["training"]
     cleared = pages.post(path, data={"csrf_token": csrf_of(page), "version": "2",
@@ -354,12 +358,14 @@ def test_the_picker_offers_only_records_the_viewer_can_read(env: Env) -> None:
     # a typed id of a record the viewer cannot read shows no title on the form either
     page = client.get("/e/contact/new", params={"account": far["id"]}).text
     assert "Shanghai" not in page
-    users = client.get("/e/account/pick/_owner", params={"q": "re"}).text
-    assert ">rep</button>" in users and "admin" not in users
+    users = client.get("/e/account/pick/_member", params={"q": "re"}).text
+    assert '"pick-title">rep<' in users and "admin" not in users
+    # the assign form's owner: only whom the viewer may assign to (a rep: nobody)
+    assert "pick-title" not in client.get("/e/account/pick/_owner").text
     env.users.set_active("rep", False)
     admin = client_for(env, "admin", "admin-password")
-    assert ">admin</button>" in admin.get("/e/account/pick/_owner").text
-    assert ">rep</button>" not in admin.get("/e/account/pick/_owner").text
+    assert '"pick-title">admin<' in admin.get("/e/account/pick/_owner").text
+    assert '"pick-title">rep<' not in admin.get("/e/account/pick/_owner").text
 
 
 def test_picking_a_record_fills_the_widget(env: Env, pages: TestClient) -> None:
