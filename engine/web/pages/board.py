@@ -13,7 +13,7 @@ What a card and a column show: "amount" is the entity's first stored money field
 its first computed money field, each only when the viewer may see it; a card also shows the
 first reference and the first date among the form's list columns (an opportunity's account
 and close date). The board can be narrowed to one owner or department (`owner_id`,
-`department_id`, as lists filter) and to the viewer's own records (`mine=1`).
+`department_id`, as lists filter) and to the viewer's own records (`mine=1`): board_filters.py.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from engine.runtime.records.query import Condition, ListQuery, SortKey
 from engine.types import FieldType
 from engine.web.i18n import N_, translations
 from engine.web.numbers import whole_number
+from engine.web.pages.board_filters import FILTER_KEYS, Choice, Filters, parse_filters
 from engine.web.pages.fields import titles, user_names
 from engine.web.pages.widgets import FormModel, Widget, posted_lists
 from engine.web.ui import PageFamily
@@ -49,8 +50,6 @@ CARDS_PER_COLUMN = 50
 MAX_ID = 2**63 - 1
 NOT_A_BOARD = N_("This field has no board.")
 BAD_VALUE = N_("Choose one of the columns of the board.")
-FILTER_KEYS = ("owner_id", "department_id")
-"""The board's filters, named as list filters are (`/e/<entity>?owner_id=3`)."""
 SET = "set."
 """Prefix of the values a move's form sends besides the column (`set.lost_reason=price`)."""
 INLINE_KINDS = frozenset({"text", "email", "tel", "url", "textarea", "integer", "decimal",
@@ -96,78 +95,6 @@ def card_details(entity: Entity, columns: tuple[str, ...], hidden: frozenset[str
     shown = [entity.field(n) for n in columns if entity.has_field(n) and n not in hidden]
     return Details(next((f.name for f in shown if f.type is FieldType.REFERENCE), None),
                    next((f.name for f in shown if f.type is FieldType.DATE), None))
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which records the board shows: those the viewer may read, narrowed to one owner, one
-    department and/or the viewer's own."""
-
-    mine: bool = False
-    owner: int | None = None
-    department: int | None = None
-
-    def conditions(self, actor: Actor) -> tuple[Condition, ...]:
-        out: list[Condition] = []
-        if self.mine:
-            out.append(Condition("owner_id", "eq", actor.user_id))
-        if self.owner is not None:
-            out.append(Condition("owner_id", "eq", self.owner))
-        if self.department is not None:
-            out.append(Condition("department_id", "eq", self.department))
-        return tuple(out)
-
-    @property
-    def params(self) -> dict[str, str]:
-        """The filters as query parameters (`{"owner_id": "3"}`)."""
-        out: dict[str, str] = {}
-        if self.mine:
-            out["mine"] = "1"
-        if self.owner is not None:
-            out["owner_id"] = str(self.owner)
-        if self.department is not None:
-            out["department_id"] = str(self.department)
-        return out
-
-    @property
-    def query(self) -> str:
-        """`?…` for a link to the board with these filters ("" for none)."""
-        return f"?{urlencode(self.params)}" if self.params else ""
-
-    @property
-    def active(self) -> bool:
-        return bool(self.params)
-
-
-def parse_filters(params: Mapping[str, str]) -> Filters:
-    """The board's filters from a query string or a move's form; a blank one is no filter.
-
-    >>> parse_filters({"owner_id": "3", "mine": "1"}).params
-    {'mine': '1', 'owner_id': '3'}
-    """
-    ids: dict[str, int] = {}
-    problems: dict[str, str] = {}
-    for key in FILTER_KEYS:
-        raw = params.get(key, "").strip()
-        if raw:
-            number = whole_number(raw, 18)
-            if not number:
-                problems[key] = msg("must be the number of a record")
-            else:
-                ids[key] = number
-    if problems:
-        raise BadRequest(msg("Choose the owner and the department from the board's lists."),
-                         problems)
-    return Filters(params.get("mine") == "1", ids.get("owner_id"), ids.get("department_id"))
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One entry of a filter's list: an owner or a department, with its visible records."""
-
-    value: int
-    text: str
-    count: int
 
 
 @dataclass(frozen=True)
