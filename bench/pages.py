@@ -31,10 +31,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 import httpx
 
-from bench.api_list import _free_port
+from bench.api_list import _free_port, median_ms
 from bench.env import (
     CONFIG,
     ENTITY,
@@ -48,7 +49,7 @@ from bench.env import (
     pg_loaded_env,
     pg_problem,
 )
-from bench.pages_server import HAND_LIST, SECRET_ENV, SESSION_COOKIE
+from bench.pages_server import HAND_LIST, SECRET_ENV, SESSION_COOKIE, HandPages
 from bench.report import Row, Section
 from engine.runtime.errors import NotFound
 from engine.runtime.sessions import Sessions
@@ -74,6 +75,7 @@ RATE_SECONDS = 10.0
 TIMEOUT = 10.0
 DETAIL_IDS = 2_000
 SEED = 7
+IN_PROCESS_RUNS = 60
 
 
 @dataclass
@@ -317,7 +319,7 @@ def check_same(ours: str, hand: str, cookie: str, detail_id: int) -> None:
 
 
 def measure_db(database: str, env: Env, n_rows: int,
-               say: Callable[[str], None]) -> tuple[list[PageResult], str]:
+               say: Callable[[str], None]) -> tuple[list[PageResult], str, dict[str, float]]:
     secret = secrets.token_urlsafe(32)
     cookie = session_cookie(env, secret)
     with env.engine.connect() as conn:
@@ -327,6 +329,8 @@ def measure_db(database: str, env: Env, n_rows: int,
     ids = random.Random(SEED).sample(range(1, n_rows + 1), min(DETAIL_IDS, n_rows))
     if count_rows(env.engine, ENTITY) != n_rows:
         raise RuntimeError(f"{env.url} does not hold {n_rows:,} opportunities")
+    say(f"{database}: in-process breakdown of the list page")
+    parts = in_process(env, secret)
     env.engine.dispose()  # the servers open their own
     results: list[PageResult] = []
     with serve("engine", env.url, secret) as ours, serve("hand", env.url, secret) as hand:
@@ -339,7 +343,44 @@ def measure_db(database: str, env: Env, n_rows: int,
         results.append(measure_page(
             "detail", Target("ours", ours, lambda i: f"/e/{ENTITY}/{ids[i % len(ids)]}"),
             Target("hand", hand, lambda i: f"{HAND_LIST}/{ids[i % len(ids)]}"), cookie, say))
-    return results, f"{env.engine.dialect.name} {server}"
+    return results, f"{env.engine.dialect.name} {server}", parts
+
+
+# -- where the list page's time goes, in-process ------------------------------------------
+
+
+def in_process(env: Env, secret: str) -> dict[str, float]:
+    """Median ms, without HTTP, of our list page's handler, of its view (`Lists.load`: the
+    queries and rows), so the rest is rendering, and of the hand-written list's
+    `list_html` (its query and its rendering)."""
+    from starlette.requests import Request
+
+    from engine.web.pages.lists import Lists
+    from engine.web.ui import Ui
+    from engine.web.viewer import VIEWER_KEY, Viewer
+
+    users = Users(env.engine, env.records.schema)
+    user = users.by_name(USER)
+    started = Sessions(env.engine, env.records.schema).start(user.id)
+    viewer = Viewer(user, started.session, "en")
+    lists = Lists(env.model, env.records, Ui(env.model))
+    entity = env.model.entity(ENTITY)
+    path, _, query = OURS_LIST.partition("?")
+    raw = dict(parse_qsl(query))
+
+    def handler() -> None:
+        request = Request({"type": "http", "method": "GET", "path": path,
+                           "query_string": query.encode(), "headers": [],
+                           "state": {VIEWER_KEY: viewer},
+                           "path_params": {"entity": ENTITY}})
+        response = asyncio.run(lists.list_page(request))
+        assert response.status_code == 200
+
+    hand = HandPages(env.engine, str(CONFIG), secret.encode())
+    cookie = Signer(secret.encode()).sign("session", started.token)
+    return {"ours": median_ms(handler, IN_PROCESS_RUNS),
+            "ours_load": median_ms(lambda: lists.load(viewer, entity, raw), IN_PROCESS_RUNS),
+            "hand": median_ms(lambda: hand.list_html(cookie, 1), IN_PROCESS_RUNS)}
 
 
 # -- the report --------------------------------------------------------------------------
@@ -368,6 +409,17 @@ def _rows(database: str, n_rows: int, results: list[PageResult]) -> list[Row]:
                        f"{f['ours'].throughput / f['hand'].throughput:.2f} (ours / hand)",
                        "informational", None))
     return out
+
+
+def _in_process_row(database: str, parts: dict[str, float]) -> Row:
+    ours, load, hand = parts["ours"], parts["ours_load"], parts["hand"]
+    return Row(f"list page in-process without HTTP, {database}, median (ms): ours = view "
+               "(`Lists.load`) + rendering", f"{ours:.2f} = {load:.2f} + {ours - load:.2f}",
+               f"{hand:.2f}", f"{ours / hand:.2f} (ours / hand)", "informational", None)
+
+
+def _rounded(parts: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in parts.items()}
 
 
 def _notes(database: str, server: str, results: list[PageResult]) -> list[str]:
@@ -401,20 +453,20 @@ def run(n_rows: int, say: Callable[[str], None] = print) -> Section:
     notes: list[str] = []
     data: dict[str, object] = {"rows": n_rows}
     env = loaded_env(n_rows, say)
-    results, server = measure_db("SQLite", env, n_rows, say)
-    rows += _rows("SQLite", n_rows, results)
+    results, server, parts = measure_db("SQLite", env, n_rows, say)
+    rows += [*_rows("SQLite", n_rows, results), _in_process_row("SQLite", parts)]
     notes += _notes("SQLite", server, results)
-    data["sqlite"] = data_of(results)
+    data["sqlite"] = {**data_of(results), "in_process_ms": _rounded(parts)}
     problem = pg_problem()
     if problem is not None:
         say(f"skipping PostgreSQL: not reachable at CRM_TEST_PG_URL: {problem}")
         notes.append(f"PostgreSQL was not measured: not reachable ({problem}).")
     else:
         env = pg_loaded_env(n_rows, say)
-        results, server = measure_db("PostgreSQL", env, n_rows, say)
-        rows += _rows("PostgreSQL", n_rows, results)
+        results, server, parts = measure_db("PostgreSQL", env, n_rows, say)
+        rows += [*_rows("PostgreSQL", n_rows, results), _in_process_row("PostgreSQL", parts)]
         notes += _notes("PostgreSQL", server, results)
-        data["postgresql"] = data_of(results)
+        data["postgresql"] = {**data_of(results), "in_process_ms": _rounded(parts)}
     return Section(
         name=NAME,
         title=f"HTML list and detail pages over {n_rows:,} opportunities, under load",
