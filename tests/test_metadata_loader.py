@@ -205,6 +205,12 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "default-choice-not-an-option": (
         "entity: deal\nfields:\n  stage: {type: choice, options: [open, won], default: lost}\n",
         ["3:56: fields.stage.default 'lost' is not one of the options"]),
+    "closed-not-an-option": (
+        "entity: deal\nfields:\n  stage: {type: choice, options: [open, won], closed: [wn]}\n",
+        ["3:56: fields.stage.closed: 'wn' is not one of the options (did you mean 'won'?)"]),
+    "calendar-on-a-text": (
+        "entity: deal\nfields:\n  due: {type: text, calendar: true}\n",
+        ["3:21: fields.due.calendar does not fit a text field"]),
     "default-multichoice-not-an-option": (
         "entity: deal\nfields:\n  tags: {type: multichoice, options: [a, b], default: 'a, c'}\n",
         ["3:55: fields.tags.default 'c' not among the options"]),

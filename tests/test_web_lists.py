@@ -17,7 +17,7 @@ from engine.runtime.access import SYSTEM
 from engine.runtime.errors import Invalid, NotFound
 from engine.runtime.records import totals
 from engine.runtime.views import SavedViews, parse_state
-from tests.access_helpers import place, user
+from tests.access_helpers import departments, place, user
 from tests.conftest import Env, EnvFactory
 from tests.web_helpers import csrf_of, sign_in
 
@@ -538,3 +538,40 @@ def test_choice_options_read_in_the_viewer_language(env: Env) -> None:
                             "zh-CN")[0].cells[stage].value == "商务谈判"
     assert table.build_rows(env.records, actor, opportunity, columns, items,
                             "en")[0].cells[stage].value == "Negotiation"
+
+
+# -- per-row actions: only where the policy allows that row -----------------------------
+
+
+def test_row_actions_are_offered_only_on_rows_the_user_may_change(env: Env) -> None:
+    dept = departments(env)
+    rep = user(env, "rep", "sales_rep", department=dept["BJ"])
+    other = user(env, "other", "sales_rep", department=dept["BJ"])
+    acme = place(env, "account", {"name": "Acme"}, department=dept["BJ"])["id"]
+    mine = place(env, "contact", {"full_name": "Mine", "account": acme}, owner=rep)["id"]
+    theirs = place(env, "contact", {"full_name": "Theirs", "account": acme}, owner=other)["id"]
+    client = browser(env, "rep", "a-password")
+    page = client.get("/e/contact").text
+    assert sorted(body_rows(page)) == ["Mine", "Theirs"]
+    assert f'href="/e/contact/{mine}/edit"' in page and f'href="/e/contact/{mine}/delete"' in page
+    # another rep's contact of the same department: readable, but neither edit nor delete
+    assert f"/e/contact/{theirs}/edit" not in page and f"/e/contact/{theirs}/delete" not in page
+    assert client.get(f"/e/contact/{theirs}/delete").status_code == 403  # what was offered
+    # Accounts: rep reads the department's, updates own, deletes none: no Delete at all.
+    accounts = client.get("/e/account").text
+    assert "/delete" not in accounts and f"/e/account/{acme}/edit" not in accounts
+
+
+def test_restore_is_offered_only_on_rows_the_user_may_restore(env: Env) -> None:
+    dept = departments(env)
+    rep = user(env, "rep", "sales_rep", department=dept["BJ"])
+    other = user(env, "other", "sales_rep", department=dept["BJ"])
+    acme = place(env, "account", {"name": "Acme"}, department=dept["BJ"])["id"]
+    mine = place(env, "contact", {"full_name": "Mine", "account": acme}, owner=rep)["id"]
+    theirs = place(env, "contact", {"full_name": "Theirs", "account": acme}, owner=other)["id"]
+    for rid in (mine, theirs):
+        env.records.delete(SYSTEM, "contact", rid)
+    page = browser(env, "rep", "a-password").get("/e/contact/trash").text
+    assert "Mine" in page and "Theirs" in page  # both readable in the bin
+    assert f'action="/e/contact/{mine}/restore"' in page
+    assert f'action="/e/contact/{theirs}/restore"' not in page

@@ -228,3 +228,52 @@ def test_missing_records_and_entities_are_404(env: Env, pages: TestClient) -> No
     hidden = client.get(f"/e/opportunity/{far['id']}")
     assert hidden.status_code == 404 and "Theirs" not in hidden.text
     assert client.get(f"/e/opportunity/{far['id']}/edit").status_code == 404
+
+
+# -- notices after create and edit; "Add" in related lists -------------------------------
+
+
+def test_a_notice_says_the_record_was_created_or_saved(env: Env, pages: TestClient) -> None:
+    acme = env.records.create(env.admin.actor(), "account", {"name": "Acme"})
+    sign_in(pages)
+    token = csrf_of(pages.get("/e/opportunity/new").text)
+    made = pages.post("/e/opportunity/new", data={
+        "csrf_token": token, "name": "Turbines", "account": str(acme["id"])})
+    assert made.status_code == 200 and "<h1><span class=\"kind\">Opportunity</span> Turbines" \
+        in made.text
+    assert '<p class="notice" role="status">Opportunity created.</p>' in made.text
+    deal = re.search(r"/e/opportunity/(\d+)", str(made.url))
+    assert deal
+    edit = f"/e/opportunity/{deal.group(1)}/edit"
+    saved = pages.post(edit, data={"csrf_token": token, "version": "1", "name": "Turbines 2"})
+    assert '<p class="notice" role="status">Changes saved.</p>' in saved.text
+    # From a related list's "Add", back on the parent's page: it names what was made.
+    back = f"/e/account/{acme['id']}"
+    added = pages.post("/e/contact/new", data={"csrf_token": token, "full_name": "Ann",
+                                               "account": str(acme["id"]), "next": back})
+    assert str(added.url).endswith(f"{back}?done=created&what=contact")
+    assert '<p class="notice" role="status">Contact created.</p>' in added.text
+    env.users.set_locale(env.admin.id, "zh-CN")
+    zh = pages.get(f"{back}?done=created&what=contact").text
+    assert '<p class="notice" role="status">联系人已创建。</p>' in zh
+    # Only known notices: anything else typed into the address shows nothing.
+    for odd in ("?done=%3Cb%3E", "?done=created&what=%3Cb%3E", "?done=saved&what=nothing"):
+        page = pages.get(back + odd).text
+        assert "&lt;b&gt;" not in page and "<b>" not in page
+    # an unknown kind of record: the notice names this page's kind
+    assert "客户已创建。" in pages.get(back + "?done=created&what=%3Cb%3E").text
+
+
+def test_related_lists_offer_add_only_to_those_who_may_create_the_child(env: Env) -> None:
+    dept = departments(env)
+    agent = user(env, "agent", "service_agent", department=dept["BJ"])
+    user(env, "boss", "executive")
+    acme = place(env, "account", {"name": "Acme"}, department=dept["BJ"])
+    place(env, "contact", {"full_name": "Ann", "account": acme["id"]}, owner=agent)
+    agent_page = client_for(env, "agent").get(f"/e/account/{acme['id']}").text
+    assert f'href="/e/contact/new?account={acme["id"]}' in agent_page
+    assert f'href="/e/activity/new?account={acme["id"]}' in agent_page
+    assert 'id="related-opportunity-account"' not in agent_page  # agents read no deals
+    boss_page = client_for(env, "boss").get(f"/e/account/{acme['id']}").text
+    assert 'id="related-contact-account"' in boss_page and "Ann" in boss_page
+    assert "/new?" not in boss_page  # executives read everything and create nothing

@@ -40,9 +40,9 @@ _TYPE_KEYS: dict[FieldType, frozenset[str]] = {
     FieldType.MONEY: frozenset({"min", "max"}),
     FieldType.PERCENT: frozenset({"min", "max"}),
     FieldType.BOOLEAN: frozenset(),
-    FieldType.DATE: frozenset(),
-    FieldType.DATETIME: frozenset(),
-    FieldType.CHOICE: frozenset({"options", "option_labels", "board"}),
+    FieldType.DATE: frozenset({"calendar"}),
+    FieldType.DATETIME: frozenset({"calendar"}),
+    FieldType.CHOICE: frozenset({"options", "option_labels", "board", "closed"}),
     FieldType.MULTICHOICE: frozenset({"options", "option_labels"}),
     FieldType.REFERENCE: frozenset({"to"}),
     FieldType.USER: frozenset(),
@@ -93,6 +93,10 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
                 if value not in seen:
                     error(["option_labels", value], f".option_labels: {value!r} is not one of "
                           f"the options{did_you_mean(value, seen)}", key=True)
+            for i, value in enumerate(spec.get("closed", ())):
+                if value not in seen:
+                    error(["closed", i], f".closed: {value!r} is not one of the options"
+                          f"{did_you_mean(value, seen)}")
     if "formula" in spec:
         if ftype not in COMPUTABLE:
             error(["formula"], f".formula does not fit {a_type(ftype)}", key=True)
@@ -137,6 +141,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         unique=bool(spec.get("unique", False)),
         index=bool(spec.get("index", False)),
         board=bool(spec.get("board", False)),
+        closed=tuple(spec.get("closed", ())),
+        calendar=bool(spec.get("calendar", False)),
         search=bool(spec.get("search", False)),
         help=Label.of(spec["help"], "") if "help" in spec else None,
         default=default,

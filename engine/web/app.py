@@ -69,7 +69,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         max_per_address=4 * settings.login_max_failures, window=window))
     services = Services(model, engine, records, users, sessions, throttle)
     openapi = build_openapi(model)
-    ui = Ui(model)
+    ui = Ui(model, policy=records.policy)
     auth = WebAuth(users, sessions, throttle, ui, settings)
 
     async def openapi_json(request: Request) -> Response:

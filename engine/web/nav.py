@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 from engine.metadata import Model
@@ -19,6 +20,7 @@ AREAS: dict[str, str] = {
     "admin": N_("Administration"),
 }
 """Area key (entity YAML `area`) → its title as a catalog msgid, in menu order."""
+ADMIN_AREA = "admin"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,18 @@ class NavArea:
     title: str
     """A catalog msgid; the template translates it."""
     entities: tuple[NavEntity, ...]
+
+
+def readable_only(areas: tuple[NavArea, ...], readable: Container[str]) -> tuple[NavArea, ...]:
+    """The menu of one user: only the entities in `readable` (those their roles may read).
+    An area left without entities goes, except Administration, which always holds the
+    access check page."""
+    out: list[NavArea] = []
+    for area in areas:
+        entities = tuple(e for e in area.entities if e.name in readable)
+        if entities or area.key == ADMIN_AREA:
+            out.append(NavArea(area.key, area.title, entities))
+    return tuple(out)
 
 
 def navigation(model: Model, language: str) -> tuple[NavArea, ...]:

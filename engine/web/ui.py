@@ -18,13 +18,16 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from engine.messages import Message
 from engine.metadata import Model
 from engine.metadata.labels import Label
+from engine.metadata.roles import Scope
+from engine.runtime.access import AccessPolicy, Actor
 from engine.runtime.records import Records
 from engine.web.i18n import LANGUAGES, formatters, negotiate, translations
-from engine.web.nav import navigation
+from engine.web.nav import NavArea, navigation, readable_only
 from engine.web.security import CSRF_FIELD
-from engine.web.viewer import csrf_token_of, viewer_of
+from engine.web.viewer import Viewer, csrf_token_of, viewer_of
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "ui_templates"
 STATIC = Path(__file__).resolve().parents[2] / "static"
@@ -49,8 +52,11 @@ class PageFamily:
 
 
 class Ui:
-    def __init__(self, model: Model, templates: Path = TEMPLATES) -> None:
+    def __init__(self, model: Model, templates: Path = TEMPLATES,
+                 policy: AccessPolicy | None = None) -> None:
         self.model = model
+        self.policy = policy
+        """The access policy that trims each user's menu to what they may read (None: all)."""
         self.htmx = htmx_file()
         self.envs = {lang: self._environment(templates, lang) for lang in LANGUAGES}
         self.nav = {lang: navigation(model, lang) for lang in LANGUAGES}
@@ -73,7 +79,16 @@ class Ui:
         catalog = translations()[language]
 
         def tr(message: str) -> str:
+            if isinstance(message, Message):  # a server message: its id and parameters
+                return message.render(catalog.gettext, language)
             return catalog.gettext(message) if message else ""  # gettext("") is the header
+
+        def finalize(value: Any) -> Any:
+            # Every {{ value }} that is a server message shows in the page's language.
+            return value.render(catalog.gettext, language) if isinstance(value, Message) \
+                else value
+
+        env.finalize = finalize
 
         env.globals.update(tr=tr,
                            label=label, language=language, languages=LANGUAGES,
@@ -88,7 +103,12 @@ class Ui:
         return negotiate(request.headers.get("accept-language", ""))
 
     def gettext(self, request: Request, message: str) -> str:
-        return translations()[self.language_of(request)].gettext(message)
+        """`message` in the request's language: a Message from its id, else a msgid."""
+        language = self.language_of(request)
+        catalog = translations()[language]
+        if isinstance(message, Message):
+            return message.render(catalog.gettext, language)
+        return catalog.gettext(message)
 
     def page(self, request: Request, template: str, context: Mapping[str, Any] | None = None,
              *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
@@ -99,12 +119,31 @@ class Ui:
             "request": request,
             "viewer": viewer,
             "csrf_token": csrf_token_of(request),
-            "nav": self.nav[language] if viewer is not None else (),
+            "nav": self.nav_of(viewer, language),
             "current_path": request.url.path,
+            # Where the language switch returns to: this page, query string included.
+            "current_url": request.url.path + (f"?{request.url.query}"
+                                               if request.url.query else ""),
         }
         base.update(context or {})
         html = self.envs[language].get_template(template).render(base)
         return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+
+    def nav_of(self, viewer: Viewer | None, language: str) -> tuple[NavArea, ...]:
+        """The side menu of `viewer`: the entities their roles may read."""
+        if viewer is None:
+            return ()
+        if self.policy is None:
+            return self.nav[language]
+        return readable_only(self.nav[language], self.readable(viewer.user.actor()))
+
+    def readable(self, actor: Actor) -> frozenset[str]:
+        """Names of the entities the actor's roles may read (no database query)."""
+        policy = self.policy
+        if policy is None:
+            return frozenset(e.name for e in self.model.entities)
+        return frozenset(e.name for e in self.model.entities
+                         if policy.scope(actor, e.name, "read") is not Scope.NONE)
 
     def error_page(self, request: Request, status: int, title: str, message: str,
                    headers: Mapping[str, str] | None = None) -> HTMLResponse:

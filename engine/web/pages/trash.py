@@ -17,9 +17,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.metadata.roles import Scope
 from engine.runtime.errors import BadRequest, Conflict
+from engine.runtime.records.permitted import permitted_ids
 from engine.runtime.records.query import ListQuery, Page, SortKey, parse_list_params
 from engine.web.auth import read_form
 from engine.web.numbers import whole_number
@@ -48,6 +50,8 @@ class TrashView:
     page_count: int = 1
     page_size: int = 50
     can_restore: bool = False
+    restorable: frozenset[int] = frozenset()
+    """Ids of the rows the viewer may restore (the policy's delete predicate, one query)."""
     link_index: int = 0
 
     def url(self, page: int | None = None, page_size: int | None = None) -> str:
@@ -78,10 +82,12 @@ class Trash(PageFamily):
         return self._confirm_page(request, entity, record)
 
     def _deletable(self, viewer: Viewer, entity: Entity, record_id: int) -> dict[str, Any]:
-        """The record, when the viewer may read it (404) and may delete such records (403)."""
+        """The record, when the viewer may read it (404) and may delete it (403)."""
         actor = viewer.user.actor()
         record = self.records.get(actor, entity.name, record_id)
-        self.records.policy.require(actor, entity, "delete")
+        with self.records.engine.connect() as conn:  # 403 before asking to confirm
+            self.records.allowed(conn, actor, self.records.compiled(entity.name), record_id,
+                                 "delete")
         return record
 
     def _confirm_page(self, request: Request, entity: Entity, record: dict[str, Any], *,
@@ -135,6 +141,8 @@ class Trash(PageFamily):
         view.link_index = link_index(entity, columns)
         view.rows = build_rows(self.records, actor, entity, columns, page.items,
                                viewer.language)
+        view.restorable = permitted_ids(self.records, actor, entity.name,
+                                        [row.id for row in view.rows], "delete")
         view.page_count = max(1, math.ceil(page.total / page.page_size))
         view.pages = page_numbers(page.page, view.page_count)
         return view
@@ -151,7 +159,7 @@ class Trash(PageFamily):
 def _version(raw: str) -> int:
     version = whole_number(raw, 12)
     if version is None:
-        raise BadRequest("the form lost the record's version; reload the page",
+        raise BadRequest(msg("the form lost the record's version; reload the page"),
                          {"version": "must be a whole number"})
     return version
 
