@@ -82,12 +82,26 @@ def test_explain_a_score(api: TestClient, env: Env) -> None:
     response = api.get(f"/api/opportunity/{body['id']}/explain/score")
     assert response.status_code == 200, response.text
     assert response.json() == {"field": "score", "value": 65, "terms": [
-        {"formula": 'CASE(budget, "confirmed", 30, "estimated", 15, 0)', "value": "30"},
+        {"formula": 'CASE(budget, "confirmed", 30, "estimated", 15, 0)', "value": "30",
+         "reads": [{"field": "budget", "value": "confirmed"}],
+         "answers": "Budget: Confirmed", "text": "Budget: Confirmed → 30"},
         {"formula": 'IF(authority = "decision_maker", 25, IF(authority = "influencer", 10, 0))',
-         "value": "10"},
-        {"formula": 'CASE(need, "urgent", 25, "planned", 10, 0)', "value": "25"},
-        {"formula": 'CASE(timeline, "this_quarter", 20, "this_year", 10, 0)', "value": "0"},
+         "value": "10", "reads": [{"field": "authority", "value": "influencer"}],
+         "answers": "Authority: Influencer", "text": "Authority: Influencer → 10"},
+        {"formula": 'CASE(need, "urgent", 25, "planned", 10, 0)', "value": "25",
+         "reads": [{"field": "need", "value": "urgent"}],
+         "answers": "Need: Urgent", "text": "Need: Urgent → 25"},
+        {"formula": 'CASE(timeline, "this_quarter", 20, "this_year", 10, 0)', "value": "0",
+         "reads": [{"field": "timeline", "value": None}],
+         "answers": "Timeline: no answer", "text": "Timeline: no answer → 0"},
     ]}
+    assert response.headers["content-language"] == "en"
+    chinese = api.get(f"/api/opportunity/{body['id']}/explain/score",
+                      headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert chinese.headers["content-language"] == "zh-CN"
+    C = "\uff1a"  # the full-width colon Chinese writes after a label
+    assert [t["text"] for t in chinese.json()["terms"]] == [
+        f"预算{C}已确认 → 30", f"决策权{C}影响者 → 10", f"需求{C}紧迫 → 25", f"时间表{C}未填写 → 0"]
     weighted = api.get(f"/api/opportunity/{body['id']}/explain/weighted")
     assert weighted.status_code == 400
     assert weighted.json()["error"]["fields"] == {

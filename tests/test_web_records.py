@@ -70,10 +70,21 @@ def test_score_shows_what_each_answer_adds(env: Env, pages: TestClient) -> None:
     explain = re.search(r'<details class="explain" id="explain-score">(.*?)</details>', page,
                         re.S)
     assert explain
-    adds = re.findall(r'<td class="num">([^<]*)</td>', explain.group(1))
-    assert adds == ["30", "10", "0", "0"]
-    assert "CASE(budget, &#34;confirmed&#34;, 30" in explain.group(1)
+    rows = re.findall(r'<th scope="row">([^<]*)</th><td class="num">.*?</span>([^<]*)</td>',
+                      explain.group(1))
+    # each answer in words with its points, not the formula's source
+    assert rows == [("Budget: Confirmed", "30"), ("Authority: Influencer", "10"),
+                    ("Need: None", "0"), ("Timeline: no answer", "0")]
+    assert "CASE(" not in explain.group(1)
     assert 'id="explain-weighted"' not in page  # a product, not a sum
+    env.users.set_locale(env.admin.id, "zh-CN")
+    chinese = pages.get(f"/e/opportunity/{deal['id']}").text
+    explain = re.search(r'<details class="explain" id="explain-score">(.*?)</details>',
+                        chinese, re.S)
+    assert explain
+    C = "\uff1a"  # the full-width colon Chinese writes after a label
+    assert re.findall(r'<th scope="row">([^<]*)</th>', explain.group(1)) == [
+        f"预算{C}已确认", f"决策权{C}影响者", f"需求{C}无", f"时间表{C}未填写"]
 
 
 def test_hidden_fields_and_condition_hidden_fields_are_left_out(env: Env) -> None:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.messages import localize
 from engine.runtime.access import Actor
 from engine.runtime.access.explain import explain_access
 from engine.runtime.errors import (
@@ -27,6 +28,7 @@ from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
+from engine.web.i18n import negotiate, translations
 from engine.web.numbers import whole_number
 
 MAX_BODY = 1024 * 1024
@@ -178,9 +180,15 @@ class Api:
         out = await self._run(self.records.explain, actor, entity, record_id,
                               str(request.path_params["field"]))
         out["value"] = to_json(out["value"])
+        # the words of each term in the language the client asks for, as errors are
+        language = negotiate(request.headers.get("accept-language", ""))
+        gettext = translations()[language].gettext
         for term in out["terms"]:
             term["value"] = to_json(term["value"])
-        return JSONResponse(out)
+            term["reads"] = [{**r, "value": to_json(r["value"])} for r in term["reads"]]
+            term["answers"] = localize(term["answers"], gettext, language)
+            term["text"] = localize(term["text"], gettext, language)
+        return JSONResponse(out, headers={"Content-Language": language})
 
     async def action(self, request: Request) -> Response:
         actor = await self._actor(request)

@@ -330,8 +330,17 @@ def build_openapi(model: Model) -> dict[str, Any]:
                         "properties": {
             "field": {"type": "string"}, "value": {},
             "terms": {"type": "array", "items": {
-                "type": "object", "required": ["formula", "value"],
-                "properties": {"formula": {"type": "string"}, "value": {}}}}}},
+                "type": "object", "required": ["formula", "value", "reads", "answers", "text"],
+                "properties": {
+                    "formula": {"type": "string"}, "value": {},
+                    "reads": {"type": "array", "description": "The record's fields the term "
+                              "reads, with their values", "items": {
+                                  "type": "object", "required": ["field", "value"],
+                                  "properties": {"field": {"type": "string"}, "value": {}}}},
+                    "answers": {"type": "string", "description": "Those fields and values "
+                                "in words (labels; Accept-Language): Budget: Confirmed"},
+                    "text": {"type": "string",
+                             "description": "The term in words: Budget: Confirmed → 30"}}}}}},
     }
     schemas.update(_ACCESS_SCHEMAS)
     paths: dict[str, Any] = {"/api/access/transfer": {

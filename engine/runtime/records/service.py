@@ -61,6 +61,7 @@ from engine.runtime.records.query import (
     encode_cursor,
     order_by,
 )
+from engine.runtime.records.score import explained_term
 from engine.runtime.records.team import remove_member, set_member, team_of
 from engine.runtime.records.totals import Totals
 from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
@@ -485,10 +486,12 @@ class Records:
         with self.engine.connect() as conn:
             row = self.fetch(conn, actor, c, record_id)
             ctx = self.record_context(conn, c, row)
-            values = [compile_formula(t, scope).evaluate(ctx) for t in terms]
-        return {"field": name, "value": self.row_out(actor, c, row)[name],
-                "terms": [{"formula": t, "value": v}
-                          for t, v in zip(terms, values, strict=True)]}
+            compiled = [compile_formula(t, scope) for t in terms]
+            values = [t.evaluate(ctx) for t in compiled]
+        out = self.row_out(actor, c, row)
+        return {"field": name, "value": out[name],
+                "terms": [explained_term(c.entity, t, v, out)
+                          for t, v in zip(compiled, values, strict=True)]}
 
     # -- lists ---------------------------------------------------------------------------
 
