@@ -16,7 +16,7 @@ id and the parameters, never the English text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -72,6 +72,11 @@ class LabelMessage(Message):
         return (LabelMessage, (self.label,))
 
 
+def N_(message_id: str) -> str:
+    """Mark a message id for the catalogs where it is defined; `msg(id)` gives it later."""
+    return message_id
+
+
 def msg(message_id: str, /, **params: Any) -> Message:
     """Mark a server message for the catalogs (the extraction keyword) and give it values."""
     return Message(message_id, params)
@@ -85,12 +90,29 @@ def localize(text: str, gettext: Gettext, language: str) -> str:
     return str(text)
 
 
-def joined(parts: list[Message], separator: str = "; ") -> Message:
+def joined(parts: Sequence[str], separator: str = "; ") -> Message:
     """Several messages for one place, kept as one message that renders each part."""
-    if len(parts) == 1:
-        return parts[0]
-    keys = [f"m{i}" for i in range(len(parts))]
-    return Message(separator.join(f"%({k})s" for k in keys), dict(zip(keys, parts, strict=True)))
+    messages = [p if isinstance(p, Message) else Message("%(text)s", {"text": p})
+                for p in parts]
+    if len(messages) == 1:
+        return messages[0]
+    keys = [f"m{i}" for i in range(len(messages))]
+    return Message(separator.join(f"%({k})s" for k in keys),
+                   dict(zip(keys, messages, strict=True)))
+
+
+def either(choices: Sequence[str]) -> Message:
+    """"a or b or c", each choice rendered in the reader's language."""
+    out = choices[0] if isinstance(choices[0], Message) else Message("%(x)s", {"x": choices[0]})
+    for choice in choices[1:]:
+        out = msg("%(first)s or %(second)s", first=out, second=choice)
+    return out
+
+
+def by_field(fields: Mapping[str, str]) -> Message:
+    """Problems by field as one message, "amount: must be a number; name: is required"."""
+    parts = [msg("%(field)s: %(problem)s", field=k, problem=v) for k, v in fields.items()]
+    return joined(parts) if parts else Message("")
 
 
 def _english(message_id: str) -> str:

@@ -6,6 +6,8 @@ import re
 from enum import StrEnum
 from typing import Any
 
+from engine.messages import N_, msg
+
 RecordId = int
 UserId = int
 Record = dict[str, Any]
@@ -59,11 +61,11 @@ TEXT_PATTERNS: dict[FieldType, tuple[re.Pattern[str], str]] = {
     FieldType.EMAIL: (
         re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"),
-        "an email address like name@example.com"),
+        N_("must be an email address like name@example.com")),
     FieldType.PHONE: (re.compile(r"^\+?[0-9 ()./-]{3,40}$"),
-                      "a phone number (digits, spaces, + ( ) - . /)"),
+                      N_("must be a phone number (digits, spaces, + ( ) - . /)")),
     FieldType.URL: (re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE),
-                    "a web address starting with http:// or https://"),
+                    N_("must be a web address starting with http:// or https://")),
 }
 
 
@@ -74,7 +76,7 @@ def text_shape_problem(ftype: FieldType, text: str) -> str | None:
         return None
     if not shape[0].match(text) or (
             ftype is FieldType.PHONE and sum(c.isdigit() for c in text) < 3):
-        return f"must be {shape[1]}"
+        return msg(shape[1])
     return None
 
 

@@ -3,6 +3,7 @@ and `/explain/<field>`; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -46,7 +47,7 @@ def test_lost_without_reason_is_422(api: TestClient, env: Env) -> None:
                                                   "stage": "lost"})
     assert response.status_code == 422
     assert response.json()["error"]["fields"] == {
-        "_record": "A lost opportunity needs a lost reason"}
+        "lost_reason": "A lost opportunity needs a lost reason"}
 
 
 def test_filter_and_sort_on_formulas(api: TestClient, env: Env) -> None:

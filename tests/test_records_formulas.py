@@ -3,6 +3,7 @@ formula defaults, and sorting and filtering on computed fields; SQLite and Postg
 
 from __future__ import annotations
 
+
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -81,11 +82,12 @@ def test_writing_a_computed_field_is_refused(env: Env) -> None:
 def test_lost_needs_a_reason(env: Env) -> None:
     with pytest.raises(Invalid) as info:
         opp(env, name="a", stage="lost")
-    assert info.value.fields == {"_record": "A lost opportunity needs a lost reason"}
+    # the rule names its field (`field: lost_reason`), so its message stands beside it
+    assert info.value.fields == {"lost_reason": "A lost opportunity needs a lost reason"}
     row = opp(env, name="b", stage="negotiation")
     with pytest.raises(Invalid) as info:
         env.records.update(env.admin.actor(), "opportunity", row["id"], {"stage": "lost"}, 1)
-    assert info.value.fields == {"_record": "A lost opportunity needs a lost reason"}
+    assert info.value.fields == {"lost_reason": "A lost opportunity needs a lost reason"}
     done = env.records.update(env.admin.actor(), "opportunity", row["id"],
                               {"stage": "lost", "lost_reason": "price"}, 1)
     assert (done["stage"], done["probability"]) == ("lost", Decimal("0.0000"))

@@ -297,7 +297,7 @@ def test_readonly_fields_cannot_be_changed_even_if_posted(env: Env,
     client = client_for(env, "rep")
     path = f"/e/account/{mine['id']}/edit"
     page = client.get(path).text
-    assert re.search(r'<input type="text" id="f-credit_limit" value="100.00" disabled>', page)
+    assert re.search(r'<input type="text" id="f-credit_limit" value="¥100.00" disabled>', page)
     assert 'name="credit_limit"' not in page
     answer = client.post(path, data={"csrf_token": csrf_of(page), "version": version_of(page),
                                      "name": "Mine 2", "credit_limit": "999999",

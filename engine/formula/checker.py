@@ -45,6 +45,7 @@ from engine.formula.functions import (
 )
 from engine.formula.parser import parse
 from engine.formula.types import FType, Path, Scope, described, plural
+from engine.messages import N_, msg
 
 B, N, T = FType.BOOLEAN, FType.NUMBER, FType.TEXT
 D, DT, BLANK = FType.DATE, FType.DATETIME, FType.BLANK
@@ -56,7 +57,9 @@ _ARITHMETIC = {
     "/": {(N, N): N},
     "^": {(N, N): N},
 }
-_VERBS = {"+": "add", "-": "subtract"}
+_VERBS = {"+": (N_("cannot add two %(types)s"), N_("cannot add %(left)s and %(right)s")),
+          "-": (N_("cannot subtract two %(types)s"),
+                N_("cannot subtract %(left)s and %(right)s"))}
 _HANDLE_BLANK = {"&", "AND", "OR"}
 """Operators that treat BLANK as a value; the others are BLANK when a side is."""
 
@@ -70,9 +73,9 @@ def suggest(name: str, candidates: Sequence[str]) -> str:
     """'; did you mean 'x'?' for the closest candidate, or ''."""
     folded = {c.lower(): c for c in candidates}
     if name.lower() in folded:
-        return f"; did you mean {folded[name.lower()]!r}?"
+        return msg("; did you mean '%(name)s'?", name=folded[name.lower()])
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return msg("; did you mean '%(name)s'?", name=close[0]) if close else ""
 
 
 def start(node: Node) -> tuple[int, int]:
@@ -111,8 +114,8 @@ class _Checker:
             if i and ftype is not FType.REFERENCE:
                 assert ftype is not None
                 raise FormulaError(
-                    f"{'.'.join(path[:i])} is {described(ftype)}, not a reference, so it "
-                    f"has no field {name!r}", line, col)
+                    msg("%(path)s is %(type)s, not a reference, so it has no field '%(name)s'",
+                        path=".".join(path[:i]), type=described(ftype), name=name), line, col)
             ftype = self.scope.field_type(path[: i + 1])
             if ftype is None:
                 raise FormulaError(self._unknown(path[:i], name), line, col)
@@ -121,42 +124,49 @@ class _Checker:
         return TField(ftype, path, scale, ref.line, ref.col)
 
     def _unknown(self, prefix: Path, name: str) -> str:
-        where = f" on {'.'.join(prefix)}" if prefix else ""
         if not prefix and name.upper() in FUNCTIONS:
-            return f"unknown field {name!r}; {name.upper()} is a function: write {name.upper()}()"
-        return f"unknown field {name!r}{where}" + suggest(name, self.scope.field_names(prefix))
+            return msg("unknown field '%(name)s'; %(function)s is a function: write "
+                       "%(function)s()", name=name, function=name.upper())
+        hint = suggest(name, self.scope.field_names(prefix))
+        if prefix:
+            return msg("unknown field '%(name)s' on %(path)s%(hint)s", name=name,
+                       path=".".join(prefix), hint=hint)
+        return msg("unknown field '%(name)s'%(hint)s", name=name, hint=hint)
 
     # ---- operators ---------------------------------------------------------------------
 
     def unary(self, node: Unary) -> TNode:
         operand = self.node(node.operand)
         if node.op == "NOT":
-            self._need(operand, B, node.operand, "NOT needs a condition")
+            self._need(operand, B, node.operand, msg("NOT needs a condition"))
             if operand.type is BLANK:
                 return operand
             return TCall(B, "NOT", (operand,), node.line, node.col)
-        self._need(operand, N, node.operand, "minus needs a number")
+        self._need(operand, N, node.operand, msg("minus needs a number"))
         if operand.type is BLANK:
             return operand
         return TCall(N, "NEG", (operand,), node.line, node.col)
 
     def _need(self, typed: TNode, want: FType, node: Node, what: str) -> None:
         if typed.type not in (want, BLANK):
-            raise FormulaError(f"{what}, not {described(typed.type)}", *start(node))
+            raise FormulaError(msg("%(what)s, not %(type)s", what=what,
+                                   type=described(typed.type)), *start(node))
 
     def binary(self, node: Binary) -> TNode:
         left, right = self.node(node.left), self.node(node.right)
         op, lt, rt = node.op, left.type, right.type
         if op in ("AND", "OR"):
-            self._need(left, B, node.left, f"{op} needs conditions on both sides")
-            self._need(right, B, node.right, f"{op} needs conditions on both sides")
+            both = msg("%(op)s needs conditions on both sides", op=op)
+            self._need(left, B, node.left, both)
+            self._need(right, B, node.right, both)
             return self._op(B, op, node, (left, B), (right, B))
         if op == "&":
-            for side, typed in (("left", left), ("right", right)):
+            for side, typed in ((N_("left"), left), (N_("right"), right)):
                 if typed.type not in (T, BLANK):
                     raise FormulaError(
-                        f"& joins texts, but the {side} side is {described(typed.type)}: "
-                        "convert it with TEXT(...)", node.line, node.col)
+                        msg("& joins texts, but the %(side)s side is %(type)s: convert it with "
+                            "TEXT(...)", side=msg(side), type=described(typed.type)),
+                        node.line, node.col)
             return self._op(T, "&", node, (left, T), (right, T))
         if op in _ARITHMETIC:
             return self._arithmetic(node, left, right)
@@ -164,10 +174,11 @@ class _Checker:
         kind = lt if lt is not BLANK else rt
         allowed = ORDERED if op in ("<", "<=", ">", ">=") else COMPARABLE
         if kind is not BLANK and kind not in allowed:
-            raise FormulaError(f"{op} cannot compare {plural(kind)}", node.line, node.col)
-        if BLANK not in (lt, rt) and lt is not rt:
-            raise FormulaError(f"cannot compare {described(lt)} with {described(rt)}",
+            raise FormulaError(msg("%(op)s cannot compare %(types)s", op=op, types=plural(kind)),
                                node.line, node.col)
+        if BLANK not in (lt, rt) and lt is not rt:
+            raise FormulaError(msg("cannot compare %(left)s with %(right)s", left=described(lt),
+                                   right=described(rt)), node.line, node.col)
         return self._op(B, op, node, (left, kind), (right, kind))
 
     def _arithmetic(self, node: Binary, left: TNode, right: TNode) -> TNode:
@@ -182,13 +193,13 @@ class _Checker:
         result = table.get((lt, rt))
         if result is None:
             if op in ("*", "/", "^"):
-                message = f"{op} needs numbers, not {described(left.type)} and " \
-                          f"{described(right.type)}"
+                message = msg("%(op)s needs numbers, not %(left)s and %(right)s", op=op,
+                              left=described(left.type), right=described(right.type))
             elif left.type is right.type:
-                message = f"cannot {_VERBS[op]} two {plural(left.type)}"
+                message = msg(_VERBS[op][0], types=plural(left.type))
             else:
-                message = f"cannot {_VERBS[op]} {described(left.type)} and " \
-                          f"{described(right.type)}"
+                message = msg(_VERBS[op][1], left=described(left.type),
+                              right=described(right.type))
             raise FormulaError(message, node.line, node.col)
         return self._op(result, op, node, (left, lt), (right, rt))
 
@@ -204,7 +215,8 @@ class _Checker:
         spec = FUNCTIONS.get(node.name)
         if spec is None:
             hint = suggest(node.name, list(FUNCTIONS))
-            raise FormulaError(f"unknown function {node.name}{hint}", node.line, node.col)
+            raise FormulaError(msg("unknown function %(name)s%(hint)s", name=node.name,
+                                   hint=hint), node.line, node.col)
         self._arity(spec, node)
         if spec.name == "BLANK":
             return TLiteral(BLANK, None, node.line, node.col)
@@ -227,20 +239,23 @@ class _Checker:
         if low <= n and (high is None or n <= high):
             return
         if high == 0:
-            wants = "no arguments"
+            wants = msg("no arguments")
         elif high is None:
-            wants = f"at least {low} argument{'s' * (low != 1)}"
+            wants = msg("at least 1 argument") if low == 1 \
+                else msg("at least %(n)s arguments", n=low)
         elif low == high:
-            wants = f"{low} argument{'s' * (low != 1)}"
+            wants = msg("1 argument") if low == 1 else msg("%(n)s arguments", n=low)
         else:
-            wants = f"{low} to {high} arguments"
-        raise FormulaError(f"{spec.name} takes {wants}, not {n}: {spec.signature}",
+            wants = msg("%(low)s to %(high)s arguments", low=low, high=high)
+        raise FormulaError(msg("%(name)s takes %(wants)s, not %(n)s: %(signature)s",
+                               name=spec.name, wants=wants, n=n, signature=spec.signature),
                            node.line, node.col)
 
     def _own_field(self, spec: FunctionSpec, arg: Node) -> TField:
         if not isinstance(arg, FieldRef) or len(arg.path) != 1:
             raise FormulaError(
-                f"{spec.name} needs a field of this record, like {spec.name}(stage)",
+                msg("%(name)s needs a field of this record, like %(name)s(stage)",
+                    name=spec.name),
                 *start(arg))
         return self.field(arg)
 

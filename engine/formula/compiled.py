@@ -23,6 +23,7 @@ from engine.formula.pycompile import Fn, compile_python
 from engine.formula.sqlcompile import Columns, compile_sql, condition
 from engine.formula.sqlterms import Expr
 from engine.formula.types import Clock, EvalContext, FType, Path, Scope, Value, described
+from engine.messages import msg
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,8 +70,8 @@ class CompiledFormula:
     def sql_condition(self, columns: Columns, dialect: str, clock: Clock) -> Expr:
         """A boolean formula as a WHERE condition, BLANK counting as false."""
         if self.type not in (FType.BOOLEAN, FType.BLANK):
-            raise FormulaError(f"a filter needs a condition, not {described(self.type)}",
-                               self.tree.line, self.tree.col)
+            raise FormulaError(msg("a filter needs a condition, not %(type)s",
+                                   type=described(self.type)), self.tree.line, self.tree.col)
         return condition(self.to_sql(columns, dialect, clock))
 
     def reference_sites(self) -> Iterator[tuple[Path, int, int]]:
@@ -90,8 +91,9 @@ def compile_formula(source: str, scope: Scope, expect: FType | None = None) -> C
     tree = check(parse(source), scope)
     if expect is not None and tree.type not in (expect, FType.BLANK):
         stripped = len(source) - len(source.lstrip())
-        raise FormulaError(f"this formula gives {described(tree.type)}, but "
-                           f"{described(expect)} is needed here", *position(source, stripped))
+        raise FormulaError(msg("this formula gives %(type)s, but %(wanted)s is needed here",
+                               type=described(tree.type), wanted=described(expect)),
+                           *position(source, stripped))
     calls = [n for n in typed_nodes(tree) if isinstance(n, TCall)]
     return CompiledFormula(
         source=source,
@@ -108,8 +110,8 @@ def _sql_problem(calls: list[TCall]) -> FormulaError | None:
         spec = FUNCTIONS.get(node.name)
         if spec is not None and not spec.sql:
             return FormulaError(
-                f"{node.name} cannot run in the database, so this formula can't be "
-                "filtered or sorted on", node.line, node.col)
+                msg("%(name)s cannot run in the database, so this formula can't be filtered "
+                    "or sorted on", name=node.name), node.line, node.col)
     return None
 
 

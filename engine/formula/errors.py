@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine.messages import Message, msg
+
 
 class FormulaError(Exception):
     """A formula that cannot be parsed, checked, compiled or compiled to SQL.
@@ -29,6 +31,15 @@ class FormulaError(Exception):
     def __str__(self) -> str:
         return f"{self.line}:{self.col}: {self.message}"
 
+    def described(self) -> Message:
+        """`str(self)` as a message: the position, then the message in the reader's language.
+
+        >>> FormulaError(msg("the formula is empty")).described().id
+        '%(line)s:%(col)s: %(message)s'
+        """
+        return Message("%(line)s:%(col)s: %(message)s",
+                       {"line": self.line, "col": self.col, "message": self.message})
+
     def excerpt(self, source: str) -> str:
         """The source line of the error with a caret under the column."""
         return caret_excerpt(source, self.line, self.col)
@@ -42,7 +53,7 @@ class FormulaCycleError(FormulaError):
     """
 
     def __init__(self, field: str, cycle: Sequence[str], line: int, col: int) -> None:
-        super().__init__(f"formula cycle: {' -> '.join(cycle)}", line, col)
+        super().__init__(msg("formula cycle: %(cycle)s", cycle=" -> ".join(cycle)), line, col)
         self.field = field
         self.cycle = tuple(cycle)
 

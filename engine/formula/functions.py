@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.formula.types import FType, described
+from engine.messages import either, msg
 
 B, N, T = FType.BOOLEAN, FType.NUMBER, FType.TEXT
 D, DT, M, R, BLANK = FType.DATE, FType.DATETIME, FType.MULTICHOICE, FType.REFERENCE, FType.BLANK
@@ -64,7 +65,7 @@ class FunctionSpec:
 
 def _want(allowed: frozenset[FType]) -> str:
     order = [N, T, B, D, DT, M, R]
-    return " or ".join(described(t) for t in order if t in allowed)
+    return either([described(t) for t in order if t in allowed])
 
 
 def _expect(name: str, i: int, got: FType, allowed: frozenset[FType]) -> FType:
@@ -72,8 +73,9 @@ def _expect(name: str, i: int, got: FType, allowed: frozenset[FType]) -> FType:
     if got is BLANK:
         return min(allowed, key=[N, T, B, D, DT, M, R].index)
     if got not in allowed:
-        raise ArgTypeError(i, f"{name} needs {_want(allowed)} as argument {i + 1}, "
-                              f"not {described(got)}")
+        raise ArgTypeError(i, msg("%(name)s needs %(wants)s as argument %(n)s, not %(got)s",
+                                  name=name, wants=_want(allowed), n=i + 1,
+                                  got=described(got)))
     return got
 
 
@@ -116,8 +118,10 @@ def unify(name: str, positions: Sequence[int], args: Sequence[FType],
         if found is BLANK:
             found, first = t, i
         elif t is not found:
-            raise ArgTypeError(i, f"{name} needs one type here: argument {first + 1} is "
-                                  f"{described(found)}, argument {i + 1} is {described(t)}")
+            raise ArgTypeError(i, msg("%(name)s needs one type here: argument %(first)s is "
+                                      "%(first_type)s, argument %(n)s is %(type)s", name=name,
+                                      first=first + 1, first_type=described(found), n=i + 1,
+                                      type=described(t)))
     return found
 
 

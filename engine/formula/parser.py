@@ -23,6 +23,7 @@ from lark.exceptions import UnexpectedEOF, UnexpectedToken, VisitError
 
 from engine.formula.ast import Binary, Boolean, Call, FieldRef, Node, Number, Text, Unary
 from engine.formula.errors import FormulaError, position
+from engine.messages import N_, either, msg
 
 MAX_SOURCE_LENGTH = 4000
 MAX_NESTING = 64
@@ -31,12 +32,12 @@ MAX_PATH_HOPS = 3
 
 _CANONICAL = {"==": "=", "!=": "<>", "&&": "AND", "||": "OR"}
 _TOKEN_TEXT = {
-    "RPAR": "')'", "LPAR": "'('", "COMMA": "','", "DOT": "'.'", "COMPARE": "a comparison",
+    "RPAR": "')'", "LPAR": "'('", "COMMA": "','", "DOT": "'.'", "COMPARE": N_("a comparison"),
     "AMP": "'&'", "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'",
     "CARET": "'^'",
-    "NUMBER": "a number", "STRING": "a text", "NAME": "a name", "TRUE": "TRUE",
+    "NUMBER": N_("a number"), "STRING": N_("a text"), "NAME": N_("a name"), "TRUE": "TRUE",
     "FALSE": "FALSE", "NOT": "NOT", "AND_WORD": "AND", "OR_WORD": "OR",
-    "AND_SYMBOL": "&&", "OR_SYMBOL": "||", "$END": "the end",
+    "AND_SYMBOL": "&&", "OR_SYMBOL": "||", "$END": N_("the end"),
 }
 _VALUE_STARTS = {"NUMBER", "STRING", "NAME", "TRUE", "FALSE", "LPAR", "MINUS"}
 _VALUES = {"NUMBER", "STRING", "NAME"}  # expected only where a value may start
@@ -47,8 +48,8 @@ def _depth(*children: Node) -> int:
     if depth > MAX_NESTING:
         first = children[0]
         raise FormulaError(
-            f"the formula nests more than {MAX_NESTING} levels deep; split it into "
-            "simpler formula fields", first.line, first.col)
+            msg("the formula nests more than %(limit)s levels deep; split it into simpler "
+                "formula fields", limit=MAX_NESTING), first.line, first.col)
     return depth
 
 
@@ -73,7 +74,8 @@ class _Builder(Transformer[Token, Node]):
         if len(children) > MAX_PATH_HOPS + 1:
             tok = children[MAX_PATH_HOPS + 1]
             raise FormulaError(
-                f"a path may follow at most {MAX_PATH_HOPS} references", tok.line or 1,
+                msg("a path may follow at most %(limit)s references", limit=MAX_PATH_HOPS),
+                tok.line or 1,
                 tok.column or 1)
         positions = tuple((t.line or 1, t.column or 1) for t in children)
         return FieldRef(tuple(str(t) for t in children), positions, *positions[0])
@@ -117,7 +119,8 @@ def _unescape(tok: Token) -> str:
                 line += (tok.line or 1) - 1
                 col = col + (tok.column or 1) - 1 if line == tok.line else col
                 raise FormulaError(
-                    f'unknown escape "\\{nxt}" in a text: only \\" and \\\\ are escapes',
+                    msg('unknown escape "\\%(char)s" in a text: only \\" and \\\\ are escapes',
+                        char=nxt),
                     line, col)
             out.append(nxt)
             i += 2
@@ -140,13 +143,14 @@ def parse(source: str) -> Node:
     if len(source) > MAX_SOURCE_LENGTH:
         line, col = position(source, MAX_SOURCE_LENGTH)
         raise FormulaError(
-            f"the formula is {len(source):,} characters long; the limit is "
-            f"{MAX_SOURCE_LENGTH:,}", line, col)
+            msg("the formula is %(length)s characters long; the limit is %(limit)s",
+                length=format(len(source), ","),
+                limit=format(MAX_SOURCE_LENGTH, ",")), line, col)
     nul = source.find("\x00")
     if nul >= 0:
-        raise FormulaError("the formula contains a NUL character", *position(source, nul))
+        raise FormulaError(msg("the formula contains a NUL character"), *position(source, nul))
     if not source.strip():
-        raise FormulaError("the formula is empty", 1, 1)
+        raise FormulaError(msg("the formula is empty"), 1, 1)
     try:
         tree = _PARSER.parse(source)
     except VisitError as exc:  # an error raised while building a node
@@ -165,27 +169,31 @@ def _syntax_error(source: str, exc: UnexpectedInput) -> FormulaError:
         at = exc.pos_in_stream or 0
         char = source[at] if at < len(source) else ""
         if char == '"':
-            return FormulaError('this text has no closing "', line, col)
+            return FormulaError(msg('this text has no closing "'), line, col)
         if char == "'":
-            return FormulaError('texts are written in double quotes: "like this"', line, col)
-        return FormulaError(f"unexpected character {char!r}", line, col)
+            return FormulaError(msg('texts are written in double quotes: "like this"'), line,
+                                col)
+        return FormulaError(msg("unexpected character %(char)s", char=repr(char)), line, col)
     if isinstance(exc, UnexpectedEOF):
         line, col = position(source, len(source))
-        return FormulaError("the formula ends too early", line, col)
+        return FormulaError(msg("the formula ends too early"), line, col)
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
         expected = set(exc.expected)
         if tok.type == "$END":
             line, col = _end(source)
-            wants = "a value" if expected & _VALUES else _describe(expected)
-            return FormulaError(f"the formula ends too early: expected {wants}", line, col)
+            wants = msg("a value") if expected & _VALUES else _describe(expected)
+            return FormulaError(msg("the formula ends too early: expected %(wants)s",
+                                    wants=wants), line, col)
         line, col = tok.line or 1, tok.column or 1
         if expected & _VALUES:
             extra = expected - _VALUE_STARTS - {"NOT", "AND_WORD", "OR_WORD"}
-            wants = "a value" + (f" or {_describe(extra)}" if extra else "")
-            return FormulaError(f"expected {wants}, found {str(tok)!r}", line, col)
-        return FormulaError(f"unexpected {str(tok)!r}: expected {_describe(expected)}",
-                            line, col)
+            wants = msg("a value or %(other)s", other=_describe(extra)) if extra \
+                else msg("a value")
+            return FormulaError(msg("expected %(wants)s, found %(found)s", wants=wants,
+                                    found=repr(str(tok))), line, col)
+        return FormulaError(msg("unexpected %(found)s: expected %(wants)s",
+                                found=repr(str(tok)), wants=_describe(expected)), line, col)
     return FormulaError(str(exc).splitlines()[0], exc.line or 1, exc.column or 1)
 
 
@@ -197,5 +205,5 @@ def _end(source: str) -> tuple[int, int]:
 def _describe(expected: set[str]) -> str:
     names = sorted({_TOKEN_TEXT.get(t, t) for t in expected})
     if len(names) > 6:
-        return "an operator, ',' or ')'"
-    return " or ".join(names)
+        return msg("an operator, ',' or ')'")
+    return either([msg(n) for n in names])

@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from engine.messages import N_, Message, msg
 from engine.types import DECIMAL_SHAPES, LINK_TYPES, NUMERIC_TYPES, TEXT_TYPES, FieldType
 
 Path = tuple[str, ...]
@@ -35,20 +36,24 @@ class FType(StrEnum):
     """The type of BLANK() alone; it fits wherever any other type is expected."""
 
 
-_ARTICLE = {FType.NUMBER: "a number", FType.TEXT: "text", FType.BOOLEAN: "a boolean",
-            FType.DATE: "a date", FType.DATETIME: "a datetime",
-            FType.MULTICHOICE: "a multichoice field", FType.REFERENCE: "a reference",
-            FType.BLANK: "BLANK()"}
+_ARTICLE = {FType.NUMBER: N_("a number"), FType.TEXT: N_("text"),
+            FType.BOOLEAN: N_("a boolean"), FType.DATE: N_("a date"),
+            FType.DATETIME: N_("a datetime"), FType.MULTICHOICE: N_("a multichoice field"),
+            FType.REFERENCE: N_("a reference"), FType.BLANK: "BLANK()"}
+_PLURAL = {FType.NUMBER: N_("numbers"), FType.TEXT: N_("texts"), FType.BOOLEAN: N_("booleans"),
+           FType.DATE: N_("dates"), FType.DATETIME: N_("datetimes"),
+           FType.MULTICHOICE: N_("multichoice fields"), FType.REFERENCE: N_("references"),
+           FType.BLANK: "BLANK()"}
 
 
-def described(t: FType) -> str:
+def described(t: FType) -> Message:
     """`t` as a message says it: 'a number', 'text', 'a date'."""
-    return _ARTICLE[t]
+    return msg(_ARTICLE[t])
 
 
-def plural(t: FType) -> str:
+def plural(t: FType) -> Message:
     """'numbers', 'texts', 'multichoice fields'."""
-    return "multichoice fields" if t is FType.MULTICHOICE else f"{t.value}s"
+    return msg(_PLURAL[t])
 
 
 def ftype_of(field_type: FieldType) -> FType:

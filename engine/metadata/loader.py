@@ -333,6 +333,13 @@ class _ModelBuilder:
                 and title not in specs:
             hint = did_you_mean(title, set(specs))
             self.errors.append(doc.error(["title"], f"title: no field {title!r}{hint}"))
+        for i, v in enumerate(data.get("validations", []) if not p.rejected("validations")
+                              else []):
+            target = v.get("field") if isinstance(v, dict) else None
+            if isinstance(specs, dict) and isinstance(target, str) and target not in specs:
+                hint = did_you_mean(target, set(specs))
+                self.errors.append(doc.error(["validations", i, "field"],
+                                             f"validations: no field {target!r}{hint}"))
         if len(self.errors) > before or p.bad or name is None or not isinstance(specs, dict):
             return None
         if title is None:
@@ -350,7 +357,7 @@ class _ModelBuilder:
             description=Label.of(data["description"], "") if "description" in data else None,
             validations=tuple(
                 Validation(rule=v["rule"], message=Label.of(v["message"], v["rule"]),
-                           loc=doc.loc(["validations", i, "rule"]))
+                           loc=doc.loc(["validations", i, "rule"]), field=v.get("field"))
                 for i, v in enumerate(data.get("validations", []))),
             cascade_assign=tuple(
                 Cascade(entity=c if isinstance(c, str) else c["entity"],

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from engine.messages import msg
+
 
 class RecordError(Exception):
+    """`message` and the `fields` texts are engine.messages.Message values (plain str is
+    accepted for text from outside the engine); the web edge renders them per language."""
+
     status = 400
     code = "bad_request"
 
@@ -47,7 +52,13 @@ class Invalid(RecordError):
 
 def stale_version(entity: str, record_id: int, current: int | None, given: int) -> Conflict:
     """The 409 of an optimistic-concurrency check: someone saved the record since `given`."""
-    detail = f" (current version is {current})" if current is not None else ""
-    return Conflict(f"{entity} {record_id} was changed by someone else since version {given}"
-                    f"{detail}; reload it and apply your change again",
-                    {"version": "stale"})
+    if current is None:
+        message = msg("%(entity)s %(id)s was changed by someone else since version %(given)s; "
+                      "reload it and apply your change again",
+                      entity=entity, id=record_id, given=given)
+    else:
+        message = msg("%(entity)s %(id)s was changed by someone else since version %(given)s "
+                      "(current version is %(current)s); reload it and apply your change again",
+                      entity=entity, id=record_id, given=given, current=current)
+    # "stale" is a code, not text: pages and clients test for it
+    return Conflict(message, {"version": "stale"})

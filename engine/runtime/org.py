@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Table, delete, func, select
 
+from engine.messages import by_field, msg
 from engine.metadata.model import OrgUnit
 from engine.runtime.access import SYSTEM
 from engine.runtime.errors import Invalid, RecordError
@@ -38,9 +39,10 @@ def seed_org(records: Records) -> int:
             try:
                 row = records.create(SYSTEM, DEPARTMENT, data)
             except RecordError as exc:
-                details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
-                raise Invalid(f"{unit.loc}: department {unit.name!r} cannot be created: "
-                              f"{details or exc.message}", exc.fields) from None
+                raise Invalid(msg("%(where)s: department '%(name)s' cannot be created: %(why)s",
+                                  where=str(unit.loc), name=unit.name,
+                                  why=by_field(exc.fields) if exc.fields else exc.message),
+                              exc.fields) from None
             created.append(row["id"])
             create(unit.children, row["id"])
 

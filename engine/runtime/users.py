@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.db import WRITE
 from engine.runtime.errors import Conflict, Invalid, NotFound
@@ -54,23 +55,24 @@ class Users:
             department_id: int | None = None, display_name: str | None = None) -> User:
         problems: dict[str, str] = {}
         if not NAME_RE.match(name):
-            problems["name"] = "a user name is a lower-case letter, then a-z, 0-9 or _"
+            problems["name"] = msg("a user name is a lower-case letter, then a-z, 0-9 or _")
         if not roles or not all(NAME_RE.match(r) for r in roles):
-            problems["role"] = "give at least one role name (lower-case letters, digits, _)"
+            problems["role"] = msg("give at least one role name (lower-case letters, digits, _)")
         elif len(",".join(roles)) > 500:
-            problems["role"] = "too many roles (at most 500 characters in all)"
+            problems["role"] = msg("too many roles (at most 500 characters in all)")
         elif unknown := [r for r in roles if self.known_roles.get(r) is None]:
-            problems["role"] = (f"no role {unknown[0]!r} in config; roles: "
-                                f"{', '.join(self.known_roles.names)}")
+            problems["role"] = msg("no role '%(role)s' in config; roles: %(roles)s",
+                                   role=unknown[0], roles=", ".join(self.known_roles.names))
         if display_name is not None and len(display_name) > 200:
-            problems["display_name"] = "must be at most 200 characters"
+            problems["display_name"] = msg("must be at most 200 characters")
         if password is not None and len(password) < 8:
-            problems["password"] = "must be at least 8 characters"
+            problems["password"] = msg("must be at least 8 characters")
         if problems:
-            raise Invalid("user is not valid", problems)
+            raise Invalid(msg("user is not valid"), problems)
         with self.writer.begin() as conn:
             if conn.execute(select(self.users.c.id).where(self.users.c.name == name)).first():
-                raise Conflict(f"user {name!r} already exists", {"name": "already exists"})
+                raise Conflict(msg("user '%(name)s' already exists", name=name),
+                               {"name": msg("already exists")})
             now = datetime.now(UTC)
             try:
                 new_id = conn.execute(insert(self.users).values(
@@ -80,8 +82,8 @@ class Users:
                     password_changed_at=now if password else None,
                 ).returning(self.users.c.id)).scalar_one()
             except IntegrityError:  # added by someone else since the check above
-                raise Conflict(f"user {name!r} already exists",
-                               {"name": "already exists"}) from None
+                raise Conflict(msg("user '%(name)s' already exists", name=name),
+                               {"name": msg("already exists")}) from None
         return self.get(new_id)
 
     def set_active(self, name: str, active: bool) -> User:
@@ -96,9 +98,11 @@ class Users:
         """Replace a user's password. Ending their sessions is the caller's part
         (engine/runtime/sessions.py), so API tokens and sessions stay separate concerns."""
         if len(password) < 8:
-            raise Invalid("password is not valid", {"password": "must be at least 8 characters"})
+            raise Invalid(msg("password is not valid"),
+                          {"password": msg("must be at least 8 characters")})
         if len(password) > 1000:
-            raise Invalid("password is not valid", {"password": "must be at most 1000 characters"})
+            raise Invalid(msg("password is not valid"),
+                          {"password": msg("must be at most 1000 characters")})
         self.get(user_id)
         with self.writer.begin() as conn:
             conn.execute(update(self.users).where(self.users.c.id == user_id).values(
@@ -107,7 +111,8 @@ class Users:
     def set_locale(self, user_id: int, locale: str) -> User:
         """The language of the user's pages, e.g. "en" or "zh-CN"."""
         if not _LOCALE_RE.match(locale):
-            raise Invalid("locale is not valid", {"locale": "a language tag like en or zh-CN"})
+            raise Invalid(msg("locale is not valid"),
+                          {"locale": msg("a language tag like en or zh-CN")})
         self.get(user_id)
         with self.writer.begin() as conn:
             conn.execute(update(self.users).where(self.users.c.id == user_id)
@@ -118,16 +123,16 @@ class Users:
         with self.engine.connect() as conn:
             row = conn.execute(select(self.users).where(self.users.c.id == user_id)).first()
         if row is None:
-            raise NotFound(f"no user {user_id}")
+            raise NotFound(msg("no user %(id)s", id=user_id))
         return _user(row)
 
     def by_name(self, name: str) -> User:
         if "\x00" in name:  # no user name holds NUL, and PostgreSQL refuses it in a query
-            raise NotFound(f"no user named {name!r}")
+            raise NotFound(msg("no user named %(name)s", name=repr(name)))
         with self.engine.connect() as conn:
             row = conn.execute(select(self.users).where(self.users.c.name == name)).first()
         if row is None:
-            raise NotFound(f"no user named {name!r}")
+            raise NotFound(msg("no user named %(name)s", name=repr(name)))
         return _user(row)
 
     def by_name_or_none(self, name: str) -> User | None:

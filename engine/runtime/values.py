@@ -12,12 +12,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.messages import msg
 from engine.metadata.model import Field
 from engine.types import DECIMAL_SHAPES, TEXT_DEFAULT_MAX, FieldType, text_shape_problem
 
 
 class ValueProblem(ValueError):
-    """A value that does not fit its field; the message is shown to the user."""
+    """A value that does not fit its field; `message` (a Message) is shown to the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 Coercer = Callable[[Any], Any]
@@ -50,17 +55,18 @@ def _text(f: Field) -> Coercer:
 
     def coerce(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-            raise ValueProblem("must be text")
+            raise ValueProblem(msg("must be text"))
         try:
             text = str(value)
         except ValueError:  # an int with more digits than Python will print
-            raise ValueProblem(f"must be at most {limit} characters") from None
+            raise ValueProblem(msg("must be at most %(limit)s characters", limit=limit)) from None
         if f.type is not FieldType.TEXTAREA:
             text = text.strip()
         if "\x00" in text:
-            raise ValueProblem("must not contain NUL characters")
+            raise ValueProblem(msg("must not contain NUL characters"))
         if len(text) > limit:
-            raise ValueProblem(f"must be at most {limit} characters (got {len(text)})")
+            raise ValueProblem(msg("must be at most %(limit)s characters (got %(got)s)",
+                                   limit=limit, got=len(text)))
         problem = text_shape_problem(f.type, text)
         if problem:
             raise ValueProblem(problem)
@@ -89,31 +95,31 @@ def _parse_number(value: Any) -> Decimal:
 
 def _bounds(f: Field, value: Decimal | int) -> None:
     if f.min is not None and value < f.min:
-        raise ValueProblem(f"must be at least {f.min}")
+        raise ValueProblem(msg("must be at least %(min)s", min=f.min))
     if f.max is not None and value > f.max:
-        raise ValueProblem(f"must be at most {f.max}")
+        raise ValueProblem(msg("must be at most %(max)s", max=f.max))
 
 
 def _integer(f: Field) -> Coercer:
     def coerce(value: Any) -> int:
         if isinstance(value, bool):
-            raise ValueProblem("must be a whole number")
+            raise ValueProblem(msg("must be a whole number"))
         if isinstance(value, int):
             result = value
         elif isinstance(value, (float, Decimal, str)):
             try:
                 d = _parse_number(value)
             except InvalidOperation:
-                raise ValueProblem("must be a whole number") from None
+                raise ValueProblem(msg("must be a whole number")) from None
             if not d.is_finite() or d != d.to_integral_value():
-                raise ValueProblem("must be a whole number")
+                raise ValueProblem(msg("must be a whole number"))
             if d.adjusted() >= 19:  # checked before int(): int(Decimal("1e999999999")) hangs
-                raise ValueProblem("is too large")
+                raise ValueProblem(msg("is too large"))
             result = int(d)
         else:
-            raise ValueProblem("must be a whole number")
+            raise ValueProblem(msg("must be a whole number"))
         if not -(2**63) < result < 2**63:
-            raise ValueProblem("is too large")
+            raise ValueProblem(msg("is too large"))
         _bounds(f, result)
         return result
 
@@ -127,19 +133,19 @@ def _decimal(f: Field) -> Coercer:
 
     def coerce(value: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-            raise ValueProblem("must be a number")
+            raise ValueProblem(msg("must be a number"))
         if isinstance(value, str) and f.type is FieldType.PERCENT:
             value = value.strip().removesuffix("%")
         try:
             d = _parse_number(value)
         except InvalidOperation:
-            raise ValueProblem("must be a number") from None
+            raise ValueProblem(msg("must be a number")) from None
         if not d.is_finite():
-            raise ValueProblem("must be a finite number")
+            raise ValueProblem(msg("must be a finite number"))
         if d.copy_abs() >= limit:  # copy_abs, not abs(): abs() rounds and can overflow
-            raise ValueProblem(f"must be less than {limit:,} in size")
+            raise ValueProblem(msg("must be less than %(limit)s in size", limit=format(limit, ",")))
         if d != d.quantize(quantum):
-            raise ValueProblem(f"must have at most {scale} decimal places")
+            raise ValueProblem(msg("must have at most %(scale)s decimal places", scale=scale))
         d = d.quantize(quantum)
         if d.is_zero():
             d = d.copy_abs()  # "-0" is stored and shown as 0.00, not -0.00
@@ -161,7 +167,7 @@ def _boolean(_f: Field) -> Coercer:
                 return True
             if low in _FALSE:
                 return False
-        raise ValueProblem("must be true or false")
+        raise ValueProblem(msg("must be true or false"))
 
     return coerce
 
@@ -177,7 +183,7 @@ def _date(_f: Field) -> Coercer:
                 return date.fromisoformat(value.strip())
             except ValueError:
                 pass
-        raise ValueProblem("must be a date like 2025-03-31")
+        raise ValueProblem(msg("must be a date like 2025-03-31"))
 
     return coerce
 
@@ -193,17 +199,18 @@ def _datetime(_f: Field) -> Coercer:
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
-                raise ValueProblem("must be a date and time like 2025-03-31T14:30:00Z") from None
+                raise ValueProblem(
+                    msg("must be a date and time like 2025-03-31T14:30:00Z")) from None
         else:
-            raise ValueProblem("must be a date and time like 2025-03-31T14:30:00Z")
+            raise ValueProblem(msg("must be a date and time like 2025-03-31T14:30:00Z"))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         try:
             parsed = parsed.astimezone(UTC)
         except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
-            raise ValueProblem("must be between the years 1900 and 9999") from None
+            raise ValueProblem(msg("must be between the years 1900 and 9999")) from None
         if not 1900 <= parsed.year <= 9999:
-            raise ValueProblem("must be between the years 1900 and 9999")
+            raise ValueProblem(msg("must be between the years 1900 and 9999"))
         return parsed
 
     return coerce
@@ -215,7 +222,7 @@ def _choice(f: Field) -> Coercer:
 
     def coerce(value: Any) -> str:
         if not isinstance(value, str) or value.strip() not in options:
-            raise ValueProblem(f"must be one of: {shown}")
+            raise ValueProblem(msg("must be one of: %(options)s", options=shown))
         return value.strip()
 
     return coerce
@@ -228,11 +235,12 @@ def _multichoice(f: Field) -> Coercer:
     def coerce(value: Any) -> list[str] | None:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-            raise ValueProblem(f"must be a list of options from: {shown}")
+            raise ValueProblem(msg("must be a list of options from: %(options)s", options=shown))
         chosen = {i.strip() for i in items if i.strip()}
         unknown = sorted(chosen - set(options))
         if unknown:
-            raise ValueProblem(f"{', '.join(unknown)} not among the options: {shown}")
+            raise ValueProblem(msg("%(unknown)s not among the options: %(options)s",
+                                   unknown=", ".join(unknown), options=shown))
         # Stored in option order, so equal choices compare equal; nothing chosen is blank.
         return [o for o in options if o in chosen] or None
 
@@ -242,13 +250,13 @@ def _multichoice(f: Field) -> Coercer:
 def _link(_f: Field) -> Coercer:
     def coerce(value: Any) -> int:
         if isinstance(value, bool):
-            raise ValueProblem("must be a record id")
+            raise ValueProblem(msg("must be a record id"))
         if isinstance(value, dict) and "id" in value:
             value = value["id"]
         if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             value = int(value.strip())  # isascii: "²".isdigit() is True, int("²") fails
         if not isinstance(value, int) or value <= 0 or value >= 2**63:
-            raise ValueProblem("must be a record id")
+            raise ValueProblem(msg("must be a record id"))
         return value
 
     return coerce

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from engine.messages import by_field, msg
 from engine.metadata.model import Entity
 from engine.runtime.db import WRITE
 from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
@@ -68,9 +69,11 @@ def parse_state(entity: Entity, params: Mapping[str, str]) -> ListState:
             name = key[: -len(HAS)]
             f = entity.field(name) if entity.has_field(name) else None
             if f is None or f.type is not FieldType.MULTICHOICE:
-                problems[key] = f"{name!r} is not a multichoice field of {entity.name}"
+                problems[key] = msg("'%(field)s' is not a multichoice field of %(entity)s",
+                                    field=name, entity=entity.name)
             elif raw not in f.options or '"' in raw or "\\" in raw:
-                problems[key] = f"{raw!r} is not an option of {name}"
+                problems[key] = msg("%(value)s is not an option of %(field)s", value=repr(raw),
+                                    field=name)
             else:
                 has.append((name, raw))
             continue
@@ -86,17 +89,17 @@ def parse_state(entity: Entity, params: Mapping[str, str]) -> ListState:
         core[key] = raw
     mine = params.get("mine", "").lower()
     if mine and mine not in _TRUE:
-        problems["mine"] = "must be 1 (my records) or left out"
+        problems["mine"] = msg("must be 1 (my records) or left out")
     formula = params.get("filter", "").strip()
     if len(formula) > MAX_FORMULA:
-        problems["filter"] = f"must be at most {MAX_FORMULA} characters"
+        problems["filter"] = msg("must be at most %(limit)s characters", limit=MAX_FORMULA)
     try:
         query = parse_list_params(entity, core)
     except BadRequest as exc:
         problems.update(exc.fields)
         query = ListQuery()
     if problems:
-        raise BadRequest("invalid list parameters", problems)
+        raise BadRequest(msg("invalid list parameters"), problems)
     return ListState(query, formula, mine in _TRUE, tuple(has))
 
 
@@ -125,20 +128,21 @@ class SavedViews:
         name = " ".join(name.split())
         problems: dict[str, str] = {}
         if not 1 <= len(name) <= MAX_NAME:
-            problems["name"] = f"give the view a name of 1 to {MAX_NAME} characters"
+            problems["name"] = msg("give the view a name of 1 to %(limit)s characters",
+                                       limit=MAX_NAME)
         elif any(ord(c) < 32 or ord(c) == 127 for c in name):
-            problems["name"] = "must not contain control characters"
+            problems["name"] = msg("must not contain control characters")
         if len(query) > MAX_QUERY:
-            problems["query"] = f"must be at most {MAX_QUERY} characters"
+            problems["query"] = msg("must be at most %(limit)s characters", limit=MAX_QUERY)
         params = dict(parse_qsl(query, keep_blank_values=True)) if not problems else {}
         query = state_query(params, drop=("page", "cursor"))
         if not problems:
             try:
                 parse_state(entity, params)
             except BadRequest as exc:
-                problems["query"] = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+                problems["query"] = by_field(exc.fields)
         if problems:
-            raise Invalid("the view is not valid", problems)
+            raise Invalid(msg("the view is not valid"), problems)
         t = self.table
         now = datetime.now(UTC)
         with self.writer.begin() as conn:
@@ -150,15 +154,17 @@ class SavedViews:
             else:
                 count = conn.execute(select(func.count()).select_from(t).where(mine)).scalar()
                 if (count or 0) >= MAX_VIEWS:
-                    raise Invalid("too many views", {
-                        "name": f"you have {MAX_VIEWS} views of this list; delete one first"})
+                    raise Invalid(msg("too many views"), {
+                        "name": msg("you have %(count)s views of this list; delete one first",
+                                    count=MAX_VIEWS)})
                 try:
                     view_id = int(conn.execute(insert(t).values(
                         user_id=user_id, entity=entity.name, name=name, query=query,
                         created_at=now).returning(t.c.id)).scalar_one())
                 except IntegrityError:  # saved under this name since the check above
-                    raise Conflict(f"a view named {name!r} was just saved; try again",
-                                   {"name": "already exists"}) from None
+                    raise Conflict(msg("a view named '%(name)s' was just saved; try again",
+                                       name=name),
+                                   {"name": msg("already exists")}) from None
             row = conn.execute(select(t).where(t.c.id == view_id)).one()
         return _view(row)
 
@@ -177,7 +183,7 @@ class SavedViews:
             gone = conn.execute(delete(t).where(t.c.id == view_id, t.c.user_id == user_id,
                                                 t.c.entity == entity)).rowcount
         if gone != 1:
-            raise NotFound(f"no saved view {view_id} of {entity}")
+            raise NotFound(msg("no saved view %(id)s of %(entity)s", id=view_id, entity=entity))
 
 
 def _view(row: object) -> SavedView:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.messages import localize
+from engine.messages import localize, msg
 from engine.runtime.access import Actor
 from engine.runtime.access.explain import explain_access
 from engine.runtime.errors import (
@@ -74,34 +74,36 @@ class Api:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("send an API token: Authorization: Bearer <token>")
+            raise Unauthorized(msg("send an API token: Authorization: Bearer <token>"))
         user = await run_in_threadpool(self.users.by_token, token.strip())
         if user is None:
-            raise Unauthorized("the API token is not valid")
+            raise Unauthorized(msg("the API token is not valid"))
         return user.actor()
 
     async def _body(self, request: Request) -> dict[str, Any]:
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype not in ("application/json", ""):
-            raise UnsupportedMedia(f"send JSON (Content-Type: application/json), not {ctype}")
+            raise UnsupportedMedia(msg("send JSON (Content-Type: application/json), not %(type)s",
+                                       type=ctype))
         declared = request.headers.get("content-length")
         size_declared = whole_number(declared) if declared else None
         if size_declared is not None and size_declared > MAX_BODY:
-            raise TooLarge(f"request body is larger than {MAX_BODY} bytes")
+            raise TooLarge(msg("request body is larger than %(limit)s bytes", limit=MAX_BODY))
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY:
-                raise TooLarge(f"request body is larger than {MAX_BODY} bytes")
+                raise TooLarge(msg("request body is larger than %(limit)s bytes", limit=MAX_BODY))
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
             data = json.loads(raw, parse_float=str, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+            raise BadRequest(msg("request body is not valid JSON: %(why)s", why=str(exc))
+                             ) from None
         if not isinstance(data, dict):
-            raise BadRequest("request body must be a JSON object of field values")
+            raise BadRequest(msg("request body must be a JSON object of field values"))
         _check_unicode(data)
         return data
 
@@ -114,7 +116,7 @@ class Api:
         raw = str(request.path_params["record_id"])
         number = whole_number(raw)
         if number is None or not 0 < number <= MAX_ID:
-            raise NotFound(f"no record {raw[:40]!r}")
+            raise NotFound(msg("no record %(id)s", id=repr(raw[:40])))
         return number
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -153,14 +155,15 @@ class Api:
             data = await self._body(request)
             version = data.pop("version", None)
             if isinstance(version, bool) or not isinstance(version, int):
-                raise Invalid("a PATCH carries the record's version",
-                              {"version": "required: the version you read (a whole number)"})
+                raise Invalid(msg("a PATCH carries the record's version"),
+                              {"version": msg("required: the version you read (a whole number)")})
             record = await self._run(self.records.update, actor, entity, record_id, data, version)
             return JSONResponse(_out(record))
         raw_version = _single_params(request).get("version", "")
         version = whole_number(raw_version)
         if raw_version and version is None:
-            raise BadRequest("version must be a whole number", {"version": "not a number"})
+            raise BadRequest(msg("version must be a whole number"),
+                             {"version": msg("not a number")})
         await self._run(self.records.delete, actor, entity, record_id, version)
         return Response(status_code=204)
 
@@ -213,7 +216,8 @@ class Api:
                                      actor, entity, record_id)
             return JSONResponse({"record": _out(result["record"]),
                                  "cascaded": result["cascaded"]})
-        raise NotFound(f"no action {action!r} on {entity}; available: restore, purge, assign")
+        raise NotFound(msg("no action '%(action)s' on %(entity)s; available: restore, purge, "
+                           "assign", action=action, entity=entity))
 
     async def _user_id(self, value: Any, key: str) -> int | None:
         """A user given by id or by name; None when not given."""
@@ -222,7 +226,8 @@ class Api:
         if isinstance(value, str) and not value.isdigit():
             user = await self._run(self.users.by_name_or_none, value)
             if user is None:
-                raise Invalid(f"no user named {value[:80]!r}", {key: "no such user"})
+                raise Invalid(msg("no user named %(name)s", name=repr(value[:80])),
+                              {key: msg("no such user")})
             return user.id
         return _optional_id(value, key)
 
@@ -238,10 +243,12 @@ class Api:
             _only(body, {"user", "access"})
             user_id = await self._user_id(body.get("user"), "user")
             if user_id is None:
-                raise Invalid("say who joins the team", {"user": "required: a user id or name"})
+                raise Invalid(msg("say who joins the team"),
+                              {"user": msg("required: a user id or name")})
             access = body.get("access", "read")
             if not isinstance(access, str):
-                raise Invalid("team access is read or edit", {"access": "must be read or edit"})
+                raise Invalid(msg("team access is read or edit"),
+                              {"access": msg("must be read or edit")})
             members = await self._run(self.records.set_team_member, actor, entity, record_id,
                                       user_id, access)
         return JSONResponse({"items": [_out(m) for m in members], "total": len(members)})
@@ -254,7 +261,7 @@ class Api:
         raw = str(request.path_params["user_id"])
         user_id = whole_number(raw)
         if user_id is None or not 0 < user_id <= MAX_ID:
-            raise NotFound(f"no user {raw[:40]!r}")
+            raise NotFound(msg("no user %(id)s", id=repr(raw[:40])))
         members = await self._run(self.records.remove_team_member, actor, entity, record_id,
                                   user_id)
         return JSONResponse({"items": [_out(m) for m in members], "total": len(members)})
@@ -269,10 +276,10 @@ class Api:
         if name:
             if name != actor.name and not self.records.policy.is_admin(actor):
                 # before the lookup: a 404 would tell which user names exist
-                raise Forbidden("only an administrator may explain another user's access")
+                raise Forbidden(msg("only an administrator may explain another user's access"))
             found = await self._run(self.users.by_name_or_none, name)
             if found is None:
-                raise NotFound(f"no user named {name[:80]!r}")
+                raise NotFound(msg("no user named %(name)s", name=repr(name[:80])))
             subject = found.actor()
         out = await self._run(explain_access, self.records, actor, subject, entity, record_id)
         return JSONResponse(out)
@@ -284,12 +291,13 @@ class Api:
         source = await self._user_id(body.get("from"), "from")
         target = await self._user_id(body.get("to"), "to")
         if source is None or target is None:
-            raise Invalid("say whose records go to whom",
-                          {k: "required: a user id or name"
+            raise Invalid(msg("say whose records go to whom"),
+                          {k: msg("required: a user id or name")
                            for k in ("from", "to") if body.get(k) is None})
         deactivate = body.get("deactivate", False)
         if not isinstance(deactivate, bool):
-            raise Invalid("deactivate is true or false", {"deactivate": "must be true or false"})
+            raise Invalid(msg("deactivate is true or false"),
+                          {"deactivate": msg("must be true or false")})
         moved = await self._run(partial(self.records.transfer_owned, deactivate=deactivate),
                                 actor, source, target)
         return JSONResponse({"moved": moved, "total": sum(moved.values()),
@@ -301,10 +309,11 @@ def _single_params(request: Request) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, value in request.query_params.multi_items():
         if key in params:
-            raise BadRequest(f"parameter {key!r} is given twice", {key: "given twice"})
+            raise BadRequest(msg("parameter '%(key)s' is given twice", key=key),
+                             {key: msg("given twice")})
         if "\x00" in key or "\x00" in value:
-            raise BadRequest(f"parameter {key!r} contains a NUL character",
-                             {key: "contains a NUL character"})
+            raise BadRequest(msg("parameter '%(key)s' contains a NUL character", key=key),
+                             {key: msg("contains a NUL character")})
         params[key] = value
     return params
 
@@ -312,8 +321,9 @@ def _single_params(request: Request) -> dict[str, str]:
 def _only(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise Invalid(f"unknown key {unknown[0]!r}; send {', '.join(sorted(allowed))}",
-                      {k: "unknown key" for k in unknown})
+        raise Invalid(msg("unknown key '%(key)s'; send %(allowed)s", key=unknown[0],
+                          allowed=", ".join(sorted(allowed))),
+                      {k: msg("unknown key") for k in unknown})
 
 
 def _optional_id(value: Any, key: str) -> int | None:
@@ -323,14 +333,16 @@ def _optional_id(value: Any, key: str) -> int | None:
     if isinstance(value, str):
         value = whole_number(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
-        raise Invalid(f"{key} must be a positive whole number", {key: "not an id"})
+        raise Invalid(msg("%(key)s must be a positive whole number", key=key),
+                      {key: msg("not an id")})
     return value
 
 
 def _flag(params: dict[str, str], key: str) -> bool:
     raw = params.get(key, "false").lower()
     if raw not in ("true", "false", "1", "0"):
-        raise BadRequest(f"{key} must be true or false", {key: "must be true or false"})
+        raise BadRequest(msg("%(key)s must be true or false", key=key),
+                         {key: msg("must be true or false")})
     return raw in ("true", "1")
 
 
@@ -348,8 +360,8 @@ def _check_unicode(data: dict[str, Any]) -> None:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                raise BadRequest("request body is not valid JSON: it holds an unpaired "
-                                 "surrogate (a \\ud800-\\udfff escape)") from None
+                raise BadRequest(msg("request body is not valid JSON: it holds an unpaired "
+                                     "surrogate (a \\ud800-\\udfff escape)")) from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -8,7 +8,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from engine.messages import localize
 from engine.runtime.errors import RecordError
+from engine.web.i18n import negotiate, translations
 
 log = logging.getLogger("engine.web")
 
@@ -24,10 +26,20 @@ def error_response(status: int, message: str, fields: dict[str, str] | None = No
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def api_language(request: Request) -> str:
+    """The language of API messages: English unless Accept-Language asks for another."""
+    return negotiate(request.headers.get("accept-language", ""))
+
+
 async def on_record_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RecordError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return error_response(exc.status, exc.message, exc.fields, exc.code, headers)
+    language = api_language(request)
+    gettext = translations()[language].gettext
+    fields = {k: localize(v, gettext, language) for k, v in exc.fields.items()}
+    headers = {**(headers or {}), "Content-Language": language}
+    return error_response(exc.status, localize(exc.message, gettext, language), fields,
+                          exc.code, headers)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.metadata.roles import ACTIONS, FieldRule, Scope
 from engine.runtime.access.actor import SYSTEM, Actor
@@ -34,7 +35,7 @@ def explain_access(records: Records, asker: Actor, subject: Actor, entity: str,
     """
     policy = records.policy
     if asker != SYSTEM and asker.user_id != subject.user_id and not policy.is_admin(asker):
-        raise Forbidden("only an administrator may explain another user's access")
+        raise Forbidden(msg("only an administrator may explain another user's access"))
     c = records.compiled(entity)
     # Someone explaining their own access learns nothing of a record they cannot read.
     reader = SYSTEM if policy.is_admin(asker) else asker
@@ -48,7 +49,7 @@ def explain_access(records: Records, asker: Actor, subject: Actor, entity: str,
             try:
                 row = records.fetch(conn, reader, c, record_id, deleted=True)
             except NotFound:
-                raise NotFound(f"no {entity} {record_id}") from None
+                raise NotFound(msg("no %(entity)s %(id)s", entity=entity, id=record_id)) from None
             deleted = True
         facts = _Facts(conn, records, subject, c.entity, row)
         actions = {a: _action(conn, records, subject, c.entity, c.table, row["id"], a, facts)

@@ -17,12 +17,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Select, Table, false, or_, select
 
+from engine.messages import N_, msg
 from engine.metadata.formulas import engine_link
 from engine.metadata.model import Entity, Model
 from engine.metadata.roles import FieldRule, Role, Scope
 from engine.runtime.access.actor import Actor
 from engine.runtime.errors import Forbidden
 from engine.runtime.schema.tables import TEAM_TABLE, Schema
+
+ACTION_WORDS = {"create": N_("create"), "read": N_("read"), "update": N_("update"),
+                "delete": N_("delete"), "export": N_("export"), "assign": N_("assign")}
+"""Each action of roles.yaml as words in a message ("you may not %(action)s …")."""
 
 # Which team access counts as "own" for an action; None: the team does not count.
 _TEAM_ACCESS: dict[str, tuple[str, ...] | None] = {
@@ -75,7 +80,9 @@ class AccessPolicy:
         """The actor's scope; Forbidden when it is none."""
         scope = self.scope(actor, entity.name, action)
         if scope is Scope.NONE:
-            raise Forbidden(f"you may not {action} {entity.plural.get().lower()}")
+            raise Forbidden(msg("you may not %(action)s %(entities)s",
+                                action=msg(ACTION_WORDS.get(action, action)),
+                                entities=entity.plural))
         return scope
 
     # -- rows --------------------------------------------------------------------------------

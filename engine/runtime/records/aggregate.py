@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, func, select
 
+from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import NotFound
 from engine.runtime.records.query import Condition, condition_sql
@@ -40,14 +41,15 @@ def grouped_totals(records: Records, actor: Actor, entity: str, group: str,
     policy.require(actor, c.entity, "read")
     for name in (group, *sums, *(cond.field for cond in conditions)):
         if policy.reads_hidden(actor, c.entity, (name,)):
-            raise NotFound(f"no field {name!r} of {entity}")
+            raise NotFound(msg("no field '%(field)s' of %(entity)s", field=name, entity=entity))
     for name in sums:
         if not c.entity.has_field(name) or c.entity.field(name).type not in NUMERIC_TYPES:
-            raise NotFound(f"no number field {name!r} of {entity}")
+            raise NotFound(msg("no number field '%(field)s' of %(entity)s", field=name,
+                               entity=entity))
     t = c.table
     cols = records.sql_fields().columns(c.entity, t)
     if group not in cols:
-        raise NotFound(f"no field {group!r} of {entity}")
+        raise NotFound(msg("no field '%(field)s' of %(entity)s", field=group, entity=entity))
     where: list[ColumnElement[bool]] = [t.c.deleted_at.is_(None)]
     predicate = policy.read_filter(actor, c.entity, t)
     if predicate is not None:

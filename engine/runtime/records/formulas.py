@@ -9,7 +9,7 @@ referenced records through the caller's connection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, FromClause, select
 
 from engine.formula import Path
+from engine.messages import LabelMessage, joined
 from engine.metadata.formulas import ENGINE_FIELDS, ENGINE_LINKS, engine_link
 from engine.metadata.model import Entity, Field, Model
 from engine.runtime.schema.tables import Schema
@@ -224,16 +225,20 @@ RECORD_KEY = "_record"
 """Where a broken rule's message goes unless the rule reads a single field of the record."""
 
 
-def failing_rules(entity: Entity, ctx: RecordContext, locale: str = "en") -> dict[str, str]:
-    """The messages of the validation rules the record does not satisfy, by field: a rule
-    that reads one field of the record (`amount > 0`) under that field, others under
-    `_record`; several messages for one key are joined with "; "."""
+def failing_rules(entity: Entity, ctx: RecordContext,
+                  skip: Collection[str] = ()) -> dict[str, str]:
+    """The messages of the validation rules the record does not satisfy, by field: under the
+    rule's `field:` when it names one, else under the one field it reads (`amount > 0`), else
+    under `_record`. Several messages for one key become one. A rule that reads a field in
+    `skip` (its input was refused already) is not judged on a value that is not there."""
     out: dict[str, list[str]] = {}
     for v in entity.validations:
-        if v.compiled is None or v.compiled.holds(ctx):
+        if v.compiled is None:
             continue
         paths = v.compiled.references
-        key = next(iter(paths))[0] if len(paths) == 1 and len(next(iter(paths))) == 1 \
-            else RECORD_KEY
-        out.setdefault(key, []).append(v.message.get(locale))
-    return {k: "; ".join(m) for k, m in out.items()}
+        if any(p[0] in skip for p in paths) or v.compiled.holds(ctx):
+            continue
+        key = v.field or (next(iter(paths))[0] if len(paths) == 1
+                          and len(next(iter(paths))) == 1 else RECORD_KEY)
+        out.setdefault(key, []).append(LabelMessage(v.message))
+    return {k: joined(m) for k, m in out.items()}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert
 
+from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
@@ -47,7 +48,7 @@ def bulk_create(records: Records, actor: Actor, entity: str,
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "create")
     if owner is not None and owner != actor and not records.policy.is_admin(actor):
-        raise Forbidden("only an administrator may import records on someone's behalf")
+        raise Forbidden(msg("only an administrator may import records on someone's behalf"))
     mask = records.policy.mask(actor, c.entity)
     created: list[int] = []
     errors: list[tuple[int, dict[str, str]]] = []

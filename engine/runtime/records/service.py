@@ -28,10 +28,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, sum_terms
+from engine.messages import N_, joined, msg
 from engine.metadata.formulas import engine_link, scope_of
 from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
+from engine.runtime.access.policy import ACTION_WORDS
 from engine.runtime.audit import field_changes, read_history, write_audit
 from engine.runtime.db import WRITE
 from engine.runtime.errors import (
@@ -136,7 +138,7 @@ class Records:
         try:
             return self._compiled[entity]
         except KeyError:
-            raise NotFound(f"no entity {entity!r}") from None
+            raise NotFound(msg("no entity '%(entity)s'", entity=entity)) from None
 
     def _visible(self, actor: Actor, c: _Compiled, *, deleted: bool = False) -> list[Any]:
         t = c.table
@@ -156,8 +158,10 @@ class Records:
             return
         if conn.execute(select(c.table.c.id).where(c.table.c.id == record_id, cond)).first() \
                 is None:
-            raise Forbidden(f"you may not {action} this {c.entity.label.get().lower()}: your "
-                            f"roles allow {action} on {_SCOPE_WORDS[scope]} only")
+            raise Forbidden(msg("you may not %(action)s this record (%(entity)s): your roles "
+                                "allow %(action)s on %(scope)s only",
+                                action=msg(ACTION_WORDS.get(action, action)),
+                                entity=c.entity.label, scope=msg(_SCOPE_WORDS[scope])))
 
     def row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any]) -> dict[str, Any]:
         hidden = self.policy.hidden_fields(actor, c.entity)
@@ -204,8 +208,9 @@ class Records:
         """Fill formula defaults (on create) and check the validation rules of the record
         as it will be saved (`values`: every stored field), collecting problems."""
         creating = prior is None
+        refused = set(errors)  # inputs already refused: rules reading them wait for a fix
         if creating:
-            skip = set(given)
+            skip = set(given) | refused
             for f in c.entity.stored_fields:
                 formula = f.default_formula
                 if formula is None or f.name in skip:
@@ -214,11 +219,11 @@ class Records:
                 try:
                     values[f.name] = c.coercers[f.name](to_json(result))
                 except ValueProblem as exc:
-                    errors[f.name] = f"its default formula gives {to_json(result)!r}, which {exc}"
-        if errors:
-            return
+                    errors[f.name] = msg("its default formula gives %(value)s, which %(problem)s",
+                                         value=repr(to_json(result)), problem=exc.message)
         ctx = self.record_context(conn, c, values, prior=prior, is_new=creating)
-        errors.update(failing_rules(c.entity, ctx))
+        for key, message in failing_rules(c.entity, ctx, skip=set(errors)).items():
+            errors[key] = joined([errors[key], message]) if key in errors else message
 
     def fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
                deleted: bool = False, lock: bool = False) -> dict[str, Any]:
@@ -228,8 +233,10 @@ class Records:
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).mappings().first()
         if row is None:
-            where = "in the recycle bin" if deleted else ""
-            raise NotFound(f"no {c.entity.name} {record_id} {where}".strip())
+            if deleted:
+                raise NotFound(msg("no %(entity)s %(id)s in the recycle bin",
+                                   entity=c.entity.name, id=record_id))
+            raise NotFound(msg("no %(entity)s %(id)s", entity=c.entity.name, id=record_id))
         return dict(row)
 
     # -- validation ----------------------------------------------------------------------
@@ -244,20 +251,20 @@ class Records:
         entity = c.entity
         for key, raw in data.items():
             if not isinstance(key, str):
-                errors[str(key)] = "field names are text"
+                errors[str(key)] = msg("field names are text")
             elif key in ENGINE_COLUMNS:
-                errors[key] = "is set by the engine and cannot be written"
+                errors[key] = msg("is set by the engine and cannot be written")
             elif not entity.has_field(key) or key in mask.hidden:
-                errors[key] = f"unknown field of {entity.name}"
+                errors[key] = msg("unknown field of %(entity)s", entity=entity.name)
             elif entity.field(key).computed:
-                errors[key] = "is computed and cannot be written"
+                errors[key] = msg("is computed and cannot be written")
             elif key in mask.readonly:
-                errors[key] = "is read-only for your role"
+                errors[key] = msg("is read-only for your role")
             else:
                 try:
                     values[key] = c.coercers[key](raw)
                 except ValueProblem as exc:
-                    errors[key] = str(exc)
+                    errors[key] = exc.message
         if creating:
             for name, default in c.defaults.items():
                 if name not in data:
@@ -267,7 +274,7 @@ class Records:
                 (creating and is_blank(values.get(f.name)))
                 or (not creating and f.name in values and is_blank(values[f.name]))
             ):
-                errors[f.name] = "is required"
+                errors[f.name] = msg("is required")
         return values
 
     def _check_links(self, conn: Connection, actor: Actor, c: _Compiled,
@@ -279,7 +286,7 @@ class Records:
             if value is None or name in errors:
                 continue
             if self_id is not None and target is c.table and value == self_id:
-                errors[name] = "cannot point to the record itself"
+                errors[name] = msg("cannot point to the record itself")
                 continue
             cond = [target.c.id == value, live_target(target)]
             predicate = self.link_filter(actor, target)
@@ -287,11 +294,12 @@ class Records:
                 cond.append(predicate)
             found = conn.execute(select(target.c.id).where(*cond)).first()
             if found is None:
-                errors[name] = f"no {target.name.removeprefix('crm_')} with id {value}"
+                errors[name] = msg("no %(entity)s with id %(id)s",
+                                   entity=target.name.removeprefix("crm_"), id=value)
             elif self_id is not None and target is c.table \
                     and _reaches(conn, c.table, name, value, self_id):
-                errors[name] = (f"{c.entity.label.get().lower()} {value} is already under "
-                                f"this one; the {name} chain cannot go round in a circle")
+                errors[name] = msg("%(id)s is already under this record; the %(field)s chain "
+                                   "cannot go round in a circle", id=value, field=name)
 
     def link_filter(self, actor: Actor, target: Table) -> ColumnElement[bool] | None:
         """The records of `target` a link written by `actor` may point to (users: any)."""
@@ -311,8 +319,10 @@ class Records:
                 stmt = stmt.where(t.c.id != self_id)
             other = conn.execute(stmt.limit(1)).first()
             if other is not None:
-                where = " (by a record in the recycle bin)" if other.deleted_at else ""
-                errors[f.name] = f"{to_json(value)!s} is already used{where}"
+                errors[f.name] = (
+                    msg("%(value)s is already used (by a record in the recycle bin)",
+                        value=to_json(value)) if other.deleted_at
+                    else msg("%(value)s is already used", value=to_json(value)))
 
     # -- single-record operations --------------------------------------------------------
 
@@ -326,15 +336,15 @@ class Records:
         with self.writer.begin() as conn:
             self._check_links(conn, actor, c, values, errors)
             self._check_unique(conn, c, values, errors)
+            full = {f.name: values.get(f.name) for f in c.entity.stored_fields}
+            full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
+                     "department_id": actor.department_id}
+            self._apply_formulas(conn, c, full, errors, given=data.keys())
             if not errors:
-                full = {f.name: values.get(f.name) for f in c.entity.stored_fields}
-                full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
-                         "department_id": actor.department_id}
-                self._apply_formulas(conn, c, full, errors, given=data.keys())
                 values.update({f.name: full[f.name] for f in c.entity.stored_fields
                                if f.name in values or full[f.name] is not None})
             if errors:
-                raise Invalid(f"{entity} is not valid", errors)
+                raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
             engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
                              "updated_at": now, "updated_by": actor.user_id,
                              "owner_id": actor.user_id, "department_id": actor.department_id}
@@ -343,7 +353,8 @@ class Records:
                                                              **c.db_values(values))
                                       .returning(c.table.c.id)).scalar_one()
             except IntegrityError as exc:
-                raise Conflict(f"{entity} conflicts with another record: {_reason(exc)}") from None
+                raise Conflict(msg("%(entity)s conflicts with another record: %(reason)s",
+                                   entity=entity, reason=_reason(exc))) from None
             changes = [(k, None, v) for k, v in values.items() if v is not None]
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=new_id, action="create", changes=changes)
@@ -373,10 +384,10 @@ class Records:
                 raise stale_version(entity, record_id, old["version"], version)
             self._check_links(conn, actor, c, values, errors, self_id=record_id)
             self._check_unique(conn, c, values, errors, self_id=record_id)
-            if not errors and field_changes(old, values, values.keys()):
+            if errors or field_changes(old, values, values.keys()):
                 self._apply_formulas(conn, c, {**old, **values}, errors, prior=old)
             if errors:
-                raise Invalid(f"{entity} is not valid", errors)
+                raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
             changes = field_changes(old, values, values.keys())
             if not changes:  # `old` was read for update, without computed fields
                 return self.row_out(actor, c, self.fetch(conn, SYSTEM, c, record_id))
@@ -389,7 +400,8 @@ class Records:
             try:
                 result = conn.execute(stmt)
             except IntegrityError as exc:
-                raise Conflict(f"{entity} conflicts with another record: {_reason(exc)}") from None
+                raise Conflict(msg("%(entity)s conflicts with another record: %(reason)s",
+                                   entity=entity, reason=_reason(exc))) from None
             if result.rowcount != 1:
                 raise stale_version(entity, record_id, None, version)
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
@@ -444,8 +456,9 @@ class Records:
                 with conn.begin_nested():
                     conn.execute(delete(c.table).where(c.table.c.id == record_id))
             except IntegrityError:
-                raise Conflict(f"{entity} {record_id} is still referenced by other records; "
-                               "clear those links first") from None
+                raise Conflict(msg("%(entity)s %(id)s is still referenced by other records; "
+                                   "clear those links first", entity=entity, id=record_id)
+                               ) from None
             # SQLite may give the id to the next record: its sharing must not carry over.
             team = self.policy.team
             conn.execute(delete(team).where(team.c.entity == entity,
@@ -464,7 +477,7 @@ class Records:
                 c.table.c.id == record_id,
                 *[w for w in self._visible(actor, c)[1:]])
             if conn.execute(stmt).first() is None:
-                raise NotFound(f"no {entity} {record_id}")
+                raise NotFound(msg("no %(entity)s %(id)s", entity=entity, id=record_id))
             hidden = self.policy.hidden_fields(actor, c.entity)
             visible = frozenset(c.entity.field_names) - hidden | _ENGINE_AUDITED
             return read_history(conn, self.audit, self.users, entity, record_id, visible)
@@ -474,14 +487,15 @@ class Records:
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "read")
         if not c.entity.has_field(name) or name in self.policy.hidden_fields(actor, c.entity):
-            raise NotFound(f"no field {name!r} of {entity}")
+            raise NotFound(msg("no field '%(field)s' of %(entity)s", field=name, entity=entity))
         f = c.entity.field(name)
         if f.formula is None:
-            raise BadRequest(f"{name} is not a computed field", {"field": "has no formula"})
+            raise BadRequest(msg("%(field)s is not a computed field", field=name),
+                             {"field": msg("has no formula")})
         terms = sum_terms(f.formula)
         if terms is None:
-            raise BadRequest(f"{name} is not a sum of terms",
-                             {"field": "its formula is not a sum (a + b + c)"})
+            raise BadRequest(msg("%(field)s is not a sum of terms", field=name),
+                             {"field": msg("its formula is not a sum (a + b + c)")})
         scope = scope_of(self.model.entities, entity)
         with self.engine.connect() as conn:
             row = self.fetch(conn, actor, c, record_id)
@@ -507,7 +521,7 @@ class Records:
             if formula.sql_problem is not None:
                 raise formula.sql_problem
         except FormulaError as exc:
-            raise BadRequest("invalid filter", {"filter": str(exc)}) from None
+            raise BadRequest(msg("invalid filter"), {"filter": exc.described()}) from None
         return formula
 
     def list_records(self, actor: Actor, entity: str, query: ListQuery) -> Page:
@@ -520,7 +534,8 @@ class Records:
             used |= set(query.filter.references)
         for path in sorted(used):
             if self.policy.reads_hidden(actor, c.entity, path):
-                raise NotFound(f"no field {'.'.join(path)!r} of {entity}")
+                raise NotFound(msg("no field '%(field)s' of %(entity)s", field=".".join(path),
+                                   entity=entity))
         cols = self.sql_fields().columns(c.entity, t)
         where = self._visible(actor, c, deleted=query.deleted)
         where += [condition_sql(cols, cond, self.engine.dialect.name)
@@ -619,10 +634,10 @@ def _reaches(conn: Connection, table: Table, link: str, start: int, goal: int) -
 # Audit fields besides the entity's own: assignment and team changes.
 _ENGINE_AUDITED = frozenset({"owner_id", "department_id", "team"})
 
-_SCOPE_WORDS = {Scope.OWN: "records you own or share as a team member",
-                Scope.DEPARTMENT: "records of your department",
-                Scope.DEPARTMENT_TREE: "records of your department and those under it",
-                Scope.ALL: "every record", Scope.NONE: "no record"}
+_SCOPE_WORDS = {Scope.OWN: N_("records you own or share as a team member"),
+                Scope.DEPARTMENT: N_("records of your department"),
+                Scope.DEPARTMENT_TREE: N_("records of your department and those under it"),
+                Scope.ALL: N_("every record"), Scope.NONE: N_("no record")}
 
 
 def _reason(exc: IntegrityError) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.audit import write_audit
 from engine.runtime.errors import Invalid, NotFound
@@ -39,7 +40,8 @@ def set_member(records: Records, actor: Actor, entity: str, record_id: int, user
                access: str) -> list[dict[str, Any]]:
     """Add a member, or change their access; the actor must be allowed to update the record."""
     if access not in TEAM_ACCESS:
-        raise Invalid("team access is read or edit", {"access": "must be read or edit"})
+        raise Invalid(msg("team access is read or edit"),
+                      {"access": msg("must be read or edit")})
     t, u = records.policy.team, records.users
     now = records.clock()
     with records.writer.begin() as conn:
@@ -47,8 +49,8 @@ def set_member(records: Records, actor: Actor, entity: str, record_id: int, user
         user = conn.execute(select(u.c.name).where(u.c.id == user_id,
                                                    u.c.active.is_(True))).first()
         if user is None:
-            raise Invalid("team member is not valid",
-                          {"user": f"no active user with id {user_id}"})
+            raise Invalid(msg("team member is not valid"),
+                          {"user": msg("no active user with id %(id)s", id=user_id)})
         key = (t.c.entity == entity, t.c.record_id == record_id, t.c.user_id == user_id)
         current = conn.execute(select(t.c.access).where(*key)).scalar()
         if current == access:
@@ -76,7 +78,8 @@ def remove_member(records: Records, actor: Actor, entity: str, record_id: int,
         key = (t.c.entity == entity, t.c.record_id == record_id, t.c.user_id == user_id)
         current = conn.execute(select(t.c.access).where(*key)).scalar()
         if current is None:
-            raise NotFound(f"user {user_id} is not on the team of {entity} {record_id}")
+            raise NotFound(msg("user %(user)s is not on the team of %(entity)s %(id)s",
+                               user=user_id, entity=entity, id=record_id))
         name = conn.execute(select(u.c.name).where(u.c.id == user_id)).scalar()
         conn.execute(delete(t).where(*key))
         write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity=entity,

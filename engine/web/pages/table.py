@@ -8,6 +8,8 @@ the viewer may not read shows as its number only (engine/web/pages/fields.py).
 
 from __future__ import annotations
 
+from engine.messages import msg
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,7 @@ from engine.web.pages.fields import titles, user_names
 ENGINE_LIST_COLUMNS: dict[str, tuple[str, FieldType, str]] = {
     "owner": ("owner_id", FieldType.USER, N_("Owner")),
     "department": ("department_id", FieldType.DEPARTMENT, N_("Department")),
-    "created_at": ("created_at", FieldType.DATETIME, N_("Created")),
+    "created_at": ("created_at", FieldType.DATETIME, N_("Created on")),
     "updated_at": ("updated_at", FieldType.DATETIME, N_("Last changed")),
 }
 """List column name → (record key, type, title msgid) of the engine columns a list shows."""
