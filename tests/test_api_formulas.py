@@ -3,7 +3,6 @@ and `/explain/<field>`; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-
 from typing import Any
 
 from starlette.testclient import TestClient

@@ -3,7 +3,6 @@ formula defaults, and sorting and filtering on computed fields; SQLite and Postg
 
 from __future__ import annotations
 
-
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime

@@ -8,8 +8,6 @@ the viewer may not read shows as its number only (engine/web/pages/fields.py).
 
 from __future__ import annotations
 
-from engine.messages import msg
-
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
