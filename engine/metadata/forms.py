@@ -36,6 +36,7 @@ from engine.formula import (
     FType,
     compile_formula,
 )
+from engine.messages import msg
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.formulas import scope_of
 from engine.metadata.labels import Label
@@ -178,8 +179,9 @@ def _picker_filter(doc: YamlDoc, where: list[PathPart], entity: Entity,
                                    FType.BOOLEAN)
         for path, line, col in compiled.reference_sites():
             if RECORD_PARAM in path[1:] or (path[0] == RECORD_PARAM and len(path) > 2):
-                raise FormulaError(f"{RECORD_PARAM} is read as {RECORD_PARAM} or "
-                                   f"{RECORD_PARAM}.<field of {entity.name}> only", line, col)
+                raise FormulaError(msg("%(param)s is read as %(param)s or %(param)s.<field of "
+                                       "%(entity)s> only", param=RECORD_PARAM,
+                                       entity=entity.name), line, col)
         if compiled.sql_problem is not None:
             raise compiled.sql_problem
     except FormulaError as exc:

@@ -60,5 +60,8 @@ def stale_version(entity: str, record_id: int, current: int | None, given: int) 
         message = msg("%(entity)s %(id)s was changed by someone else since version %(given)s "
                       "(current version is %(current)s); reload it and apply your change again",
                       entity=entity, id=record_id, given=given, current=current)
-    # "stale" is a code, not text: pages and clients test for it
-    return Conflict(message, {"version": "stale"})
+    return Conflict(message, {"version": STALE_VERSION})
+
+
+STALE_VERSION = "stale"
+"""The `version` field's problem when a save was overtaken: a code clients test for."""

@@ -61,7 +61,8 @@ def bulk_create(records: Records, actor: Actor, entity: str,
             v = values.get(name)
             if v is not None and name not in problems:
                 if v in seen:
-                    problems[name] = f"{to_json(v)!s} appears twice in this import"
+                    problems[name] = msg("%(value)s appears twice in this import",
+                                         value=to_json(v))
                 seen.add(v)
         if problems:
             errors.append((index, problems))

@@ -34,7 +34,7 @@ from engine.messages import Message, localize, msg
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
-from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
+from engine.runtime.errors import STALE_VERSION, BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.records.aggregate import GroupTotals, grouped_totals
 from engine.runtime.records.query import Condition, ListQuery, SortKey
 from engine.types import FieldType
@@ -166,7 +166,7 @@ class Board(PageFamily):
     def _entity(self, request: Request) -> Entity:
         name = str(request.path_params["entity"])
         if not self.model.has_entity(name):
-            raise NotFound(f"no entity {name[:80]!r}")
+            raise NotFound(msg("no entity %(name)s", name=repr(name[:80])))
         return self.model.entity(name)
 
     def _board_field(self, actor: Actor, entity: Entity, name: str) -> Field:
@@ -311,7 +311,7 @@ class Board(PageFamily):
         actor = viewer.user.actor()
         record_id = int(request.path_params["record_id"])
         if not 0 < record_id <= MAX_ID:
-            raise NotFound(f"no {entity.name} {record_id}")
+            raise NotFound(msg("no %(entity)s %(id)s", entity=entity.name, id=record_id))
         async with request.form() as form:
             items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
         data = {k: v for k, v in items if not k.startswith(SET)}
@@ -409,7 +409,7 @@ class Board(PageFamily):
     def error_text(self, language: str, entity: Entity, exc: RecordError) -> str:
         """What a refused move tells the user: the field problems (validation rules in the
         user's language), or the service's message."""
-        if exc.fields and exc.fields.get("version") != "stale":
+        if exc.fields and exc.fields.get("version") != STALE_VERSION:
             texts = []
             for key, problem in exc.fields.items():
                 text = self.problem_text(language, entity, problem)
@@ -430,7 +430,8 @@ class Board(PageFamily):
 def _version(raw: str) -> int:
     version = whole_number(raw, 18)
     if version is None:
-        raise BadRequest(msg("version must be a whole number"), {"version": "is not a number"})
+        raise BadRequest(msg("version must be a whole number"),
+                         {"version": msg("is not a number")})
     return version
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from engine.messages import msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.runtime.access import Actor
@@ -30,7 +31,7 @@ YES, NO = N_("Yes"), N_("No")
 def entity_of(model: Model, name: str) -> Entity:
     """The entity a page address names, or 404."""
     if not model.has_entity(name):
-        raise NotFound(f"no entity {name!r}")
+        raise NotFound(msg("no entity %(name)s", name=repr(name)))
     return model.entity(name)
 
 

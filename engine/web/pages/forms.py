@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from engine.messages import msg
 from engine.metadata.model import Entity
-from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
+from engine.runtime.errors import STALE_VERSION, BadRequest, Conflict, Invalid, NotFound
 from engine.runtime.records.formulas import RECORD_KEY
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
@@ -154,7 +154,7 @@ class FormPages(PageFamily):
                 errors, status = exc.fields, 422
             except Conflict as exc:
                 status = 409
-                stale = exc.fields.get("version") == "stale"
+                stale = exc.fields.get("version") == STALE_VERSION
                 conflict = "" if stale else exc.message
         name = entity.label.get(viewer.language)
         detail = f"/e/{entity.name}/{record_id}"

@@ -25,7 +25,7 @@ from engine.messages import joined, localize, msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
-from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError
+from engine.runtime.errors import STALE_VERSION, Conflict, Forbidden, NotFound, RecordError
 from engine.runtime.records import Records
 from engine.runtime.records.assign import assign_outcome
 from engine.runtime.records.query import parse_list_params
@@ -382,7 +382,7 @@ class RecordPages(PageFamily):
         try:
             answer = run()
         except Conflict as exc:
-            stale = exc.fields.get("version") == "stale"
+            stale = exc.fields.get("version") == STALE_VERSION
             return self._page(request, viewer, entity, record_id,
                               STALE if stale else exc.message, 409)
         except RecordError as exc:

@@ -160,6 +160,6 @@ def _version(raw: str) -> int:
     version = whole_number(raw, 12)
     if version is None:
         raise BadRequest(msg("the form lost the record's version; reload the page"),
-                         {"version": "must be a whole number"})
+                         {"version": msg("must be a whole number")})
     return version
 

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from engine.messages import msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.runtime.errors import NotFound
@@ -150,11 +151,11 @@ class Tree(PageFamily):
         viewer = require_viewer(request)
         name = str(request.path_params["entity"])
         if not self.model.has_entity(name):
-            raise NotFound(f"no entity {name[:80]!r}")
+            raise NotFound(msg("no entity %(name)s", name=repr(name[:80])))
         entity = self.model.entity(name)
         record_id = int(request.path_params["record_id"])
         if not 0 < record_id <= MAX_ID:
-            raise NotFound(f"no {name} {record_id}")
+            raise NotFound(msg("no %(entity)s %(id)s", entity=name, id=record_id))
         shape = tree_shape(self.model, entity, str(request.path_params["child"]))
         if shape is None:
             raise NotFound(NO_TREE)
