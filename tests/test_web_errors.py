@@ -48,7 +48,7 @@ def test_api_messages_are_english_by_default_and_chinese_on_request(
     error = _error(chinese)
     assert error["code"] == "invalid"  # codes and field keys do not change with the language
     assert error["fields"] == {"name": "必填", "amount": "必须是数字",
-                               "close_date": "必须是日期，例如 2025-03-31",
+                               "close_date": "必须是日期\uff0c例如 2025-03-31",
                                "lost_reason": "丢单必须填写丢单原因"}
     assert _chinese(str(error["message"])), error["message"]
     assert env.records.list_records(env.admin.actor(), "opportunity", ListQuery()).total == 0

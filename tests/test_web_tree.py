@@ -97,7 +97,7 @@ def test_full_page_and_chinese(env: Env) -> None:
     contact(env, acme, "Chief", buying_role="decider", influence=4)
     client = browser(env)
     html = client.get(f"/e/account/{acme}/tree/contact", params={"full": "1"}).text
-    assert '<nav class="side"' in html and "<h1" in html and "Chief" in html
+    assert 'class="side foldable"' in html and "<h1" in html and "Chief" in html
     assert f'href="/e/account/{acme}">Account · Acme</a>' in html
     token = client.get("/").text.split('name="csrf_token" value="')[1].split('"')[0]
     client.post("/account/language", data={"language": "zh-CN", "csrf_token": token})

@@ -28,7 +28,8 @@ from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
-from engine.web.i18n import negotiate, translations
+from engine.web.errors import api_language
+from engine.web.i18n import translations
 from engine.web.numbers import whole_number
 
 MAX_BODY = 1024 * 1024
@@ -184,7 +185,7 @@ class Api:
                               str(request.path_params["field"]))
         out["value"] = to_json(out["value"])
         # the words of each term in the language the client asks for, as errors are
-        language = negotiate(request.headers.get("accept-language", ""))
+        language = api_language(request)
         gettext = translations()[language].gettext
         for term in out["terms"]:
             term["value"] = to_json(term["value"])

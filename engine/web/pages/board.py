@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.messages import Message, localize, msg
+from engine.messages import joined, localize, msg
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
@@ -410,21 +410,14 @@ class Board(PageFamily):
         """What a refused move tells the user: the field problems (validation rules in the
         user's language), or the service's message."""
         if exc.fields and exc.fields.get("version") != STALE_VERSION:
-            texts = []
-            for key, problem in exc.fields.items():
-                text = self.problem_text(language, entity, problem)
-                if entity.has_field(key):
-                    text = f"{entity.field(key).label.get(language)}: {text}"
-                texts.append(text)
-            return "; ".join(texts)
+            texts = [msg("%(field)s: %(problem)s", field=entity.field(key).label, problem=p)
+                     if entity.has_field(key) else p for key, p in exc.fields.items()]
+            return self.problem_text(language, entity, joined(texts))
         return self.problem_text(language, entity, exc.message)
 
     def problem_text(self, language: str, entity: Entity, problem: str) -> str:
-        """One message of the records service in `language`."""
-        gettext = translations()[language].gettext
-        if isinstance(problem, Message):
-            return localize(problem, gettext, language)
-        return gettext(_localize(entity, str(problem), language))
+        """One message of the records service in `language` (from its id and parameters)."""
+        return localize(problem, translations()[language].gettext, language)
 
 
 def _version(raw: str) -> int:
@@ -435,10 +428,4 @@ def _version(raw: str) -> int:
     return version
 
 
-def _localize(entity: Entity, message: str, language: str) -> str:
-    """A validation rule's message in `language` (the service reports the English one)."""
-    for rule in entity.validations:
-        english = rule.message.get("en")
-        if english and english in message:
-            message = message.replace(english, rule.message.get(language))
-    return message
+
