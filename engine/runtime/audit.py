@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Select, Table, bindparam, func, insert, select
 
 from engine.runtime.values import to_json
 
@@ -48,15 +49,9 @@ def read_history(conn: Connection, audit: Table, users: Table, entity: str, reco
     `purge` of this id belong to a record deleted for good (SQLite may reuse its id), not to
     the one that has the id now.
     """
-    this = (audit.c.entity == entity, audit.c.record_id == record_id)
-    purged = select(func.coalesce(func.max(audit.c.id), 0)).where(
-        *this, audit.c.action == "purge").scalar_subquery()
-    stmt = (select(audit, users.c.name.label("user_name"))
-            .select_from(audit.outerjoin(users, users.c.id == audit.c.user_id))
-            .where(*this, audit.c.id > purged)
-            .order_by(audit.c.id))
     out = []
-    for r in conn.execute(stmt).mappings():
+    rows = conn.execute(_history_of(audit, users), {"entity": entity, "record_id": record_id})
+    for r in rows.mappings():
         if r["field"] is not None and r["field"] not in visible:
             continue
         new = _load(r["new_value"])
@@ -66,3 +61,16 @@ def read_history(conn: Connection, audit: Table, users: Table, entity: str, reco
                     "user": r["user_name"], "action": r["action"], "field": r["field"],
                     "old": _load(r["old_value"]), "new": new})
     return out
+
+
+@cache
+def _history_of(audit: Table, users: Table) -> Select[Any]:
+    """The audit rows of one record (:entity, :record_id) after its last purge, with the
+    name of who made each; built once (its SQL is then cached by SQLAlchemy)."""
+    this = (audit.c.entity == bindparam("entity"), audit.c.record_id == bindparam("record_id"))
+    purged = select(func.coalesce(func.max(audit.c.id), 0)).where(
+        *this, audit.c.action == "purge").scalar_subquery()
+    return (select(audit, users.c.name.label("user_name"))
+            .select_from(audit.outerjoin(users, users.c.id == audit.c.user_id))
+            .where(*this, audit.c.id > purged)
+            .order_by(audit.c.id))

@@ -83,6 +83,12 @@ class SqlFields:
             self._cache[key] = expr
         return expr
 
+    def reads_clock(self, entity: Entity) -> bool:
+        """Whether a computed field of `entity` the database runs reads the clock: a query
+        selecting its fields is then good for this moment only."""
+        return any(self._reads_clock(entity, f, set()) for f in entity.fields
+                   if f.computed and f.compiled is not None and f.compiled.sql_capable)
+
     def _reads_clock(self, entity: Entity, f: Field, seen: set[tuple[str, str]]) -> bool:
         """Whether `f`'s formula, or a computed field it reads, uses TODAY, NOW or similar."""
         if f.compiled is None or (entity.name, f.name) in seen:

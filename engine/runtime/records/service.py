@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Executable,
     FromClause,
     Select,
     Table,
+    bindparam,
     delete,
     insert,
     null,
@@ -71,6 +73,8 @@ from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, 
 from engine.types import ENGINE_COLUMNS, FieldType
 
 Clock = Callable[[], datetime]
+S = TypeVar("S", bound=Executable)
+STATEMENT_CACHE_SIZE = 4096
 
 
 def _utcnow() -> datetime:
@@ -114,6 +118,9 @@ class Records:
         self._compiled = {e.name: self._compile(e) for e in model.entities}
         self.totals = Totals()
         self._sql_cache: dict[tuple[str, str], Any] = {}
+        self._terms: dict[tuple[str, str], tuple[CompiledFormula, ...]] = {}
+        self._statements: dict[tuple[Any, ...], Any] = {}
+        self._clocked = {e.name: self.sql_fields().reads_clock(e) for e in model.entities}
 
     def _compile(self, entity: Entity) -> _Compiled:
         coercers = {f.name: coercer_for(f) for f in entity.stored_fields}
@@ -225,13 +232,31 @@ class Records:
         for key, message in failing_rules(c.entity, ctx, skip=set(errors)).items():
             errors[key] = joined([errors[key], message]) if key in errors else message
 
+    def statement(self, key: tuple[Any, ...], build: Callable[[], S]) -> S:
+        """The statement `build` makes, built once per `key` (which must name everything it
+        depends on): reusing the object spares building it and SQLAlchemy its cache key."""
+        stmt = self._statements.get(key)
+        if stmt is None:
+            if len(self._statements) >= STATEMENT_CACHE_SIZE:
+                self._statements.clear()
+            stmt = self._statements[key] = build()
+        return cast(S, stmt)
+
+    def reads_clock(self, c: _Compiled) -> bool:
+        """Whether selecting `c`'s computed fields binds the clock (not to be reused)."""
+        return self._clocked[c.entity.name]
+
     def fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
                deleted: bool = False, lock: bool = False) -> dict[str, Any]:
-        stmt = self._select(c, computed=not lock).where(
-            c.table.c.id == record_id, *self._visible(actor, c, deleted=deleted))
-        if lock:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).mappings().first()
+        def build() -> Select[Any]:
+            stmt = self._select(c, computed=not lock).where(
+                c.table.c.id == bindparam("record_id"),
+                *self._visible(actor, c, deleted=deleted))
+            return stmt.with_for_update() if lock else stmt
+
+        stmt = build() if not lock and self.reads_clock(c) \
+            else self.statement(("fetch", c.entity.name, actor, deleted, lock), build)
+        row = conn.execute(stmt, {"record_id": record_id}).mappings().first()
         if row is None:
             if deleted:
                 raise NotFound(msg("no %(entity)s %(id)s in the recycle bin",
@@ -478,34 +503,54 @@ class Records:
                 *[w for w in self._visible(actor, c)[1:]])
             if conn.execute(stmt).first() is None:
                 raise NotFound(msg("no %(entity)s %(id)s", entity=entity, id=record_id))
-            hidden = self.policy.hidden_fields(actor, c.entity)
-            visible = frozenset(c.entity.field_names) - hidden | _ENGINE_AUDITED
-            return read_history(conn, self.audit, self.users, entity, record_id, visible)
+            return read_history(conn, self.audit, self.users, entity, record_id,
+                                self.audited_fields(actor, c))
+
+    def audited_fields(self, actor: Actor, c: _Compiled) -> frozenset[str]:
+        """The fields whose audit rows `actor` may read."""
+        hidden = self.policy.hidden_fields(actor, c.entity)
+        return frozenset(c.entity.field_names) - hidden | _ENGINE_AUDITED
 
     def explain(self, actor: Actor, entity: str, record_id: int, name: str) -> dict[str, Any]:
         """A computed field that is a sum (`a + b + c`), term by term, on one record."""
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "read")
-        if not c.entity.has_field(name) or name in self.policy.hidden_fields(actor, c.entity):
-            raise NotFound(msg("no field '%(field)s' of %(entity)s", field=name, entity=entity))
-        f = c.entity.field(name)
-        if f.formula is None:
-            raise BadRequest(msg("%(field)s is not a computed field", field=name),
-                             {"field": msg("has no formula")})
-        terms = sum_terms(f.formula)
-        if terms is None:
-            raise BadRequest(msg("%(field)s is not a sum of terms", field=name),
-                             {"field": msg("its formula is not a sum (a + b + c)")})
-        scope = scope_of(self.model.entities, entity)
+        terms = self.sum_terms_of(actor, c, name)
         with self.engine.connect() as conn:
             row = self.fetch(conn, actor, c, record_id)
-            ctx = self.record_context(conn, c, row)
-            compiled = [compile_formula(t, scope) for t in terms]
-            values = [t.evaluate(ctx) for t in compiled]
-        out = self.row_out(actor, c, row)
+            return self.explained(conn, c, row, self.row_out(actor, c, row), name, terms)
+
+    def sum_terms_of(self, actor: Actor, c: _Compiled,
+                     name: str) -> tuple[CompiledFormula, ...]:
+        """The terms of computed field `name`, a sum, compiled (once per field); NotFound
+        when the actor may not see the field, BadRequest when it is not a sum."""
+        if not c.entity.has_field(name) or name in self.policy.hidden_fields(actor, c.entity):
+            raise NotFound(msg("no field '%(field)s' of %(entity)s", field=name,
+                               entity=c.entity.name))
+        key = (c.entity.name, name)
+        if key not in self._terms:
+            f = c.entity.field(name)
+            if f.formula is None:
+                raise BadRequest(msg("%(field)s is not a computed field", field=name),
+                                 {"field": msg("has no formula")})
+            terms = sum_terms(f.formula)
+            if terms is None:
+                raise BadRequest(msg("%(field)s is not a sum of terms", field=name),
+                                 {"field": msg("its formula is not a sum (a + b + c)")})
+            scope = scope_of(self.model.entities, c.entity.name)
+            self._terms[key] = tuple(compile_formula(t, scope) for t in terms)
+        return self._terms[key]
+
+    def explained(self, conn: Connection, c: _Compiled, row: Mapping[str, Any],
+                  out: Mapping[str, Any], name: str,
+                  terms: tuple[CompiledFormula, ...]) -> dict[str, Any]:
+        """`terms` of field `name` evaluated on a fetched `row` (lookups through `conn`);
+        `out`: the row as its reader may see it (`row_out`)."""
+        ctx = self.record_context(conn, c, row)
+        values = [t.evaluate(ctx) for t in terms]
         return {"field": name, "value": out[name],
                 "terms": [explained_term(c.entity, t, v, out)
-                          for t, v in zip(compiled, values, strict=True)]}
+                          for t, v in zip(terms, values, strict=True)]}
 
     # -- lists ---------------------------------------------------------------------------
 

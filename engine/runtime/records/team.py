@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from engine.messages import msg
 from engine.runtime.access import Actor
@@ -25,15 +25,24 @@ def team_of(records: Records, actor: Actor, entity: str,
     """The members of a record the actor can see, in the order they were added."""
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "read")
-    t, u = records.policy.team, records.users
     with records.engine.connect() as conn:
         records.fetch(conn, actor, c, record_id)
-        rows = conn.execute(
-            select(t.c.user_id, u.c.name, u.c.display_name, t.c.access, t.c.added_at)
-            .select_from(t.join(u, u.c.id == t.c.user_id))
-            .where(t.c.entity == entity, t.c.record_id == record_id).order_by(t.c.id))
-        return [{"user_id": r.user_id, "user": r.name, "display_name": r.display_name,
-                 "access": r.access, "added_at": r.added_at} for r in rows]
+        return members(conn, records, entity, record_id)
+
+
+def members(conn: Connection, records: Records, entity: str,
+            record_id: int) -> list[dict[str, Any]]:
+    """The members of a record, in the order they were added; the caller has checked that
+    the actor sees the record (who shares it is part of it)."""
+    t, u = records.policy.team, records.users
+    stmt = records.statement(("team",), lambda: (
+        select(t.c.user_id, u.c.name, u.c.display_name, t.c.access, t.c.added_at)
+        .select_from(t.join(u, u.c.id == t.c.user_id))
+        .where(t.c.entity == bindparam("entity"), t.c.record_id == bindparam("record_id"))
+        .order_by(t.c.id)))
+    rows = conn.execute(stmt, {"entity": entity, "record_id": record_id})
+    return [{"user_id": r.user_id, "user": r.name, "display_name": r.display_name,
+             "access": r.access, "added_at": r.added_at} for r in rows]
 
 
 def set_member(records: Records, actor: Actor, entity: str, record_id: int, user_id: int,

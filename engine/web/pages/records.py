@@ -9,9 +9,10 @@ the team, and the assign form. Actions: POST .../assign, .../team and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,12 +24,13 @@ from starlette.routing import Route
 from engine.formula import FormulaError, sum_terms
 from engine.messages import joined, localize, msg
 from engine.metadata import Model
-from engine.metadata.model import Entity, Field
+from engine.metadata.model import Entity, Field, RelatedList
 from engine.metadata.roles import Scope
-from engine.runtime.errors import STALE_VERSION, Conflict, Forbidden, NotFound, RecordError
+from engine.runtime.access import Actor
+from engine.runtime.errors import STALE_VERSION, Conflict, NotFound, RecordError
 from engine.runtime.records import Records
 from engine.runtime.records.assign import assign_outcome
-from engine.runtime.records.query import parse_list_params
+from engine.runtime.records.opened import OpenedRecord, open_record
 from engine.runtime.records.team import TEAM_ACCESS
 from engine.runtime.values import ValueProblem
 from engine.types import FieldType
@@ -52,6 +54,8 @@ ACCESS_LABELS = {"read": N_("Can read"), "edit": N_("Can edit")}
 NOTICES = {"assigned": N_("The record was assigned."),
            "team": N_("The team was updated."),
            "saved": N_("Changes saved.")}
+# A related list's newest rows and how many there are in all.
+Children = tuple[list[dict[str, Any]], int]
 STALE = N_("Someone else changed this record after you opened it. Nothing was changed.")
 
 
@@ -168,22 +172,34 @@ class RecordPages(PageFamily):
                             status=status)
 
     def _detail(self, viewer: Viewer, entity: Entity, record_id: int) -> DetailView:
+        """Everything the page reads, on one connection (`open_record`); then the titles of
+        every linked record and user on it, one query per kind; then the page."""
         actor = viewer.user.actor()
-        record = self.records.get(actor, entity.name, record_id)
         language = viewer.language
         fm = FormModel(self.model, self.records, actor, language, entity)
         display = fm.display
+        with open_record(self.records, actor, entity.name, record_id) as opened:
+            record = opened.record
+            conditioned = fm.hidden_on(opened.conn, record)
+            shown = [[entity.field(ff.name) for ff in section.fields
+                      if entity.has_field(ff.name) and ff.name not in fm.mask.hidden
+                      and ff.name not in conditioned] for section in fm.form.sections]
+            explained = {f.name: terms for f in chain.from_iterable(shown)
+                         if (terms := self._explained(opened, f)) is not None}
+            children = self._children(actor, entity, opened)
+            audit = opened.history()
+            team = opened.team()
+            allowed = opened.allowed(("update", "delete"))
         display.load_rows(entity, [record])
         display.load([("user", record.get(n)) for n in ("owner_id", "created_by", "updated_by")]
-                     + [("department", record.get("department_id"))])
-        states = fm.evaluate(record, {}).states
+                     + [("department", record.get("department_id"))]
+                     + [link for child, names, (items, _) in children
+                        for link in _links(self.model.entity(child.entity), items, names)]
+                     + self._history_links(entity, audit))
         sections: list[SectionOut] = []
-        for section in fm.form.sections:
-            items = tuple(
-                self._item(viewer, entity, record, entity.field(ff.name), display)
-                for ff in section.fields
-                if entity.has_field(ff.name) and ff.name not in fm.mask.hidden
-                and states.get(ff.name) != "hidden")
+        for section, fields in zip(fm.form.sections, shown, strict=True):
+            items = tuple(self._item(viewer, record, f, display, explained.get(f.name))
+                          for f in fields)
             if items:
                 sections.append(SectionOut(section.label.get(language) if section.label
                                            else "", section.columns, items))
@@ -194,45 +210,41 @@ class RecordPages(PageFamily):
                    if record.get("department_id") else Shown(""))]
         view = DetailView(
             entity, record, str(record.get(entity.title) or f"#{record_id}"), sections,
-            engine, self._related(viewer, entity, record_id, display),
-            self._history(viewer, entity, record_id, display),
-            self.records.team(actor, entity.name, record_id),
-            can_update=self._may(viewer, entity, record_id, "update"),
-            can_delete=self._may(viewer, entity, record_id, "delete"),
+            engine, self._related(viewer, entity, record_id, children, display),
+            self._history(viewer, entity, audit, display), team,
+            can_update="update" in allowed, can_delete="delete" in allowed,
             can_assign=self.records.policy.scope(actor, entity.name, "assign") is not Scope.NONE)
         for name in ("_owner", "_department", "_member"):
             view.pickers[name] = Widget(name=name, label="", kind="picker",
                                         pick_url=f"/e/{entity.name}/pick/{name}")
         return view
 
-    def _may(self, viewer: Viewer, entity: Entity, record_id: int, action: str) -> bool:
+    def _explained(self, opened: OpenedRecord, f: Field) -> list[tuple[Any, Any]] | None:
+        """(answers, value) of each term of a sum field, or None (not a sum, or not for
+        this viewer)."""
+        if not self.sums.get((opened.c.entity.name, f.name)):
+            return None
         try:
-            with self.records.engine.connect() as conn:
-                self.records.allowed(conn, viewer.user.actor(),
-                                     self.records.compiled(entity.name), record_id, action)
-        except Forbidden:
-            return False
-        return True
-
-    def _item(self, viewer: Viewer, entity: Entity, record: Mapping[str, Any], f: Field,
-              display: Display) -> Item:
-        item = Item(f.name, f.label.get(viewer.language), display.show(f, record.get(f.name)))
-        if not self.sums.get((entity.name, f.name)):
-            return item
-        try:
-            explained = self.records.explain(viewer.user.actor(), entity.name,
-                                             int(record["id"]), f.name)
+            explained = opened.explain(f.name)
         except RecordError:
+            return None
+        return [(t["answers"], t["value"]) for t in explained["terms"]]
+
+    def _item(self, viewer: Viewer, record: Mapping[str, Any], f: Field, display: Display,
+              terms: list[tuple[Any, Any]] | None) -> Item:
+        item = Item(f.name, f.label.get(viewer.language), display.show(f, record.get(f.name)))
+        if terms is None:
             return item
         # Each answer in words ("Budget: Confirmed"), in the viewer's language; not the formula.
-        terms = tuple((localize(t["answers"], display.gettext, viewer.language),
-                       display.show(f, t["value"])) for t in explained["terms"])
-        return Item(item.name, item.label, item.shown, terms)
+        return Item(item.name, item.label, item.shown,
+                    tuple((localize(answers, display.gettext, viewer.language),
+                           display.show(f, value)) for answers, value in terms))
 
-    def _related(self, viewer: Viewer, parent: Entity, record_id: int,
-                 display: Display) -> list[Related]:
-        actor = viewer.user.actor()
-        out: list[Related] = []
+    def _children(self, actor: Actor, parent: Entity,
+                  opened: OpenedRecord) -> list[tuple[RelatedList, list[str], Children]]:
+        """The rows of each related list the viewer may read, with the columns they may
+        see: (the list, its columns, (its newest RELATED_ROWS rows, how many in all))."""
+        out: list[tuple[RelatedList, list[str], Children]] = []
         for rl in self.model.form(parent.name).related:
             child = self.model.entity(rl.entity)
             if self.records.policy.scope(actor, child.name, "read") is Scope.NONE:
@@ -242,15 +254,23 @@ class RecordPages(PageFamily):
                 continue
             names = [n for n in rl.columns if n not in hidden and child.has_field(n)] \
                 or [child.title]
-            params = {rl.via: str(record_id), "page_size": str(RELATED_ROWS), "sort": "-id"}
             try:
-                page = self.records.list_records(actor, child.name,
-                                                 parse_list_params(child, params))
+                page = opened.children(child.name, rl.via, RELATED_ROWS)
             except RecordError:
                 continue
-            display.load_rows(child, page.items, names)
+            out.append((rl, names, page))
+        return out
+
+    def _related(self, viewer: Viewer, parent: Entity, record_id: int,
+                 children: list[tuple[RelatedList, list[str], Children]],
+                 display: Display) -> list[Related]:
+        actor = viewer.user.actor()
+        out: list[Related] = []
+        for rl, names, (items, total) in children:
+            child = self.model.entity(rl.entity)
+            hidden = self.records.policy.hidden_fields(actor, child)
             rows = tuple((int(r["id"]), tuple(display.show(child.field(n), r.get(n))
-                                              for n in names)) for r in page.items)
+                                              for n in names)) for r in items)
             here = f"/e/{parent.name}/{record_id}"
             may_add = self.records.policy.scope(actor, child.name, "create") is not Scope.NONE \
                 and rl.via not in self.records.policy.mask(actor, child).readonly
@@ -259,22 +279,25 @@ class RecordPages(PageFamily):
             out.append(Related(
                 child, rl.via, rl.label.get(viewer.language),
                 tuple((n, child.field(n).label.get(viewer.language)) for n in names),
-                rows, page.total,
+                rows, total,
                 f"/e/{child.name}/new?" + urlencode({rl.via: record_id, "next": here})
                 if may_add else None,
                 f"/e/{child.name}?" + urlencode({rl.via: record_id}),
                 f"{here}/tree/{child.name}" if self_ref else None))
         return out
 
-    def _history(self, viewer: Viewer, entity: Entity, record_id: int,
-                 display: Display) -> list[Change]:
-        rows = self.records.history(viewer.user.actor(), entity.name, record_id)
+    def _history_links(self, entity: Entity,
+                       rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+        """The users and linked records the history names, for `Display.load`."""
         links: list[tuple[str, Any]] = [("user", r["user_id"]) for r in rows]
         for r in rows:
             target = self._target_of(entity, r["field"])
             if target is not None:
                 links += [(target, r["old"]), (target, r["new"])]
-        display.load(links)
+        return links
+
+    def _history(self, viewer: Viewer, entity: Entity, rows: list[dict[str, Any]],
+                 display: Display) -> list[Change]:
         changes: list[Change] = []
         for r in reversed(rows):  # newest first
             name = r["field"]
@@ -393,6 +416,14 @@ class RecordPages(PageFamily):
         if isinstance(answer, Response):
             return answer
         return RedirectResponse(f"/e/{entity.name}/{record_id}?done={done}", status_code=303)
+
+
+def _links(entity: Entity, rows: Iterable[Mapping[str, Any]],
+           names: Iterable[str]) -> list[tuple[str, Any]]:
+    """The (target, id) pairs of the link fields `names` of `rows`, for `Display.load`."""
+    linked = [(f.name, t) for n in names if entity.has_field(n)
+              and (t := link_target(f := entity.field(n))) is not None]
+    return [(t, row.get(n)) for row in rows for n, t in linked]
 
 
 def _when(at: Any) -> datetime | None:

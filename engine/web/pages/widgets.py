@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from sqlalchemy import Connection
+
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field, Form
 from engine.runtime.access import Actor, FieldMask
@@ -188,6 +190,13 @@ class FormModel:
         values = base | self.coerce(kept)
         computed = self._computed(values, stored)
         return Evaluated(values, computed, states)
+
+    def hidden_on(self, conn: Connection, stored: Mapping[str, Any]) -> frozenset[str]:
+        """The fields whose `hidden` condition holds on a stored record with nothing typed
+        (the "hidden" of `evaluate(stored, {}).states`), lookups through `conn`."""
+        ctx = self.records.record_context(conn, self.compiled, dict(stored), prior=stored)
+        return frozenset(ff.name for ff in self.form.fields
+                         if ff.hidden_compiled is not None and ff.hidden_compiled.holds(ctx))
 
     def _context_run(self, values: Mapping[str, Any], stored: Mapping[str, Any] | None,
                      run: Any) -> Any:
