@@ -37,6 +37,7 @@ def _drop_from_form(config: Path, entity: str, name: str) -> None:
     form = config / "forms" / f"{entity}.yaml"
     if form.exists():
         text = form.read_text(encoding="utf-8")
+        text = re.sub(rf"(?m)^\w+: \[{name}\]\n", "", text)  # a list of that field alone
         text = re.sub(rf"(?<=[\[ ]){name}, |, {name}(?=\])", "", text)
         form.write_text(text, encoding="utf-8")
 
