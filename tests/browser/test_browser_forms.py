@@ -50,7 +50,10 @@ def test_opportunity_form_updates_live_and_saves(page: Any, live_server: LiveSer
     stage.select_option("lost")
     expect(page.locator("#f-lost_reason")).to_be_visible()
     page.get_by_role("button", name="Save").click()
-    expect(page.locator("#form-errors")).to_contain_text("A lost opportunity needs a lost reason")
+    expect(page.locator("#form-errors")).to_contain_text("Some fields need attention")
+    # the rule names lost_reason (field: in config), so its message stands beside it
+    expect(page.locator("#err-lost_reason")).to_have_text(
+        "A lost opportunity needs a lost reason")
     expect(page.get_by_label("Amount", exact=True)).to_have_value("1000")
     screenshot(page, "form-error")
     page.locator("#f-lost_reason").select_option("price")

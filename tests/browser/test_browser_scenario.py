@@ -48,7 +48,7 @@ def pick(page: Any, field: str, text: str) -> None:
 
 
 def record_id(page: Any, entity: str) -> int:
-    found = re.search(rf"/e/{entity}/(\d+)$", page.url)
+    found = re.search(rf"/e/{entity}/(\d+)(?:\?[^/]*)?$", page.url)
     assert found, page.url
     return int(found.group(1))
 
@@ -64,7 +64,7 @@ def test_scenario(page: Any, live_server: LiveServer) -> None:
     page.goto("/e/account/new")
     field(page, "Account name").fill("Scenario Trading")
     save(page)
-    expect(page).to_have_url(re.compile(r"/e/account/\d+$"))
+    expect(page).to_have_url(re.compile(r"/e/account/\d+\?done=created$"))
     account = record_id(page, "account")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Scenario Trading")
 
@@ -75,7 +75,7 @@ def test_scenario(page: Any, live_server: LiveServer) -> None:
     field(page, "Buying role").select_option("decider")
     field(page, INFLUENCE).fill("5")
     save(page)
-    expect(page).to_have_url(re.compile(rf"/e/account/{account}$"))
+    expect(page).to_have_url(re.compile(rf"/e/account/{account}\?done=created&what=contact$"))
     page.get_by_role("link", name=re.compile(r"Add · Contact")).click()
     field(page, "Full name").fill("Bob Report")
     field(page, "Job title").fill("CTO")
@@ -83,7 +83,7 @@ def test_scenario(page: Any, live_server: LiveServer) -> None:
     field(page, "Buying role").select_option("influencer")
     field(page, INFLUENCE).fill("3")
     save(page)
-    expect(page).to_have_url(re.compile(rf"/e/account/{account}$"))
+    expect(page).to_have_url(re.compile(rf"/e/account/{account}\?done=created&what=contact$"))
 
     # The decision tree, loaded into the account's page: Bob under Alice.
     tree = page.locator("#tree-contact")
@@ -119,7 +119,7 @@ def test_scenario(page: Any, live_server: LiveServer) -> None:
     screenshot(page, "scenario-form-error")
     field(page, "Amount").fill("20000")
     save(page)
-    expect(page).to_have_url(re.compile(r"/e/opportunity/\d+$"))
+    expect(page).to_have_url(re.compile(r"/e/opportunity/\d+\?done=created$"))
     deal = record_id(page, "opportunity")
 
     # The list.
@@ -144,15 +144,20 @@ def test_scenario(page: Any, live_server: LiveServer) -> None:
     expect(proposal.locator(".board-totals")).to_contain_text("0 in this column")
     page.reload()  # it was saved, not just drawn there
     expect(negotiation.locator(f"#board-card-{deal}")).to_be_visible()
-    # A refused move (lost without a lost reason): the card comes back with the reason.
+    # Lost needs a lost reason: the card asks for it in place; cancelled, it goes back.
     page.locator(f"#board-card-{deal}").drag_to(
         page.locator('.board-column[data-value="lost"] .board-cards'))
-    refused = negotiation.locator(f"#board-card-{deal}")
-    expect(refused.get_by_role("alert")).to_have_text(
-        re.compile("A lost opportunity needs a lost reason"))
-    # The same from the keyboard: the card's "Move to column" box.
-    refused.get_by_label("Move to column").select_option("won")
-    refused.get_by_role("button", name="Move card").click()
+    asking = page.locator(f"#board-card-{deal}")
+    expect(asking).to_contain_text("A lost opportunity needs a lost reason")
+    expect(asking.get_by_label("Lost reason")).to_be_visible()
+    asking.get_by_role("button", name="Cancel").click()
+    back = negotiation.locator(f"#board-card-{deal}")
+    expect(back).to_be_visible()
+    # The keyboard: the card's menu, a column, "Move card".
+    back.locator(".board-menu > summary").focus()
+    page.keyboard.press("Enter")
+    back.get_by_label("Move to column").select_option("won")
+    back.get_by_role("button", name="Move card").click()
     expect(page.locator(f'.board-column[data-value="won"] #board-card-{deal}')).to_be_visible()
     screenshot(page, "scenario-board-moved")
 
@@ -179,7 +184,7 @@ def test_scenario(page: Any, live_server: LiveServer) -> None:
     field(page, "Full name").fill(XSS)
     pick(page, "reports_to", "Alice Chief")
     save(page)
-    expect(page).to_have_url(re.compile(r"/e/contact/\d+$"))
+    expect(page).to_have_url(re.compile(r"/e/contact/\d+\?done=created$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text(XSS)
     page.goto(f"/e/account/{account}")
     expect(page.locator("#tree-contact")).to_contain_text(XSS)
