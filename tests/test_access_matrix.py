@@ -321,6 +321,7 @@ def test_assign_moves_visibility(world: World) -> None:
     if tree.expect("assign branch to u_dept", resp, 200):
         body = resp.json()
         check.check("assign", body["cascaded"] == {"opportunity": 1}
+                    and body["visible"] is True  # u_tree still sees u_dept's records
                     and body["record"]["owner_id"] == world.user_ids["u_dept"]
                     and body["record"]["department_id"] == world.departments["REGION"],
                     f"assign gave {body}")

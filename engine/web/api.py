@@ -215,8 +215,11 @@ class Api:
             result = await self._run(partial(self.records.assign, owner=owner,
                                              department=department, version=version),
                                      actor, entity, record_id)
+            # visible: false when the record went out of the caller's sight ("record" then
+            # holds only its id, version, owner and department)
             return JSONResponse({"record": _out(result["record"]),
-                                 "cascaded": result["cascaded"]})
+                                 "cascaded": result["cascaded"],
+                                 "visible": result["visible"]})
         raise NotFound(msg("no action '%(action)s' on %(entity)s; available: restore, purge, "
                            "assign", action=action, entity=entity))
 

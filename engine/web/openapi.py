@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.messages import msg
+
 from typing import Any
 
 from engine.metadata.model import Entity, Field, Model
@@ -226,7 +228,7 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
             "post": {"tags": tag, "operationId": f"action_{e.name}",
                      "summary": "Run an action: restore, purge, assign",
                      "description": "assign takes a body (Assign) and answers "
-                                    "{record, cascaded}; restore answers the record",
+                                    "{record, cascaded, visible}; restore answers the record",
                      "parameters": [rid, {"name": "action", "in": "path", "required": True,
                                           "schema": {"type": "string",
                                                      "enum": ["restore", "purge", "assign"]}}],
