@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -167,6 +168,19 @@ def test_migrate_then_demo_fills_the_database(db_url: str, tmp_path: Path) -> No
     assert demo.exit_code == 0, demo.output
     assert f"sign in as admin / {DEMO_PASSWORD}" in demo.output
     assert _opportunities(db_url) > 0
+    # every seller has planned work in the coming days, so their home page is not empty
+    engine = create_engine(db_url)
+    try:
+        t = build_schema(model).table("activity")
+        now = datetime.now(UTC)
+        with engine.connect() as conn:
+            owners = conn.execute(select(t.c.owner_id).distinct().where(
+                t.c.status == "planned", t.c.due_at >= now,
+                t.c.due_at < now + timedelta(days=8))).scalars().all()
+            sellers = conn.execute(select(t.c.owner_id).distinct()).scalars().all()
+    finally:
+        engine.dispose()
+    assert sellers and set(owners) == set(sellers)
 
     again = runner.invoke(main, [*base, "demo", "--size", "12"])
     assert again.exit_code == 1 and "already has data" in again.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.messages import msg
+
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,8 +211,11 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
     for seller in sellers:
         rows = []
         for account in [a for a in account_ids if owner_of[a] is seller]:
-            for _ in range(rnd.randrange(2, 6)):
-                due = now - timedelta(days=rnd.randrange(-30, 730), hours=rnd.randrange(24))
+            for i in range(rnd.randrange(2, 6)):
+                # the first is coming up in the next days, so a seller's week has work in it
+                due = now + timedelta(days=rnd.randrange(0, 7), hours=rnd.randrange(1, 24)) \
+                    if i == 0 else \
+                    now - timedelta(days=rnd.randrange(-30, 730), hours=rnd.randrange(24))
                 rows.append({
                     "subject": rnd.choice(["Intro call", "Site visit", "Demo", "Price review",
                                            "Contract follow-up"]),
