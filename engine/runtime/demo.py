@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from engine.messages import msg
-
 import random
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from engine.messages import msg
-
 from typing import Any
 
 from engine.metadata.model import Entity, Field, Model
