@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from engine.runtime.sessions import (
     LoginThrottle,
@@ -154,3 +154,35 @@ def test_a_good_sign_in_clears_the_failures_of_its_name_and_address(env: Env) ->
     assert throttle.retry_after("admin", "10.0.0.3") is None  # 2 failures count, not 4
     throttle.record_failure("admin", "10.0.0.1")
     assert throttle.retry_after("admin", "10.0.0.3") is not None  # the limit is 3
+
+
+def test_signed_in_reads_the_session_and_its_user_in_one_query(env: Env) -> None:
+    """What the page guard calls on every request: the same checks as `lookup` (ended,
+    idle, too old, user inactive), and the user from the same row."""
+    clock = FakeClock()
+    sessions = sessions_of(env, clock, idle=timedelta(minutes=30))
+    started = sessions.start(env.admin.id)
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(env.engine, "before_cursor_execute", seen)
+    try:
+        found = sessions.signed_in(started.token)
+    finally:
+        event.remove(env.engine, "before_cursor_execute", seen)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+    assert found is not None and found.session == started.session
+    assert found.user == env.users.get(env.admin.id)
+    assert sessions.signed_in(started.token[:-1]) is None
+    clock.advance(minutes=31)
+    assert sessions.signed_in(started.token) is None  # idle too long
+    fresh = sessions.start(env.admin.id)
+    sessions.end(fresh.session.id)
+    assert sessions.signed_in(fresh.token) is None  # ended
+    leaving = env.users.add("leaving", ["sales_rep"], password="a-password")
+    theirs = sessions.start(leaving.id)
+    assert sessions.signed_in(theirs.token) is not None
+    env.users.set_active("leaving", False)
+    assert sessions.signed_in(theirs.token) is None  # user inactive

@@ -9,13 +9,19 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from babel.dates import format_date
 from babel.messages.extract import extract_from_dir
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.metadata import load_model
 from engine.web.i18n import (
     LANGUAGES,
+    babel_locale,
     catalog_path,
     formatters,
+    home_symbol,
     negotiate,
     read_catalog,
     translations,
@@ -111,6 +117,29 @@ def test_numbers_money_and_dates_follow_the_locale() -> None:
 def test_money_shows_the_currency_for_the_locale(currency: str, language: str,
                                                  value: object, expected: str) -> None:
     assert formatters(language, currency)["money"](value) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.decimals(min_value=Decimal("-1e15"), max_value=Decimal("1e15"),
+                         allow_nan=False, places=4),
+       language=st.sampled_from(sorted(LANGUAGES)),
+       currency=st.sampled_from(["CNY", "USD", "EUR", "JPY", "GBP", "KWD", "CHF", "INR"]),
+       as_text=st.booleans())
+def test_formatters_write_what_babel_writes(value: Decimal, language: str, currency: str,
+                                            as_text: bool) -> None:
+    """The patterns are looked up once per formatter, not per value; the text stays Babel's
+    (format_currency with the home symbol, format_decimal, format_date)."""
+    locale = babel_locale(language)
+    fmt = formatters(language, currency)
+    given_value: object = str(value) if as_text else value
+    shown, home = get_currency_symbol(currency, locale), home_symbol(currency)
+    expected = format_currency(value, currency, locale=locale)
+    if home is not None and home != shown:
+        expected = expected.replace(shown, home, 1)
+    assert fmt["money"](given_value) == expected
+    assert fmt["number"](given_value) == format_decimal(value, locale=locale)
+    day = date.fromordinal(1 + int(abs(value)) % 800_000)
+    assert fmt["date"](day) == format_date(day, format="medium", locale=locale)
 
 
 def test_money_is_blank_for_no_value_and_numbers_keep_no_symbol() -> None:

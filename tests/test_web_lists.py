@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from engine.runtime.access import SYSTEM
@@ -462,41 +463,63 @@ def test_reference_titles_are_read_in_one_batch_and_respect_access(env: Env) -> 
                 for i in range(3)]
     for a in accounts:
         opp(env, f"Deal of {a['name']}", a["id"])
-    calls: list[str] = []
-    original = env.records.list_records
-
-    def counting(actor: Any, entity: str, query: Any) -> Any:
-        calls.append(entity)
-        return original(actor, entity, query)
-
     from engine.web.pages import table
 
-    rows = table.build_rows(
-        _counting_records(env, counting), env.admin.actor(), env.model.entity("opportunity"),
-        table.visible_columns(env.records, env.admin.actor(), env.model.entity("opportunity")),
-        env.records.list_records(env.admin.actor(), "opportunity",
-                                 parse_state(env.model.entity("opportunity"), {}).query).items,
-        "en")
-    assert calls == ["account"]  # one lookup for all three rows
+    opportunity = env.model.entity("opportunity")
+    items = env.records.list_records(env.admin.actor(), "opportunity",
+                                     parse_state(opportunity, {}).query).items
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(env.engine, "before_cursor_execute", seen)
+    try:
+        rows = table.build_rows(env.records, env.admin.actor(), opportunity,
+                                table.visible_columns(env.records, env.admin.actor(),
+                                                      opportunity), items, "en")
+    finally:
+        event.remove(env.engine, "before_cursor_execute", seen)
+    assert len([s for s in statements if "FROM account" in s]) == 1  # one for all rows
     assert {r.cells[1].value for r in rows} == {"Co 0", "Co 1", "Co 2"}
     # A manager of no department reads no account: the link shows the number only.
     assert manager.department_id is None
     hidden_rows = table.build_rows(
-        env.records, manager, env.model.entity("opportunity"),
-        table.visible_columns(env.records, manager, env.model.entity("opportunity")),
+        env.records, manager, opportunity,
+        table.visible_columns(env.records, manager, opportunity),
         env.records.list_records(SYSTEM, "opportunity",
-                                 parse_state(env.model.entity("opportunity"), {}).query).items,
+                                 parse_state(opportunity, {}).query).items,
         "zh-CN")
     assert all(r.cells[1].href is None and r.cells[1].value.startswith("#")
                for r in hidden_rows)
 
 
-def _counting_records(env: Env, counting: Any) -> Any:
-    class Counting:
-        def __getattr__(self, name: str) -> Any:
-            return counting if name == "list_records" else getattr(env.records, name)
+def test_titles_name_only_live_records_the_viewer_may_read(env: Env) -> None:
+    """fields.titles (list cells, the detail page, pickers): the access policy's read
+    predicate and the recycle bin decide, as for any list of the target."""
+    from engine.web.pages.fields import titles
 
-    return Counting()
+    partner = user(env, "dealer", "partner")  # reads the accounts they own or share
+    mine = place(env, "account", {"name": "Mine"}, owner=partner)["id"]
+    shared = env.records.create(env.admin.actor(), "account", {"name": "Shared"})["id"]
+    env.records.set_team_member(env.admin.actor(), "account", shared, partner.user_id, "read")
+    theirs = env.records.create(env.admin.actor(), "account", {"name": "Theirs"})["id"]
+    binned = place(env, "account", {"name": "Binned"}, owner=partner)["id"]
+    env.records.delete(env.admin.actor(), "account", binned)
+    asked = [mine, shared, theirs, binned, 10_000_000]
+    assert titles(env.model, env.records, partner, "account", asked) == {
+        mine: "Mine", shared: "Shared"}
+    assert titles(env.model, env.records, env.admin.actor(), "account", asked) == {
+        mine: "Mine", shared: "Shared", theirs: "Theirs"}
+    # No read scope on the entity at all, no such entity, nothing asked: no query, nothing.
+    assert titles(env.model, env.records, partner, "department", [1]) == {}
+    assert titles(env.model, env.records, partner, "nothing", [1]) == {}
+    assert titles(env.model, env.records, partner, "account", []) == {}
+    # The same through a list page: the unreadable account shows as its number, unlinked.
+    deal = place(env, "opportunity", {"name": "Deal", "account": theirs}, owner=partner)
+    page = browser(env, "dealer", "a-password").get("/e/opportunity").text
+    assert f">#{theirs}<" in page and f'href="/e/account/{theirs}"' not in page
+    assert "Theirs" not in page and f'href="/e/opportunity/{deal["id"]}"' in page
 
 
 def test_money_values_keep_their_decimals(env: Env, acme: int) -> None:

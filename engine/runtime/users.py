@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -185,7 +187,11 @@ class Users:
 
 
 def _user(row: object) -> User:
-    r = row._mapping  # type: ignore[attr-defined]
+    return user_of(row._mapping)  # type: ignore[attr-defined]
+
+
+def user_of(r: Mapping[str, Any]) -> User:
+    """A User from the values of a crm_user row (column name → value)."""
     return User(id=r["id"], name=r["name"],
                 roles=tuple(x for x in (r["roles"] or "").split(",") if x),
                 department_id=r["department_id"], locale=r["locale"], active=bool(r["active"]))

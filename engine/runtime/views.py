@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.messages import by_field, msg
@@ -168,13 +168,16 @@ class SavedViews:
             row = conn.execute(select(t).where(t.c.id == view_id)).one()
         return _view(row)
 
-    def list(self, user_id: int, entity: str) -> list[SavedView]:
-        """The user's views of `entity`, by name."""
+    def list(self, user_id: int, entity: str,
+             conn: Connection | None = None) -> list[SavedView]:
+        """The user's views of `entity`, by name (read through `conn` when given)."""
         t = self.table
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(t).where(t.c.user_id == user_id, t.c.entity == entity)
-                                .order_by(t.c.name, t.c.id)).all()
-        return [_view(r) for r in rows]
+        stmt = select(t).where(t.c.user_id == user_id, t.c.entity == entity) \
+            .order_by(t.c.name, t.c.id)
+        if conn is not None:
+            return [_view(r) for r in conn.execute(stmt).all()]
+        with self.engine.connect() as opened:
+            return [_view(r) for r in opened.execute(stmt).all()]
 
     def delete(self, user_id: int, entity: str, view_id: int) -> None:
         """Delete one of the user's views; another user's view is not found."""

@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.runtime.errors import NotFound
 from engine.runtime.sessions import LoginThrottle, Sessions
 from engine.runtime.users import Users
 from engine.settings import WebSettings
@@ -87,14 +86,10 @@ class WebAuth:
     # -- the guard in front of every page -------------------------------------------------
 
     def resolve(self, session_id: str) -> Viewer | None:
-        session = self.sessions.lookup(session_id)
-        if session is None:
+        found = self.sessions.signed_in(session_id)  # the session and its user: one query
+        if found is None or found.user is None or not found.user.active:
             return None
-        try:
-            user = self.users.get(session.user_id)
-        except NotFound:
-            return None
-        return Viewer(user, session, supported(user.locale)) if user.active else None
+        return Viewer(found.user, found.session, supported(found.user.locale))
 
     def guard(self) -> Middleware:
         return Middleware(SessionGuard, signer=self.signer, cookies=self.cookies,

@@ -11,8 +11,11 @@ start-up, so a clean checkout needs no build step and no .mo file is committed.
 from __future__ import annotations
 
 import gettext
+import re
 from collections.abc import Callable
+from copy import copy
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import cache
 from io import BytesIO
 from pathlib import Path
@@ -20,11 +23,22 @@ from typing import Any
 
 from babel import Locale
 from babel.core import UnknownLocaleError, get_global
-from babel.dates import format_date, format_datetime
+from babel.dates import format_datetime, get_date_format
+from babel.dates import parse_pattern as parse_date_pattern
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal, get_currency_symbol
+from babel.numbers import (
+    NumberPattern,
+    format_currency,
+    format_decimal,
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_quantum,
+    get_decimal_symbol,
+    get_group_symbol,
+    parse_pattern,
+)
 
 from engine.metadata.settings import DEFAULT_CURRENCY
 
@@ -134,32 +148,116 @@ def home_symbol(currency: str) -> str | None:
     return None
 
 
+def _without_currency_sign(text: str, currency: str, sign: str) -> str:
+    # The order Babel's NumberPattern.apply substitutes them in.
+    return text.replace("¤¤", currency.upper()).replace("¤", sign)
+
+
+@cache
+def _money_pattern(language: str, currency: str) -> NumberPattern | None:
+    """The locale's standard currency pattern with the currency's sign written in, so
+    formatting a value skips Babel's per-call look-ups (currency name, plural rules);
+    None when the pattern spells the currency's name, which depends on the value."""
+    locale = babel_locale(language)
+    pattern: NumberPattern = locale.currency_formats["standard"]
+    if any("¤¤¤" in part for part in (*pattern.prefix, *pattern.suffix)):
+        return None
+    sign = get_currency_symbol(currency, locale)
+    filled: NumberPattern = copy(pattern)
+    positive, negative = pattern.prefix
+    filled.prefix = (_without_currency_sign(positive, currency, sign),
+                     _without_currency_sign(negative, currency, sign))
+    positive, negative = pattern.suffix
+    filled.suffix = (_without_currency_sign(positive, currency, sign),
+                     _without_currency_sign(negative, currency, sign))
+    return filled
+
+
+def _money_writer(language: str, currency: str) -> Callable[[Any], str]:
+    """Babel's NumberPattern.apply of `_money_pattern` (format_currency's text), with the
+    currency's digits and the locale's symbols looked up once instead of on every value;
+    for a pattern it does not cover (scaled, scientific, significant digits, the currency's
+    name), Babel formats each value."""
+    locale = babel_locale(language)
+    pattern = _money_pattern(language, currency)
+    if pattern is None:
+        return lambda value: str(format_currency(value, currency, locale=locale))
+    filled: NumberPattern = pattern  # narrowed, for the closures below
+
+    def by_babel(value: Any) -> str:
+        return str(filled.apply(value, locale, currency=currency))
+
+    if filled.scale or filled.exp_prec or "@" in filled.pattern or not filled.number_pattern:
+        return by_babel
+    digits = get_currency_precision(currency)
+    quantum = get_decimal_quantum(digits)
+    group, point = get_group_symbol(locale), get_decimal_symbol(locale)
+    min_int = filled.int_prec[0]
+    first_group, other_groups = filled.grouping
+
+    def write(value: Any) -> str:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        negative = int(number.is_signed())
+        number = abs(number).normalize()
+        if not number.is_finite():
+            return by_babel(value)
+        whole, _, fraction = f"{number.quantize(quantum):f}".partition(".")
+        whole = whole.rjust(min_int, "0")
+        grouped, size = "", first_group
+        while len(whole) > size:
+            grouped = group + whole[-size:] + grouped
+            whole, size = whole[:-size], other_groups
+        fraction = (fraction or "0").ljust(digits, "0")
+        text = (filled.prefix[negative] + whole + grouped
+                + (point + fraction if digits else "") + filled.suffix[negative])
+        return _unquote(text) if "'" in text else text
+
+    return write
+
+
+def _unquote(text: str) -> str:
+    # Babel's last step: 'quoted' text loses its quotes, '' becomes '.
+    return re.sub(r"'([^']*)'", lambda m: m.group(1) or "'", text)
+
+
 def formatters(language: str, currency: str = DEFAULT_CURRENCY) -> dict[str, Callable[..., str]]:
     """Jinja filters that format values for `language`; a blank value shows as ''. Money is
     in `currency` (config/settings.yaml), with the currency's home symbol: an install has one
     currency, so CNY needs no "CN" before its ¥ as English CLDR data writes it.
+
+    The patterns are looked up once here, not per value (a list page formats hundreds);
+    the text is what babel's format_decimal, format_currency and format_date give.
 
     >>> formatters("zh-CN")["money"]("1234567.5"), formatters("en")["money"]("-3")
     ('¥1,234,567.50', '-¥3.00')
     >>> formatters("en", "EUR")["money"]("1234.5"), formatters("zh-CN", "USD")["money"]("1")
     ('€1,234.50', '$1.00')
     """
+    return dict(_formatters(language, currency))  # a copy: callers may add to it
+
+
+@cache
+def _formatters(language: str, currency: str) -> dict[str, Callable[..., str]]:
+    """`formatters`, made once per language and currency."""
     locale = babel_locale(language)
     shown_symbol = get_currency_symbol(currency, locale)
     symbol = home_symbol(currency) or shown_symbol
+    decimal_pattern = parse_pattern(locale.decimal_formats[None])
+    write_money = _money_writer(language, currency)
+    date_pattern = parse_date_pattern(get_date_format("medium", locale=locale))
 
     def number(value: Any, digits: int | None = None) -> str:
         if value is None or value == "":
             return ""
         if digits is None:
-            return format_decimal(value, locale=locale)
+            return str(decimal_pattern.apply(value, locale))
         return format_decimal(value, format="#,##0." + "0" * digits if digits else "#,##0",
                               locale=locale)
 
     def money(value: Any) -> str:
         if value is None or value == "":
             return ""
-        text = format_currency(value, currency, locale=locale)
+        text = write_money(value)
         return text.replace(shown_symbol, symbol, 1) if symbol != shown_symbol else text
 
     def percent(value: Any) -> str:
@@ -171,8 +269,8 @@ def formatters(language: str, currency: str = DEFAULT_CURRENCY) -> dict[str, Cal
             return ""
         if isinstance(value, datetime):
             value = value.date()
-        return format_date(value, format="medium", locale=locale) if isinstance(
-            value, date) else str(value)
+        return str(date_pattern.apply(value, locale)) if isinstance(value, date) \
+            else str(value)
 
     def datetime_(value: Any) -> str:
         if not isinstance(value, datetime):
@@ -181,4 +279,3 @@ def formatters(language: str, currency: str = DEFAULT_CURRENCY) -> dict[str, Cal
 
     return {"number": number, "money": money, "percent": percent, "date": date_,
             "datetime": datetime_}
-

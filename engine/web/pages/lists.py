@@ -82,6 +82,8 @@ class Header:
     """Where a click sorts by this column (None: not sortable)."""
     sort: str | None
     """"ascending" / "descending" when the list is sorted by this column."""
+    link: bool = False
+    """Whether this column's value links to the record (ListView.link_index)."""
 
 
 @dataclass
@@ -170,7 +172,7 @@ class Lists(PageFamily):
             query = state_query(raw)
             return RedirectResponse(f"/e/{entity.name}" + (f"?{query}" if query else ""),
                                     status_code=303)
-        view = await run_in_threadpool(self.load, viewer, entity, raw)
+        view = await run_in_threadpool(self.load, viewer, entity, raw, not fragment)
         notice_key = request.query_params.get("notice", "")
         notice = NOTICES.get(notice_key)
         if notice is None and AWAY.match(notice_key):  # after assigning out of sight
@@ -178,7 +180,8 @@ class Lists(PageFamily):
                                              viewer.user.actor(), viewer.language, notice_key)
         context = {"list": view, "notice": notice, "notice_key": notice_key,
                    "results_id": RESULTS_ID,
-                   "page_sizes": PAGE_SIZES, "formula_label": _FORMULA_LABEL}
+                   "page_sizes": PAGE_SIZES, "formula_label": _FORMULA_LABEL,
+                   "zip": zip}  # list_table.html pairs each row's cells with the headers
         headers = {"Vary": "HX-Request, HX-Target"}
         if fragment:
             # htmx swaps only 2xx answers by default, so a problem comes back as 200.
@@ -186,7 +189,10 @@ class Lists(PageFamily):
             return self.ui.page(request, "list_table.html", context, headers=headers)
         return self.ui.page(request, "list.html", context, status=view.status, headers=headers)
 
-    def load(self, viewer: Viewer, entity: Entity, raw: Mapping[str, str]) -> ListView:
+    def load(self, viewer: Viewer, entity: Entity, raw: Mapping[str, str],
+             with_views: bool = True) -> ListView:
+        """The list of `raw` parameters for the viewer; `with_views`: read their saved
+        views too (the whole page shows them, an htmx swap of the results does not)."""
         actor = viewer.user.actor()
         policy = self.records.policy
         policy.require(actor, entity, "read")  # 403 page when the viewer may not list these
@@ -206,18 +212,21 @@ class Lists(PageFamily):
             view.errors = _problems(exc, gettext)
             view.status = 400
             state = None
-        else:
-            view.page = page
-            view.rows = build_rows(self.records, actor, entity, columns, page.items,
-                                   viewer.language)
-            ids = [row.id for row in view.rows]
-            view.editable = permitted_ids(self.records, actor, entity.name, ids, "update")
-            view.deletable = permitted_ids(self.records, actor, entity.name, ids, "delete")
-            view.page_count = max(1, math.ceil(page.total / page.page_size))
-            view.pages = page_numbers(page.page, view.page_count)
         view.headers = headers(view, columns, state, language)
         view.filters = filters(view, columns, language)
-        view.views = self.views.list(viewer.user.id, entity.name)
+        # The names of the page's links and the saved views: one connection for both.
+        with self.records.engine.connect() as conn:
+            if state is not None:
+                view.page = page
+                view.rows = build_rows(self.records, actor, entity, columns, page.items,
+                                       viewer.language, conn)
+                ids = [row.id for row in view.rows]
+                view.editable = permitted_ids(self.records, actor, entity.name, ids, "update")
+                view.deletable = permitted_ids(self.records, actor, entity.name, ids, "delete")
+                view.page_count = max(1, math.ceil(page.total / page.page_size))
+                view.pages = page_numbers(page.page, view.page_count)
+            if with_views:
+                view.views = self.views.list(viewer.user.id, entity.name, conn)
         return view
 
     def query_of(self, actor: Actor, entity: Entity, state: ListState) -> ListQuery:
@@ -288,7 +297,7 @@ def headers(view: ListView, columns: Sequence[Column], state: ListState | None,
             language: str) -> list[Header]:
     first = state.query.sort[0] if state is not None and state.query.sort else None
     out: list[Header] = []
-    for c in columns:
+    for i, c in enumerate(columns):
         sorted_here = first is not None and first.field == c.key
         href = None
         if c.sortable:
@@ -297,7 +306,8 @@ def headers(view: ListView, columns: Sequence[Column], state: ListState | None,
         sort = None
         if sorted_here and first is not None:
             sort = "descending" if first.descending else "ascending"
-        out.append(Header(column_title(c, language), c.numeric, href, sort))
+        out.append(Header(column_title(c, language), c.numeric, href, sort,
+                          i == view.link_index))
     return out
 
 

@@ -2,23 +2,27 @@
 
 Columns come from the entity's form (`list:`), less the fields hidden from the viewer.
 Link values (references, departments, users) are shown by name: the names of one page are
-read in one query per target (not one per row), through the records service, so a record
-the viewer may not read shows as its number only (engine/web/pages/fields.py).
+read in one query per target (not one per row), under the access policy's read predicate,
+so a record the viewer may not read shows as its number only (engine/web/pages/fields.py).
+Values are formatted here, once, for the viewer's language (Cell.text), so the template
+only places them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field
 from engine.runtime.access import Actor
 from engine.runtime.records import Records
 from engine.types import FieldType
-from engine.web.i18n import N_
-from engine.web.pages.fields import titles, user_names
+from engine.web.i18n import N_, formatters
+from engine.web.pages.fields import connected, titles, user_names
 
 ENGINE_LIST_COLUMNS: dict[str, tuple[str, FieldType, str]] = {
     "owner": ("owner_id", FieldType.USER, N_("Owner")),
@@ -32,6 +36,7 @@ _KINDS: dict[FieldType, str] = {
     FieldType.PERCENT: "percent", FieldType.DATE: "date", FieldType.DATETIME: "datetime",
     FieldType.BOOLEAN: "bool",
 }
+_NUMBER_KINDS = frozenset({"number", "money", "percent"})
 _NUMERIC = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT})
 USERS = "crm_user"
 
@@ -66,6 +71,10 @@ class Cell:
     """How the template shows `value`: text, number, money, percent, date, datetime, bool."""
     value: Any
     href: str | None = None
+    text: str = ""
+    """`value` formatted for the viewer's language ('' when blank or a yes/no)."""
+    css: str = ""
+    """The cell's class: num (a number column), bool (a yes/no), else ''."""
 
 
 @dataclass(frozen=True)
@@ -102,43 +111,56 @@ def title_of(entity: Entity, record: Mapping[str, Any]) -> str:
 
 
 def build_rows(records: Records, actor: Actor, entity: Entity, columns: Sequence[Column],
-               items: Sequence[Mapping[str, Any]], language: str) -> list[Row]:
-    names = link_names(records, actor, columns, items)
+               items: Sequence[Mapping[str, Any]], language: str,
+               conn: Connection | None = None) -> list[Row]:
+    """`items` as rows of `columns`; link names are read through `conn` when given."""
+    names = link_names(records, actor, columns, items, conn)
+    fmt = formatters(language, records.model.settings.currency)
     out: list[Row] = []
     for record in items:
         rid = int(record["id"])
         href = f"/e/{entity.name}/{rid}"
-        cells = tuple(_cell(c, record.get(c.key), names, language) for c in columns)
+        cells = tuple(_cell(c, record.get(c.key), names, language, fmt) for c in columns)
         out.append(Row(rid, int(record.get("version") or 0), title_of(entity, record), href,
                        cells, record))
     return out
 
 
 def _cell(column: Column, value: Any, names: Mapping[tuple[str, int], str],
-          language: str) -> Cell:
+          language: str, fmt: Mapping[str, Callable[..., str]]) -> Cell:
+    num = "num" if column.numeric else ""
     if value is None or value == "" or value == []:
-        return Cell("blank", None)
+        return Cell("blank", None, css=num)
     t = column.type
     f = column.field
     if t is FieldType.CHOICE and f is not None:
-        return Cell("text", f.option_label(str(value), language))
+        return _text(f.option_label(str(value), language))
     if t is FieldType.MULTICHOICE and f is not None:
-        return Cell("text", ", ".join(f.option_label(str(v), language) for v in value))
+        return _text(", ".join(f.option_label(str(v), language) for v in value))
     if t is FieldType.USER:
-        return Cell("text", names.get((USERS, int(value)), f"#{value}"))
+        return _text(names.get((USERS, int(value)), f"#{value}"))
     target = column.target
     if target is not None:
         name = names.get((target, int(value)))
         if name is None:  # not readable by the viewer: its number only, no link
-            return Cell("text", f"#{value}")
-        return Cell("text", name, f"/e/{target}/{int(value)}")
-    return Cell(_KINDS.get(t, "text"), value)
+            return _text(f"#{value}")
+        return Cell("text", name, f"/e/{target}/{int(value)}", name)
+    kind = _KINDS.get(t, "text")
+    if kind == "bool":
+        return Cell(kind, value, css="bool")
+    return Cell(kind, value, text=fmt[kind](value) if kind in fmt else str(value),
+                css="num" if kind in _NUMBER_KINDS else num)
+
+
+def _text(value: str) -> Cell:
+    return Cell("text", value, text=value)
 
 
 def link_names(records: Records, actor: Actor, columns: Iterable[Column],
-               items: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], str]:
+               items: Sequence[Mapping[str, Any]],
+               conn: Connection | None = None) -> dict[tuple[str, int], str]:
     """(target, id) → the name to show, for every link value of `items`: one query per
-    target entity (and one for users), whatever the number of rows."""
+    target entity (and one for users), whatever the number of rows, on one connection."""
     wanted: dict[str, set[int]] = {}
     for c in columns:
         kind = USERS if c.type is FieldType.USER else c.target
@@ -149,8 +171,11 @@ def link_names(records: Records, actor: Actor, columns: Iterable[Column],
             if isinstance(value, int) and not isinstance(value, bool):
                 wanted.setdefault(kind, set()).add(value)
     names: dict[tuple[str, int], str] = {}
-    for kind, ids in wanted.items():
-        found = user_names(records, ids) if kind == USERS \
-            else titles(records.model, records, actor, kind, ids)
-        names.update(((kind, int(i)), str(n)) for i, n in found.items())
+    if not wanted:
+        return names
+    with connected(records, conn) as db:
+        for kind, ids in wanted.items():
+            found = user_names(records, ids, db) if kind == USERS \
+                else titles(records.model, records, actor, kind, ids, db)
+            names.update(((kind, int(i)), str(n)) for i, n in found.items())
     return names
