@@ -521,3 +521,48 @@ def test_bulk_create_checks_links(env: Env) -> None:
                              (2, {"account": "no account with id 424242"}),
                              (3, {"account": "is required"})]
     assert records.get(a, "contact", result.ids[0])["full_name"] == "Ann"
+
+
+# -- list_records(fields=) -----------------------------------------------------------------
+
+
+def test_list_records_fields_returns_only_those_and_never_a_hidden_one(env: Env) -> None:
+    from sqlalchemy import event
+
+    from tests.access_helpers import departments, place, user
+
+    dept = departments(env)
+    marketer = user(env, "marketer", "marketing", department=dept["BJ"])  # amount hidden
+    partner = user(env, "partner", "partner", department=dept["BJ"])  # score hidden
+    account = place(env, "account", {"name": "Acme"})["id"]
+    for i in range(3):
+        place(env, "opportunity", {"name": f"Deal {i}", "stage": "proposal",
+                                   "amount": 1000 + i, "account": account}, owner=partner)
+    entity = env.model.entity("opportunity")
+    query = parse_list_params(entity, {"sort": "-id"})
+    asked = {"name", "amount", "score", "weighted"}
+    sql: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sql.append(statement)
+
+    for who in (actor(env), marketer, partner):
+        full = env.records.list_records(who, "opportunity", query).items
+        event.listen(env.engine, "before_cursor_execute", seen)
+        try:
+            some = env.records.list_records(who, "opportunity", query, fields=asked).items
+        finally:
+            event.remove(env.engine, "before_cursor_execute", seen)
+        assert [r["id"] for r in some] == [r["id"] for r in full] and len(some) >= 3
+        hidden = env.records.policy.hidden_fields(who, entity)
+        for got, whole in zip(some, full, strict=True):
+            assert {k for k in got if k not in ENGINE_COLUMNS} == asked - hidden
+            assert got == {k: v for k, v in whole.items()
+                           if k in ENGINE_COLUMNS or k in asked}
+            assert not set(got) & hidden
+        listed = next(s for s in sql if "LIMIT" in s.upper())
+        if who is marketer:  # amount is neither returned nor selected (nor weighted's input)
+            assert "amount" in hidden and "amount" not in listed
+        if who is partner:
+            assert "score" in hidden and "score" not in listed
+        sql.clear()

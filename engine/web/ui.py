@@ -53,18 +53,21 @@ class PageFamily:
 
 class Ui:
     def __init__(self, model: Model, templates: Path = TEMPLATES,
-                 policy: AccessPolicy | None = None) -> None:
+                 policy: AccessPolicy | None = None, *, auto_reload: bool = False) -> None:
         self.model = model
         self.policy = policy
         """The access policy that trims each user's menu to what they may read (None: all)."""
         self.htmx = htmx_file()
+        self.auto_reload = auto_reload
+        """Whether Jinja checks the template files for changes on every page (a stat of
+        each file per render); off by default: the templates ship with the code."""
         self.envs = {lang: self._environment(templates, lang) for lang in LANGUAGES}
         self.nav = {lang: navigation(model, lang) for lang in LANGUAGES}
 
     def _environment(self, templates: Path, language: str) -> Environment:
         env = Environment(loader=FileSystemLoader(templates),
                           autoescape=select_autoescape(default=True, default_for_string=True),
-                          extensions=["jinja2.ext.i18n"])
+                          extensions=["jinja2.ext.i18n"], auto_reload=self.auto_reload)
         env.install_gettext_translations(  # type: ignore[attr-defined]
             translations()[language], newstyle=True)
         env.filters.update(formatters(language, self.model.settings.currency))

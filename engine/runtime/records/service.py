@@ -7,7 +7,7 @@ write changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -170,14 +170,16 @@ class Records:
                                 action=msg(ACTION_WORDS.get(action, action)),
                                 entity=c.entity.label, scope=msg(_SCOPE_WORDS[scope])))
 
-    def row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any]) -> dict[str, Any]:
+    def row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any],
+                only: Collection[str] | None = None) -> dict[str, Any]:
+        """The record of `row` as the actor may read it; `only`: these fields alone."""
         hidden = self.policy.hidden_fields(actor, c.entity)
         out = {k: row[k] for k in ENGINE_COLUMNS if k in row}
         if out.get("deleted_at") is None:
             out.pop("deleted_at", None)
             out.pop("deleted_by", None)
         for f in c.entity.fields:
-            if f.name in hidden:
+            if f.name in hidden or (only is not None and f.name not in only):
                 continue
             if not f.computed:
                 out[f.name] = row[f.name]
@@ -192,14 +194,23 @@ class Records:
         return SqlFields(self.schema, self.engine.dialect.name, self.formula_clock,
                          self._sql_cache)
 
-    def _select(self, c: _Compiled, *, computed: bool = True) -> Select[Any]:
+    def _select(self, c: _Compiled, *, computed: bool = True,
+                only: Collection[str] | None = None) -> Select[Any]:
+        """The engine columns, stored fields and SQL-computed fields of `c`; `only`: of
+        the fields, these alone (stored fields all the same when a formula that only Python
+        can run is asked for: it may read any of them)."""
         t = c.table
-        cols: list[Any] = [t.c[n] for n in ENGINE_COLUMNS] \
-            + [t.c[f.name] for f in c.entity.stored_fields]
+        stored = c.entity.stored_fields
+        if only is not None and not any(
+                f.computed and (f.compiled is None or not f.compiled.sql_capable)
+                for f in c.entity.fields if f.name in only):
+            stored = tuple(f for f in stored if f.name in only)
+        cols: list[Any] = [t.c[n] for n in ENGINE_COLUMNS] + [t.c[f.name] for f in stored]
         if computed:
             sql = self.sql_fields()
             cols += [sql.field(c.entity, t, f).label(f.name) for f in c.entity.fields
-                     if f.computed and f.compiled is not None and f.compiled.sql_capable]
+                     if f.computed and f.compiled is not None and f.compiled.sql_capable
+                     and (only is None or f.name in only)]
         return select(*cols)
 
     def record_context(self, conn: Connection | None, c: _Compiled, values: Mapping[str, Any],
@@ -569,10 +580,20 @@ class Records:
             raise BadRequest(msg("invalid filter"), {"filter": exc.described()}) from None
         return formula
 
-    def list_records(self, actor: Actor, entity: str, query: ListQuery) -> Page:
+    def list_records(self, actor: Actor, entity: str, query: ListQuery,
+                     fields: Collection[str] | None = None) -> Page:
+        """A page of the records the actor may read. `fields`: the records carry these
+        fields only (besides the engine columns), which spares selecting and building the
+        others; a field hidden from the actor is never selected nor returned either way.
+        None: every field the actor may read."""
         c = self.compiled(entity)
         t = c.table
         self.policy.require(actor, c.entity, "read")
+        only: frozenset[str] | None = None
+        if fields is not None:
+            hidden = self.policy.hidden_fields(actor, c.entity)
+            # The sort keys too: the next page's cursor is made of their values.
+            only = frozenset(fields).union(k.field for k in query.sort) - hidden
         used: set[tuple[str, ...]] = {(cond.field,) for cond in query.conditions} \
             | {(k.field,) for k in query.sort}
         if query.filter is not None:
@@ -590,7 +611,7 @@ class Records:
             where.append(query.filter.sql_condition(
                 lambda path: self._readable_path(actor, sql, c.entity, t, path),
                 sql.dialect, sql.clock))
-        stmt = self._select(c).where(*where).order_by(
+        stmt = self._select(c, only=only).where(*where).order_by(
             *order_by(cols, query.sort, self.nulls_small))
         if query.cursor:
             stmt = stmt.where(after_cursor(c.entity, cols, query.sort, query.cursor))
@@ -603,7 +624,7 @@ class Records:
             total, exact = self.totals.count(conn, t, where, list_key)
         next_cursor = (encode_cursor(query.sort, rows[-1])
                        if len(rows) == query.page_size else None)
-        return Page([self.row_out(actor, c, r) for r in rows], total, exact, query.page,
+        return Page([self.row_out(actor, c, r, only) for r in rows], total, exact, query.page,
                     query.page_size, next_cursor)
 
     def _readable_path(self, actor: Actor, sql: SqlFields, entity: Entity, table: FromClause,

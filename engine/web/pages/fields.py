@@ -66,8 +66,9 @@ class Display:
         self.titles: dict[str, dict[int, str]] = {}
         self.users: dict[int, str] = {}
 
-    def load(self, links: Iterable[tuple[str, Any]]) -> None:
-        """Fetch the titles (or user names) of (target, id) pairs not fetched yet."""
+    def load(self, links: Iterable[tuple[str, Any]], conn: Connection | None = None) -> None:
+        """Fetch the titles (or user names) of (target, id) pairs not fetched yet, through
+        `conn` when given (else a connection of their own)."""
         wanted: dict[str, set[int]] = {}
         for target, value in links:
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -76,18 +77,18 @@ class Display:
                     wanted.setdefault(target, set()).add(value)
         for target, ids in wanted.items():
             if target == "user":
-                self.users.update(user_names(self.records, ids))
+                self.users.update(user_names(self.records, ids, conn))
             else:
                 self.titles.setdefault(target, {}).update(
-                    titles(self.model, self.records, self.actor, target, ids))
+                    titles(self.model, self.records, self.actor, target, ids, conn))
 
     def load_rows(self, entity: Entity, rows: Iterable[Mapping[str, Any]],
-                  names: Iterable[str] | None = None) -> None:
+                  names: Iterable[str] | None = None, conn: Connection | None = None) -> None:
         """`load` every link value of `rows` (only fields `names`, when given)."""
         fields = [entity.field(n) for n in names if entity.has_field(n)] if names is not None \
             else list(entity.fields)
         linked = [(f.name, t) for f in fields if (t := link_target(f)) is not None]
-        self.load((t, row.get(n)) for row in rows for n, t in linked)
+        self.load(((t, row.get(n)) for row in rows for n, t in linked), conn)
 
     def title(self, target: str, record_id: int) -> Shown:
         if target == "user":

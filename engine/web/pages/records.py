@@ -190,12 +190,14 @@ class RecordPages(PageFamily):
             audit = opened.history()
             team = opened.team()
             allowed = opened.allowed(("update", "delete"))
-        display.load_rows(entity, [record])
-        display.load([("user", record.get(n)) for n in ("owner_id", "created_by", "updated_by")]
-                     + [("department", record.get("department_id"))]
-                     + [link for child, names, (items, _) in children
-                        for link in _links(self.model.entity(child.entity), items, names)]
-                     + self._history_links(entity, audit))
+            # The titles of linked records and users, on the page's own connection.
+            display.load_rows(entity, [record], conn=opened.conn)
+            display.load([("user", record.get(n))
+                          for n in ("owner_id", "created_by", "updated_by")]
+                         + [("department", record.get("department_id"))]
+                         + [link for child, names, (items, _) in children
+                            for link in _links(self.model.entity(child.entity), items, names)]
+                         + self._history_links(entity, audit), opened.conn)
         sections: list[SectionOut] = []
         for section, fields in zip(fm.form.sections, shown, strict=True):
             items = tuple(self._item(viewer, record, f, display, explained.get(f.name))
