@@ -45,6 +45,9 @@ def pick(page: Any, field: str, text: str) -> None:
     from playwright.sync_api import expect
 
     expect(page.locator(f"#picker-{field} input[name={field}]")).not_to_have_value("")
+    # the chosen widget takes the focus back when htmx settles it (autofocus): wait for
+    # that, or typing into the next field can land in this one
+    expect(page.locator(f"#f-{field}")).to_be_focused()
 
 
 def record_id(page: Any, entity: str) -> int:
