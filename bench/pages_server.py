@@ -161,7 +161,8 @@ class HandPages:
                          .outerjoin(owner, owner.c.id == t.c.owner_id)
                          .outerjoin(department, department.c.id == t.c.department_id))
             .where(t.c.deleted_at.is_(None)))
-        env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
+        env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                          auto_reload=False)  # as the engine's Ui: templates ship with the code
         env.filters.update(money=_money_in(_currency(Path(config))), number=_number,
                            date=_date, datetime=_datetime, choice=_choice)
         self.list_template = env.get_template("list.html")
