@@ -7,9 +7,6 @@ alternating the two routes so drift hits both alike.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +19,6 @@ from bench.api_server import HAND_PATH, HandList, hand_order
 from bench.env import (
     CONFIG,
     ENTITY,
-    REPO,
     Env,
     load_text,
     loaded_env,
@@ -30,6 +26,7 @@ from bench.env import (
     percentile,
     pg_loaded_env,
     pg_problem,
+    serve_module,
 )
 from bench.report import Row, Section
 from engine.runtime.errors import NotFound
@@ -56,40 +53,12 @@ def bench_token(env: Env) -> str:
     return users.new_token("bench", label="benchmark")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(url: str) -> Iterator[str]:
     """Run bench.api_server in a subprocess; yields its base URL once /health answers."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.api_server", "--db", url,
-                             "--config", str(CONFIG), "--port", str(port)], cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the benchmark server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the benchmark server did not start within 60 s")
-            time.sleep(0.2)
+    with serve_module("bench.api_server", ["--db", url, "--config", str(CONFIG)],
+                      "benchmark server") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _get(client: httpx.Client, url: str) -> tuple[float, dict[str, Any]]:

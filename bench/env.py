@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sqlite3
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy
 from sqlalchemy import Engine, create_engine, func, select, text
 
@@ -249,3 +252,42 @@ def machine_info() -> dict[str, str]:
         "sqlalchemy": sqlalchemy.__version__,
         "os": platform.platform(),
     }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_module(module: str, args: list[str], name: str,
+                 env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `python -m module *args --port P` on loopback; yields its base URL once /health
+    answers, and stops it afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", module, *args, "--port", str(port)],
+                            cwd=REPO, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the {name} exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} did not start within 60 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

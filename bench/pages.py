@@ -25,8 +25,6 @@ import os
 import random
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,11 +33,10 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from bench.api_list import _free_port, median_ms
+from bench.api_list import median_ms
 from bench.env import (
     CONFIG,
     ENTITY,
-    REPO,
     Env,
     count_rows,
     load_text,
@@ -48,6 +45,7 @@ from bench.env import (
     percentile,
     pg_loaded_env,
     pg_problem,
+    serve_module,
 )
 from bench.pages_server import HAND_LIST, SECRET_ENV, SESSION_COOKIE, HandPages
 from bench.report import Row, Section
@@ -125,32 +123,10 @@ class Target:
 @contextmanager
 def serve(app: str, url: str, secret: str) -> Iterator[str]:
     """Run bench.pages_server for `app` in a subprocess; yields its base URL."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.pages_server", "--app", app,
-                             "--db", url, "--config", str(CONFIG), "--port", str(port)],
-                            cwd=REPO, env={**os.environ, SECRET_ENV: secret})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the {app} server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {app} server did not start within 60 s")
-            time.sleep(0.2)
+    with serve_module("bench.pages_server", ["--app", app, "--db", url, "--config",
+                                             str(CONFIG)], f"{app} server",
+                      env={**os.environ, SECRET_ENV: secret}) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def session_cookie(env: Env, secret: str) -> str:
