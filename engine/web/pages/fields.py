@@ -217,20 +217,31 @@ def connected(records: Records, conn: Connection | None) -> Iterator[Connection]
         yield opened
 
 
-def find_users(records: Records, text: str, limit: int) -> list[tuple[int, str]]:
-    """Active users whose name or display name contains `text` (any case), by name."""
-    if "\x00" in text:  # no stored name holds NUL (PostgreSQL refuses it in a query)
+def find_users(records: Records, text: str, limit: int,
+               allowed: ColumnElement[bool] | None = None) -> list[tuple[int, str]]:
+    """Active users whose name or display name contains `text` (any case), by name;
+    `allowed`, a condition on the user table, narrows them (an assign scope)."""
+    pattern = like_pattern(text) if text else None
+    if text and pattern is None:
         return []
     u = records.users
     stmt = select(u.c.id, u.c.name, u.c.display_name).where(u.c.active.is_(True))
-    if text:
-        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
-            .replace("_", "\\_") + "%"
+    if allowed is not None:
+        stmt = stmt.where(allowed)
+    if pattern is not None:
         stmt = stmt.where(or_(func.lower(u.c.name).like(pattern, escape="\\"),
                               func.lower(u.c.display_name).like(pattern, escape="\\")))
     with records.engine.connect() as conn:
         rows = conn.execute(stmt.order_by(u.c.name).limit(limit)).all()
     return [(r.id, r.display_name or r.name) for r in rows]
+
+
+def like_pattern(text: str) -> str | None:
+    """`%text%` for a lower-case LIKE with `\\` as escape; None for text no name holds."""
+    if "\x00" in text:  # PostgreSQL refuses NUL in a query
+        return None
+    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
+        .replace("_", "\\_") + "%"
 
 
 def active_user(records: Records, user_id: int) -> str | None:

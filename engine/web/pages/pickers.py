@@ -31,7 +31,7 @@ from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
 from engine.web.i18n import N_
 from engine.web.numbers import whole_number
-from engine.web.pages.fields import Display, find_users, link_target
+from engine.web.pages.fields import Display, find_users, like_pattern, link_target
 
 PICK_LIMIT = 10
 SUGGESTED = N_("Suggested")
@@ -65,14 +65,6 @@ class BoundFilter(CompiledFormula):
         return super().to_sql(bound, dialect, clock)
 
 
-def like_pattern(text: str) -> str | None:
-    """`%text%` for a lower-case LIKE with `\\` as escape; None for text no name holds."""
-    if "\x00" in text:  # PostgreSQL refuses NUL in a query
-        return None
-    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
-        .replace("_", "\\_") + "%"
-
-
 def form_field(model: Model, entity: Entity, name: str) -> FormField | None:
     return next((ff for ff in model.form(entity.name).fields if ff.name == name), None)
 
@@ -98,21 +90,9 @@ class Pickers:
 
     def assignable_users(self, actor: Actor, entity: Entity, text: str) -> list[Hit]:
         """Active users the actor may give `entity` records to, by name."""
-        u = self.records.users
-        where: list[ColumnElement[bool]] = [u.c.active.is_(True)]
-        allowed = user_condition(self.records.policy, actor, entity, u)
-        if allowed is not None:
-            where.append(allowed)
-        if text:
-            pattern = like_pattern(text)
-            if pattern is None:
-                return []
-            where.append(func.lower(u.c.name).like(pattern, escape="\\")
-                         | func.lower(u.c.display_name).like(pattern, escape="\\"))
-        with self.records.engine.connect() as conn:
-            rows = conn.execute(select(u.c.id, u.c.name, u.c.display_name).where(*where)
-                                .order_by(u.c.name).limit(PICK_LIMIT)).all()
-        return [Hit(r.id, r.display_name or r.name) for r in rows]
+        allowed = user_condition(self.records.policy, actor, entity, self.records.users)
+        return [Hit(i, name)
+                for i, name in find_users(self.records, text, PICK_LIMIT, allowed)]
 
     def assignable_departments(self, actor: Actor, entity: Entity, text: str) -> list[Hit]:
         """Live departments the actor may read and give `entity` records to, by title."""
