@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 DEFAULT_URL = "sqlite:///data/crm.db"
@@ -55,6 +57,17 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("crm_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def connection(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
+    """`conn` when given (left open: a page reads all it shows through one connection),
+    else a new connection of `engine`, closed afterwards."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.connect() as opened:
+        yield opened
 
 
 def unreachable(url: str, timeout: int = 3) -> str | None:

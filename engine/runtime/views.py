@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.messages import by_field, msg
 from engine.metadata.model import Entity
-from engine.runtime.db import WRITE
+from engine.runtime.db import WRITE, connection
 from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
 from engine.runtime.records.query import ListQuery, parse_list_params
 from engine.runtime.schema.tables import SAVED_VIEW_TABLE, Schema
@@ -174,10 +174,8 @@ class SavedViews:
         t = self.table
         stmt = select(t).where(t.c.user_id == user_id, t.c.entity == entity) \
             .order_by(t.c.name, t.c.id)
-        if conn is not None:
-            return [_view(r) for r in conn.execute(stmt).all()]
-        with self.engine.connect() as opened:
-            return [_view(r) for r in opened.execute(stmt).all()]
+        with connection(self.engine, conn) as c:
+            return [_view(r) for r in c.execute(stmt).all()]
 
     def delete(self, user_id: int, entity: str, view_id: int) -> None:
         """Delete one of the user's views; another user's view is not found."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from copy import copy
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -277,5 +277,20 @@ def _formatters(language: str, currency: str) -> dict[str, Callable[..., str]]:
             return "" if value is None else str(value)
         return format_datetime(value, format="medium", tzinfo=UTC, locale=locale)
 
-    return {"number": number, "money": money, "percent": percent, "date": date_,
-            "datetime": datetime_}
+    # A page shows the same amounts and dates again and again (a list of 50 rows formats
+    # 150 values): each is formatted once per language and currency.
+    return {"number": number, "money": _remembered(money), "percent": percent,
+            "date": _remembered(date_), "datetime": datetime_}
+
+
+def _remembered(format_: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`format_` remembering its last few thousand answers (equal values, equal text)."""
+    cached = lru_cache(maxsize=4096)(format_)
+
+    def remembered(value: Any) -> str:
+        try:
+            return cached(value)
+        except TypeError:  # an unhashable value: formatted, not remembered
+            return format_(value)
+
+    return remembered

@@ -117,4 +117,5 @@ class OpenedRecord:
             where = [*records._visible(self.actor, c), t.c[via] == self.id]
             total, _ = records.totals.count(self.conn, t, where,
                                             (child, self.actor, via, self.id))
-        return [records.row_out(self.actor, c, r) for r in rows], total
+        write = records.row_writer(self.actor, c)
+        return [write(r) for r in rows], total

@@ -11,22 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
+from engine.runtime.db import connection
 
 if TYPE_CHECKING:
     from engine.runtime.records.service import Records
 
 
 def permitted_ids(records: Records, actor: Actor, entity: str, ids: Iterable[int],
-                  action: str) -> frozenset[int]:
+                  action: str, conn: Connection | None = None) -> frozenset[int]:
     """The ids among `ids` on which the actor may `action` (update, delete, assign…),
     deleted records included (restoring needs `delete`).
 
     A user whose role gives `own` scope for delete gets only the records they own back;
-    one with `all`, every id; one with `none`, no id and no query.
+    one with `all`, every id; one with `none`, no id and no query. `conn`: read through it.
     """
     wanted = sorted({int(i) for i in ids})
     c = records.compiled(entity)
@@ -37,6 +38,6 @@ def permitted_ids(records: Records, actor: Actor, entity: str, ids: Iterable[int
     condition = records.policy.scope_filter(scope, actor, c.entity, t, action)
     if condition is None:
         return frozenset(wanted)
-    with records.engine.connect() as conn:
-        found = conn.execute(select(t.c.id).where(t.c.id.in_(wanted), condition)).scalars()
+    with connection(records.engine, conn) as db:
+        found = db.execute(select(t.c.id).where(t.c.id.in_(wanted), condition)).scalars()
         return frozenset(int(i) for i in found)

@@ -80,6 +80,11 @@ class Page:
     page_size: int
     next_cursor: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    names: dict[tuple[str, int], str] = field(default_factory=dict)
+    """(target, id) → the name of a linked record, for the links `list_records` was asked
+    to name (engine/runtime/records/names.py)."""
+    named: frozenset[str] = frozenset()
+    """The link keys whose names are all in `names` (the others: read separately)."""
 
 
 def _field_for(entity: Entity, name: str) -> Field:

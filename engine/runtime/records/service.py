@@ -37,7 +37,7 @@ from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
 from engine.runtime.access.policy import ACTION_WORDS
 from engine.runtime.audit import field_changes, read_history, write_audit
-from engine.runtime.db import WRITE
+from engine.runtime.db import WRITE, connection
 from engine.runtime.errors import (
     BadRequest,
     Conflict,
@@ -57,6 +57,7 @@ from engine.runtime.records.formulas import (
     field_value,
 )
 from engine.runtime.records.imports import BULK_BATCH, BulkResult, bulk_create
+from engine.runtime.records.names import NAME_PREFIX, name_column, names_of
 from engine.runtime.records.query import (
     ListQuery,
     Page,
@@ -173,21 +174,31 @@ class Records:
     def row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any],
                 only: Collection[str] | None = None) -> dict[str, Any]:
         """The record of `row` as the actor may read it; `only`: these fields alone."""
+        return self.row_writer(actor, c, only)(row)
+
+    def row_writer(self, actor: Actor, c: _Compiled, only: Collection[str] | None = None
+                   ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        """`row_out` for many rows: which fields the actor reads, and how, is worked out
+        once here rather than once per row."""
         hidden = self.policy.hidden_fields(actor, c.entity)
-        out = {k: row[k] for k in ENGINE_COLUMNS if k in row}
-        if out.get("deleted_at") is None:
-            out.pop("deleted_at", None)
-            out.pop("deleted_by", None)
-        for f in c.entity.fields:
-            if f.name in hidden or (only is not None and f.name not in only):
-                continue
-            if not f.computed:
-                out[f.name] = row[f.name]
-            elif f.name in row:
-                out[f.name] = field_value(f, row[f.name])
-            else:  # a formula the database cannot run (ISNEW, ISCHANGED, PRIORVALUE)
-                out[f.name] = self.record_context(None, c, row).get((f.name,))
-        return out
+        plan = [(f.name, f if f.computed else None) for f in c.entity.fields
+                if f.name not in hidden and (only is None or f.name in only)]
+
+        def write(row: Mapping[str, Any]) -> dict[str, Any]:
+            out = {k: row[k] for k in ENGINE_COLUMNS if k in row}
+            if out.get("deleted_at") is None:
+                out.pop("deleted_at", None)
+                out.pop("deleted_by", None)
+            for name, f in plan:
+                if f is None:
+                    out[name] = row[name]
+                elif name in row:
+                    out[name] = field_value(f, row[name])
+                else:  # a formula the database cannot run (ISNEW, ISCHANGED, PRIORVALUE)
+                    out[name] = self.record_context(None, c, row).get((name,))
+            return out
+
+        return write
 
     def sql_fields(self) -> SqlFields:
         """Field expressions for one query (TODAY() and NOW() are bound when built)."""
@@ -581,17 +592,21 @@ class Records:
         return formula
 
     def list_records(self, actor: Actor, entity: str, query: ListQuery,
-                     fields: Collection[str] | None = None) -> Page:
+                     fields: Collection[str] | None = None,
+                     conn: Connection | None = None,
+                     links: Mapping[str, str] | None = None) -> Page:
         """A page of the records the actor may read. `fields`: the records carry these
         fields only (besides the engine columns), which spares selecting and building the
         others; a field hidden from the actor is never selected nor returned either way.
-        None: every field the actor may read."""
+        None: every field the actor may read. `conn`: read through it (left open).
+        `links`: link key → target (an entity, or crm_user) whose linked records' names
+        to read in the same query, into Page.names (engine/runtime/records/names.py)."""
         c = self.compiled(entity)
         t = c.table
         self.policy.require(actor, c.entity, "read")
         only: frozenset[str] | None = None
+        hidden = self.policy.hidden_fields(actor, c.entity)
         if fields is not None:
-            hidden = self.policy.hidden_fields(actor, c.entity)
             # The sort keys too: the next page's cursor is made of their values.
             only = frozenset(fields).union(k.field for k in query.sort) - hidden
         used: set[tuple[str, ...]] = {(cond.field,) for cond in query.conditions} \
@@ -613,19 +628,30 @@ class Records:
                 sql.dialect, sql.clock))
         stmt = self._select(c, only=only).where(*where).order_by(
             *order_by(cols, query.sort, self.nulls_small))
+        named: dict[str, str] = {}
+        for key, target in (links or {}).items():
+            if key not in t.c or (key not in ENGINE_COLUMNS and (
+                    key in hidden or (only is not None and key not in only))):
+                continue  # not read: nothing to name
+            name = name_column(self, actor, target, t.c[key])
+            if name is not None:
+                stmt = stmt.add_columns(name.label(NAME_PREFIX + key))
+                named[key] = target
         if query.cursor:
             stmt = stmt.where(after_cursor(c.entity, cols, query.sort, query.cursor))
         else:
             stmt = stmt.offset((query.page - 1) * query.page_size)
         list_key = (entity, actor, query.deleted, repr(query.conditions),
                     query.filter.source if query.filter is not None else None)
-        with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(stmt.limit(query.page_size)).mappings()]
-            total, exact = self.totals.count(conn, t, where, list_key)
+        with connection(self.engine, conn) as db:
+            rows = [dict(r) for r in db.execute(stmt.limit(query.page_size)).mappings()]
+            total, exact = self.totals.count(db, t, where, list_key)
         next_cursor = (encode_cursor(query.sort, rows[-1])
                        if len(rows) == query.page_size else None)
-        return Page([self.row_out(actor, c, r, only) for r in rows], total, exact, query.page,
-                    query.page_size, next_cursor)
+        names = names_of(rows, named) if named else {}
+        write = self.row_writer(actor, c, only)
+        return Page([write(r) for r in rows], total, exact, query.page,
+                    query.page_size, next_cursor, names=names, named=frozenset(named))
 
     def _readable_path(self, actor: Actor, sql: SqlFields, entity: Entity, table: FromClause,
                        path: tuple[str, ...]) -> ColumnElement[Any]:

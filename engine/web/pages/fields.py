@@ -20,6 +20,7 @@ from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
+from engine.runtime.db import connection
 from engine.runtime.errors import NotFound
 from engine.runtime.records import Records
 from engine.runtime.records.formulas import field_value
@@ -210,11 +211,8 @@ def user_names(records: Records, ids: Iterable[int],
 @contextmanager
 def connected(records: Records, conn: Connection | None) -> Iterator[Connection]:
     """`conn` when given (left open), else a new connection closed afterwards."""
-    if conn is not None:
-        yield conn
-        return
-    with records.engine.connect() as opened:
-        yield opened
+    with connection(records.engine, conn) as c:
+        yield c
 
 
 def find_users(records: Records, text: str, limit: int,

@@ -43,7 +43,7 @@ from engine.web.auth import read_form
 from engine.web.i18n import N_, translations
 from engine.web.pages.assigning import AWAY, away_notice
 from engine.web.pages.fields import entity_of
-from engine.web.pages.table import Column, Row, build_rows, visible_columns
+from engine.web.pages.table import Column, Row, build_rows, links_of, visible_columns
 from engine.web.ui import PageFamily, Ui
 from engine.web.viewer import Viewer, require_viewer
 
@@ -110,8 +110,8 @@ class ListView:
     link_index: int = 0
     """The column whose value links to the record: the title's, else the first."""
     status: int = 200
-    cells_html: list[Markup] = field(default_factory=list)
-    """Each row's cells (`<td>`s) as HTML, aligned with `rows` (see `cells_html`)."""
+    rows_html: list[Markup] = field(default_factory=list)
+    """Each row (`<tr>`) as HTML, aligned with `rows` (see `rows_html`)."""
 
     def url(self, **changes: str | None) -> str:
         """This list with some parameters changed (None removes one)."""
@@ -175,16 +175,20 @@ class Lists(PageFamily):
             query = state_query(raw)
             return RedirectResponse(f"/e/{entity.name}" + (f"?{query}" if query else ""),
                                     status_code=303)
-        view = await run_in_threadpool(self.load, viewer, entity, raw, not fragment)
+        # The queries and the rendering in one trip to the thread pool (each trip costs).
+        return await run_in_threadpool(self._page, request, viewer, entity, raw, fragment)
+
+    def _page(self, request: Request, viewer: Viewer, entity: Entity, raw: Mapping[str, str],
+              fragment: bool) -> Response:
+        view = self.load(viewer, entity, raw, not fragment)
         notice_key = request.query_params.get("notice", "")
         notice = NOTICES.get(notice_key)
         if notice is None and AWAY.match(notice_key):  # after assigning out of sight
-            notice = await run_in_threadpool(away_notice, self.model, self.records,
-                                             viewer.user.actor(), viewer.language, notice_key)
+            notice = away_notice(self.model, self.records, viewer.user.actor(),
+                                 viewer.language, notice_key)
         context = {"list": view, "notice": notice, "notice_key": notice_key,
                    "results_id": RESULTS_ID,
-                   "page_sizes": PAGE_SIZES, "formula_label": _FORMULA_LABEL,
-                   "zip": zip}  # list_table.html pairs each row's cells with the headers
+                   "page_sizes": PAGE_SIZES, "formula_label": _FORMULA_LABEL}
         headers = {"Vary": "HX-Request, HX-Target"}
         if fragment:
             # htmx swaps only 2xx answers by default, so a problem comes back as 200.
@@ -207,28 +211,32 @@ class Lists(PageFamily):
         columns = visible_columns(self.records, actor, entity)
         view.link_index = link_index(entity, columns)
         gettext = translations()[language].gettext
-        try:
-            state = parse_state(entity, view.params)
-            # Only what the table shows (its columns and the rows' titles), not every field.
-            page = self.records.list_records(actor, entity.name,
-                                             self.query_of(actor, entity, state),
-                                             fields={entity.title, *(c.key for c in columns)})
-        except (BadRequest, NotFound) as exc:  # NotFound: a field hidden from the viewer
-            view.errors = _problems(exc, gettext)
-            view.status = 400
-            state = None
-        view.headers = headers(view, columns, state, language)
-        view.filters = filters(view, columns, language)
-        # The names of the page's links and the saved views: one connection for both.
+        # The rows, their links' names and the saved views: one connection for all.
         with self.records.engine.connect() as conn:
+            try:
+                state = parse_state(entity, view.params)
+                # Only what the table shows (its columns and the rows' titles).
+                page = self.records.list_records(actor, entity.name,
+                                                 self.query_of(actor, entity, state),
+                                                 fields={entity.title,
+                                                         *(c.key for c in columns)},
+                                                 conn=conn, links=links_of(columns))
+            except (BadRequest, NotFound) as exc:  # NotFound: a field hidden from the viewer
+                view.errors = _problems(exc, gettext)
+                view.status = 400
+                state = None
+            view.headers = headers(view, columns, state, language)
+            view.filters = filters(view, columns, language)
             if state is not None:
                 view.page = page
                 view.rows = build_rows(self.records, actor, entity, columns, page.items,
-                                       viewer.language, conn)
-                view.cells_html = cells_html(view.headers, view.rows, gettext)
+                                       viewer.language, conn, page)
                 ids = [row.id for row in view.rows]
-                view.editable = permitted_ids(self.records, actor, entity.name, ids, "update")
-                view.deletable = permitted_ids(self.records, actor, entity.name, ids, "delete")
+                view.editable = permitted_ids(self.records, actor, entity.name, ids, "update",
+                                              conn)
+                view.deletable = permitted_ids(self.records, actor, entity.name, ids, "delete",
+                                               conn)
+                view.rows_html = rows_html(view, gettext)
                 view.page_count = max(1, math.ceil(page.total / page.page_size))
                 view.pages = page_numbers(page.page, view.page_count)
             if with_views:
@@ -289,41 +297,58 @@ def _problems(exc: RecordError, gettext: Any) -> list[tuple[str, str]]:
             for key, message in exc.fields.items()]
 
 
+_TITLE = "%(title)s"
+"""Where a row's title goes in its actions' labels."""
 _CELL_GAP = "\n        "
 """What list_table.html wrote after each cell (its loop body's trailing whitespace)."""
 
 
-def cells_html(heads: Sequence[Header], rows: Sequence[Row],
-               gettext: Callable[[str], str]) -> list[Markup]:
-    """Each row's `<td>` cells as list_table.html's per-cell loop wrote them, byte for byte
-    (every value escaped the same way), built here in one pass: one Jinja expression per
-    cell was most of the page's rendering time (bench/pages.py)."""
+def rows_html(view: ListView, gettext: Callable[[str], str]) -> list[Markup]:
+    """Each row of the table (`<tr>`: its cells, then its edit and delete links where the
+    viewer may use them), every value escaped, built here in one pass: one Jinja expression
+    per cell was most of the page's rendering time (bench/pages.py)."""
     # What _() in the template gives: the translation, trusted as markup, %-formatted.
-    # (the catalog's own text, as the template's _() trusted it)
-    yes_text, no_text = (str(Markup(gettext(m)) % {})  # noqa: S704
-                         for m in ("Yes", "No"))
+    yes_text, no_text, edit_text, delete_text = (
+        str(Markup(gettext(m)) % {})  # noqa: S704 (the catalog's own text)
+        for m in (N_("Yes"), N_("No"), N_("Edit"), N_("Delete")))
+    # The labels with a blank for each row's (escaped) title, as _(…, title=…) would give.
+    edit_label, delete_label = (str(Markup(gettext(m)) % {"title": _TITLE})  # noqa: S704
+                                for m in (N_("Edit %(title)s"), N_("Delete %(title)s")))
     yes = f'<span aria-hidden="true">✓</span><span class="visually-hidden">{yes_text}</span>'
     no = f'<span aria-hidden="true">—</span><span class="visually-hidden">{no_text}</span>'
+    heads = view.headers
     opens = [f' data-label="{escape(h.title)}"' + (' data-card="title"><a href="'
                                                    if h.link else ">") for h in heads]
+    base = f"/e/{view.entity.name}/"
     out: list[Markup] = []
-    for row in rows:
-        parts: list[str] = []
+    for row in view.rows:
+        parts: list[str] = ["<tr>\n        "]
         add = parts.append
+        title = escape(row.title)
         for cell, h, opened in zip(row.cells, heads, opens, strict=True):
-            add(f'<td class="{escape(cell.css)}"' if cell.css else "<td")
+            add(f'<td class="{cell.css}"' if cell.css else "<td")  # a class of ours
             add(opened)
             if h.link:
-                add(f'{escape(row.href)}">')
+                add(f'{row.href}">')  # ours: /e/<entity name>/<id>
             if h.link and (cell.kind == "blank" or cell.href):
-                add(escape(row.title))
+                add(title)
             elif cell.kind == "bool":
                 add(yes if cell.value else no)
             elif cell.href:
-                add(f'<a href="{escape(cell.href)}">{escape(cell.text)}</a>')
+                add(f'<a href="{cell.href}">{escape(cell.text)}</a>')  # href: ours
             else:
                 add(escape(cell.text))
             add("</a></td>" + _CELL_GAP if h.link else "</td>" + _CELL_GAP)
+        if view.row_actions:
+            add('<td class="row-actions">')
+            if row.id in view.editable:
+                add(f'<a href="{base}{row.id}/edit" aria-label="'
+                    f'{edit_label.replace(_TITLE, title)}">{edit_text}</a>')
+            if row.id in view.deletable:
+                add(f' <a href="{base}{row.id}/delete" aria-label="'
+                    f'{delete_label.replace(_TITLE, title)}">{delete_text}</a>')
+            add("</td>")
+        add("\n      </tr>")
         out.append(Markup("".join(parts)))  # noqa: S704 (every value above is escaped)
     return out
 

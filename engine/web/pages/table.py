@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
@@ -20,6 +20,8 @@ from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field
 from engine.runtime.access import Actor
 from engine.runtime.records import Records
+from engine.runtime.records.names import USERS
+from engine.runtime.records.query import Page
 from engine.types import FieldType
 from engine.web.i18n import N_, formatters
 from engine.web.pages.fields import connected, titles, user_names
@@ -38,7 +40,6 @@ _KINDS: dict[FieldType, str] = {
 }
 _NUMBER_KINDS = frozenset({"number", "money", "percent"})
 _NUMERIC = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT})
-USERS = "crm_user"
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,7 @@ class Column:
         return self.field.target if self.field is not None else None
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):  # a tuple: a page makes hundreds, and a tuple is made fastest
     kind: str
     """How the template shows `value`: text, number, money, percent, date, datetime, bool."""
     value: Any
@@ -77,8 +77,7 @@ class Cell:
     """The cell's class: num (a number column), bool (a yes/no), else ''."""
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     id: int
     version: int
     title: str
@@ -112,48 +111,82 @@ def title_of(entity: Entity, record: Mapping[str, Any]) -> str:
 
 def build_rows(records: Records, actor: Actor, entity: Entity, columns: Sequence[Column],
                items: Sequence[Mapping[str, Any]], language: str,
-               conn: Connection | None = None) -> list[Row]:
-    """`items` as rows of `columns`; link names are read through `conn` when given."""
-    names = link_names(records, actor, columns, items, conn)
+               conn: Connection | None = None, page: Page | None = None) -> list[Row]:
+    """`items` as rows of `columns`; link names are read through `conn` when given, but
+    for the links whose names `page` (the list `items` came from) already holds."""
+    named = page.named if page is not None else frozenset()
+    names = link_names(records, actor, [c for c in columns if c.key not in named], items,
+                       conn)
+    if page is not None:
+        names.update(page.names)
     fmt = formatters(language, records.model.settings.currency)
+    makers = [(c.key, cell_maker(c, names, language, fmt)) for c in columns]
+    prefix = f"/e/{entity.name}/"
     out: list[Row] = []
     for record in items:
         rid = int(record["id"])
-        href = f"/e/{entity.name}/{rid}"
-        cells = tuple(_cell(c, record.get(c.key), names, language, fmt) for c in columns)
-        out.append(Row(rid, int(record.get("version") or 0), title_of(entity, record), href,
-                       cells, record))
+        cells = tuple(make(record.get(key)) for key, make in makers)
+        out.append(Row(rid, int(record.get("version") or 0), title_of(entity, record),
+                       f"{prefix}{rid}", cells, record))
     return out
 
 
-def _cell(column: Column, value: Any, names: Mapping[tuple[str, int], str],
-          language: str, fmt: Mapping[str, Callable[..., str]]) -> Cell:
-    num = "num" if column.numeric else ""
-    if value is None or value == "" or value == []:
-        return Cell("blank", None, css=num)
-    t = column.type
-    f = column.field
+def cell_maker(column: Column, names: Mapping[tuple[str, int], str], language: str,
+               fmt: Mapping[str, Callable[..., str]]) -> Callable[[Any], Cell]:
+    """value → the Cell that shows it in `column`: the column's type is looked at once
+    here, not once per value (a list page shows hundreds of cells)."""
+    blank = Cell("blank", None, css="num" if column.numeric else "")
+    show = _shower(column, names, language, fmt)
+
+    def make(value: Any) -> Cell:
+        if value is None or value == "" or value == []:
+            return blank
+        return show(value)
+
+    return make
+
+
+def _shower(column: Column, names: Mapping[tuple[str, int], str], language: str,
+            fmt: Mapping[str, Callable[..., str]]) -> Callable[[Any], Cell]:
+    t, f = column.type, column.field
     if t is FieldType.CHOICE and f is not None:
-        return _text(f.option_label(str(value), language))
+        choice = f
+        return lambda value: _text(choice.option_label(str(value), language))
     if t is FieldType.MULTICHOICE and f is not None:
-        return _text(", ".join(f.option_label(str(v), language) for v in value))
+        many = f
+        return lambda value: _text(", ".join(many.option_label(str(v), language)
+                                             for v in value))
     if t is FieldType.USER:
-        return _text(names.get((USERS, int(value)), f"#{value}"))
+        return lambda value: _text(names.get((USERS, int(value)), f"#{value}"))
     target = column.target
     if target is not None:
-        name = names.get((target, int(value)))
-        if name is None:  # not readable by the viewer: its number only, no link
-            return _text(f"#{value}")
-        return Cell("text", name, f"/e/{target}/{int(value)}", name)
+        def link(value: Any) -> Cell:
+            name = names.get((target, int(value)))
+            if name is None:  # not readable by the viewer: its number only, no link
+                return _text(f"#{value}")
+            return Cell("text", name, f"/e/{target}/{int(value)}", name)
+        return link
     kind = _KINDS.get(t, "text")
     if kind == "bool":
-        return Cell(kind, value, css="bool")
-    return Cell(kind, value, text=fmt[kind](value) if kind in fmt else str(value),
-                css="num" if kind in _NUMBER_KINDS else num)
+        return lambda value: Cell(kind, value, css="bool")
+    css = "num" if kind in _NUMBER_KINDS or column.numeric else ""
+    write = fmt.get(kind, str)
+    return lambda value: Cell(kind, value, text=write(value), css=css)
 
 
 def _text(value: str) -> Cell:
     return Cell("text", value, text=value)
+
+
+def links_of(columns: Iterable[Column]) -> dict[str, str]:
+    """Link key → target (an entity, or crm_user) of the link columns among `columns`:
+    what `Records.list_records(links=…)` names in the list's own query."""
+    out: dict[str, str] = {}
+    for c in columns:
+        kind = USERS if c.type is FieldType.USER else c.target
+        if kind is not None:
+            out[c.key] = kind
+    return out
 
 
 def link_names(records: Records, actor: Actor, columns: Iterable[Column],
@@ -162,12 +195,9 @@ def link_names(records: Records, actor: Actor, columns: Iterable[Column],
     """(target, id) → the name to show, for every link value of `items`: one query per
     target entity (and one for users), whatever the number of rows, on one connection."""
     wanted: dict[str, set[int]] = {}
-    for c in columns:
-        kind = USERS if c.type is FieldType.USER else c.target
-        if kind is None:
-            continue
+    for key, kind in links_of(columns).items():
         for record in items:
-            value = record.get(c.key)
+            value = record.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 wanted.setdefault(kind, set()).add(value)
     names: dict[tuple[str, int], str] = {}
