@@ -104,6 +104,29 @@ def test_last_seen_is_written_at_most_once_per_interval(env: Env) -> None:
     assert seen is not None and seen.last_seen_at == t0 + timedelta(minutes=6)
 
 
+def test_a_read_only_lookup_says_when_the_visit_is_due_and_touch_records_it(env: Env) -> None:
+    clock = FakeClock()
+    sessions = sessions_of(env, clock, touch_every=timedelta(minutes=5))
+    started = sessions.start(env.admin.id)
+    t0 = clock.now
+    clock.advance(minutes=2)
+    found = sessions.signed_in(started.token, touch=False)
+    assert found is not None and not found.touch_due and found.user is not None
+    clock.advance(minutes=4)
+    writes: list[str] = []
+    event.listen(env.engine, "before_cursor_execute",
+                 lambda _c, _cur, stmt, *_a: writes.append(stmt)
+                 if stmt.lstrip().upper().startswith("UPDATE") else None)
+    found = sessions.signed_in(started.token, touch=False)
+    assert found is not None and found.touch_due
+    assert writes == []  # only read: the caller records the visit
+    assert sessions.lookup(started.token).last_seen_at == t0  # type: ignore[union-attr]
+    sessions.touch(found.session.id)
+    seen = sessions.signed_in(started.token, touch=False)
+    assert seen is not None and not seen.touch_due
+    assert seen.session.last_seen_at == t0 + timedelta(minutes=6)
+
+
 def test_an_inactive_users_sessions_stop_working(env: Env) -> None:
     sessions = sessions_of(env, FakeClock())
     user = env.users.add("cy", ["sales_rep"], password="cy-password", display_name="Cy")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from engine.runtime.sessions import Sessions
@@ -296,3 +297,17 @@ def test_error_pages_for_browsers_json_for_the_api(pages: TestClient) -> None:
 def test_the_api_takes_bearer_tokens_without_csrf(env: Env, api: TestClient) -> None:
     r = api.post("/api/account", json={"name": "Acme"})
     assert r.status_code == 201, r.text
+
+
+def test_a_page_visit_records_when_the_session_was_last_seen(env: Env,
+                                                             pages: TestClient) -> None:
+    sign_in(pages)
+    t = env.records.schema.table("crm_session")
+    long_ago = datetime.now(UTC) - timedelta(minutes=30)
+    with env.engine.begin() as conn:
+        conn.execute(update(t).values(last_seen_at=long_ago))
+    assert pages.get("/e/opportunity").status_code == 200
+    seen = rows(env, "crm_session")[0]["last_seen_at"]
+    assert seen > long_ago + timedelta(minutes=29)  # recorded by this visit
+    assert pages.get("/e/opportunity").status_code == 200  # and not written again
+    assert rows(env, "crm_session")[0]["last_seen_at"] == seen

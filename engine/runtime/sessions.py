@@ -65,6 +65,8 @@ class SignedIn:
 
     session: Session
     user: User | None
+    touch_due: bool = False
+    """The visit is not yet recorded (`signed_in(…, touch=False)`): call `touch`."""
 
 
 _USER = "user__"  # the prefix of the user's columns in the session query
@@ -108,12 +110,19 @@ class Sessions:
         found = self._live(token, with_user=False)
         return None if found is None else found.session
 
-    def signed_in(self, token: str) -> SignedIn | None:
+    def signed_in(self, token: str, *, touch: bool = True) -> SignedIn | None:
         """Like `lookup`, with the session's user read in the same query (a page
-        request needs both: one query, not two)."""
-        return self._live(token, with_user=True)
+        request needs both: one query, not two). `touch=False`: only read (no write that
+        could wait for another writer); SignedIn.touch_due says when to call `touch`."""
+        return self._live(token, with_user=True, touch=touch)
 
-    def _live(self, token: str, *, with_user: bool) -> SignedIn | None:
+    def touch(self, session_id: int) -> None:
+        """Record a visit of the session now (last_seen_at)."""
+        with self.writer.begin() as conn:
+            conn.execute(update(self.table).where(self.table.c.id == session_id)
+                         .values(last_seen_at=self.clock()))
+
+    def _live(self, token: str, *, with_user: bool, touch: bool = True) -> SignedIn | None:
         if not token or len(token) > MAX_TOKEN:
             return None
         s, u = self.table, self.users
@@ -131,15 +140,15 @@ class Sessions:
         if row is None:
             return None
         r = row._mapping
-        if now - r["last_seen_at"] >= self.policy.touch_every:
-            with self.writer.begin() as conn:
-                conn.execute(update(s).where(s.c.id == r["id"]).values(last_seen_at=now))
+        touch_due = now - r["last_seen_at"] >= self.policy.touch_every
+        if touch_due and touch:
+            self.touch(r["id"])
         session = Session(id=r["id"], user_id=r["user_id"], csrf_token=r["csrf_secret"],
                           created_at=r["created_at"], last_seen_at=r["last_seen_at"],
                           display_name=r[f"{_USER}display_name"] or r[f"{_USER}name"])
         user = user_of({k[len(_USER):]: v for k, v in r.items() if k.startswith(_USER)}) \
             if with_user else None
-        return SignedIn(session, user)
+        return SignedIn(session, user, touch_due and not touch)
 
     def end(self, session_id: int) -> None:
         with self.writer.begin() as conn:

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request, cookie_parser
@@ -89,7 +88,7 @@ def tokens_match(expected: str, given: str | None) -> bool:
         expected.encode(), given.encode())
 
 
-Resolve = Callable[[str], Viewer | None]
+Resolve = Callable[[str], Awaitable[Viewer | None]]
 Reject = Callable[[Request, str], Awaitable[Response]]
 
 
@@ -114,7 +113,7 @@ class SessionGuard:
         jar = _cookies(scope)
         state = scope.setdefault("state", {})
         session_id = self.signer.unsign("session", jar.get(self.cookies.session))
-        viewer = await run_in_threadpool(self.resolve, session_id) if session_id else None
+        viewer = await self.resolve(session_id) if session_id else None
         state[VIEWER_KEY] = viewer
         anon = self.signer.unsign("csrf", jar.get(self.cookies.csrf))
         new_anon = None
