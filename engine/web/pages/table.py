@@ -1,9 +1,11 @@
 """Records as table rows: the columns a viewer may see, and each value ready to show.
 
 Columns come from the entity's form (`list:`), less the fields hidden from the viewer.
-Link values (references, departments, users) are shown by name: the names of one page are
-read in one query per target (not one per row), under the access policy's read predicate,
-so a record the viewer may not read shows as its number only (engine/web/pages/fields.py).
+Link values (references, departments, users) are shown by name, read under the access
+policy's read predicate, so a record the viewer may not read shows as its number only:
+with the rows themselves when the list asked for them (`links_of`, Page.names, see
+engine/runtime/records/names.py), else in one query per target, not one per row
+(engine/web/pages/fields.py).
 Values are formatted here, once, for the viewer's language (Cell.text), so the template
 only places them.
 """
