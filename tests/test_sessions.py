@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import event, select
 
@@ -11,6 +12,7 @@ from engine.runtime.sessions import (
     LoginThrottle,
     SessionPolicy,
     Sessions,
+    Started,
     ThrottlePolicy,
 )
 from tests.conftest import Env
@@ -90,12 +92,19 @@ def test_idle_and_lifetime_limits(env: Env) -> None:
     assert sessions.lookup(fresh.token) is None
 
 
-def test_last_seen_is_written_at_most_once_per_interval(env: Env) -> None:
+def seen_two_minutes_ago(env: Env) -> tuple[FakeClock, Sessions, Started, datetime]:
+    """A session started at t0 (returned) that records visits every 5 minutes, 2 minutes
+    later."""
     clock = FakeClock()
     sessions = sessions_of(env, clock, touch_every=timedelta(minutes=5))
     started = sessions.start(env.admin.id)
     t0 = clock.now
     clock.advance(minutes=2)
+    return clock, sessions, started, t0
+
+
+def test_last_seen_is_written_at_most_once_per_interval(env: Env) -> None:
+    clock, sessions, started, t0 = seen_two_minutes_ago(env)
     sessions.lookup(started.token)
     assert sessions.lookup(started.token).last_seen_at == t0  # type: ignore[union-attr]
     clock.advance(minutes=4)
@@ -105,19 +114,21 @@ def test_last_seen_is_written_at_most_once_per_interval(env: Env) -> None:
 
 
 def test_a_read_only_lookup_says_when_the_visit_is_due_and_touch_records_it(env: Env) -> None:
-    clock = FakeClock()
-    sessions = sessions_of(env, clock, touch_every=timedelta(minutes=5))
-    started = sessions.start(env.admin.id)
-    t0 = clock.now
-    clock.advance(minutes=2)
+    clock, sessions, started, t0 = seen_two_minutes_ago(env)
     found = sessions.signed_in(started.token, touch=False)
     assert found is not None and not found.touch_due and found.user is not None
     clock.advance(minutes=4)
     writes: list[str] = []
-    event.listen(env.engine, "before_cursor_execute",
-                 lambda _c, _cur, stmt, *_a: writes.append(stmt)
-                 if stmt.lstrip().upper().startswith("UPDATE") else None)
-    found = sessions.signed_in(started.token, touch=False)
+
+    def written(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            writes.append(statement)
+
+    event.listen(env.engine, "before_cursor_execute", written)
+    try:
+        found = sessions.signed_in(started.token, touch=False)
+    finally:
+        event.remove(env.engine, "before_cursor_execute", written)
     assert found is not None and found.touch_due
     assert writes == []  # only read: the caller records the visit
     assert sessions.lookup(started.token).last_seen_at == t0  # type: ignore[union-attr]

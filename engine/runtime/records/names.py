@@ -53,7 +53,8 @@ def name_column(records: Records, actor: Actor, target: str,
     policy = records.policy
     if policy.scope(actor, entity.name, "read") is Scope.NONE:
         return literal(None, String)  # the actor may not read that entity at all
-    t = _alias(records.compiled(target).table)
+    compiled = records.compiled(target)
+    t = _alias(compiled.table)
     if not entity.has_field(entity.title):
         title: ColumnElement[Any] = cast(t.c[entity.title], String)  # "id": no text field
     else:
@@ -64,11 +65,8 @@ def name_column(records: Records, actor: Actor, target: str,
             return None  # formatted or computed in Python: read with `titles`
         else:
             title = func.coalesce(t.c[title_field.name], "")
-    where = [t.c.id == key, t.c.deleted_at.is_(None)]
-    predicate = policy.read_filter(actor, entity, t)
-    if predicate is not None:
-        where.append(predicate)
-    return select(title).where(*where).scalar_subquery()
+    return select(title).where(t.c.id == key, *records._visible(actor, compiled, table=t)) \
+        .scalar_subquery()
 
 
 @lru_cache(maxsize=1024)

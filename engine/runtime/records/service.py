@@ -148,8 +148,11 @@ class Records:
         except KeyError:
             raise NotFound(msg("no entity '%(entity)s'", entity=entity)) from None
 
-    def _visible(self, actor: Actor, c: _Compiled, *, deleted: bool = False) -> list[Any]:
-        t = c.table
+    def _visible(self, actor: Actor, c: _Compiled, *, deleted: bool = False,
+                 table: FromClause | None = None) -> list[Any]:
+        """The conditions of the records of `c` the actor may read (live, or in the
+        recycle bin when `deleted`); on `table`, an alias of c.table, when given."""
+        t = c.table if table is None else table
         where: list[ColumnElement[bool]] = [
             t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)]
         predicate = self.policy.read_filter(actor, c.entity, t)

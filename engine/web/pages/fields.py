@@ -8,8 +8,7 @@ options read as their YAML `option_labels` in the viewer's language (Field.optio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,19 +155,17 @@ def titles(model: Model, records: Records, actor: Actor, target: str,
     if title_field is not None and not hidden and title_field.computed and (
             title_field.compiled is None or not title_field.compiled.sql_capable):
         return _titles_by_list(records, actor, entity, wanted)  # only Python computes it
-    table = records.compiled(target).table
+    compiled = records.compiled(target)
+    table = compiled.table
     columns: list[ColumnElement[Any]] = [table.c.id]
     if title_field is None:
         columns.append(table.c[entity.title].label("title"))  # "id": no text field to show
     elif not hidden:
         columns.append((records.sql_fields().field(entity, table, title_field)
                         if title_field.computed else table.c[title_field.name]).label("title"))
-    where: list[ColumnElement[bool]] = [table.c.deleted_at.is_(None)]
-    predicate = policy.read_filter(actor, entity, table)
-    if predicate is not None:
-        where.append(predicate)
+    where = records._visible(actor, compiled)
     out: dict[int, str] = {}
-    with connected(records, conn) as c:
+    with connection(records.engine, conn) as c:
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start:start + BATCH]
             for row in c.execute(select(*columns).where(table.c.id.in_(chunk), *where)):
@@ -200,19 +197,12 @@ def user_names(records: Records, ids: Iterable[int],
     out: dict[int, str] = {}
     if not wanted:
         return out
-    with connected(records, conn) as c:
+    with connection(records.engine, conn) as c:
         for start in range(0, len(wanted), BATCH):
             rows = c.execute(select(u.c.id, u.c.name, u.c.display_name)
                                 .where(u.c.id.in_(wanted[start:start + BATCH])))
             out.update({r.id: r.display_name or r.name for r in rows})
     return out
-
-
-@contextmanager
-def connected(records: Records, conn: Connection | None) -> Iterator[Connection]:
-    """`conn` when given (left open), else a new connection closed afterwards."""
-    with connection(records.engine, conn) as c:
-        yield c
 
 
 def find_users(records: Records, text: str, limit: int,

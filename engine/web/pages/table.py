@@ -21,12 +21,13 @@ from sqlalchemy import Connection
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field
 from engine.runtime.access import Actor
+from engine.runtime.db import connection
 from engine.runtime.records import Records
 from engine.runtime.records.names import USERS
 from engine.runtime.records.query import Page
 from engine.types import FieldType
 from engine.web.i18n import N_, formatters
-from engine.web.pages.fields import connected, titles, user_names
+from engine.web.pages.fields import titles, user_names
 
 ENGINE_LIST_COLUMNS: dict[str, tuple[str, FieldType, str]] = {
     "owner": ("owner_id", FieldType.USER, N_("Owner")),
@@ -205,7 +206,7 @@ def link_names(records: Records, actor: Actor, columns: Iterable[Column],
     names: dict[tuple[str, int], str] = {}
     if not wanted:
         return names
-    with connected(records, conn) as db:
+    with connection(records.engine, conn) as db:
         for kind, ids in wanted.items():
             found = user_names(records, ids, db) if kind == USERS \
                 else titles(records.model, records, actor, kind, ids, db)
