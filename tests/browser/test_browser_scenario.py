@@ -45,8 +45,11 @@ def pick(page: Any, field: str, text: str) -> None:
     from playwright.sync_api import expect
 
     expect(page.locator(f"#picker-{field} input[name={field}]")).not_to_have_value("")
-    # the chosen widget takes the focus back when htmx settles it (autofocus): wait for
-    # that, or typing into the next field can land in this one
+    # the chosen widget takes the focus back when htmx settles it (autofocus), about 20 ms
+    # after the swap: wait for the settling to end (htmx-added is gone), not only for the
+    # focus, which htmx may already have put back at the swap; else typing into the next
+    # field can land in this one
+    expect(page.locator(f"#picker-{field}")).not_to_have_class(re.compile(r"\bhtmx-added\b"))
     expect(page.locator(f"#f-{field}")).to_be_focused()
 
 
