@@ -611,6 +611,32 @@ def test_malformed_bodies_are_400(api: TestClient, env: Env, body: bytes, messag
     assert db_state(env) == before
 
 
+@pytest.mark.parametrize(("body", "key"), [
+    (b'{"name": "Acme", "name": "Evil"}', "name"),
+    (b'{"name": "Acme", "employees": 1, "industry": null, "employees": 2}', "employees"),
+    (b'{"name": "Acme", "\\u006eame": "Evil"}', "name"),  # the same key, escaped
+    (b'{"name": "Acme", "notes": {"a": 1, "a": 2}}', "a"),  # inside a nested object
+])
+def test_a_key_given_twice_in_a_body_is_400_naming_it(api: TestClient, env: Env, body: bytes,
+                                                       key: str) -> None:
+    """Not last-one-wins: a body whose keys repeat says two things at once."""
+    account = new_account(api)
+    before = db_state(env)
+    for method, path in [("POST", "/api/account"), ("PATCH", f"/api/account/{account['id']}"),
+                         ("POST", f"/api/account/{account['id']}/actions/assign"),
+                         ("POST", f"/api/account/{account['id']}/team"),
+                         ("POST", "/api/access/transfer")]:
+        resp = api.request(method, path, content=body,
+                           headers={"content-type": "application/json"})
+        error = assert_error(resp, 400, "bad_request")
+        assert error["message"] == f"request body gives the key '{key}' twice", path
+        assert error["fields"] == {key: "given twice"}
+    assert db_state(env) == before
+    zh = api.post("/api/account", content=body, headers={"content-type": "application/json",
+                                                         "accept-language": "zh-CN"})
+    assert assert_error(zh, 400)["message"] == f"请求正文中的键 '{key}' 出现了两次"
+
+
 def test_a_paired_surrogate_escape_is_fine(api: TestClient) -> None:
     resp = post_raw(api, "/api/account", b'{"name": "Rocket \\ud83d\\ude80"}')
     assert resp.status_code == 201, resp.text

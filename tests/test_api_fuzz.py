@@ -15,6 +15,7 @@ Hypothesis warns, which under warnings-as-errors hides the failing input.
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -28,6 +29,7 @@ from engine.metadata import load_model
 from engine.metadata.model import Field
 from engine.runtime.records.query import OPERATORS
 from engine.types import ENGINE_COLUMNS, TEXT_TYPES, FieldType
+from engine.web.api import MAX_BODY
 from engine.web.openapi import build_openapi
 from tests.conftest import CONFIG, Env
 from tests.test_api import assert_error, db_state, new_account, row_count
@@ -225,6 +227,58 @@ def test_patch_never_500s_and_changes_only_on_200(
     _setup(api, env)
     _check_patch(api, env, "account", account, account_version)
     _check_patch(api, env, "opportunity", opportunity, opportunity_version)
+
+
+# -- a key given twice ---------------------------------------------------------------------
+
+
+def _finite(value: Any) -> bool:
+    """Whether JSON can carry `value` as it is (no NaN or Infinity anywhere in it)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+def _encode_pairs(pairs: list[tuple[str, Any]]) -> bytes:
+    """A JSON object written pair by pair, so a key may repeat."""
+    return ("{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in pairs)
+            + "}").encode()
+
+
+@FUZZ
+@given(body=bodies("account").filter(bool), data=st.data())
+@example(body={"\ud800": 1}, data=None)  # a lone surrogate as the key given twice
+def test_a_body_giving_a_key_twice_is_refused_and_changes_nothing(
+        site: Site, body: dict[str, Any], data: st.DataObject | None) -> None:
+    api, env = site.api, site.env
+    _setup(api, env)
+    pairs = list(body.items())
+    again: Any
+    if data is None:
+        key, again, where = pairs[0][0], 2, len(pairs)
+    else:
+        key = data.draw(st.sampled_from([k for k, _ in pairs]), label="key")
+        again = data.draw(_json, label="again")
+        where = data.draw(st.integers(0, len(pairs)), label="where")
+    pairs.insert(where, (key, again))  # before or after the first one, or anywhere
+    raw = _encode_pairs(pairs)
+    target = api.get("/api/account", params={"sort": "id"}).json()["items"][0]
+    before = db_state(env)
+    for method, path in [("POST", "/api/account"), ("PATCH", f"/api/account/{target['id']}")]:
+        resp = api.request(method, path, content=raw,
+                           headers={"content-type": "application/json"})
+        if len(raw) > MAX_BODY:
+            assert_error(resp, 413, "too_large")
+            continue
+        error = assert_error(resp, 400, "bad_request")
+        if _finite(body) and _finite(again):  # else NaN is refused first, while parsing
+            shown = key[:80].encode("utf-8", "backslashreplace").decode()
+            assert error["fields"] == {shown: "given twice"}, error
+    assert db_state(env) == before
 
 
 # -- list query strings and ids ----------------------------------------------------------

@@ -99,7 +99,11 @@ class Api:
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
-            data = json.loads(raw, parse_float=str, parse_constant=_reject_constant)
+            data = json.loads(raw, parse_float=str, parse_constant=_reject_constant,
+                              object_pairs_hook=_refuse_repeated_keys)
+        except _RepeatedKey as exc:
+            raise BadRequest(msg("request body gives the key '%(key)s' twice", key=exc.key),
+                             {exc.key: msg("given twice")}) from None
         except (ValueError, RecursionError) as exc:
             raise BadRequest(msg("request body is not valid JSON: %(why)s", why=str(exc))
                              ) from None
@@ -366,6 +370,24 @@ def _check_unicode(data: dict[str, Any]) -> None:
             except UnicodeEncodeError:
                 raise BadRequest(msg("request body is not valid JSON: it holds an unpaired "
                                      "surrogate (a \\ud800-\\udfff escape)")) from None
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        # as the error names it: short, and encodable (a lone surrogate escaped)
+        self.key = key[:80].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: `{"a": 1, "a": 2}` says two things at once,
+    and which one counts would depend on the parser (json keeps the last one)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
 
 
 def _reject_constant(name: str) -> Any:
