@@ -1,9 +1,14 @@
 """Odd input to the pages answers 4xx, never 500, on both databases: malformed multipart
-bodies, ids beyond BIGINT, NUL characters (PostgreSQL refuses them), non-ASCII digits, and an
-edit saved without the version it was opened at."""
+bodies, ids beyond BIGINT, NUL characters (PostgreSQL refuses them), non-ASCII digits, an
+edit saved without the version it was opened at, and odd paths under /static (NUL, `..`,
+very long) that can only miss."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from tests.conftest import Env
@@ -68,3 +73,28 @@ def test_an_edit_saved_without_its_version_changes_nothing(env: Env, pages: Test
                                         "version": version}, follow_redirects=False)
         assert answer.status_code == 400, version
     assert env.records.get(env.admin.actor(), "account", account["id"])["name"] == "Acme"
+
+
+ODD_STATIC_PATHS = ("/static/app.css%00.js", "/static/%00", "/static/app.css%00",
+                    "/static/..%2f..%2fetc%2fpasswd", "/static/%2e%2e/engine/cli.py",
+                    "/static/../pyproject.toml", "/static/.", "/static/%2e",
+                    "/static/a%ff.css", "/static/a%0a.css", "/static/a%20b.css",
+                    "/static/%5c..%5capp.css", "/static/" + "a" * 5000,
+                    "/static/" + "a/" * 300 + "app.css", "/static/" + "%C3%A9" * 100)
+
+
+def test_odd_static_paths_are_404_not_500(pages: TestClient) -> None:
+    for path in ODD_STATIC_PATHS:
+        for accept in ("text/html", "application/json"):
+            answer = pages.get(path, headers={"Accept": accept})
+            assert answer.status_code == 404, (path, accept, answer.status_code)
+    assert pages.get("/static/app.css").status_code == 200
+    assert pages.get("/static/x/../app.css").status_code == 200  # a path as browsers send it
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(min_size=1, max_size=300))
+def test_any_static_path_is_a_file_or_a_404(pages: TestClient, name: str) -> None:
+    answer = pages.get("/static/" + quote(name, safe=""))
+    assert answer.status_code in (200, 404), (name, answer.status_code)

@@ -1,9 +1,17 @@
-"""Cookie signatures and the CSRF guard's body handling (engine/web/security.py)."""
+"""Cookie signatures and the CSRF guard's body handling (engine/web/security.py), and the
+security headers on every answer (engine/web/headers.py)."""
 
 from __future__ import annotations
 
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
+from engine.web.app import create_app
+from engine.web.headers import SecurityHeaders
 from engine.web.security import MAX_FORM_BYTES, Signer
 from tests.conftest import Env
 from tests.web_helpers import page_token, sign_in
@@ -40,3 +48,88 @@ def test_static_files_and_health_pass_unguarded(pages: TestClient) -> None:
     css = pages.get("/static/app.css")
     assert css.status_code == 200 and "set-cookie" not in css.headers
     assert pages.get("/health").json()["status"] == "ok"
+
+
+# -- security headers (engine/web/headers.py) -------------------------------------------
+
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+          "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; "
+          "object-src 'none'")
+
+
+def _assert_secured(answer: httpx.Response, *, cacheable: bool = False) -> None:
+    where = f"{answer.request.method} {answer.request.url.path} ({answer.status_code})"
+    headers = answer.headers
+    assert headers.get("content-security-policy") == POLICY, where
+    assert headers.get("x-content-type-options") == "nosniff", where
+    assert headers.get("x-frame-options") == "DENY", where
+    assert headers.get("referrer-policy") == "same-origin", where
+    assert len(headers.get_list("content-security-policy")) == 1, where
+    if cacheable:
+        assert "no-store" not in headers.get("cache-control", ""), where
+    else:
+        assert headers.get("cache-control") == "no-store", where
+
+
+def test_every_kind_of_answer_carries_the_security_headers(env: Env, pages: TestClient,
+                                                           api: TestClient) -> None:
+    _assert_secured(pages.get("/login"))
+    assert sign_in(pages).status_code == 303
+    account = env.records.create(env.admin.actor(), "account", {"name": "Acme"})
+    for path in ("/", "/e/account", f"/e/account/{account['id']}", "/e/account/new",
+                 "/e/opportunity/board/stage", "/search?q=Acme"):
+        page = pages.get(path)
+        assert page.status_code == 200, path
+        _assert_secured(page)
+    # an htmx fragment, a refused form, a page that is not there
+    _assert_secured(pages.get("/e/account", headers={"HX-Request": "true"}))
+    _assert_secured(pages.post("/logout", data={"csrf_token": "forged"}))
+    missing = pages.get("/no/such/page")
+    assert missing.status_code == 404
+    _assert_secured(missing)
+    # the API: an answer, an error, a 404, a refused token, the description
+    listed = api.get("/api/account")
+    assert listed.status_code == 200 and listed.json()["total"] == 1
+    _assert_secured(listed)
+    refused = api.post("/api/account", json={"name": ""})
+    assert refused.status_code == 422
+    _assert_secured(refused)
+    _assert_secured(api.get("/api/account/987654"))
+    _assert_secured(env.client().get("/api/account"))
+    _assert_secured(api.get("/openapi.json"))
+    _assert_secured(api.get("/health"))
+    # static files stay cacheable (their validators are kept), a missing one is a 404
+    css = pages.get("/static/app.css")
+    assert css.status_code == 200 and css.headers["etag"]
+    _assert_secured(css, cacheable=True)
+    _assert_secured(pages.get("/static/no-such.css"), cacheable=True)
+
+
+def test_an_unexpected_error_carries_the_security_headers(env: Env) -> None:
+    """The headers wrap Starlette's error middleware too: a 500 (our bug) has them."""
+    app = create_app(env.model, env.engine)
+
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    app.router.routes.insert(0, Route("/broken", broken))
+    client = TestClient(app, raise_server_exceptions=False)
+    for accept in ("application/json", "text/html"):
+        answer = client.get("/broken", headers={"Accept": accept})
+        assert answer.status_code == 500 and "a bug" not in answer.text
+        _assert_secured(answer)
+
+
+def test_an_app_value_is_replaced_not_doubled() -> None:
+    """An answer that set one of the headers itself leaves with ours, once."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"cache-control", b"max-age=3600"), (b"x-frame-options", b"SAMEORIGIN"),
+            (b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    answer = TestClient(SecurityHeaders(app)).get("/e/account")
+    assert answer.text == "ok" and answer.headers["content-type"] == "text/plain"
+    _assert_secured(answer)
+    assert answer.headers.get_list("cache-control") == ["no-store"]
+    assert answer.headers.get_list("x-frame-options") == ["DENY"]

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from engine.metadata.model import Model
 from engine.runtime.errors import RecordError
@@ -23,6 +23,7 @@ from engine.settings import WebSettings
 from engine.web.api import Api
 from engine.web.auth import WebAuth
 from engine.web.errors import on_http_error, on_record_error, on_unexpected
+from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
 from engine.web.i18n import N_
 from engine.web.openapi import build_openapi
@@ -34,6 +35,7 @@ from engine.web.pages.records import RecordPages
 from engine.web.pages.search import Search
 from engine.web.pages.trash import Trash
 from engine.web.pages.tree import Tree
+from engine.web.static import StaticAssets
 from engine.web.ui import STATIC, Ui, wants_html
 from engine.web.viewer import LoginRequired
 
@@ -52,6 +54,12 @@ class Services:
     users: Users
     sessions: Sessions
     throttle: LoginThrottle
+
+
+class _App(Starlette):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's error middleware, so that a 500 carries the headers too.
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(model: Model, engine: Engine, settings: WebSettings | None = None) -> Starlette:
@@ -111,7 +119,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *auth.routes(),
         Route("/health", health),
         Route("/openapi.json", openapi_json),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Mount("/static", StaticAssets(directory=STATIC), name="static"),
         *Api(records, users).routes(),
     ]
     handlers: dict[Any, Any] = {
@@ -120,7 +128,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         HTTPException: http_error,
         Exception: unexpected,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[auth.guard()])
+    app = _App(routes=routes, exception_handlers=handlers, middleware=[auth.guard()])
     app.state.services = services
     return app
 
