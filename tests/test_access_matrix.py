@@ -102,7 +102,7 @@ class As:
         records `expect`, counted right."""
         status = 403 if VISIBLE[self.user] is None \
             else 404 if hidden_used and self.user in HIDES else 200
-        resp = self.call("GET", f"/api/{self.entity}", params={"page_size": "500", **params})
+        resp = self.call("GET", f"/api/{self.entity}", params={"page_size": "200", **params})
         if self.expect(what, resp, status) and status == 200:
             got, total = _ids(resp), resp.json()["total"]
             self.check.check(f"{self.user} {self.entity} {what}",

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from engine.messages import localize, msg
 from engine.runtime.access import Actor
+from engine.runtime.access.bulk import require_page_size
 from engine.runtime.access.explain import explain_access
 from engine.runtime.errors import (
     BadRequest,
@@ -30,6 +31,7 @@ from engine.runtime.users import Users
 from engine.runtime.values import to_json
 from engine.web.errors import api_language
 from engine.web.i18n import translations
+from engine.web.limits import admit
 from engine.web.numbers import whole_number
 
 MAX_BODY = 1024 * 1024
@@ -79,6 +81,7 @@ class Api:
         user = await run_in_threadpool(self.users.by_token, token.strip())
         if user is None:
             raise Unauthorized(msg("the API token is not valid"))
+        admit(request, user.id)
         return user.actor()
 
     async def _body(self, request: Request) -> dict[str, Any]:
@@ -137,9 +140,13 @@ class Api:
             return JSONResponse(_out(record), status_code=201,
                                 headers={"Location": f"/api/{entity}/{record['id']}"})
         params = _single_params(request)
-        query = parse_list_params(compiled.entity, params, reserved=frozenset({"filter"}))
+        query = parse_list_params(compiled.entity, params, reserved=frozenset({"filter"}),
+                                  hidden=self.records.policy.hidden_fields(actor,
+                                                                           compiled.entity))
+        require_page_size(self.records.policy, actor, compiled.entity, query.page_size)
         if params.get("filter"):
-            query = replace(query, filter=self.records.compile_filter(entity, params["filter"]))
+            query = replace(query, filter=self.records.compile_filter(
+                entity, params["filter"], actor))
         page = await self._run(self.records.list_records, actor, entity, query)
         return JSONResponse({"items": [_out(r) for r in page.items], "total": page.total,
                              "total_exact": page.total_exact, "page": page.page,

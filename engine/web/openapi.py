@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.metadata.model import Entity, Field, Model
+from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE
 from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE, OPERATORS
 from engine.types import DECIMAL_SHAPES, FieldType
 
@@ -158,7 +159,10 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
                         f"`-amount,name`; sortable: {', '.join([*sortable, *ENGINE_SORTABLE])}"},
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
         {"name": "page_size", "in": "query",
-         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}},
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+         "description": f"records per page (default 50); more than {ORDINARY_PAGE_SIZE} is a "
+                        "bulk read and needs the export permission (roles.yaml) on every "
+                        "record the caller may read, else 403"},
         {"name": "cursor", "in": "query", "schema": {"type": "string"},
          "description": "next_cursor of the previous page (keyset pagination)"},
         {"name": "deleted", "in": "query", "schema": {"type": "boolean"},

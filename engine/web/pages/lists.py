@@ -25,6 +25,7 @@ from engine.metadata import Model
 from engine.metadata.model import Entity
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
+from engine.runtime.access.bulk import require_page_size
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.records import Records
 from engine.runtime.records.permitted import permitted_ids
@@ -214,7 +215,9 @@ class Lists(PageFamily):
         # The rows, their links' names and the saved views: one connection for all.
         with self.records.engine.connect() as conn:
             try:
-                state = parse_state(entity, view.params)
+                state = parse_state(entity, view.params,
+                                    policy.hidden_fields(actor, entity))
+                require_page_size(policy, actor, entity, state.query.page_size)
                 # Only what the table shows (its columns and the rows' titles).
                 page = self.records.list_records(actor, entity.name,
                                                  self.query_of(actor, entity, state),
@@ -252,11 +255,11 @@ class Lists(PageFamily):
         parts = [f'INCLUDES({name}, "{option}")' for name, option in state.has]
         if state.formula:
             # Checked alone first, so an error's line:col points into what was typed.
-            self.records.compile_filter(entity.name, state.formula)
+            self.records.compile_filter(entity.name, state.formula, actor)
             parts.append(f"(\n{state.formula}\n)")
         if parts:
             query = replace(query, filter=self.records.compile_filter(
-                entity.name, " AND ".join(parts)))
+                entity.name, " AND ".join(parts), actor))
         return query
 
     # -- saved views ---------------------------------------------------------------------
@@ -275,7 +278,9 @@ class Lists(PageFamily):
         actor = viewer.user.actor()
         self.records.policy.require(actor, entity, "read")
         try:  # the formula too, which SavedViews does not compile
-            self.query_of(actor, entity, parse_state(entity, dict(parse_qsl(query))))
+            self.query_of(actor, entity, parse_state(
+                entity, dict(parse_qsl(query)),
+                self.records.policy.hidden_fields(actor, entity)))
         except BadRequest as exc:
             raise Invalid(msg("the view is not valid"), {
                 "query": by_field(exc.fields) if exc.fields else exc.message}) from None

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.metadata.roles import Scope
+from engine.runtime.access.bulk import require_page_size
 from engine.runtime.errors import BadRequest, Conflict
 from engine.runtime.records.permitted import permitted_ids
 from engine.runtime.records.query import ListQuery, Page, SortKey, parse_list_params
@@ -128,6 +129,7 @@ class Trash(PageFamily):
         policy = self.records.policy
         policy.require(actor, entity, "read")
         parsed = parse_list_params(entity, params)  # 400 page for a bad page number
+        require_page_size(policy, actor, entity, parsed.page_size)
         # Deleting sets updated_at, so this is "most recently deleted first".
         query = ListQuery(sort=(SortKey("updated_at", True),), page=parsed.page,
                           page_size=parsed.page_size, deleted=True)

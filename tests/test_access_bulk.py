@@ -1,0 +1,87 @@
+"""Bulk reads (engine/runtime/access/bulk.py): a page above ORDINARY_PAGE_SIZE needs the
+`export` permission of roles.yaml, on every path a client sets the page size: the JSON list,
+the HTML list and the recycle bin. Above MAX_PAGE_SIZE, a 400 naming the bound."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE
+from engine.runtime.records.query import MAX_PAGE_SIZE
+from tests.access_helpers import departments, place, user
+from tests.conftest import Env
+from tests.test_api import assert_error
+from tests.web_helpers import sign_in
+
+BULK = ORDINARY_PAGE_SIZE + 1
+
+
+@pytest.fixture
+def people(env: Env) -> dict[str, TestClient]:
+    """API clients of users whose read and export scopes differ (config/roles.yaml):
+    sales_rep reads accounts of the department but exports only its own, and reads and
+    exports its own opportunities; the executive reads and exports everything; the partner
+    exports nothing."""
+    sh = departments(env)["SH"]
+    clients = {}
+    for name, role in [("rep", "sales_rep"), ("exec", "executive"), ("partner", "partner")]:
+        person = user(env, name, role, department=sh)
+        place(env, "account", {"name": f"{name}'s account"}, owner=person, department=sh)
+        clients[name] = env.client(env.users.new_token(name))
+    clients["admin"] = env.client(env.users.new_token("admin"))
+    return clients
+
+
+def test_an_ordinary_page_is_for_every_reader(people: dict[str, TestClient]) -> None:
+    for name, client in people.items():
+        resp = client.get("/api/account", params={"page_size": ORDINARY_PAGE_SIZE})
+        assert resp.status_code == 200, (name, resp.text)
+        assert resp.json()["page_size"] == ORDINARY_PAGE_SIZE
+
+
+@pytest.mark.parametrize(("name", "entity", "status"), [
+    ("rep", "account", 403),  # read: department, export: own
+    ("rep", "opportunity", 200),  # read: own, export: own
+    ("partner", "account", 403),  # read: own, no export
+    ("exec", "account", 200),  # read: all, export: all
+    ("admin", "account", 200),
+])
+def test_a_bulk_page_needs_an_export_scope_covering_the_read_scope(
+        people: dict[str, TestClient], name: str, entity: str, status: int) -> None:
+    resp = people[name].get(f"/api/{entity}", params={"page_size": BULK})
+    if status == 200:
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["page_size"] == BULK
+        return
+    error = assert_error(resp, 403, "forbidden")
+    assert "export" in error["message"] and f"more than {ORDINARY_PAGE_SIZE}" in error["message"]
+    assert error["fields"] == {
+        "page_size": f"more than {ORDINARY_PAGE_SIZE} needs the export permission"}
+
+
+def test_a_page_above_the_maximum_is_400_naming_the_bound(people: dict[str, TestClient]) -> None:
+    for client in people.values():
+        error = assert_error(client.get("/api/account", params={"page_size": MAX_PAGE_SIZE + 1}),
+                             400, "bad_request")
+        assert error["fields"] == {"page_size": f"must be a whole number from 1 to {MAX_PAGE_SIZE}"}
+
+
+def _browser(env: Env, name: str) -> TestClient:
+    client = env.client()
+    client.headers["Accept"] = "text/html,application/xhtml+xml"
+    assert sign_in(client, name, "a-password").status_code == 303
+    return client
+
+
+@pytest.mark.parametrize("path", ["/e/account", "/e/account/trash"])
+def test_the_list_pages_hold_the_same_bound(env: Env, people: dict[str, TestClient],
+                                            path: str) -> None:
+    rep, boss = _browser(env, "rep"), _browser(env, "exec")
+    assert rep.get(path, params={"page_size": ORDINARY_PAGE_SIZE}).status_code == 200
+    refused = rep.get(path, params={"page_size": BULK})
+    assert refused.status_code == 403
+    assert "text/html" in refused.headers["content-type"]
+    assert "export permission" in refused.text
+    assert boss.get(path, params={"page_size": BULK}).status_code == 200
+    assert rep.get(path, params={"page_size": MAX_PAGE_SIZE + 1}).status_code == 400
