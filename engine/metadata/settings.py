@@ -2,15 +2,17 @@
 
 ```yaml
 currency: CNY
+query_time_limit: 10      # seconds a request's queries may run
+requests_per_user: 8      # requests one user may have running at once
 ```
 
->>> SiteSettings().currency
-'CNY'
+>>> SiteSettings().currency, SiteSettings().query_time_limit
+('CNY', 10.0)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 
@@ -21,12 +23,18 @@ from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.yamlio import YamlDoc
 
 DEFAULT_CURRENCY = "CNY"
+DEFAULT_QUERY_TIME_LIMIT = 10.0
+DEFAULT_REQUESTS_PER_USER = 8
 
 
 @dataclass(frozen=True)
 class SiteSettings:
     currency: str = DEFAULT_CURRENCY
     """The ISO 4217 code of every money field's currency (pages show its symbol)."""
+    query_time_limit: float = DEFAULT_QUERY_TIME_LIMIT
+    """Seconds one request's queries may run; a query past it is stopped (503)."""
+    requests_per_user: int = DEFAULT_REQUESTS_PER_USER
+    """Requests one signed-in user may have running at once; more answer 429."""
 
 
 @cache
@@ -46,10 +54,13 @@ def currencies_in_use() -> frozenset[str]:
 
 def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
     """The settings of a schema-valid settings.yaml; an unknown currency is an error."""
+    limits = SiteSettings(
+        query_time_limit=float(doc.data.get("query_time_limit", DEFAULT_QUERY_TIME_LIMIT)),
+        requests_per_user=int(doc.data.get("requests_per_user", DEFAULT_REQUESTS_PER_USER)))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())
         errors.append(doc.error(["currency"], f"currency: unknown currency code {currency!r}; "
                                 f"an ISO 4217 code such as CNY, USD or EUR{hint}"))
-        return SiteSettings()
-    return SiteSettings(currency=currency)
+        return limits
+    return replace(limits, currency=currency)

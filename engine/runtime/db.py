@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from engine.runtime.deadline import current_deadline
 
 DEFAULT_URL = "sqlite:///data/crm.db"
 WRITE = {"crm_write": True}
+PROGRESS_STEPS = 1000
+"""SQLite virtual-machine steps between two looks at the request's deadline."""
+_SQLITE_INTERRUPT = 9
+_PG_QUERY_CANCELED = "57014"
 
 
 def normalize_url(url: str) -> URL:
@@ -24,6 +31,9 @@ def normalize_url(url: str) -> URL:
 
 def open_engine(url: str, **kwargs: Any) -> Engine:
     """An Engine with our connection settings; `engine.execution_options(**WRITE)` for writes.
+
+    Queries run under the deadline of the request that runs them (engine/runtime/deadline.py):
+    a query past it, or cancelled, stops and raises QueryTimeLimit or QueryCancelled.
 
     SQLite runs in WAL mode with synchronous=NORMAL and foreign keys on; transactions are
     begun explicitly so DDL is transactional too, and write transactions take the write lock
@@ -38,8 +48,12 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         _configure_sqlite(engine)
+        _enforce_deadlines(engine)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
+    _configure_server(engine)
+    _enforce_deadlines(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -52,11 +66,70 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+        dbapi_conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("crm_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _past_deadline() -> int:
+    """SQLite's progress handler: non-zero interrupts the running query."""
+    deadline = current_deadline()
+    return 1 if deadline is not None and deadline.expired() else 0
+
+
+def _configure_server(engine: Engine) -> None:
+    """PostgreSQL: each transaction of a request may run until the request's deadline
+    (`statement_timeout`, local to the transaction), and the connections a request holds
+    are known to its deadline, which cancels their queries when the request ends early."""
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        deadline = current_deadline()
+        if deadline is not None:
+            ms = max(1, int(deadline.remaining() * 1000))
+            conn.exec_driver_sql("SELECT set_config('statement_timeout', %(ms)s, true)",
+                                 {"ms": f"{ms}ms"})
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        deadline = current_deadline()
+        if deadline is not None:
+            deadline.attach(dbapi_conn)
+            record.info["crm_deadline"] = (deadline, dbapi_conn)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        held = record.info.pop("crm_deadline", None)
+        if held is not None:
+            held[0].detach(held[1])
+
+
+def _enforce_deadlines(engine: Engine) -> None:
+    """Both databases: no statement starts past the request's deadline, and a query the
+    database stopped for it raises the deadline's own error (a 503 naming the limit)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(_conn: Any, _cursor: Any, _statement: Any, _params: Any, _context: Any,
+                _many: bool) -> None:
+        deadline = current_deadline()
+        if deadline is not None and deadline.expired():
+            raise deadline.error()
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> BaseException | None:
+        deadline = current_deadline()
+        if deadline is None or not _interrupted(context.original_exception):
+            return None
+        return deadline.error()
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """SQLite's `interrupted` (the progress handler) or PostgreSQL's query_canceled."""
+    return (getattr(exc, "sqlite_errorcode", None) == _SQLITE_INTERRUPT
+            or getattr(exc, "sqlstate", None) == _PG_QUERY_CANCELED)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -26,6 +27,7 @@ from engine.web.errors import on_http_error, on_record_error, on_unexpected
 from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
 from engine.web.i18n import N_
+from engine.web.limits import RequestLimits
 from engine.web.openapi import build_openapi
 from engine.web.pages.admin import AccessAdmin
 from engine.web.pages.board import Board
@@ -41,7 +43,8 @@ from engine.web.viewer import LoginRequired
 
 _TITLES = {400: N_("Bad request"), 401: N_("Sign-in needed"), 403: N_("Not allowed"),
            404: N_("Not found"), 405: N_("Not allowed"), 409: N_("Changed by someone else"),
-           413: N_("Too large"), 422: N_("Not valid"), 429: N_("Too many requests")}
+           413: N_("Too large"), 422: N_("Not valid"), 429: N_("Too many requests"),
+           503: N_("Try again later")}
 _MESSAGES = {404: N_("There is no page at this address."),
              405: N_("This page cannot be used that way.")}
 
@@ -128,7 +131,9 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         HTTPException: http_error,
         Exception: unexpected,
     }
-    app = _App(routes=routes, exception_handlers=handlers, middleware=[auth.guard()])
+    limits = Middleware(RequestLimits, time_limit=model.settings.query_time_limit,
+                        per_user=model.settings.requests_per_user)
+    app = _App(routes=routes, exception_handlers=handlers, middleware=[limits, auth.guard()])
     app.state.services = services
     return app
 

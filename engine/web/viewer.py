@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from engine.runtime.sessions import Session
 from engine.runtime.users import User
+from engine.web.limits import admit
 
 VIEWER_KEY = "crm_viewer"
 ANON_CSRF_KEY = "crm_anon_csrf"
@@ -42,12 +43,14 @@ def viewer_of(request: Request) -> Viewer | None:
 def require_viewer(request: Request) -> Viewer:
     """The signed-in user, or LoginRequired carrying this page's path and query.
 
-    Every page but /login calls this first: `viewer = require_viewer(request)`.
+    Every page but /login calls this first: `viewer = require_viewer(request)`. It counts
+    the request against the user's share of running requests (engine/web/limits.py).
     """
     viewer = viewer_of(request)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
+    admit(request, viewer.user.id)
     return viewer
 
 
