@@ -13,6 +13,7 @@ The last test runs the same kind of checks against the shipped config/roles.yaml
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,10 @@ class As:
 
     def listing(self, what: str, params: dict[str, str], expect: set[int], *,
                 hidden_used: bool = False) -> None:
-        """A list: 403 without read, 404 when it touches a hidden field, else exactly the
-        records `expect`, counted right."""
+        """A list: 403 without read, 400 (as for a field that does not exist) when it
+        touches a hidden field, else exactly the records `expect`, counted right."""
         status = 403 if VISIBLE[self.user] is None \
-            else 404 if hidden_used and self.user in HIDES else 200
+            else 400 if hidden_used and self.user in HIDES else 200
         resp = self.call("GET", f"/api/{self.entity}", params={"page_size": "200", **params})
         if self.expect(what, resp, status) and status == 200:
             got, total = _ids(resp), resp.json()["total"]
@@ -452,7 +453,7 @@ def test_shipped_roles(make_env: EnvFactory) -> None:
             for f in sorted(hidden):
                 for params in ({"sort": f}, {"filter": f"NOT(ISBLANK({f}))"}):
                     check.expect(f"{name} {params}", world.call(
-                        user, "GET", f"/api/{entity}", params=params), 404, forbidden=forbidden)
+                        user, "GET", f"/api/{entity}", params=params), 400, forbidden=forbidden)
             for owner in OWNERS:
                 rid = ids[entity][owner]
                 for what in ("", "/history"):
@@ -489,3 +490,79 @@ def test_shipped_roles(make_env: EnvFactory) -> None:
         check.expect(name, world.call(user, method, url, body), status,
                      error_field=error_field)
     check.done()
+
+
+# -- hidden fields are fields that do not exist ---------------------------------------------
+
+MISSING = "zq_nofield"
+"""A name no entity has, to compare a hidden field's answers with."""
+HIDDEN_NAMES = frozenset({"amount", "weighted", "credit_limit"})
+_HINT = re.compile(r"; did you mean '([a-z0-9_]+)'\?")
+
+
+def _places(entity: str, name: str, rid: int,
+            version: int) -> list[tuple[str, str, str, Any, Any]]:
+    """Every place a request may name a field: (place, method, url, query, body)."""
+    lists = f"/api/{entity}"
+    out: list[tuple[str, str, str, Any, Any]] = [
+        (f"condition {op}={raw}", "GET", lists, {f"{name}{op}": raw}, None)
+        for op, raw in (("", "1"), ("", "abc"), ("__gt", "0"), ("__gt", "abc"),
+                        ("__contains", "x"), ("__in", "1,2"), ("__blank", "true"),
+                        ("__nope", "1"))]
+    out += [(f"sort {sort}", "GET", lists, {"sort": sort}, None)
+            for sort in (name, f"-{name}", f"name,{name}")]
+    out += [(f"filter {f}", "GET", lists, {"filter": f}, None)
+            for f in (f"{name} > 0", f'{name} = "x"', f"ISBLANK({name})", f"{name}",
+                      f'{name}.name = "x"', f"NOT({name} > 0) OR {name} < 1",
+                      f"{REFERENCE_FIELD[entity]}.{name} > 0")]
+    out += [("create", "POST", lists, None, {"name": "oracle", name: "1"}),
+            ("create ill-typed", "POST", lists, None, {"name": "oracle", name: "abc"}),
+            ("update", "PATCH", f"{lists}/{rid}", None, {"version": version, name: "1"}),
+            ("explain", "GET", f"{lists}/{rid}/explain/{name}", None, None)]
+    return out
+
+
+def test_hidden_fields_answer_like_missing_ones(world: World) -> None:
+    """For a user a field is hidden from, naming it anywhere — list conditions well- or
+    ill-typed, sorts, `?filter=` formulas (directly, through a reference, a computed field
+    that reads it), writes, explain — answers exactly (status and body) what naming a field
+    that does not exist answers: nothing tells that it exists, nor its type."""
+    check = Checker()
+    user = "u_own"
+    for entity, names in (("opportunity", ("amount", "weighted")),
+                          ("account", ("credit_limit",))):
+        rid = world.ids[entity]["own"]
+        version = world.version(entity, rid)
+        for name in names:
+            for (place, method, url, query, body), (_, _, m_url, m_query, m_body) in zip(
+                    _places(entity, name, rid, version), _places(entity, MISSING, rid, version),
+                    strict=True):
+                got = world.call(user, method, url, body, query)
+                want = world.call(user, method, m_url, m_body, m_query)
+                cell = f"{user} {entity} {name}: {place}"
+                hints = set(_HINT.findall(got.text))
+                check.check(cell, not hints & HIDDEN_NAMES, f"suggests {hints}")
+                # A suggestion among the visible fields is what a missing field of this
+                # name would get too: compared without it.
+                check.check(cell, got.status_code == want.status_code
+                            and _HINT.sub("", got.text).replace(name, MISSING) == want.text,
+                            f"{got.status_code} {got.text[:300]} | missing field: "
+                            f"{want.status_code} {want.text[:300]}")
+                check.check(cell, 400 <= got.status_code < 500, f"{got.status_code}")
+    check.done()
+
+
+def test_did_you_mean_offers_only_visible_fields(world: World) -> None:
+    """A misspelt field gets a suggestion from the fields the caller may see, never a hidden
+    one: the administrator is offered credit_limit, a user it is hidden from is not."""
+    def filter_problem(user: str, source: str) -> str:
+        resp = world.call(user, "GET", "/api/account", params={"filter": source})
+        assert resp.status_code == 400, resp.text
+        return str(resp.json()["error"]["fields"]["filter"])
+
+    assert "did you mean 'credit_limit'" in filter_problem("admin", "credit_limt > 0")
+    assert "credit_limit" not in filter_problem("u_own", "credit_limt > 0")
+    assert "credit_limit" not in filter_problem("u_own", "parent.credit_limt > 0")
+    # Case-insensitively the same name: offered to those who see it only.
+    assert "did you mean 'credit_limit'" in filter_problem("admin", "CREDIT_LIMIT > 0")
+    assert "credit_limit" not in filter_problem("u_own", "CREDIT_LIMIT > 0")

@@ -56,8 +56,10 @@ def clean_params(params: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if v.strip() and k not in TRANSIENT_PARAMS}
 
 
-def parse_state(entity: Entity, params: Mapping[str, str]) -> ListState:
-    """Check a list page's parameters; BadRequest names every parameter with a problem."""
+def parse_state(entity: Entity, params: Mapping[str, str],
+                hidden: frozenset[str] = frozenset()) -> ListState:
+    """Check a list page's parameters; BadRequest names every parameter with a problem.
+    `hidden`: the fields hidden from the viewer, answered like fields that do not exist."""
     params = clean_params(params)
     problems: dict[str, str] = {}
     has: list[tuple[str, str]] = []
@@ -67,7 +69,7 @@ def parse_state(entity: Entity, params: Mapping[str, str]) -> ListState:
             continue
         if key.endswith(HAS):
             name = key[: -len(HAS)]
-            f = entity.field(name) if entity.has_field(name) else None
+            f = entity.field(name) if entity.has_field(name) and name not in hidden else None
             if f is None or f.type is not FieldType.MULTICHOICE:
                 problems[key] = msg("'%(field)s' is not a multichoice field of %(entity)s",
                                     field=name, entity=entity.name)
@@ -79,6 +81,7 @@ def parse_state(entity: Entity, params: Mapping[str, str]) -> ListState:
             continue
         name, _, op = key.partition("__")
         if op == "lte" and _DATE_ONLY.match(raw) and entity.has_field(name) \
+                and name not in hidden \
                 and entity.field(name).type is FieldType.DATETIME:
             # A date as the end of a datetime range means the whole of that day.
             try:
@@ -94,7 +97,7 @@ def parse_state(entity: Entity, params: Mapping[str, str]) -> ListState:
     if len(formula) > MAX_FORMULA:
         problems["filter"] = msg("must be at most %(limit)s characters", limit=MAX_FORMULA)
     try:
-        query = parse_list_params(entity, core)
+        query = parse_list_params(entity, core, hidden=hidden)
     except BadRequest as exc:
         problems.update(exc.fields)
         query = ListQuery()

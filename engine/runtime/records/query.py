@@ -87,8 +87,11 @@ class Page:
     """The link keys whose names are all in `names` (the others: read separately)."""
 
 
-def _field_for(entity: Entity, name: str) -> Field:
-    """The Field (real, or a stand-in for an engine column) that `name` names."""
+def _field_for(entity: Entity, name: str, hidden: frozenset[str] = frozenset()) -> Field:
+    """The Field (real, or a stand-in for an engine column) that `name` names; a field in
+    `hidden` (hidden from the caller) is as unknown as one that does not exist."""
+    if name in hidden:
+        raise KeyError(name)
     if entity.has_field(name):
         return entity.field(name)
     if name in ENGINE_SORTABLE:
@@ -101,8 +104,10 @@ def _field_for(entity: Entity, name: str) -> Field:
 
 
 def parse_list_params(entity: Entity, params: Mapping[str, str],
-                      reserved: frozenset[str] = frozenset()) -> ListQuery:
+                      reserved: frozenset[str] = frozenset(),
+                      hidden: frozenset[str] = frozenset()) -> ListQuery:
     """Turn query-string parameters into a ListQuery; every problem names its parameter.
+    `hidden`: the fields hidden from the caller, answered like fields that do not exist.
 
     `?stage=won&amount__gte=1000&sort=-amount,name&page=2&page_size=50`
     """
@@ -110,17 +115,16 @@ def parse_list_params(entity: Entity, params: Mapping[str, str],
     conditions: list[Condition] = []
     page = _int_param(params, "page", 1, 1, 10**9, problems)
     page_size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, problems)
-    sort = parse_sort(entity, params.get("sort", ""), problems)
+    sort = parse_sort(entity, params.get("sort", ""), problems, hidden)
     for key, raw in params.items():
         if key in {"page", "page_size", "sort", "cursor", "deleted"} | reserved:
             continue
         name, _, op = key.partition("__")
         op = op or "eq"
         try:
-            f = _field_for(entity, name)
+            f = _field_for(entity, name, hidden)
         except KeyError:
-            problems[key] = msg("unknown field '%(field)s' of %(entity)s", field=name,
-                                entity=entity.name)
+            problems[key] = unknown_field(entity, name)
             continue
         if op not in OPERATORS:
             problems[key] = msg("unknown operator '%(op)s'; use one of %(ops)s", op=op,
@@ -163,7 +167,18 @@ def _int_param(params: Mapping[str, str], key: str, default: int, lo: int, hi: i
     return int(raw)
 
 
-def parse_sort(entity: Entity, raw: str, problems: dict[str, str]) -> tuple[SortKey, ...]:
+def unknown_field(entity: Entity, name: str) -> str:
+    """The problem of a list condition on a field the entity lacks (or hides)."""
+    return msg("unknown field '%(field)s' of %(entity)s", field=name, entity=entity.name)
+
+
+def unknown_sort_field(entity: Entity, name: str) -> str:
+    """The problem of a sort on a field the entity lacks (or hides)."""
+    return msg("unknown sort field '%(field)s' of %(entity)s", field=name, entity=entity.name)
+
+
+def parse_sort(entity: Entity, raw: str, problems: dict[str, str],
+               hidden: frozenset[str] = frozenset()) -> tuple[SortKey, ...]:
     keys: list[SortKey] = []
     for part in [p.strip() for p in raw.split(",") if p.strip()]:
         desc = part.startswith("-")
@@ -172,10 +187,9 @@ def parse_sort(entity: Entity, raw: str, problems: dict[str, str]) -> tuple[Sort
             problems["sort"] = msg("%(part)s is not a field name", part=repr(part))
             continue
         try:
-            f = _field_for(entity, name)
+            f = _field_for(entity, name, hidden)
         except KeyError:
-            problems["sort"] = msg("unknown sort field '%(field)s' of %(entity)s", field=name,
-                                   entity=entity.name)
+            problems["sort"] = unknown_sort_field(entity, name)
             continue
         if f.type in _UNSORTABLE:
             problems["sort"] = msg("cannot sort on '%(field)s', a %(type)s field", field=name,

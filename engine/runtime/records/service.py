@@ -57,6 +57,7 @@ from engine.runtime.records.formulas import (
     field_value,
 )
 from engine.runtime.records.imports import BULK_BATCH, BulkResult, bulk_create
+from engine.runtime.records.masked import VisibleScopes
 from engine.runtime.records.names import NAME_PREFIX, name_column, names_of
 from engine.runtime.records.query import (
     ListQuery,
@@ -65,6 +66,8 @@ from engine.runtime.records.query import (
     condition_sql,
     encode_cursor,
     order_by,
+    unknown_field,
+    unknown_sort_field,
 )
 from engine.runtime.records.score import explained_term
 from engine.runtime.records.team import remove_member, set_member, team_of
@@ -110,6 +113,7 @@ class Records:
         self.model = model
         self.schema: Schema = build_schema(model)
         self.policy = AccessPolicy(model, self.schema)
+        self.scopes = VisibleScopes(model, self.policy)
         self.clock = clock
         # Formulas read the same clock, even when a test swaps `clock` afterwards.
         self.formula_clock = RecordsClock(lambda: self.clock())
@@ -579,14 +583,17 @@ class Records:
 
     # -- lists ---------------------------------------------------------------------------
 
-    def compile_filter(self, entity: str, source: str) -> CompiledFormula:
+    def compile_filter(self, entity: str, source: str,
+                       actor: Actor | None = None) -> CompiledFormula:
         """A `?filter=` formula checked against `entity`: a condition the database can run.
+        `actor`: whose filter it is; the fields hidden from them are unknown to it, as if
+        they did not exist (engine/runtime/records/masked.py).
 
         Raises BadRequest with {"filter": "LINE:COL: message"}.
         """
         c = self.compiled(entity)
         try:
-            formula = compile_formula(source, scope_of(self.model.entities, c.entity.name),
+            formula = compile_formula(source, self.scopes.scope(actor, c.entity.name),
                                       FType.BOOLEAN)
             if formula.sql_problem is not None:
                 raise formula.sql_problem
@@ -616,10 +623,8 @@ class Records:
             | {(k.field,) for k in query.sort}
         if query.filter is not None:
             used |= set(query.filter.references)
-        for path in sorted(used):
-            if self.policy.reads_hidden(actor, c.entity, path):
-                raise NotFound(msg("no field '%(field)s' of %(entity)s", field=".".join(path),
-                                   entity=entity))
+        if any(self.policy.reads_hidden(actor, c.entity, path) for path in used):
+            self._refuse_hidden(actor, c, query)
         cols = self.sql_fields().columns(c.entity, t)
         where = self._visible(actor, c, deleted=query.deleted)
         where += [condition_sql(cols, cond, self.engine.dialect.name)
@@ -655,6 +660,24 @@ class Records:
         write = self.row_writer(actor, c, only)
         return Page([write(r) for r in rows], total, exact, query.page,
                     query.page_size, next_cursor, names=names, named=frozenset(named))
+
+    def _refuse_hidden(self, actor: Actor, c: _Compiled, query: ListQuery) -> None:
+        """A query naming a field hidden from the actor gets the answer a field that does not
+        exist gets (parse_list_params and compile_filter give it when told the actor; this
+        catches a caller that did not tell them)."""
+        hidden = self.policy.hidden_fields(actor, c.entity)
+        if query.filter is not None and any(
+                self.policy.reads_hidden(actor, c.entity, p) for p in query.filter.references):
+            self.compile_filter(c.entity.name, query.filter.source, actor)
+        problems: dict[str, str] = {}
+        for cond in query.conditions:
+            if cond.field in hidden:
+                key = cond.field if cond.op == "eq" else f"{cond.field}__{cond.op}"
+                problems[key] = unknown_field(c.entity, cond.field)
+        for k in query.sort:
+            if k.field in hidden:
+                problems["sort"] = unknown_sort_field(c.entity, k.field)
+        raise BadRequest(msg("invalid list parameters"), problems)
 
     def _readable_path(self, actor: Actor, sql: SqlFields, entity: Entity, table: FromClause,
                        path: tuple[str, ...]) -> ColumnElement[Any]:
