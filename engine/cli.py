@@ -15,7 +15,7 @@ from engine.runtime.errors import RecordError
 from engine.runtime.org import seed_org
 from engine.runtime.records import Records
 from engine.runtime.schema import PlanError, apply_plan, build_schema, plan_schema
-from engine.settings import Settings
+from engine.settings import Settings, SettingsError, trusted_proxies
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +111,10 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Apply safe migrations, then serve the web app and API."""
     import uvicorn
 
+    try:
+        proxies = trusted_proxies()
+    except SettingsError as exc:
+        fail(str(exc))
     model = ctx.model()
     engine = ctx.engine()
     try:
@@ -126,7 +130,21 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     os.environ["CRM_CONFIG"] = ctx.settings.config_dir
     os.environ["CRM_DATABASE_URL"] = ctx.settings.database_url
     uvicorn.run("engine.web.asgi:build", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+                log_level="info", **proxy_options(proxies))
+
+
+def proxy_options(proxies: tuple[str, ...]) -> dict[str, Any]:
+    """uvicorn's options for X-Forwarded-For: believed only from the proxies named in
+    CRM_TRUSTED_PROXIES (uvicorn itself would believe 127.0.0.1 by default).
+
+    >>> proxy_options(())
+    {'proxy_headers': False}
+    >>> proxy_options(("10.0.0.5",))
+    {'proxy_headers': True, 'forwarded_allow_ips': ['10.0.0.5']}
+    """
+    if not proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(proxies)}
 
 
 @main.command()

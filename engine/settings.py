@@ -4,6 +4,7 @@ web tier's settings (environment only; docs/ui.md lists them)."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -41,7 +42,12 @@ class WebSettings:
     session_idle_minutes: int = 720
     session_days: int = 7
     login_max_failures: int = 5
+    """Failed sign-ins of one name from one address before each try waits (1 s, doubling)."""
     login_window_minutes: int = 15
+    """The longest wait between tries; failures are forgotten after four times as long."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose X-Forwarded-For is believed; none by default, so
+    the client address is the connection's peer."""
 
     @classmethod
     def ephemeral(cls, **overrides: object) -> WebSettings:
@@ -67,7 +73,31 @@ class WebSettings:
             session_days=_whole(e, "CRM_SESSION_DAYS", 7),
             login_max_failures=_whole(e, "CRM_LOGIN_MAX_FAILURES", 5),
             login_window_minutes=_whole(e, "CRM_LOGIN_WINDOW_MINUTES", 15),
+            trusted_proxies=trusted_proxies(e),
         )
+
+
+def trusted_proxies(env: dict[str, str] | None = None) -> tuple[str, ...]:
+    """CRM_TRUSTED_PROXIES: comma-separated IP addresses or networks of reverse proxies.
+
+    >>> trusted_proxies({"CRM_TRUSTED_PROXIES": "10.0.0.5, 192.168.0.0/24"})
+    ('10.0.0.5', '192.168.0.0/24')
+    >>> trusted_proxies({})
+    ()
+    """
+    e = dict(os.environ) if env is None else env
+    found: list[str] = []
+    for item in e.get("CRM_TRUSTED_PROXIES", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(f"CRM_TRUSTED_PROXIES: {item!r} is not an IP address or "
+                                "network") from None
+        found.append(item)
+    return tuple(found)
 
 
 def _file_secret(path: Path) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -149,45 +151,83 @@ def test_an_inactive_users_sessions_stop_working(env: Env) -> None:
 
 def throttle_of(env: Env, clock: FakeClock) -> LoginThrottle:
     return LoginThrottle(env.engine, env.records.schema,
-                         ThrottlePolicy(max_per_name=3, max_per_address=5,
-                                        window=timedelta(minutes=10)), clock=clock)
+                         ThrottlePolicy(free_per_name=3, free_per_address=5,
+                                        first_wait=timedelta(seconds=10),
+                                        max_wait=timedelta(minutes=10),
+                                        forget_after=timedelta(hours=1)), clock=clock)
 
 
-def test_failures_per_name_pause_that_name_until_the_window_passes(env: Env) -> None:
+def test_failures_of_a_name_from_one_address_make_it_wait_longer_each_time(env: Env) -> None:
     clock = FakeClock()
     throttle = throttle_of(env, clock)
     for name in ("admin", "nobody_at_all"):  # an unknown name is counted the same way
-        for i in range(3):
-            assert throttle.retry_after(name, f"10.0.0.{i}") is None
-            throttle.record_failure(name, f"10.0.0.{i}")
-            clock.advance(minutes=1)
-        wait = throttle.retry_after(name.upper(), "10.9.9.9")  # names match in any case
-        assert wait is not None and 0 < wait <= 10 * 60
-        clock.advance(seconds=wait)
-        assert throttle.retry_after(name, "10.9.9.9") is None
-        clock.advance(minutes=20)
+        for _ in range(3):
+            assert throttle.attempt(name, "10.0.0.1") is None
+        waits = []
+        for _ in range(8):
+            wait = throttle.attempt(name.upper(), "10.0.0.1")  # names match in any case
+            assert wait is not None
+            assert throttle.attempt(name, "10.0.0.1") == wait  # a refused try adds nothing
+            waits.append(wait)
+            clock.advance(seconds=wait)
+            assert throttle.attempt(name, "10.0.0.1") is None
+        assert waits == [10, 20, 40, 80, 160, 320, 600, 600]  # doubling, up to max_wait
+        assert throttle.failures(name, "10.0.0.1") == 11
+        clock.advance(hours=1)  # quiet for forget_after: the count starts again
+        assert throttle.failures(name, "10.0.0.1") == 0
+        assert throttle.attempt(name, "10.0.0.1") is None
 
 
-def test_failures_per_address_pause_that_address_for_every_name(env: Env) -> None:
+def test_guesses_from_one_address_never_slow_the_name_from_another(env: Env) -> None:
+    clock = FakeClock()
+    throttle = throttle_of(env, clock)
+    for _ in range(3):
+        throttle.attempt("admin", "10.6.6.6")
+    assert throttle.attempt("admin", "10.6.6.6") is not None
+    assert throttle.attempt("admin", "10.0.0.2") is None  # the administrator at their desk
+
+
+def test_failures_from_one_address_for_many_names_make_that_address_wait(env: Env) -> None:
     clock = FakeClock()
     throttle = throttle_of(env, clock)
     for i in range(5):
-        throttle.record_failure(f"user_{i}", "10.1.1.1")
-    assert throttle.retry_after("admin", "10.1.1.1") is not None
-    assert throttle.retry_after("admin", "10.1.1.2") is None
+        assert throttle.attempt(f"user_{i}", "10.1.1.1") is None
+    assert throttle.attempt("admin", "10.1.1.1") is not None
+    assert throttle.attempt("admin", "10.1.1.2") is None
 
 
-def test_a_good_sign_in_clears_the_failures_of_its_name_and_address(env: Env) -> None:
+def test_the_right_password_forgets_the_failures_of_its_name_from_its_address(
+        env: Env) -> None:
     clock = FakeClock()
     throttle = throttle_of(env, clock)
-    throttle.record_failure("admin", "10.0.0.1")
-    throttle.record_failure("admin", "10.0.0.1")
-    throttle.record_failure("admin", "10.0.0.2")
-    throttle.clear("admin", "10.0.0.1")
-    throttle.record_failure("admin", "10.0.0.1")
-    assert throttle.retry_after("admin", "10.0.0.3") is None  # 2 failures count, not 4
-    throttle.record_failure("admin", "10.0.0.1")
-    assert throttle.retry_after("admin", "10.0.0.3") is not None  # the limit is 3
+    for _ in range(2):
+        throttle.attempt("admin", "10.0.0.1")
+    throttle.attempt("admin", "10.0.0.2")
+    throttle.attempt("admin", "10.0.0.1")
+    throttle.succeeded("admin", "10.0.0.1")
+    assert throttle.failures("admin", "10.0.0.1") == 0
+    assert throttle.failures("admin", "10.0.0.2") == 1  # another address's still count
+    for _ in range(3):
+        assert throttle.attempt("admin", "10.0.0.1") is None
+    assert throttle.attempt("admin", "10.0.0.1") is not None
+
+
+def test_guesses_sent_at_once_are_counted_before_any_is_let_through(env: Env) -> None:
+    """Checking and counting are one step: of 20 guesses arriving together, only the free
+    ones pass, however the threads interleave (a row lock on PostgreSQL, the write lock on
+    SQLite)."""
+    clock = FakeClock()  # stands still: no try becomes due while the others run
+    throttle = throttle_of(env, clock)
+    start = threading.Barrier(20)
+
+    def guess(_: int) -> int | None:
+        start.wait()
+        return throttle.attempt("admin", "10.0.0.1")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(guess, range(20)))
+    assert answers.count(None) == 3
+    assert throttle.failures("admin", "10.0.0.1") == 3
 
 
 def test_signed_in_reads_the_session_and_its_user_in_one_query(env: Env) -> None:

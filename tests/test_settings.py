@@ -25,10 +25,12 @@ def test_defaults_with_a_key_generated_once_into_the_key_file(tmp_path: Path) ->
 def test_values_from_the_environment(tmp_path: Path) -> None:
     s = WebSettings.from_env({"CRM_SECRET_KEY": "k" * 40, "CRM_COOKIE_SECURE": "true",
                               "CRM_SESSION_IDLE_MINUTES": "30", "CRM_SESSION_DAYS": "1",
-                              "CRM_LOGIN_MAX_FAILURES": "3", "CRM_LOGIN_WINDOW_MINUTES": "60"})
+                              "CRM_LOGIN_MAX_FAILURES": "3", "CRM_LOGIN_WINDOW_MINUTES": "60",
+                              "CRM_TRUSTED_PROXIES": "10.0.0.5, 192.168.0.0/24"})
     assert s.secret_key == b"k" * 40
     assert (s.cookie_secure, s.session_idle_minutes, s.session_days, s.login_max_failures,
             s.login_window_minutes) == (True, 30, 1, 3, 60)
+    assert s.trusted_proxies == ("10.0.0.5", "192.168.0.0/24")
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -36,6 +38,8 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
     ({"CRM_COOKIE_SECURE": "maybe"}, "CRM_COOKIE_SECURE must be true or false"),
     ({"CRM_SESSION_DAYS": "0"}, "CRM_SESSION_DAYS must be a whole number"),
     ({"CRM_LOGIN_MAX_FAILURES": "five"}, "CRM_LOGIN_MAX_FAILURES must be a whole number"),
+    ({"CRM_TRUSTED_PROXIES": "10.0.0.5,proxy.local"},
+     "CRM_TRUSTED_PROXIES: 'proxy.local' is not an IP address"),
 ])
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import select, update
+import httpx
+import uvicorn
+from sqlalchemy import delete, select, update
 from starlette.testclient import TestClient
 
+from engine.cli import proxy_options
 from engine.runtime.sessions import Sessions
 from engine.settings import WebSettings
 from engine.web.app import create_app
@@ -22,7 +26,7 @@ THROTTLED = "Too many failed sign-ins"
 def rows(env: Env, table: str) -> list[dict[str, Any]]:
     t = env.records.schema.table(table)
     with env.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
+        return [dict(r) for r in conn.execute(select(t).order_by(*t.primary_key)).mappings()]
 
 
 def new_client(env: Env, app: Any = None) -> TestClient:
@@ -90,8 +94,32 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(env: Env,
     assert rows(env, "crm_session") == []
 
 
+class FrozenClock:
+    """A clock that stands still, so no throttled try becomes due while a test runs."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def freeze_throttle(app: Any) -> FrozenClock:
+    clock = FrozenClock()
+    app.state.services.throttle.clock = clock
+    return clock
+
+
+def client_at(env: Env, app: Any, address: str) -> TestClient:
+    """A browser connecting from `address`."""
+    client = TestClient(app, raise_server_exceptions=False, client=(address, 50000))
+    client.headers["Accept"] = "text/html"
+    return client
+
+
 def test_repeated_failures_are_throttled_with_429_for_any_name(env: Env,
                                                                 pages: TestClient) -> None:
+    freeze_throttle(pages.app)
     for name in ("admin", "nobody_here"):
         for _ in range(5):
             assert sign_in(pages, name, "wrong-password").status_code == 400
@@ -99,6 +127,54 @@ def test_repeated_failures_are_throttled_with_429_for_any_name(env: Env,
         assert r.status_code == 429, name
         assert THROTTLED in r.text and int(r.headers["Retry-After"]) > 0
     assert rows(env, "crm_session") == []
+
+
+def test_guessing_from_one_address_does_not_lock_the_name_out_elsewhere(env: Env) -> None:
+    app = create_app(env.model, env.engine)
+    freeze_throttle(app)
+    attacker = client_at(env, app, "203.0.113.66")
+    for _ in range(5):
+        assert sign_in(attacker, "admin", "wrong-password").status_code == 400
+    assert sign_in(attacker, "admin", "admin-password").status_code == 429
+    admin = client_at(env, app, "192.0.2.10")
+    assert sign_in(admin, "admin", "admin-password").status_code == 303
+    assert sign_in(attacker, "admin", "admin-password").status_code == 429  # still waits
+
+
+def test_bad_guesses_sent_at_once_get_only_the_free_tries(env: Env) -> None:
+    """20 sign-ins with a wrong password at the same moment, from one address: the count
+    is taken before the password is checked, so at most 5 are checked at all."""
+    app = create_app(env.model, env.engine)
+    freeze_throttle(app)
+
+    async def guess_all() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                     headers={"Accept": "text/html"}) as client:
+            token = csrf_of((await client.get("/login")).text)
+            form = {"username": "admin", "password": "wrong-password", "csrf_token": token}
+            answers = await asyncio.gather(*(client.post("/login", data=form)
+                                             for _ in range(20)))
+        return [r.status_code for r in answers]
+
+    statuses = asyncio.run(guess_all())
+    assert sorted(statuses) == [400] * 5 + [429] * 15
+
+
+def test_x_forwarded_for_is_believed_only_from_a_named_proxy(env: Env) -> None:
+    """`crm serve` starts uvicorn with proxy_options(CRM_TRUSTED_PROXIES): by default the
+    address a failure is counted for is the connection's peer, even from 127.0.0.1."""
+    for proxies, counted in (((), "127.0.0.1"), (("127.0.0.1",), "198.51.100.9")):
+        config = uvicorn.Config(create_app(env.model, env.engine), **proxy_options(proxies))
+        config.load()
+        client = TestClient(config.loaded_app, raise_server_exceptions=False,
+                            client=("127.0.0.1", 50000))
+        client.headers["X-Forwarded-For"] = "198.51.100.9"
+        assert sign_in(client, "admin", "wrong-password").status_code == 400
+        addresses = {r["address"] for r in rows(env, "crm_login_throttle")}
+        assert addresses == {counted}, proxies
+        with env.engine.begin() as conn:
+            conn.execute(delete(env.records.schema.table("crm_login_throttle")))
 
 
 def test_a_good_sign_in_resets_the_count_for_that_name(pages: TestClient) -> None:
@@ -229,7 +305,7 @@ def test_a_signed_out_form_needs_the_token_of_its_cookie(env: Env) -> None:
 
 def test_get_never_changes_state(env: Env, pages: TestClient) -> None:
     sign_in(pages)
-    before = {t: rows(env, t) for t in ("crm_session", "crm_login_attempt", "crm_user")}
+    before = {t: rows(env, t) for t in ("crm_session", "crm_login_throttle", "crm_user")}
     assert pages.get("/login?username=admin&password=wrong").status_code == 200  # → dashboard
     assert pages.get("/logout", follow_redirects=False).status_code == 405
     assert pages.get("/account/language?language=zh-CN",

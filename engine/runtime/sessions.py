@@ -3,8 +3,9 @@ any request (DESIGN §7: the web tier is stateless).
 
 A session id is 32 random bytes; the database keeps only its SHA-256 digest, so a leaked
 database copy cannot be replayed as a cookie. Each session carries its own CSRF secret.
-Failed sign-ins are rows in crm_login_attempt, counted per user name and per client
-address over a sliding window; the count does not depend on whether the name exists.
+Failed sign-ins are counted in crm_login_throttle per (user name, client address) and per
+address, with waits that double past a few free failures (`ThrottlePolicy`); the count does
+not depend on whether the name exists.
 """
 
 from __future__ import annotations
@@ -15,12 +16,26 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from engine.runtime.db import WRITE
+from engine.runtime.db import WRITE, is_sqlite
 from engine.runtime.schema.tables import (
-    LOGIN_ATTEMPT_TABLE,
+    LOGIN_THROTTLE_TABLE,
     SESSION_TABLE,
     USER_TABLE,
     Schema,
@@ -176,67 +191,128 @@ class Sessions:
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
-    max_per_name: int = 5
-    """Failures for one user name within `window` before sign-in for that name pauses."""
-    max_per_address: int = 20
-    """Failures from one client address (any names) within `window` before it pauses;
-    higher than per name because an office may share one address."""
-    window: timedelta = timedelta(minutes=15)
+    """How sign-in guessing slows down. Failures are counted per (user name, client
+    address): guesses from one address never slow down the same name from another, so an
+    attacker cannot lock a user (or the administrator) out. Past the free failures each
+    further try waits twice as long as the last (first_wait, 2 first_wait, …, max_wait).
+    """
+
+    free_per_name: int = 5
+    """Failures of one name from one address before the waits begin."""
+    free_per_address: int = 20
+    """Failures from one address for any names before the waits begin; higher than per
+    name because an office may share one address."""
+    first_wait: timedelta = timedelta(seconds=1)
+    max_wait: timedelta = timedelta(minutes=15)
+    forget_after: timedelta = timedelta(hours=1)
+    """A counter with no failure for this long starts again from zero."""
+
+    def wait(self, failures: int, free: int) -> timedelta | None:
+        """The pause after the last of `failures` failures, or None while some are free.
+
+        >>> p = ThrottlePolicy(first_wait=timedelta(seconds=1), max_wait=timedelta(minutes=1))
+        >>> [p.wait(n, 5) for n in (4, 5, 6)], p.wait(50, 5)
+        ([None, datetime.timedelta(seconds=1), datetime.timedelta(seconds=2)], \
+datetime.timedelta(seconds=60))
+        """
+        if failures < free:
+            return None
+        doubled: timedelta = self.first_wait * 2 ** min(failures - free, 40)
+        return min(doubled, self.max_wait)
+
+
+ADDRESS_ROW = ""
+"""The user_name of an address's counter for all names (no typed name maps to it)."""
 
 
 class LoginThrottle:
+    """Counts sign-in attempts so that checking and counting are one step: `attempt` is
+    called before the password is checked and counts the attempt as a failure under a row
+    lock (many guesses at once cannot all pass a check made before any is counted);
+    `succeeded` takes it back after the right password."""
+
     def __init__(self, engine: Engine, schema: Schema, policy: ThrottlePolicy | None = None,
                  clock: Clock = _utcnow) -> None:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
-        self.table = schema.table(LOGIN_ATTEMPT_TABLE)
+        self.table = schema.table(LOGIN_THROTTLE_TABLE)
         self.policy = policy or ThrottlePolicy()
         self.clock = clock
 
-    def retry_after(self, name: str, address: str) -> int | None:
-        """Seconds until a sign-in for `name` from `address` may be tried again, or None
-        when it may be tried now. Checked before the password, for any name."""
-        now = self.clock()
-        since = now - self.policy.window
-        t = self.table
-        waits: list[timedelta] = []
-        with self.engine.connect() as conn:
-            for column, value, limit in ((t.c.user_name, _name_key(name),
-                                          self.policy.max_per_name),
-                                         (t.c.address, _address_key(address),
-                                          self.policy.max_per_address)):
-                # The limit-th most recent failure: once it leaves the window, the count
-                # drops below the limit.
-                at = conn.execute(select(t.c.at).where(column == value, t.c.at > since)
-                                  .order_by(t.c.at.desc()).offset(limit - 1).limit(1)
-                                  ).scalar_one_or_none()
-                if at is not None:
-                    waits.append(at + self.policy.window - now)
-        if not waits:
-            return None
-        return max(1, math.ceil(max(waits).total_seconds()))
-
-    def record_failure(self, name: str, address: str) -> None:
+    def attempt(self, name: str, address: str) -> int | None:
+        """Count a sign-in attempt for `name` from `address` and return None; or, when the
+        name (from this address) or the address must wait, count nothing and return the
+        seconds to wait. Works the same for names that do not exist."""
         now = self.clock()
         t = self.table
+        keys = ((_name_key(name), self.policy.free_per_name),
+                (ADDRESS_ROW, self.policy.free_per_address))
+        address = _address_key(address)
+        stale = now - self.policy.forget_after
         with self.writer.begin() as conn:
-            conn.execute(insert(t).values(at=now, user_name=_name_key(name),
-                                          address=_address_key(address)))
-            # Rows past the window count for nothing; dropping them here keeps the table
-            # small without a separate clean-up job.
-            conn.execute(delete(t).where(t.c.at <= now - self.policy.window))
+            self._forget(conn, stale)
+            waits: list[timedelta] = []
+            for user_name, free in keys:  # always in this order: no deadlock between two
+                conn.execute(_insert_missing(conn, t).values(
+                    user_name=user_name, address=address, failures=0, last_at=now))
+                row = conn.execute(select(t.c.failures, t.c.last_at).where(
+                    t.c.user_name == user_name, t.c.address == address).with_for_update()
+                ).one()
+                failures = 0 if row.last_at <= stale else row.failures
+                pause = self.policy.wait(failures, free)
+                if pause is not None and row.last_at + pause > now:
+                    waits.append(row.last_at + pause - now)
+            if waits:
+                return max(1, math.ceil(max(waits).total_seconds()))
+            conn.execute(update(t).where(
+                t.c.user_name.in_([k for k, _ in keys]), t.c.address == address).values(
+                failures=case((t.c.last_at <= stale, 1), else_=t.c.failures + 1),
+                last_at=now))
+        return None
 
-    def clear(self, name: str, address: str) -> None:
-        """Forget the failures of this name from this address after a good sign-in; other
-        addresses' failures for the name still count."""
+    def succeeded(self, name: str, address: str) -> None:
+        """The attempt had the right password: forget this name's failures from this
+        address, and take the attempt back from the address's count. Failures of the name
+        from other addresses still count for those addresses."""
         t = self.table
+        address = _address_key(address)
         with self.writer.begin() as conn:
             conn.execute(delete(t).where(t.c.user_name == _name_key(name),
-                                         t.c.address == _address_key(address)))
+                                         t.c.address == address))
+            conn.execute(update(t).where(t.c.user_name == ADDRESS_ROW, t.c.address == address,
+                                         t.c.failures > 0)
+                         .values(failures=t.c.failures - 1))
+
+    def failures(self, name: str, address: str) -> int:
+        """The failures counted for `name` from `address` (0 once forgotten)."""
+        t = self.table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.failures, t.c.last_at).where(
+                t.c.user_name == _name_key(name), t.c.address == _address_key(address))
+            ).first()
+        if row is None or row.last_at <= self.clock() - self.policy.forget_after:
+            return 0
+        return int(row.failures)
+
+    def _forget(self, conn: Connection, stale: datetime) -> None:
+        # Old counters count for nothing; dropping them here keeps the table small without a
+        # clean-up job. Rows another attempt holds are skipped, never waited for.
+        t = self.table
+        old = select(t.c.user_name, t.c.address).where(t.c.last_at <= stale).limit(100)
+        conn.execute(delete(t).where(tuple_(t.c.user_name, t.c.address).in_(
+            old.with_for_update(skip_locked=True))))
+
+
+def _insert_missing(conn: Connection, table: Table) -> Any:
+    """INSERT that does nothing when the row exists (and waits for one being inserted)."""
+    if is_sqlite(conn.engine):
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return pg_insert(table).on_conflict_do_nothing()
 
 
 def _name_key(name: str) -> str:
-    return name.strip().lower()[:80]
+    # A blank name gets a key of its own: ADDRESS_ROW belongs to the address's counter.
+    return name.strip().lower()[:80] or "-"
 
 
 def _address_key(address: str) -> str:

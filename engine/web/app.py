@@ -18,11 +18,11 @@ from starlette.types import ASGIApp
 from engine.metadata.model import Model
 from engine.runtime.errors import RecordError
 from engine.runtime.records import Records
-from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions, ThrottlePolicy
+from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions
 from engine.runtime.users import Users
 from engine.settings import WebSettings
 from engine.web.api import Api
-from engine.web.auth import WebAuth
+from engine.web.auth import WebAuth, throttle_policy
 from engine.web.errors import on_http_error, on_record_error, on_unexpected
 from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
@@ -74,10 +74,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
     sessions = Sessions(engine, records.schema, SessionPolicy(
         idle=_minutes(settings.session_idle_minutes), lifetime=_minutes(
             settings.session_days * 24 * 60)))
-    window = _minutes(settings.login_window_minutes)
-    throttle = LoginThrottle(engine, records.schema, ThrottlePolicy(
-        max_per_name=settings.login_max_failures,
-        max_per_address=4 * settings.login_max_failures, window=window))
+    throttle = LoginThrottle(engine, records.schema, throttle_policy(settings))
     services = Services(model, engine, records, users, sessions, throttle)
     openapi = build_openapi(model)
     ui = Ui(model, policy=records.policy)

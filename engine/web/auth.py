@@ -8,6 +8,7 @@ ends every session of the user, then starts a new one for the browser that chang
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from engine.runtime.db import is_sqlite
-from engine.runtime.sessions import LoginThrottle, Sessions
+from engine.runtime.sessions import LoginThrottle, Sessions, ThrottlePolicy
 from engine.runtime.users import Users
 from engine.settings import WebSettings
 from engine.web.i18n import LANGUAGES, N_, supported
@@ -69,7 +70,17 @@ def _text(form: dict[str, str], key: str, limit: int) -> str:
     return form.get(key, "")[:limit].replace("\x00", "")
 
 
+def throttle_policy(settings: WebSettings) -> ThrottlePolicy:
+    """Sign-in throttling from the web settings (docs/ui.md, "Signing in")."""
+    window = timedelta(minutes=settings.login_window_minutes)
+    return ThrottlePolicy(free_per_name=settings.login_max_failures,
+                          free_per_address=4 * settings.login_max_failures,
+                          max_wait=window, forget_after=4 * window)
+
+
 def _address(request: Request) -> str:
+    # The connection's peer, unless `crm serve` was told of proxies (CRM_TRUSTED_PROXIES):
+    # then uvicorn has put the address the trusted proxy forwarded in its place.
     return request.client.host if request.client else "unknown"
 
 
@@ -155,18 +166,17 @@ class WebAuth:
         next_url = safe_next(form.get("next"))
         address = _address(request)
         context = {"next": next_url or "", "username": name}
-        # Checked before the password and by name only, so the answer is the same whether
-        # or not the user exists.
-        wait = await run_in_threadpool(self.throttle.retry_after, name, address)
+        # Counted before the password is checked (one step, so guesses sent at once cannot
+        # all pass), and the same way whether or not the user exists.
+        wait = await run_in_threadpool(self.throttle.attempt, name, address)
         if wait is not None:
             return self.ui.page(request, "login.html", {**context, "error": THROTTLED},
                                 status=429, headers={"Retry-After": str(wait)})
         user = await run_in_threadpool(self.users.check_password, name, password)
         if user is None:
-            await run_in_threadpool(self.throttle.record_failure, name, address)
             return self.ui.page(request, "login.html", {**context, "error": WRONG_CREDENTIALS},
                                 status=400)
-        await run_in_threadpool(self.throttle.clear, name, address)
+        await run_in_threadpool(self.throttle.succeeded, name, address)
         previous = viewer_of(request)
         if previous is not None:
             await run_in_threadpool(self.sessions.end, previous.session.id)
@@ -200,14 +210,15 @@ class WebAuth:
             errors["confirm_password"] = N_("The two new passwords are not the same.")
         name, address = viewer.user.name, _address(request)
         # Someone at an unlocked screen could guess the current password here: same limit.
-        wait = await run_in_threadpool(self.throttle.retry_after, name, address)
+        wait = await run_in_threadpool(self.throttle.attempt, name, address)
         if wait is not None:
             return self.ui.page(request, "password.html", {"changed": False, "errors": {},
                                                            "error": THROTTLED},
                                 status=429, headers={"Retry-After": str(wait)})
         if await run_in_threadpool(self.users.check_password, name, current) is None:
-            await run_in_threadpool(self.throttle.record_failure, name, address)
             errors["current_password"] = N_("This is not your current password.")
+        else:
+            await run_in_threadpool(self.throttle.succeeded, name, address)
         if errors:
             return self.ui.page(request, "password.html", {"changed": False, "errors": errors},
                                 status=400)

@@ -33,11 +33,11 @@ MIGRATION_TABLE = "crm_migration"
 ARCHIVE_TABLE = "crm_archived_column"
 TEAM_TABLE = "crm_team"
 SESSION_TABLE = "crm_session"
-LOGIN_ATTEMPT_TABLE = "crm_login_attempt"
+LOGIN_THROTTLE_TABLE = "crm_login_throttle"
 SAVED_VIEW_TABLE = "crm_saved_view"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE,
-                 SESSION_TABLE, LOGIN_ATTEMPT_TABLE, SAVED_VIEW_TABLE)
+                 SESSION_TABLE, LOGIN_THROTTLE_TABLE, SAVED_VIEW_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -232,15 +232,16 @@ def _system_tables(md: MetaData) -> None:
         Index("uq_crm_session_token_hash", "token_hash", unique=True),
         Index("ix_crm_session_user_id", "user_id"),
     )
-    # Failed sign-ins, counted per user name and per client address to throttle guessing.
+    # Failed sign-ins (engine/runtime/sessions.py): one counter per (user name, client
+    # address), and one per address for all names (user_name ""), each row locked while an
+    # attempt is counted. An earlier crm_login_attempt table (one row per failure) is unused.
     Table(
-        LOGIN_ATTEMPT_TABLE, md,
-        Column("id", IdType, primary_key=True, autoincrement=True),
-        Column("at", UtcDateTime, nullable=False),
-        Column("user_name", String(80), nullable=False),
-        Column("address", String(64), nullable=False),
-        Index("ix_crm_login_attempt_user_name", "user_name", "at"),
-        Index("ix_crm_login_attempt_address", "address", "at"),
+        LOGIN_THROTTLE_TABLE, md,
+        Column("user_name", String(80), primary_key=True),
+        Column("address", String(64), primary_key=True),
+        Column("failures", Integer, nullable=False),
+        Column("last_at", UtcDateTime, nullable=False),
+        Index("ix_crm_login_throttle_last_at", "last_at"),
     )
     # A user's saved list views (engine/runtime/views.py): a name for a list's query string.
     Table(
