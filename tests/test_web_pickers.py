@@ -121,3 +121,76 @@ def test_reports_to_someone_of_another_account_is_refused(env: Env) -> None:
     saved = admin.post(path, data=data | {"reports_to": str(w["ann"])}, follow_redirects=False)
     assert saved.status_code == 303
     assert env.records.get(SYSTEM, "contact", w["cy"])["reports_to"] == w["ann"]
+
+
+# -- user pickers: only users the viewer may name (engine/runtime/access/reachable.py) -----
+
+
+class Staff:
+    """Two dealers in PARTNERS (the partner role reads no department), internal staff in
+    SH, BJ and EAST (their roles read every department), and an opportunity of the first
+    dealer."""
+
+    def __init__(self, env: Env) -> None:
+        d = departments(env)
+        self.dealer = user(env, "dealer_one", "partner", department=d["PARTNERS"])
+        self.colleague = user(env, "dealer_two", "partner", department=d["PARTNERS"])
+        self.zhang = user(env, "zhang_sh", "sales_rep", department=d["SH"])
+        self.li = user(env, "li_bj", "sales_rep", department=d["BJ"])
+        self.boss = user(env, "boss_east", "sales_manager", department=d["EAST"])
+        account = place(env, "account", {"name": "Dealer account"}, owner=self.dealer)
+        self.deal = int(place(env, "opportunity", {"name": "Dealer deal",
+                                                   "account": account["id"]},
+                              owner=self.dealer)["id"])
+
+
+def _names(client: TestClient, url: str, **params: Any) -> set[str]:
+    return {title for title, _, _ in hits(client, url, **params)}
+
+
+def test_a_partner_s_member_picker_offers_only_its_own_department(env: Env) -> None:
+    s = Staff(env)
+    url = "/e/opportunity/pick/_member"
+    dealer = client_for(env, "dealer_one")
+    assert _names(dealer, url) == {"dealer_one", "dealer_two"}
+    assert _names(dealer, url, q="zhang") == set()
+    assert _names(dealer, url, q="_") == {"dealer_one", "dealer_two"}
+    # staff who may read every department (roles.yaml) reach everyone, as administrators do
+    everyone = {"admin", "dealer_one", "dealer_two", "zhang_sh", "li_bj", "boss_east"}
+    for name, password in (("boss_east", "a-password"), ("li_bj", "a-password"),
+                           ("admin", "admin-password")):
+        assert _names(client_for(env, name, password), url) == everyone
+    # choosing by id is no way round it: the widget stays empty for staff
+    for member, shown in ((s.zhang.id, False), (env.admin.id, False), (s.colleague.id, True)):
+        widget = dealer.get(f"{url}/choose", params={"id": member})
+        assert widget.status_code == 200
+        assert ("dealer_two" in widget.text) is shown
+        assert "zhang_sh" not in widget.text and ">admin<" not in widget.text
+
+
+def test_the_team_refuses_a_user_the_picker_does_not_offer_as_if_unknown(env: Env) -> None:
+    s = Staff(env)
+    api = env.client(env.users.new_token("dealer_one"))
+    team = f"/api/opportunity/{s.deal}/team"
+
+    def refusal(body: dict[str, Any], name: str) -> str:
+        resp = api.post(team, json=body)
+        assert resp.status_code == 422, resp.text
+        return resp.text.replace(name, "<who>")
+
+    assert refusal({"user": "zhang_sh"}, "zhang_sh") == refusal({"user": "nobody_x"},
+                                                                  "nobody_x")
+    assert refusal({"user": s.zhang.id}, str(s.zhang.id)) == refusal({"user": 10**6},
+                                                                     str(10**6))
+    assert env.records.team(SYSTEM, "opportunity", s.deal) == []
+    resp = api.post(team, json={"user": "dealer_two"})
+    assert resp.status_code == 200 and [m["user"] for m in resp.json()["items"]] == [
+        "dealer_two"]
+    # the page's team form holds the same rule
+    page = client_for(env, "dealer_one")
+    path = f"/e/opportunity/{s.deal}"
+    token = csrf_of(page.get(path).text)
+    refused = page.post(f"{path}/team", data={"csrf_token": token, "_member": str(s.li.id)})
+    assert refused.status_code == 422 and f"no active user with id {s.li.id}" in refused.text
+    assert [m["user"] for m in env.records.team(SYSTEM, "opportunity", s.deal)] == [
+        "dealer_two"]

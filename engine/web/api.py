@@ -17,6 +17,7 @@ from engine.messages import localize, msg
 from engine.runtime.access import Actor
 from engine.runtime.access.bulk import require_page_size
 from engine.runtime.access.explain import explain_access
+from engine.runtime.access.reachable import may_reach
 from engine.runtime.errors import (
     BadRequest,
     Forbidden,
@@ -234,17 +235,27 @@ class Api:
         raise NotFound(msg("no action '%(action)s' on %(entity)s; available: restore, purge, "
                            "assign", action=action, entity=entity))
 
-    async def _user_id(self, value: Any, key: str) -> int | None:
-        """A user given by id or by name; None when not given."""
+    async def _user_id(self, value: Any, key: str,
+                       reachable_by: Actor | None = None) -> int | None:
+        """A user given by id or by name; None when not given. With `reachable_by`, a user
+        that actor may not name (engine/runtime/access/reachable.py) answers as a name no
+        user has."""
         if value is None:
             return None
         if isinstance(value, str) and not value.isdigit():
             user = await self._run(self.users.by_name_or_none, value)
+            if user is not None and reachable_by is not None \
+                    and not await self._run(self._reaches, reachable_by, user.id):
+                user = None
             if user is None:
                 raise Invalid(msg("no user named %(name)s", name=repr(value[:80])),
                               {key: msg("no such user")})
             return user.id
         return _optional_id(value, key)
+
+    def _reaches(self, actor: Actor, user_id: int) -> bool:
+        with self.records.engine.connect() as conn:
+            return may_reach(conn, self.records.policy, actor, self.records.users, user_id)
 
     async def team(self, request: Request) -> Response:
         actor = await self._actor(request)
@@ -256,7 +267,7 @@ class Api:
         else:
             body = await self._body(request)
             _only(body, {"user", "access"})
-            user_id = await self._user_id(body.get("user"), "user")
+            user_id = await self._user_id(body.get("user"), "user", reachable_by=actor)
             if user_id is None:
                 raise Invalid(msg("say who joins the team"),
                               {"user": msg("required: a user id or name")})

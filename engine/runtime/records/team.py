@@ -1,6 +1,7 @@
 """Record teams: users who share a record with its owner (a presales engineer on an
 opportunity). A member with `read` sees the record; with `edit` they may also update it
 where their role's scope is `own`. Adding and removing members is audited under "team".
+Only users the actor may name join (engine/runtime/access/reachable.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from engine.messages import msg
 from engine.runtime.access import Actor
+from engine.runtime.access.reachable import may_reach
 from engine.runtime.audit import write_audit
 from engine.runtime.errors import Invalid, NotFound
 
@@ -57,7 +59,8 @@ def set_member(records: Records, actor: Actor, entity: str, record_id: int, user
         _lock_for_update(conn, records, actor, entity, record_id)
         user = conn.execute(select(u.c.name).where(u.c.id == user_id,
                                                    u.c.active.is_(True))).first()
-        if user is None:
+        # a user the actor may not name answers as one that does not exist
+        if user is None or not may_reach(conn, records.policy, actor, u, user_id):
             raise Invalid(msg("team member is not valid"),
                           {"user": msg("no active user with id %(id)s", id=user_id)})
         key = (t.c.entity == entity, t.c.record_id == record_id, t.c.user_id == user_id)

@@ -26,7 +26,7 @@ from engine.runtime.records.formulas import RECORD_KEY
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
 from engine.web.numbers import whole_number
-from engine.web.pages.fields import active_user, entity_of, link_target, titles
+from engine.web.pages.fields import entity_of, link_target, titles
 from engine.web.pages.pickers import OTHERS, SUGGESTED, Hit, Pickers, include_for
 from engine.web.pages.widgets import FormModel, SectionView, State, Typed, Widget, posted_lists
 from engine.web.ui import PageFamily
@@ -257,7 +257,7 @@ class FormPages(PageFamily):
         if name == "_department":
             return pickers.assignable_departments(actor, entity, text)
         if target == "user":
-            return pickers.users(text)
+            return pickers.users(actor, text)
         return pickers.references(actor, viewer.language, entity, name, text, posted)
 
     async def choose(self, request: Request) -> Response:
@@ -280,7 +280,8 @@ class FormPages(PageFamily):
         if chosen is None:
             return w
         if target == "user":
-            shown = active_user(self.records, chosen)
+            shown = Pickers(self.model, self.records).chosen_user(viewer.user.actor(), entity,
+                                                                  name, chosen)
         else:
             shown = titles(self.model, self.records, viewer.user.actor(), target,
                            [chosen]).get(chosen)

@@ -5,7 +5,8 @@
   the viewer may see, e.g. a contact's account and email). With the form field's
   `picker_filter`, the records that satisfy it come first, then the others; `$record.x` is
   the value of x in the form being filled (sent along by the picker, `hx-include`).
-- A user field, or a team member: active users by name.
+- A user field, or a team member: active users by name, those the viewer may name
+  (engine/runtime/access/reachable.py), as the team accepts.
 - The assign form's owner and department: only users and departments the viewer's `assign`
   scope on the entity reaches (engine/runtime/access/assignable.py), as the server enforces.
 """
@@ -26,6 +27,7 @@ from engine.metadata.formulas import ENGINE_LINKS
 from engine.metadata.model import Entity, FormField
 from engine.runtime.access import Actor
 from engine.runtime.access.assignable import department_condition, user_condition
+from engine.runtime.access.reachable import reachable_users
 from engine.runtime.errors import RecordError
 from engine.runtime.records import Records
 from engine.runtime.records.query import parse_list_params
@@ -85,8 +87,26 @@ class Pickers:
         self.model = model
         self.records = records
 
-    def users(self, text: str) -> list[Hit]:
-        return [Hit(i, name) for i, name in find_users(self.records, text, PICK_LIMIT)]
+    def users(self, actor: Actor, text: str) -> list[Hit]:
+        """Active users the actor may name (a team member, a user field), by name
+        (engine/runtime/access/reachable.py)."""
+        allowed = reachable_users(self.records.policy, actor, self.records.users)
+        return [Hit(i, name)
+                for i, name in find_users(self.records, text, PICK_LIMIT, allowed)]
+
+    def chosen_user(self, actor: Actor, entity: Entity, name: str, user_id: int) -> str | None:
+        """The display name of the active user the picker `name` holds, when the picker may
+        offer them; None otherwise (choosing by id is no way round the picker's rule)."""
+        u, policy = self.records.users, self.records.policy
+        allowed = (user_condition(policy, actor, entity, u) if name == "_owner"
+                   else reachable_users(policy, actor, u))
+        stmt = select(u.c.name, u.c.display_name).where(u.c.id == user_id,
+                                                       u.c.active.is_(True))
+        if allowed is not None:
+            stmt = stmt.where(allowed)
+        with self.records.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else str(row.display_name or row.name)
 
     def assignable_users(self, actor: Actor, entity: Entity, text: str) -> list[Hit]:
         """Active users the actor may give `entity` records to, by name."""
