@@ -3,6 +3,8 @@ security headers on every answer (engine/web/headers.py)."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,7 +15,8 @@ from starlette.types import Receive, Scope, Send
 from engine.web.app import create_app
 from engine.web.headers import SecurityHeaders
 from engine.web.security import MAX_FORM_BYTES, Signer
-from tests.conftest import Env
+from engine.web.ui import TEMPLATES
+from tests.conftest import REPO, Env
 from tests.web_helpers import page_token, sign_in
 
 
@@ -133,3 +136,25 @@ def test_an_app_value_is_replaced_not_doubled() -> None:
     _assert_secured(answer)
     assert answer.headers.get_list("cache-control") == ["no-store"]
     assert answer.headers.get_list("x-frame-options") == ["DENY"]
+
+
+# Inside a tag: an inline handler, a style attribute, a javascript: address, an htmx
+# attribute that evaluates script (hx-on, hx-vars, js: values, trigger filters).
+_INLINE = re.compile(
+    r"<script(?![^>]*\bsrc=)[^>]*>|<style\b"  # an inline script or style element
+    r"|<[a-z][^>]*\s(?:on[a-z]+|style|hx-on[:-][\w:-]*|hx-vars)\s*="
+    r"|<[a-z][^>]*=\s*[\"']\s*(?:javascript|js):"
+    r"|<[a-z][^>]*\shx-trigger=\"[^\"]*\[", re.IGNORECASE)
+
+
+def test_no_template_or_page_code_holds_inline_script_or_style() -> None:
+    """What the CSP would block, found before a browser does: in every template and in the
+    HTML the page code builds (tests/browser/test_browser_csp.py runs the main pages)."""
+    sources = [*TEMPLATES.glob("*.html"), *(REPO / "engine" / "web").rglob("*.py")]
+    found = [f"{path.relative_to(REPO)}: {hit.group(0)}" for path in sources
+             for hit in _INLINE.finditer(path.read_text(encoding="utf-8"))]
+    assert found == []
+    assert _INLINE.search('<button onclick="go()">') and _INLINE.search("<p style='x'>")
+    assert _INLINE.search("<a href='javascript:x'>") and _INLINE.search("<style>")
+    assert _INLINE.search('<div hx-on:click="x">') and _INLINE.search("<script>x</script>")
+    assert not _INLINE.search('<script src="/static/layout.js" defer></script>')
