@@ -56,6 +56,15 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+FOLD_FUNCTION = "crm_fold"
+"""SQLite's lower() folds ASCII letters only; this one folds as unique names compare
+(engine/runtime/records/unique.py `fold`: lower case, the Greek final sigma as sigma)."""
+
+
+def _fold(text: object) -> object:
+    return text.lower().replace("\u03c2", "\u03c3") if isinstance(text, str) else text
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -67,6 +76,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
         dbapi_conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
+        dbapi_conn.create_function(FOLD_FUNCTION, 1, _fold, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -7,6 +7,7 @@ dispatch per value. Every failure is a ValueProblem with a message for the user.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -62,6 +63,9 @@ def _text(f: Field) -> Coercer:
             raise ValueProblem(msg("must be at most %(limit)s characters", limit=limit)) from None
         if f.type is not FieldType.TEXTAREA:
             text = text.strip()
+        # One spelling per text: "Café" typed with a combining accent is stored as the
+        # precomposed "Café", so unique values, filters and sorts see one value.
+        text = unicodedata.normalize("NFC", text)
         if "\x00" in text:
             raise ValueProblem(msg("must not contain NUL characters"))
         if len(text) > limit:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Table, and_, select
 
 from engine.metadata.model import Entity
+from engine.runtime.records.unique import unique_column, unique_key
 from engine.runtime.schema.tables import USER_TABLE
 from engine.runtime.values import to_json
 
@@ -50,14 +51,16 @@ def drop_unlinked_and_taken(conn: Connection, entity: Entity, table: Table,
     for f in entity.fields:
         if not f.unique:
             continue
-        values = list({v[f.name] for _, v in batch if v.get(f.name) is not None})
+        # Compared as unique values compare (a name ignores case: records/unique.py).
+        values = list({unique_key(entity, f, v[f.name]) for _, v in batch
+                       if v.get(f.name) is not None})
+        column = unique_column(entity, f, table.c[f.name], conn.dialect.name)
         taken: set[Any] = set()
         for start in range(0, len(values), _CHUNK):
             chunk = values[start : start + _CHUNK]
-            taken |= set(conn.execute(select(table.c[f.name]).where(
-                table.c[f.name].in_(chunk))).scalars())
+            taken |= set(conn.execute(select(column).where(column.in_(chunk))).scalars())
         for i, v in batch:
-            if v.get(f.name) in taken:
+            if v.get(f.name) is not None and unique_key(entity, f, v[f.name]) in taken:
                 bad.setdefault(i, {})[f.name] = f"{to_json(v[f.name])!s} is already used"
     errors.extend(sorted(bad.items()))
     return [(i, v) for i, v in batch if i not in bad]

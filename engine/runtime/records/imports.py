@@ -19,6 +19,7 @@ from engine.runtime.access import Actor
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
 from engine.runtime.records.bulk import Batch, drop_unlinked_and_taken
+from engine.runtime.records.unique import unique_key
 from engine.runtime.values import to_json
 
 if TYPE_CHECKING:
@@ -60,10 +61,11 @@ def bulk_create(records: Records, actor: Actor, entity: str,
         for name, seen in seen_unique.items():
             v = values.get(name)
             if v is not None and name not in problems:
-                if v in seen:
+                key = unique_key(c.entity, c.entity.field(name), v)
+                if key in seen:
                     problems[name] = msg("%(value)s appears twice in this import",
                                          value=to_json(v))
-                seen.add(v)
+                seen.add(key)
         if problems:
             errors.append((index, problems))
         else:

@@ -72,6 +72,7 @@ from engine.runtime.records.query import (
 from engine.runtime.records.score import explained_term
 from engine.runtime.records.team import remove_member, set_member, team_of
 from engine.runtime.records.totals import Totals
+from engine.runtime.records.unique import check_unique
 from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
 from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
 from engine.types import ENGINE_COLUMNS, FieldType
@@ -361,22 +362,11 @@ class Records:
             return None
         return self.policy.read_filter(actor, self.model.entity(target.name), target)
 
-    def _check_unique(self, conn: Connection, c: _Compiled, values: Mapping[str, Any],
-                      errors: dict[str, str], self_id: int | None = None) -> None:
-        t = c.table
-        for f in c.entity.fields:
-            value = values.get(f.name)
-            if not f.unique or value is None or f.name in errors:
-                continue
-            stmt = select(t.c.id, t.c.deleted_at).where(t.c[f.name] == value)
-            if self_id is not None:
-                stmt = stmt.where(t.c.id != self_id)
-            other = conn.execute(stmt.limit(1)).first()
-            if other is not None:
-                errors[f.name] = (
-                    msg("%(value)s is already used (by a record in the recycle bin)",
-                        value=to_json(value)) if other.deleted_at
-                    else msg("%(value)s is already used", value=to_json(value)))
+    def _check_unique(self, conn: Connection, actor: Actor, c: _Compiled,
+                      values: Mapping[str, Any], errors: dict[str, str],
+                      self_id: int | None = None) -> None:
+        check_unique(conn, c.entity, c.table, values, errors,
+                     lambda: self.policy.read_filter(actor, c.entity, c.table), self_id)
 
     # -- single-record operations --------------------------------------------------------
 
@@ -389,7 +379,7 @@ class Records:
         now = self.clock()
         with self.writer.begin() as conn:
             self._check_links(conn, actor, c, values, errors)
-            self._check_unique(conn, c, values, errors)
+            self._check_unique(conn, actor, c, values, errors)
             full = {f.name: values.get(f.name) for f in c.entity.stored_fields}
             full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
                      "department_id": actor.department_id}
@@ -437,7 +427,7 @@ class Records:
             if old["version"] != version:
                 raise stale_version(entity, record_id, old["version"], version)
             self._check_links(conn, actor, c, values, errors, self_id=record_id)
-            self._check_unique(conn, c, values, errors, self_id=record_id)
+            self._check_unique(conn, actor, c, values, errors, self_id=record_id)
             if errors or field_changes(old, values, values.keys()):
                 self._apply_formulas(conn, c, {**old, **values}, errors, prior=old)
             if errors:
