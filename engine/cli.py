@@ -305,6 +305,24 @@ def user_deactivate(ctx: Context, name: str, transfer_to: str | None) -> None:
     click.echo(f"user {name} is deactivated")
 
 
+@user.command("reactivate")
+@click.argument("name")
+@pass_ctx
+def user_reactivate(ctx: Context, name: str) -> None:
+    """Let a deactivated user sign in again (new sessions and tokens; the old stay ended)."""
+    from engine.runtime.users import Users
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        Users(engine, build_schema(model)).set_active(name, True)
+    except RecordError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    click.echo(f"user {name} is active")
+
+
 @main.group()
 def access() -> None:
     """Questions about access: who may see or change what, and why."""

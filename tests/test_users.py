@@ -168,4 +168,6 @@ def test_an_inactive_users_tokens_stop_working(env: Env) -> None:
     assert off.active is False
     assert env.users.by_token(token) is None
     assert env.users.set_active("bob", True).active is True
-    assert env.users.by_token(token) == env.users.by_name("bob")
+    assert env.users.by_token(token) is None  # deactivation revoked it: a new one is needed
+    fresh = env.users.new_token("bob")
+    assert env.users.by_token(fresh) == env.users.by_name("bob")

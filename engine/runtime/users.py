@@ -13,14 +13,15 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Table, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.messages import msg
+from engine.metadata.roles import Roles
 from engine.runtime.access import Actor
 from engine.runtime.db import WRITE
-from engine.runtime.errors import Conflict, Invalid, NotFound
-from engine.runtime.schema.tables import TOKEN_TABLE, USER_TABLE, Schema
+from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
+from engine.runtime.schema.tables import SESSION_TABLE, TOKEN_TABLE, USER_TABLE, Schema
 from engine.types import NAME_RE
 
 _hasher = PasswordHasher()
@@ -51,6 +52,7 @@ class Users:
         self.writer = engine.execution_options(**WRITE)
         self.users = schema.table(USER_TABLE)
         self.tokens = schema.table(TOKEN_TABLE)
+        self.sessions = schema.table(SESSION_TABLE)
         self.known_roles = schema.model.roles
 
     def add(self, name: str, roles: list[str], *, password: str | None = None,
@@ -89,9 +91,17 @@ class Users:
         return self.get(new_id)
 
     def set_active(self, name: str, active: bool) -> User:
-        """Deactivate (or reactivate) a user: an inactive user cannot sign in or use tokens."""
+        """Deactivate a user (no sign-in; tokens revoked) or reactivate one. The last active
+        administrator is never deactivated (409). A reactivated user starts afresh: the
+        sessions and tokens from before stay ended."""
         user = self.by_name(name)
+        now = datetime.now(UTC)
         with self.writer.begin() as conn:
+            if active:
+                end_sign_ins(conn, self.sessions, self.tokens, user.id, now)
+            else:
+                lock_for_deactivation(conn, self.users, self.known_roles, user.id)
+                end_sign_ins(conn, None, self.tokens, user.id, now)
             conn.execute(update(self.users).where(self.users.c.id == user.id)
                          .values(active=active))
         return self.get(user.id)
@@ -184,6 +194,42 @@ class Users:
                 self.tokens.c.user_id == user.id, self.tokens.c.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC)))
         return int(result.rowcount)
+
+
+def lock_for_deactivation(conn: Connection, users: Table, roles: Roles, user_id: int,
+                          actor_id: int | None = None, also: tuple[int, ...] = ()) -> None:
+    """Refuse to deactivate `user_id` when it is the actor themselves (400) or the last
+    active administrator (409). Locks the rows of every active user and of `also` (in id
+    order, in one statement, so two callers cannot deadlock) until the transaction ends:
+    two administrators deactivating each other at once are decided one after the other,
+    and the second is refused."""
+    if actor_id is not None and actor_id == user_id:
+        raise BadRequest(msg("you cannot deactivate yourself"),
+                         {"from": msg("another administrator must do it")})
+    rows = conn.execute(select(users.c.id, users.c.name, users.c.roles, users.c.active)
+                        .where(or_(users.c.active.is_(True),
+                                   users.c.id.in_([user_id, *also])))
+                        .order_by(users.c.id).with_for_update()).all()
+    admins = {row.id: row.name for row in rows if row.active and _is_admin(roles, row.roles)}
+    if list(admins) == [user_id]:
+        raise Conflict(msg("'%(name)s' is the last active administrator and stays active",
+                           name=admins[user_id]),
+                       {"from": msg("make another user an administrator first")})
+
+
+def end_sign_ins(conn: Connection, sessions: Table | None, tokens: Table, user_id: int,
+                 now: datetime) -> None:
+    """End the user's API tokens (and browser sessions, given their table)."""
+    conn.execute(update(tokens).where(tokens.c.user_id == user_id,
+                                      tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+    if sessions is not None:
+        conn.execute(update(sessions).where(sessions.c.user_id == user_id,
+                                            sessions.c.ended_at.is_(None)).values(ended_at=now))
+
+
+def _is_admin(roles: Roles, names: str | None) -> bool:
+    return any((role := roles.get(name)) is not None and role.admin
+               for name in (names or "").split(","))
 
 
 def _user(row: object) -> User:

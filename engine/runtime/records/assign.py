@@ -19,6 +19,7 @@ from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.access.assignable import out_of_scope, readable_with
 from engine.runtime.audit import dump_value, write_audit
 from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound, stale_version
+from engine.runtime.users import end_sign_ins, lock_for_deactivation
 
 if TYPE_CHECKING:
     from engine.runtime.records.service import Records, _Compiled
@@ -190,6 +191,14 @@ def transfer_owned(records: Records, actor: Actor, from_user: int, to_user: int,
     moved: dict[str, int] = {}
     with records.writer.begin() as conn:
         u = records.users
+        # Both users' rows stay locked to the end, so a concurrent transfer, deactivation or
+        # reactivation of either waits for this one instead of acting on what it replaces.
+        if deactivate:
+            lock_for_deactivation(conn, u, records.model.roles, from_user, actor.user_id,
+                                  also=(to_user,))
+        else:
+            conn.execute(select(u.c.id).where(u.c.id.in_([from_user, to_user]))
+                         .order_by(u.c.id).with_for_update())
         if conn.execute(select(u.c.id).where(u.c.id == from_user)).first() is None:
             raise NotFound(msg("no user with id %(id)s", id=from_user))
         target = resolve_target(conn, records, to_user, None)
@@ -201,10 +210,7 @@ def transfer_owned(records: Records, actor: Actor, from_user: int, to_user: int,
                 moved[e.name] = _move(conn, records, actor, t, e.name, ids, target, now)
         if deactivate:
             conn.execute(update(u).where(u.c.id == from_user).values(active=False))
-            tokens = records.schema.table("crm_token")
-            conn.execute(update(tokens).where(tokens.c.user_id == from_user,
-                                              tokens.c.revoked_at.is_(None))
-                         .values(revoked_at=now))
+            end_sign_ins(conn, None, records.schema.table("crm_token"), from_user, now)
             write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity="crm_user",
                         record_id=from_user, action="deactivate", changes=[])
     return moved
