@@ -8,6 +8,7 @@ exactly the ones the API accepts.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -24,8 +25,10 @@ from engine.runtime.records.query import ENGINE_SORTABLE, OPERATORS
 from engine.types import ENGINE_COLUMNS, FieldType
 from engine.web.app import create_app
 from engine.web.openapi import build_openapi
+from tests.access_helpers import departments, user
 from tests.conftest import CONFIG, Env
 from tests.test_api import assert_error
+from tests.web_helpers import sign_in
 
 MODEL = load_model(CONFIG)
 DOC = build_openapi(MODEL)
@@ -92,11 +95,84 @@ def _nullable(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 # -- the document on its own -------------------------------------------------------------
 
 
-def test_openapi_json_is_served_without_a_token(env: Env) -> None:
-    resp = env.client().get("/openapi.json")
+def test_openapi_json_needs_a_signed_in_caller(env: Env) -> None:
+    for headers in ({}, {"Authorization": "Bearer crm_not-a-token"}, {"Authorization": "x"}):
+        assert_error(env.client().get("/openapi.json", headers=headers), 401, "unauthorized")
+
+
+def test_an_administrator_gets_everything_by_token_or_by_session(env: Env,
+                                                                 api: TestClient) -> None:
+    resp = api.get("/openapi.json")
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/json"
     assert resp.json() == build_openapi(env.model)
+    browser = env.client()
+    assert sign_in(browser).status_code == 303
+    assert browser.get("/openapi.json").json() == build_openapi(env.model)
+
+
+def _document_of(env: Env, name: str, role: str, department: str) -> tuple[dict[str, Any],
+                                                                           TestClient]:
+    user(env, name, role, department=departments(env)[department])
+    client = env.client(env.users.new_token(name))
+    resp = client.get("/openapi.json")
+    assert resp.status_code == 200, resp.text
+    return resp.json(), client
+
+
+def _props(doc: dict[str, Any], schema: str) -> set[str]:
+    return set(doc["components"]["schemas"][schema]["properties"])
+
+
+def test_a_partner_is_described_only_what_it_may_use(env: Env) -> None:
+    """config/roles.yaml: partner creates, reads and updates its own accounts, contacts,
+    opportunities and activities, reads products, and never sees credit_limit,
+    annual_revenue, tier, birthday or score."""
+    doc, client = _document_of(env, "dealer", "partner", "PARTNERS")
+    Draft202012Validator.check_schema(doc["components"]["schemas"]["Account"])
+    for ref in _refs(doc):
+        node: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+    text = json.dumps(doc)
+    for hidden in ("credit_limit", "annual_revenue", "birthday"):
+        assert hidden not in text
+    for schema in ("Account", "AccountCreate", "AccountPatch"):
+        assert not _props(doc, schema) & {"credit_limit", "annual_revenue", "tier"}
+    assert "score" not in _props(doc, "Opportunity")
+    account_list = doc["paths"]["/api/account"]["get"]["parameters"]
+    assert "tier" not in next(p for p in account_list if p["name"] == "filters")[
+        "schema"]["properties"]
+    assert "tier" not in next(p for p in account_list if p["name"] == "sort")["description"]
+    paths = {path: {m for m in item if m in METHODS} for path, item in doc["paths"].items()}
+    assert paths["/api/account"] == {"get", "post"}
+    assert paths["/api/account/{record_id}"] == {"get", "patch"}
+    assert paths["/api/product"] == {"get"} and paths["/api/product/{record_id}"] == {"get"}
+    assert "/api/account/{record_id}/actions/{action}" not in paths  # no delete, no assign
+    assert "/api/access/transfer" not in paths
+    assert not any(p.startswith(("/api/lead", "/api/campaign")) for p in paths)
+    assert "Lead" not in doc["components"]["schemas"]
+    # what the document leaves out, the API refuses
+    assert client.get("/api/lead").status_code == 403
+    assert client.post("/api/product", json={"name": "x"}).status_code == 403
+    assert client.delete("/api/account/1").status_code in (403, 404)
+    # and what it describes, the API accepts
+    described = next(p for p in account_list if p["name"] == "filters")["schema"]["properties"]
+    for key in described:
+        name, _, op = key.partition("__")
+        value = _filter_value(MODEL.entity("account"), name, op or "eq")
+        assert client.get("/api/account", params={key: value}).status_code == 200, key
+
+
+def test_a_field_read_only_for_the_caller_is_read_only_in_its_document(env: Env) -> None:
+    doc, _ = _document_of(env, "rep", "sales_rep", "SH")  # account credit_limit: readonly
+    assert doc["components"]["schemas"]["Account"]["properties"]["credit_limit"][
+        "readOnly"] is True
+    for schema in ("AccountCreate", "AccountPatch"):
+        assert not _props(doc, schema) & {"credit_limit", "tier"}
+    assert "lead" in {t for item in doc["paths"].values() for op in item.values()
+                      for t in op.get("tags", [])}
+    assert "/api/access/transfer" not in doc["paths"]
 
 
 def test_document_structure() -> None:

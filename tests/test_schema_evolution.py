@@ -271,9 +271,10 @@ def test_add_fields_to_a_table_with_rows(make_env: EnvFactory, config_dir: Path,
         ("add_foreign_key", "main_contact", "link to contact"),
         ("add_index", "code", "unique index uq_account_code"),
         ("add_index", "main_contact", "index ix_account_main_contact"),
+        ("add_index", "owner_id,segment", "index ixo_account_segment"),  # own lists by it
         ("add_index", "segment", "index ix_account_segment"),
     ]
-    assert [s.kind for s in plan.steps][::4] == ["add_column", "add_foreign_key"]
+    assert [s.kind for s in plan.steps][::4] == ["add_column", "add_foreign_key", "add_index"]
     assert not plan.destructive and all(s.table == "account" for s in plan.steps)
 
     env2 = make_env(config_dir)  # applies the plan, as `crm serve` would
@@ -305,6 +306,7 @@ def test_add_fields_to_a_table_with_rows(make_env: EnvFactory, config_dir: Path,
 
     ix = indexes(engine, "account")
     assert ix["ix_account_segment"] == (("segment",), False)
+    assert ix["ixo_account_segment"] == (("owner_id", "segment"), False)
     assert ix["ix_account_main_contact"] == (("main_contact",), False)
     assert ix["uq_account_code"] == (("code",), True)
     assert ix["uq_account_name"] == (("name",), True)  # kept through SQLite's rebuild
@@ -379,9 +381,11 @@ def test_rename_keeps_data_indexes_and_links(make_env: EnvFactory, config_dir: P
     assert sorted((s.kind, s.column, s.detail) for s in plan.steps) == [
         ("add_index", "mother", "index ix_account_mother"),
         ("add_index", "nation", "index ix_account_nation"),
+        ("add_index", "owner_id,nation", "index ixo_account_nation"),
         ("add_index", "ref_code", "unique index uq_account_ref_code"),
         ("drop_index", None, "drop index ix_account_country"),
         ("drop_index", None, "drop index ix_account_parent"),
+        ("drop_index", None, "drop index ixo_account_country"),
         ("drop_index", None, "drop index uq_account_code"),
         ("rename_column", "city", "rename to town"),
         ("rename_column", "code", "rename to ref_code"),
@@ -399,6 +403,7 @@ def test_rename_keeps_data_indexes_and_links(make_env: EnvFactory, config_dir: P
         ("Berlin", "Germany", parent, "G-1")
     ix = indexes(engine, "account")
     assert ix["ix_account_nation"] == (("nation",), False)
+    assert ix["ixo_account_nation"] == (("owner_id", "nation"), False)
     assert ix["ix_account_mother"] == (("mother",), False)
     assert ix["uq_account_ref_code"] == (("ref_code",), True)
     assert not {"ix_account_country", "ix_account_parent", "uq_account_code"} & set(ix)
@@ -443,8 +448,8 @@ def test_rename_and_widen_in_one_plan_is_safe(make_env: EnvFactory, config_dir: 
     model = load_model(config_dir)
     plan = plan_schema(engine, model)
     assert sorted((s.kind, s.column) for s in plan.steps) == [
-        ("add_index", "nation"), ("drop_index", None), ("rename_column", "country"),
-        ("widen_column", "nation")]
+        ("add_index", "nation"), ("add_index", "owner_id,nation"), ("drop_index", None),
+        ("drop_index", None), ("rename_column", "country"), ("widen_column", "nation")]
     apply_plan(engine, model)
     assert raw_values(engine, "account", "nation") == {acme: "Germany"}
     assert indexes(engine, "account")["ix_account_nation"] == (("nation",), False)
@@ -579,7 +584,8 @@ def test_archived_index_and_link_stay_until_dropped(make_env: EnvFactory, config
     assert sorted((s.kind, s.column, s.loss) for s in drop.steps) == [
         ("drop_column", "country", "2 non-empty values in account.country"),
         ("drop_column", "parent", "1 non-empty values in account.parent"),
-        ("drop_index", None, None), ("drop_index", None, None)]
+        ("drop_index", None, None), ("drop_index", None, None),
+        ("drop_index", None, None)]  # ix_account_country, ixo_account_country, ix_account_parent
     apply_plan(engine, model, allow_destructive=True, drop_archived=True)
     assert not {"country", "parent"} & set(column_names(engine, "account"))
     assert not {"ix_account_country", "ix_account_parent"} & set(indexes(engine, "account"))
@@ -845,10 +851,11 @@ def test_index_removed_from_a_field_is_dropped_safely(make_env: EnvFactory, conf
     set_field(config_dir, "account", "country", "{type: text, max_length: 80}")
     model = load_model(config_dir)
     plan = plan_schema(engine, model)
-    assert [(s.kind, s.detail, s.destructive) for s in plan.steps] == [
-        ("drop_index", "drop index ix_account_country", False)]
+    assert sorted((s.kind, s.detail, s.destructive) for s in plan.steps) == [
+        ("drop_index", "drop index ix_account_country", False),
+        ("drop_index", "drop index ixo_account_country", False)]
     apply_plan(engine, model)
-    assert "ix_account_country" not in indexes(engine, "account")
+    assert not {"ix_account_country", "ixo_account_country"} & set(indexes(engine, "account"))
     assert raw_values(engine, "account", "country") == {acme: "Germany"}
     assert plan_schema(engine, model).is_empty
 

@@ -34,6 +34,8 @@ from engine.web.errors import api_language
 from engine.web.i18n import translations
 from engine.web.limits import admit
 from engine.web.numbers import whole_number
+from engine.web.openapi import build_openapi, caller_of
+from engine.web.viewer import viewer_of
 
 MAX_BODY = 1024 * 1024
 MAX_ID = 2**63 - 1
@@ -58,9 +60,11 @@ class Api:
     def __init__(self, records: Records, users: Users) -> None:
         self.records = records
         self.users = users
+        self._documents: dict[tuple[str, ...], dict[str, Any]] = {}
 
     def routes(self) -> list[Route]:
         return [
+            Route("/openapi.json", self.openapi, methods=["GET"]),
             Route("/api/access/explain/{entity}/{record_id}", self.access_explain,
                   methods=["GET"]),
             Route("/api/access/transfer", self.transfer, methods=["POST"]),
@@ -84,6 +88,21 @@ class Api:
             raise Unauthorized(msg("the API token is not valid"))
         admit(request, user.id)
         return user.actor()
+
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI document for the caller (a token, or a signed-in page session): only
+        the entities, routes and fields its roles let it use; everything for an
+        administrator. Built once per set of roles."""
+        viewer = viewer_of(request)
+        if viewer is not None and "authorization" not in request.headers:
+            actor = viewer.user.actor()
+        else:
+            actor = await self._actor(request)
+        key = tuple(sorted(actor.roles))
+        if key not in self._documents:
+            self._documents[key] = build_openapi(self.records.model,
+                                                 caller_of(self.records.policy, actor))
+        return JSONResponse(self._documents[key])
 
     async def _body(self, request: Request) -> dict[str, Any]:
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()

@@ -28,7 +28,6 @@ from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
 from engine.web.i18n import N_
 from engine.web.limits import RequestLimits
-from engine.web.openapi import build_openapi
 from engine.web.pages.admin import AccessAdmin
 from engine.web.pages.board import Board
 from engine.web.pages.forms import FormPages
@@ -76,12 +75,8 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
             settings.session_days * 24 * 60)))
     throttle = LoginThrottle(engine, records.schema, throttle_policy(settings))
     services = Services(model, engine, records, users, sessions, throttle)
-    openapi = build_openapi(model)
     ui = Ui(model, policy=records.policy)
     auth = WebAuth(users, sessions, throttle, ui, settings)
-
-    async def openapi_json(request: Request) -> Response:
-        return JSONResponse(openapi)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "config": model.config_hash[:12]})
@@ -118,7 +113,6 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
         *auth.routes(),
         Route("/health", health),
-        Route("/openapi.json", openapi_json),
         Mount("/static", StaticAssets(directory=STATIC), name="static"),
         *Api(records, users).routes(),
     ]

@@ -1,11 +1,24 @@
-"""OpenAPI 3.1 description generated from the Model: one schema and five routes per entity."""
+"""OpenAPI 3.1 description generated from the Model: one schema and five routes per entity.
+
+`build_openapi(model)` describes everything (what an administrator may use);
+`build_openapi(model, caller_of(policy, actor))` only the entities, routes and fields that
+caller may use: an entity none of whose actions its roles allow is left out, a route whose
+action they may not do is left out, a field hidden from them appears nowhere (schemas,
+filters, sorts, explain), and a field read-only for them is readOnly and not in the write
+schemas.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.metadata.model import Entity, Field, Model
+from engine.metadata.roles import ACTIONS, Scope
+from engine.runtime.access.actor import Actor
 from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE
+from engine.runtime.access.policy import AccessPolicy
 from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE, OPERATORS
 from engine.types import DECIMAL_SHAPES, FieldType
 
@@ -17,6 +30,36 @@ _COMPARABLE = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY,
                          FieldType.CHOICE, FieldType.EMAIL, FieldType.PHONE, FieldType.URL})
 _SEARCHABLE = frozenset({FieldType.TEXT, FieldType.TEXTAREA, FieldType.EMAIL, FieldType.PHONE,
                          FieldType.URL})
+
+
+@dataclass(frozen=True)
+class EntityUse:
+    """What one caller may do with one entity: its allowed actions (of roles.yaml), the
+    fields hidden from it and those read-only for it."""
+
+    actions: frozenset[str]
+    hidden: frozenset[str] = frozenset()
+    readonly: frozenset[str] = frozenset()
+
+
+EVERYTHING = EntityUse(frozenset(ACTIONS))
+
+Caller = Mapping[str, EntityUse]
+"""Entity name → what the caller may do with it; an entity not in it is left out."""
+
+
+def caller_of(policy: AccessPolicy, actor: Actor) -> Caller | None:
+    """What `actor` may use, for build_openapi; None (everything) for an administrator."""
+    if policy.is_admin(actor):
+        return None
+    out: dict[str, EntityUse] = {}
+    for e in policy.model.entities:
+        actions = frozenset(a for a in ACTIONS
+                            if policy.scope(actor, e.name, a) is not Scope.NONE)
+        if actions:
+            mask = policy.mask(actor, e)
+            out[e.name] = EntityUse(actions, mask.hidden, mask.readonly)
+    return out
 
 
 def field_schema(f: Field) -> dict[str, Any]:
@@ -74,12 +117,15 @@ _ENGINE_PROPS: dict[str, dict[str, Any]] = {
 }
 
 
-def _entity_schemas(e: Entity) -> dict[str, Any]:
+def _entity_schemas(e: Entity, use: EntityUse) -> dict[str, Any]:
     name = _cap(e.name)
-    props = {f.name: field_schema(f) for f in e.stored_fields}
+    fields = [f for f in e.fields if f.name not in use.hidden]
+    props = {f.name: field_schema(f) for f in e.stored_fields
+             if f.name not in use.hidden and f.name not in use.readonly}
     readable = {f.name: {**field_schema(f), "readOnly": True,
                          "description": f"computed: {f.formula}"}
-                if f.computed else props[f.name] for f in e.fields}
+                if f.computed else props.get(f.name, {**field_schema(f), "readOnly": True})
+                for f in fields}
     return {
         name: {"type": "object", "title": e.label.get(),
                "properties": {**_ENGINE_PROPS, **readable},
@@ -87,7 +133,7 @@ def _entity_schemas(e: Entity) -> dict[str, Any]:
         f"{name}Create": {"type": "object", "additionalProperties": False,
                           "properties": props,
                           "required": [f.name for f in e.fields if f.required and
-                                       f.default is None]},
+                                       f.default is None and f.name in props]},
         f"{name}Patch": {"type": "object", "additionalProperties": False,
                          "properties": {"version": {"type": "integer"}, **props},
                          "required": ["version"]},
@@ -126,9 +172,10 @@ def _operators(t: FieldType) -> tuple[str, ...]:
                  and (op != "contains" or t in _SEARCHABLE))
 
 
-def _filters(e: Entity) -> dict[str, Any]:
+def _filters(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
     """One query parameter per field and operator: `stage=won`, `amount__gte=1000`."""
-    fields = [(f.name, f.type, f.options) for f in e.fields if _in_sql(f)]
+    fields = [(f.name, f.type, f.options) for f in e.fields
+              if _in_sql(f) and f.name not in hidden]
     fields += [(name, t, ()) for name, t in ENGINE_SORTABLE.items()]
     props: dict[str, Any] = {}
     for name, t, options in fields:
@@ -148,11 +195,43 @@ def _filters(e: Entity) -> dict[str, Any]:
             "schema": {"type": "object", "properties": props, "additionalProperties": False}}
 
 
-def _entity_paths(e: Entity) -> dict[str, Any]:
+def _entity_paths(e: Entity, use: EntityUse) -> dict[str, Any]:
+    """The routes of `e` the caller may use: each operation under the action it needs."""
+    paths = _all_entity_paths(e, use.hidden)
+    may = use.actions.__contains__
+    if not may("read"):
+        for path in [f"/api/{e.name}", f"/api/{e.name}/{{record_id}}",
+                     f"/api/{e.name}/{{record_id}}/team"]:
+            paths[path].pop("get")
+        for path in [f"/api/{e.name}/{{record_id}}/history",
+                     f"/api/{e.name}/{{record_id}}/explain/{{field}}",
+                     f"/api/access/explain/{e.name}/{{record_id}}"]:
+            paths.pop(path, None)
+    for path, method, action in [
+            (f"/api/{e.name}", "post", "create"),
+            (f"/api/{e.name}/{{record_id}}", "patch", "update"),
+            (f"/api/{e.name}/{{record_id}}", "delete", "delete"),
+            (f"/api/{e.name}/{{record_id}}/team", "post", "update"),
+            (f"/api/{e.name}/{{record_id}}/team/{{user_id}}", "delete", "update")]:
+        if not may(action):
+            paths[path].pop(method)
+    actions_path = f"/api/{e.name}/{{record_id}}/actions/{{action}}"
+    allowed = [a for a, needs in (("restore", "delete"), ("purge", "delete"),
+                                  ("assign", "assign")) if may(needs)]
+    if allowed:
+        action_param = paths[actions_path]["post"]["parameters"][1]
+        action_param["schema"]["enum"] = allowed
+    else:
+        paths.pop(actions_path)
+    return {path: item for path, item in paths.items() if item}
+
+
+def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
     n = _cap(e.name)
     rid = {"name": "record_id", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1}}
-    sortable = [f.name for f in e.fields if f.type is not FieldType.MULTICHOICE and _in_sql(f)]
+    sortable = [f.name for f in e.fields if f.type is not FieldType.MULTICHOICE and _in_sql(f)
+                and f.name not in hidden]
     list_params = [
         {"name": "sort", "in": "query", "schema": {"type": "string"},
          "description": "comma-separated fields (at most 5), `-` for descending: "
@@ -170,17 +249,18 @@ def _entity_paths(e: Entity) -> dict[str, Any]:
         {"name": "filter", "in": "query", "schema": {"type": "string"},
          "description": "a boolean formula the records must satisfy, e.g. "
                         "`amount > 1000 AND stage = \"won\"` (see docs/formula.md)"},
-        _filters(e),
+        _filters(e, hidden),
     ]
     tag = [e.name]
     explain: dict[str, Any] = {}
-    if any(f.computed for f in e.fields):
+    explained = [f.name for f in e.fields if f.computed and f.name not in hidden]
+    if explained:
         explain[f"/api/{e.name}/{{record_id}}/explain/{{field}}"] = {
             "get": {"tags": tag, "operationId": f"explain_{e.name}",
                     "summary": "A computed sum, term by term",
                     "parameters": [rid, {"name": "field", "in": "path", "required": True,
-                                         "schema": {"type": "string", "enum": [
-                                             f.name for f in e.fields if f.computed]}}],
+                                         "schema": {"type": "string",
+                                                    "enum": explained}}],
                     "responses": {"200": {"description": "The terms and their values",
                                           "content": _json("Explanation")},
                                   **_errors(400, 401, 404)}}}
@@ -315,7 +395,8 @@ def _in_sql(f: Field) -> bool:
     return not f.computed or (f.compiled is not None and f.compiled.sql_capable)
 
 
-def build_openapi(model: Model) -> dict[str, Any]:
+def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
+    """The document for `caller` (caller_of); None: everything, as administrators see it."""
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "fields"], "properties": {
@@ -347,7 +428,7 @@ def build_openapi(model: Model) -> dict[str, Any]:
                              "description": "The term in words: Budget: Confirmed → 30"}}}}}},
     }
     schemas.update(_ACCESS_SCHEMAS)
-    paths: dict[str, Any] = {"/api/access/transfer": {
+    paths: dict[str, Any] = {} if caller is not None else {"/api/access/transfer": {
         "post": {"tags": ["access"], "operationId": "transfer_owned",
                  "summary": "Give everything a user owns to another (administrators)",
                  "requestBody": {"required": True, "content": _json("Transfer")},
@@ -355,8 +436,11 @@ def build_openapi(model: Model) -> dict[str, Any]:
                                        "content": _json("TransferResult")},
                                **_errors(400, 401, 403, 404, 422)}}}}
     for e in model.entities:
-        schemas.update(_entity_schemas(e))
-        paths.update(_entity_paths(e))
+        use = EVERYTHING if caller is None else caller.get(e.name)
+        if use is None:
+            continue
+        schemas.update(_entity_schemas(e, use))
+        paths.update(_entity_paths(e, use))
     return {
         "openapi": "3.1.0",
         "info": {"title": "MetaCRM API", "version": model.config_hash[:12],

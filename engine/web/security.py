@@ -35,7 +35,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 MAX_FORM_BYTES = 4 * 1024 * 1024
 UNGUARDED_PREFIXES = ("/api/", "/static/")
-UNGUARDED_PATHS = frozenset({"/api", "/health", "/openapi.json"})
+UNGUARDED_PATHS = frozenset({"/api", "/health"})
 CSRF_FAILED = N_("This form has expired or did not come from this site. Go back, reload the "
                  "page and try again.")
 FORM_TOO_LARGE = N_("The form is too large to be sent.")

@@ -97,22 +97,42 @@ class AccessPolicy:
                     table: FromClause) -> ColumnElement[bool] | None:
         return self.row_filter(actor, entity, table, "read")
 
+    def read_branches(self, actor: Actor, entity: Entity,
+                      table: FromClause) -> list[ColumnElement[bool]] | None:
+        """The rows of `table` the actor may read as alternatives, `read_filter` being their
+        OR; None for all rows. At most two: the actor's own records first (an index
+        (owner_id, field) holds them in a list's order), then the others they may read
+        (teams, departments) as one condition. A list reads each apart and merges them
+        (engine/runtime/records/query.py `page_statement`)."""
+        branches = self.scope_branches(self.scope(actor, entity.name, "read"), actor, entity,
+                                       table, "read")
+        if branches is None or len(branches) < 3:
+            return branches
+        return [branches[0], or_(*branches[1:])]
+
     def scope_filter(self, scope: Scope, actor: Actor, entity: Entity, table: FromClause,
                      action: str = "read") -> ColumnElement[bool] | None:
         """The rows of `table` inside `scope` for the actor, as a condition."""
+        branches = self.scope_branches(scope, actor, entity, table, action)
+        return None if branches is None else or_(*branches)
+
+    def scope_branches(self, scope: Scope, actor: Actor, entity: Entity, table: FromClause,
+                       action: str = "read") -> list[ColumnElement[bool]] | None:
+        """The rows of `table` inside `scope` for the actor, as conditions any of which lets
+        a row in (never empty; the owner's condition first); None for all rows."""
         if scope is Scope.ALL:
             return None
         if scope is Scope.NONE or actor.user_id is None:
-            return false()
+            return [false()]
         own: list[ColumnElement[bool]] = [table.c.owner_id == actor.user_id]
         access = _TEAM_ACCESS.get(action)
         if access is not None:
             own.append(table.c.id.in_(self.team_records(actor.user_id, entity.name, access)))
         if scope is Scope.OWN or actor.department_id is None:
-            return or_(*own)
+            return own
         if scope is Scope.DEPARTMENT or self.departments is None:
-            return or_(*own, table.c.department_id == actor.department_id)
-        return or_(*own, table.c.department_id.in_(self.subtree(actor.department_id)))
+            return [*own, table.c.department_id == actor.department_id]
+        return [*own, table.c.department_id.in_(self.subtree(actor.department_id))]
 
     def team_records(self, user_id: int, entity: str, access: tuple[str, ...]) -> Select[Any]:
         t = self.team

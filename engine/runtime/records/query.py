@@ -5,11 +5,24 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Table, and_, cast, false, literal, or_, type_coerce
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    cast,
+    false,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -344,3 +357,29 @@ def _strictly_after(cols: Cols, key: SortKey, value: Any) -> ColumnElement[bool]
         return false() if key.descending else col.is_not(None)
     bound = _bound(cols, key, value)
     return or_(col < bound, col.is_(None)) if key.descending else col > bound
+
+
+def page_statement(stmt: Select[Any], id_col: ColumnElement[Any],
+                   where: Sequence[ColumnElement[bool]],
+                   branches: Sequence[ColumnElement[bool]] | None,
+                   order: Sequence[UnaryExpression[Any]], offset: int,
+                   limit: int) -> Select[Any]:
+    """`stmt` (rows of one table, `id_col` its id) narrowed to a page: the rows matching
+    every condition of `where` and one of `branches` (None: no branch to match), in `order`,
+    the `limit` after the first `offset`.
+
+    With several branches (an access predicate, `owner = me OR id IN (my teams)`, as
+    AccessPolicy.read_branches gives it), each branch's first offset + limit ids are read
+    apart and the page is taken from their union: a database reads one branch from an index
+    in the list's order (the own records from (owner_id, sort field)), where it answers the
+    OR by collecting every matching row and sorting them all for one page. The rows are
+    those of the plain query: `order` is total (it ends with the id), so a row of the page
+    is among the first offset + limit rows of any branch it matches.
+    """
+    if branches is None or len(branches) < 2:
+        return (stmt.where(*where, *(branches or ())).order_by(*order)
+                .offset(offset).limit(limit))
+    tops = [select(id_col.label("id")).where(*where, branch).order_by(*order)
+            .limit(offset + limit).subquery() for branch in branches]
+    ids = union_all(*[select(top.c.id) for top in tops])
+    return stmt.where(id_col.in_(ids)).order_by(*order).offset(offset).limit(limit)

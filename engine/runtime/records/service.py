@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     insert,
     null,
+    or_,
     select,
     update,
 )
@@ -50,6 +51,7 @@ from engine.runtime.records.assign import assign as assign_record
 from engine.runtime.records.assign import transfer_owned
 from engine.runtime.records.bulk import live_target
 from engine.runtime.records.formulas import (
+    Readable,
     RecordContext,
     RecordsClock,
     SqlFields,
@@ -66,6 +68,7 @@ from engine.runtime.records.query import (
     condition_sql,
     encode_cursor,
     order_by,
+    page_statement,
     unknown_field,
     unknown_sort_field,
 )
@@ -154,13 +157,14 @@ class Records:
             raise NotFound(msg("no entity '%(entity)s'", entity=entity)) from None
 
     def _visible(self, actor: Actor, c: _Compiled, *, deleted: bool = False,
-                 table: FromClause | None = None) -> list[Any]:
+                 table: FromClause | None = None, access: bool = True) -> list[Any]:
         """The conditions of the records of `c` the actor may read (live, or in the
-        recycle bin when `deleted`); on `table`, an alias of c.table, when given."""
+        recycle bin when `deleted`); on `table`, an alias of c.table, when given. `access`
+        False: without the read predicate (a list applies it as branches)."""
         t = c.table if table is None else table
         where: list[ColumnElement[bool]] = [
             t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)]
-        predicate = self.policy.read_filter(actor, c.entity, t)
+        predicate = self.policy.read_filter(actor, c.entity, t) if access else None
         if predicate is not None:
             where.append(predicate)
         return where
@@ -208,16 +212,27 @@ class Records:
 
         return write
 
-    def sql_fields(self) -> SqlFields:
-        """Field expressions for one query (TODAY() and NOW() are bound when built)."""
+    def sql_fields(self, reader: Actor | None = None) -> SqlFields:
+        """Field expressions for one query (TODAY() and NOW() are bound when built).
+        `reader`: whose query it is; a computed field that reads another record reads only
+        records they may read (blank past one they cannot). None: the engine, every record.
+        """
+        readable = self.readable(reader)
         return SqlFields(self.schema, self.engine.dialect.name, self.formula_clock,
-                         self._sql_cache)
+                         self._sql_cache, readable, reader)
+
+    def readable(self, reader: Actor | None) -> Readable | None:
+        """The records `reader` may read, per entity, as a condition maker; None: all."""
+        if reader is None or self.policy.is_admin(reader):
+            return None
+        return lambda entity, table: self.policy.read_filter(reader, entity, table)
 
     def _select(self, c: _Compiled, *, computed: bool = True,
-                only: Collection[str] | None = None) -> Select[Any]:
+                only: Collection[str] | None = None,
+                reader: Actor | None = None) -> Select[Any]:
         """The engine columns, stored fields and SQL-computed fields of `c`; `only`: of
         the fields, these alone (stored fields all the same when a formula that only Python
-        can run is asked for: it may read any of them)."""
+        can run is asked for: it may read any of them). `reader`: as for `sql_fields`."""
         t = c.table
         stored = c.entity.stored_fields
         if only is not None and not any(
@@ -226,7 +241,7 @@ class Records:
             stored = tuple(f for f in stored if f.name in only)
         cols: list[Any] = [t.c[n] for n in ENGINE_COLUMNS] + [t.c[f.name] for f in stored]
         if computed:
-            sql = self.sql_fields()
+            sql = self.sql_fields(reader)
             cols += [sql.field(c.entity, t, f).label(f.name) for f in c.entity.fields
                      if f.computed and f.compiled is not None and f.compiled.sql_capable
                      and (only is None or f.name in only)]
@@ -234,10 +249,12 @@ class Records:
 
     def record_context(self, conn: Connection | None, c: _Compiled, values: Mapping[str, Any],
                        *, prior: Mapping[str, Any] | None = None,
-                       is_new: bool = False) -> RecordContext:
-        """`values` of a record of `c` as formulas read them; lookups go through `conn`."""
+                       is_new: bool = False, reader: Actor | None = None) -> RecordContext:
+        """`values` of a record of `c` as formulas read them; lookups go through `conn`,
+        reaching only records `reader` may read (None: the engine, every record)."""
         return RecordContext(self.model, self.schema, conn, c.entity, values,
-                             self.formula_clock, prior=prior, is_new=is_new)
+                             self.formula_clock, prior=prior, is_new=is_new,
+                             readable=self.readable(reader))
 
     def _apply_formulas(self, conn: Connection, c: _Compiled, values: dict[str, Any],
                         errors: dict[str, str], *, given: Iterable[str] = (),
@@ -277,15 +294,20 @@ class Records:
         return self._clocked[c.entity.name]
 
     def fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
-               deleted: bool = False, lock: bool = False) -> dict[str, Any]:
+               deleted: bool = False, lock: bool = False,
+               reader: Actor | None = None) -> dict[str, Any]:
+        """The record if `actor` may read it; its computed fields as `reader` (by default
+        the actor) reads them."""
+        reader = actor if reader is None else reader
+
         def build() -> Select[Any]:
-            stmt = self._select(c, computed=not lock).where(
+            stmt = self._select(c, computed=not lock, reader=reader).where(
                 c.table.c.id == bindparam("record_id"),
                 *self._visible(actor, c, deleted=deleted))
             return stmt.with_for_update() if lock else stmt
 
         stmt = build() if not lock and self.reads_clock(c) \
-            else self.statement(("fetch", c.entity.name, actor, deleted, lock), build)
+            else self.statement(("fetch", c.entity.name, actor, reader, deleted, lock), build)
         row = conn.execute(stmt, {"record_id": record_id}).mappings().first()
         if row is None:
             if deleted:
@@ -402,7 +424,7 @@ class Records:
             changes = [(k, None, v) for k, v in values.items() if v is not None]
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=new_id, action="create", changes=changes)
-            row = self.fetch(conn, SYSTEM, c, new_id)
+            row = self.fetch(conn, SYSTEM, c, new_id, reader=actor)
         return self.row_out(actor, c, row)
 
     def get(self, actor: Actor, entity: str, record_id: int, *,
@@ -434,7 +456,8 @@ class Records:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
             changes = field_changes(old, values, values.keys())
             if not changes:  # `old` was read for update, without computed fields
-                return self.row_out(actor, c, self.fetch(conn, SYSTEM, c, record_id))
+                return self.row_out(actor, c, self.fetch(conn, SYSTEM, c, record_id,
+                                                         reader=actor))
             t = c.table
             stmt = (update(t).where(t.c.id == record_id, t.c.version == version,
                                     t.c.deleted_at.is_(None))
@@ -450,7 +473,7 @@ class Records:
                 raise stale_version(entity, record_id, None, version)
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=record_id, action="update", changes=changes)
-            row = self.fetch(conn, SYSTEM, c, record_id)
+            row = self.fetch(conn, SYSTEM, c, record_id, reader=actor)
         return self.row_out(actor, c, row)
 
     def delete(self, actor: Actor, entity: str, record_id: int,
@@ -485,7 +508,7 @@ class Records:
                 updated_at=now, updated_by=actor.user_id))
             write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
                         record_id=record_id, action="restore", changes=[])
-            row = self.fetch(conn, SYSTEM, c, record_id)
+            row = self.fetch(conn, SYSTEM, c, record_id, reader=actor)
         return self.row_out(actor, c, row)
 
     def purge(self, actor: Actor, entity: str, record_id: int) -> None:
@@ -537,7 +560,8 @@ class Records:
         terms = self.sum_terms_of(actor, c, name)
         with self.engine.connect() as conn:
             row = self.fetch(conn, actor, c, record_id)
-            return self.explained(conn, c, row, self.row_out(actor, c, row), name, terms)
+            return self.explained(conn, c, row, self.row_out(actor, c, row), name, terms,
+                                  actor)
 
     def sum_terms_of(self, actor: Actor, c: _Compiled,
                      name: str) -> tuple[CompiledFormula, ...]:
@@ -562,10 +586,11 @@ class Records:
 
     def explained(self, conn: Connection, c: _Compiled, row: Mapping[str, Any],
                   out: Mapping[str, Any], name: str,
-                  terms: tuple[CompiledFormula, ...]) -> dict[str, Any]:
-        """`terms` of field `name` evaluated on a fetched `row` (lookups through `conn`);
-        `out`: the row as its reader may see it (`row_out`)."""
-        ctx = self.record_context(conn, c, row)
+                  terms: tuple[CompiledFormula, ...],
+                  reader: Actor | None = None) -> dict[str, Any]:
+        """`terms` of field `name` evaluated on a fetched `row` (lookups through `conn`, to
+        records `reader` may read); `out`: the row as its reader may see it (`row_out`)."""
+        ctx = self.record_context(conn, c, row, reader=reader)
         values = [t.evaluate(ctx) for t in terms]
         return {"field": name, "value": out[name],
                 "terms": [explained_term(c.entity, t, v, out)
@@ -615,17 +640,17 @@ class Records:
             used |= set(query.filter.references)
         if any(self.policy.reads_hidden(actor, c.entity, path) for path in used):
             self._refuse_hidden(actor, c, query)
-        cols = self.sql_fields().columns(c.entity, t)
-        where = self._visible(actor, c, deleted=query.deleted)
+        cols = self.sql_fields(actor).columns(c.entity, t)
+        where = self._visible(actor, c, deleted=query.deleted, access=False)
         where += [condition_sql(cols, cond, self.engine.dialect.name)
                   for cond in query.conditions]
         if query.filter is not None:
-            sql = self.sql_fields()
+            sql = self.sql_fields(actor)
             where.append(query.filter.sql_condition(
                 lambda path: self._readable_path(actor, sql, c.entity, t, path),
                 sql.dialect, sql.clock))
-        stmt = self._select(c, only=only).where(*where).order_by(
-            *order_by(cols, query.sort, self.nulls_small))
+        branches = self.policy.read_branches(actor, c.entity, t)
+        stmt = self._select(c, only=only, reader=actor)
         named: dict[str, str] = {}
         for key, target in (links or {}).items():
             if key not in t.c or (key not in ENGINE_COLUMNS and (
@@ -635,14 +660,18 @@ class Records:
             if name is not None:
                 stmt = stmt.add_columns(name.label(NAME_PREFIX + key))
                 named[key] = target
-        if query.cursor:
-            stmt = stmt.where(after_cursor(c.entity, cols, query.sort, query.cursor))
-        else:
-            stmt = stmt.offset((query.page - 1) * query.page_size)
+        after = ([after_cursor(c.entity, cols, query.sort, query.cursor)]
+                 if query.cursor else [])
+        stmt = page_statement(stmt, t.c.id, [*where, *after], branches,
+                              order_by(cols, query.sort, self.nulls_small),
+                              0 if query.cursor else (query.page - 1) * query.page_size,
+                              query.page_size)
+        if branches is not None:
+            where.append(or_(*branches))
         list_key = (entity, actor, query.deleted, repr(query.conditions),
                     query.filter.source if query.filter is not None else None)
         with connection(self.engine, conn) as db:
-            rows = [dict(r) for r in db.execute(stmt.limit(query.page_size)).mappings()]
+            rows = [dict(r) for r in db.execute(stmt).mappings()]
             total, exact = self.totals.count(db, t, where, list_key)
         next_cursor = (encode_cursor(query.sort, rows[-1])
                        if len(rows) == query.page_size else None)

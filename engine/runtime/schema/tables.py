@@ -265,6 +265,8 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
                     use_alter=(name, "department") in cyclic)]
         if has_department else []
     )
+    owner = Column("owner_id", BigInteger(),
+                   ForeignKey(f"{USER_TABLE}.id", name=constraint_name("fk", name, "owner_id")))
     columns: list[Column[Any]] = [
         Column("id", IdType, primary_key=True, autoincrement=True),
         Column("version", Integer, nullable=False, server_default="1"),
@@ -272,8 +274,7 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
         Column("created_by", BigInteger()),
         Column("updated_at", UtcDateTime(), nullable=False),
         Column("updated_by", BigInteger()),
-        Column("owner_id", BigInteger(),
-               ForeignKey(f"{USER_TABLE}.id", name=constraint_name("fk", name, "owner_id"))),
+        owner,
         Column("department_id", BigInteger(), *dept_fk),
         Column("deleted_at", UtcDateTime()),
         Column("deleted_by", BigInteger()),
@@ -297,4 +298,8 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
         elif f.index or target:
             key = column.asc().nulls_first() if blanks_first else column
             indexes.append(Index(constraint_name("ix", name, f.name), key))
+            if f.index:
+                # A user's own records in the field's order: the `own` branch of a list
+                # (engine/runtime/records/query.py `page_statement`) reads its page here.
+                indexes.append(Index(constraint_name("ixo", name, f.name), owner, key))
     return Table(name, md, *columns, *indexes)
