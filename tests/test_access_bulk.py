@@ -1,6 +1,7 @@
 """Bulk reads (engine/runtime/access/bulk.py): a page above ORDINARY_PAGE_SIZE needs the
 `export` permission of roles.yaml, on every path a client sets the page size: the JSON list,
-the HTML list and the recycle bin. Above MAX_PAGE_SIZE, a 400 naming the bound."""
+the HTML list and the recycle bin; the decision tree draws more nodes than that only for
+exporters. Above MAX_PAGE_SIZE, a 400 naming the bound."""
 
 from __future__ import annotations
 
@@ -85,3 +86,25 @@ def test_the_list_pages_hold_the_same_bound(env: Env, people: dict[str, TestClie
     assert "export permission" in refused.text
     assert boss.get(path, params={"page_size": BULK}).status_code == 200
     assert rep.get(path, params={"page_size": MAX_PAGE_SIZE + 1}).status_code == 400
+
+
+def test_a_tree_draws_more_nodes_than_a_list_page_only_for_exporters(
+        env: Env, people: dict[str, TestClient]) -> None:
+    """The decision tree of an account (engine/web/pages/tree.py) draws up to 500 contacts:
+    above ORDINARY_PAGE_SIZE for those who may read contacts in bulk only."""
+    sh = departments(env)["SH"]
+    account = place(env, "account", {"name": "Big account"}, department=sh)["id"]
+    t = env.records.schema.table("contact")
+    with env.engine.begin() as conn:  # many rows at once; the tree only reads them
+        conn.execute(t.insert(), [
+            {"full_name": f"Contact {i:03}", "account": account, "department_id": sh,
+             "version": 1, "created_at": env.records.clock(), "updated_at": env.records.clock()}
+            for i in range(BULK + 4)])
+    path = f"/e/account/{account}/tree/contact"
+    rep = _browser(env, "rep").get(path)  # contact: read department, export own
+    assert rep.status_code == 200
+    assert f"Showing {ORDINARY_PAGE_SIZE} of {BULK + 4} records." in rep.text
+    assert rep.text.count('class="tree-item') == ORDINARY_PAGE_SIZE
+    boss = _browser(env, "exec").get(path)  # read all, export all
+    assert "Showing" not in boss.text
+    assert boss.text.count('class="tree-item') == BULK + 4

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from engine.messages import msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
+from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE, may_read_in_bulk
 from engine.runtime.errors import NotFound
 from engine.runtime.records.query import MAX_PAGE_SIZE, Condition, ListQuery, SortKey
 from engine.types import NUMERIC_TYPES, FieldType
@@ -171,9 +172,11 @@ class Tree(PageFamily):
         child = shape.child
         sort = (SortKey(child.title, False),) \
             if not self.records.policy.reads_hidden(actor, child, (child.title,)) else ()
+        # more nodes than a list page is a bulk read (engine/runtime/access/bulk.py)
+        bulk = may_read_in_bulk(self.records.policy, actor, child)
         page = self.records.list_records(actor, child.name, ListQuery(
             conditions=(Condition(shape.via, "eq", record_id),), sort=sort,
-            page_size=MAX_NODES))
+            page_size=MAX_NODES if bulk else ORDINARY_PAGE_SIZE))
         rows = page.items
         by_id = {int(r["id"]): r for r in rows}
         roots, children = build_forest(rows, shape.parent_link)
