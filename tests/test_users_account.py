@@ -14,6 +14,15 @@ def test_set_password_replaces_the_hash(env: Env) -> None:
     assert env.users.check_password("admin", "a-brand-new-one") is not None
 
 
+def test_set_password_revokes_the_users_tokens_only(env: Env) -> None:
+    env.users.add("bo", ["sales_rep"], password="bo-password")
+    mine = [env.users.new_token("admin"), env.users.new_token("admin")]
+    theirs = env.users.new_token("bo")
+    assert env.users.set_password(env.admin.id, "a-brand-new-one") == 2
+    assert [env.users.by_token(t) for t in mine] == [None, None]
+    assert env.users.by_token(theirs) is not None
+
+
 @pytest.mark.parametrize("password", ["short", "x" * 1001])
 def test_set_password_refuses_bad_lengths(env: Env, password: str) -> None:
     with pytest.raises(Invalid) as info:

@@ -244,6 +244,20 @@ def test_password_change_ends_every_other_session(env: Env, pages: TestClient) -
     assert sign_in(fresh, "admin", "a-new-password").status_code == 303
 
 
+def test_password_change_revokes_the_users_api_tokens(env: Env, pages: TestClient) -> None:
+    token = env.users.new_token("admin", "integration")
+    api = env.client(token)
+    assert api.get("/api/account").status_code == 200
+    sign_in(pages)
+    r = pages.post("/account/password", data={
+        "csrf_token": page_token(pages, "/account/password"),
+        "current_password": "admin-password", "new_password": "a-new-password",
+        "confirm_password": "a-new-password"})
+    assert "your API tokens revoked" in r.text
+    assert api.get("/api/account").status_code == 401
+    assert env.client(env.users.new_token("admin")).get("/api/account").status_code == 200
+
+
 def test_password_change_checks_its_fields(env: Env, pages: TestClient) -> None:
     sign_in(pages)
     token = page_token(pages, "/account/password")

@@ -106,9 +106,11 @@ class Users:
                          .values(active=active))
         return self.get(user.id)
 
-    def set_password(self, user_id: int, password: str) -> None:
-        """Replace a user's password. Ending their sessions is the caller's part
-        (engine/runtime/sessions.py), so API tokens and sessions stay separate concerns."""
+    def set_password(self, user_id: int, password: str) -> int:
+        """Replace a user's password and revoke their API tokens in the same transaction
+        (a token made by someone who knew the old password must not outlive it); returns
+        how many tokens were revoked. Ending browser sessions is the caller's part
+        (engine/runtime/sessions.py), which keeps the browser that made the change."""
         if len(password) < 8:
             raise Invalid(msg("password is not valid"),
                           {"password": msg("must be at least 8 characters")})
@@ -116,9 +118,14 @@ class Users:
             raise Invalid(msg("password is not valid"),
                           {"password": msg("must be at most 1000 characters")})
         self.get(user_id)
+        now = datetime.now(UTC)
         with self.writer.begin() as conn:
             conn.execute(update(self.users).where(self.users.c.id == user_id).values(
-                password_hash=_hasher.hash(password), password_changed_at=datetime.now(UTC)))
+                password_hash=_hasher.hash(password), password_changed_at=now))
+            revoked = conn.execute(update(self.tokens).where(
+                self.tokens.c.user_id == user_id, self.tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now))
+        return int(revoked.rowcount)
 
     def set_locale(self, user_id: int, locale: str) -> User:
         """The language of the user's pages, e.g. "en" or "zh-CN"."""
