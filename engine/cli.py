@@ -231,7 +231,7 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, help="role name (repeatable)")
-@click.option("--department", default=None, help="department id or name")
+@click.option("--department", default=None, help="department id, code or name")
 @click.option("--password", default=None, help="password (at least 8 characters)")
 @pass_ctx
 def user_add(ctx: Context, name: str, roles: tuple[str, ...], department: str | None,
@@ -268,6 +268,8 @@ def _department_id(engine: Any, schema: Any, value: str) -> int:
     with engine.connect() as conn:
         rows = conn.execute(select(t.c.id).where(or_(*cond), t.c.deleted_at.is_(None))).all()
     if len(rows) != 1:
+    if "code" in t.c:  # docs/access.md: `--department SH`
+        cond.append(t.c.code == value)
         fail(f"no single department {value!r}")
     return int(rows[0][0])
 

@@ -116,6 +116,48 @@ def test_user_add_takes_a_department_by_name_or_id(db_url: str) -> None:
     assert _department_of(db_url, "z") is None
 
 
+def test_user_add_takes_a_department_code(db_url: str) -> None:
+    """docs/access.md writes `crm user add li --role sales_rep --department SH`."""
+    by_code = crm(db_url, "user", "add", "li", "--role", "sales_rep", "--department", "SH")
+    assert by_code.exit_code == 0, by_code.output
+    lower = crm(db_url, "user", "add", "wu", "--role", "sales_rep", "--department", "sh")
+    assert lower.exit_code == 1 and "no single department 'sh'" in lower.stderr
+    engine = open_engine(db_url)
+    try:
+        t = build_schema(load_model(CONFIG)).table("department")
+        with engine.connect() as conn:
+            sh = conn.execute(select(t.c.id).where(t.c.code == "SH")).scalar_one()
+    finally:
+        engine.dispose()
+    assert _department_of(db_url, "li") == sh
+
+
+def test_a_department_in_use_is_not_deleted(env: Env) -> None:
+    """Users, live departments under it and live records keep a department: 409 naming
+    them, and the department stays; once empty it goes (204)."""
+    ids = departments(env)
+    api = env.client(env.users.new_token("admin"))
+    rep = env.users.add("rep", ["sales_rep"], password="rep-password",
+                        department_id=ids["SH"])
+    account = place(env, "account", {"name": "Acme"}, department=ids["SH"])
+    r = api.delete(f"/api/department/{ids['SH']}")
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["message"] == ("the department still has 1 active user(s), 0 department(s) "
+                                "under it and 1 record(s); account: 1; move them to another "
+                                "department first")
+    assert set(error["fields"]) == {"users", "records"}
+    r = api.delete(f"/api/department/{ids['EAST']}")
+    assert r.status_code == 409 and set(r.json()["error"]["fields"]) == {"departments"}
+    env.records.assign(SYSTEM, "account", account["id"], owner=None, department=ids["HZ"])
+    r = api.delete(f"/api/department/{ids['SH']}")
+    assert r.status_code == 409 and set(r.json()["error"]["fields"]) == {"users"}
+    env.users.add("keeper", ["admin"], password="keeper-password")
+    env.users.set_active("rep", False)  # an inactive user keeps no department alive
+    assert rep.id and api.delete(f"/api/department/{ids['SH']}").status_code == 204
+    assert api.get(f"/api/department/{ids['SH']}").status_code == 404
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--role", "sales_rep", "--department", "Atlantis"), "error: no single department "
                                                           "'Atlantis'"),

@@ -1,4 +1,5 @@
-"""Departments: seed the tree of config/org.yaml, and read the tree back (paths, parents)."""
+"""Departments: seed the tree of config/org.yaml, read the tree back (paths, parents), and
+refuse to delete a department that still has users, departments or records."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from sqlalchemy import Connection, Table, delete, func, select
 from engine.messages import by_field, msg
 from engine.metadata.model import OrgUnit
 from engine.runtime.access import SYSTEM
-from engine.runtime.errors import Invalid, RecordError
+from engine.runtime.errors import Conflict, Invalid, RecordError
+from engine.runtime.schema.tables import USER_TABLE
 
 if TYPE_CHECKING:
     from engine.runtime.records import Records
@@ -84,3 +86,42 @@ def department_path(conn: Connection, records: Records, department_id: int | Non
         path.append((current, row.name))
         current = row.parent
     return list(reversed(path))
+
+
+def refuse_department_in_use(conn: Connection, records: Records, department_id: int) -> None:
+    """409 when the department still has users, live departments under it, or live records
+    of any kind in it (its own record aside): deleting it would leave them in a department
+    that is gone. Called inside the deleting transaction, after the department is locked."""
+    if not records.model.has_entity(DEPARTMENT):
+        return
+    users = records.schema.table(USER_TABLE)
+    user_count = conn.execute(select(func.count()).select_from(users).where(
+        users.c.department_id == department_id, users.c.active.is_(True))).scalar_one()
+    d = records.schema.table(DEPARTMENT)
+    children = 0
+    if records.model.entity(DEPARTMENT).has_field("parent"):
+        children = conn.execute(select(func.count()).select_from(d).where(
+            d.c.parent == department_id, d.c.deleted_at.is_(None))).scalar_one()
+    in_it: dict[str, int] = {}
+    for entity in records.model.entities:
+        t = records.schema.table(entity.name)
+        count = conn.execute(select(func.count()).select_from(t).where(
+            t.c.department_id == department_id, t.c.deleted_at.is_(None),
+            t.c.id != department_id if entity.name == DEPARTMENT else t.c.id.is_not(None))
+        ).scalar_one()
+        if count:
+            in_it[entity.name] = int(count)
+    if not (user_count or children or in_it):
+        return
+    fields: dict[str, str] = {}
+    if user_count:
+        fields["users"] = msg("active users are in this department")
+    if children:
+        fields["departments"] = msg("departments are under this one")
+    if in_it:
+        fields["records"] = msg("records are in this department")
+    raise Conflict(msg("the department still has %(users)s active user(s), %(departments)s "
+                       "department(s) under it and %(records)s record(s)%(entities)s; move "
+                       "them to another department first",
+                       users=user_count, departments=children, records=sum(in_it.values()),
+                       entities="".join(f"; {e}: {n}" for e, n in in_it.items())), fields)
