@@ -598,3 +598,44 @@ def test_the_own_records_of_a_list_come_from_the_owner_and_sort_index(
             plan = " | ".join(r[0] for r in conn.exec_driver_sql(
                 "EXPLAIN " + statement, parameters))
             assert "Index Scan Backward using ixo_opportunity_amount" in plan
+
+
+def test_estimated_totals_under_every_scope_match_the_plain_probes(
+        scoped: tuple[Env, list[Person]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the exact limit the total comes from probes of the matching ids, each branch
+    probed apart; the figure is the one the plain OR's probes give."""
+    env, readers = scoped
+    monkeypatch.setattr(records_totals, "EXACT_TOTAL_LIMIT", 3)
+    c = env.records.compiled("opportunity")
+    t = c.table
+    for actor in readers:
+        env.records.totals = records_totals.Totals()
+        page = env.records.list_records(actor, "opportunity", ListQuery())
+        predicate = env.records.policy.read_filter(actor, c.entity, t)
+        where = [t.c.deleted_at.is_(None), *([] if predicate is None else [predicate])]
+        with env.engine.connect() as conn:
+            assert (page.total, page.total_exact) == records_totals.count_matching(
+                conn, t, where), actor.name
+
+
+def test_the_total_probes_the_own_records_along_the_owner_index(
+        scoped: tuple[Env, list[Person]]) -> None:
+    """The uncached total of an `own` list asks for the 10,001st matching id: the owner's
+    records are read in id order from an owner_id index (SQLite's holds the row ids,
+    PostgreSQL has one on (owner_id, id)), not all collected and sorted."""
+    env, readers = scoped
+    (_rows, probe, *_) = _statements(env, lambda: env.records.list_records(
+        readers[0], "opportunity", ListQuery()))
+    statement, parameters = probe
+    assert "OFFSET" in statement.upper()
+    with env.engine.connect() as conn:
+        if env.engine.dialect.name == "sqlite":
+            plan = " | ".join(r[3] for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "USING INDEX ix_opportunity_owner_id (owner_id=?)" in plan
+            assert "MULTI-INDEX OR" not in plan
+        else:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = " | ".join(r[0] for r in conn.exec_driver_sql(
+                "EXPLAIN " + statement, parameters))
+            assert "Index Scan using ixo_opportunity_id" in plan, plan

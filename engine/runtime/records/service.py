@@ -24,7 +24,6 @@ from sqlalchemy import (
     delete,
     insert,
     null,
-    or_,
     select,
     update,
 )
@@ -669,13 +668,11 @@ class Records:
                               order_by(cols, query.sort, self.nulls_small),
                               0 if query.cursor else (query.page - 1) * query.page_size,
                               query.page_size)
-        if branches is not None:
-            where.append(or_(*branches))
         list_key = (entity, actor, query.deleted, repr(query.conditions),
                     query.filter.source if query.filter is not None else None)
         with connection(self.engine, conn) as db:
             rows = [dict(r) for r in db.execute(stmt).mappings()]
-            total, exact = self.totals.count(db, t, where, list_key)
+            total, exact = self.totals.count(db, t, where, list_key, branches)
         next_cursor = (encode_cursor(query.sort, rows[-1])
                        if len(rows) == query.page_size else None)
         names = names_of(rows, named) if named else {}

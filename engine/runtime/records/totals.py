@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, func, or_, select
+
+from engine.runtime.records.query import page_statement
 
 EXACT_TOTAL_LIMIT = 10_000
 ESTIMATE_SECONDS = 10.0
@@ -22,13 +25,14 @@ class Totals:
     def __init__(self) -> None:
         self._estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
 
-    def count(self, conn: Connection, t: Table, where: list[Any],
-              key: tuple[Any, ...]) -> tuple[int, bool]:
-        """(total, exact) of the rows of `t` matching `where`; `key` names this list."""
+    def count(self, conn: Connection, t: Table, where: list[Any], key: tuple[Any, ...],
+              branches: Sequence[ColumnElement[bool]] | None = None) -> tuple[int, bool]:
+        """(total, exact) of the rows of `t` matching `where` and one of `branches` (None:
+        no branch to match); `key` names this list."""
         cached = self._estimates.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1], False
-        total, exact = count_matching(conn, t, where)
+        total, exact = count_matching(conn, t, where, branches)
         if not exact:
             if len(self._estimates) >= ESTIMATE_CACHE_SIZE:
                 self._estimates.clear()
@@ -36,20 +40,28 @@ class Totals:
         return total, exact
 
 
-def count_matching(conn: Connection, t: Table, where: list[Any]) -> tuple[int, bool]:
+def count_matching(conn: Connection, t: Table, where: list[Any],
+                   branches: Sequence[ColumnElement[bool]] | None = None) -> tuple[int, bool]:
     """(total, exact) without the cache.
 
     The first matching id and the (LIMIT+1)-th give the density of matches per id,
     spread over the ids from the first match to the table's last id. Both probes walk the
-    id index from the start and stop early, so this stays cheap on large tables.
+    id index from the start and stop early, so this stays cheap on large tables; with
+    several branches each is probed apart (engine/runtime/records/query.py
+    `page_statement`), the owner's along its (owner_id, id) index.
     """
     limit = EXACT_TOTAL_LIMIT
-    matching = select(t.c.id).where(*where).order_by(t.c.id)
-    probe = conn.execute(matching.offset(limit).limit(1)).scalar()
+
+    def nth(offset: int) -> Select[Any]:
+        return page_statement(select(t.c.id), t.c.id, where, branches, [t.c.id.asc()],
+                              offset, 1)
+
+    probe = conn.execute(nth(limit)).scalar()
     if probe is None:
-        sub = select(t.c.id).where(*where).subquery()
-        return int(conn.execute(select(func.count()).select_from(sub)).scalar_one()), True
-    first = conn.execute(matching.limit(1)).scalar_one()
+        sub = select(t.c.id).where(*where, *([] if branches is None else [or_(*branches)]))
+        return int(conn.execute(select(func.count()).select_from(sub.subquery()))
+                   .scalar_one()), True
+    first = conn.execute(nth(0)).scalar_one()
     last = conn.execute(select(func.max(t.c.id))).scalar_one()
     density = (limit + 1) / (probe - first + 1)
     return max(limit + 1, round(density * (last - first + 1))), False

@@ -283,6 +283,9 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
         Index(constraint_name("ix", name, "owner_id"), "owner_id"),
         Index(constraint_name("ix", name, "department_id"), "department_id"),
     ]
+    if blanks_first:  # PostgreSQL; SQLite's owner_id index holds the row ids in order
+        # A user's own records in id order: the total's probes (records/totals.py).
+        indexes.append(Index(constraint_name("ixo", name, "id"), owner, columns[0]))
     for f in entity.stored_fields:
         fks: list[ForeignKey] = []
         target = f.target
