@@ -285,3 +285,82 @@ def test_computed_fields_that_read_the_clock_follow_it(deal_env: Env) -> None:
     query = parse_list_params(deal_env.model.entity("deal"), {"days_left__lte": "20"})
     assert [r["id"] for r in deal_env.records.list_records(actor, "deal", query).items] \
         == [deal["id"]]
+
+
+# -- a computed field never reads a record its reader cannot see ----------------------------
+
+DEALER_ROLES = """\
+roles:
+  admin: {admin: true}
+  dealer:
+    entities:
+      deal: {create: all, read: all, update: all}
+      account: own
+      department: {read: all}
+"""
+
+
+def test_lookups_through_a_record_the_reader_cannot_see_are_blank(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    """A dealer reads every deal but only their own accounts. `headroom` and
+    `parent_limit` read the deal's account: on a deal whose account the dealer cannot see
+    they are blank for the dealer — in the record, the list, a filter, a condition, a sort,
+    the answer to their own update, explain and the record's page — and computed for the
+    administrator. SQL (lists, details) and Python (explain) alike."""
+    from tests.web_helpers import sign_in
+
+    (config_dir / "entities" / "deal.yaml").write_text(DEAL, encoding="utf-8")
+    (config_dir / "roles.yaml").write_text(DEALER_ROLES, encoding="utf-8")
+    env = make_env(config_dir)
+    admin = env.admin.actor()
+    dealer_user = env.users.add("dealer", ["dealer"], password="dealer-password")
+    dealer = dealer_user.actor()
+    parent = env.records.create(admin, "account", {"name": "Parent Co",
+                                                   "credit_limit": "7777.00"})
+    secret = env.records.create(admin, "account", {"name": "Secret Co", "parent": parent["id"],
+                                                   "credit_limit": "5555.00"})
+    mine = env.records.create(dealer, "account", {"name": "Mine", "credit_limit": "300.00"})
+    hidden = env.records.create(admin, "deal", {"name": "on secret", "account": secret["id"],
+                                                "amount": "100.00"})
+    shown = env.records.create(admin, "deal", {"name": "on mine", "account": mine["id"],
+                                               "amount": "10.00"})
+    assert hidden["headroom"] == Decimal("5455.00")  # the administrator sees every account
+    assert env.records.get(admin, "deal", hidden["id"])["parent_limit"] == Decimal("7777.00")
+
+    api = env.client(env.users.new_token("dealer"))
+    secrets = ("5455", "5555", "7777", "10910")
+
+    def listed(**params: str) -> list[str]:
+        resp = api.get("/api/deal", params=params)
+        assert resp.status_code == 200, resp.text
+        assert not any(s in resp.text for s in secrets), resp.text
+        return [r["name"] for r in resp.json()["items"]]
+
+    one = api.get(f"/api/deal/{hidden['id']}")
+    assert (one.json()["headroom"], one.json()["parent_limit"]) == (None, None), one.text
+    assert api.get(f"/api/deal/{shown['id']}").json()["headroom"] == "290.00"
+    assert listed(sort="name") == ["on mine", "on secret"]
+    assert listed(sort="-headroom") == ["on mine", "on secret"]  # a blank is the smallest
+    assert listed(filter="headroom > 1000") == []
+    assert listed(headroom__gt="1000") == []
+    assert listed(filter="ISBLANK(headroom)") == ["on secret"]
+    assert listed(parent_limit__blank="false") == []
+    patched = api.patch(f"/api/deal/{hidden['id']}",
+                        json={"version": hidden["version"], "name": "renamed"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["headroom"] is None and not any(s in patched.text for s in secrets)
+    explained = api.get(f"/api/deal/{hidden['id']}/explain/headroom")
+    assert explained.status_code < 500 and not any(s in explained.text for s in secrets)
+    # Python reads the record as the dealer does too (the explanation of a sum's terms).
+    with env.engine.connect() as conn:
+        row = env.records.fetch(conn, dealer, env.records.compiled("deal"), hidden["id"])
+        ctx = env.records.record_context(conn, env.records.compiled("deal"), row,
+                                         reader=dealer)
+        assert ctx.get(("account", "credit_limit")) is None
+        assert ctx.get(("headroom",)) is None
+    # And the record's page.
+    pages = env.client()
+    assert sign_in(pages, "dealer", "dealer-password").status_code == 303
+    page = pages.get(f"/e/deal/{hidden['id']}")
+    assert page.status_code == 200 and not any(
+        s in page.text.replace(",", "") for s in secrets), page.text

@@ -47,7 +47,7 @@ def grouped_totals(records: Records, actor: Actor, entity: str, group: str,
             raise NotFound(msg("no number field '%(field)s' of %(entity)s", field=name,
                                entity=entity))
     t = c.table
-    cols = records.sql_fields().columns(c.entity, t)
+    cols = records.sql_fields(actor).columns(c.entity, t)
     if group not in cols:
         raise NotFound(msg("no field '%(field)s' of %(entity)s", field=group, entity=entity))
     where: list[ColumnElement[bool]] = [t.c.deleted_at.is_(None)]

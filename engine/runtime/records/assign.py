@@ -94,7 +94,7 @@ def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
                 if ids:
                     cascaded[cascade.entity] = _move(conn, records, actor, child.table,
                                                      cascade.entity, ids, target, now)
-        row = records.fetch(conn, SYSTEM, c, record_id)
+        row = records.fetch(conn, SYSTEM, c, record_id, reader=actor)
         visible = readable_with(conn, records.policy, actor, c.entity, record_id,
                                 row["owner_id"], row["department_id"])
     # Handed out of the actor's sight: the answer names the record, never its fields.

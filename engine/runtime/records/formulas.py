@@ -9,7 +9,7 @@ referenced records through the caller's connection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -40,18 +40,32 @@ class RecordsClock:
 _CLOCK_FUNCTIONS = frozenset({"TODAY", "NOW", "HOURS_SINCE"})
 
 
+Readable = Callable[[Entity, FromClause], ColumnElement[bool] | None]
+"""The records of an entity (on a table or an alias of it) a reader may read, as a
+condition; None for all."""
+
+_CACHE_SIZE = 4096
+
+
 class SqlFields:
     """SQL expressions of an entity's fields, computed ones included, for one query.
 
     Build one per query: TODAY() and NOW() are bound from the clock when built.
+    `readable`: the reader's read condition; a computed field that reads another record
+    (`account.credit_limit`) then reads only records the reader may read, and is blank past
+    one they cannot. `reader`: who that is, as a key of the shared cache (expressions
+    differ per reader).
     """
 
     def __init__(self, schema: Schema, dialect: str, clock: RecordsClock,
-                 cache: dict[tuple[str, str], ColumnElement[Any]] | None = None) -> None:
+                 cache: dict[tuple[Any, ...], ColumnElement[Any]] | None = None,
+                 readable: Readable | None = None, reader: Hashable = None) -> None:
         self.schema = schema
         self.model = schema.model
         self.dialect = dialect
         self.clock = clock
+        self.readable = readable
+        self._reader = reader if readable is not None else None
         # Expressions of computed fields that read no clock, built once per Records: the
         # formula compiler is not cheap, and a list would otherwise pay it on every query.
         self._cache = cache if cache is not None else {}
@@ -74,12 +88,14 @@ class SqlFields:
         if f.compiled is None or not f.computed:
             return table.c[f.name]
         base = table is self.schema.table(entity.name)
-        key = (entity.name, f.name)
+        key = (self._reader, entity.name, f.name)
         if base and key in self._cache:
             return self._cache[key]
         expr = f.compiled.to_sql(lambda path: self.path(entity, table, path),
                                  self.dialect, self.clock)
         if base and not self._reads_clock(entity, f, set()):
+            if len(self._cache) >= _CACHE_SIZE:  # one set of expressions per reader
+                self._cache.clear()
             self._cache[key] = expr
         return expr
 
@@ -124,7 +140,11 @@ class SqlFields:
         target = self.model.entity(target_name)
         alias = self.schema.table(target_name).alias()
         inner = self.path(target, alias, path[1:])
-        return select(inner).where(alias.c.id == table.c[column]).scalar_subquery()
+        where = [alias.c.id == table.c[column]]
+        allowed = self.readable(target, alias) if self.readable is not None else None
+        if allowed is not None:
+            where.append(allowed)
+        return select(inner).where(*where).scalar_subquery()
 
 
 def field_value(f: Field, value: Any) -> Any:
@@ -146,13 +166,17 @@ class RecordContext:
 
     `values` are stored values (engine columns included when known); computed fields are
     evaluated from their formulas; a dotted path loads the referenced record through
-    `conn`. `prior` is the record before the save (None on create).
+    `conn`. `prior` is the record before the save (None on create). `readable`: the
+    reader's read condition (SqlFields); a record they may not read is not loaded, and a
+    path through it is blank.
     """
 
     def __init__(self, model: Model, schema: Schema, conn: Connection | None, entity: Entity,
                  values: Mapping[str, Any], clock: RecordsClock, *,
                  prior: Mapping[str, Any] | None = None, is_new: bool = False,
-                 cache: dict[tuple[str, int], RecordContext | None] | None = None) -> None:
+                 cache: dict[tuple[str, int], RecordContext | None] | None = None,
+                 readable: Readable | None = None) -> None:
+        self.readable = readable
         self.model = model
         self.schema = schema
         self.conn = conn
@@ -203,19 +227,24 @@ class RecordContext:
                 t = self.schema.table(entity_name)
                 names = [f.name for f in entity.stored_fields] + list(ENGINE_FIELDS) \
                     + list(ENGINE_LINKS.values())
+                where = [t.c.id == record_id]
+                allowed = self.readable(entity, t) if self.readable is not None else None
+                if allowed is not None:
+                    where.append(allowed)
                 row = self.conn.execute(select(*[t.c[n] for n in names])
-                                        .where(t.c.id == record_id)).mappings().first()
+                                        .where(*where)).mappings().first()
                 if row is not None:
                     self._cache[key] = RecordContext(
                         self.model, self.schema, self.conn, entity, dict(row), self._clock,
-                        cache=self._cache)
+                        cache=self._cache, readable=self.readable)
         return self._cache[key]
 
     def _prior_context(self) -> RecordContext | None:
         if self.prior_values is None:
             return None
         return RecordContext(self.model, self.schema, self.conn, self.entity,
-                             self.prior_values, self._clock, cache=self._cache)
+                             self.prior_values, self._clock, cache=self._cache,
+                             readable=self.readable)
 
     def prior(self, path: Path) -> object:
         before = self._prior_context()

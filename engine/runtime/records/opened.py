@@ -56,7 +56,8 @@ class OpenedRecord:
     def explain(self, name: str) -> dict[str, Any]:
         """Like `Records.explain`, from the row already read."""
         terms = self.records.sum_terms_of(self.actor, self.c, name)
-        return self.records.explained(self.conn, self.c, self.row, self.record, name, terms)
+        return self.records.explained(self.conn, self.c, self.row, self.record, name, terms,
+                                      self.actor)
 
     def history(self) -> list[dict[str, Any]]:
         """Like `Records.history`: the audit rows of the fields the actor may see."""
@@ -104,8 +105,8 @@ class OpenedRecord:
         t = c.table
 
         def build() -> Select[Any]:
-            return records._select(c).where(*records._visible(self.actor, c),
-                                            t.c[via] == bindparam("parent")) \
+            return records._select(c, reader=self.actor).where(
+                *records._visible(self.actor, c), t.c[via] == bindparam("parent")) \
                 .order_by(t.c.id.desc()).limit(limit)
 
         stmt = build() if records.reads_clock(c) \

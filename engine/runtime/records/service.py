@@ -52,6 +52,7 @@ from engine.runtime.records.assign import transfer_owned
 from engine.runtime.records.bulk import live_target
 from engine.runtime.records.formulas import (
     Readable,
+    Readable,
     RecordContext,
     RecordsClock,
     SqlFields,

@@ -161,7 +161,7 @@ def titles(model: Model, records: Records, actor: Actor, target: str,
     if title_field is None:
         columns.append(table.c[entity.title].label("title"))  # "id": no text field to show
     elif not hidden:
-        columns.append((records.sql_fields().field(entity, table, title_field)
+        columns.append((records.sql_fields(actor).field(entity, table, title_field)
                         if title_field.computed else table.c[title_field.name]).label("title"))
     where = records._visible(actor, compiled)
     out: dict[int, str] = {}
