@@ -45,13 +45,12 @@ from engine.runtime.errors import (
     Invalid,
     NotFound,
     stale_version,
-from engine.runtime.org import DEPARTMENT, refuse_department_in_use
 )
+from engine.runtime.org import DEPARTMENT, refuse_department_in_use
 from engine.runtime.records.assign import assign as assign_record
 from engine.runtime.records.assign import transfer_owned
 from engine.runtime.records.bulk import live_target
 from engine.runtime.records.formulas import (
-    Readable,
     Readable,
     RecordContext,
     RecordsClock,
@@ -487,9 +486,9 @@ class Records:
             old = self.fetch(conn, actor, c, record_id, lock=True)
             self.allowed(conn, actor, c, record_id, "delete")
             if version is not None and old["version"] != version:
+                raise stale_version(entity, record_id, old["version"], version)
             if entity == DEPARTMENT:
                 refuse_department_in_use(conn, self, record_id)
-                raise stale_version(entity, record_id, old["version"], version)
             t = c.table
             conn.execute(update(t).where(t.c.id == record_id).values(
                 deleted_at=now, deleted_by=actor.user_id, version=t.c.version + 1,
