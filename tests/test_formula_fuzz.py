@@ -14,6 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.formula import (
     FUNCTIONS,
+    MAX_SQL_PARAMETERS,
+    MAX_SQL_TERMS,
     EntityScope,
     FieldSpec,
     FixedClock,
@@ -78,7 +80,9 @@ def _exercise(source: str) -> None:
         except FormulaError:
             assert not formula.sql_capable
             continue
-        str(expr.compile(dialect=dialect))
+        written = expr.compile(dialect=dialect)
+        # within the bound: a term is never more than a few dozen characters of SQL
+        assert len(str(written)) < 40 * MAX_SQL_TERMS
 
 
 @settings(max_examples=400, deadline=None)
@@ -138,3 +142,34 @@ def test_random_calls_with_extreme_values_evaluate_without_raising() -> None:
     # Not vacuous: a good share of the random calls were valid (about 100-150 of 800 in
     # practice; the bound leaves room for the randomness of generation).
     assert len(compiled) > 40
+
+
+# Nesting that used to multiply SQL: each builder here writes an operand more than once.
+REPEATERS = ["{0} ^ {1}", "POWER({0}, {1})", "MOD({0}, {1})", "{0} / {1}", "SQRT({0})",
+             "ROUND({0}, {1})", "({0} + 0.1) * 1.1", "LEN(LEFT(TEXT({0}), {1}))",
+             "VALUE(SUBSTITUTE(TEXT({0}), \"1\", TEXT({1})))",
+             "VALUE(BLANKVALUE(TEXT({0}), TEXT({1})))", "YEAR(DATE({0}, {1}, {0}))",
+             "ABS({0})", "CASE({0}, 1, {1}, 2, {0}, {1})", "IF({0} > {1}, {0}, {1})",
+             "FIND(\"1\", TEXT({0}), {1})"]
+NESTED = st.recursive(
+    st.sampled_from(["2", "amount", "qty", "0.5", "-3"]),
+    lambda inner: st.builds(lambda shape, a, b: shape.format(a, b),
+                            st.sampled_from(REPEATERS), inner, inner),
+    max_leaves=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(NESTED)
+def test_nested_formulas_compile_within_the_sql_bound_or_name_it(source: str) -> None:
+    """Deep nests of operators that repeat their operands: either the SQL stays within
+    the bound, or the formula is refused with the bound's error, nothing else."""
+    try:
+        formula = compile_formula(source, SCOPE)
+    except FormulaError as err:  # every shape gives a number: only a bound can refuse
+        assert "nests more than" in err.message or "(the limit)" in err.message, err
+        return
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        written = formula.to_sql(lambda path: TABLE.c[path[0]], dialect.name, CLOCK) \
+            .compile(dialect=dialect)
+        assert len(str(written)) < 1_000_000  # characters
+        assert len(written.params) <= MAX_SQL_PARAMETERS

@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from engine.formula import MAX_NESTING, MAX_SOURCE_LENGTH, FormulaError, caret_excerpt, parse
+from engine.formula import (
+    MAX_NESTING,
+    MAX_NODES,
+    MAX_SOURCE_LENGTH,
+    FormulaError,
+    caret_excerpt,
+    parse,
+)
 from engine.formula.ast import Binary, Boolean, Call, FieldRef, Node, Number, Text, Unary
 
 
@@ -153,6 +160,17 @@ def test_nesting_limit(kind: str) -> None:
 def test_very_deep_input_is_a_formula_error_not_a_crash(source: str) -> None:
     with pytest.raises(FormulaError, match="nests more than 64 levels"):
         parse(source)
+
+
+def test_node_count_limit() -> None:
+    """Nesting is bounded, and so is breadth: a call with a thousand arguments is one
+    level deep but a thousand values for every later stage."""
+    args = ["1"] * (MAX_NODES - 1)
+    assert len(parse(f"MAX({','.join(args)})").args) == MAX_NODES - 1  # type: ignore[union-attr]
+    with pytest.raises(FormulaError) as caught:
+        parse(f"MAX({','.join([*args, '1'])})")
+    assert str(caught.value) == (
+        "1:2003: the formula has 1,001 values, operators and calls; the limit is 1,000")
 
 
 def test_parse_is_cached() -> None:

@@ -41,6 +41,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from engine.formula import (
     FUNCTIONS,
+    MAX_SQL_PARAMETERS,
+    MAX_SQL_TERMS,
     EntityScope,
     FieldSpec,
     FixedClock,
@@ -644,3 +646,72 @@ def test_a_second_engine_reads_the_same_values(tmp_path: Any) -> None:
     assert values == [Decimal("25.025"), date(2024, 2, 1), True, ("a", "b"),
                       EDGE_ROWS[0]["created"], 1]
     database.engine.dispose()
+
+
+# ---- repeated operands and the bound on SQL size -----------------------------------------
+
+NESTED = ["2^2^2^2^2^2^2^2^2", "MOD(MOD(MOD(MOD(MOD(MOD(amount, qty), 7), qty), 3), qty), 5)",
+          "SQRT(SQRT(SQRT(SQRT(SQRT(SQRT(ratio))))))",
+          "(((amount + 0.1) * 1.1 + 0.1) * 1.1 + 0.1) * 1.1",
+          "BLANKVALUE(BLANKVALUE(BLANKVALUE(BLANKVALUE(BLANKVALUE(title, note), note), note), "
+          "title), stage)",
+          "ROUND(ROUND(ROUND(ROUND(ratio * 3.3, qty), qty), qty), qty)",
+          "(ratio ^ 2) ^ (1 / 3) ^ 2 + POWER(POWER(ABS(ratio), 0.5), MOD(qty, 3))",
+          "IF(MOD(MOD(qty, 4), 3) > 1, MOD(MOD(qty, 4), 3), -MOD(MOD(qty, 4), 3))"]
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()],
+                         ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize("source", NESTED)
+def test_repeated_operands_are_written_once(dialect: Any, source: str) -> None:
+    """A builder that uses an operand twice (a guard, then the value) reads it from a
+    one-row derived table instead of copying it: nesting adds, never multiplies
+    (2^2^2^2^2^2^2^2^2 was 13 MB of SQL, nested MOD 300 MB)."""
+    expr = compile_formula(source, SCOPE).to_sql(select_column, dialect.name, CLOCK)
+    assert len(str(expr.compile(dialect=dialect))) < 12_000
+
+
+def test_shared_operands_agree(db: Db) -> None:
+    # 2^256 has more digits than Python's 60: four powers deep is enough here
+    formulas = ["2^2^2^2^2 + qty", *NESTED[1:]]
+    assert mismatches(db, EDGE_ROWS, formulas) == []
+
+
+def test_shared_operands_filter_and_sort(db: Db) -> None:
+    rows = [{**row, "id": i + 1} for i, row in enumerate(EDGE_ROWS)]
+    db.put("deal", rows)
+    joins = Joins(db.tables, "deal")
+    where = compile_formula("MOD(MOD(MOD(amount * 100, 7), 5), 3) >= 0", SCOPE)
+    order = compile_formula("SQRT(SQRT(SQRT(ABS(BLANKVALUE(amount, 0)) + 1))) * -1", SCOPE)
+    table = db.tables["deal"]
+    query = (select(table.c.id)
+             .where(where.sql_condition(joins.column, db.dialect, CLOCK))
+             .order_by(order.to_sql(joins.column, db.dialect, CLOCK), table.c.id)
+             .select_from(joins.from_clause))
+    with db.engine.connect() as conn:
+        ids = list(conn.scalars(query))
+    kept = [r for r in rows if where.holds(deal_context(r))]
+    expected = [r["id"] for r in sorted(kept, key=lambda r: (
+        order.evaluate(deal_context(r)), r["id"]))]
+    assert ids == expected and len(ids) == 5
+
+
+def test_sql_past_the_bound_is_refused_where_the_formula_is_compiled() -> None:
+    many_dates = "MAX(" + ", ".join(["YEAR(DATE(qty, qty, qty))"] * 90) + ")"
+    with pytest.raises(FormulaError) as caught:
+        compile_formula(many_dates, SCOPE)
+    assert caught.value.message.startswith(
+        f"the formula's SQL has more than {MAX_SQL_TERMS:,} terms (the limit)")
+    assert (caught.value.line, caught.value.col) == (1, 1)  # the MAX that passes it
+    compile_formula("MAX(" + ", ".join(["YEAR(DATE(qty, qty, qty))"] * 20) + ")", SCOPE)
+
+
+def test_sql_parameters_are_bounded() -> None:
+    """Values from the formula are parameters (a date literal's guards hold several)."""
+    dates = "MAX(" + ", ".join(f"DATE(2024, 2, {d})" for d in range(1, 31)) + ")"
+    with pytest.raises(FormulaError) as caught:
+        compile_formula(dates, SCOPE)
+    assert caught.value.message.startswith(
+        f"the formula's SQL has more than {MAX_SQL_PARAMETERS:,} parameters (the limit)")
+    compile_formula("MAX(" + ", ".join(f"DATE(2024, 2, {d})" for d in range(1, 11)) + ")",
+                    SCOPE)

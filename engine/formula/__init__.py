@@ -30,9 +30,16 @@ from engine.formula.context import (
 )
 from engine.formula.errors import FormulaCycleError, FormulaError, caret_excerpt
 from engine.formula.functions import FUNCTIONS, FunctionSpec
-from engine.formula.parser import MAX_NESTING, MAX_PATH_HOPS, MAX_SOURCE_LENGTH, parse
+from engine.formula.parser import (
+    MAX_NESTING,
+    MAX_NODES,
+    MAX_PATH_HOPS,
+    MAX_SOURCE_LENGTH,
+    parse,
+)
 from engine.formula.pycompile import PLACES
 from engine.formula.sqlcompile import DIALECTS, Columns
+from engine.formula.sqlsize import MAX_SQL_PARAMETERS, MAX_SQL_TERMS
 from engine.formula.terms import sum_terms
 from engine.formula.types import (
     Clock,
@@ -50,8 +57,11 @@ __all__ = [
     "DIALECTS",
     "FUNCTIONS",
     "MAX_NESTING",
+    "MAX_NODES",
     "MAX_PATH_HOPS",
     "MAX_SOURCE_LENGTH",
+    "MAX_SQL_PARAMETERS",
+    "MAX_SQL_TERMS",
     "PLACES",
     "Clock",
     "Columns",

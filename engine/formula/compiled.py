@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import column
 
 from engine.formula.ast import TCall, TField, TNode, typed_nodes
 from engine.formula.checker import check
+from engine.formula.context import FixedClock
 from engine.formula.errors import FormulaCycleError, FormulaError, position
 from engine.formula.functions import FUNCTIONS
 from engine.formula.parser import parse
 from engine.formula.pycompile import Fn, compile_python
-from engine.formula.sqlcompile import Columns, compile_sql, condition
+from engine.formula.sqlcompile import DIALECTS, Columns, SqlCompiler, compile_sql, condition
 from engine.formula.sqlterms import Expr
 from engine.formula.types import Clock, EvalContext, FType, Path, Scope, Value, described
 from engine.messages import msg
@@ -95,14 +99,34 @@ def compile_formula(source: str, scope: Scope, expect: FType | None = None) -> C
                                type=described(tree.type), wanted=described(expect)),
                            *position(source, stripped))
     calls = [n for n in typed_nodes(tree) if isinstance(n, TCall)]
+    sql_problem = _sql_problem(calls)
+    if sql_problem is None:
+        measure_sql(tree)
     return CompiledFormula(
         source=source,
         tree=tree,
         evaluate=compile_python(tree),
         references=frozenset(n.path for n in typed_nodes(tree) if isinstance(n, TField)),
         functions=frozenset(n.name for n in calls if n.name in FUNCTIONS),
-        sql_problem=_sql_problem(calls),
+        sql_problem=sql_problem,
     )
+
+
+_ANY_TIME = FixedClock(datetime(2000, 1, 1, tzinfo=UTC))
+"""A clock for measuring SQL: its values are parameters like any other."""
+
+
+def measure_sql(tree: TNode, columns: Columns | None = None) -> None:
+    """Build the SQL of a typed tree for every dialect, fields as plain columns unless
+    `columns` says otherwise, and raise the FormulaError of a bound it passes
+    (sqlsize.py): a formula too large for the database is refused where it is written,
+    not when a list runs it. Building is linear in the formula; no SQL text is written.
+    """
+    def plain(path: Path) -> Expr:
+        return column(".".join(path))
+
+    for dialect in DIALECTS:
+        SqlCompiler(columns or plain, dialect, _ANY_TIME).expr(tree)
 
 
 def _sql_problem(calls: list[TCall]) -> FormulaError | None:

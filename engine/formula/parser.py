@@ -29,6 +29,8 @@ MAX_SOURCE_LENGTH = 4000
 MAX_NESTING = 64
 MAX_PATH_HOPS = 3
 """A path follows at most 3 references: account.owner.department.name is the deepest."""
+MAX_NODES = 1000
+"""A formula has at most 1,000 values, operators and calls (MAX(1, 2) is three)."""
 
 _CANONICAL = {"==": "=", "!=": "<>", "&&": "AND", "||": "OR"}
 _TOKEN_TEXT = {
@@ -160,7 +162,29 @@ def parse(source: str) -> Node:
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
     assert not isinstance(tree, Token | Tree)
+    _count_nodes(tree)
     return tree
+
+
+def _count_nodes(tree: Node) -> None:
+    """Refuse more than MAX_NODES nodes, at the first node past the limit in the source."""
+    found: list[tuple[int, int]] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        found.append((node.line, node.col))
+        if isinstance(node, Unary):
+            stack.append(node.operand)
+        elif isinstance(node, Binary):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, Call):
+            stack.extend(node.args)
+    if len(found) > MAX_NODES:
+        line, col = sorted(found)[MAX_NODES]
+        raise FormulaError(
+            msg("the formula has %(count)s values, operators and calls; the limit is "
+                "%(limit)s", count=format(len(found), ","), limit=format(MAX_NODES, ",")),
+            line, col)
 
 
 def _syntax_error(source: str, exc: UnexpectedInput) -> FormulaError:

@@ -12,6 +12,14 @@ results on exact decimals up to 15 significant digits.
 
 Constants the compiler writes itself are inlined; values from the formula and the
 clock are bound parameters (cast to their type on PostgreSQL).
+
+Builders often write an operand more than once (a guard, then the value), and nested
+they would multiply it: `2^2^2^2^2^2^2^2^2` once wrote megabytes. An operand of more than
+SHARE_ABOVE terms that a builder writes twice is computed once instead, in a one-row
+derived table the builder's SQL reads by name (`(SELECT … v.a0 … FROM (SELECT <operand>
+AS a0) AS v)`), and the SQL written so far is measured after every node: past
+MAX_SQL_TERMS terms or MAX_SQL_PARAMETERS parameters the formula is refused with a
+FormulaError at that node, before any SQL text is written (sqlsize.py).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    select,
     true,
     type_coerce,
 )
@@ -43,11 +52,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 from engine.formula.ast import TCall, TField, TLiteral, TNode
+from engine.formula.errors import FormulaError
 from engine.formula.functions import case_positions
 from engine.formula.pycompile import PLACES
 from engine.formula.sqlfunctions import BUILDERS
+from engine.formula.sqlsize import MAX_SQL_PARAMETERS, MAX_SQL_TERMS, SHARE_ABOVE, SqlSize
 from engine.formula.sqlterms import SNAP_LIMIT, WIDE, Expr, k, over, sqlite_datetime, times
 from engine.formula.types import Clock, FType, Path
+from engine.messages import msg
 
 Columns = Callable[[Path], Expr]
 DIALECTS = ("sqlite", "postgresql")
@@ -62,13 +74,55 @@ class SqlCompiler:
         self.columns = columns
         self.sqlite = dialect == "sqlite"
         self.clock = clock
+        self.size = SqlSize()
 
     def expr(self, node: TNode) -> Expr:
         if isinstance(node, TLiteral):
             return self.value(node.type, node.value)
         if isinstance(node, TField):
-            return self.columns(node.path)
-        return BUILDERS[node.name](self, node, [self.expr(a) for a in node.args])
+            built = self.columns(node.path)  # a computed field's own formula, maybe
+        else:
+            args = [self.expr(a) for a in node.args]
+            built = BUILDERS[node.name](self, node, args)
+            repeated = [i for i, n in enumerate(self.size.uses(built, args))
+                        if n > 1 and self.size.of(args[i])[0] > SHARE_ABOVE
+                        and not self.size.has_query(args[i])]
+            if repeated:
+                built = self.shared(node, args, repeated)
+        self.charge(built, node)
+        return built
+
+    def shared(self, node: TCall, args: list[Expr], repeated: list[int]) -> Expr:
+        """The node's SQL reading the `repeated` arguments once, from a one-row derived
+        table, instead of writing each of them at every use.
+
+        An argument holding a query of its own (a field read through a reference, which
+        correlates to the row's table) is not moved: inside the derived table it would
+        no longer see that table. It is copied, within the bound on size."""
+        inner = select(*(args[i].label(f"a{i}") for i in repeated)).correlate_except(None)
+        once = inner.subquery()
+        named = list(args)
+        for i in repeated:
+            named[i] = once.c[f"a{i}"]
+        outer = select(BUILDERS[node.name](self, node, named)).correlate_except(once)
+        scalar = outer.scalar_subquery()
+        self.size.own(inner)
+        self.size.own(scalar.element)  # scalar_subquery() writes a copy of `outer`
+        return scalar
+
+    def charge(self, built: Expr, node: TNode) -> None:
+        """Refuse SQL past the bounds on terms and parameters, at the node that passes."""
+        terms, params = self.size.of(built)
+        if terms > MAX_SQL_TERMS:
+            raise FormulaError(
+                msg("the formula's SQL has more than %(limit)s terms (the limit); simplify "
+                    "it or split it into formula fields",
+                    limit=format(MAX_SQL_TERMS, ",")), node.line, node.col)
+        if params > MAX_SQL_PARAMETERS:
+            raise FormulaError(
+                msg("the formula's SQL has more than %(limit)s parameters (the limit); "
+                    "simplify it or split it into formula fields",
+                    limit=format(MAX_SQL_PARAMETERS, ",")), node.line, node.col)
 
     # ---- values ------------------------------------------------------------------------
 
