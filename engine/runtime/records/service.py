@@ -75,6 +75,7 @@ from engine.runtime.records.query import (
 from engine.runtime.records.score import explained_term
 from engine.runtime.records.team import remove_member, set_member, team_of
 from engine.runtime.records.totals import Totals
+from engine.runtime.records.trees import hold_links, would_circle
 from engine.runtime.records.unique import check_unique
 from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
 from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
@@ -374,7 +375,7 @@ class Records:
                 errors[name] = msg("no %(entity)s with id %(id)s",
                                    entity=target.name.removeprefix("crm_"), id=value)
             elif self_id is not None and target is c.table \
-                    and _reaches(conn, c.table, name, value, self_id):
+                    and would_circle(conn, c.table, name, value, self_id):
                 errors[name] = msg("%(id)s is already under this record; the %(field)s chain "
                                    "cannot go round in a circle", id=value, field=name)
 
@@ -444,6 +445,7 @@ class Records:
                                 mask=self.policy.mask(actor, c.entity))
         now = self.clock()
         with self.writer.begin() as conn:
+            hold_links(conn, c.table, c.links, values)  # before the row lock: trees.py
             old = self.fetch(conn, actor, c, record_id, lock=True)
             self.allowed(conn, actor, c, record_id, "update")
             if old["version"] != version:

@@ -18,7 +18,6 @@ catches the exact same spelling); SQLite runs one write transaction at a time an
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Table, func, literal, select
 from engine.messages import msg
 from engine.metadata.model import Entity, Field
 from engine.runtime.db import FOLD_FUNCTION
+from engine.runtime.records.locks import hold
 from engine.runtime.values import to_json
 from engine.types import FieldType
 
@@ -75,9 +75,7 @@ def check_unique(conn: Connection, entity: Entity, table: Table, values: Mapping
         value = values.get(f.name)
         if not f.unique or value is None or f.name in errors:
             continue
-        if dialect == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(
-                _lock_key(table.name, f.name, unique_key(entity, f, value)))))
+        hold(conn, "unique", table.name, f.name, str(to_json(unique_key(entity, f, value))))
         column = unique_column(entity, f, table.c[f.name], dialect)
         stmt = select(table.c.id, table.c.deleted_at).where(
             column == unique_column(entity, f, _bound(table, f, value), dialect))
@@ -97,10 +95,3 @@ def check_unique(conn: Connection, entity: Entity, table: Table, values: Mapping
 
 def _bound(table: Table, f: Field, value: Any) -> ColumnElement[Any]:
     return literal(value, table.c[f.name].type)
-
-
-def _lock_key(table: str, field: str, key: Any) -> int:
-    """A signed 64-bit advisory lock key for one unique value."""
-    digest = hashlib.blake2b(f"{table}.{field}\x00{to_json(key)}".encode(),
-                             digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
