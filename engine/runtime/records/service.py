@@ -758,18 +758,6 @@ class Records:
         return self.compiled(entity).entity.field(name)
 
 
-def _reaches(conn: Connection, table: Table, link: str, start: int, goal: int) -> bool:
-    """Whether following `link` upwards from record `start` arrives at `goal`."""
-    seen: set[int] = set()
-    current: int | None = start
-    while current is not None and current not in seen:
-        if current == goal:
-            return True
-        seen.add(current)
-        current = conn.execute(select(table.c[link]).where(table.c.id == current)).scalar()
-    return False
-
-
 # Audit fields besides the entity's own: assignment and team changes.
 _ENGINE_AUDITED = frozenset({"owner_id", "department_id", "team"})
 
