@@ -401,3 +401,105 @@ def test_a_page_visit_records_when_the_session_was_last_seen(env: Env,
     assert seen > long_ago + timedelta(minutes=29)  # recorded by this visit
     assert pages.get("/e/opportunity").status_code == 200  # and not written again
     assert rows(env, "crm_session")[0]["last_seen_at"] == seen
+
+
+# -- a form sent after the session ended ---------------------------------------------------
+
+
+def end_sessions_by_idleness(env: Env) -> None:
+    t = env.records.schema.table("crm_session")
+    with env.engine.begin() as conn:
+        conn.execute(update(t).values(last_seen_at=datetime.now(UTC) - timedelta(days=2)))
+
+
+def drafts(env: Env) -> list[dict[str, Any]]:
+    return rows(env, "crm_form_draft")
+
+
+def sign_in_again(client: TestClient, login_url: str, name: str = "admin",
+                  password: str = "admin-password") -> Any:
+    page = client.get(login_url)
+    form = {k: v[0] for k, v in parse_qs(urlsplit(login_url).query).items()}
+    return client.post("/login", data={"username": name, "password": password,
+                                       "csrf_token": csrf_of(page.text), **form},
+                       follow_redirects=False)
+
+
+def test_a_form_sent_after_the_session_ended_comes_back_filled_after_sign_in(
+        env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    token = page_token(pages, "/e/account/new")
+    end_sessions_by_idleness(env)
+    r = pages.post("/e/account/new", data={"csrf_token": token, "name": "Typed Before Expiry",
+                                           "website": "https://typed.example"},
+                   follow_redirects=False)
+    assert r.status_code == 303, r.text
+    login = r.headers["location"]
+    assert urlsplit(login).path == "/login"
+    assert parse_qs(urlsplit(login).query)["next"] == ["/e/account/new"]
+    [kept] = drafts(env)
+    assert kept["user_id"] == env.admin.id and token not in kept["fields"]
+    assert "Typed Before Expiry" in kept["fields"]
+    page = pages.get(login)
+    assert "the form you sent comes back filled in" in page.text
+    back = sign_in_again(pages, login)
+    assert back.status_code == 303 and back.headers["location"].startswith(
+        "/e/account/new?restore=")
+    form = pages.get(back.headers["location"])
+    assert form.status_code == 200
+    assert 'value="Typed Before Expiry"' in form.text
+    assert 'value="https://typed.example"' in form.text
+    assert rows(env, "account") == []  # nothing saved unseen
+    assert drafts(env) == []  # handed back once
+    again = pages.get(back.headers["location"])
+    assert "Typed Before Expiry" not in again.text
+
+
+def test_an_edit_form_comes_back_with_the_version_it_was_opened_with(
+        env: Env, pages: TestClient) -> None:
+    account = env.records.create(env.admin.actor(), "account", {"name": "Old Name"})
+    sign_in(pages)
+    edit = f"/e/account/{account['id']}/edit"
+    token = page_token(pages, edit)
+    end_sessions_by_idleness(env)
+    r = pages.post(edit, data={"csrf_token": token, "name": "New Name",
+                               "version": str(account["version"])},
+                   headers={"HX-Request": "true"}, follow_redirects=False)
+    assert r.status_code == 401 and r.headers["HX-Redirect"].startswith("/login?")
+    env.records.update(env.admin.actor(), "account", account["id"], {"name": "Changed Meanwhile"},
+                       account["version"])
+    back = sign_in_again(pages, r.headers["HX-Redirect"])
+    form = pages.get(back.headers["location"])
+    assert 'value="New Name"' in form.text
+    saved = pages.post(edit, data={"csrf_token": csrf_of(form.text), "name": "New Name",
+                                   "version": str(account["version"])},
+                       follow_redirects=False)
+    assert saved.status_code == 409  # the change made meanwhile is not overwritten unseen
+
+
+def test_a_kept_form_goes_back_to_its_own_user_only(env: Env, pages: TestClient) -> None:
+    env.users.add("bo", ["admin"], password="bo-password")
+    sign_in(pages)
+    token = page_token(pages, "/e/account/new")
+    end_sessions_by_idleness(env)
+    r = pages.post("/e/account/new", data={"csrf_token": token, "name": "Admin's Secret Deal"},
+                   follow_redirects=False)
+    login = r.headers["location"]
+    draft_id = parse_qs(urlsplit(login).query)["draft"][0]
+    other = new_client(env, pages.app)
+    back = sign_in_again(other, login, "bo", "bo-password")
+    assert back.headers["location"] == "/e/account/new"
+    form = other.get(f"/e/account/new?restore={draft_id}")
+    assert form.status_code == 200 and "Secret Deal" not in form.text
+    assert len(drafts(env)) == 1  # still there for its user
+
+
+def test_a_form_without_the_ended_sessions_token_is_refused_and_not_kept(
+        env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    page_token(pages, "/e/account/new")
+    end_sessions_by_idleness(env)
+    r = pages.post("/e/account/new", data={"csrf_token": "forged", "name": "Planted"},
+                   follow_redirects=False)
+    assert r.status_code == 403
+    assert drafts(env) == []

@@ -100,6 +100,7 @@ class Sessions:
                  clock: Clock = _utcnow) -> None:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
+        self.schema = schema
         self.table = schema.table(SESSION_TABLE)
         self.users = schema.table(USER_TABLE)
         self.policy = policy or SessionPolicy()
@@ -164,6 +165,22 @@ class Sessions:
         user = user_of({k[len(_USER):]: v for k, v in r.items() if k.startswith(_USER)}) \
             if with_user else None
         return SignedIn(session, user, touch_due and not touch)
+
+    def former(self, token: str) -> Session | None:
+        """The session of a cookie's id whatever its state (ended, idle, too old), or None
+        for an id that never was. Used only to tell whose form arrived after the end."""
+        if not token or len(token) > MAX_TOKEN:
+            return None
+        s, u = self.table, self.users
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s, u.c.display_name, u.c.name)
+                               .select_from(s.join(u, u.c.id == s.c.user_id))
+                               .where(s.c.token_hash == _digest(token))).first()
+        if row is None:
+            return None
+        return Session(id=row.id, user_id=row.user_id, csrf_token=row.csrf_secret,
+                       created_at=row.created_at, last_seen_at=row.last_seen_at,
+                       display_name=row.display_name or row.name)
 
     def end(self, session_id: int) -> None:
         with self.writer.begin() as conn:

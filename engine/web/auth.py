@@ -1,5 +1,10 @@
 """Sign-in pages: /login, /logout, /account/password and /account/language.
 
+A record form sent after its session ended is not lost: when it carries the CSRF token of
+that session (so it came from this site, from that user's page), its fields, less passwords
+and the token, are kept as a draft for that user (engine/runtime/drafts.py) and the browser
+goes to sign in; signing in as the same user brings the form back filled in, unsaved.
+
 Passwords are checked by Users (argon2); sessions and throttling live in
 engine/runtime/sessions.py. Signing in always starts a new session (the old one, if any,
 ends), so a session id planted before sign-in is worthless afterwards. A password change
@@ -8,6 +13,7 @@ ends every session of the user, then starts a new one for the browser that chang
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -18,17 +24,28 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from engine.runtime.db import is_sqlite
+from engine.runtime.drafts import FormDrafts, keepable
 from engine.runtime.sessions import LoginThrottle, Sessions, ThrottlePolicy
 from engine.runtime.users import Users
 from engine.settings import WebSettings
 from engine.web.i18n import LANGUAGES, N_, supported
-from engine.web.security import CookieNames, SessionGuard, Signer
+from engine.web.security import (
+    CSRF_FIELD,
+    RESTORE_PARAM,
+    CookieNames,
+    SessionGuard,
+    Signer,
+    tokens_match,
+)
 from engine.web.ui import Ui
 from engine.web.viewer import LoginRequired, Viewer, require_viewer, viewer_of
 
 MAX_NAME = 80
 MAX_PASSWORD = 1000
 MIN_PASSWORD = 8
+MAX_DRAFT_ID = 100
+RESTORABLE = re.compile(r"^/e/[a-z][a-z0-9_]{0,62}/(new|[0-9]{1,19}/edit)$")
+"""The pages whose forms are kept when they arrive after the session ended: record forms."""
 
 WRONG_CREDENTIALS = N_("The user name or password is not right.")
 THROTTLED = N_("Too many failed sign-ins. Wait a few minutes, then try again.")
@@ -92,6 +109,7 @@ class WebAuth:
         self.throttle = throttle
         self.ui = ui
         self.settings = settings
+        self.drafts = FormDrafts(sessions.engine, sessions.schema)
         self.signer = Signer(settings.secret_key)
         self.cookies = CookieNames.for_(settings.cookie_secure)
 
@@ -118,14 +136,42 @@ class WebAuth:
     def guard(self) -> Middleware:
         return Middleware(SessionGuard, signer=self.signer, cookies=self.cookies,
                           secure=self.settings.cookie_secure, resolve=self.resolve,
-                          reject=self._refuse_csrf)
+                          reject=self._refuse_csrf, expired=self._keep_draft,
+                          restore=self._restore_draft)
+
+    async def _keep_draft(self, request: Request, session_id: str,
+                          given: str | None) -> Response | None:
+        """A record form sent with the cookie of an ended session: keep what was typed and
+        send the browser to sign in. None (refused as usual) unless the form carries that
+        session's CSRF token."""
+        path = request.url.path
+        if request.method != "POST" or not RESTORABLE.match(path):
+            return None
+        former = await run_in_threadpool(self.sessions.former, session_id)
+        if former is None or not tokens_match(former.csrf_token, given):
+            return None
+        async with request.form() as form:
+            fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        draft_id = await run_in_threadpool(self.drafts.keep, former.user_id, path,
+                                           keepable(fields, (CSRF_FIELD,)))
+        query = {"next": path} | ({"draft": draft_id} if draft_id else {})
+        return self._to_login("/login?" + urlencode(query), request)
+
+    async def _restore_draft(self, viewer: Viewer, draft_id: str, path: str) -> bytes | None:
+        draft = await run_in_threadpool(self.drafts.peek, draft_id, viewer.user.id)
+        if draft is None or draft.path != path:
+            return None
+        await run_in_threadpool(self.drafts.take, draft_id, viewer.user.id)
+        return urlencode(draft.fields).encode()
 
     async def _refuse_csrf(self, request: Request, why: str) -> Response:
         return self.ui.error_page(request, 403, N_("Request refused"), why)
 
     async def on_login_required(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoginRequired)
-        url = login_url(safe_next(exc.next_url))
+        return self._to_login(login_url(safe_next(exc.next_url)), request)
+
+    def _to_login(self, url: str, request: Request) -> Response:
         if "hx-request" in request.headers:  # htmx swaps fragments; make it load the page
             return Response(status_code=401, headers={"HX-Redirect": url})
         return RedirectResponse(url, status_code=303)
@@ -159,13 +205,16 @@ class WebAuth:
             next_url = safe_next(request.query_params.get("next"))
             if viewer_of(request) is not None:
                 return RedirectResponse(next_url or "/", status_code=303)
-            return self.ui.page(request, "login.html", {"next": next_url or "", "username": ""})
+            draft = _text(dict(request.query_params), "draft", MAX_DRAFT_ID)
+            return self.ui.page(request, "login.html", {"next": next_url or "", "username": "",
+                                                        "draft": draft})
         form = await read_form(request)
         name = _text(form, "username", MAX_NAME).strip()
         password = _text(form, "password", MAX_PASSWORD)
         next_url = safe_next(form.get("next"))
+        draft_id = _text(form, "draft", MAX_DRAFT_ID)
         address = _address(request)
-        context = {"next": next_url or "", "username": name}
+        context = {"next": next_url or "", "username": name, "draft": draft_id}
         # Counted before the password is checked (one step, so guesses sent at once cannot
         # all pass), and the same way whether or not the user exists.
         wait = await run_in_threadpool(self.throttle.attempt, name, address)
@@ -181,6 +230,10 @@ class WebAuth:
         if previous is not None:
             await run_in_threadpool(self.sessions.end, previous.session.id)
         started = await run_in_threadpool(self.sessions.start, user.id)
+        kept = await run_in_threadpool(self.drafts.peek, draft_id, user.id) if draft_id \
+            else None
+        if kept is not None:  # only its own user gets a draft back
+            next_url = kept.path + "?" + urlencode({RESTORE_PARAM: draft_id})
         response = RedirectResponse(next_url or "/", status_code=303)
         self._set_session(response, started.token)
         return response

@@ -8,7 +8,9 @@ signature only lets a worker refuse a forged or truncated cookie without a query
 The guard is a pure ASGI middleware in front of every HTML route (not /api, whose Bearer
 tokens are not ambient credentials, nor /static). It resolves the session once per request
 and, for POST/PUT/PATCH/DELETE, requires the CSRF token of the session (or, signed out, of
-the CSRF cookie) in the `X-CSRF-Token` header or the `csrf_token` form field.
+the CSRF cookie) in the `X-CSRF-Token` header or the `csrf_token` form field. A form sent
+with the cookie of a session that has ended goes to `expired` (kept for the next sign-in,
+engine/web/auth.py), and a GET with `?restore=<draft>` is shown with the kept fields.
 """
 
 from __future__ import annotations
@@ -90,19 +92,29 @@ def tokens_match(expected: str, given: str | None) -> bool:
 
 Resolve = Callable[[str], Awaitable[Viewer | None]]
 Reject = Callable[[Request, str], Awaitable[Response]]
+Expired = Callable[[Request, str, str | None], Awaitable[Response | None]]
+"""Answers a state change sent with the cookie of a session that has ended (given the
+session id and the token sent), or None to refuse it like any other."""
+Restore = Callable[[Viewer, str, str], Awaitable[bytes | None]]
+"""The query string that brings back a kept form (given the viewer, the draft id and the
+path asked for), or None."""
+RESTORE_PARAM = "restore"
 
 
 class SessionGuard:
     """ASGI middleware: puts the Viewer (or None) in request.state, checks CSRF tokens."""
 
     def __init__(self, app: ASGIApp, *, signer: Signer, cookies: CookieNames, secure: bool,
-                 resolve: Resolve, reject: Reject) -> None:
+                 resolve: Resolve, reject: Reject, expired: Expired | None = None,
+                 restore: Restore | None = None) -> None:
         self.app = app
         self.signer = signer
         self.cookies = cookies
         self.secure = secure
         self.resolve = resolve
         self.reject = reject
+        self.expired = expired
+        self.restore = restore
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -120,6 +132,11 @@ class SessionGuard:
         if viewer is None and anon is None:
             anon = new_anon = secrets.token_urlsafe(32)
         state[ANON_CSRF_KEY] = anon or ""
+        if viewer is not None and scope["method"] == "GET" and self.restore is not None:
+            draft_id = _query_value(scope, RESTORE_PARAM)
+            if draft_id is not None:  # the page is shown as if opened with the kept fields
+                query = await self.restore(viewer, draft_id, path)
+                scope = {**scope, "query_string": query or b""}
         if scope["method"] not in SAFE_METHODS:
             expected = [viewer.session.csrf_token] if viewer else []
             if anon and (viewer is None or path == "/login"):
@@ -128,8 +145,13 @@ class SessionGuard:
             receive, given = await _given_token(scope, receive)
             if not any(tokens_match(e, given) for e in expected):
                 request = Request(scope, receive)
-                why = FORM_TOO_LARGE if given == _TOO_LARGE else CSRF_FAILED
-                response = await self.reject(request, why)
+                response = None
+                if (viewer is None and session_id and self.expired is not None
+                        and given != _TOO_LARGE):
+                    response = await self.expired(request, session_id, given)
+                if response is None:
+                    why = FORM_TOO_LARGE if given == _TOO_LARGE else CSRF_FAILED
+                    response = await self.reject(request, why)
                 await self._with_cookie(response, new_anon)(scope, receive, send)
                 return
         if new_anon is None:
@@ -163,6 +185,11 @@ def _cookies(scope: Scope) -> dict[str, str]:
         if key == b"cookie":
             jar.update(cookie_parser(value.decode("latin-1")))  # lenient: never raises
     return jar
+
+
+def _query_value(scope: Scope, name: str) -> str | None:
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return next((v for k, v in parse_qsl(raw, keep_blank_values=True) if k == name), None)
 
 
 _TOO_LARGE = "\x00too-large"

@@ -34,10 +34,11 @@ ARCHIVE_TABLE = "crm_archived_column"
 TEAM_TABLE = "crm_team"
 SESSION_TABLE = "crm_session"
 LOGIN_THROTTLE_TABLE = "crm_login_throttle"
+FORM_DRAFT_TABLE = "crm_form_draft"
 SAVED_VIEW_TABLE = "crm_saved_view"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE,
-                 SESSION_TABLE, LOGIN_THROTTLE_TABLE, SAVED_VIEW_TABLE)
+                 SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -242,6 +243,18 @@ def _system_tables(md: MetaData) -> None:
         Column("failures", Integer, nullable=False),
         Column("last_at", UtcDateTime, nullable=False),
         Index("ix_crm_login_throttle_last_at", "last_at"),
+    )
+    # Forms posted after their session ended (engine/runtime/drafts.py), kept for the user's
+    # next sign-in; only the digest of a draft's id is stored.
+    Table(
+        FORM_DRAFT_TABLE, md,
+        Column("id_hash", String(64), primary_key=True),
+        Column("user_id", BigInteger,
+               ForeignKey(f"{USER_TABLE}.id", name="fk_crm_form_draft_user_id"), nullable=False),
+        Column("path", String(300), nullable=False),
+        Column("fields", Text, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Index("ix_crm_form_draft_created_at", "created_at"),
     )
     # A user's saved list views (engine/runtime/views.py): a name for a list's query string.
     Table(

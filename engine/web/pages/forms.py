@@ -87,7 +87,9 @@ class FormPages(PageFamily):
         viewer = require_viewer(request)
         entity = entity_of(self.model, request.path_params["entity"])
         record_id = int(request.path_params["record_id"])
-        posted = await read_posted(request) if request.method == "POST" else {}
+        # A GET may bring typed values back (a form kept over a sign-in, engine/web/auth.py).
+        posted = await read_posted(request) if request.method == "POST" else posted_lists(
+            list(request.query_params.multi_items()))
         result = await run_in_threadpool(self._edit, viewer, entity, record_id, posted,
                                          request.method == "POST")
         return self._answer(request, result)
@@ -165,7 +167,7 @@ class FormPages(PageFamily):
                         # After a conflict the form keeps the version it was opened with,
                         # so sending it again cannot overwrite the other change unseen.
                         version=version if saving and version is not None
-                        else stored["version"])
+                        else whole(first_value(posted, "version")) or stored["version"])
         view.top_errors = self._top_errors(fm, view, errors, viewer) + ([conflict] if conflict
                                                                         else [])
         return view
