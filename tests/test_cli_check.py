@@ -103,6 +103,35 @@ def test_check_prints_every_error_on_stderr_and_exits_1(workdir: Path) -> None:
     assert (result.exit_code, result.stdout, result.stderr) == (1, "", BROKEN_STDERR)
 
 
+def test_check_refuses_unknown_tags_and_oversized_files(workdir: Path) -> None:
+    from engine.metadata.yamlio import MAX_FILE_BYTES
+
+    write_config(workdir, {
+        "account.yaml": "entity: account\nfields:\n  name: !secret {type: text}\n",
+        "contact.yaml": "entity: contact\nfields:\n  note: {type: text}\n"
+                        + "# padding\n" * (MAX_FILE_BYTES // 10),
+    })
+    result = crm("--config", "config", "check")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        "config/entities/account.yaml:3:9: unknown YAML tag '!secret'",
+        f"config/entities/contact.yaml:1:1: the file is {MAX_FILE_BYTES + 45:,} bytes; "
+        f"the limit is {MAX_FILE_BYTES:,}",
+        "error: 2 configuration error(s); nothing was applied"]
+
+
+def test_check_refuses_a_computed_field_whose_sql_is_too_large(workdir: Path) -> None:
+    big = "MAX(" + ", ".join(["YEAR(DATE(n, n, n))"] * 90) + ")"
+    write_config(workdir, {
+        "account.yaml": f"entity: account\nfields:\n  n: {{type: integer}}\n"
+                        f"  big: {{type: integer, formula: '{big}'}}\n"})
+    result = crm("--config", "config", "check")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.splitlines()[0].startswith(
+        "config/entities/account.yaml:4:33: formula 1:1: the formula's SQL has more than "
+        "20,000 terms (the limit)")
+
+
 def test_check_on_a_missing_folder(workdir: Path) -> None:
     result = crm("--config", "nowhere", "check")
     assert (result.exit_code, result.stdout) == (1, "")

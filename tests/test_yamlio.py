@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.metadata.errors import ConfigError, SourceLoc
-from engine.metadata.yamlio import MAX_NODES, YamlDoc, parse_yaml, read_yaml
+from engine.metadata.yamlio import MAX_FILE_BYTES, MAX_NODES, YamlDoc, parse_yaml, read_yaml
 
 F = "config/entities/x.yaml"
 
@@ -163,6 +163,30 @@ def test_alias_expansion_is_bounded() -> None:
     lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 7)]
     assert error_of("\n".join(lines) + "\n") == (
         f"{F}:1:1: the file expands to more than {MAX_NODES} YAML nodes")
+
+
+def test_nodes_are_counted_while_reading() -> None:
+    """A long file stops at the node past the limit, before it is built into data."""
+    assert error_of("- 1\n" * (MAX_NODES + 10)) == (
+        f"{F}:{MAX_NODES}:3: the file has more than {MAX_NODES:,} YAML nodes (the limit)")
+
+
+def test_a_file_past_the_size_limit_is_not_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"entity: x\nnote: " + b"y" * MAX_FILE_BYTES + b"\n")
+    assert str(read_yaml(big, F)) == (
+        f"{F}:1:1: the file is {MAX_FILE_BYTES + 17:,} bytes; the limit is {MAX_FILE_BYTES:,}")
+    assert error_of(big.read_bytes()).endswith(f"the limit is {MAX_FILE_BYTES:,}")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("entity: x\nfields: !foo\n  a: {type: text}\n", "2:9: unknown YAML tag '!foo'"),
+    ("entity: x\nlabel: !bar hello\n", "2:8: unknown YAML tag '!bar'"),
+    ("entity: x\nrun: !!python/object:os.system echo\n",
+     "2:6: unknown YAML tag 'tag:yaml.org,2002:python/object:os.system'"),
+])
+def test_unknown_tags_are_errors_at_their_position(text: str, expected: str) -> None:
+    assert error_of(text) == f"{F}:{expected}"
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:

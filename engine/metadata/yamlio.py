@@ -9,7 +9,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 from engine.metadata.errors import ConfigError, SourceLoc
@@ -17,8 +18,10 @@ from engine.metadata.errors import ConfigError, SourceLoc
 PathPart = str | int
 
 # Aliases let a few lines expand to millions of nodes ("billion laughs"); no entity file
-# comes near this many.
+# comes near this many. Counted while the file is read, and again as aliases expand.
 MAX_NODES = 200_000
+# A config file is read whole before anything is checked; no entity file comes near this.
+MAX_FILE_BYTES = 1_000_000
 
 # Far beyond any sensible number, and short enough to print (Python limits int → str).
 _MAX_INT_BITS = 1024
@@ -32,6 +35,29 @@ class _Constructor(RoundTripConstructor):
 
 
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_str)
+
+
+def _unknown_tag(constructor: RoundTripConstructor, node: Any) -> Any:
+    """A tag no config key knows (`!foo`, `!!python/object`) is an error, not ignored."""
+    tag = getattr(node.tag, "value", node.tag)
+    raise ConstructorError(None, None, f"unknown YAML tag {tag!r}", node.start_mark)
+
+
+_Constructor.add_constructor(None, _unknown_tag)
+
+
+class _Composer(Composer):
+    """Counts nodes while it reads, so a huge file stops early, at a position."""
+
+    nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            mark = self.parser.peek_event().start_mark
+            raise ConstructorError(None, None, f"the file has more than {MAX_NODES:,} YAML "
+                                   "nodes (the limit)", mark)
+        return super().compose_node(parent, index)
 
 
 class YamlDoc:
@@ -171,9 +197,13 @@ class _TooLarge(Exception):
 
 
 def read_yaml(path: Path, display: str) -> YamlDoc | ConfigError:
-    """Parse one file; a syntax error, a duplicate key or a non-UTF-8 byte comes back as a
-    ConfigError at its position."""
+    """Parse one file; a syntax error, a duplicate key, an unknown tag, a non-UTF-8 byte or
+    a file past MAX_FILE_BYTES or MAX_NODES comes back as a ConfigError at its position."""
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:  # not even read
+            return ConfigError(SourceLoc(display, 1, 1),
+                               f"the file is {path.stat().st_size:,} bytes; the limit is "
+                               f"{MAX_FILE_BYTES:,}")
         raw = path.read_bytes()
     except OSError as exc:
         return ConfigError(SourceLoc(display, 1, 1), f"cannot read the file: {exc.strerror}")
@@ -182,6 +212,9 @@ def read_yaml(path: Path, display: str) -> YamlDoc | ConfigError:
 
 def parse_yaml(raw: bytes, display: str) -> YamlDoc | ConfigError:
     """Like `read_yaml`, from the file's bytes."""
+    if len(raw) > MAX_FILE_BYTES:
+        return ConfigError(SourceLoc(display, 1, 1),
+                           f"the file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -190,6 +223,7 @@ def parse_yaml(raw: bytes, display: str) -> YamlDoc | ConfigError:
                            f"file is not UTF-8: byte 0x{raw[exc.start]:02x} ({exc.reason})")
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
+    yaml.Composer = _Composer
     yaml.allow_duplicate_keys = False
     try:
         root = yaml.load(text)
@@ -199,6 +233,8 @@ def parse_yaml(raw: bytes, display: str) -> YamlDoc | ConfigError:
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and problem.startswith("but "):  # "expected X" / "but found Y"
             problem = f"{exc.context}, {problem}"
+        if problem.startswith(("unknown YAML tag", "the file has more than")):
+            return ConfigError(SourceLoc(display, line, col), problem)
         duplicate = _DUPLICATE_RE.match(problem)
         if duplicate:
             return ConfigError(SourceLoc(display, line, col),
