@@ -361,6 +361,7 @@ def test_lookups_through_a_record_the_reader_cannot_see_are_blank(
     # And the record's page.
     pages = env.client()
     assert sign_in(pages, "dealer", "dealer-password").status_code == 303
-    page = pages.get(f"/e/deal/{hidden['id']}")
-    assert page.status_code == 200 and not any(
-        s in page.text.replace(",", "") for s in secrets), page.text
+    for url in (f"/e/deal/{hidden['id']}", f"/e/deal/{hidden['id']}/edit"):
+        page = pages.get(url)
+        assert page.status_code == 200 and not any(
+            s in page.text.replace(",", "") for s in secrets), (url, page.text)

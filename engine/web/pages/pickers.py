@@ -182,7 +182,7 @@ class Pickers:
         paths = sorted(p for p in narrowing.references if p[0] == RECORD_PARAM)
         bound: dict[Path, Any] = {}
         with self.records.engine.connect() as conn:
-            ctx = self.records.record_context(conn, fm.compiled, values)
+            ctx = self.records.record_context(conn, fm.compiled, values, reader=actor)
             for path in paths:
                 if len(path) == 1:
                     bound[path] = record_id or None

@@ -4,7 +4,8 @@ user typed (or the stored one), its error, and its state under the form's condit
 The same code serves the full form and the live preview: the values being typed are
 coerced with the records service's own coercers (what does not parse counts as blank),
 and the entity's compiled formulas run on them through `Records.record_context`, exactly
-as the service runs them when the record is saved.
+as the service runs them when the record is saved — except that a path through a record
+the user may not read is blank to them, as in every read of theirs.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ class FormModel:
     def hidden_on(self, conn: Connection, stored: Mapping[str, Any]) -> frozenset[str]:
         """The fields whose `hidden` condition holds on a stored record with nothing typed
         (the "hidden" of `evaluate(stored, {}).states`), lookups through `conn`."""
-        ctx = self.records.record_context(conn, self.compiled, dict(stored), prior=stored)
+        ctx = self.records.record_context(conn, self.compiled, dict(stored), prior=stored,
+                                          reader=self.actor)
         return frozenset(ff.name for ff in self.form.fields
                          if ff.hidden_compiled is not None and ff.hidden_compiled.holds(ctx))
 
@@ -202,7 +204,7 @@ class FormModel:
                      run: Any) -> Any:
         with self.records.engine.connect() as conn:
             ctx = self.records.record_context(conn, self.compiled, values, prior=stored,
-                                              is_new=stored is None)
+                                              is_new=stored is None, reader=self.actor)
             return run(ctx)
 
     def _states(self, values: Mapping[str, Any],
