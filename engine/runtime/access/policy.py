@@ -100,15 +100,17 @@ class AccessPolicy:
     def read_branches(self, actor: Actor, entity: Entity,
                       table: FromClause) -> list[ColumnElement[bool]] | None:
         """The rows of `table` the actor may read as alternatives, `read_filter` being their
-        OR; None for all rows. At most two: the actor's own records first (an index
-        (owner_id, field) holds them in a list's order), then the others they may read
-        (teams, departments) as one condition. A list reads each apart and merges them
-        (engine/runtime/records/query.py `page_statement`)."""
+        OR; None for all rows. A list reads each apart and merges them
+        (engine/runtime/records/query.py `page_statement`). Two for the own scope: the
+        actor's records (an index (owner_id, field) holds them in a list's order) and those
+        of their teams (few, read by id). A department scope is one condition: its
+        department's rows are the bulk, found by walking the list's order, and the OR costs
+        that walk little more (the own records usually belong to the department too)."""
         branches = self.scope_branches(self.scope(actor, entity.name, "read"), actor, entity,
                                        table, "read")
         if branches is None or len(branches) < 3:
             return branches
-        return [branches[0], or_(*branches[1:])]
+        return [or_(*branches)]
 
     def scope_filter(self, scope: Scope, actor: Actor, entity: Entity, table: FromClause,
                      action: str = "read") -> ColumnElement[bool] | None:
