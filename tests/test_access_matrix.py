@@ -497,7 +497,8 @@ def test_shipped_roles(make_env: EnvFactory) -> None:
 MISSING = "zq_nofield"
 """A name no entity has, to compare a hidden field's answers with."""
 HIDDEN_NAMES = frozenset({"amount", "weighted", "credit_limit"})
-_HINT = re.compile(r"; did you mean '([a-z0-9_]+)'\?")
+_HINT = re.compile(r"; did you mean (?:'|&#39;)([a-z0-9_]+)(?:'|&#39;)\?")
+"""A suggestion, in JSON or in a page (quotes escaped)."""
 
 
 def _places(entity: str, name: str, rid: int,
@@ -566,3 +567,34 @@ def test_did_you_mean_offers_only_visible_fields(world: World) -> None:
     # Case-insensitively the same name: offered to those who see it only.
     assert "did you mean 'credit_limit'" in filter_problem("admin", "CREDIT_LIMIT > 0")
     assert "credit_limit" not in filter_problem("u_own", "CREDIT_LIMIT > 0")
+
+
+def test_hidden_fields_answer_like_missing_ones_on_list_pages(world: World) -> None:
+    """The list page and saving a view: a condition, sort, `__has` or filter formula on a
+    hidden field gets the page a field that does not exist gets."""
+    from tests.web_helpers import page_token, sign_in
+
+    env = world.env
+    env.users.set_password(world.user_ids["u_own"], "u-own-password")
+    pages = env.client()
+    pages.headers["Accept"] = "text/html"
+    assert sign_in(pages, "u_own", "u-own-password").status_code == 303
+    token = page_token(pages, "/e/opportunity")
+    check = Checker()
+    for name in ("amount", "weighted"):
+        for query in ("{f}__gt=abc", "{f}__gt=1", "{f}=x", "sort=-{f}", "{f}__has=x",
+                      "filter={f}+%3E+0", "filter=ISBLANK({f})", "{f}__lte=2024-01-01"):
+            got = pages.get("/e/opportunity?" + query.format(f=name))
+            want = pages.get("/e/opportunity?" + query.format(f=MISSING))
+            cell = f"u_own page {query.format(f=name)}"
+            check.check(cell, got.status_code == want.status_code and got.status_code < 500
+                        and _HINT.sub("", got.text).replace(name, MISSING) == want.text,
+                        f"{got.status_code} vs {want.status_code}")
+            check.check(cell, not set(_HINT.findall(got.text)) & HIDDEN_NAMES, "suggests it")
+            saved = [pages.post("/e/opportunity/views", data={
+                "name": f"v {query.format(f=f)}", "query": query.format(f=f),
+                "csrf_token": token}, follow_redirects=False) for f in (name, MISSING)]
+            check.check(f"{cell} saved", saved[0].status_code == saved[1].status_code
+                        and _HINT.sub("", saved[0].text).replace(name, MISSING)
+                        == saved[1].text, f"{saved[0].status_code} vs {saved[1].status_code}")
+    check.done()
