@@ -382,10 +382,9 @@ def measure(database: str, env: Env, n_rows: int, requests: int,
                      f"row ({exact[MANAGER]:,}) and sorts them in a temporary B-tree for the "
                      "50 wanted; the uncached total's probes do the same in id order.")
     elif "ix_opportunity_amount" in rows_plan:
-        notes.append(f"{database}: for the department_tree list the branch of team and "
-                     "department rows walks the amount index from the top and tests the "
-                     "predicate per row (about 4 rows per hit at a quarter visible), like the "
-                     "admin's plan; the manager's own branch reads (owner_id, amount).")
+        notes.append(f"{database}: for the department_tree list the planner walks the amount "
+                     "index from the top and tests the predicate per row (about 4 rows per "
+                     "hit at a quarter visible), like the admin's plan.")
     rep_plan = plan[REP][0] if plan[REP] else ""
     if "MULTI-INDEX OR" in rep_plan and p50_of(REP) / base50 > TARGET:
         notes.append(f"{database}, why the own list misses the target: the planner answers "
@@ -441,13 +440,13 @@ def _setup_notes(env: Env, requests: int) -> list[str]:
         "the first, max(id)).",
         *stale,
         "list strategy (engine/runtime/records/query.py `page_statement`, the branches from "
-        "`AccessPolicy.read_branches`): under an access predicate the list reads two branches "
+        "`AccessPolicy.read_branches`): under the own scope the list reads two branches "
         "apart, the user's own records (`owner_id = me`, from the index (owner_id, amount) "
-        "in amount order) and the others they may read (team; or team and department subtree "
-        "as one condition), each for its first offset + 50 ids, and takes the page from their "
-        "union in the list's order; the uncached total's probes do the same in id order (the "
-        "owner's ids from the owner_id index on SQLite, from (owner_id, id) on PostgreSQL). "
-        "Every `index: true` field has an (owner_id, field) index beside its own.",
+        "in amount order) and their team's, each for its first offset + 50 ids, and takes "
+        "the page from their union in the list's order; the uncached total's probes do the "
+        "same in id order (the owner's ids from the owner_id index on SQLite, from (owner_id, "
+        "id) on PostgreSQL). Every `index: true` field has an (owner_id, field) index beside "
+        "its own. A department scope stays one condition (owner, team or department).",
         "The machine is shared (2 cores; other helpers' test suites and benchmarks ran at "
         "the same time), so absolute figures are noisy; compare rows of one run.",
     ]
