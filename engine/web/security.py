@@ -136,7 +136,8 @@ class SessionGuard:
             draft_id = _query_value(scope, RESTORE_PARAM)
             if draft_id is not None:  # the page is shown as if opened with the kept fields
                 query = await self.restore(viewer, draft_id, path)
-                scope = {**scope, "query_string": query or b""}
+                if query is not None:
+                    scope = {**scope, "query_string": query}
         if scope["method"] not in SAFE_METHODS:
             expected = [viewer.session.csrf_token] if viewer else []
             if anon and (viewer is None or path == "/login"):
