@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
 from starlette.testclient import TestClient
 
@@ -159,6 +161,19 @@ def test_bad_guesses_sent_at_once_get_only_the_free_tries(env: Env) -> None:
 
     statuses = asyncio.run(guess_all())
     assert sorted(statuses) == [400] * 5 + [429] * 15
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(name=st.text(max_size=200), address=st.sampled_from(
+    ["203.0.113.1", "2001:db8::1", "unknown", "x" * 300]))
+def test_any_name_from_any_address_is_counted_without_an_error(env: Env, name: str,
+                                                                address: str) -> None:
+    """Whatever is typed as the name (NUL, any script, longer than a column, a case that
+    lengthens when lowered) and whatever the peer is called, the answer is 400 or 429."""
+    client = client_at(env, env.client().app, address)
+    assert sign_in(client, name, "wrong-password").status_code in (400, 429)
 
 
 def test_x_forwarded_for_is_believed_only_from_a_named_proxy(env: Env) -> None:
