@@ -263,13 +263,13 @@ def _department_id(engine: Any, schema: Any, value: str) -> int:
         fail("there is no department entity in config")
     t = schema.table("department")
     cond = [t.c.name == value]
+    if "code" in t.c:  # docs/access.md: `--department SH`
+        cond.append(t.c.code == value)
     if value.isascii() and value.isdigit():
         cond.append(t.c.id == int(value))
     with engine.connect() as conn:
         rows = conn.execute(select(t.c.id).where(or_(*cond), t.c.deleted_at.is_(None))).all()
     if len(rows) != 1:
-    if "code" in t.c:  # docs/access.md: `--department SH`
-        cond.append(t.c.code == value)
         fail(f"no single department {value!r}")
     return int(rows[0][0])
 
