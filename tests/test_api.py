@@ -677,6 +677,34 @@ def test_wrong_methods_are_405(api: TestClient, env: Env, method: str, path: str
     assert db_state(env) == before
 
 
+# -- user names ------------------------------------------------------------------------
+
+
+def test_a_user_name_the_caller_may_not_name_answers_as_an_unknown_one(env: Env) -> None:
+    """Every body that names a user (team, assign, transfer): a user outside the caller's
+    reach (engine/runtime/access/reachable.py) gets exactly the answer of a name no user
+    has, so no route tells a dealer which staff names exist."""
+    from tests.access_helpers import departments, place, user
+
+    d = departments(env)
+    dealer = user(env, "dealer_one", "partner", department=d["PARTNERS"])
+    user(env, "zhang_sh", "sales_rep", department=d["SH"])
+    account = place(env, "account", {"name": "Dealer account"}, owner=dealer)
+    deal = place(env, "opportunity", {"name": "Deal", "account": account["id"]}, owner=dealer)
+    api = env.client(env.users.new_token("dealer_one"))
+    before = db_state(env)
+    for path, key, extra, status in [
+            (f"/api/opportunity/{deal['id']}/team", "user", {}, 422),
+            (f"/api/opportunity/{deal['id']}/actions/assign", "owner", {}, 422),
+            ("/api/access/transfer", "from", {"to": "dealer_one"}, 403),  # before any lookup
+            ("/api/access/transfer", "to", {"from": "dealer_one"}, 403)]:
+        staff = api.post(path, json={key: "zhang_sh", **extra})
+        nobody = api.post(path, json={key: "nobody_xx", **extra})
+        assert staff.status_code == nobody.status_code == status, (path, staff.text)
+        assert staff.text.replace("zhang_sh", "nobody_xx") == nobody.text, path
+    assert db_state(env) == before
+
+
 # -- one error shape ---------------------------------------------------------------------
 
 

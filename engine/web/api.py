@@ -240,7 +240,7 @@ class Api:
         if action == "assign":
             body = await self._body(request)
             _only(body, {"owner", "department", "version"})
-            owner = await self._user_id(body.get("owner"), "owner")
+            owner = await self._user_id(body.get("owner"), "owner", reachable_by=actor)
             department = _optional_id(body.get("department"), "department")
             version = _optional_id(body.get("version"), "version")
             result = await self._run(partial(self.records.assign, owner=owner,
@@ -333,6 +333,9 @@ class Api:
         actor = await self._actor(request)
         body = await self._body(request)
         _only(body, {"from", "to", "deactivate"})
+        if not self.records.policy.is_admin(actor):
+            # before looking the names up: a 422 "no user named" would tell which ones exist
+            raise Forbidden(msg("only an administrator may transfer a user's records"))
         source = await self._user_id(body.get("from"), "from")
         target = await self._user_id(body.get("to"), "to")
         if source is None or target is None:
