@@ -164,6 +164,43 @@ def test_a_partner_is_described_only_what_it_may_use(env: Env) -> None:
         assert client.get("/api/account", params={key: value}).status_code == 200, key
 
 
+@pytest.mark.parametrize("role", sorted(MODEL.roles.names))
+def test_every_shipped_role_gets_a_document_true_to_its_roles(env: Env, role: str) -> None:
+    """For each role of config/roles.yaml: an entity is described iff the role may do
+    something with it, each described operation is one its scope allows, no field hidden
+    from it appears in its schemas or filters, and every reference resolves."""
+    doc, _ = _document_of(env, f"user_{role}", role, "SH")
+    actor = env.users.by_name(f"user_{role}").actor()
+    policy = env.records.policy
+    for ref in _refs(doc):
+        node: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+    needs = {("", "get"): "read", ("", "post"): "create", ("/{record_id}", "get"): "read",
+             ("/{record_id}", "patch"): "update", ("/{record_id}", "delete"): "delete",
+             ("/{record_id}/team", "post"): "update", ("/{record_id}/history", "get"): "read"}
+    for e in MODEL.entities:
+        allowed = {a for a in ("create", "read", "update", "delete", "export", "assign")
+                   if policy.scope(actor, e.name, a).value != "none"}
+        described = _cap(e.name) in doc["components"]["schemas"]
+        assert described == (bool(allowed) or policy.is_admin(actor)), e.name
+        if not described:
+            assert not any(p.startswith(f"/api/{e.name}/") or p == f"/api/{e.name}"
+                           for p in doc["paths"])
+            continue
+        for (suffix, method), action in needs.items():
+            item = doc["paths"].get(f"/api/{e.name}{suffix}", {})
+            assert (method in item) == (action in allowed or policy.is_admin(actor)), (
+                e.name, suffix, method)
+        hidden = policy.hidden_fields(actor, e)
+        for schema in ("", "Create", "Patch"):
+            assert not _props(doc, _cap(e.name) + schema) & hidden, (e.name, schema)
+        if "get" in doc["paths"].get(f"/api/{e.name}", {}):
+            filters = next(p for p in doc["paths"][f"/api/{e.name}"]["get"]["parameters"]
+                           if p["name"] == "filters")["schema"]["properties"]
+            assert not {k.partition("__")[0] for k in filters} & hidden, e.name
+
+
 def test_a_field_read_only_for_the_caller_is_read_only_in_its_document(env: Env) -> None:
     doc, _ = _document_of(env, "rep", "sales_rep", "SH")  # account credit_limit: readonly
     assert doc["components"]["schemas"]["Account"]["properties"]["credit_limit"][
