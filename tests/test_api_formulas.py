@@ -77,6 +77,39 @@ def test_bad_filters_are_400(api: TestClient) -> None:
         assert response.json()["error"]["fields"] == {"filter": message}, source
 
 
+def test_nested_filters_run_small(api: TestClient, env: Env) -> None:
+    """Filters that once compiled to megabytes of SQL (each power, quotient or rounding
+    copied its operand, and nesting multiplied the copies) answer like any other."""
+    make(api, env, "a", amount="1000", stage="proposal")
+    make(api, env, "b", amount="7", stage="won")
+    assert names(api, filter="2^2^2^2^2^2 > 0", sort="name") == ["a", "b"]
+    assert names(api, filter="MOD(MOD(MOD(MOD(amount, 13), 11), 7), 3) = 1",
+                 sort="name") == ["a"]
+    assert names(api, filter="SQRT(SQRT(SQRT(SQRT(SQRT(SQRT(amount)))))) > 1.1") == ["a"]
+    assert names(api, filter="amount / 2 / 2 / 2 / 2 / 2 / 2 / 2 / 2 > 3") == ["a"]
+
+
+def test_filters_past_the_sql_bound_are_400(api: TestClient) -> None:
+    """17 characters once became 13 MB of SQL, 44 s and a 500: now refused before any
+    query runs, naming the limit (SQLite's parser reads only so many levels)."""
+    response = api.get("/api/opportunity", params={"filter": "2^2^2^2^2^2^2^2^2 > 0"})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"filter": (
+        "1:1: the formula's SQL nests too deeply for SQLite's parser (the limit); simplify "
+        "it or split it into formula fields")}
+    years = "MAX(" + ", ".join(["YEAR(DATE(amount, amount, amount))"] * 90) + ") > 0"
+    response = api.get("/api/opportunity", params={"filter": years})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"filter": (
+        "1:1: the formula's SQL has more than 20,000 terms (the limit); simplify it or "
+        "split it into formula fields")}
+    many = "MAX(" + ",".join(["1"] * 1000) + ") > 0"
+    response = api.get("/api/opportunity", params={"filter": many})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"filter": (
+        "1:2003: the formula has 1,003 values, operators and calls; the limit is 1,000")}
+
+
 def test_explain_a_score(api: TestClient, env: Env) -> None:
     body = make(api, env, "a", budget="confirmed", authority="influencer", need="urgent")
     response = api.get(f"/api/opportunity/{body['id']}/explain/score")

@@ -338,3 +338,34 @@ def test_evaluate_is_reusable_and_typed() -> None:
     assert formula.type is FType.NUMBER
     assert [formula.evaluate(MappingContext({"amount": a}, CLOCK)) for a in (50, 200)] \
         == [Decimal(50), Decimal("180.0")]
+
+
+class _CountingContext(MappingContext):
+    """Counts every field read, to see how often evaluation visits each reference."""
+
+    reads = 0
+
+    def get(self, path: tuple[str, ...]) -> object:
+        self.reads += 1
+        return super().get(path)
+
+
+@pytest.mark.parametrize("source", [
+    "MOD(MOD(MOD(MOD(amount, qty), 7), qty), 3)", "SQRT(SQRT(SQRT(SQRT(ABS(amount)))))",
+    "IF(amount > qty, amount, qty) ^ 2 ^ 2", "TEXT(amount) & TEXT(amount) & TEXT(qty)"])
+def test_evaluation_reads_each_reference_once(source: str) -> None:
+    """The Python closures are linear in the formula: a guard never re-evaluates its
+    operand (which, nested, would multiply the work as SQL copies once did)."""
+    formula = compile_formula(source, SCOPE)
+    ctx = _CountingContext({"amount": Decimal("10.5"), "qty": 4}, CLOCK)
+    formula.evaluate(ctx)
+    assert ctx.reads <= sum(1 for _ in formula.reference_sites())
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("9^(9^9)", None),  # an exponent beyond ±1000 is blank, not a big-number computation
+    ("(10^1000)^1000^1000", None),  # past the decimal context's range: blank
+    ("9^9^9", Decimal("1.96627050475552913618075908526912116283103450944214766927315E+77")),
+])
+def test_big_powers_are_bounded(source: str, expected: Decimal | None) -> None:
+    assert compile_formula(source, SCOPE).evaluate(MappingContext({}, CLOCK)) == expected

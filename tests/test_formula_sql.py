@@ -48,8 +48,11 @@ from engine.formula import (
     FixedClock,
     FormulaError,
     MappingContext,
+    check,
     compile_formula,
+    parse,
 )
+from engine.formula.sqlcompile import SqlCompiler
 from engine.runtime.schema.types import ExactDecimal, UtcDateTime
 from engine.types import DECIMAL_SHAPES, FieldType
 from tests.test_formula_docs import CLOCK as DOC_CLOCK
@@ -650,7 +653,7 @@ def test_a_second_engine_reads_the_same_values(tmp_path: Any) -> None:
 
 # ---- repeated operands and the bound on SQL size -----------------------------------------
 
-NESTED = ["2^2^2^2^2^2^2^2^2", "MOD(MOD(MOD(MOD(MOD(MOD(amount, qty), 7), qty), 3), qty), 5)",
+NESTED = ["2^2^2^2^2^2", "MOD(MOD(MOD(MOD(amount, qty), 7), qty), 3)",
           "SQRT(SQRT(SQRT(SQRT(SQRT(SQRT(ratio))))))",
           "(((amount + 0.1) * 1.1 + 0.1) * 1.1 + 0.1) * 1.1",
           "BLANKVALUE(BLANKVALUE(BLANKVALUE(BLANKVALUE(BLANKVALUE(title, note), note), note), "
@@ -662,12 +665,14 @@ NESTED = ["2^2^2^2^2^2^2^2^2", "MOD(MOD(MOD(MOD(MOD(MOD(amount, qty), 7), qty), 
 
 @pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()],
                          ids=["sqlite", "postgresql"])
-@pytest.mark.parametrize("source", NESTED)
+@pytest.mark.parametrize("source", [
+    *NESTED, "2^2^2^2^2^2^2^2^2", "MOD(MOD(MOD(MOD(MOD(MOD(amount, qty), 7), qty), 3), qty), 5)"])
 def test_repeated_operands_are_written_once(dialect: Any, source: str) -> None:
     """A builder that uses an operand twice (a guard, then the value) reads it from a
     one-row derived table instead of copying it: nesting adds, never multiplies
-    (2^2^2^2^2^2^2^2^2 was 13 MB of SQL, nested MOD 300 MB)."""
-    expr = compile_formula(source, SCOPE).to_sql(select_column, dialect.name, CLOCK)
+    (2^2^2^2^2^2^2^2^2 was 13 MB of SQL, nested MOD 300 MB). Built with the compiler
+    itself: compile_formula refuses the deepest for SQLite's parser."""
+    expr = SqlCompiler(select_column, dialect.name, CLOCK).expr(check(parse(source), SCOPE))
     assert len(str(expr.compile(dialect=dialect))) < 12_000
 
 
@@ -715,3 +720,14 @@ def test_sql_parameters_are_bounded() -> None:
         f"the formula's SQL has more than {MAX_SQL_PARAMETERS:,} parameters (the limit)")
     compile_formula("MAX(" + ", ".join(f"DATE(2024, 2, {d})" for d in range(1, 11)) + ")",
                     SCOPE)
+
+
+def test_sql_too_deep_for_sqlite_is_refused_where_the_formula_is_compiled() -> None:
+    """SQLite's parser has a bounded stack: past it every query with the formula would
+    fail, so the formula is refused when compiled, on any database."""
+    with pytest.raises(FormulaError) as caught:
+        compile_formula("ABS(" * 40 + "qty" + ")" * 40, SCOPE)
+    assert str(caught.value) == (
+        "1:1: the formula's SQL nests too deeply for SQLite's parser (the limit); simplify "
+        "it or split it into formula fields")
+    compile_formula("ABS(" * 20 + "qty" + ")" * 20, SCOPE)

@@ -130,3 +130,16 @@ def test_cycle_across_entities(cfg: Config) -> None:
     assert cfg.errors() == [
         "config/entities/x.yaml:5:34: formula 1:1: formula cycle: "
         "account.best -> double -> account.best"]
+
+
+def test_computed_fields_are_measured_with_the_fields_they_read(cfg: Config) -> None:
+    """Lists run a computed field with the formula fields it reads inlined: each may be
+    within the bound alone, and the one that reads them past it is refused."""
+    years = "MAX(" + ", ".join(["YEAR(DATE(amount, amount, amount))"] * 40) + ")"
+    cfg.write("x.yaml", deal(f"  years: {{type: integer, formula: '{years}'}}\n"
+                             "  twice: {type: integer, formula: 'years + years * 2'}\n"
+                             "  once: {type: integer, formula: 'years + 1'}\n"))
+    assert cfg.errors() == [
+        "config/entities/x.yaml:6:35: formula 1:7: the formula's SQL has more than 20,000 "
+        "terms (the limit); simplify it or split it into formula fields (with the formula "
+        "fields it reads)"]

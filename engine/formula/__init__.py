@@ -20,6 +20,7 @@ from engine.formula.compiled import (
     check_cycles,
     compile_formula,
     evaluate_source,
+    measure_sql,
 )
 from engine.formula.context import (
     EntityScope,
@@ -91,6 +92,7 @@ __all__ = [
     "described",
     "evaluate_source",
     "ftype_of",
+    "measure_sql",
     "parse",
     "scale_of",
     "sum_terms",

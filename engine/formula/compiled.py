@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import column
 
@@ -25,6 +26,7 @@ from engine.formula.functions import FUNCTIONS
 from engine.formula.parser import parse
 from engine.formula.pycompile import Fn, compile_python
 from engine.formula.sqlcompile import DIALECTS, Columns, SqlCompiler, compile_sql, condition
+from engine.formula.sqlsize import sqlite_parses
 from engine.formula.sqlterms import Expr
 from engine.formula.types import Clock, EvalContext, FType, Path, Scope, Value, described
 from engine.messages import msg
@@ -101,7 +103,7 @@ def compile_formula(source: str, scope: Scope, expect: FType | None = None) -> C
     calls = [n for n in typed_nodes(tree) if isinstance(n, TCall)]
     sql_problem = _sql_problem(calls)
     if sql_problem is None:
-        measure_sql(tree)
+        _measure_alone(tree)
     return CompiledFormula(
         source=source,
         tree=tree,
@@ -116,17 +118,30 @@ _ANY_TIME = FixedClock(datetime(2000, 1, 1, tzinfo=UTC))
 """A clock for measuring SQL: its values are parameters like any other."""
 
 
-def measure_sql(tree: TNode, columns: Columns | None = None) -> None:
-    """Build the SQL of a typed tree for every dialect, fields as plain columns unless
-    `columns` says otherwise, and raise the FormulaError of a bound it passes
-    (sqlsize.py): a formula too large for the database is refused where it is written,
-    not when a list runs it. Building is linear in the formula; no SQL text is written.
+@lru_cache(maxsize=4096)
+def _measure_alone(tree: TNode) -> None:
+    """measure_sql with plain columns, once per typed tree (trees are immutable)."""
+    measure_sql(tree)
+
+
+def measure_sql(tree: TNode, columns_for: Callable[[str], Columns] | None = None) -> None:
+    """Build the SQL of a typed tree for every dialect and raise the FormulaError of a
+    bound it passes (sqlsize.py): a formula too large for the database is refused where
+    it is written, not when a list runs it. Fields are plain columns unless
+    `columns_for(dialect)` gives their expressions (other computed fields, inlined).
+    Building is linear in the formula; SQL text is written only for SQLite's parser.
     """
     def plain(path: Path) -> Expr:
         return column(".".join(path))
 
     for dialect in DIALECTS:
-        SqlCompiler(columns or plain, dialect, _ANY_TIME).expr(tree)
+        columns = columns_for(dialect) if columns_for is not None else plain
+        built = SqlCompiler(columns, dialect, _ANY_TIME).expr(tree)
+        if dialect == "sqlite" and not sqlite_parses(built):
+            raise FormulaError(
+                msg("the formula's SQL nests too deeply for SQLite's parser (the limit); "
+                    "simplify it or split it into formula fields"),
+                *min((n.line, n.col) for n in typed_nodes(tree)))
 
 
 def _sql_problem(calls: list[TCall]) -> FormulaError | None:

@@ -22,9 +22,12 @@ copying it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import literal_column, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnClause
 from sqlalchemy.sql.selectable import SelectBase, TableClause
 
@@ -111,3 +114,25 @@ class SqlSize:
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in counts)
         return counts[id(root)]
+
+
+SQLITE_MARGIN = 3
+"""Queries around a formula (a list's, its count's) nest it this many levels deeper."""
+
+
+def sqlite_parses(expr: Any) -> bool:
+    """Whether SQLite's parser, whose stack is bounded, can read `expr` inside a query
+    SQLITE_MARGIN levels deep. Only the parser runs (on an empty in-memory database):
+    names are never resolved, nothing is executed."""
+    wrapped: Any = expr
+    for _ in range(SQLITE_MARGIN):
+        wrapped = select(wrapped.label("x")).where(literal_column("1") > 0).scalar_subquery()
+    sql = str(select(wrapped.label("x")).compile(dialect=sqlite.dialect()))
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute("EXPLAIN " + sql, [None] * sql.count("?"))
+    except sqlite3.Error as exc:
+        return "parser stack overflow" not in str(exc)
+    finally:
+        connection.close()
+    return True

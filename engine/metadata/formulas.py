@@ -5,13 +5,19 @@ by the position inside the formula: `config/entities/x.yaml:12:14: formula 1:5: 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import column
 
 from engine.formula import (
     CompiledFormula,
     EntityScope,
     FieldSpec,
+    FixedClock,
     FormulaCycleError,
     FormulaError,
     FType,
@@ -19,6 +25,7 @@ from engine.formula import (
     check_cycles,
     compile_formula,
     ftype_of,
+    measure_sql,
     scale_of,
 )
 from engine.metadata.errors import ConfigError, SourceLoc
@@ -109,7 +116,45 @@ def compile_formulas(entities: list[Entity], errors: list[ConfigError]) -> list[
                             else k for k in exc.cycle)
         errors.append(ConfigError(where[exc.field],
                                   f"formula {exc.line}:{exc.col}: formula cycle: {cycle}"))
+    else:
+        _measure_inlined(computed, where, resolve, errors)
     return out
+
+
+_ANY_TIME = FixedClock(datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def _measure_inlined(computed: dict[str, CompiledFormula], where: dict[str, SourceLoc],
+                     resolve: Callable[[str, Path], str | None],
+                     errors: list[ConfigError]) -> None:
+    """A computed field that reads others runs their SQL inside its own: each is held to
+    the formula bounds with what it reads inlined, as lists will run it (no cycles)."""
+    def columns_for(key: str, dialect: str) -> Callable[[Path], Any]:
+        def columns(path: Path) -> Any:
+            target = resolve(key, path)
+            if target is not None and target in computed and computed[target].sql_capable:
+                return built(target, dialect)
+            return column(".".join(path))
+        return columns
+
+    cache: dict[tuple[str, str], Any] = {}
+
+    def built(key: str, dialect: str) -> Any:
+        if (key, dialect) not in cache:
+            cache[(key, dialect)] = computed[key].to_sql(columns_for(key, dialect), dialect,
+                                                         _ANY_TIME)
+        return cache[(key, dialect)]
+
+    for key, formula in computed.items():
+        if not formula.sql_capable or not any(
+                resolve(key, path) in computed for path in formula.references):
+            continue  # measured alone when compiled
+        try:
+            measure_sql(formula.tree, partial(columns_for, key))
+        except FormulaError as exc:
+            errors.append(ConfigError(where[key], f"formula {exc.line}:{exc.col}: "
+                                                  f"{exc.message} (with the formula fields "
+                                                  f"it reads)"))
 
 
 def _cascade(c: Cascade, entities: list[Entity], errors: list[ConfigError]) -> Cascade:
