@@ -152,3 +152,48 @@ def test_any_spelling_of_a_taken_name_is_taken(accounts: Accounts, name: str) ->
         fields = problems(env.records.create, admin, "account", {"name": spelling})
         assert fields == {"name": f"{unicodedata.normalize('NFC', spelling)} is already "
                                   "used"}, spelling
+
+
+def test_two_writers_of_one_name_in_two_cases_at_once_leave_one(env: Env) -> None:
+    """`Acme` and `ACME` created in two threads, each held just before its INSERT until the
+    other has checked too (or has waited long enough: then it is blocked behind the first).
+    The unique index only knows exact spellings, so the check must not let both through:
+    one is created, the other refused, on both databases."""
+    import threading
+
+    from sqlalchemy import event
+
+    admin = env.admin.actor()
+    both_checked = threading.Barrier(2, timeout=3)
+    workers: set[int] = set()
+
+    def hold_before_inserting(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.get_ident() in workers and statement.lstrip().upper().startswith(
+                "INSERT INTO ACCOUNT"):
+            try:
+                both_checked.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other writer waits for this one
+
+    outcomes: dict[str, str] = {}
+
+    def create(name: str) -> None:
+        workers.add(threading.get_ident())
+        try:
+            env.records.create(admin, "account", {"name": name})
+            outcomes[name] = "ok"
+        except Invalid as exc:
+            outcomes[name] = exc.fields.get("name", str(exc.fields))
+
+    event.listen(env.engine, "before_cursor_execute", hold_before_inserting)
+    try:
+        threads = [threading.Thread(target=create, args=(n,)) for n in ("Acme", "ACME")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        event.remove(env.engine, "before_cursor_execute", hold_before_inserting)
+    assert sorted(outcomes) == ["ACME", "Acme"], outcomes
+    assert sorted(v.endswith("is already used") for v in outcomes.values()) == [False, True] \
+        and "ok" in outcomes.values(), outcomes
