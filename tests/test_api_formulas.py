@@ -100,9 +100,9 @@ def test_filters_past_the_sql_bound_are_400(api: TestClient) -> None:
     years = "MAX(" + ", ".join(["YEAR(DATE(amount, amount, amount))"] * 90) + ") > 0"
     response = api.get("/api/opportunity", params={"filter": years})
     assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"filter": (
-        "1:1: the formula's SQL has more than 20,000 terms (the limit); simplify it or "
-        "split it into formula fields")}
+    message = response.json()["error"]["fields"]["filter"]
+    assert message.startswith("1:1: the formula's SQL has more than ")
+    assert "(the limit)" in message
     many = "MAX(" + ",".join(["1"] * 1000) + ") > 0"
     response = api.get("/api/opportunity", params={"filter": many})
     assert response.status_code == 400
@@ -142,3 +142,14 @@ def test_explain_a_score(api: TestClient, env: Env) -> None:
     unknown = api.get(f"/api/opportunity/{body['id']}/explain/nothing")
     assert unknown.status_code == 404
     assert api.get("/api/opportunity/999999/explain/score").status_code == 404
+
+
+def test_a_filter_past_the_bound_with_computed_fields_inlined_is_400(api: TestClient) -> None:
+    """A computed field's SQL runs inside the filter that reads it: many reads of one
+    pass the bound only then, and answer 400 all the same, not 500."""
+    many = "MAX(" + ",".join(["weighted"] * 300) + ") > 0"
+    response = api.get("/api/opportunity", params={"filter": many})
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["fields"]["filter"]
+    assert message.startswith("1:1: the formula's SQL has more than ")
+    assert "(the limit)" in message

@@ -650,9 +650,13 @@ class Records:
                   for cond in query.conditions]
         if query.filter is not None:
             sql = self.sql_fields(actor)
-            where.append(query.filter.sql_condition(
-                lambda path: self._readable_path(actor, sql, c.entity, t, path),
-                sql.dialect, sql.clock))
+            try:  # computed fields it reads are inlined: the SQL bound applies to the whole
+                where.append(query.filter.sql_condition(
+                    lambda path: self._readable_path(actor, sql, c.entity, t, path),
+                    sql.dialect, sql.clock))
+            except FormulaError as exc:
+                raise BadRequest(msg("invalid filter"),
+                                 {"filter": exc.described()}) from None
         branches = self.policy.read_branches(actor, c.entity, t)
         stmt = self._select(c, only=only, reader=actor)
         named: dict[str, str] = {}
