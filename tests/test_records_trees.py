@@ -3,6 +3,7 @@ itself, also when two writes race. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -38,10 +39,9 @@ def test_two_updates_closing_a_circle_at_once_leave_no_circle(env: Env) -> None:
         # The UPDATE of the account comes after every check of the write.
         if threading.get_ident() in workers and statement.lstrip().upper().startswith(
                 "UPDATE ACCOUNT"):
-            try:
+            # Broken barrier: the other write waits for this one (it cannot check yet).
+            with contextlib.suppress(threading.BrokenBarrierError):
                 both_checked.wait()
-            except threading.BrokenBarrierError:
-                pass  # the other write is waiting for this one (it cannot check yet)
 
     outcomes: dict[str, str] = {}
 

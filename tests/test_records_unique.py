@@ -159,6 +159,7 @@ def test_two_writers_of_one_name_in_two_cases_at_once_leave_one(env: Env) -> Non
     other has checked too (or has waited long enough: then it is blocked behind the first).
     The unique index only knows exact spellings, so the check must not let both through:
     one is created, the other refused, on both databases."""
+    import contextlib
     import threading
 
     from sqlalchemy import event
@@ -170,10 +171,9 @@ def test_two_writers_of_one_name_in_two_cases_at_once_leave_one(env: Env) -> Non
     def hold_before_inserting(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if threading.get_ident() in workers and statement.lstrip().upper().startswith(
                 "INSERT INTO ACCOUNT"):
-            try:
+            # Broken barrier: the other writer waits for this one.
+            with contextlib.suppress(threading.BrokenBarrierError):
                 both_checked.wait()
-            except threading.BrokenBarrierError:
-                pass  # the other writer waits for this one
 
     outcomes: dict[str, str] = {}
 
