@@ -6,8 +6,11 @@ exporters. Above MAX_PAGE_SIZE, a 400 naming the bound."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from engine.metadata.roles import Scope
 from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE
 from engine.runtime.records.query import MAX_PAGE_SIZE
 from tests.access_helpers import departments, place, user
@@ -108,3 +111,51 @@ def test_a_tree_draws_more_nodes_than_a_list_page_only_for_exporters(
     boss = _browser(env, "exec").get(path)  # read all, export all
     assert "Showing" not in boss.text
     assert boss.text.count('class="tree-item') == BULK + 4
+
+
+ROLES = ("admin", "executive", "sales_manager", "sales_rep", "presales", "marketing",
+         "service_manager", "service_agent", "partner")
+ENTITIES = ("account", "contact", "opportunity", "lead", "activity", "product")
+
+
+class Everyone:
+    """One API client per shipped role; a short repr for Hypothesis."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        sh = departments(env)["SH"]
+        for role in ROLES:
+            user(env, f"r_{role}", role, department=sh)
+        self.clients = {role: env.client(env.users.new_token(f"r_{role}")) for role in ROLES}
+
+    def __repr__(self) -> str:
+        return f"Everyone({self.env.engine.dialect.name})"
+
+
+@pytest.fixture
+def everyone(env: Env) -> Everyone:
+    return Everyone(env)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(role=st.sampled_from(ROLES), entity=st.sampled_from(ENTITIES),
+       size=st.integers(1, MAX_PAGE_SIZE + 100) | st.sampled_from(
+           [ORDINARY_PAGE_SIZE, BULK, MAX_PAGE_SIZE, MAX_PAGE_SIZE + 1]))
+def test_any_page_size_for_any_role(everyone: Everyone, role: str, entity: str,
+                                    size: int) -> None:
+    """400 above the maximum; else 403 for a reader whose export scope does not cover the
+    read scope above ORDINARY_PAGE_SIZE (or who may not read at all); else the page."""
+    env = everyone.env
+    policy = env.records.policy
+    actor = env.users.by_name(f"r_{role}").actor()
+    read = policy.scope(actor, entity, "read")
+    export = policy.scope(actor, entity, "export")
+    resp = everyone.clients[role].get(f"/api/{entity}", params={"page_size": size})
+    if size > MAX_PAGE_SIZE:
+        assert_error(resp, 400, "bad_request")
+    elif read is Scope.NONE or (size > ORDINARY_PAGE_SIZE and export.rank < read.rank):
+        assert_error(resp, 403, "forbidden")
+    else:
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["page_size"] == size
