@@ -51,3 +51,15 @@ def test_a_short_key_file_is_refused(tmp_path: Path) -> None:
     key.write_text("too-short\n")
     with pytest.raises(SettingsError, match="at least 32 characters"):
         WebSettings.from_env({"CRM_SECRET_KEY_FILE": str(key)})
+
+
+def test_crm_serve_refuses_a_bad_proxy_setting_before_starting(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    result = CliRunner(env={"CRM_TRUSTED_PROXIES": "10.0.0.0/8,not-an-address"}).invoke(
+        main, ["--db", f"sqlite:///{tmp_path / 'crm.db'}", "serve"])
+    assert result.exit_code == 1
+    assert "CRM_TRUSTED_PROXIES: 'not-an-address' is not an IP address" in result.stderr
+    assert not (tmp_path / "crm.db").exists()  # refused before touching anything
