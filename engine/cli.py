@@ -18,6 +18,8 @@ from engine.runtime.schema import PlanError, apply_plan, build_schema, plan_sche
 from engine.settings import Settings, SettingsError, trusted_proxies
 
 F = TypeVar("F", bound=Callable[..., Any])
+SHUTDOWN_GRACE = 3
+"""Seconds `crm serve` lets running requests finish after SIGTERM before cancelling them."""
 
 
 class Context:
@@ -129,8 +131,11 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         click.echo(f"applied {len(plan.steps)} schema step(s)")
     os.environ["CRM_CONFIG"] = ctx.settings.config_dir
     os.environ["CRM_DATABASE_URL"] = ctx.settings.database_url
+    # On SIGTERM, requests still running after SHUTDOWN_GRACE seconds are cancelled, and
+    # with them their queries (engine/web/limits.py): the server stops within seconds.
     uvicorn.run("engine.web.asgi:build", factory=True, host=host, port=port, workers=workers,
-                log_level="info", **proxy_options(proxies))
+                log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE,
+                **proxy_options(proxies))
 
 
 def proxy_options(proxies: tuple[str, ...]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""Bounds on one request (engine/web/limits.py, engine/runtime/deadline.py): its queries stop
-at settings.yaml `query_time_limit` on both databases, stop when the client disconnects, and
-one user may have `requests_per_user` requests running at once.
+"""Bounds on one request (engine/web/limits.py): each of its queries stops at settings.yaml
+`query_time_limit` on both databases (engine/runtime/query_limit.py), its query stops when
+the client disconnects, and one user may have `requests_per_user` requests running at once.
 
 The expensive query is a short, legal filter that builds a 6.75 MB text per row (SUBSTITUTE
-of SUBSTITUTE of SUBSTITUTE, each one turning "c" into 150 of them) over a few hundred
+of SUBSTITUTE of SUBSTITUTE, each one turning "c" into 150 of them) over a thousand
 accounts: seconds of work for the database, on either one.
 """
 
@@ -21,15 +21,18 @@ from sqlalchemy import event, insert
 
 from engine.web.app import create_app
 from tests.conftest import Env, EnvFactory
+from tests.web_helpers import sign_in
 
-ACCOUNTS = 300
+ACCOUNTS = 1000
 _MANY_C = "c" * 150
 EXPENSIVE = f'LEN(SUBSTITUTE(SUBSTITUTE(SUBSTITUTE(name, "c", "{_MANY_C}"), "c", "{_MANY_C}"), ' \
-    f'"c", "{_MANY_C}")) > 0'
+    f'"c", "{_MANY_C}")) = 0'
+"""Matches no account, so every query with it (the page, the count) scans them all."""
 
 
-def limited_env(make_env: EnvFactory, config_dir: Path, **settings: object) -> Env:
-    """An Env whose settings.yaml sets `settings`, with ACCOUNTS accounts to scan."""
+def limited_env(make_env: EnvFactory, config_dir: Path, accounts: int = ACCOUNTS,
+                **settings: object) -> Env:
+    """An Env whose settings.yaml sets `settings`, with `accounts` accounts to scan."""
     with (config_dir / "settings.yaml").open("a", encoding="utf-8") as f:
         for key, value in settings.items():
             f.write(f"{key}: {value}\n")
@@ -39,7 +42,7 @@ def limited_env(make_env: EnvFactory, config_dir: Path, **settings: object) -> E
            "created_at": now, "updated_at": now, "version": 1}
     with env.engine.begin() as conn:
         conn.execute(insert(env.records.schema.table("account")),
-                     [{"name": f"Account {i:05d}", **who} for i in range(ACCOUNTS)])
+                     [{"name": f"Account {i:05d}", **who} for i in range(accounts)])
     return env
 
 
@@ -55,6 +58,18 @@ def test_an_expensive_filter_stops_at_the_time_limit(make_env: EnvFactory,
     # The connection it ran on serves the next request as usual.
     r = api.get("/api/account", params={"page_size": 1})
     assert r.status_code == 200 and r.json()["total"] == ACCOUNTS
+
+
+def test_a_list_page_past_the_time_limit_is_an_error_page(make_env: EnvFactory,
+                                                           config_dir: Path) -> None:
+    env = limited_env(make_env, config_dir, query_time_limit=0.2)
+    pages = env.client()
+    pages.headers["Accept"] = "text/html"
+    assert sign_in(pages).status_code == 303
+    r = pages.get("/e/account", params={"filter": EXPENSIVE})
+    assert r.status_code == 503
+    assert "Try again later" in r.text and "0.2 s limit" in r.text
+    assert pages.get("/e/account").status_code == 200
 
 
 def test_the_time_limit_answers_in_the_reader_language(make_env: EnvFactory,
@@ -119,7 +134,7 @@ def _forward(started: threading.Event) -> Callable[..., None]:
 
 def test_one_user_may_run_only_so_many_requests_at_once(make_env: EnvFactory,
                                                        config_dir: Path) -> None:
-    env = limited_env(make_env, config_dir, query_time_limit=3, requests_per_user=1)
+    env = limited_env(make_env, config_dir, query_time_limit=1, requests_per_user=1)
     started = threading.Event()
     event.listen(env.engine, "before_cursor_execute", _forward(started))
     app_client = env.client(env.users.new_token("admin"))

@@ -2,7 +2,7 @@
 
 ```yaml
 currency: CNY
-query_time_limit: 10      # seconds a request's queries may run
+query_time_limit: 10      # seconds each query of a request may run
 requests_per_user: 8      # requests one user may have running at once
 ```
 
@@ -32,7 +32,7 @@ class SiteSettings:
     currency: str = DEFAULT_CURRENCY
     """The ISO 4217 code of every money field's currency (pages show its symbol)."""
     query_time_limit: float = DEFAULT_QUERY_TIME_LIMIT
-    """Seconds one request's queries may run; a query past it is stopped (503)."""
+    """Seconds each query of a web request may run; a query past it is stopped (503)."""
     requests_per_user: int = DEFAULT_REQUESTS_PER_USER
     """Requests one signed-in user may have running at once; more answer 429."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,12 +12,12 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from engine.runtime.deadline import current_deadline
+from engine.runtime.query_limit import QueryLimit, current_limit
 
 DEFAULT_URL = "sqlite:///data/crm.db"
 WRITE = {"crm_write": True}
 PROGRESS_STEPS = 1000
-"""SQLite virtual-machine steps between two looks at the request's deadline."""
+"""SQLite virtual-machine steps between two looks at the query's time limit."""
 _SQLITE_INTERRUPT = 9
 _PG_QUERY_CANCELED = "57014"
 
@@ -32,8 +33,9 @@ def normalize_url(url: str) -> URL:
 def open_engine(url: str, **kwargs: Any) -> Engine:
     """An Engine with our connection settings; `engine.execution_options(**WRITE)` for writes.
 
-    Queries run under the deadline of the request that runs them (engine/runtime/deadline.py):
-    a query past it, or cancelled, stops and raises QueryTimeLimit or QueryCancelled.
+    Each query runs under the time limit of the request that runs it
+    (engine/runtime/query_limit.py): a query past it, or cancelled, stops and raises
+    QueryTimeLimit or QueryCancelled.
 
     SQLite runs in WAL mode with synchronous=NORMAL and foreign keys on; transactions are
     begun explicitly so DDL is transactional too, and write transactions take the write lock
@@ -48,11 +50,11 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         _configure_sqlite(engine)
-        _enforce_deadlines(engine)
+        _enforce_limits(engine)
         return engine
     engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
     _configure_server(engine)
-    _enforce_deadlines(engine)
+    _enforce_limits(engine)
     return engine
 
 
@@ -67,7 +69,7 @@ def _fold(text: object) -> object:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -75,7 +77,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
-        dbapi_conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
+        watch = _QueryWatch()
+        record.info[_WATCH] = watch
+        dbapi_conn.set_progress_handler(watch, PROGRESS_STEPS)
         dbapi_conn.create_function(FOLD_FUNCTION, 1, _fold, deterministic=True)
 
     @event.listens_for(engine, "begin")
@@ -84,56 +88,78 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _past_deadline() -> int:
-    """SQLite's progress handler: non-zero interrupts the running query."""
-    deadline = current_deadline()
-    return 1 if deadline is not None and deadline.expired() else 0
+_WATCH = "crm_query_watch"
+
+
+class _QueryWatch:
+    """SQLite's progress handler for one connection: non-zero interrupts the running query,
+    once it has run past its request's limit or the request was cancelled."""
+
+    __slots__ = ("limit", "started")
+
+    def __init__(self) -> None:
+        self.limit: QueryLimit | None = None
+        self.started = 0.0
+
+    def start(self, limit: QueryLimit | None) -> None:
+        self.limit = limit
+        self.started = time.monotonic()
+
+    def __call__(self) -> int:
+        limit = self.limit
+        if limit is None:
+            return 0
+        return int(limit.cancelled or time.monotonic() - self.started >= limit.seconds)
 
 
 def _configure_server(engine: Engine) -> None:
-    """PostgreSQL: each transaction of a request may run until the request's deadline
-    (`statement_timeout`, local to the transaction), and the connections a request holds
-    are known to its deadline, which cancels their queries when the request ends early."""
+    """PostgreSQL: each statement of a request may run for the request's limit
+    (`statement_timeout`, set local to each transaction), and the connections a request
+    holds are known to its limit, which cancels their queries when the request ends early."""
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        deadline = current_deadline()
-        if deadline is not None:
-            ms = max(1, int(deadline.remaining() * 1000))
+        limit = current_limit()
+        if limit is not None:
+            ms = max(1, round(limit.seconds * 1000))
             conn.exec_driver_sql("SELECT set_config('statement_timeout', %(ms)s, true)",
                                  {"ms": f"{ms}ms"})
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        deadline = current_deadline()
-        if deadline is not None:
-            deadline.attach(dbapi_conn)
-            record.info["crm_deadline"] = (deadline, dbapi_conn)
+        limit = current_limit()
+        if limit is not None:
+            limit.attach(dbapi_conn)
+            record.info["crm_limit"] = (limit, dbapi_conn)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
-        held = record.info.pop("crm_deadline", None)
+        held = record.info.pop("crm_limit", None)
         if held is not None:
             held[0].detach(held[1])
 
 
-def _enforce_deadlines(engine: Engine) -> None:
-    """Both databases: no statement starts past the request's deadline, and a query the
-    database stopped for it raises the deadline's own error (a 503 naming the limit)."""
+def _enforce_limits(engine: Engine) -> None:
+    """Both databases: no statement starts once its request was cancelled, SQLite's watch
+    learns each statement's limit and start, and a query the database stopped for the
+    limit raises the limit's own error (a 503 naming it)."""
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _before(_conn: Any, _cursor: Any, _statement: Any, _params: Any, _context: Any,
+    def _before(conn: Connection, _cursor: Any, _statement: Any, _params: Any, _context: Any,
                 _many: bool) -> None:
-        deadline = current_deadline()
-        if deadline is not None and deadline.expired():
-            raise deadline.error()
+        limit = current_limit()
+        if limit is not None and limit.cancelled:
+            raise limit.error()
+        watch = conn.info.get(_WATCH)
+        if watch is not None:
+            watch.start(limit)
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: ExceptionContext) -> BaseException | None:
-        deadline = current_deadline()
-        if deadline is None or not _interrupted(context.original_exception):
+        limit = current_limit()
+        if limit is None or not _interrupted(context.original_exception):
             return None
-        return deadline.error()
+        return limit.error()
 
 
 def _interrupted(exc: BaseException) -> bool:

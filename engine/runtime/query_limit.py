@@ -1,17 +1,18 @@
-"""The time limit of one request's queries, and its cancellation.
+"""The time limit of each query a request runs, and the request's cancellation.
 
-The web edge opens a `Deadline` per request (`within(Deadline(10.0))`); every query that
-request runs, in any thread it hands work to, sees it through a context variable, and the
-database engines (engine/runtime/db.py) enforce it: PostgreSQL with `statement_timeout`,
-SQLite with a progress handler that interrupts the query. `cancel()` (the client went away,
-the server is stopping) interrupts the running queries at once. A query stopped either way
-raises `QueryTimeLimit` or `QueryCancelled`, which answer 503 naming the limit.
+The web edge runs each request under a `QueryLimit` (`limited(QueryLimit(10.0))`); every
+query of that request, in any thread it hands work to, sees it through a context variable,
+and the database engines (engine/runtime/db.py) enforce it: PostgreSQL with
+`statement_timeout`, SQLite with a progress handler that interrupts the query. `cancel()`
+(the client went away, the server is stopping) stops the running queries at once and
+refuses new ones. A query stopped either way raises `QueryTimeLimit` or `QueryCancelled`,
+which answer 503 naming the limit.
 
->>> d = Deadline(10.0)
->>> d.expired(), d.cancelled, 0 < d.remaining() <= 10.0
-(False, False, True)
->>> d.cancel(); d.expired()
-True
+>>> limit = QueryLimit(10.0)
+>>> limit.cancelled, type(limit.error()).__name__
+(False, 'QueryTimeLimit')
+>>> limit.cancel(); type(limit.error()).__name__
+'QueryCancelled'
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,8 +29,8 @@ from engine.runtime.errors import RecordError
 
 log = logging.getLogger("engine.runtime")
 
-DEFAULT_LIMIT = 10.0
-"""Seconds a request's queries may run together (settings.yaml `query_time_limit`)."""
+DEFAULT_SECONDS = 10.0
+"""Seconds one query of a request may run (settings.yaml `query_time_limit`)."""
 
 
 class QueryTimeLimit(RecordError):
@@ -39,11 +39,11 @@ class QueryTimeLimit(RecordError):
     status = 503
     code = "query_time_limit"
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, seconds: float) -> None:
         super().__init__(msg("the query ran longer than the %(limit)s s limit "
                              "(settings.yaml query_time_limit) and was stopped; "
-                             "narrow the filter or try again later", limit=_seconds(limit)))
-        self.limit = limit
+                             "narrow the filter or try again later", limit=f"{seconds:g}"))
+        self.seconds = seconds
 
 
 class QueryCancelled(RecordError):
@@ -57,33 +57,24 @@ class QueryCancelled(RecordError):
                              "(the client disconnected or the server is stopping)"))
 
 
-class Deadline:
-    """When one request's queries must stop, and the database connections they run on.
+class QueryLimit:
+    """How long each query of one request may run, whether the request was cancelled, and
+    the server connections its queries run on (to cancel them).
 
     Thread-safe: the event loop cancels it while worker threads run its queries."""
 
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self.expires = time.monotonic() + limit
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self.cancelled = False
         self._lock = threading.Lock()
         self._running: set[Any] = set()  # DB-API connections checked out by this request
 
-    def remaining(self) -> float:
-        """Seconds left (0 once cancelled or past the limit)."""
-        if self.cancelled:
-            return 0.0
-        return max(0.0, self.expires - time.monotonic())
-
-    def expired(self) -> bool:
-        return self.cancelled or time.monotonic() >= self.expires
-
     def error(self) -> RecordError:
-        """What a query stopped by this deadline raises."""
-        return QueryCancelled() if self.cancelled else QueryTimeLimit(self.limit)
+        """What a query stopped under this limit raises."""
+        return QueryCancelled() if self.cancelled else QueryTimeLimit(self.seconds)
 
     def attach(self, dbapi_connection: Any) -> None:
-        """A connection this request now holds: `cancel()` interrupts its query."""
+        """A server connection this request now holds: `cancel()` interrupts its query."""
         with self._lock:
             self._running.add(dbapi_connection)
 
@@ -92,17 +83,23 @@ class Deadline:
         with self._lock:
             self._running.discard(dbapi_connection)
 
-    def cancel(self) -> None:
-        """Stop this request's queries now. SQLite's progress handler sees the flag; a
-        server connection is sent a cancel request from a thread of its own (it is a
-        network call, and this is called from the event loop)."""
+    def cancel(self, wait: bool = False) -> None:
+        """Stop this request's queries now and refuse new ones. SQLite's progress handler
+        sees the flag; a server connection is sent a cancel request, from a thread of its
+        own (a network call, and this is called from the event loop), or right here with
+        `wait`: a stopping server must not exit before the cancel is sent, or the query
+        would outlive it in its PostgreSQL backend."""
         if self.cancelled:
             return
         self.cancelled = True
         with self._lock:
             if not self._running:
                 return
-        threading.Thread(target=self._cancel_running, name="crm-cancel", daemon=True).start()
+        if wait:
+            self._cancel_running()
+        else:
+            threading.Thread(target=self._cancel_running, name="crm-cancel",
+                             daemon=True).start()
 
     def _cancel_running(self) -> None:
         # Holding the lock while the cancel is sent keeps the connection from going back to
@@ -118,26 +115,21 @@ class Deadline:
                     log.warning("could not cancel a query", exc_info=True)
 
 
-_current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
-    "crm_deadline", default=None)
+_current: contextvars.ContextVar[QueryLimit | None] = contextvars.ContextVar(
+    "crm_query_limit", default=None)
 
 
-def current_deadline() -> Deadline | None:
-    """The deadline of the request running in this context (None outside requests: the
-    CLI, the worker, tests of the services)."""
+def current_limit() -> QueryLimit | None:
+    """The limit of the request running in this context (None outside requests: the CLI,
+    the worker, tests of the services)."""
     return _current.get()
 
 
 @contextmanager
-def within(deadline: Deadline) -> Iterator[Deadline]:
-    """Run the body, and every thread it hands work to, under `deadline`."""
-    token = _current.set(deadline)
+def limited(limit: QueryLimit) -> Iterator[QueryLimit]:
+    """Run the body, and every thread it hands work to, under `limit`."""
+    token = _current.set(limit)
     try:
-        yield deadline
+        yield limit
     finally:
         _current.reset(token)
-
-
-def _seconds(limit: float) -> str:
-    """10.0 → '10', 0.25 → '0.25'."""
-    return f"{limit:g}"

@@ -1,9 +1,9 @@
 """Bounds on what one request may take: time, and one user's share of the server.
 
-`RequestLimits` is the outermost middleware. Each HTTP request runs under a `Deadline`
-(settings.yaml `query_time_limit`, engine/runtime/deadline.py): its queries stop at the
-limit (503 `query_time_limit`), and at once when the client disconnects or the server
-stops (the request task is cancelled), so no query outlives its request. A signed-in user
+`RequestLimits` is the outermost middleware. Each HTTP request runs under a `QueryLimit`
+(settings.yaml `query_time_limit`, engine/runtime/query_limit.py): each of its queries stops
+at the limit (503 `query_time_limit`), and at once when the client disconnects or the
+server stops (the request task is cancelled), so no query outlives its request. A signed-in user
 may have `requests_per_user` requests running at once; `admit(request, user_id)` (called
 where the user becomes known: the page guard's `require_viewer`, the API's token check)
 answers 429 beyond that, so a few expensive requests of one user cannot take every worker
@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.messages import msg
-from engine.runtime.deadline import Deadline, within
 from engine.runtime.errors import RecordError
+from engine.runtime.query_limit import QueryLimit, limited
 
 LIMITS_KEY = "crm_limits"
 _DISCONNECT: Message = {"type": "http.disconnect"}
@@ -97,8 +97,8 @@ def admit(request: Request, user_id: int) -> None:
 
 
 class RequestLimits:
-    """ASGI middleware: a deadline per HTTP request, cancelled when the client leaves or
-    the request is cancelled, and the per-user count of running requests."""
+    """ASGI middleware: a query time limit per HTTP request, cancelled when the client
+    leaves or the request is cancelled, and the per-user count of running requests."""
 
     def __init__(self, app: ASGIApp, time_limit: float, per_user: int) -> None:
         self.app = app
@@ -112,8 +112,8 @@ class RequestLimits:
         admission = _Admission(self.running)
         scope = {**scope, LIMITS_KEY: admission}
         try:
-            with within(Deadline(self.time_limit)) as deadline:
-                await _Watched(self.app, deadline).run(scope, receive, send)
+            with limited(QueryLimit(self.time_limit)) as limit:
+                await _Watched(self.app, limit).run(scope, receive, send)
         finally:
             admission.release()
 
@@ -122,9 +122,9 @@ class _Watched:
     """Runs one request while a task reads its receive channel ahead of the app (at most
     a body chunk ahead) to see the client disconnect while the app is busy."""
 
-    def __init__(self, app: ASGIApp, deadline: Deadline) -> None:
+    def __init__(self, app: ASGIApp, limit: QueryLimit) -> None:
         self.app = app
-        self.deadline = deadline
+        self.limit = limit
         self.answered = False  # the response is complete: a disconnect now is normal
         self.finished = False
         self.disconnected = False
@@ -153,9 +153,13 @@ class _Watched:
                     await self.app(scope, app_receive, app_send)
                 except Exception as exc:  # raised as it is below, not in an exception group
                     failed = exc
-                finally:
-                    self.finished = True
-                    tasks.cancel_scope.cancel()
+                except BaseException:
+                    # The request itself is cancelled (the server stops): so are its queries,
+                    # before the server exits (uvicorn then re-raises SIGTERM on itself).
+                    self.limit.cancel(wait=True)
+                    raise
+                self.finished = True
+                tasks.cancel_scope.cancel()
         if failed is not None:
             raise failed
 
@@ -166,12 +170,12 @@ class _Watched:
                 if message["type"] == "http.disconnect":
                     self.disconnected = True
                     if not self.answered:
-                        self.deadline.cancel()
+                        self.limit.cancel()
                     await sender.send(message)
                     return
                 await sender.send(message)
         except anyio.get_cancelled_exc_class():
-            if not self.finished:  # the request itself is being cancelled (shutdown)
-                self.deadline.cancel()
+            if not self.finished:  # the request is cancelled while the app waits on a thread
+                self.limit.cancel(wait=True)
             raise
 
