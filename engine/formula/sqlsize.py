@@ -17,7 +17,8 @@ the graph, never of the text it would become:
 
 The SQL compiler (sqlcompile.py) refuses a formula past MAX_SQL_TERMS or
 MAX_SQL_PARAMETERS, and shares an operand used more than once (SHARE_ABOVE) instead of
-copying it.
+copying it. SQLite's parser has a bounded stack, so depth is a bound of its own
+(`sqlite_parses`, asked by compiled.py when a formula is compiled).
 """
 
 from __future__ import annotations
