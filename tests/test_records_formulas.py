@@ -296,6 +296,7 @@ roles:
     entities:
       deal: {create: all, read: all, update: all}
       account: own
+      opportunity: {read: all}
       department: {read: all}
 """
 
@@ -365,3 +366,25 @@ def test_lookups_through_a_record_the_reader_cannot_see_are_blank(
         page = pages.get(url)
         assert page.status_code == 200 and not any(
             s in page.text.replace(",", "") for s in secrets), (url, page.text)
+
+
+def test_only_formulas_reading_other_records_are_built_per_reader(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    """The SQL of a computed field is built once and shared; only one that reads another
+    record (`headroom`: account.credit_limit) differs per reader, so many users do not
+    multiply the cache by every computed field."""
+    (config_dir / "entities" / "deal.yaml").write_text(DEAL, encoding="utf-8")
+    (config_dir / "roles.yaml").write_text(DEALER_ROLES, encoding="utf-8")
+    env = make_env(config_dir)
+    readers = [env.users.add(f"dealer{i}", ["dealer"]).actor() for i in range(3)]
+    for reader in readers:
+        for entity in ("deal", "opportunity"):
+            env.records.list_records(reader, entity,
+                                     parse_list_params(env.model.entity(entity), {}))
+
+    def built(entity: str, name: str) -> int:
+        return len([k for k in env.records._sql_cache if k[1:] == (entity, name)])
+
+    assert built("opportunity", "weighted") == built("opportunity", "score") == 1
+    assert built("deal", "headroom") == built("deal", "double_headroom") == len(readers)
+    assert built("deal", "days_left") == 0  # reads the clock: built per query

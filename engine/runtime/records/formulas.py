@@ -88,7 +88,8 @@ class SqlFields:
         if f.compiled is None or not f.computed:
             return table.c[f.name]
         base = table is self.schema.table(entity.name)
-        key = (self._reader, entity.name, f.name)
+        # Only a formula that reads another record differs from reader to reader.
+        key = (self._reader if self._reads_records(entity, f) else None, entity.name, f.name)
         if base and key in self._cache:
             return self._cache[key]
         expr = f.compiled.to_sql(lambda path: self.path(entity, table, path),
@@ -98,6 +99,17 @@ class SqlFields:
                 self._cache.clear()
             self._cache[key] = expr
         return expr
+
+    def _reads_records(self, entity: Entity, f: Field,
+                       seen: set[str] | None = None) -> bool:
+        """Whether `f`'s formula, or a computed field of the entity it reads, follows a
+        reference (a few paths to look at: cheaper than caching the answer)."""
+        seen = set() if seen is None else seen
+        if f.compiled is None or f.name in seen:
+            return False
+        seen.add(f.name)
+        return any(len(path) > 1 or (entity.has_field(path[0]) and self._reads_records(
+            entity, entity.field(path[0]), seen)) for path in f.compiled.references)
 
     def reads_clock(self, entity: Entity) -> bool:
         """Whether a computed field of `entity` the database runs reads the clock: a query

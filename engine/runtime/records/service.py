@@ -127,7 +127,7 @@ class Records:
         self.nulls_small = engine.dialect.name == "sqlite"
         self._compiled = {e.name: self._compile(e) for e in model.entities}
         self.totals = Totals()
-        self._sql_cache: dict[tuple[str, str], Any] = {}
+        self._sql_cache: dict[tuple[Any, ...], Any] = {}  # (reader or None, entity, field)
         self._terms: dict[tuple[str, str], tuple[CompiledFormula, ...]] = {}
         self._statements: dict[tuple[Any, ...], Any] = {}
         self._clocked = {e.name: self.sql_fields().reads_clock(e) for e in model.entities}
