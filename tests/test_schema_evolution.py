@@ -994,5 +994,5 @@ def test_bulk_create_returns_ids_in_input_order(env: Env) -> None:
     assert result.created == 2500 and len(result.ids) == 2500
     with env.engine.connect() as conn:
         t = build_schema(env.model).table("opportunity")
-        names = dict(conn.execute(select(t.c.id, t.c.name)).all())
+        names: dict[int, str] = {r.id: r.name for r in conn.execute(select(t.c.id, t.c.name))}
     assert [names[i] for i in result.ids] == [f"deal {i}" for i in range(2500)]
