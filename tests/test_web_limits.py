@@ -106,6 +106,7 @@ def test_the_query_stops_when_the_client_disconnects(make_env: EnvFactory,
             return {"type": "http.request", "body": b"", "more_body": False}
         # The client goes away while the expensive query runs.
         await anyio.to_thread.run_sync(started.wait)
+        await anyio.sleep(0.2)  # into the query, not only its start
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
