@@ -217,6 +217,8 @@ def _system_tables(md: MetaData) -> None:
         # The access predicate asks "is user U on the team of an E record", record by record.
         Index("uq_crm_team_member", "user_id", "entity", "record_id", unique=True),
         Index("ix_crm_team_record", "entity", "record_id"),
+        # ... and with which access (read: read or edit), from the index alone.
+        Index("ix_crm_team_access", "user_id", "entity", "access", "record_id"),
     )
     # Browser sessions (engine/runtime/sessions.py): the cookie's random id is stored only as
     # its SHA-256 digest, like API tokens.
