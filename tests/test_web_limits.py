@@ -18,7 +18,9 @@ from urllib.parse import urlencode
 
 import anyio
 from sqlalchemy import event, insert
+from starlette.testclient import TestClient
 
+from engine.runtime.db import open_engine
 from engine.web.app import create_app
 from tests.conftest import Env, EnvFactory
 from tests.web_helpers import sign_in
@@ -162,3 +164,22 @@ def test_one_user_may_run_only_so_many_requests_at_once(make_env: EnvFactory,
     assert answers == [503]
     # Once it has ended, the user may ask again.
     assert app_client.get("/api/account", params={"page_size": 1}).status_code == 200
+
+
+def test_a_request_that_finds_every_connection_in_use_is_a_503(make_env: EnvFactory,
+                                                              config_dir: Path) -> None:
+    """More waiting requests than pooled connections is overload, not a bug: 503, not 500."""
+    env = limited_env(make_env, config_dir, accounts=10)
+    token = env.users.new_token("admin")
+    tight = open_engine(env.engine.url.render_as_string(hide_password=False), pool_size=1,
+                        max_overflow=0, pool_timeout=0.2)
+    try:
+        api = TestClient(create_app(env.model, tight), raise_server_exceptions=False)
+        api.headers["Authorization"] = f"Bearer {token}"
+        with tight.connect():  # the pool's only connection, held elsewhere
+            r = api.get("/api/account")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "busy"
+        assert api.get("/api/account").status_code == 200
+    finally:
+        tight.dispose()

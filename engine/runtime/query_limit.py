@@ -57,6 +57,17 @@ class QueryCancelled(RecordError):
                              "(the client disconnected or the server is stopping)"))
 
 
+class ConnectionsBusy(RecordError):
+    """Every database connection of the pool stayed in use while a request waited for one."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self) -> None:
+        super().__init__(msg("the server is busy: every database connection stayed in use "
+                             "while this request waited; try again shortly"))
+
+
 class QueryLimit:
     """How long each query of one request may run, whether the request was cancelled, and
     the server connections its queries run on (to cancel them).

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp
 
 from engine.metadata.model import Model
 from engine.runtime.errors import RecordError
+from engine.runtime.query_limit import ConnectionsBusy
 from engine.runtime.records import Records
 from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions
 from engine.runtime.users import Users
@@ -97,6 +99,11 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         return ui.error_page(request, exc.status, _TITLES.get(exc.status, N_("Error")),
                              exc.message)
 
+    async def pool_busy(request: Request, exc: Exception) -> Response:
+        # Waiting requests outnumbered the pool's connections for its whole timeout: the
+        # server is overloaded, which is no bug (503, not 500).
+        return await record_error(request, ConnectionsBusy())
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         response = await on_unexpected(request, exc)  # logs it
         if not wants_html(request):
@@ -120,6 +127,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         LoginRequired: auth.on_login_required,
         RecordError: record_error,
         HTTPException: http_error,
+        PoolTimeout: pool_busy,
         Exception: unexpected,
     }
     limits = Middleware(RequestLimits, time_limit=model.settings.query_time_limit,
