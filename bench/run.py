@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import access_list, add_field, api_list, bulk_insert, formula, pages
+from bench import access_list, add_field, api_list, bulk_insert, expensive_filters, formula, pages
 from bench.env import now_text
 from bench.report import Section, load, save
 
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     access_list.NAME: lambda a, say: access_list.run(a.rows, say, a.requests),
     access_list.NAME_PG: lambda a, say: access_list.run_pg(a.rows, say, a.requests),
     pages.NAME: lambda a, say: pages.run(a.rows, say),
+    expensive_filters.NAME: lambda a, say: expensive_filters.run(a.rows, say),
 }
 
 
