@@ -261,6 +261,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], base: str, name: str, seconds: float) -> None:
+    """Wait until the server `proc` serving `base` answers /health; RuntimeError naming it
+    when it exits or stays silent for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {name} exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {name} did not start within {seconds:g} s")
+        time.sleep(0.2)
+
+
 @contextmanager
 def serve_module(module: str, args: list[str], name: str,
                  env: dict[str, str] | None = None) -> Iterator[str]:
@@ -271,18 +288,7 @@ def serve_module(module: str, args: list[str], name: str,
                             cwd=REPO, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the {name} exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {name} did not start within 60 s")
-            time.sleep(0.2)
+        wait_healthy(proc, base, name, 60)
         yield base
     finally:
         proc.terminate()

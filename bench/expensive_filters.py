@@ -31,7 +31,16 @@ from pathlib import Path
 
 import httpx
 
-from bench.env import CONFIG, ENTITY, free_port, load_text, loaded_env, machine_info, percentile
+from bench.env import (
+    CONFIG,
+    ENTITY,
+    free_port,
+    load_text,
+    loaded_env,
+    machine_info,
+    percentile,
+    wait_healthy,
+)
 from bench.report import Row, Section
 from engine.runtime.errors import NotFound
 from engine.runtime.users import Users
@@ -82,18 +91,7 @@ def _served(db_url: str, config: Path, log: Path) -> Iterator[tuple[str, subproc
                                 stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"crm serve exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("crm serve did not start within 120 s")
-            time.sleep(0.2)
+        wait_healthy(proc, base, "crm serve", 120)
         yield base, proc
     finally:
         if proc.poll() is None:

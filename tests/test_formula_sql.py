@@ -545,12 +545,13 @@ def test_generated_formulas_agree(db: Db) -> None:
 # ---- filtering and sorting in the database ----------------------------------------------
 
 
-def test_filter_and_sort_run_in_the_database(db: Db) -> None:
-    rows = [{**row, "id": i + 1} for i, row in enumerate(EDGE_ROWS)]
+def filtered_and_sorted(db: Db, rows: list[dict[str, Any]], where_source: str,
+                        order_source: str) -> tuple[list[int], list[int]]:
+    """The ids the database keeps and orders by the two formulas, and the ids Python does."""
     db.put("deal", rows)
     joins = Joins(db.tables, "deal")
-    where = compile_formula("amount * rate / 100 > 1 OR ISBLANK(title)", SCOPE)
-    order = compile_formula("BLANKVALUE(amount, 0) * -1", SCOPE)
+    where = compile_formula(where_source, SCOPE)
+    order = compile_formula(order_source, SCOPE)
     table = db.tables["deal"]
     query = (select(table.c.id)
              .where(where.sql_condition(joins.column, db.dialect, CLOCK))
@@ -561,6 +562,13 @@ def test_filter_and_sort_run_in_the_database(db: Db) -> None:
     kept = [r for r in rows if where.holds(deal_context(r))]
     expected = [r["id"] for r in sorted(kept, key=lambda r: (
         order.evaluate(deal_context(r)), r["id"]))]
+    return ids, expected
+
+
+def test_filter_and_sort_run_in_the_database(db: Db) -> None:
+    rows = [{**row, "id": i + 1} for i, row in enumerate(EDGE_ROWS)]
+    ids, expected = filtered_and_sorted(db, rows, "amount * rate / 100 > 1 OR ISBLANK(title)",
+                                        "BLANKVALUE(amount, 0) * -1")
     assert ids == expected == [5, 1, 2, 3]
 
 
@@ -684,20 +692,9 @@ def test_shared_operands_agree(db: Db) -> None:
 
 def test_shared_operands_filter_and_sort(db: Db) -> None:
     rows = [{**row, "id": i + 1} for i, row in enumerate(EDGE_ROWS)]
-    db.put("deal", rows)
-    joins = Joins(db.tables, "deal")
-    where = compile_formula("MOD(MOD(MOD(amount * 100, 7), 5), 3) >= 0", SCOPE)
-    order = compile_formula("SQRT(SQRT(SQRT(ABS(BLANKVALUE(amount, 0)) + 1))) * -1", SCOPE)
-    table = db.tables["deal"]
-    query = (select(table.c.id)
-             .where(where.sql_condition(joins.column, db.dialect, CLOCK))
-             .order_by(order.to_sql(joins.column, db.dialect, CLOCK), table.c.id)
-             .select_from(joins.from_clause))
-    with db.engine.connect() as conn:
-        ids = list(conn.scalars(query))
-    kept = [r for r in rows if where.holds(deal_context(r))]
-    expected = [r["id"] for r in sorted(kept, key=lambda r: (
-        order.evaluate(deal_context(r)), r["id"]))]
+    ids, expected = filtered_and_sorted(
+        db, rows, "MOD(MOD(MOD(amount * 100, 7), 5), 3) >= 0",
+        "SQRT(SQRT(SQRT(ABS(BLANKVALUE(amount, 0)) + 1))) * -1")
     assert ids == expected and len(ids) == 5
 
 

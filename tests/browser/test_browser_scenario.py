@@ -42,6 +42,11 @@ def pick(page: Any, field: str, text: str) -> None:
     box = page.locator(f"#f-{field}")
     box.fill(text)
     page.locator(f"#pick-{field}").get_by_role("button", name=text).click()
+    settled(page, field)
+
+
+def settled(page: Any, field: str) -> None:
+    """Wait until the picker of `field` holds its chosen value and htmx has settled it."""
     from playwright.sync_api import expect
 
     expect(page.locator(f"#picker-{field} input[name={field}]")).not_to_have_value("")
