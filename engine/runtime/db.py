@@ -12,6 +12,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from engine.messages import msg
+from engine.runtime.errors import BadRequest
 from engine.runtime.query_limit import QueryLimit, current_limit
 
 DEFAULT_URL = "sqlite:///data/crm.db"
@@ -20,6 +22,7 @@ PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between two looks at the query's time limit."""
 _SQLITE_INTERRUPT = 9
 _PG_QUERY_CANCELED = "57014"
+_PG_STACK_DEPTH = "54001"
 
 
 def normalize_url(url: str) -> URL:
@@ -156,10 +159,34 @@ def _enforce_limits(engine: Engine) -> None:
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: ExceptionContext) -> BaseException | None:
+        if _too_deep(context.original_exception):
+            return TooDeep()
         limit = current_limit()
         if limit is None or not _interrupted(context.original_exception):
             return None
         return limit.error()
+
+
+class TooDeep(BadRequest):
+    """The database's parser ran out of stack for a statement: the last guard behind the
+    formula bounds (engine/formula/sqlsize.py), for SQL nested past them only once
+    computed fields and the list's own query are put around it."""
+
+    code = "query_too_deep"
+
+    def __init__(self) -> None:
+        super().__init__(msg("the query nests too deeply for the database to read it; "
+                             "simplify the filter or the formulas it uses"))
+
+
+def _too_deep(exc: BaseException) -> bool:
+    """SQLite's 'parser stack overflow'; PostgreSQL's stack depth limit or its parser's
+    'memory exhausted'."""
+    text = str(exc)
+    if getattr(exc, "sqlite_errorcode", None) is not None:
+        return "parser stack overflow" in text
+    state = getattr(exc, "sqlstate", None)
+    return state == _PG_STACK_DEPTH or (state == "42601" and "memory exhausted" in text)
 
 
 def _interrupted(exc: BaseException) -> bool:
