@@ -593,6 +593,8 @@ def test_the_own_records_of_a_list_come_from_the_owner_and_sort_index(
                 "EXPLAIN QUERY PLAN " + statement, parameters))
             assert "SEARCH opportunity USING INDEX ixo_opportunity_amount (owner_id=?)" in plan
             assert "MULTI-INDEX OR" not in plan
+            # the page's rows and the team's records by id, no table walked
+            assert "SCAN opportunity" not in plan
             # the team's records and their access from one index, no crm_team row read
             assert "SEARCH crm_team USING COVERING INDEX ix_crm_team_access" in plan
         else:  # a few rows: a sequential scan would win, so ask what the indexes allow
@@ -600,6 +602,8 @@ def test_the_own_records_of_a_list_come_from_the_owner_and_sort_index(
             plan = " | ".join(r[0] for r in conn.exec_driver_sql(
                 "EXPLAIN " + statement, parameters))
             assert "Index Scan Backward using ixo_opportunity_amount" in plan
+            # the team's records and the page's rows by id from arrays (sqlin.in_rows)
+            assert plan.count("Index Cond: (id = ANY ($") == 2, plan
 
 
 def test_estimated_totals_under_every_scope_match_the_plain_probes(

@@ -30,6 +30,7 @@ from engine.formula import CompiledFormula
 from engine.messages import msg
 from engine.metadata.model import Entity, Field
 from engine.runtime.errors import BadRequest
+from engine.runtime.sqlin import in_rows
 from engine.runtime.values import ValueProblem, coercer_for, to_json
 from engine.types import NAME_RE, FieldType
 
@@ -374,7 +375,9 @@ def page_statement(stmt: Select[Any], id_col: ColumnElement[Any],
     in the list's order (the own records from (owner_id, sort field)), where it answers the
     OR by collecting every matching row and sorting them all for one page. The rows are
     those of the plain query: `order` is total (it ends with the id), so a row of the page
-    is among the first offset + limit rows of any branch it matches.
+    is among the first offset + limit rows of any branch it matches. The union's ids are
+    matched by engine/runtime/sqlin.py `in_rows` (on PostgreSQL an ARRAY computed once and
+    one primary-key scan, instead of a semi-join to plan).
     """
     if branches is None or len(branches) < 2:
         return (stmt.where(*where, *(branches or ())).order_by(*order)
@@ -382,4 +385,4 @@ def page_statement(stmt: Select[Any], id_col: ColumnElement[Any],
     tops = [select(id_col.label("id")).where(*where, branch).order_by(*order)
             .limit(offset + limit).subquery() for branch in branches]
     ids = union_all(*[select(top.c.id) for top in tops])
-    return stmt.where(id_col.in_(ids)).order_by(*order).offset(offset).limit(limit)
+    return stmt.where(in_rows(id_col, ids)).order_by(*order).offset(offset).limit(limit)
