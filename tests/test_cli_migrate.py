@@ -214,7 +214,9 @@ def test_serve_applies_a_safe_plan_then_starts(
     assert {"region", "city"} <= set(columns(engine, "account"))
     assert uvicorn_calls == [(("engine.web.asgi:build",),
                               {"factory": True, "host": "127.0.0.1", "port": 8123,
-                               "workers": 1, "log_level": "info"})]
+                               "workers": 1, "log_level": "info",
+                               # stop within seconds; X-Forwarded-For from no one by default
+                               "timeout_graceful_shutdown": 3, "proxy_headers": False})]
     assert os.environ["CRM_CONFIG"] == str(config_dir)
     assert os.environ["CRM_DATABASE_URL"] == db_url
     # nothing pending: it starts without touching the schema
