@@ -19,7 +19,7 @@ from engine.runtime.sessions import Sessions
 from engine.settings import WebSettings
 from engine.web.app import create_app
 from tests.conftest import Env
-from tests.web_helpers import csrf_of, page_token, sign_in
+from tests.web_helpers import csrf_of, page_token, run_in_own_loop, sign_in
 
 WRONG = "The user name or password is not right."
 THROTTLED = "Too many failed sign-ins"
@@ -159,7 +159,7 @@ def test_bad_guesses_sent_at_once_get_only_the_free_tries(env: Env) -> None:
                                              for _ in range(20)))
         return [r.status_code for r in answers]
 
-    statuses = asyncio.run(guess_all())
+    statuses = run_in_own_loop(guess_all)
     assert sorted(statuses) == [400] * 5 + [429] * 15
 
 

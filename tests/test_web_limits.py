@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from engine.runtime.db import open_engine
 from engine.web.app import create_app
 from tests.conftest import Env, EnvFactory
-from tests.web_helpers import sign_in
+from tests.web_helpers import run_in_own_loop, sign_in
 
 ACCOUNTS = 1000
 _MANY_C = "c" * 150
@@ -120,7 +120,7 @@ def test_the_query_stops_when_the_client_disconnects(make_env: EnvFactory,
              "headers": [(b"authorization", f"Bearer {token}".encode()),
                          (b"host", b"testserver")],
              "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
-    anyio.run(app, scope, receive, send)  # type: ignore[arg-type]
+    run_in_own_loop(lambda: app(scope, receive, send))  # type: ignore[arg-type]
     assert started.is_set()
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

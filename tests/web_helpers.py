@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import httpx
 from starlette.testclient import TestClient
+
+T = TypeVar("T")
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -28,3 +34,14 @@ def sign_in(client: httpx.Client, name: str = "admin", password: str = "admin-pa
 
 def page_token(client: TestClient, path: str = "/") -> str:
     return csrf_of(client.get(path).text)
+
+
+def run_in_own_loop(main: Callable[[], Awaitable[T]]) -> T:
+    """Run `main()` to the end in a new event loop on a thread of its own: the browser
+    tests' Playwright keeps an event loop running in the main thread for the session, so
+    asyncio.run there would be refused."""
+    async def wrapped() -> T:
+        return await main()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, wrapped()).result()
