@@ -268,21 +268,28 @@ def in_process(env: Env, actor: Actor, runs: int) -> dict[str, float]:
     return {"warm": warm, "cold": median_ms(cold, max(5, runs // 4))}
 
 
-def plans(env: Env, actor: Actor) -> list[str]:
-    """The plans of the statements one uncached list runs against the entity's table."""
+def list_statements(env: Env, actor: Actor) -> list[tuple[str, Any]]:
+    """The statements (and their parameters) one list of the actor runs against the
+    entity's table, the rows statement first."""
     seen: list[tuple[str, Any]] = []
 
     def hook(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if f"FROM {ENTITY}" in statement:
             seen.append((statement, parameters))
 
-    env.records.totals = Totals()
     event.listen(env.engine, "before_cursor_execute", hook)
     try:
         env.records.list_records(actor, ENTITY, parse_list_params(env.model.entity(ENTITY),
                                                                   PARAMS))
     finally:
         event.remove(env.engine, "before_cursor_execute", hook)
+    return seen
+
+
+def plans(env: Env, actor: Actor) -> list[str]:
+    """The plans of the statements one uncached list runs against the entity's table."""
+    env.records.totals = Totals()
+    seen = list_statements(env, actor)
     sqlite = env.engine.dialect.name == "sqlite"
     out = []
     with env.engine.connect() as conn:
@@ -300,19 +307,7 @@ def plans(env: Env, actor: Actor) -> list[str]:
 def pg_plan_times(env: Env, actor: Actor, runs: int = 50) -> tuple[float, float]:
     """PostgreSQL: median planning and execution ms of the rows statement of the actor's
     list (EXPLAIN (ANALYZE, SUMMARY, TIMING OFF), unprepared, so it is planned each time)."""
-    seen: list[tuple[str, Any]] = []
-
-    def hook(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if f"FROM {ENTITY}" in statement and not seen:
-            seen.append((statement, parameters))
-
-    event.listen(env.engine, "before_cursor_execute", hook)
-    try:
-        env.records.list_records(actor, ENTITY, parse_list_params(env.model.entity(ENTITY),
-                                                                  PARAMS))
-    finally:
-        event.remove(env.engine, "before_cursor_execute", hook)
-    statement, parameters = seen[0]
+    statement, parameters = list_statements(env, actor)[0]
     planning: list[float] = []
     execution: list[float] = []
     with env.engine.connect() as conn:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import ColumnElement, delete, event, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, event, func, select, update
 
 from engine.metadata import load_model
 from engine.metadata.model import Entity
@@ -588,22 +588,28 @@ def test_the_own_records_of_a_list_come_from_the_owner_and_sort_index(
         readers[0], "opportunity", query))
     statement, parameters = rows
     with env.engine.connect() as conn:
+        plan = _plan(conn, statement, parameters)
         if env.engine.dialect.name == "sqlite":
-            plan = " | ".join(r[3] for r in conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, parameters))
             assert "SEARCH opportunity USING INDEX ixo_opportunity_amount (owner_id=?)" in plan
             assert "MULTI-INDEX OR" not in plan
             # the page's rows and the team's records by id, no table walked
             assert "SCAN opportunity" not in plan
             # the team's records and their access from one index, no crm_team row read
             assert "SEARCH crm_team USING COVERING INDEX ix_crm_team_access" in plan
-        else:  # a few rows: a sequential scan would win, so ask what the indexes allow
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            plan = " | ".join(r[0] for r in conn.exec_driver_sql(
-                "EXPLAIN " + statement, parameters))
+        else:
             assert "Index Scan Backward using ixo_opportunity_amount" in plan
             # the team's records and the page's rows by id from arrays (sqlin.in_rows)
             assert plan.count("Index Cond: (id = ANY ($") == 2, plan
+
+
+def _plan(conn: Connection, statement: str, parameters: Any) -> str:
+    """The database's plan of a statement as one line. PostgreSQL is told to use what the
+    indexes allow: over a few rows a sequential scan would win."""
+    if conn.dialect.name == "sqlite":
+        return " | ".join(r[3] for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters))
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    return " | ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
 
 
 def test_estimated_totals_under_every_scope_match_the_plain_probes(
@@ -635,13 +641,9 @@ def test_the_total_probes_the_own_records_along_the_owner_index(
     statement, parameters = probe
     assert "OFFSET" in statement.upper()
     with env.engine.connect() as conn:
+        plan = _plan(conn, statement, parameters)
         if env.engine.dialect.name == "sqlite":
-            plan = " | ".join(r[3] for r in conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, parameters))
             assert "USING INDEX ix_opportunity_owner_id (owner_id=?)" in plan
             assert "MULTI-INDEX OR" not in plan
         else:
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            plan = " | ".join(r[0] for r in conn.exec_driver_sql(
-                "EXPLAIN " + statement, parameters))
             assert "Index Scan using ixo_opportunity_id" in plan, plan
