@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, sum_terms
 from engine.messages import N_, joined, msg
-from engine.metadata.formulas import engine_link, scope_of
+from engine.metadata.formulas import scope_of
 from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
@@ -644,16 +644,17 @@ class Records:
             used |= set(query.filter.references)
         if any(self.policy.reads_hidden(actor, c.entity, path) for path in used):
             self._refuse_hidden(actor, c, query)
-        cols = self.sql_fields(actor).columns(c.entity, t)
+        # each hop through a reference reaches only records the actor can read: past one
+        # they cannot, a path is blank, so a filter cannot probe a hidden record's values
+        sql = self.sql_fields(actor)
+        cols = sql.columns(c.entity, t)
         where = self._visible(actor, c, deleted=query.deleted, access=False)
         where += [condition_sql(cols, cond, self.engine.dialect.name)
                   for cond in query.conditions]
         if query.filter is not None:
-            sql = self.sql_fields(actor)
             try:  # computed fields it reads are inlined: the SQL bound applies to the whole
                 where.append(query.filter.sql_condition(
-                    lambda path: self._readable_path(actor, sql, c.entity, t, path),
-                    sql.dialect, sql.clock))
+                    lambda path: sql.path(c.entity, t, path), sql.dialect, sql.clock))
             except FormulaError as exc:
                 raise BadRequest(msg("invalid filter"),
                                  {"filter": exc.described()}) from None
@@ -703,26 +704,6 @@ class Records:
             if k.field in hidden:
                 problems["sort"] = unknown_sort_field(c.entity, k.field)
         raise BadRequest(msg("invalid list parameters"), problems)
-
-    def _readable_path(self, actor: Actor, sql: SqlFields, entity: Entity, table: FromClause,
-                       path: tuple[str, ...]) -> ColumnElement[Any]:
-        """A `?filter=` path as SQL, like SqlFields.path, except that each hop through a
-        reference reaches only records the actor can read: past one they cannot, the path
-        is blank, so a filter cannot probe the values of a record hidden from its user."""
-        if len(path) == 1:
-            return sql.path(entity, table, path)
-        name = path[0]
-        link = None if entity.has_field(name) else engine_link(self.model.entities, name)
-        target_name = link[1] if link else entity.field(name).target
-        assert target_name is not None  # the checker only follows references
-        target = self.model.entity(target_name)
-        alias = self.schema.table(target_name).alias()
-        where = [alias.c.id == table.c[link[0] if link else name]]
-        predicate = self.policy.read_filter(actor, target, alias)
-        if predicate is not None:
-            where.append(predicate)
-        inner = self._readable_path(actor, sql, target, alias, path[1:])
-        return select(inner).where(*where).scalar_subquery()
 
     # -- bulk (records/imports.py) ------------------------------------------------------
 
