@@ -40,8 +40,10 @@ pg:
 chromium:
 	bash scripts/chromium_ensure.sh
 
+# lint-imports checks the import contracts of pyproject.toml (docs/architecture.md); without
+# a cache it takes under a second and leaves no .import_linter_cache behind.
 lint: $(INSTALLED)
-	$(BIN)/ruff check engine tests bench && $(BIN)/mypy
+	$(BIN)/ruff check engine tests bench && $(BIN)/mypy && $(BIN)/lint-imports --no-cache
 
 test: $(INSTALLED) lint pg chromium
 	$(BIN)/pytest --junitxml=$(ARTIFACTS)/junit.xml

@@ -343,7 +343,7 @@ def access() -> None:
 def access_explain(ctx: Context, user_name: str, entity: str, record_id: int) -> None:
     """Why USER can or cannot see and change one record, action by action and field by field."""
     from engine.runtime.access import SYSTEM
-    from engine.runtime.access.explain import explain_access
+    from engine.runtime.records.access_explain import explain_access
     from engine.runtime.users import Users
 
     model = ctx.model()

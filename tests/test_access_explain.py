@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 
 from engine.cli import main
 from engine.runtime.access import SYSTEM, Actor
-from engine.runtime.access.explain import explain_access
 from engine.runtime.errors import Forbidden, Invalid, NotFound, RecordError
+from engine.runtime.records.access_explain import explain_access
 from tests.access_helpers import departments, place, user, write_roles
 from tests.conftest import CONFIG, Env, EnvFactory
 

@@ -16,7 +16,6 @@ from starlette.routing import Route
 from engine.messages import localize, msg
 from engine.runtime.access import Actor
 from engine.runtime.access.bulk import require_page_size
-from engine.runtime.access.explain import explain_access
 from engine.runtime.access.reachable import may_reach
 from engine.runtime.errors import (
     BadRequest,
@@ -27,6 +26,7 @@ from engine.runtime.errors import (
     Unauthorized,
 )
 from engine.runtime.records import Records
+from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.users import Users
 from engine.runtime.values import to_json

@@ -1,59 +1,68 @@
 """Why can (or can't) a user see or change a record, and each of its fields?
 
-The verdicts come from the same SQL predicates that enforce access (one query per action on
-the record); the reasons name the role, the scope and the fact that decides it: ownership,
-team membership, or the department path.
+The policy side of the explanation: the verdicts come from the same SQL predicates that
+enforce access (one query per action on the record); the reasons name the role, the scope and
+the fact that decides it: ownership, team membership, or the department path.
+
+What only records knows (the record as the asker may read it, whether it is in the recycle
+bin, the department paths) comes in as plain values, `RecordFacts`: access does not import
+records (engine.runtime.records.access_explain reads them and calls `explain_record`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, FromClause, select
 
 from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.metadata.roles import ACTIONS, FieldRule, Scope
 from engine.runtime.access.actor import SYSTEM, Actor
-from engine.runtime.errors import Forbidden, NotFound
-from engine.runtime.org import department_path
-
-if TYPE_CHECKING:
-    from engine.runtime.records import Records
+from engine.runtime.access.policy import AccessPolicy
+from engine.runtime.errors import Forbidden
 
 _WORDS = {Scope.OWN: "records they own or share as a team member",
           Scope.DEPARTMENT: "records of their department",
           Scope.DEPARTMENT_TREE: "records of their department and the ones under it",
           Scope.ALL: "every record"}
 
+Path = list[tuple[int, str]]
+"""A department path: (id, name) from the top of the tree down; [] for no department."""
 
-def explain_access(records: Records, asker: Actor, subject: Actor, entity: str,
-                   record_id: int) -> dict[str, Any]:
-    """The verdict and its reason for every action and every field of one record.
 
-    Administrators may ask about anyone; others only about themselves.
+@dataclass(frozen=True)
+class RecordFacts:
+    """The record and the subject as records read them, for the reasons to talk about."""
+
+    record_id: int
+    owner_id: int | None
+    in_recycle_bin: bool
+    user_path: Path
+    """The subject's department path."""
+    record_path: Path
+    """The record's department path."""
+
+
+def explaining_reader(policy: AccessPolicy, asker: Actor, subject: Actor) -> Actor:
+    """Who reads the record for the explanation: the system for an administrator, otherwise
+    the asker (who then learns nothing of a record they cannot read).
+
+    Administrators may ask about anyone; others only about themselves (Forbidden).
     """
-    policy = records.policy
     if asker != SYSTEM and asker.user_id != subject.user_id and not policy.is_admin(asker):
         raise Forbidden(msg("only an administrator may explain another user's access"))
-    c = records.compiled(entity)
-    # Someone explaining their own access learns nothing of a record they cannot read.
-    reader = SYSTEM if policy.is_admin(asker) else asker
-    if reader is asker:
-        policy.require(asker, c.entity, "read")
-    with records.engine.connect() as conn:
-        try:
-            row = records.fetch(conn, reader, c, record_id)
-            deleted = False
-        except NotFound:
-            try:
-                row = records.fetch(conn, reader, c, record_id, deleted=True)
-            except NotFound:
-                raise NotFound(msg("no %(entity)s %(id)s", entity=entity, id=record_id)) from None
-            deleted = True
-        facts = _Facts(conn, records, subject, c.entity, row)
-        actions = {a: _action(conn, records, subject, c.entity, c.table, row["id"], a, facts)
-                   for a in ACTIONS}
+    return SYSTEM if policy.is_admin(asker) else asker
+
+
+def explain_record(conn: Connection, policy: AccessPolicy, subject: Actor, entity: Entity,
+                   table: FromClause, facts: RecordFacts) -> dict[str, Any]:
+    """The verdict and its reason for every action and every field of one record of `table`
+    (the table of `entity`)."""
+    reasons = _Reasons(conn, policy, subject, entity, facts)
+    actions = {a: _action(conn, policy, subject, entity, table, facts.record_id, a, reasons)
+               for a in ACTIONS}
     if not actions["read"]["allowed"]:
         # Records looks the record up as read first: a wider scope for another action does
         # not reach a record the subject cannot see (it is a 404 to them).
@@ -63,36 +72,36 @@ def explain_access(records: Records, asker: Actor, subject: Actor, entity: str,
                               "reason": f"{verdict['reason']}, but they cannot read the record"}
     return {
         "user": {"id": subject.user_id, "name": subject.name, "roles": list(subject.roles),
-                 "department": facts.path_text(facts.user_path)},
-        "entity": entity,
-        "record_id": record_id,
-        "record": {"owner_id": row["owner_id"],
-                   "department": facts.path_text(facts.record_path),
-                   "team": facts.team, "in_recycle_bin": deleted},
+                 "department": _path_text(facts.user_path)},
+        "entity": entity.name,
+        "record_id": facts.record_id,
+        "record": {"owner_id": facts.owner_id,
+                   "department": _path_text(facts.record_path),
+                   "team": reasons.team, "in_recycle_bin": facts.in_recycle_bin},
         "actions": actions,
-        "fields": _fields(records, subject, c.entity),
+        "fields": _fields(policy, subject, entity),
     }
 
 
-class _Facts:
-    """What the reasons talk about: owner, team, and both department paths."""
+def _path_text(path: Path) -> str | None:
+    return " / ".join(name for _, name in path) if path else None
 
-    def __init__(self, conn: Connection, records: Records, subject: Actor, entity: Entity,
-                 row: dict[str, Any]) -> None:
-        t = records.policy.team
-        self.owner = row["owner_id"] is not None and row["owner_id"] == subject.user_id
+
+class _Reasons:
+    """What the reasons talk about: owner, team (the policy's team table), and both
+    department paths."""
+
+    def __init__(self, conn: Connection, policy: AccessPolicy, subject: Actor, entity: Entity,
+                 facts: RecordFacts) -> None:
+        t = policy.team
+        self.facts = facts
+        self.owner = facts.owner_id is not None and facts.owner_id == subject.user_id
         self.team = [{"user_id": r.user_id, "access": r.access} for r in conn.execute(
             select(t.c.user_id, t.c.access).where(t.c.entity == entity.name,
-                                                  t.c.record_id == row["id"])
+                                                  t.c.record_id == facts.record_id)
             .order_by(t.c.id))]
         self.my_team_access = next((m["access"] for m in self.team
                                     if m["user_id"] == subject.user_id), None)
-        self.user_path = department_path(conn, records, subject.department_id)
-        self.record_path = department_path(conn, records, row["department_id"])
-
-    @staticmethod
-    def path_text(path: list[tuple[int, str]]) -> str | None:
-        return " / ".join(name for _, name in path) if path else None
 
     def why_in(self, scope: Scope, action: str) -> str:
         """The fact that puts the record inside `scope`."""
@@ -101,9 +110,10 @@ class _Facts:
         if self.my_team_access is not None and (action != "update"
                                                 or self.my_team_access == "edit"):
             return f"they are on the record's team with {self.my_team_access} access"
-        mine = self.path_text(self.user_path)
-        theirs = self.path_text(self.record_path)
-        if self.user_path and self.record_path and self.user_path[-1] == self.record_path[-1]:
+        user_path, record_path = self.facts.user_path, self.facts.record_path
+        mine = _path_text(user_path)
+        theirs = _path_text(record_path)
+        if user_path and record_path and user_path[-1] == record_path[-1]:
             return f"the record belongs to their department {mine}"
         return f"the record's department {theirs} is under their department {mine}"
 
@@ -116,16 +126,16 @@ class _Facts:
         else:
             parts.append(f"team access does not count for {action}")
         if scope in (Scope.DEPARTMENT, Scope.DEPARTMENT_TREE):
-            theirs = self.path_text(self.record_path) or "no department"
-            mine = self.path_text(self.user_path) or "no department"
+            theirs = _path_text(self.facts.record_path) or "no department"
+            mine = _path_text(self.facts.user_path) or "no department"
             where = "is not" if scope is Scope.DEPARTMENT else "is not in or under"
             parts.append(f"the record's department ({theirs}) {where} theirs ({mine})")
         return ", ".join(parts)
 
 
-def _action(conn: Connection, records: Records, subject: Actor, entity: Entity, table: Any,
-            record_id: int, action: str, facts: _Facts) -> dict[str, Any]:
-    policy = records.policy
+def _action(conn: Connection, policy: AccessPolicy, subject: Actor, entity: Entity,
+            table: FromClause, record_id: int, action: str,
+            reasons: _Reasons) -> dict[str, Any]:
     scope = policy.scope(subject, entity.name, action)
     roles = [r.name for r in policy.deciding_roles(subject, entity.name, action)]
     if scope is Scope.NONE:
@@ -145,14 +155,13 @@ def _action(conn: Connection, records: Records, subject: Actor, entity: Entity, 
     if scope is Scope.ALL:
         reason = granted
     elif inside:
-        reason = f"{granted}, and {facts.why_in(scope, action)}"
+        reason = f"{granted}, and {reasons.why_in(scope, action)}"
     else:
-        reason = f"{granted} only, and {facts.why_out(scope, action)}"
+        reason = f"{granted} only, and {reasons.why_out(scope, action)}"
     return {"allowed": inside, "scope": scope.value, "roles": roles, "reason": reason}
 
 
-def _fields(records: Records, subject: Actor, entity: Entity) -> dict[str, Any]:
-    policy = records.policy
+def _fields(policy: AccessPolicy, subject: Actor, entity: Entity) -> dict[str, Any]:
     mask = policy.mask(subject, entity)
     roles = policy.roles_of(subject)
     out: dict[str, Any] = {}

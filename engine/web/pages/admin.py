@@ -1,7 +1,7 @@
 """The access explanation page: why a user can (or cannot) see or change a record and each
 of its fields (`GET /admin/access?user=NAME&entity=E&id=N`).
 
-The answer is engine.runtime.access.explain.explain_access, the same one as
+The answer is engine.runtime.records.access_explain.explain_access, the same one as
 `crm access explain` and `GET /api/access/explain/...`. Administrators may ask about anyone;
 others only about themselves (403 otherwise, decided before the user name is looked up, so
 the page does not tell which names exist).
@@ -19,9 +19,9 @@ from starlette.routing import Route
 
 from engine.metadata import Model
 from engine.metadata.roles import ACTIONS
-from engine.runtime.access.explain import explain_access
 from engine.runtime.errors import BadRequest, Forbidden, NotFound, RecordError
 from engine.runtime.records import Records
+from engine.runtime.records.access_explain import explain_access
 from engine.runtime.users import Users
 from engine.web.i18n import N_
 from engine.web.numbers import whole_number
