@@ -3,7 +3,7 @@
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc
 from engine.metadata.labels import Label
 from engine.metadata.loader import load_model
-from engine.metadata.model import Entity, Field, Model
+from engine.metadata.model import Entity, Field, Model, Rollup
 
 __all__ = [
     "ConfigError",
@@ -12,6 +12,7 @@ __all__ = [
     "Field",
     "Label",
     "Model",
+    "Rollup",
     "SourceLoc",
     "load_model",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.labels import Label
 from engine.metadata.model import Field
+from engine.metadata.rollups import ROLLUP, rollup_field
 from engine.metadata.yamlio import YamlDoc
 from engine.types import (
     DECIMAL_SHAPES,
@@ -66,6 +67,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
 
     The field's name is checked by the caller (it is a key, valid or not, whatever the spec).
     """
+    if spec["type"] == ROLLUP:
+        return rollup_field(doc, name, spec, errors)
     before = len(errors)
     base = ["fields", name]
 

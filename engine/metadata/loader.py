@@ -25,6 +25,7 @@ from engine.metadata.labels import Label
 from engine.metadata.model import Cascade, Entity, Field, Form, Model, OrgUnit, Validation
 from engine.metadata.org import load_org
 from engine.metadata.roles import DEFAULT_ROLES, build_roles
+from engine.metadata.rollups import check_rollups, resolve_rollups
 from engine.metadata.settings import SiteSettings, load_settings
 from engine.metadata.yamlio import PathPart, YamlDoc, parse_yaml
 from engine.types import TEXT_TYPES, FieldType, name_problem
@@ -83,8 +84,13 @@ def load_model(config_dir: str | Path) -> Model:
     if not errors:
         _check_cascades(entities, errors)
     if not errors:
+        # A rollup's type is its child field's: known once all entities are built.
+        entities = resolve_rollups(entities, errors)
+    if not errors:
         # Formulas read fields across entities, so they are checked once all are built.
         entities = compile_formulas(entities, errors)
+        # A rollup's where and formula fields of its child are checked once compiled.
+        entities = check_rollups(entities, errors)
     roles = DEFAULT_ROLES
     org: tuple[OrgUnit, ...] = ()
     extra: list[Path] = []
@@ -271,6 +277,12 @@ def _explain(doc: YamlDoc, err: ValidationError) -> list[ConfigError]:
             if isinstance(err.validator_value, list) else []
         hint = did_you_mean(str(err.instance), choices)
         return [doc.error(path, f"{prefix}unknown field type {err.instance!r}{hint}")]
+    if err.validator == "enum" and path and path[-1] == "agg":
+        choices = [str(c) for c in err.validator_value] \
+            if isinstance(err.validator_value, list) else []
+        hint = did_you_mean(str(err.instance), choices)
+        return [doc.error(path, f"{prefix}unknown aggregate {err.instance!r}{hint}: one of "
+                                f"{', '.join(choices)}")]
     if err.validator == "oneOf" and path and path[-1] in ("label", "help", "plural",
                                                           "description", "message"):
         return [doc.error(path, f"{prefix}a label is a string or a map of locales to strings")]

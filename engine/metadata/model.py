@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -12,6 +13,50 @@ from engine.metadata.labels import Label
 from engine.metadata.roles import DEFAULT_ROLES, Roles
 from engine.metadata.settings import SiteSettings
 from engine.types import FieldType
+
+AGGREGATES: tuple[str, ...] = ("count", "sum", "min", "max", "avg")
+"""What a rollup computes over its child records."""
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A summary of child records kept in a column of the parent: `agg` of the child's
+    field `of` (None: count the records) over the `child` records whose reference field
+    `via` points to the parent and that satisfy `where`."""
+
+    child: str
+    via: str
+    of: str | None
+    agg: str
+    loc: SourceLoc
+    where: str | None = None
+    where_compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
+    """`where` checked against the child entity: a condition SQL runs, on its own fields."""
+    reads: tuple[tuple[str, str], ...] = ()
+    """The child's formula fields the value depends on (through `of` or `where`, and the
+    formula fields those read), with their formulas, and the signatures of the child's
+    rollups it aggregates: when one changes, so does every stored value."""
+
+    @property
+    def signature(self) -> str:
+        """A stable text of what the value is computed from: when it changes (a new `agg`,
+        `where`, a child formula it depends on), `crm migrate` recomputes the column.
+
+        >>> Rollup("opportunity", "account", None, "count", SourceLoc("x", 1, 1)).signature
+        'count(opportunity) via account'
+        """
+        text = f"{self.agg}({self.child}{'.' + self.of if self.of else ''}) via {self.via}"
+        if self.where is not None:
+            text += f" where {self.where.strip()}"
+        if self.reads:
+            text += " reading " + json.dumps(dict(self.reads), sort_keys=True,
+                                              ensure_ascii=False)
+        return text
+
+    @property
+    def empty(self) -> int | None:
+        """The value with no child records: 0 for count and sum, blank for the others."""
+        return 0 if self.agg in ("count", "sum") else None
 
 
 @dataclass(frozen=True)
@@ -45,6 +90,8 @@ class Field:
     """The source of a computed field's formula; the field then has no column."""
     compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
     """The checked formula of a computed field, or of a `default: "=..."`."""
+    rollup: Rollup | None = None
+    """A rollup summary field: stored, with `type` the aggregate's result type."""
     # Where each option's value was written, for errors found after loading.
     option_locs: tuple[tuple[str, SourceLoc], ...] = field(default=(), compare=False, repr=False)
 
@@ -69,6 +116,11 @@ class Field:
     def computed(self) -> bool:
         """A formula field: read-only, computed on every read, never stored."""
         return self.formula is not None
+
+    @property
+    def derived(self) -> bool:
+        """Written by the engine, never by a user: a computed or a rollup field."""
+        return self.formula is not None or self.rollup is not None
 
     @property
     def default_formula(self) -> CompiledFormula | None:
@@ -193,6 +245,11 @@ class Entity:
     def stored_fields(self) -> tuple[Field, ...]:
         """The fields that have a column: all but the computed ones."""
         return tuple(f for f in self.fields if not f.computed)
+
+    @property
+    def rollups(self) -> tuple[Field, ...]:
+        """The rollup summary fields (stored, written only by the engine)."""
+        return tuple(f for f in self.fields if f.rollup is not None)
 
     def field(self, name: str) -> Field:
         return self._by_name[name]
