@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from bench.data import ACCOUNTS, account_rows, opportunity_rows
 from engine.metadata import Model, load_model
 from engine.runtime.access import SYSTEM
+from engine.runtime.assembly import records_service
 from engine.runtime.db import normalize_url, open_engine, unreachable
 from engine.runtime.records import Records
 from engine.runtime.schema import apply_plan, plan_schema
@@ -61,7 +62,7 @@ def _fresh(url: str, path: Path | None, config: Path) -> Env:
     model = load_model(config)
     engine = open_engine(url)
     apply_plan(engine, model)
-    records = Records(engine, model)
+    records = records_service(engine, model)
     created = records.bulk_create(SYSTEM, "account", account_rows())
     if created.errors:
         raise RuntimeError(f"benchmark accounts were refused: {created.errors[:3]}")
@@ -71,7 +72,7 @@ def _fresh(url: str, path: Path | None, config: Path) -> Env:
 def _open(url: str, path: Path | None, config: Path = CONFIG) -> Env:
     model = load_model(config)
     engine = open_engine(url)
-    records = Records(engine, model)
+    records = records_service(engine, model)
     account = records.schema.table("account")
     with engine.connect() as conn:
         ids = list(conn.execute(select(account.c.id).order_by(account.c.id)).scalars())

@@ -10,10 +10,10 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from engine.metadata import ConfigErrors, Model, load_model
+from engine.runtime.assembly import records_service
 from engine.runtime.db import open_engine, refresh_statistics
 from engine.runtime.errors import RecordError
 from engine.runtime.org import seed_org
-from engine.runtime.records import Records
 from engine.runtime.schema import PlanError, apply_plan, build_schema, plan_schema
 from engine.settings import Settings, SettingsError, trusted_proxies
 
@@ -85,7 +85,9 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
             return
         plan = apply_plan(engine, model, allow_destructive=allow_destructive,
                           drop_archived=drop_archived)
-        seeded = seed_org(Records(engine, model))
+        records = records_service(engine, model)
+        seeded = seed_org(records)
+        refreshed = _refresh_rollups(records)
         refresh_statistics(engine)
     except PlanError as exc:
         for err in exc.errors:
@@ -102,6 +104,8 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
         click.echo(f"applied {len(plan.steps)} step(s)")
     if seeded:
         click.echo(f"created {seeded} department(s) from config/org.yaml")
+    if refreshed:
+        click.echo(f"computed rollup(s) {', '.join(refreshed)} for every record")
 
 
 @main.command()
@@ -121,6 +125,8 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     engine = ctx.engine()
     try:
         plan = apply_plan(engine, model, allow_destructive=False)
+        # a rollup added since the last migrate is computed before anyone reads it
+        refreshed = _refresh_rollups(records_service(engine, model))
     except PlanError as exc:
         for err in exc.errors:
             click.echo(f"error: {err}", err=True)
@@ -129,6 +135,8 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         engine.dispose()
     if not plan.is_empty:
         click.echo(f"applied {len(plan.steps)} schema step(s)")
+    if refreshed:
+        click.echo(f"computed rollup(s) {', '.join(refreshed)} for every record")
     os.environ["CRM_CONFIG"] = ctx.settings.config_dir
     os.environ["CRM_DATABASE_URL"] = ctx.settings.database_url
     # On SIGTERM, requests still running after SHUTDOWN_GRACE seconds are cancelled, and
@@ -166,7 +174,7 @@ def demo(ctx: Context, size: int, if_empty: bool) -> None:
     engine = ctx.engine()
     try:
         apply_plan(engine, model)
-        records = Records(engine, model)
+        records = records_service(engine, model)
         found = existing_data(records)
         if found:
             held = ", ".join(f"{n} {what}" for what, n in found.items())
@@ -249,7 +257,7 @@ def user_add(ctx: Context, name: str, roles: tuple[str, ...], department: str | 
     try:
         apply_plan(engine, model)
         schema = build_schema(model)
-        seed_org(Records(engine, model))
+        seed_org(records_service(engine, model))
         dept_id = _department_id(engine, schema, department) if department else None
         created = Users(engine, schema).add(name, list(roles), password=password,
                                             department_id=dept_id)
@@ -292,7 +300,7 @@ def user_deactivate(ctx: Context, name: str, transfer_to: str | None) -> None:
     model = ctx.model()
     engine = ctx.engine()
     try:
-        records = Records(engine, model)
+        records = records_service(engine, model)
         users = Users(engine, records.schema)
         leaving = users.by_name(name)
         if transfer_to is None:
@@ -351,7 +359,7 @@ def access_explain(ctx: Context, user_name: str, entity: str, record_id: int) ->
         fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
     engine = ctx.engine()
     try:
-        records = Records(engine, model)
+        records = records_service(engine, model)
         subject = Users(engine, records.schema).by_name(user_name)
         out = explain_access(records, SYSTEM, subject.actor(), entity, record_id)
     except RecordError as exc:
@@ -387,3 +395,60 @@ def user_token(ctx: Context, name: str, label: str | None) -> None:
         engine.dispose()
     click.echo(f"API token for {name} (store it now; it is not shown again):")
     click.echo(token)
+
+
+def _refresh_rollups(records: Any) -> list[str]:
+    """Compute the new or changed rollups for every record, with a progress bar."""
+    from rich.progress import Progress
+
+    from engine.runtime.rollups.refresh import refresh_rollups, stale_rollups
+
+    if not stale_rollups(records):
+        return []
+    with Progress(transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"rollup {name}", total=total or 1)
+            bar.update(tasks[name], completed=done if total else 1)
+
+        return refresh_rollups(records, progress)
+
+
+@main.group()
+def rollup() -> None:
+    """Rollup summary fields: check them against a recomputation, repair drift."""
+
+
+@rollup.command("check")
+@click.argument("entity", required=False)
+@click.option("--fix", is_flag=True, help="write the recomputed values where they differ")
+@pass_ctx
+def rollup_check(ctx: Context, entity: str | None, fix: bool) -> None:
+    """Recompute every rollup (of ENTITY, or all) from scratch and report any drift;
+    exit 1 when a stored value differs (and --fix was not given)."""
+    from engine.runtime.rollups.refresh import check_rollups
+
+    model = ctx.model()
+    if entity is not None and not model.has_entity(entity):
+        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    if entity is not None and not any(f.rollup for f in model.entity(entity).fields):
+        fail(f"{entity} has no rollup fields")
+    engine = ctx.engine()
+    try:
+        drifts = check_rollups(records_service(engine, model), entity, fix=fix)
+    finally:
+        engine.dispose()
+    for d in drifts[:50]:
+        click.echo(f"{d.entity} {d.record_id} {d.field}: stored {d.stored}, "
+                   f"computed {d.computed}")
+    if len(drifts) > 50:
+        click.echo(f"... and {len(drifts) - 50} more")
+    if not drifts:
+        click.echo("rollups: no drift")
+    elif fix:
+        click.echo(f"rollups: repaired {len(drifts)} value(s)")
+    else:
+        fail(f"rollups: {len(drifts)} value(s) differ from a recomputation; "
+             "`crm rollup check --fix` repairs them")

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, func, insert, select
+from sqlalchemy import Connection, Select, Table, bindparam, func, select
 
 from engine.runtime.values import to_json
 
@@ -27,25 +27,32 @@ def field_changes(old: Mapping[str, Any], new: Mapping[str, Any],
     return [(f, old.get(f), new.get(f)) for f in fields if old.get(f) != new.get(f)]
 
 
-def write_audit(conn: Connection, audit: Table, *, at: datetime, user_id: int | None,
-                entity: str, record_id: int, action: str,
-                changes: list[tuple[str, Any, Any]]) -> None:
-    """One row per changed field, or one row with no field for an action without changes."""
+def audit_rows(*, at: datetime, user_id: int | None, entity: str, record_id: int,
+               action: str, changes: Iterable[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
+    """The audit rows of one record's change, in the one shape every write path shares:
+    a create is one row without a field whose new value holds the record's first values
+    (a record's first values are not changes of one field at a time, and an import of a
+    million records writes a million rows, not ten million); any other change is one row
+    per changed field (field, old, new), or one row without a field when no field changed
+    (delete, restore)."""
     base = {"at": at, "user_id": user_id, "entity": entity, "record_id": record_id,
             "action": action}
+    if action == "create":
+        first = {f: to_json(n) for f, _, n in changes if n is not None}
+        return [{**base, "field": None, "old_value": None,
+                 "new_value": json.dumps(first, ensure_ascii=False)}]
     rows = [{**base, "field": f, "old_value": dump_value(o), "new_value": dump_value(n)}
             for f, o, n in changes]
-    if not rows:
-        rows = [{**base, "field": None, "old_value": None, "new_value": None}]
-    conn.execute(insert(audit), rows)
+    return rows or [{**base, "field": None, "old_value": None, "new_value": None}]
 
 
 def read_history(conn: Connection, audit: Table, users: Table, entity: str, record_id: int,
                  visible: frozenset[str]) -> list[dict[str, Any]]:
     """The audit rows of one record, oldest first, showing only `visible` fields.
 
-    Fields hidden from the reader, and fields archived since (removed from config), never
-    appear; rows of actions without a field (delete, restore) always do. Rows up to the last
+    A create's row is read as one entry per field it set. Fields hidden from the reader, and
+    fields archived since (removed from config), never appear; rows of actions without a
+    field (delete, restore) always do. Rows up to the last
     `purge` of this id belong to a record deleted for good (SQLite may reuse its id), not to
     the one that has the id now.
     """
@@ -55,11 +62,13 @@ def read_history(conn: Connection, audit: Table, users: Table, entity: str, reco
         if r["field"] is not None and r["field"] not in visible:
             continue
         new = _load(r["new_value"])
+        entry = {"id": r["id"], "at": to_json(r["at"]), "user_id": r["user_id"],
+                 "user": r["user_name"], "action": r["action"]}
         if r["field"] is None and isinstance(new, dict):
-            new = {k: v for k, v in new.items() if k in visible}
-        out.append({"id": r["id"], "at": to_json(r["at"]), "user_id": r["user_id"],
-                    "user": r["user_name"], "action": r["action"], "field": r["field"],
-                    "old": _load(r["old_value"]), "new": new})
+            out += [{**entry, "field": k, "old": None, "new": v}
+                    for k, v in new.items() if k in visible]
+            continue
+        out.append({**entry, "field": r["field"], "old": _load(r["old_value"]), "new": new})
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, func, select
 
 from engine.messages import by_field, msg
 from engine.metadata.model import OrgUnit
@@ -15,6 +15,7 @@ from engine.runtime.schema.tables import USER_TABLE
 
 if TYPE_CHECKING:
     from engine.runtime.records import Records
+    from engine.runtime.records.unit import UnitOfWork
 
 DEPARTMENT = "department"
 
@@ -32,38 +33,26 @@ def seed_org(records: Records) -> int:
     entity = model.entity(DEPARTMENT)
     created: list[int] = []
 
-    def create(units: tuple[OrgUnit, ...], parent: int | None) -> None:
+    def create(work: UnitOfWork, units: tuple[OrgUnit, ...], parent: int | None) -> None:
         for unit in units:
             data: dict[str, object] = {"name": unit.name}
             for key, value in (("code", unit.code), ("kind", unit.kind), ("parent", parent)):
                 if value is not None and entity.has_field(key):
                     data[key] = value
             try:
-                row = records.create(SYSTEM, DEPARTMENT, data)
+                row = records.create(SYSTEM, DEPARTMENT, data, unit=work)
             except RecordError as exc:
                 raise Invalid(msg("%(where)s: department '%(name)s' cannot be created: %(why)s",
                                   where=str(unit.loc), name=unit.name,
                                   why=by_field(exc.fields) if exc.fields else exc.message),
                               exc.fields) from None
             created.append(row["id"])
-            create(unit.children, row["id"])
+            create(work, unit.children, row["id"])
 
-    try:
-        create(model.org, None)
-    except RecordError:
-        _undo(records, table, created)  # all or nothing: a later migrate seeds the whole tree
-        raise
+    # all or nothing, in one unit of work: a later migrate seeds the whole tree
+    with records.unit(SYSTEM) as work:
+        create(work, model.org, None)
     return len(created)
-
-
-def _undo(records: Records, table: Table, ids: list[int]) -> None:
-    """Remove departments a failed seed created (children first), with their audit rows."""
-    audit = records.audit
-    with records.writer.begin() as conn:
-        for rid in reversed(ids):
-            conn.execute(delete(table).where(table.c.id == rid))
-        conn.execute(delete(audit).where(audit.c.entity == DEPARTMENT,
-                                         audit.c.record_id.in_(ids)))
 
 
 def department_path(conn: Connection, records: Records, department_id: int | None,

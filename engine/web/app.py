@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from engine.metadata.model import Model
+from engine.runtime.assembly import records_service
 from engine.runtime.errors import RecordError
 from engine.runtime.query_limit import ConnectionsBusy
 from engine.runtime.records import Records
@@ -70,7 +71,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
     """The app. Without `settings`, cookies are signed with a key made for this process:
     enough for one process (tests); `crm serve` passes WebSettings.from_env()."""
     settings = settings or WebSettings.ephemeral()
-    records = Records(engine, model)
+    records = records_service(engine, model)
     users = Users(engine, records.schema)
     sessions = Sessions(engine, records.schema, SessionPolicy(
         idle=_minutes(settings.session_idle_minutes), lifetime=_minutes(

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, Table, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, or_, select, update
 
 from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.access.assignable import out_of_scope, readable_with
-from engine.runtime.audit import dump_value, write_audit
 from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound, stale_version
 from engine.runtime.users import end_sign_ins, lock_for_deactivation
 
 if TYPE_CHECKING:
-    from engine.runtime.records.service import Records, _Compiled
+    from engine.runtime.records.service import Compiled, Records
+    from engine.runtime.records.unit import UnitOfWork
 
 ENGINE_OWNER = ("owner_id", "department_id")
 
@@ -67,7 +66,7 @@ def resolve_target(conn: Connection, records: Records, owner: int | None,
 
 def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
            owner: int | None, department: int | None,
-           version: int | None = None) -> dict[str, Any]:
+           version: int | None = None, unit: UnitOfWork | None = None) -> dict[str, Any]:
     """Give one record (and its configured children) to `owner` and/or `department`.
 
     Returns {"record": the record as the actor sees it, "cascaded": {entity: count},
@@ -76,15 +75,15 @@ def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
     """
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "read")
-    now = records.clock()
-    with records.writer.begin() as conn:
+    with records.unit(actor, unit) as work:
+        conn = work.conn
         old = records.fetch(conn, actor, c, record_id, lock=True)
         records.allowed(conn, actor, c, record_id, "assign")
         if version is not None and old["version"] != version:
             raise stale_version(entity, record_id, old["version"], version)
         target = resolve_target(conn, records, owner, department)
         _check_scope(conn, records, actor, c.entity, owner, department, old)
-        moved = _move(conn, records, actor, c.table, entity, [record_id], target, now)
+        moved = _move(work, c.table, entity, [record_id], target)
         cascaded: dict[str, int] = {}
         if moved:
             for cascade in c.entity.cascade_assign:
@@ -92,8 +91,9 @@ def assign(records: Records, actor: Actor, entity: str, record_id: int, *,
                 ids = _children(conn, records, actor, c.entity, child, record_id,
                                 old["owner_id"], cascade.compiled)
                 if ids:
-                    cascaded[cascade.entity] = _move(conn, records, actor, child.table,
-                                                     cascade.entity, ids, target, now)
+                    cascaded[cascade.entity] = _move(work, child.table, cascade.entity, ids,
+                                                     target)
+        work.settle()
         row = records.fetch(conn, SYSTEM, c, record_id, reader=actor)
         visible = readable_with(conn, records.policy, actor, c.entity, record_id,
                                 row["owner_id"], row["department_id"])
@@ -129,7 +129,7 @@ def _check_scope(conn: Connection, records: Records, actor: Actor, entity: Entit
 
 
 def _children(conn: Connection, records: Records, actor: Actor, parent: Entity,
-              child: _Compiled, parent_id: int, old_owner: int | None,
+              child: Compiled, parent_id: int, old_owner: int | None,
               when: Any) -> list[int]:
     """Live children pointing to the parent, owned by the parent's old owner, that satisfy
     `when` and that the actor may assign."""
@@ -149,29 +149,28 @@ def _children(conn: Connection, records: Records, actor: Actor, parent: Entity,
     return [r[0] for r in conn.execute(select(t.c.id).where(*where).order_by(t.c.id))]
 
 
-def _move(conn: Connection, records: Records, actor: Actor, table: Table, entity: str,
-          ids: Sequence[int], target: Target, now: datetime) -> int:
-    """Set owner and department of `ids`, one audit row per changed column; returns how
-    many records changed."""
-    rows = conn.execute(select(table.c.id, table.c.owner_id, table.c.department_id)
-                        .where(table.c.id.in_(ids))).all()
+def _move(work: UnitOfWork, table: Table, entity: str, ids: Sequence[int],
+          target: Target) -> int:
+    """Set owner and department of `ids`, a change of each record that changed; returns
+    how many records changed."""
+    conn = work.conn
+    rows = conn.execute(select(table.c.id, table.c.version, table.c.owner_id,
+                               table.c.department_id).where(table.c.id.in_(ids))).all()
     new = {"owner_id": target.owner_id, "department_id": target.department_id}
     changed = 0
-    audit_rows: list[dict[str, Any]] = []
     for row in rows:
         changes = [(col, getattr(row, col), new[col]) for col in ENGINE_OWNER
                    if getattr(row, col) != new[col]]
         if not changes:
             continue
         changed += 1
-        audit_rows += [{"at": now, "user_id": actor.user_id, "entity": entity,
-                        "record_id": row.id, "action": "assign", "field": col,
-                        "old_value": dump_value(o), "new_value": dump_value(n)}
-                       for col, o, n in changes]
+        engine_after = {"version": row.version + 1, "updated_at": work.now,
+                        "updated_by": work.actor.user_id}
         conn.execute(update(table).where(table.c.id == row.id).values(
-            **new, version=table.c.version + 1, updated_at=now, updated_by=actor.user_id))
-    if audit_rows:
-        conn.execute(insert(records.audit), audit_rows)
+            **new, **engine_after))
+        before = dict(row._mapping)
+        work.change(entity, row.id, "assign", before=before,
+                    after={**before, **new, **engine_after}, changes=changes)
     return changed
 
 
@@ -187,9 +186,9 @@ def transfer_owned(records: Records, actor: Actor, from_user: int, to_user: int,
     if from_user == to_user:
         raise BadRequest(msg("a user cannot transfer records to themselves"),
                          {"to": msg("choose another user")})
-    now = records.clock()
     moved: dict[str, int] = {}
-    with records.writer.begin() as conn:
+    with records.unit(actor) as work:
+        conn, now = work.conn, work.now
         u = records.users
         # Both users' rows stay locked to the end, so a concurrent transfer, deactivation or
         # reactivation of either waits for this one instead of acting on what it replaces.
@@ -207,10 +206,9 @@ def transfer_owned(records: Records, actor: Actor, from_user: int, to_user: int,
             ids = [r[0] for r in conn.execute(
                 select(t.c.id).where(t.c.owner_id == from_user).order_by(t.c.id))]
             if ids:
-                moved[e.name] = _move(conn, records, actor, t, e.name, ids, target, now)
+                moved[e.name] = _move(work, t, e.name, ids, target)
         if deactivate:
             conn.execute(update(u).where(u.c.id == from_user).values(active=False))
             end_sign_ins(conn, None, records.schema.table("crm_token"), from_user, now)
-            write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity="crm_user",
-                        record_id=from_user, action="deactivate", changes=[])
+            work.change("crm_user", from_user, "deactivate")
     return moved

@@ -6,7 +6,6 @@ with one `create` audit row per record holding all its values.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +22,8 @@ from engine.runtime.records.unique import unique_key
 from engine.runtime.values import to_json
 
 if TYPE_CHECKING:
-    from engine.runtime.records.service import Records, _Compiled
+    from engine.runtime.records.service import Compiled, Records
+    from engine.runtime.records.unit import UnitOfWork
 
 BULK_BATCH = 2_000
 # An import this large changes the table's shape enough to refresh SQLite's statistics.
@@ -39,12 +39,13 @@ class BulkResult:
 
 def bulk_create(records: Records, actor: Actor, entity: str,
                 rows: Iterable[Mapping[str, Any]], *, batch_size: int = BULK_BATCH,
-                owner: Actor | None = None) -> BulkResult:
+                owner: Actor | None = None, unit: UnitOfWork | None = None) -> BulkResult:
     """Validate and insert many rows; rows with problems are skipped and reported.
 
-    Each batch commits on its own; audit gets one `create` row per record holding all
-    its values. Returns the ids created, in input order. `owner`: whose records they
-    become (an import on someone's behalf; administrators only), by default the actor's.
+    Each batch is a unit of work of its own (records/unit.py) that commits on its own —
+    or all go in `unit` when given. Returns the ids created, in input order. `owner`: whose
+    records they become (an import on someone's behalf; administrators only), by default
+    the actor's.
     """
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "create")
@@ -57,7 +58,7 @@ def bulk_create(records: Records, actor: Actor, entity: str,
     seen_unique: dict[str, set[Any]] = {f.name: set() for f in c.entity.fields if f.unique}
     for index, data in enumerate(rows):
         problems: dict[str, str] = {}
-        values = records._validate(c, data, creating=True, errors=problems, mask=mask)
+        values = records.coerce(c, data, creating=True, errors=problems, mask=mask)
         for name, seen in seen_unique.items():
             v = values.get(name)
             if v is not None and name not in problems:
@@ -71,30 +72,32 @@ def bulk_create(records: Records, actor: Actor, entity: str,
         else:
             batch.append((index, values))
         if len(batch) >= batch_size:
-            created += _insert_batch(records, actor, c, batch, errors, owner or actor)
+            created += _insert_batch(records, actor, c, batch, errors, owner or actor, unit)
             batch = []
     if batch:
-        created += _insert_batch(records, actor, c, batch, errors, owner or actor)
+        created += _insert_batch(records, actor, c, batch, errors, owner or actor, unit)
     errors.sort(key=lambda e: e[0])  # batch-level problems arrive after row-level ones
     if len(created) >= ANALYZE_AFTER:
         refresh_statistics(records.engine, (entity,))
     return BulkResult(len(created), errors, created)
 
-def _insert_batch(records: Records, actor: Actor, c: _Compiled, batch: Batch,
-                  errors: list[tuple[int, dict[str, str]]], owner: Actor) -> list[int]:
-    now = records.clock()
-    engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
-                     "updated_at": now, "updated_by": actor.user_id,
-                     "owner_id": owner.user_id, "department_id": owner.department_id}
-    names = [f.name for f in c.entity.stored_fields]
-    with records.writer.begin() as conn:
+def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
+                  errors: list[tuple[int, dict[str, str]]], owner: Actor,
+                  unit: UnitOfWork | None) -> list[int]:
+    names = [f.name for f in c.written]
+    with records.unit(actor, unit) as work:
+        conn, now = work.conn, work.now
+        engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
+                         "updated_at": now, "updated_by": actor.user_id,
+                         "owner_id": owner.user_id, "department_id": owner.department_id}
         good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors,
                                        lambda target: records.link_filter(actor, target))
         if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
             good = _bulk_formulas(records, conn, owner, c, good, errors, now)
         if not good:
             return []
-        params = [{**engine_values, **c.db_values({n: v.get(n) for n in names})}
+        params = [{**engine_values, **c.empty_rollups,
+                   **c.db_values({n: v.get(n) for n in names})}
                   for _, v in good]
         if records.engine.dialect.name == "sqlite":
             # SQLite: ordered RETURNING would make SQLAlchemy insert row by row. Inside
@@ -105,30 +108,28 @@ def _insert_batch(records: Records, actor: Actor, c: _Compiled, batch: Batch,
             result = conn.execute(insert(c.table).returning(
                 c.table.c.id, sort_by_parameter_order=True), params)
             ids = [r[0] for r in result]
-        audit_rows = [
-            {"at": now, "user_id": actor.user_id, "entity": c.entity.name, "record_id": rid,
-             "action": "create", "field": None, "old_value": None,
-             "new_value": json.dumps({k: to_json(x) for k, x in v.items() if x is not None},
-                                     ensure_ascii=False)}
-            for rid, (_, v) in zip(ids, good, strict=True)]
-        conn.execute(insert(records.audit), audit_rows)
+        entity = c.entity.name
+        for rid, (_, v) in zip(ids, good, strict=True):
+            work.change(entity, rid, "create",
+                        after={**engine_values, **{n: v.get(n) for n in names}, "id": rid},
+                        changes=[(k, None, x) for k, x in v.items() if x is not None])
     return ids
 
-def _bulk_formulas(records: Records, conn: Connection, actor: Actor, c: _Compiled,
+def _bulk_formulas(records: Records, conn: Connection, actor: Actor, c: Compiled,
                    batch: Batch, errors: list[tuple[int, dict[str, str]]],
                    now: datetime) -> Batch:
     """Fill formula defaults and drop rows that fail a validation rule."""
     good: list[tuple[int, dict[str, Any]]] = []
     for i, v in batch:
         problems: dict[str, str] = {}
-        full = {f.name: v.get(f.name) for f in c.entity.stored_fields}
+        full = {f.name: v.get(f.name) for f in c.written} | c.empty_rollups
         full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
                  "department_id": actor.department_id}
-        records._apply_formulas(conn, c, full, problems, given=v.keys())
+        records.apply_rules(conn, c, full, problems, given=v.keys())
         if problems:
             errors.append((i, problems))
             continue
-        v.update({f.name: full[f.name] for f in c.entity.stored_fields
+        v.update({f.name: full[f.name] for f in c.written
                   if f.name in v or full[f.name] is not None})
         good.append((i, v))
     return good

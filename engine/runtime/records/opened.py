@@ -26,7 +26,7 @@ from engine.runtime.audit import read_history
 from engine.runtime.records.team import members
 
 if TYPE_CHECKING:
-    from engine.runtime.records.service import Records, _Compiled
+    from engine.runtime.records.service import Compiled, Records
 
 
 @contextmanager
@@ -43,7 +43,7 @@ def open_record(records: Records, actor: Actor, entity: str,
 class OpenedRecord:
     """A record fetched for `actor` (`row`: every column; `record`: what they may see)."""
 
-    def __init__(self, records: Records, actor: Actor, c: _Compiled, conn: Connection,
+    def __init__(self, records: Records, actor: Actor, c: Compiled, conn: Connection,
                  row: dict[str, Any]) -> None:
         self.records = records
         self.actor = actor

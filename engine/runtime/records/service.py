@@ -7,10 +7,11 @@ write changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -36,7 +37,7 @@ from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
 from engine.runtime.access.policy import ACTION_WORDS
-from engine.runtime.audit import field_changes, read_history, write_audit
+from engine.runtime.audit import field_changes, read_history
 from engine.runtime.db import WRITE, connection
 from engine.runtime.errors import (
     BadRequest,
@@ -77,12 +78,14 @@ from engine.runtime.records.team import remove_member, set_member, team_of
 from engine.runtime.records.totals import Totals
 from engine.runtime.records.trees import hold_links, would_circle
 from engine.runtime.records.unique import check_unique
+from engine.runtime.records.unit import Hooks, RecordChange, UnitOfWork, open_unit
 from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
 from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
 from engine.types import ENGINE_COLUMNS, FieldType
 
 Clock = Callable[[], datetime]
 S = TypeVar("S", bound=Executable)
+T = TypeVar("T")
 STATEMENT_CACHE_SIZE = 4096
 
 
@@ -91,7 +94,7 @@ def _utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
-class _Compiled:
+class Compiled:
     """Per-entity work done once: coercers and defaults."""
 
     entity: Entity
@@ -100,6 +103,10 @@ class _Compiled:
     defaults: dict[str, Any]
     links: dict[str, Table]
     json_fields: frozenset[str]  # multichoice: None must be written as SQL NULL, not 'null'
+    written: tuple[Field, ...]
+    """The stored fields users write (all but rollups, which the engine keeps)."""
+    empty_rollups: dict[str, Any]
+    """The rollups' values on a new record, which has no children yet."""
 
     def db_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """`values` ready for INSERT/UPDATE: a blank JSON field becomes SQL NULL.
@@ -111,9 +118,21 @@ class _Compiled:
                 for k, v in values.items()}
 
 
+@dataclass(frozen=True)
+class DryRun(Generic[T]):
+    """What a dry run returned, and the changes it would have made."""
+
+    result: T
+    changes: tuple[RecordChange, ...]
+
+
 class Records:
-    def __init__(self, engine: Engine, model: Model, clock: Clock = _utcnow) -> None:
+    def __init__(self, engine: Engine, model: Model, clock: Clock = _utcnow,
+                 hooks: Hooks | None = None) -> None:
         self.engine = engine
+        # What runs with every write (rollups, flows): registered by whoever assembles the
+        # service (engine/runtime/assembly.py), never imported by records.
+        self.hooks = Hooks() if hooks is None else hooks
         self.writer = engine.execution_options(**WRITE)
         self.model = model
         self.schema: Schema = build_schema(model)
@@ -132,7 +151,7 @@ class Records:
         self._statements: dict[tuple[Any, ...], Any] = {}
         self._clocked = {e.name: self.sql_fields().reads_clock(e) for e in model.entities}
 
-    def _compile(self, entity: Entity) -> _Compiled:
+    def _compile(self, entity: Entity) -> Compiled:
         coercers = {f.name: coercer_for(f) for f in entity.stored_fields}
         defaults: dict[str, Any] = {}
         for f in entity.stored_fields:
@@ -146,18 +165,20 @@ class Records:
                 links[f.name] = self.schema.table(f.target)
         json_fields = frozenset(f.name for f in entity.fields
                                 if f.type is FieldType.MULTICHOICE)
-        return _Compiled(entity, self.schema.table(entity.name), coercers, defaults, links,
-                         json_fields)
+        written = tuple(f for f in entity.stored_fields if f.rollup is None)
+        empty = {f.name: f.rollup.empty for f in entity.stored_fields if f.rollup is not None}
+        return Compiled(entity, self.schema.table(entity.name), coercers, defaults, links,
+                        json_fields, written, empty)
 
     # -- lookups -------------------------------------------------------------------------
 
-    def compiled(self, entity: str) -> _Compiled:
+    def compiled(self, entity: str) -> Compiled:
         try:
             return self._compiled[entity]
         except KeyError:
             raise NotFound(msg("no entity '%(entity)s'", entity=entity)) from None
 
-    def _visible(self, actor: Actor, c: _Compiled, *, deleted: bool = False,
+    def _visible(self, actor: Actor, c: Compiled, *, deleted: bool = False,
                  table: FromClause | None = None, access: bool = True) -> list[Any]:
         """The conditions of the records of `c` the actor may read (live, or in the
         recycle bin when `deleted`); on `table`, an alias of c.table, when given. `access`
@@ -170,7 +191,7 @@ class Records:
             where.append(predicate)
         return where
 
-    def allowed(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int,
+    def allowed(self, conn: Connection, actor: Actor, c: Compiled, record_id: int,
                   action: str) -> None:
         """Forbidden unless the actor may `action` this (visible) record."""
         scope = self.policy.require(actor, c.entity, action)
@@ -184,12 +205,12 @@ class Records:
                                 action=msg(ACTION_WORDS.get(action, action)),
                                 entity=c.entity.label, scope=msg(_SCOPE_WORDS[scope])))
 
-    def row_out(self, actor: Actor, c: _Compiled, row: Mapping[str, Any],
+    def row_out(self, actor: Actor, c: Compiled, row: Mapping[str, Any],
                 only: Collection[str] | None = None) -> dict[str, Any]:
         """The record of `row` as the actor may read it; `only`: these fields alone."""
         return self.row_writer(actor, c, only)(row)
 
-    def row_writer(self, actor: Actor, c: _Compiled, only: Collection[str] | None = None
+    def row_writer(self, actor: Actor, c: Compiled, only: Collection[str] | None = None
                    ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         """`row_out` for many rows: which fields the actor reads, and how, is worked out
         once here rather than once per row."""
@@ -228,7 +249,7 @@ class Records:
             return None
         return lambda entity, table: self.policy.read_filter(reader, entity, table)
 
-    def _select(self, c: _Compiled, *, computed: bool = True,
+    def _select(self, c: Compiled, *, computed: bool = True,
                 only: Collection[str] | None = None,
                 reader: Actor | None = None) -> Select[Any]:
         """The engine columns, stored fields and SQL-computed fields of `c`; `only`: of
@@ -248,7 +269,7 @@ class Records:
                      and (only is None or f.name in only)]
         return select(*cols)
 
-    def record_context(self, conn: Connection | None, c: _Compiled, values: Mapping[str, Any],
+    def record_context(self, conn: Connection | None, c: Compiled, values: Mapping[str, Any],
                        *, prior: Mapping[str, Any] | None = None,
                        is_new: bool = False, reader: Actor | None = None) -> RecordContext:
         """`values` of a record of `c` as formulas read them; lookups go through `conn`,
@@ -257,7 +278,7 @@ class Records:
                              self.formula_clock, prior=prior, is_new=is_new,
                              readable=self.readable(reader))
 
-    def _apply_formulas(self, conn: Connection, c: _Compiled, values: dict[str, Any],
+    def apply_rules(self, conn: Connection, c: Compiled, values: dict[str, Any],
                         errors: dict[str, str], *, given: Iterable[str] = (),
                         prior: Mapping[str, Any] | None = None) -> None:
         """Fill formula defaults (on create) and check the validation rules of the record
@@ -290,11 +311,11 @@ class Records:
             stmt = self._statements[key] = build()
         return cast(S, stmt)
 
-    def reads_clock(self, c: _Compiled) -> bool:
+    def reads_clock(self, c: Compiled) -> bool:
         """Whether selecting `c`'s computed fields binds the clock (not to be reused)."""
         return self._clocked[c.entity.name]
 
-    def fetch(self, conn: Connection, actor: Actor, c: _Compiled, record_id: int, *,
+    def fetch(self, conn: Connection, actor: Actor, c: Compiled, record_id: int, *,
                deleted: bool = False, lock: bool = False,
                reader: Actor | None = None) -> dict[str, Any]:
         """The record if `actor` may read it; its computed fields as `reader` (by default
@@ -319,7 +340,7 @@ class Records:
 
     # -- validation ----------------------------------------------------------------------
 
-    def _validate(self, c: _Compiled, data: Mapping[str, Any], *, creating: bool,
+    def coerce(self, c: Compiled, data: Mapping[str, Any], *, creating: bool,
                   errors: dict[str, str], mask: FieldMask) -> dict[str, Any]:
         """Coerce `data` into column values, collecting every problem into `errors`.
 
@@ -336,6 +357,8 @@ class Records:
                 errors[key] = msg("unknown field of %(entity)s", entity=entity.name)
             elif entity.field(key).computed:
                 errors[key] = msg("is computed and cannot be written")
+            elif entity.field(key).rollup is not None:
+                errors[key] = msg("is a rollup the engine keeps and cannot be written")
             elif key in mask.readonly:
                 errors[key] = msg("is read-only for your role")
             else:
@@ -355,7 +378,7 @@ class Records:
                 errors[f.name] = msg("is required")
         return values
 
-    def _check_links(self, conn: Connection, actor: Actor, c: _Compiled,
+    def check_links(self, conn: Connection, actor: Actor, c: Compiled,
                      values: Mapping[str, Any], errors: dict[str, str],
                      self_id: int | None = None) -> None:
         """References must point to live records that `actor` can see."""
@@ -385,7 +408,7 @@ class Records:
             return None
         return self.policy.read_filter(actor, self.model.entity(target.name), target)
 
-    def _check_unique(self, conn: Connection, actor: Actor, c: _Compiled,
+    def check_unique_values(self, conn: Connection, actor: Actor, c: Compiled,
                       values: Mapping[str, Any], errors: dict[str, str],
                       self_id: int | None = None) -> None:
         check_unique(conn, c.entity, c.table, values, errors,
@@ -393,22 +416,25 @@ class Records:
 
     # -- single-record operations --------------------------------------------------------
 
-    def create(self, actor: Actor, entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    def create(self, actor: Actor, entity: str, data: Mapping[str, Any], *,
+               unit: UnitOfWork | None = None) -> dict[str, Any]:
+        """A new record of `entity` from `data`; `unit`: in that unit of work (not
+        committed here), by default in one of its own."""
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "create")
         errors: dict[str, str] = {}
-        values = self._validate(c, data, creating=True, errors=errors,
-                                mask=self.policy.mask(actor, c.entity))
-        now = self.clock()
-        with self.writer.begin() as conn:
-            self._check_links(conn, actor, c, values, errors)
-            self._check_unique(conn, actor, c, values, errors)
-            full = {f.name: values.get(f.name) for f in c.entity.stored_fields}
+        values = self.coerce(c, data, creating=True, errors=errors,
+                             mask=self.policy.mask(actor, c.entity))
+        with self.unit(actor, unit) as u:
+            conn, now = u.conn, u.now
+            self.check_links(conn, actor, c, values, errors)
+            self.check_unique_values(conn, actor, c, values, errors)
+            full = {f.name: values.get(f.name) for f in c.written} | c.empty_rollups
             full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
                      "department_id": actor.department_id}
-            self._apply_formulas(conn, c, full, errors, given=data.keys())
+            self.apply_rules(conn, c, full, errors, given=data.keys())
             if not errors:
-                values.update({f.name: full[f.name] for f in c.entity.stored_fields
+                values.update({f.name: full[f.name] for f in c.written
                                if f.name in values or full[f.name] is not None})
             if errors:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
@@ -417,14 +443,16 @@ class Records:
                              "owner_id": actor.user_id, "department_id": actor.department_id}
             try:
                 new_id = conn.execute(insert(c.table).values(**engine_values,
+                                                             **c.empty_rollups,
                                                              **c.db_values(values))
                                       .returning(c.table.c.id)).scalar_one()
             except IntegrityError as exc:
                 raise Conflict(msg("%(entity)s conflicts with another record: %(reason)s",
                                    entity=entity, reason=_reason(exc))) from None
-            changes = [(k, None, v) for k, v in values.items() if v is not None]
-            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
-                        record_id=new_id, action="create", changes=changes)
+            u.change(entity, new_id, "create",
+                     after={**full, **engine_values, **values, "id": new_id},
+                     changes=[(k, None, v) for k, v in values.items() if v is not None])
+            u.settle()  # what hooks change shows in the answer
             row = self.fetch(conn, SYSTEM, c, new_id, reader=actor)
         return self.row_out(actor, c, row)
 
@@ -437,23 +465,23 @@ class Records:
         return self.row_out(actor, c, row)
 
     def update(self, actor: Actor, entity: str, record_id: int, data: Mapping[str, Any],
-               version: int) -> dict[str, Any]:
+               version: int, *, unit: UnitOfWork | None = None) -> dict[str, Any]:
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "read")
         errors: dict[str, str] = {}
-        values = self._validate(c, data, creating=False, errors=errors,
-                                mask=self.policy.mask(actor, c.entity))
-        now = self.clock()
-        with self.writer.begin() as conn:
+        values = self.coerce(c, data, creating=False, errors=errors,
+                             mask=self.policy.mask(actor, c.entity))
+        with self.unit(actor, unit) as u:
+            conn, now = u.conn, u.now
             hold_links(conn, c.table, c.links, values)  # before the row lock: trees.py
             old = self.fetch(conn, actor, c, record_id, lock=True)
             self.allowed(conn, actor, c, record_id, "update")
             if old["version"] != version:
                 raise stale_version(entity, record_id, old["version"], version)
-            self._check_links(conn, actor, c, values, errors, self_id=record_id)
-            self._check_unique(conn, actor, c, values, errors, self_id=record_id)
+            self.check_links(conn, actor, c, values, errors, self_id=record_id)
+            self.check_unique_values(conn, actor, c, values, errors, self_id=record_id)
             if errors or field_changes(old, values, values.keys()):
-                self._apply_formulas(conn, c, {**old, **values}, errors, prior=old)
+                self.apply_rules(conn, c, {**old, **values}, errors, prior=old)
             if errors:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
             changes = field_changes(old, values, values.keys())
@@ -473,54 +501,63 @@ class Records:
                                    entity=entity, reason=_reason(exc))) from None
             if result.rowcount != 1:
                 raise stale_version(entity, record_id, None, version)
-            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
-                        record_id=record_id, action="update", changes=changes)
+            engine_after = {"version": old["version"] + 1, "updated_at": now,
+                            "updated_by": actor.user_id}
+            u.change(entity, record_id, "update", before=old,
+                     after={**old, **values, **engine_after}, changes=changes)
+            u.settle()
             row = self.fetch(conn, SYSTEM, c, record_id, reader=actor)
         return self.row_out(actor, c, row)
 
     def delete(self, actor: Actor, entity: str, record_id: int,
-               version: int | None = None) -> None:
+               version: int | None = None, *, unit: UnitOfWork | None = None) -> None:
         """Move a record to the recycle bin."""
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "read")
-        now = self.clock()
-        with self.writer.begin() as conn:
+        with self.unit(actor, unit) as u:
+            conn = u.conn
             old = self.fetch(conn, actor, c, record_id, lock=True)
             self.allowed(conn, actor, c, record_id, "delete")
             if version is not None and old["version"] != version:
                 raise stale_version(entity, record_id, old["version"], version)
             if entity == DEPARTMENT:
                 refuse_department_in_use(conn, self, record_id)
-            t = c.table
-            conn.execute(update(t).where(t.c.id == record_id).values(
-                deleted_at=now, deleted_by=actor.user_id, version=t.c.version + 1,
-                updated_at=now, updated_by=actor.user_id))
-            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
-                        record_id=record_id, action="delete", changes=[])
+            self._bin(u, c, old, deleted=True)
 
-    def restore(self, actor: Actor, entity: str, record_id: int) -> dict[str, Any]:
+    def restore(self, actor: Actor, entity: str, record_id: int, *,
+                unit: UnitOfWork | None = None) -> dict[str, Any]:
         """Bring a record back from the recycle bin."""
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "read")
-        now = self.clock()
-        with self.writer.begin() as conn:
-            self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
+        with self.unit(actor, unit) as u:
+            conn = u.conn
+            old = self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
             self.allowed(conn, actor, c, record_id, "delete")
-            t = c.table
-            conn.execute(update(t).where(t.c.id == record_id).values(
-                deleted_at=None, deleted_by=None, version=t.c.version + 1,
-                updated_at=now, updated_by=actor.user_id))
-            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
-                        record_id=record_id, action="restore", changes=[])
+            self._bin(u, c, old, deleted=False)
+            u.settle()
             row = self.fetch(conn, SYSTEM, c, record_id, reader=actor)
         return self.row_out(actor, c, row)
 
-    def purge(self, actor: Actor, entity: str, record_id: int) -> None:
+    def _bin(self, u: UnitOfWork, c: Compiled, old: Mapping[str, Any], *,
+             deleted: bool) -> None:
+        """Move the record `old` into the recycle bin (`deleted`) or out of it."""
+        t, user = c.table, u.actor.user_id
+        bin_values = {"deleted_at": u.now if deleted else None,
+                      "deleted_by": user if deleted else None}
+        engine_after = {**bin_values, "version": old["version"] + 1, "updated_at": u.now,
+                        "updated_by": user}
+        u.conn.execute(update(t).where(t.c.id == old["id"]).values(
+            {**engine_after, "version": t.c.version + 1}))
+        u.change(c.entity.name, old["id"], "delete" if deleted else "restore", before=old,
+                 after={**old, **engine_after})
+
+    def purge(self, actor: Actor, entity: str, record_id: int, *,
+              unit: UnitOfWork | None = None) -> None:
         """Delete a record in the recycle bin for good; its audit history stays."""
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "read")
-        now = self.clock()
-        with self.writer.begin() as conn:
+        with self.unit(actor, unit) as u:
+            conn = u.conn
             old = self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
             self.allowed(conn, actor, c, record_id, "delete")
             try:
@@ -534,11 +571,30 @@ class Records:
             team = self.policy.team
             conn.execute(delete(team).where(team.c.entity == entity,
                                             team.c.record_id == record_id))
-            snapshot = {f.name: old[f.name] for f in c.entity.stored_fields
-                        if old[f.name] is not None}
-            write_audit(conn, self.audit, at=now, user_id=actor.user_id, entity=entity,
-                        record_id=record_id, action="purge",
-                        changes=[(k, v, None) for k, v in snapshot.items()])
+            u.change(entity, record_id, "purge", before=old,
+                     changes=[(f.name, old[f.name], None) for f in c.written
+                              if old[f.name] is not None])
+
+    # -- the write pipeline (records/unit.py) ------------------------------------------
+
+    @contextmanager
+    def unit(self, actor: Actor, joined: UnitOfWork | None = None, *,
+             dry_run: bool = False) -> Iterator[UnitOfWork]:
+        """The unit of work a write runs in: `joined` when given (the caller's, which it
+        commits), else a new one that commits when the block ends."""
+        if joined is not None:
+            yield joined
+            return
+        with open_unit(self.writer, actor, self.clock(), self.hooks, self.audit,
+                       dry_run=dry_run) as u:
+            yield u
+
+    def dry_run(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> DryRun[T]:
+        """Run `work` (writes given the unit) through the whole pipeline, hooks included,
+        and roll it all back: what it returned and the changes it would make."""
+        with self.unit(actor, dry_run=True) as u:
+            result = work(u)
+        return DryRun(result, tuple(u.changes))
 
     def history(self, actor: Actor, entity: str, record_id: int) -> list[dict[str, Any]]:
         c = self.compiled(entity)
@@ -552,7 +608,7 @@ class Records:
             return read_history(conn, self.audit, self.users, entity, record_id,
                                 self.audited_fields(actor, c))
 
-    def audited_fields(self, actor: Actor, c: _Compiled) -> frozenset[str]:
+    def audited_fields(self, actor: Actor, c: Compiled) -> frozenset[str]:
         """The fields whose audit rows `actor` may read."""
         hidden = self.policy.hidden_fields(actor, c.entity)
         return frozenset(c.entity.field_names) - hidden | _ENGINE_AUDITED
@@ -567,7 +623,7 @@ class Records:
             return self.explained(conn, c, row, self.row_out(actor, c, row), name, terms,
                                   actor)
 
-    def sum_terms_of(self, actor: Actor, c: _Compiled,
+    def sum_terms_of(self, actor: Actor, c: Compiled,
                      name: str) -> tuple[CompiledFormula, ...]:
         """The terms of computed field `name`, a sum, compiled (once per field); NotFound
         when the actor may not see the field, BadRequest when it is not a sum."""
@@ -588,7 +644,7 @@ class Records:
             self._terms[key] = tuple(compile_formula(t, scope) for t in terms)
         return self._terms[key]
 
-    def explained(self, conn: Connection, c: _Compiled, row: Mapping[str, Any],
+    def explained(self, conn: Connection, c: Compiled, row: Mapping[str, Any],
                   out: Mapping[str, Any], name: str,
                   terms: tuple[CompiledFormula, ...],
                   reader: Actor | None = None) -> dict[str, Any]:
@@ -687,7 +743,7 @@ class Records:
         return Page([write(r) for r in rows], total, exact, query.page,
                     query.page_size, next_cursor, names=names, named=frozenset(named))
 
-    def _refuse_hidden(self, actor: Actor, c: _Compiled, query: ListQuery) -> None:
+    def _refuse_hidden(self, actor: Actor, c: Compiled, query: ListQuery) -> None:
         """A query naming a field hidden from the actor gets the answer a field that does not
         exist gets (parse_list_params and compile_filter give it when told the actor; this
         catches a caller that did not tell them)."""
@@ -708,21 +764,25 @@ class Records:
     # -- bulk (records/imports.py) ------------------------------------------------------
 
     def bulk_create(self, actor: Actor, entity: str, rows: Iterable[Mapping[str, Any]],
-                    *, batch_size: int = BULK_BATCH, owner: Actor | None = None) -> BulkResult:
+                    *, batch_size: int = BULK_BATCH, owner: Actor | None = None,
+                    unit: UnitOfWork | None = None) -> BulkResult:
         """Validate and insert many rows; rows with problems are skipped and reported.
 
-        Each batch commits on its own; audit gets one `create` row per record holding all
-        its values. Returns the ids created, in input order. `owner`: whose records they
-        become (an import on someone's behalf; administrators only), by default the actor's.
+        Each batch is a unit of work that commits on its own (all in `unit` when given);
+        audit gets one `create` row per record holding all its values. Returns the ids
+        created, in input order. `owner`: whose records they become (an import on
+        someone's behalf; administrators only), by default the actor's.
         """
-        return bulk_create(self, actor, entity, rows, batch_size=batch_size, owner=owner)
+        return bulk_create(self, actor, entity, rows, batch_size=batch_size, owner=owner,
+                           unit=unit)
 
     # -- ownership and teams (records/assign.py, records/team.py) ------------------------
 
     def assign(self, actor: Actor, entity: str, record_id: int, *, owner: int | None,
-               department: int | None, version: int | None = None) -> dict[str, Any]:
+               department: int | None, version: int | None = None,
+               unit: UnitOfWork | None = None) -> dict[str, Any]:
         return assign_record(self, actor, entity, record_id, owner=owner,
-                             department=department, version=version)
+                             department=department, version=version, unit=unit)
 
     def transfer_owned(self, actor: Actor, from_user: int, to_user: int, *,
                        deactivate: bool = False) -> dict[str, int]:
@@ -732,12 +792,14 @@ class Records:
         return team_of(self, actor, entity, record_id)
 
     def set_team_member(self, actor: Actor, entity: str, record_id: int, user_id: int,
-                        access: str) -> list[dict[str, Any]]:
-        return set_member(self, actor, entity, record_id, user_id, access)
+                        access: str, *, unit: UnitOfWork | None = None
+                        ) -> list[dict[str, Any]]:
+        return set_member(self, actor, entity, record_id, user_id, access, unit)
 
     def remove_team_member(self, actor: Actor, entity: str, record_id: int,
-                           user_id: int) -> list[dict[str, Any]]:
-        return remove_member(self, actor, entity, record_id, user_id)
+                           user_id: int, *, unit: UnitOfWork | None = None
+                           ) -> list[dict[str, Any]]:
+        return remove_member(self, actor, entity, record_id, user_id, unit)
 
     def field_of(self, entity: str, name: str) -> Field:
         return self.compiled(entity).entity.field(name)

@@ -13,11 +13,11 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.access.reachable import may_reach
-from engine.runtime.audit import write_audit
 from engine.runtime.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
     from engine.runtime.records.service import Records
+    from engine.runtime.records.unit import UnitOfWork
 
 TEAM_ACCESS = ("read", "edit")
 
@@ -48,14 +48,14 @@ def members(conn: Connection, records: Records, entity: str,
 
 
 def set_member(records: Records, actor: Actor, entity: str, record_id: int, user_id: int,
-               access: str) -> list[dict[str, Any]]:
+               access: str, unit: UnitOfWork | None = None) -> list[dict[str, Any]]:
     """Add a member, or change their access; the actor must be allowed to update the record."""
     if access not in TEAM_ACCESS:
         raise Invalid(msg("team access is read or edit"),
                       {"access": msg("must be read or edit")})
     t, u = records.policy.team, records.users
-    now = records.clock()
-    with records.writer.begin() as conn:
+    with records.unit(actor, unit) as work:
+        conn, now = work.conn, work.now
         _lock_for_update(conn, records, actor, entity, record_id)
         user = conn.execute(select(u.c.name).where(u.c.id == user_id,
                                                    u.c.active.is_(True))).first()
@@ -74,18 +74,19 @@ def set_member(records: Records, actor: Actor, entity: str, record_id: int, user
         else:
             conn.execute(update(t).where(*key).values(access=access))
         if current != access:
-            write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity=entity,
-                        record_id=record_id, action="team",
+            work.change(entity, record_id, "team",
                         changes=[("team", _member(user.name, current),
                                   _member(user.name, access))])
+        if unit is not None:
+            return members(conn, records, entity, record_id)
     return team_of(records, actor, entity, record_id)
 
 
 def remove_member(records: Records, actor: Actor, entity: str, record_id: int,
-                  user_id: int) -> list[dict[str, Any]]:
+                  user_id: int, unit: UnitOfWork | None = None) -> list[dict[str, Any]]:
     t, u = records.policy.team, records.users
-    now = records.clock()
-    with records.writer.begin() as conn:
+    with records.unit(actor, unit) as work:
+        conn = work.conn
         _lock_for_update(conn, records, actor, entity, record_id)
         key = (t.c.entity == entity, t.c.record_id == record_id, t.c.user_id == user_id)
         current = conn.execute(select(t.c.access).where(*key)).scalar()
@@ -94,9 +95,9 @@ def remove_member(records: Records, actor: Actor, entity: str, record_id: int,
                                user=user_id, entity=entity, id=record_id))
         name = conn.execute(select(u.c.name).where(u.c.id == user_id)).scalar()
         conn.execute(delete(t).where(*key))
-        write_audit(conn, records.audit, at=now, user_id=actor.user_id, entity=entity,
-                    record_id=record_id, action="team",
-                    changes=[("team", _member(name, current), None)])
+        work.change(entity, record_id, "team", changes=[("team", _member(name, current), None)])
+        if unit is not None:
+            return members(conn, records, entity, record_id)
     return team_of(records, actor, entity, record_id)
 
 

@@ -36,9 +36,11 @@ SESSION_TABLE = "crm_session"
 LOGIN_THROTTLE_TABLE = "crm_login_throttle"
 FORM_DRAFT_TABLE = "crm_form_draft"
 SAVED_VIEW_TABLE = "crm_saved_view"
+ROLLUP_STATE_TABLE = "crm_rollup_state"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE,
-                 SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE)
+                 SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
+                 ROLLUP_STATE_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -269,6 +271,15 @@ def _system_tables(md: MetaData) -> None:
         Column("query", Text, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
         Index("uq_crm_saved_view", "user_id", "entity", "name", unique=True),
+    )
+    # Rollups computed for every row (engine/runtime/rollups/refresh.py): what each column
+    # was computed from; `crm migrate` recomputes a rollup whose signature differs.
+    Table(
+        ROLLUP_STATE_TABLE, md,
+        Column("entity", String(63), primary_key=True),
+        Column("field", String(63), primary_key=True),
+        Column("signature", Text, nullable=False),
+        Column("computed_at", UtcDateTime, nullable=False),
     )
 
 

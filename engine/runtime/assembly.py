@@ -1,0 +1,22 @@
+"""Assembling the services: the records service with the hooks every write runs.
+
+`records` knows nothing of what hooks into its writes (the import contract in pyproject.toml
+forbids it); the app, the CLI and anything else that serves users build their records
+service here, so every one of them keeps rollups exact (and, later, runs flows).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from engine.metadata.model import Model
+from engine.runtime.records import Records
+from engine.runtime.records.service import Clock
+from engine.runtime.rollups.hook import install_rollups
+
+
+def records_service(engine: Engine, model: Model, clock: Clock | None = None) -> Records:
+    """The records service of `model` on `engine`, its hooks registered."""
+    records = Records(engine, model) if clock is None else Records(engine, model, clock)
+    install_rollups(records)
+    return records

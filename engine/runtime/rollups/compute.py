@@ -1,0 +1,163 @@
+"""The SQL of a rollup: the aggregate of a parent's child records, computed from scratch.
+
+Every way a rollup is written — the hook after a child change, `crm migrate` for a new or
+changed rollup, `crm rollup check --fix` — computes the value with the same expression, so
+what the hook stores is exactly what a from-scratch recomputation finds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    func,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
+
+from engine.metadata.model import Entity, Field, Rollup
+from engine.types import DECIMAL_SHAPES, FieldType
+
+if TYPE_CHECKING:
+    from engine.runtime.records import Records
+
+
+@dataclass(frozen=True)
+class RollupField:
+    """A rollup field of `parent`, with what it is computed from."""
+
+    parent: Entity
+    field: Field
+    rollup: Rollup
+    inputs: frozenset[str]
+    """The child's stored fields and engine columns the value depends on: a change of one
+    of them (or of the child's link to the parent) recomputes the parent."""
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+
+def rollup_fields(records: Records) -> list[RollupField]:
+    """Every rollup of the model, children before the parents that aggregate them (a
+    rollup of a rollup comes after the one it reads)."""
+    model = records.model
+    found: list[RollupField] = []
+    for parent in model.entities:
+        for f in parent.fields:
+            if f.rollup is not None:
+                child = model.entity(f.rollup.child)
+                found.append(RollupField(parent, f, f.rollup, _inputs(child, f.rollup)))
+    order: list[RollupField] = []
+    placed: set[tuple[str, str]] = set()
+    while len(order) < len(found):
+        progressed = False
+        for rf in found:
+            key = (rf.parent.name, rf.name)
+            if key in placed:
+                continue
+            child = model.entity(rf.rollup.child)
+            waits = {(child.name, n) for n in rf.inputs
+                     if child.has_field(n) and child.field(n).rollup is not None}
+            if waits <= placed:
+                order.append(rf)
+                placed.add(key)
+                progressed = True
+        if not progressed:  # a cycle: the configuration check refuses it; keep going
+            order += [rf for rf in found if (rf.parent.name, rf.name) not in placed]
+            break
+    return order
+
+
+def _inputs(child: Entity, rollup: Rollup) -> frozenset[str]:
+    names = {rollup.via} | ({rollup.of} if rollup.of else set())
+    if rollup.where_compiled is not None:
+        names |= {p[0] for p in rollup.where_compiled.references}
+    todo = list(names)
+    while todo:  # through the child's formula fields, to the stored fields they read
+        name = todo.pop()
+        if child.has_field(name) and child.field(name).computed:
+            compiled = child.field(name).compiled
+            for path in compiled.references if compiled is not None else ():
+                if path[0] not in names:
+                    names.add(path[0])
+                    todo.append(path[0])
+    return frozenset(n for n in names
+                     if not (child.has_field(n) and child.field(n).computed))
+
+
+def aggregate(records: Records, rf: RollupField, parent_id: ColumnElement[Any]
+              ) -> ColumnElement[Any]:
+    """The value of `rf` for the parent whose id is `parent_id` (a column of an outer
+    query, or a bound parameter), read back as the field's type reads it."""
+    rollup = rf.rollup
+    child = records.model.entity(rollup.child)
+    t = records.schema.table(child.name).alias("rollup_child")
+    sql = records.sql_fields()  # the engine's: every child record counts
+    value: ColumnElement[Any] | None = (
+        None if rollup.of is None else sql.path(child, t, (rollup.of,)))
+    if rollup.agg == "count":
+        agg: ColumnElement[Any] = func.count() if value is None else func.count(value)
+    elif rollup.agg == "sum":
+        agg = func.coalesce(func.sum(value), literal(0))
+    elif rollup.agg == "avg":
+        agg = func.round(func.avg(value), _places(rf.field))
+    else:
+        agg = getattr(func, rollup.agg)(value)
+    where = [t.c[rollup.via] == parent_id, t.c.deleted_at.is_(None)]
+    if rollup.where_compiled is not None:
+        where.append(rollup.where_compiled.sql_condition(
+            lambda path: sql.path(child, t, path), sql.dialect, sql.clock))
+    column = records.schema.table(rf.parent.name).c[rf.name]
+    return type_coerce(select(agg).where(*where).scalar_subquery(), column.type)
+
+
+def _places(f: Field) -> int:
+    return 0 if f.type is FieldType.INTEGER else DECIMAL_SHAPES.get(f.type, (0, 4))[1]
+
+
+def values_of(records: Records, conn: Connection, parent: Entity,
+              fields: Collection[RollupField], ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """id → {field: value computed from scratch} for the parents `ids`."""
+    t = records.schema.table(parent.name)
+    stmt: Select[Any] = select(t.c.id, *[aggregate(records, rf, t.c.id).label(rf.name)
+                                         for rf in fields])
+    out: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(ids)), 500):
+        for row in conn.execute(stmt.where(t.c.id.in_(chunk))).mappings():
+            out[row["id"]] = {rf.name: row[rf.name] for rf in fields}
+    return out
+
+
+def recompute_range(records: Records, conn: Connection, rf: RollupField, low: int,
+                    high: int) -> int:
+    """Set `rf` from scratch on the parents with low <= id < high, in one statement;
+    returns how many rows it set."""
+    t: Table = records.schema.table(rf.parent.name)
+    result = conn.execute(update(t).where(t.c.id >= low, t.c.id < high)
+                          .values({rf.name: aggregate(records, rf, t.c.id)}))
+    return result.rowcount
+
+
+def write_values(conn: Connection, table: Table, rows: list[dict[str, Any]],
+                 names: Collection[str]) -> None:
+    """Store rollup values: rows of {"_id": id, name: value, ...}; nothing else changes
+    (neither version nor updated_at: a rollup is the engine's, not an edit)."""
+    if rows:
+        stmt = update(table).where(table.c.id == bindparam("_id")).values(
+            {n: bindparam(n, type_=table.c[n].type) for n in names})
+        conn.execute(stmt, rows)
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
