@@ -53,7 +53,7 @@ def test_migrate_on_a_fresh_database_then_up_to_date(config_dir: Path, db_url: s
     planned = crm(config_dir, db_url, "migrate", "--plan")
     assert planned.exit_code == 0, planned.output
     lines = planned.stdout.splitlines()
-    assert "create_table account: new table with 25 columns" in lines
+    assert "create_table account: new table with 28 columns" in lines
     assert "add_index account.name: unique index uq_account_name" in lines
     assert inspect(engine).get_table_names() == []  # --plan changes nothing
 

@@ -8,14 +8,19 @@ test_schema_evolution.py and test_openapi.py / below.
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
 
 from engine.formula import FType
 from engine.metadata import ConfigErrors, Model, Rollup, SourceLoc, load_model
 from engine.types import FieldType
-from tests.conftest import CONFIG
+from tests.conftest import CONFIG, Env
+from tests.web_helpers import csrf_of, sign_in
 
 A = "config/entities/account.yaml"
 DEAL = """\
@@ -168,8 +173,10 @@ def test_a_rollup_of_a_rollup_aggregates_grandchildren(cfg: Config) -> None:
     assert total.type is FieldType.MONEY
     nested = model.entity("deal").field("lines_total").rollup
     assert total.rollup is not None and nested is not None
-    assert total.rollup.reads == (("lines_total (rollup)", nested.signature),)
-    assert nested.signature == "sum(line.price) via deal"
+    assert total.rollup.reads == (("lines_total (rollup)", nested.signature),
+                                  ("lines_total (type)", "money"))
+    assert nested.signature == 'sum(line.price) via deal reading {"price (type)": "money"}'
+
 
 
 def test_the_shipped_rollups_load() -> None:
@@ -193,7 +200,8 @@ def test_the_shipped_rollups_load() -> None:
     assert pipeline is not None and (pipeline.agg, pipeline.of) == ("sum", "weighted")
     assert dict(pipeline.reads) == {
         "weighted": model.entity("opportunity").field("weighted").formula,
-        "probability": model.entity("opportunity").field("probability").formula}
+        "probability": model.entity("opportunity").field("probability").formula,
+        "weighted (type)": "money"}
     won = by_name["won_amount"].rollup
     assert won is not None and (won.agg, won.of, won.where) == ("sum", "amount", 'stage = "won"')
     # Every shipped rollup is on the account's form and list.
@@ -215,7 +223,8 @@ def test_the_signature_changes_when_any_part_does(cfg: Config) -> None:
         return r.signature
 
     first = signature()
-    assert first == 'sum(deal.amount) via account where stage = "won"'
+    assert first == ('sum(deal.amount) via account where stage = "won" reading '
+                     '{"amount (type)": "money"}')
     assert signature() == first
     variants = [signature(of="deal.qty"), signature(via="owner_account"),
                 signature(agg="max"), signature(where="'stage = \"lost\"'"),
@@ -224,9 +233,14 @@ def test_the_signature_changes_when_any_part_does(cfg: Config) -> None:
     # A formula field it aggregates is part of it: changing that formula changes it.
     quad = signature(of="deal.quad")
     assert quad == ('sum(deal.quad) via account where stage = "won" reading '
-                    '{"double": "amount * 2", "quad": "double * 2"}')
+                    '{"double": "amount * 2", "quad": "double * 2", "quad (type)": "money"}')
     cfg.write("deal.yaml", DEAL.replace("formula: 'amount * 2'", "formula: 'amount * 3'"))
     assert signature(of="deal.quad") != quad
+    # So is the type of the field it aggregates (converting the child's column changes
+    # its values).
+    cfg.write("deal.yaml", DEAL.replace("amount:   {type: money}", "amount:   {type: integer}"))
+    assert signature() == ('sum(deal.amount) via account where stage = "won" reading '
+                           '{"amount (type)": "integer"}')
 
 
 def test_the_signature_ignores_the_label_and_the_index(cfg: Config) -> None:
@@ -404,3 +418,63 @@ def test_a_rollup_may_be_renamed(cfg: Config) -> None:
     model = cfg.load("deals: {type: rollup, of: deal, via: account, agg: count, "
                      "renamed_from: n_deals}")
     assert model.entity("account").field("deals").renamed_from == "n_deals"
+
+
+# -- the web: read-only on forms, a stored field in lists ---------------------------------------
+
+
+def _set_raw(env: Env, record_id: int, **values: object) -> None:
+    """Write rollup columns with plain SQL (the engine's recompute is tested elsewhere)."""
+    with env.engine.begin() as conn:
+        conn.execute(text("UPDATE account SET " + ", ".join(f"{k} = :{k}" for k in values)
+                          + " WHERE id = :id"), {**values, "id": record_id})
+
+
+def test_a_form_shows_a_rollup_as_text_and_never_takes_it(env: Env, pages: TestClient) -> None:
+    acme = env.records.create(env.admin.actor(), "account", {"name": "Acme"})
+    _set_raw(env, acme["id"], open_deals=3, open_pipeline=1234.5, won_amount=None)
+    sign_in(pages)
+    path = f"/e/account/{acme['id']}/edit"
+    page = pages.get(path).text
+    pipeline = re.search(r'<output id="computed-open_pipeline"[^>]*>([^<]*)</output>', page)
+    assert pipeline is not None and "1,234.50" in html.unescape(pipeline.group(1))
+    assert re.search(r'<output id="computed-open_deals"[^>]*>3</output>', page)
+    assert re.search(r'<output id="computed-won_amount"[^>]*></output>', page)
+    for name in ("open_deals", "open_pipeline", "won_amount"):
+        assert f'name="{name}"' not in page and f'id="f-{name}"' not in page
+    new = pages.get("/e/account/new").text
+    assert '<output id="computed-open_deals"' in new and 'name="open_deals"' not in new
+    # A posted value is not taken: the field is the engine's.
+    answer = pages.post(path, data={"csrf_token": csrf_of(page), "version": "1",
+                                    "name": "Acme", "open_deals": "99",
+                                    "open_pipeline": "5"})
+    assert answer.status_code == 200 and "Changes saved." in answer.text, answer.text
+    stored = env.records.get(env.admin.actor(), "account", acme["id"])
+    assert stored["open_deals"] == 3 and str(stored["open_pipeline"]) == "1234.50"
+    # The live preview does not send rollups back (they do not change while typing).
+    preview = pages.post("/e/account/preview", data={
+        "csrf_token": csrf_of(page), "record_id": str(acme["id"]), "name": "Acme"})
+    assert preview.status_code == 200 and "computed-open" not in preview.text
+
+
+def test_lists_sort_and_filter_on_a_rollup(env: Env, pages: TestClient) -> None:
+    actor = env.admin.actor()
+    ids = {n: env.records.create(actor, "account", {"name": n})["id"]
+           for n in ("Acme", "Globex", "Initech")}
+    _set_raw(env, ids["Acme"], open_deals=2, open_pipeline=500)
+    _set_raw(env, ids["Globex"], open_deals=5, open_pipeline=2500.25)
+    _set_raw(env, ids["Initech"], open_deals=0, open_pipeline=0)
+    sign_in(pages)
+
+    def titles(query: str) -> list[str]:
+        r = pages.get(f"/e/account?{query}")
+        assert r.status_code == 200, r.text
+        tbody = r.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        return re.findall(r'<a href="/e/account/\d+">([^<]*)</a>', tbody)
+
+    assert titles("sort=-open_pipeline") == ["Globex", "Acme", "Initech"]
+    assert titles("sort=open_deals") == ["Initech", "Acme", "Globex"]
+    assert titles("open_deals__gte=2&sort=name") == ["Acme", "Globex"]
+    assert titles("open_pipeline__gt=1000") == ["Globex"]
+    listed = pages.get("/e/account?sort=name").text
+    assert "Open pipeline (weighted)" in listed and "2,500.25" in listed

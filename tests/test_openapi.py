@@ -333,11 +333,11 @@ def _expected_field_schema(f: Field) -> dict[str, Any]:
 def test_every_field_has_a_property_of_the_right_type(entity: str, field: str) -> None:
     f = MODEL.entity(entity).field(field)
     n = _cap(entity)
-    if f.computed:
+    if f.derived:  # computed or rollup: the engine writes it
         assert SCHEMAS[n]["properties"][field]["readOnly"] is True
         assert field not in SCHEMAS[f"{n}Create"]["properties"]
         assert field not in SCHEMAS[f"{n}Patch"]["properties"]
-    for component in (n,) if f.computed else (n, f"{n}Create", f"{n}Patch"):
+    for component in (n,) if f.derived else (n, f"{n}Create", f"{n}Patch"):
         prop, nullable = _nullable(SCHEMAS[component]["properties"][field])
         assert nullable is not f.required, (component, field)
         for key, value in _expected_field_schema(f).items():
@@ -359,7 +359,7 @@ def test_write_schemas_hold_only_fields(entity: str) -> None:
     e = MODEL.entity(entity)
     n = _cap(entity)
     create, patch, read = SCHEMAS[f"{n}Create"], SCHEMAS[f"{n}Patch"], SCHEMAS[n]
-    stored = [f.name for f in e.stored_fields]
+    stored = [f.name for f in e.stored_fields if not f.derived]
     assert list(create["properties"]) == stored
     assert create["additionalProperties"] is False
     assert create["required"] == [f.name for f in e.fields if f.required and f.default is None]
@@ -405,6 +405,8 @@ def test_records_of_every_entity_validate_against_their_schemas(
         n = _cap(e.name)
         full: dict[str, Any] = {}
         for f in e.stored_fields:
+            if f.derived:
+                continue
             if f.type is FieldType.USER:
                 full[f.name] = env.admin.id
             elif f.target:
@@ -434,6 +436,27 @@ def test_records_of_every_entity_validate_against_their_schemas(
         history = api.get(f"/api/{e.name}/{made[e.name]}/history").json()
         assert not list(validator("History").iter_errors(history))
         assert {r["action"] for r in history["items"]} == {"create"}
+
+
+def test_a_rollup_is_read_only_and_says_what_it_sums() -> None:
+    account = SCHEMAS["Account"]["properties"]
+    pipeline, nullable = _nullable(account["open_pipeline"])
+    assert nullable and account["open_pipeline"]["readOnly"] is True
+    assert pipeline["format"] == "decimal"  # money: the result type of a sum of money
+    assert account["open_pipeline"]["description"] == (
+        'rollup: sum(opportunity.weighted) via account '
+        'where NOT(OR(stage = "won", stage = "lost"))')
+    assert _nullable(account["open_deals"])[0]["type"] == "integer"
+    for name in ("open_deals", "open_pipeline", "won_amount"):
+        assert account[name]["readOnly"] is True
+        assert name not in SCHEMAS["AccountCreate"]["properties"]
+        assert name not in SCHEMAS["AccountPatch"]["properties"]
+        assert list(validator("AccountCreate").iter_errors({"name": "Acme", name: 1}))
+    # Lists filter and sort on it like any stored field of its type.
+    params = {p["name"]: p for p in DOC["paths"]["/api/account"]["get"]["parameters"]}
+    filters = params["filters"]["schema"]["properties"]
+    assert {"open_pipeline", "open_pipeline__gte", "open_deals__lt", "won_amount__blank"} \
+        <= set(filters)
 
 
 def test_money_and_dates_match_the_documented_formats(api: TestClient) -> None:

@@ -131,6 +131,14 @@ def raw_insert(engine: Engine, table: str, **values: Any) -> None:
                           f'VALUES ({", ".join(":" + k for k in cols)})'), cols)
 
 
+def raw_update(engine: Engine, table: str, record_id: int, **values: Any) -> None:
+    """Set columns of one row with plain SQL, bypassing the records service."""
+    with engine.begin() as conn:
+        conn.execute(text(f'UPDATE "{table}" SET '
+                          f'{", ".join(f"{k} = :{k}" for k in values)} WHERE id = :id'),
+                     {**values, "id": record_id})
+
+
 def accounts(env: Env, *names: str, **extra: Any) -> list[int]:
     actor = env.admin.actor()
     return [int(env.records.create(actor, "account", {"name": n, **extra})["id"])
@@ -157,7 +165,7 @@ def test_fresh_database_plan_creates_every_table_then_is_empty(
     assert {s.kind for s in plan.steps} == {"create_table", "add_index"}
     assert not plan.destructive and not plan.errors and not plan.archived
     assert "create_table crm_migration: new table with 5 columns" in plan.describe()
-    assert "create_table account: new table with 25 columns" in plan.describe()
+    assert "create_table account: new table with 28 columns" in plan.describe()
 
     before = datetime.now(UTC)
     applied = apply_plan(engine, model)
@@ -996,3 +1004,75 @@ def test_bulk_create_returns_ids_in_input_order(env: Env) -> None:
         t = build_schema(env.model).table("opportunity")
         names: dict[int, str] = {r.id: r.name for r in conn.execute(select(t.c.id, t.c.name))}
     assert [names[i] for i in result.ids] == [f"deal {i}" for i in range(2500)]
+
+
+# -- rollup summary fields -------------------------------------------------------------------
+
+
+def test_shipped_rollups_are_columns_of_their_result_type(config_dir: Path,
+                                                          engine: Engine) -> None:
+    """A rollup is stored: a column of its result type, indexed when it says so."""
+    model = load_model(config_dir)
+    apply_plan(engine, model)
+    assert plan_schema(engine, model).is_empty
+    types = {c["name"]: c["type"] for c in inspect(engine).get_columns("account")}
+    assert types["open_deals"].python_type is int  # count: integer
+    for name in ("open_pipeline", "won_amount"):  # sum of money: money
+        assert (types[name].precision, types[name].scale) == (15, 2)
+    ix = indexes(engine, "account")
+    assert ix["ix_account_open_pipeline"] == (("open_pipeline",), False)
+    assert ix["ixo_account_open_pipeline"] == (("owner_id", "open_pipeline"), False)
+    assert ix["ix_account_won_amount"] == (("won_amount",), False)
+    assert not any("open_deals" in cols for cols, _u in ix.values())  # not asked for
+
+
+def test_a_new_rollup_is_a_new_column_and_its_index_a_safe_step(
+        make_env: EnvFactory, config_dir: Path, engine: Engine) -> None:
+    env = make_env(config_dir)
+    (acme,) = accounts(env, "Acme")
+    set_field(config_dir, "account", "last_close",
+              "{type: rollup, of: opportunity.close_date, via: account, agg: max, index: true}")
+    set_field(config_dir, "account", "avg_deal",
+              "{type: rollup, of: opportunity.amount, via: account, agg: avg}")
+    model = load_model(config_dir)
+    plan = plan_schema(engine, model)
+    assert sorted((s.kind, s.column, s.detail) for s in plan.steps) == [
+        ("add_column", "avg_deal", "add NUMERIC(15, 2)"),
+        ("add_column", "last_close", "add DATE"),
+        ("add_index", "last_close", "index ix_account_last_close"),
+        ("add_index", "owner_id,last_close", "index ixo_account_last_close"),
+    ]
+    assert not plan.destructive
+    apply_plan(engine, model)
+    assert plan_schema(engine, model).is_empty
+    assert raw_values(engine, "account", "last_close") == {acme: None}
+    # Changing what it sums keeps the column when the result type stays: migrate's
+    # recompute is told by the signature, not by the schema.
+    before = model.entity("account").field("avg_deal").rollup
+    set_field(config_dir, "account", "avg_deal",
+              "{type: rollup, of: opportunity.amount, via: account, agg: avg, "
+              "where: 'stage = \"won\"'}")
+    changed = load_model(config_dir)
+    after = changed.entity("account").field("avg_deal").rollup
+    assert before is not None and after is not None and before.signature != after.signature
+    assert plan_schema(engine, changed).is_empty
+    # A result type that changes with the aggregate is converted without loss: the
+    # values are the engine's, recomputed from the child records (no --allow-destructive).
+    raw_update(engine, "account", acme, avg_deal=12.5, last_close="2025-03-31")
+    set_field(config_dir, "account", "avg_deal",
+              "{type: rollup, of: opportunity, via: account, agg: count}")
+    set_field(config_dir, "account", "last_close",
+              "{type: rollup, of: opportunity.amount, via: account, agg: max, index: true}")
+    retyped = load_model(config_dir)
+    plan = plan_schema(engine, retyped)
+    assert [(s.kind, s.column, s.detail, s.destructive) for s in plan.steps] == [
+        ("retype_rollup", "avg_deal", "NUMERIC(15, 2) → BIGINT (a rollup: its values are "
+                                      "recomputed)", False),
+        ("retype_rollup", "last_close", "DATE → NUMERIC(15, 2) (a rollup: its values are "
+                                        "recomputed)", False)]
+    apply_plan(engine, retyped)
+    assert plan_schema(engine, retyped).is_empty
+    assert column_type(engine, "account", "avg_deal").python_type is int
+    ix = indexes(engine, "account")  # the index follows the converted column
+    assert ix["ix_account_last_close"] == (("last_close",), False)
+    assert ix["ixo_account_last_close"] == (("owner_id", "last_close"), False)

@@ -33,9 +33,21 @@ class Rollup:
     where_compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
     """`where` checked against the child entity: a condition SQL runs, on its own fields."""
     reads: tuple[tuple[str, str], ...] = ()
-    """The child's formula fields the value depends on (through `of` or `where`, and the
-    formula fields those read), with their formulas, and the signatures of the child's
-    rollups it aggregates: when one changes, so does every stored value."""
+    """What else the values depend on, by name: the child's formula fields read through
+    `of` or `where` (and the formula fields those read) with their formulas, the
+    signatures of the child's rollups it reads, and the type of the field it aggregates.
+    When one changes, so may every stored value."""
+
+    @property
+    def definition(self) -> str:
+        """What the configuration says, as one line.
+
+        >>> Rollup("opportunity", "account", "amount", "sum", SourceLoc("x", 1, 1),
+        ...        where='stage = "won"').definition
+        'sum(opportunity.amount) via account where stage = "won"'
+        """
+        text = f"{self.agg}({self.child}{'.' + self.of if self.of else ''}) via {self.via}"
+        return text if self.where is None else f"{text} where {self.where.strip()}"
 
     @property
     def signature(self) -> str:
@@ -45,9 +57,7 @@ class Rollup:
         >>> Rollup("opportunity", "account", None, "count", SourceLoc("x", 1, 1)).signature
         'count(opportunity) via account'
         """
-        text = f"{self.agg}({self.child}{'.' + self.of if self.of else ''}) via {self.via}"
-        if self.where is not None:
-            text += f" where {self.where.strip()}"
+        text = self.definition
         if self.reads:
             text += " reading " + json.dumps(dict(self.reads), sort_keys=True,
                                               ensure_ascii=False)

@@ -222,6 +222,8 @@ def check_rollups(entities: list[Entity], errors: list[ConfigError]) -> list[Ent
         child = by_name[r.child]
         nested = {f"{name} (rollup)": signature(child, child.field(name))
                   for name in found.rollups}
+        if r.of is not None:  # a conversion of the child's column changes its values
+            nested[f"{r.of} (type)"] = child.field(r.of).type.value
         return replace(r, where_compiled=compiled_where[(parent.name, f.name)],
                        reads=tuple(sorted({**found.formulas, **nested}.items())))
 

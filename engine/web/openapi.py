@@ -121,10 +121,9 @@ def _entity_schemas(e: Entity, use: EntityUse) -> dict[str, Any]:
     name = _cap(e.name)
     fields = [f for f in e.fields if f.name not in use.hidden]
     props = {f.name: field_schema(f) for f in e.stored_fields
-             if f.name not in use.hidden and f.name not in use.readonly}
-    readable = {f.name: {**field_schema(f), "readOnly": True,
-                         "description": f"computed: {f.formula}"}
-                if f.computed else props.get(f.name, {**field_schema(f), "readOnly": True})
+             if f.name not in use.hidden and f.name not in use.readonly and not f.derived}
+    readable = {f.name: {**field_schema(f), "readOnly": True, "description": _derivation(f)}
+                if f.derived else props.get(f.name, {**field_schema(f), "readOnly": True})
                 for f in fields}
     return {
         name: {"type": "object", "title": e.label.get(),
@@ -388,6 +387,13 @@ _ACCESS_SCHEMAS: dict[str, Any] = {
         "moved": {"type": "object", "additionalProperties": {"type": "integer"}},
         "total": {"type": "integer"}, "deactivated": {"type": "boolean"}}},
 }
+
+
+def _derivation(f: Field) -> str:
+    """How the engine computes a field nobody writes: its formula, or its rollup."""
+    if f.rollup is not None:
+        return f"rollup: {f.rollup.definition}"
+    return f"computed: {f.formula}"
 
 
 def _in_sql(f: Field) -> bool:

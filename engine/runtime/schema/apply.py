@@ -123,7 +123,7 @@ def _apply_step(conn: Connection, operations: Operations, schema: Schema, step: 
         conn.execute(delete(archive).where(archive.c.table_name == step.table,
                                            archive.c.column_name == step.column))
         return
-    if step.kind in ("change_type", "narrow_column"):
+    if step.kind in ("change_type", "narrow_column", "retype_rollup"):
         _convert(conn, operations, schema, step)
         return
     if step.kind == "drop_column":

@@ -40,7 +40,7 @@ from engine.types import ENGINE_COLUMNS
 
 SAFE_KINDS = frozenset({"create_table", "add_column", "rename_column", "widen_column",
                         "add_index", "drop_index", "archive_column", "restore_column",
-                        "add_foreign_key"})
+                        "add_foreign_key", "retype_rollup"})
 
 
 class PlanError(Exception):
@@ -313,6 +313,14 @@ class _Planner:
                                f"({old} in the database, {new} expected)")
             return
         field = self.model.entity(table).field(column)
+        if field.rollup is not None:
+            # The engine's own summary: its values are computed again from the child
+            # records (crm migrate recomputes a rollup whose definition changed), so
+            # nothing is lost by converting them.
+            self.steps.append(Step("retype_rollup", table, column,
+                                   f"{old} → {new} (a rollup: its values are recomputed)",
+                                   op=op, needs_rebuild=True, convert_to=column))
+            return
         narrow_to = narrowed_length(old, new)
         loss = count_lost(self.conn, table, source, field, narrow_to, old)
         if narrow_to is None:
@@ -425,7 +433,8 @@ def narrowed_length(old: TypeEngine[Any] | None, new: TypeEngine[Any]) -> int | 
 
 
 _ORDER = ["create_table", "rename_column", "restore_column", "add_column", "widen_column",
-          "narrow_column", "change_type", "drop_index", "drop_constraint", "add_foreign_key",
+          "narrow_column", "change_type", "retype_rollup", "drop_index", "drop_constraint",
+          "add_foreign_key",
           "add_index", "archive_column", "drop_column"]
 
 

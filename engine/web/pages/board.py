@@ -76,7 +76,7 @@ class Numbers:
 
 def board_numbers(entity: Entity, hidden: frozenset[str]) -> Numbers:
     money = [f for f in entity.fields if f.type is FieldType.MONEY and f.name not in hidden]
-    amount = next((f.name for f in money if not f.computed), None)
+    amount = next((f.name for f in money if not f.derived), None)
     weighted = next((f.name for f in money if f.computed and f.compiled is not None
                      and f.compiled.sql_capable), None)
     return Numbers(amount, weighted)

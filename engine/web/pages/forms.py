@@ -220,7 +220,8 @@ class FormPages(PageFamily):
             for w in s.widgets:
                 if w.conditional and before.get(w.name) != w.state:
                     changed.append(w)
-                elif w.kind == "computed" and w.state != "hidden":
+                elif w.kind == "computed" and w.state != "hidden" \
+                        and entity.field(w.name).computed:  # a rollup does not change here
                     computed.append(w)
         return computed, changed
 

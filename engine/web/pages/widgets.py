@@ -108,7 +108,7 @@ class FormModel:
     def writable(self, name: str) -> bool:
         """A stored field of the entity this viewer may write at all (role rules)."""
         e = self.entity
-        return (e.has_field(name) and not e.field(name).computed
+        return (e.has_field(name) and not e.field(name).derived
                 and name not in self.mask.hidden and name not in self.mask.readonly)
 
     def typed_of(self, posted: Mapping[str, list[str]]) -> Typed:
@@ -259,9 +259,10 @@ class FormModel:
                    required=f.required, help=f.help.get(self.language) if f.help else "",
                    error=error, state=state, conditional=conditional,
                    wide=f.type is FieldType.TEXTAREA)
-        if f.computed:
+        if f.derived:  # shown as text: a formula's value, or a rollup's stored one
             w.kind = "computed"
-            w.display = self.display.show(f, ev.computed.get(f.name)).text
+            value = ev.computed.get(f.name) if f.computed else ev.values.get(f.name)
+            w.display = self.display.show(f, value).text
             return w
         if state == "readonly" or f.name in self.mask.readonly:
             w.kind = "readonly"
