@@ -480,6 +480,19 @@ def test_an_unknown_field_breaks_the_create_schema_and_the_api_alike(
     assert error["fields"] == {"colour": "unknown field of account"}
 
 
+def test_a_rollup_breaks_the_create_schema_and_the_api_alike(api: TestClient) -> None:
+    body = {"name": "Acme", "open_deals": 5}
+    assert list(validator("AccountCreate").iter_errors(body))
+    error = assert_error(api.post("/api/account", json=body), 422, "invalid")
+    assert list(error["fields"]) == ["open_deals"]
+    made = api.post("/api/account", json={"name": "Acme"}).json()
+    assert made["open_deals"] == 0 and made["won_amount"] == "0.00"
+    patch = {"version": made["version"], "won_amount": "1.00"}
+    assert list(validator("AccountPatch").iter_errors(patch))
+    error = assert_error(api.patch(f"/api/account/{made['id']}", json=patch), 422, "invalid")
+    assert list(error["fields"]) == ["won_amount"]
+
+
 def test_error_responses_match_the_error_schema(api: TestClient, env: Env) -> None:
     responses = [env.client().get("/api/account"), api.get("/api/account/999"),
                  api.post("/api/account", json={}), api.get("/api/account?sort=x;--")]
