@@ -95,10 +95,10 @@ def _inputs(child: Entity, rollup: Rollup) -> frozenset[str]:
                      if not (child.has_field(n) and child.field(n).computed))
 
 
-def aggregate(records: Records, rf: RollupField, parent_id: ColumnElement[Any]
-              ) -> ColumnElement[Any]:
-    """The value of `rf` for the parent whose id is `parent_id` (a column of an outer
-    query, or a bound parameter), read back as the field's type reads it."""
+def _counted(records: Records, rf: RollupField) -> tuple[Any, ColumnElement[Any],
+                                                         list[ColumnElement[bool]]]:
+    """The child table (an alias: the child may be the parent's own entity), the
+    aggregate over it, and the conditions every counted child meets."""
     rollup = rf.rollup
     child = records.model.entity(rollup.child)
     t = records.schema.table(child.name).alias("rollup_child")
@@ -113,12 +113,51 @@ def aggregate(records: Records, rf: RollupField, parent_id: ColumnElement[Any]
         agg = func.round(func.avg(value), _places(rf.field))
     else:
         agg = getattr(func, rollup.agg)(value)
-    where = [t.c[rollup.via] == parent_id, t.c.deleted_at.is_(None)]
+    where: list[ColumnElement[bool]] = [t.c.deleted_at.is_(None)]
     if rollup.where_compiled is not None:
         where.append(rollup.where_compiled.sql_condition(
             lambda path: sql.path(child, t, path), sql.dialect, sql.clock))
+    return t, agg, where
+
+
+def aggregate(records: Records, rf: RollupField, parent_id: ColumnElement[Any]
+              ) -> ColumnElement[Any]:
+    """The value of `rf` for the parent whose id is `parent_id` (a column of an outer
+    query, or a bound parameter), read back as the field's type reads it."""
+    t, agg, where = _counted(records, rf)
     column = records.schema.table(rf.parent.name).c[rf.name]
-    return type_coerce(select(agg).where(*where).scalar_subquery(), column.type)
+    return type_coerce(select(agg).where(t.c[rf.rollup.via] == parent_id, *where)
+                       .scalar_subquery(), column.type)
+
+
+# The aggregates a batch of new children can be added to (avg needs the count as well).
+ADDITIVE = frozenset({"count", "sum", "min", "max"})
+
+
+def additions(records: Records, conn: Connection, rf: RollupField,
+              children: Collection[int]) -> dict[int, Any]:
+    """Parent id → the aggregate of the new `children` alone that count toward it."""
+    t, agg, where = _counted(records, rf)
+    column = records.schema.table(rf.parent.name).c[rf.name]
+    via = t.c[rf.rollup.via]
+    out: dict[int, Any] = {}
+    for chunk in _chunks(sorted(children), 1000):
+        stmt = (select(via, type_coerce(agg, column.type)).where(t.c.id.in_(chunk), *where,
+                                                                 via.is_not(None))
+                .group_by(via))
+        out.update({parent: value for parent, value in conn.execute(stmt)})
+    return out
+
+
+def combine(agg: str, old: Any, added: Any) -> Any:
+    """A stored value with the aggregate of new children added to it."""
+    if added is None:
+        return old
+    if old is None:
+        return added
+    if agg in ("count", "sum"):
+        return old + added
+    return min(old, added) if agg == "min" else max(old, added)
 
 
 def _places(f: Field) -> int:

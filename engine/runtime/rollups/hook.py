@@ -15,12 +15,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from engine.runtime.records.unit import RecordChange, UnitOfWork
-from engine.runtime.rollups.compute import RollupField, rollup_fields, values_of, write_values
+from engine.runtime.rollups.compute import (
+    ADDITIVE,
+    RollupField,
+    additions,
+    combine,
+    rollup_fields,
+    values_of,
+    write_values,
+)
 
 if TYPE_CHECKING:
     from engine.runtime.records import Records
@@ -36,19 +45,21 @@ class RollupHook:
         for rf in rollup_fields(records):
             self.by_child[rf.rollup.child].append(rf)
 
-    def of_parent(self, parent: str) -> list[RollupField]:
-        return [rf for rfs in self.by_child.values() for rf in rfs if rf.parent.name == parent]
-
     def __call__(self, unit: UnitOfWork, changes: Sequence[RecordChange]) -> None:
-        # parent entity → field → parent ids to recompute
-        todo: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+        plans: dict[str, dict[str, _Plan]] = defaultdict(dict)
         for change in changes:
             for rf in self.by_child.get(change.entity, ()):
                 ids = self._parents_of(unit, change, rf)
-                if ids:
-                    todo[rf.parent.name][rf.name] |= ids
-        for parent, fields in todo.items():
-            self._recompute(unit, parent, fields)
+                if not ids:
+                    continue
+                plan = plans[rf.parent.name].setdefault(rf.name, _Plan(rf))
+                if change.action == "create" and rf.rollup.agg in ADDITIVE:
+                    plan.added |= ids
+                    plan.children.add(change.record_id)
+                else:
+                    plan.full |= ids
+        for parent, fields in plans.items():
+            self._recompute(unit, parent, list(fields.values()))
 
     def _parents_of(self, unit: UnitOfWork, change: RecordChange,
                     rf: RollupField) -> set[int]:
@@ -73,11 +84,14 @@ class RollupHook:
                 found.add(parent)
         return found
 
-    def _recompute(self, unit: UnitOfWork, parent: str, fields: dict[str, set[int]]) -> None:
+    def _recompute(self, unit: UnitOfWork, parent: str, plans: list[_Plan]) -> None:
+        """Lock the parents, then compute their values: from scratch where a child
+        changed, moved or left; by adding the new children where children were only
+        created (an import of a million children adds each batch to what is stored,
+        instead of counting every child again)."""
         records = self.records
-        entity = records.model.entity(parent)
         t = records.schema.table(parent)
-        ids = sorted(set().union(*fields.values()))
+        ids = sorted(set().union(*(p.full | p.added for p in plans)))
         # lock the parents first, in id order: a concurrent write of the same parent waits.
         # FOR NO KEY UPDATE: the child's foreign key already holds FOR KEY SHARE on the
         # parent, which FOR UPDATE would wait for — two writers would deadlock.
@@ -85,21 +99,48 @@ class RollupHook:
         if records.engine.dialect.name != "sqlite":
             locked = locked.with_for_update(key_share=True)
         current = {r["id"]: dict(r) for r in unit.conn.execute(locked).mappings()}
-        rfs = [rf for rf in self.of_parent(parent) if rf.name in fields]
-        fresh = values_of(records, unit.conn, entity, rfs, current)
+        new: dict[int, dict[str, Any]] = defaultdict(dict)
+        full = [p for p in plans if p.full]
+        if full:
+            fresh = values_of(records, unit.conn, records.model.entity(parent),
+                              [p.rf for p in full], set().union(*(p.full for p in full)))
+            for p in full:
+                for pid in p.full & fresh.keys():
+                    new[pid][p.rf.name] = fresh[pid][p.rf.name]
+        for p in plans:
+            only_added = p.added - p.full
+            if not only_added:
+                continue
+            added = additions(records, unit.conn, p.rf, p.children)
+            for pid in only_added & current.keys():
+                new[pid][p.rf.name] = combine(p.rf.rollup.agg, current[pid][p.rf.name],
+                                              added.get(pid))
+        names = [p.rf.name for p in plans]
         rows: list[dict[str, Any]] = []
-        for pid, values in fresh.items():
-            old = current[pid]
-            changes = [(name, old[name], values[name]) for name in sorted(values)
-                       if pid in fields[name] and old[name] != values[name]]
+        for pid, values in sorted(new.items()):
+            old = current.get(pid)
+            if old is None:  # purged meanwhile
+                continue
+            changes = [(n, old[n], v) for n, v in sorted(values.items()) if old[n] != v]
             if not changes:
                 continue
-            rows.append({"_id": pid, **{n: old[n] for n in values},
-                         **{n: v for n, _, v in changes}})
-            unit.change(parent, pid, "rollup", before=old,
-                        after={**old, **{n: v for n, _, v in changes}}, changes=changes,
+            after = {**old, **{n: v for n, _, v in changes}}
+            rows.append({"_id": pid, **{n: after[n] for n in names}})
+            unit.change(parent, pid, "rollup", before=old, after=after, changes=changes,
                         audited=False)
-        write_values(unit.conn, t, rows, [rf.name for rf in rfs])
+        write_values(unit.conn, t, rows, names)
+
+
+@dataclass
+class _Plan:
+    """What one rollup must do for the parents a wave of changes touched."""
+
+    rf: RollupField
+    full: set[int] = field(default_factory=set)
+    """Parents to compute from scratch."""
+    added: set[int] = field(default_factory=set)
+    """Parents that only gained new children (`children`)."""
+    children: set[int] = field(default_factory=set)
 
 
 def install_rollups(records: Records) -> None:
