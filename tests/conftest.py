@@ -1,8 +1,16 @@
 """Shared fixtures: every database test runs on SQLite and on a real PostgreSQL server.
 
-PostgreSQL comes from CRM_TEST_PG_URL (`make test` starts a local server). Each test gets
-its own PostgreSQL schema, dropped afterwards. With CI=true an unreachable server fails the
-test; elsewhere it skips, so a laptop without PostgreSQL can still run the SQLite half.
+PostgreSQL comes from CRM_TEST_PG_URL (`make test` starts a local server). With CI=true an
+unreachable server fails the test; elsewhere it skips, so a laptop without PostgreSQL can
+still run the SQLite half.
+
+Each test gets a database of its own: a new SQLite file, or on PostgreSQL a new schema in
+the test database, dropped afterwards. A database that make_env migrates while it is still
+new starts as a copy of a template migrated once per session (tests/db_templates.py): the
+SQLite file is copied before its first use; on PostgreSQL, a test that uses the shipped
+config's `env` gets its schema in a copy of a template database of migrated schemas.
+The shipped config's Model is loaded once per session, and the tests' users' passwords are
+hashed with a cheap argon2 (the product's hasher is not switchable).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -21,9 +30,9 @@ from starlette.testclient import TestClient
 from engine.metadata import Model, load_model
 from engine.runtime.db import normalize_url, open_engine, unreachable
 from engine.runtime.records import Records
-from engine.runtime.schema import apply_plan, build_schema
 from engine.runtime.users import User, Users
 from engine.web.app import create_app
+from tests.db_templates import TEST_HASHER, PgTemplates, SqliteTemplates, config_key, seed
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config"
@@ -39,11 +48,62 @@ def _pg_available() -> str | None:
 _PG_PROBLEM: list[str | None] = []
 
 
+@cache
+def shipped_model() -> Model:
+    """The shipped config's Model, loaded once per session (a Model is immutable)."""
+    return load_model(CONFIG)
+
+
+@cache
+def shipped_key() -> str:
+    return config_key(CONFIG)
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture(scope="session")
+def pg_templates() -> Iterator[PgTemplates]:
+    """Template databases on the test server, dropped at the end of the session; the
+    connection is made on first use, so a session without PostgreSQL tests never makes it."""
+    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    templates = PgTemplates(admin, normalize_url(PG_URL))
+    yield templates
+    try:
+        templates.close()
+    finally:
+        admin.dispose()
+
+
+@dataclass
+class _NewDatabase:
+    """A test's database that no factory call has migrated yet, and how to fill it fast."""
+
+    sqlite_file: Path | None = None
+    pg_key: str | None = None
+    """The config key of the template a PostgreSQL schema was copied from."""
+    pg_schema: str = ""
+
+
+_NEW: dict[str, _NewDatabase] = {}
+"""db_url -> its database, until make_env's first call."""
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a new SQLite file, or a new PostgreSQL schema."""
+    """A URL of an empty database: a new SQLite file, or a new PostgreSQL schema. For a test
+    that uses `env`, a PostgreSQL schema copied from the shipped config's template, which
+    make_env's first call (from `env`) takes as migrated."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.db'}"
+        path = tmp_path / "crm.db"
+        url = f"sqlite:///{path}"
+        _NEW[url] = _NewDatabase(sqlite_file=path)
+        try:
+            yield url
+        finally:
+            _NEW.pop(url, None)
         return
     if not _PG_PROBLEM:
         _PG_PROBLEM.append(_pg_available())
@@ -53,17 +113,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+    templates: PgTemplates = request.getfixturevalue("pg_templates")
+    if "env" in request.fixturenames:
+        clone, schema = templates.lease(shipped_model(), shipped_key())
+        url = templates.url(clone.name, schema)
+        _NEW[url] = _NewDatabase(pg_key=shipped_key(), pg_schema=schema)
+        try:
+            yield url
+        finally:
+            _NEW.pop(url, None)
+            templates.release(clone)
+        return
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    with templates.admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
+        with templates.admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -85,7 +154,8 @@ class Env:
     admin: User
 
     def client(self, token: str | None = None) -> TestClient:
-        client = TestClient(create_app(self.model, self.engine), raise_server_exceptions=False)
+        client = TestClient(create_app(self.model, self.engine, password_hasher=TEST_HASHER),
+                            raise_server_exceptions=False)
         if token:
             client.headers["Authorization"] = f"Bearer {token}"
         return client
@@ -95,21 +165,35 @@ EnvFactory = Callable[..., Env]
 
 
 @pytest.fixture
-def make_env(db_url: str) -> Iterator[EnvFactory]:
+def make_env(db_url: str, sqlite_templates: SqliteTemplates,
+             pg_templates: PgTemplates) -> Iterator[EnvFactory]:
     """Build an Env from a config folder (the shipped one by default)."""
     engines: list[Engine] = []
 
     def factory(config: Path = CONFIG) -> Env:
-        model = load_model(config)
+        shipped = Path(config).resolve() == CONFIG
+        model = shipped_model() if shipped else load_model(config)
         engine = open_engine(db_url)
         engines.append(engine)
-        apply_plan(engine, model)
-        users = Users(engine, build_schema(model))
-        try:
-            admin = users.by_name("admin")
-        except Exception:
-            admin = users.add("admin", ["admin"], password="admin-password")
-        return Env(model, engine, Records(engine, model), users, admin)
+        new = _NEW.pop(db_url, None)
+        if new is not None and new.sqlite_file is not None and not new.sqlite_file.exists():
+            key = shipped_key() if shipped else config_key(Path(config))
+            sqlite_templates.copy(new.sqlite_file, model, key)
+            sqlite_templates.stamp(engine, model, key)
+        elif new is not None and new.pg_key is not None:
+            key = shipped_key() if shipped else config_key(Path(config))
+            if key == new.pg_key:
+                pg_templates.stamp(engine, model, key)
+            else:  # made for the shipped config, but first migrated to another one
+                with engine.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{new.pg_schema}" CASCADE'))
+                    conn.execute(text(f'CREATE SCHEMA "{new.pg_schema}"'))
+                seed(engine, model)
+        else:
+            seed(engine, model)
+        records = Records(engine, model)
+        users = Users(engine, records.schema, hasher=TEST_HASHER)
+        return Env(model, engine, records, users, users.by_name("admin"))
 
     yield factory
     for engine in engines:

@@ -1,5 +1,9 @@
 """Users and API tokens. Passwords are hashed with argon2; tokens are stored as SHA-256
-digests (they are long random secrets, so a fast hash is enough) and shown only once."""
+digests (they are long random secrets, so a fast hash is enough) and shown only once.
+
+The product always hashes with PASSWORD_HASHER (argon2-cffi's RFC 9106 low-memory profile).
+Users takes the hasher as a constructor argument only so that the test suite can pass a
+cheap one; no environment variable or setting selects it."""
 
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
 from engine.runtime.schema.tables import SESSION_TABLE, TOKEN_TABLE, USER_TABLE, Schema
 from engine.types import NAME_RE
 
-_hasher = PasswordHasher()
+PASSWORD_HASHER = PasswordHasher()
+"""The product's hasher: argon2id, time_cost 3, memory_cost 64 MiB, parallelism 4."""
 TOKEN_PREFIX = "crm_"
 _LOCALE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$")
 
@@ -47,8 +52,10 @@ def _token_digest(token: str) -> str:
 
 
 class Users:
-    def __init__(self, engine: Engine, schema: Schema) -> None:
+    def __init__(self, engine: Engine, schema: Schema, *,
+                 hasher: PasswordHasher = PASSWORD_HASHER) -> None:
         self.engine = engine
+        self.hasher = hasher
         self.writer = engine.execution_options(**WRITE)
         self.users = schema.table(USER_TABLE)
         self.tokens = schema.table(TOKEN_TABLE)
@@ -82,7 +89,7 @@ class Users:
                 new_id = conn.execute(insert(self.users).values(
                     name=name, display_name=display_name or name, roles=",".join(roles),
                     department_id=department_id, locale="en", active=True, created_at=now,
-                    password_hash=_hasher.hash(password) if password else None,
+                    password_hash=self.hasher.hash(password) if password else None,
                     password_changed_at=now if password else None,
                 ).returning(self.users.c.id)).scalar_one()
             except IntegrityError:  # added by someone else since the check above
@@ -121,7 +128,7 @@ class Users:
         now = datetime.now(UTC)
         with self.writer.begin() as conn:
             conn.execute(update(self.users).where(self.users.c.id == user_id).values(
-                password_hash=_hasher.hash(password), password_changed_at=now))
+                password_hash=self.hasher.hash(password), password_changed_at=now))
             revoked = conn.execute(update(self.tokens).where(
                 self.tokens.c.user_id == user_id, self.tokens.c.revoked_at.is_(None))
                 .values(revoked_at=now))
@@ -165,10 +172,10 @@ class Users:
             row = conn.execute(select(self.users).where(self.users.c.name == name,
                                                         self.users.c.active.is_(True))).first()
         if row is None or row.password_hash is None:
-            _hasher.hash("spend comparable time either way")
+            self.hasher.hash("spend comparable time either way")
             return None
         try:
-            _hasher.verify(row.password_hash, password)
+            self.hasher.verify(row.password_hash, password)
         except (VerificationError, InvalidHashError):
             return None
         return _user(row)

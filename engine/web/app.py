@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ from engine.runtime.errors import RecordError
 from engine.runtime.query_limit import ConnectionsBusy
 from engine.runtime.records import Records
 from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions
-from engine.runtime.users import Users
+from engine.runtime.users import PASSWORD_HASHER, Users
 from engine.settings import WebSettings
 from engine.web.api import Api
 from engine.web.auth import WebAuth, throttle_policy
@@ -67,12 +68,14 @@ class _App(Starlette):
         return SecurityHeaders(super().build_middleware_stack())
 
 
-def create_app(model: Model, engine: Engine, settings: WebSettings | None = None) -> Starlette:
+def create_app(model: Model, engine: Engine, settings: WebSettings | None = None, *,
+               password_hasher: PasswordHasher = PASSWORD_HASHER) -> Starlette:
     """The app. Without `settings`, cookies are signed with a key made for this process:
-    enough for one process (tests); `crm serve` passes WebSettings.from_env()."""
+    enough for one process (tests); `crm serve` passes WebSettings.from_env().
+    `password_hasher` is the product's unless a test passes a cheap one."""
     settings = settings or WebSettings.ephemeral()
     records = records_service(engine, model)
-    users = Users(engine, records.schema)
+    users = Users(engine, records.schema, hasher=password_hasher)
     sessions = Sessions(engine, records.schema, SessionPolicy(
         idle=_minutes(settings.session_idle_minutes), lifetime=_minutes(
             settings.session_days * 24 * 60)))
