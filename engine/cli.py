@@ -105,7 +105,7 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
     if seeded:
         click.echo(f"created {seeded} department(s) from config/org.yaml")
     if refreshed:
-        click.echo(f"computed rollup(s) {', '.join(refreshed)} for every record")
+        click.echo(f"computed rollups {'; '.join(refreshed)}")
 
 
 @main.command()
@@ -136,7 +136,7 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     if not plan.is_empty:
         click.echo(f"applied {len(plan.steps)} schema step(s)")
     if refreshed:
-        click.echo(f"computed rollup(s) {', '.join(refreshed)} for every record")
+        click.echo(f"computed rollups {'; '.join(refreshed)}")
     os.environ["CRM_CONFIG"] = ctx.settings.config_dir
     os.environ["CRM_DATABASE_URL"] = ctx.settings.database_url
     # On SIGTERM, requests still running after SHUTDOWN_GRACE seconds are cancelled, and
@@ -398,22 +398,30 @@ def user_token(ctx: Context, name: str, label: str | None) -> None:
 
 
 def _refresh_rollups(records: Any) -> list[str]:
-    """Compute the new or changed rollups for every record, with a progress bar."""
+    """Compute the new or changed rollups for every record, with a progress bar on a
+    terminal; returns what was computed over existing records ("account.won_amount:
+    1,200 records"), nothing for a rollup of an empty table."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from engine.runtime.rollups.refresh import refresh_rollups, stale_rollups
 
     if not stale_rollups(records):
         return []
-    with Progress(transient=True) as bar:
-        tasks: dict[str, Any] = {}
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        done = refresh_rollups(records)
+    else:
+        with Progress(console=console, transient=True) as bar:
+            tasks: dict[str, Any] = {}
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(f"rollup {name}", total=total or 1)
-            bar.update(tasks[name], completed=done if total else 1)
+            def progress(name: str, finished: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(f"rollup {name}", total=total or 1)
+                bar.update(tasks[name], completed=finished if total else 1)
 
-        return refresh_rollups(records, progress)
+            done = refresh_rollups(records, progress)
+    return [f"{name}: {rows:,} records" for name, rows in done if rows]
 
 
 @main.group()

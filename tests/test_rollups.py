@@ -161,7 +161,7 @@ def test_migrate_computes_a_new_rollup_for_existing_rows_and_redoes_a_changed_on
     runner = CliRunner()
     out = runner.invoke(main, ["--config", str(config_dir), "--db", db_url, "migrate"])
     assert out.exit_code == 0, out.output
-    assert "computed rollup(s) account.lost_amount for every record" in out.output
+    assert "computed rollups account.lost_amount: 1 records" in out.output
     records = records_service(env.engine, load_model(config_dir))
     assert records.get(SYSTEM, "account", acme)["lost_amount"] == Decimal("350.00")
     assert stale_rollups(records) == []
@@ -173,7 +173,7 @@ def test_migrate_computes_a_new_rollup_for_existing_rows_and_redoes_a_changed_on
     assert [rf.name for rf in stale_rollups(records)] == ["lost_amount"]
     progress: list[tuple[Any, ...]] = []
     assert refresh_rollups(records, lambda *a: progress.append(a), batch=1) == [
-        "account.lost_amount"]
+        ("account.lost_amount", 1)]
     assert progress[0] == ("account.lost_amount", 0, 1) and progress[-1][1:] == (1, 1)
     assert records.get(SYSTEM, "account", acme)["lost_amount"] == Decimal("999.00")
 

@@ -45,10 +45,11 @@ def stale_rollups(records: Records) -> list[RollupField]:
 
 
 def refresh_rollups(records: Records, progress: Progress | None = None,
-                    batch: int = BATCH) -> list[str]:
+                    batch: int = BATCH) -> list[tuple[str, int]]:
     """Compute every stale rollup for every parent row (children's rollups before the
-    parents that aggregate them); returns their names ("account.open_deals")."""
-    done: list[str] = []
+    parents that aggregate them); returns their names ("account.open_deals") with how many
+    rows each was computed for."""
+    done: list[tuple[str, int]] = []
     state = records.schema.table(ROLLUP_STATE_TABLE)
     for rf in stale_rollups(records):
         name = f"{rf.parent.name}.{rf.name}"
@@ -72,7 +73,7 @@ def refresh_rollups(records: Records, progress: Progress | None = None,
             unit.conn.execute(insert(state).values(entity=rf.parent.name, field=rf.name,
                                                    signature=rf.rollup.signature,
                                                    computed_at=unit.now))
-        done.append(name)
+        done.append((name, total))
     return done
 
 
