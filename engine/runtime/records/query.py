@@ -11,10 +11,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BindParameter,
     ColumnElement,
+    Integer,
     Select,
     Table,
     and_,
+    bindparam,
     cast,
     false,
     literal,
@@ -378,11 +381,29 @@ def page_statement(stmt: Select[Any], id_col: ColumnElement[Any],
     is among the first offset + limit rows of any branch it matches. The union's ids are
     matched by engine/runtime/sqlin.py `in_rows` (on PostgreSQL an ARRAY computed once and
     one primary-key scan, instead of a semi-join to plan).
+
+    LIMIT and OFFSET are written into the SQL as numbers (`_count`), not sent as
+    parameters: a statement psycopg has prepared (from its 5th run on a connection) is then
+    run from the generic plan PostgreSQL keeps for it, without planning it again. With
+    `LIMIT $n` the generic plan is costed for an unknown limit, far above the custom plans,
+    so PostgreSQL planned every run anew (over 1M opportunities, a round trip of the own
+    list's rows statement: 1.30 ms planned each time, 1.09 ms from the generic plan).
     """
     if branches is None or len(branches) < 2:
-        return (stmt.where(*where, *(branches or ())).order_by(*order)
-                .offset(offset).limit(limit))
+        return _paged(stmt.where(*where, *(branches or ())).order_by(*order), offset, limit)
     tops = [select(id_col.label("id")).where(*where, branch).order_by(*order)
-            .limit(offset + limit).subquery() for branch in branches]
+            .limit(_count(offset + limit)).subquery() for branch in branches]
     ids = union_all(*[select(top.c.id) for top in tops])
-    return stmt.where(in_rows(id_col, ids)).order_by(*order).offset(offset).limit(limit)
+    return _paged(stmt.where(in_rows(id_col, ids)).order_by(*order), offset, limit)
+
+
+def _paged(stmt: Select[Any], offset: int, limit: int) -> Select[Any]:
+    """`stmt`'s rows `offset` to `offset + limit` (no OFFSET clause for the first page)."""
+    stmt = stmt.limit(_count(limit))
+    return stmt.offset(_count(offset)) if offset else stmt
+
+
+def _count(n: int) -> BindParameter[int]:
+    """A LIMIT or OFFSET written into the SQL as a number when the statement runs (the
+    compiled form is cached once for every number: SQLAlchemy's literal_execute)."""
+    return bindparam(None, n, type_=Integer, literal_execute=True)
