@@ -21,8 +21,9 @@ from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
 from engine.runtime.db import open_engine
-from engine.runtime.errors import Invalid
+from engine.runtime.errors import BadRequest, Invalid
 from engine.runtime.records import ListQuery, Records
+from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.query import SortKey
 from engine.runtime.rollups.refresh import check_rollups, refresh_rollups, stale_rollups
 from tests.conftest import Env, EnvFactory
@@ -330,3 +331,22 @@ def test_the_api_and_app_keep_rollups(env: Env) -> None:
     assert refused.status_code == 422
     assert refused.json()["error"]["fields"] == {
         "won_amount": "is a rollup the engine keeps and cannot be written"}
+
+
+def test_a_rollup_of_a_hidden_field_is_hidden_too(env: Env) -> None:
+    """Marketing may not see deal amounts (config/roles.yaml): nor their sums on the
+    account, whether summed directly (won_amount) or through a formula (open_pipeline,
+    of weighted = amount * probability); the count of open deals reads no amount."""
+    records = records_service(env.engine, env.model)
+    acme = records.create(SYSTEM, "account", {"name": "Acme"})["id"]
+    deal(records, acme, "1000", "won")
+    marketing = env.users.add("mia", ["marketing"]).actor()
+    hidden = records.policy.hidden_fields(marketing, env.model.entity("account"))
+    assert {"won_amount", "open_pipeline"} <= hidden and "open_deals" not in hidden
+    row = records.get(marketing, "account", acme)
+    assert "won_amount" not in row and "open_pipeline" not in row and row["open_deals"] == 0
+    with pytest.raises(BadRequest):  # as unknown to a filter as a field that does not exist
+        records.compile_filter("account", "won_amount > 0", marketing)
+    explained = explain_access(records, SYSTEM, env.admin.actor(), "account", acme)["fields"]
+    assert explained["won_amount"]["write"] == "computed"
+    assert "rollup" in explained["won_amount"]["reason"]

@@ -175,6 +175,9 @@ def _fields(policy: AccessPolicy, subject: Actor, entity: Entity) -> dict[str, A
         elif f.computed:
             out[f.name] = {"read": "visible", "write": "computed",
                            "reason": "a formula field: visible, never written"}
+        elif f.rollup is not None:
+            out[f.name] = {"read": "visible", "write": "computed",
+                           "reason": "a rollup the engine keeps: visible, never written"}
         elif f.name in mask.readonly:
             by = [n for n, rule in rules.items() if rule is not None]
             out[f.name] = {"read": "visible", "write": "readonly",

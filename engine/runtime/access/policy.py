@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, FromClause, Select, Table, false, or_, sel
 
 from engine.messages import N_, msg
 from engine.metadata.formulas import engine_link
-from engine.metadata.model import Entity, Model
+from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import FieldRule, Role, Scope
 from engine.runtime.access.actor import Actor
 from engine.runtime.errors import Forbidden
@@ -223,17 +223,33 @@ def _ruled(roles: list[Role], entity: str, actions: tuple[str, ...],
 
 def _spread_to_formulas(model: Model, hidden: dict[str, set[str]]) -> None:
     """A computed field that reads a hidden field, here or through a reference, is hidden
-    too: its value would give the hidden one away. Repeats until nothing changes."""
+    too: its value would give the hidden one away; so is a rollup whose child field or
+    `where` reads one (a sum of hidden amounts). Repeats until nothing changes."""
     changed = True
     while changed:
         changed = False
         for e in model.entities:
             for f in e.fields:
-                if f.computed and f.compiled is not None and f.name not in hidden[e.name] \
-                        and any(_reads_hidden(model, e, path, hidden)
-                                for path in f.compiled.references):
+                if f.name not in hidden[e.name] and any(
+                        _reads_hidden(model, source, path, hidden)
+                        for source, path in _read_paths(model, e, f)):
                     hidden[e.name].add(f.name)
                     changed = True
+
+
+def _read_paths(model: Model, entity: Entity, f: Field
+                ) -> list[tuple[Entity, tuple[str, ...]]]:
+    """What a derived field's value is made from: (entity, path) pairs."""
+    if f.computed and f.compiled is not None:
+        return [(entity, path) for path in f.compiled.references]
+    rollup = f.rollup
+    if rollup is None or not model.has_entity(rollup.child):
+        return []
+    child = model.entity(rollup.child)
+    paths: list[tuple[str, ...]] = [(rollup.of,)] if rollup.of else []
+    if rollup.where_compiled is not None:
+        paths += list(rollup.where_compiled.references)
+    return [(child, path) for path in paths]
 
 
 def _reads_hidden(model: Model, entity: Entity, path: tuple[str, ...],
