@@ -51,7 +51,7 @@ from engine.formula import (
     compile_formula,
 )
 from engine.formula.ast import TField, typed_nodes
-from engine.formula.parser import _GRAMMAR
+from engine.formula.parser import GRAMMAR
 from engine.formula.pycompile import CTX, add_months, number_text
 from engine.metadata import Model
 from engine.metadata.formulas import scope_of
@@ -251,7 +251,7 @@ class DictContext:
 
 # ---- the tree-walking baseline ---------------------------------------------------------
 
-_LARK = Lark(_GRAMMAR, parser="lalr", maybe_placeholders=True)
+_LARK = Lark(GRAMMAR, parser="lalr", maybe_placeholders=True)
 
 
 def _blank(v: object) -> bool:

@@ -132,8 +132,8 @@ def _unescape(tok: Token) -> str:
     return "".join(out)
 
 
-_GRAMMAR = (FilePath(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
-_PARSER = Lark(_GRAMMAR, parser="lalr", transformer=_Builder(), maybe_placeholders=True)
+GRAMMAR = (FilePath(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+_PARSER = Lark(GRAMMAR, parser="lalr", transformer=_Builder(), maybe_placeholders=True)
 
 
 @lru_cache(maxsize=4096)

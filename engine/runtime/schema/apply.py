@@ -14,7 +14,7 @@ from engine.metadata.errors import ConfigError
 from engine.metadata.model import Model
 from engine.runtime.db import WRITE, is_sqlite
 from engine.runtime.schema.convert import copy_converted
-from engine.runtime.schema.plan import Plan, PlanError, Step, _Planner
+from engine.runtime.schema.plan import Plan, PlanError, Planner, Step
 from engine.runtime.schema.tables import (
     ARCHIVE_TABLE,
     MIGRATION_TABLE,
@@ -55,7 +55,7 @@ def _plan_and_apply(conn: Connection, schema: Schema, *, allow_destructive: bool
                     drop_archived: bool) -> Plan:
     if conn.dialect.name != "sqlite":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    plan = _Planner(conn, schema, drop_archived).plan()
+    plan = Planner(conn, schema, drop_archived).plan()
     if plan.errors:
         raise PlanError(list(plan.errors))
     if plan.destructive and not allow_destructive:

@@ -112,10 +112,13 @@ def plan_schema(engine: Engine, model: Model, *, drop_archived: bool = False) ->
     """Compare the live database with `model` and return the typed steps to get there."""
     schema = build_schema(model, engine.dialect.name)
     with engine.connect() as conn:
-        return _Planner(conn, schema, drop_archived).plan()
+        return Planner(conn, schema, drop_archived).plan()
 
 
-class _Planner:
+class Planner:
+    """Compares the tables the model describes with the database's, step by step (used by
+    `plan_schema`, and by `apply_plan` inside its transaction and lock)."""
+
     def __init__(self, conn: Connection, schema: Schema, drop_archived: bool) -> None:
         self.conn = conn
         self.schema = schema
