@@ -13,10 +13,10 @@ from sqlalchemy import select
 from engine.cli import main
 from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
+from engine.runtime.assembly import records_service
 from engine.runtime.db import open_engine
 from engine.runtime.errors import Invalid
 from engine.runtime.org import department_path, seed_org
-from engine.runtime.records import Records
 from engine.runtime.schema import build_schema
 from engine.runtime.users import Users
 from tests.access_helpers import departments, place
@@ -61,7 +61,7 @@ def test_seed_only_into_an_empty_department_table(make_env: EnvFactory, config_d
     assert seed_org(env.records) == 0
     (config_dir / "org.yaml").unlink()
     bare = make_env(config_dir)
-    assert seed_org(Records(bare.engine, bare.model)) == 0
+    assert seed_org(records_service(bare.engine, bare.model)) == 0
 
 
 def test_seeded_departments_are_records(env: Env) -> None:
@@ -99,7 +99,7 @@ def test_user_add_takes_a_department_by_name_or_id(db_url: str) -> None:
     assert by_name.stdout.startswith("user x (id ")
     engine = open_engine(db_url)
     try:
-        records = Records(engine, load_model(CONFIG))
+        records = records_service(engine, load_model(CONFIG))
         t = records.schema.table("department")
         with engine.connect() as conn:
             ids = {r.code: r.id for r in conn.execute(select(t.c.code, t.c.id))}

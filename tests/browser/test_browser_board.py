@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.metadata import load_model
-from engine.runtime.records import Records
+from engine.runtime.assembly import records_service
 from tests.browser.conftest import ADMIN_PASSWORD, REPO, LiveServer, screenshot
 
 pytestmark = pytest.mark.browser
@@ -26,7 +26,7 @@ def test_board_compact_cards_filter_and_lost_reason(page: Any,
                                                     live_server: LiveServer) -> None:
     from playwright.sync_api import expect
 
-    records = Records(live_server.users.engine, load_model(REPO / "config"))
+    records = records_service(live_server.users.engine, load_model(REPO / "config"))
     admin = live_server.users.by_name("admin").actor()
     bo = live_server.users.add("bo", ["sales_rep"], password="bo-password",
                                display_name="Bo Li")
@@ -118,7 +118,7 @@ def test_board_compact_cards_filter_and_lost_reason(page: Any,
 def test_board_scrolls_inside_itself_not_the_page(page: Any, live_server: LiveServer) -> None:
     from playwright.sync_api import expect
 
-    records = Records(live_server.users.engine, load_model(REPO / "config"))
+    records = records_service(live_server.users.engine, load_model(REPO / "config"))
     admin = live_server.users.by_name("admin").actor()
     account = records.create(admin, "account", {"name": "Wide Ltd"})
     blank = records.create(admin, "opportunity", {"name": "Unstaged", "account": account["id"]})

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from engine.metadata import load_model
-from engine.runtime.records import Records
+from engine.runtime.assembly import records_service
 from tests.browser.conftest import REPO, LiveServer, screenshot
 from tests.browser.test_browser_scenario import field, pick, sign_in
 
@@ -87,7 +87,7 @@ def test_main_pages_work_under_the_policy(watched: tuple[Any, list[str]],
     from playwright.sync_api import expect
 
     page, problems = watched
-    records = Records(live_server.users.engine, load_model(REPO / "config"))
+    records = records_service(live_server.users.engine, load_model(REPO / "config"))
     admin = live_server.users.by_name("admin").actor()
     acme = records.create(admin, "account", {"name": "Acme Trading", "city": "Hamburg"})
     records.create(admin, "account", {"name": "Beta Works", "city": "Shanghai"})

@@ -11,7 +11,7 @@ import pytest
 
 from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
-from engine.runtime.records import Records
+from engine.runtime.assembly import records_service
 from tests.browser.conftest import REPO, LiveServer, screenshot
 
 pytestmark = pytest.mark.browser
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 def test_a_sales_reps_home_page(page: Any, live_server: LiveServer) -> None:
     from playwright.sync_api import expect
 
-    records = Records(live_server.users.engine, load_model(REPO / "config"))
+    records = records_service(live_server.users.engine, load_model(REPO / "config"))
     rep = live_server.users.add("rep", ["sales_rep"], password="rep-password",
                                 display_name="Rita Rep")
     acme = records.create(rep.actor(), "account", {"name": "Acme"})

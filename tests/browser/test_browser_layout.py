@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.metadata import load_model
-from engine.runtime.records import Records
+from engine.runtime.assembly import records_service
 from tests.browser.conftest import ADMIN_PASSWORD, REPO, LiveServer, screenshot
 
 pytestmark = pytest.mark.browser
@@ -18,7 +18,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 def _seed(live_server: LiveServer) -> int:
-    records = Records(live_server.users.engine, load_model(REPO / "config"))
+    records = records_service(live_server.users.engine, load_model(REPO / "config"))
     admin = live_server.users.by_name("admin").actor()
     acme = records.create(admin, "account", {"name": "Acme Shanghai Heavy Industries"})
     deal = records.create(admin, "opportunity", {

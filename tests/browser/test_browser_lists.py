@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.metadata import load_model
-from engine.runtime.records import Records
+from engine.runtime.assembly import records_service
 from tests.browser.conftest import ADMIN_PASSWORD, REPO, LiveServer, screenshot
 
 pytestmark = pytest.mark.browser
@@ -19,7 +19,7 @@ def test_list_sort_filter_in_place_then_delete_and_restore(page: Any,
                                                            live_server: LiveServer) -> None:
     from playwright.sync_api import expect
 
-    records = Records(live_server.users.engine, load_model(REPO / "config"))
+    records = records_service(live_server.users.engine, load_model(REPO / "config"))
     admin = live_server.users.by_name("admin").actor()
     for name, city in (("Beta Works", "Hamburg"), ("Alpha Tools", "Shanghai"),
                        ("Gamma Labs", "Hamburg")):

@@ -11,8 +11,8 @@ import pytest
 
 from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
+from engine.runtime.assembly import records_service
 from engine.runtime.db import open_engine
-from engine.runtime.records import Records
 from tests.browser.conftest import REPO, LiveServer, screenshot
 from tests.browser.test_browser_scenario import pick, settled, sign_in
 
@@ -23,7 +23,7 @@ def seed(tmp_path: Path) -> dict[str, int]:
     """Records in the live server's database (the same SQLite file)."""
     engine = open_engine(f"sqlite:///{tmp_path / 'crm.db'}")
     try:
-        records = Records(engine, load_model(REPO / "config"))
+        records = records_service(engine, load_model(REPO / "config"))
         acme = records.create(SYSTEM, "account", {"name": "Acme", "city": "Shanghai"})["id"]
         other = records.create(SYSTEM, "account", {"name": "Other", "city": "Hamburg"})["id"]
         ann = records.create(SYSTEM, "contact", {"full_name": "Ann Lee", "account": acme,

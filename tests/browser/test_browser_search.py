@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.metadata import load_model
-from engine.runtime.records import Records
+from engine.runtime.assembly import records_service
 from tests.browser.conftest import ADMIN_PASSWORD, REPO, LiveServer, screenshot
 
 pytestmark = pytest.mark.browser
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 def test_search_box_finds_hits_with_context(page: Any, live_server: LiveServer) -> None:
     from playwright.sync_api import expect
 
-    records = Records(live_server.users.engine, load_model(REPO / "config"))
+    records = records_service(live_server.users.engine, load_model(REPO / "config"))
     admin = live_server.users.by_name("admin").actor()
     records.create(admin, "account", {"name": "Shanghai Steel", "city": "Shanghai"})
     harbour = records.create(admin, "account", {"name": "Harbour Logistics",
