@@ -1,8 +1,8 @@
 """Grouped totals: per value of one field, how many records and the sums of some numbers.
 
 The pipeline board's column totals. Like every list, they count only the records the actor
-may read (the access policy's predicate is part of the WHERE clause), and a field hidden from
-the actor can be neither grouped on, summed nor filtered on.
+may read, through the one secure query (engine/runtime/records/secure.py): a field hidden
+from the actor can be neither grouped on, summed nor filtered on.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func
 
 from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import NotFound
-from engine.runtime.records.query import Condition, condition_sql
+from engine.runtime.records import secure
+from engine.runtime.records.query import Condition
 from engine.types import DECIMAL_SHAPES, NUMERIC_TYPES
 
 if TYPE_CHECKING:
@@ -36,29 +37,18 @@ def grouped_totals(records: Records, actor: Actor, entity: str, group: str,
                    ) -> dict[Any, GroupTotals]:
     """Value of `group` → totals of the live records the actor can read that match
     `conditions` (blank values of `group` come under None)."""
-    c = records.compiled(entity)
-    policy = records.policy
-    policy.require(actor, c.entity, "read")
-    for name in (group, *sums, *(cond.field for cond in conditions)):
-        if policy.reads_hidden(actor, c.entity, (name,)):
-            raise NotFound(msg("no field '%(field)s' of %(entity)s", field=name, entity=entity))
+    seen = secure.rows(records, actor, entity)
+    records.policy.require(actor, seen.entity, "read")
+    key = seen.column(group)  # NotFound for a field hidden from the actor, as for none
+    summed = [seen.column(name) for name in sums]
     for name in sums:
-        if not c.entity.has_field(name) or c.entity.field(name).type not in NUMERIC_TYPES:
+        if not seen.entity.has_field(name) or seen.entity.field(name).type not in NUMERIC_TYPES:
             raise NotFound(msg("no number field '%(field)s' of %(entity)s", field=name,
                                entity=entity))
-    t = c.table
-    cols = records.sql_fields(actor).columns(c.entity, t)
-    if group not in cols:
-        raise NotFound(msg("no field '%(field)s' of %(entity)s", field=group, entity=entity))
-    where: list[ColumnElement[bool]] = [t.c.deleted_at.is_(None)]
-    predicate = policy.read_filter(actor, c.entity, t)
-    if predicate is not None:
-        where.append(predicate)
-    where += [condition_sql(cols, cond, records.engine.dialect.name) for cond in conditions]
-    key = t.c[group] if group in t.c else cols[group]
-    stmt = (select(key.label("group_value"), func.count().label("n"),
-                   *[func.sum(cols[s]).label(f"sum_{i}") for i, s in enumerate(sums)])
-            .where(*where).group_by(key))
+    where = seen.conditions(conditions)
+    stmt = seen.grouped(key, func.count().label("n"),
+                        *[func.sum(s).label(f"sum_{i}") for i, s in enumerate(summed)]
+                        ).where(*where)
     out: dict[Any, GroupTotals] = {}
     with records.engine.connect() as conn:
         for row in conn.execute(stmt):

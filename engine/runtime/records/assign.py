@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, Table, or_, select, update
+from sqlalchemy import Connection, Table, or_, select, update
 
 from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.access.assignable import out_of_scope, readable_with
 from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound, stale_version
+from engine.runtime.records import secure
 from engine.runtime.users import end_sign_ins, lock_for_deactivation
 
 if TYPE_CHECKING:
@@ -136,16 +137,10 @@ def _children(conn: Connection, records: Records, actor: Actor, parent: Entity,
     t = child.table
     links = [t.c[f.name] == parent_id for f in child.entity.stored_fields
              if f.target == parent.name]
-    where: list[ColumnElement[bool]] = [
-        or_(*links), t.c.deleted_at.is_(None),
-        t.c.owner_id.is_(None) if old_owner is None else t.c.owner_id == old_owner]
-    allowed = records.policy.row_filter(actor, child.entity, t, "assign")
-    if allowed is not None:
-        where.append(allowed)
-    if when is not None:
-        sql = records.sql_fields()
-        where.append(when.sql_condition(lambda path: sql.path(child.entity, t, path),
-                                        sql.dialect, sql.clock))
+    where = [*secure.rows(records, actor, child.entity.name, "assign").where, or_(*links),
+             t.c.owner_id.is_(None) if old_owner is None else t.c.owner_id == old_owner]
+    if when is not None:  # the rule's condition reads as the engine: every record
+        where.append(secure.rows(records, SYSTEM, child.entity.name).condition(when))
     return [r[0] for r in conn.execute(select(t.c.id).where(*where).order_by(t.c.id))]
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
+from engine.runtime.records import secure
 from engine.types import TEXT_TYPES
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def name_column(records: Records, actor: Actor, target: str,
             return None  # formatted or computed in Python: read with `titles`
         else:
             title = func.coalesce(t.c[title_field.name], "")
-    return select(title).where(t.c.id == key, *records._visible(actor, compiled, table=t)) \
+    return secure.rows(records, actor, target, table=t).select(title).where(t.c.id == key) \
         .scalar_subquery()
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Select, bindparam, select
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.audit import read_history
+from engine.runtime.records import secure
 from engine.runtime.records.team import members
 
 if TYPE_CHECKING:
@@ -80,7 +81,8 @@ class OpenedRecord:
             scope = policy.scope(self.actor, self.c.entity.name, action)
             if scope is Scope.NONE:
                 continue
-            cond = policy.scope_filter(scope, self.actor, self.c.entity, t, action)
+            cond = secure.rows(self.records, self.actor, self.c.entity.name, action,
+                        deleted=None).predicate
             if cond is None:
                 out.add(action)
             else:
@@ -103,10 +105,10 @@ class OpenedRecord:
         c = records.compiled(child)
         records.policy.require(self.actor, c.entity, "read")
         t = c.table
+        seen = secure.rows(records, self.actor, child)
 
         def build() -> Select[Any]:
-            return records._select(c, reader=self.actor).where(
-                *records._visible(self.actor, c), t.c[via] == bindparam("parent")) \
+            return seen.select_records().where(t.c[via] == bindparam("parent")) \
                 .order_by(t.c.id.desc()).limit(limit)
 
         stmt = build() if records.reads_clock(c) \
@@ -115,7 +117,7 @@ class OpenedRecord:
         if len(rows) < limit:  # all of them: no need to count
             total = len(rows)
         else:
-            where = [*records._visible(self.actor, c), t.c[via] == self.id]
+            where = [*seen.where, t.c[via] == self.id]
             total, _ = records.totals.count(self.conn, t, where,
                                             (child, self.actor, via, self.id))
         write = records.row_writer(self.actor, c)

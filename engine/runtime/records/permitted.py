@@ -2,8 +2,8 @@
 
 A list offers Edit and Delete on a row, and the recycle bin Restore, only where the access
 policy allows that row. The answer comes from the same SQL predicate the policy applies to
-the write itself (`AccessPolicy.scope_filter`), asked once for the whole page, not once per
-row.
+the write itself (`SecureRows.predicate`, engine/runtime/records/secure.py), asked once for
+the whole page, not once per row.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.db import connection
+from engine.runtime.records import secure
 
 if TYPE_CHECKING:
     from engine.runtime.records.service import Records
@@ -35,7 +36,7 @@ def permitted_ids(records: Records, actor: Actor, entity: str, ids: Iterable[int
     if not wanted or scope is Scope.NONE:
         return frozenset()
     t = c.table
-    condition = records.policy.scope_filter(scope, actor, c.entity, t, action)
+    condition = secure.rows(records, actor, entity, action, deleted=None).predicate
     if condition is None:
         return frozenset(wanted)
     with connection(records.engine, conn) as db:

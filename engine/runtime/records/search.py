@@ -16,13 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_
 
 from engine.messages import msg
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest
+from engine.runtime.records import secure
 from engine.types import TEXT_TYPES
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ def search_records(records: Records, actor: Actor, entity: str, text: str, *,
     policy = records.policy
     if policy.scope(actor, entity, "read") is Scope.NONE:
         return None
-    hidden = policy.hidden_fields(actor, e)
+    seen = secure.rows(records, actor, entity)
+    hidden = seen.hidden
     fields = [f for f in searched_fields(e) if f.name not in hidden]
     if not fields:
         return None
@@ -119,8 +121,8 @@ def search_records(records: Records, actor: Actor, entity: str, text: str, *,
                        (title.icontains(whole, autoescape=True), 1), else_=2),
                   func.lower(title).asc() if records.nulls_small
                   else func.lower(title).asc().nulls_last()]
-    stmt = (select(t.c.id, *[t.c[n] for n in shown])
-            .where(*records._visible(actor, c), and_(*each_word))
+    stmt = (seen.select(t.c.id, *[t.c[n] for n in shown])
+            .where(and_(*each_word))
             .order_by(*order, t.c.id.asc())
             .offset((page - 1) * page_size).limit(page_size + 1))
     with records.engine.connect() as conn:

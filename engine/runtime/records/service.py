@@ -1,8 +1,8 @@
 """The records service: create, get, update, delete, restore, purge, list, history, bulk.
 
-Every read goes through `_visible`, which applies the access policy's predicate; every write
-checks the policy first. Validation reports every field problem at once, and a refused
-write changes nothing.
+Every read goes through `rows` (engine/runtime/records/secure.py), which applies the access
+policy's predicate and field masks; every write checks the policy first. Validation reports
+every field problem at once, and a refused write changes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
-    FromClause,
     Select,
     Table,
     bindparam,
@@ -48,6 +47,7 @@ from engine.runtime.errors import (
     stale_version,
 )
 from engine.runtime.org import DEPARTMENT, refuse_department_in_use
+from engine.runtime.records import secure
 from engine.runtime.records.assign import assign as assign_record
 from engine.runtime.records.assign import transfer_owned
 from engine.runtime.records.bulk import live_target
@@ -178,24 +178,11 @@ class Records:
         except KeyError:
             raise NotFound(msg("no entity '%(entity)s'", entity=entity)) from None
 
-    def _visible(self, actor: Actor, c: Compiled, *, deleted: bool = False,
-                 table: FromClause | None = None, access: bool = True) -> list[Any]:
-        """The conditions of the records of `c` the actor may read (live, or in the
-        recycle bin when `deleted`); on `table`, an alias of c.table, when given. `access`
-        False: without the read predicate (a list applies it as branches)."""
-        t = c.table if table is None else table
-        where: list[ColumnElement[bool]] = [
-            t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)]
-        predicate = self.policy.read_filter(actor, c.entity, t) if access else None
-        if predicate is not None:
-            where.append(predicate)
-        return where
-
     def allowed(self, conn: Connection, actor: Actor, c: Compiled, record_id: int,
                   action: str) -> None:
         """Forbidden unless the actor may `action` this (visible) record."""
         scope = self.policy.require(actor, c.entity, action)
-        cond = self.policy.scope_filter(scope, actor, c.entity, c.table, action)
+        cond = secure.rows(self, actor, c.entity.name, action, deleted=None).predicate
         if cond is None:
             return
         if conn.execute(select(c.table.c.id).where(c.table.c.id == record_id, cond)).first() \
@@ -245,29 +232,15 @@ class Records:
 
     def readable(self, reader: Actor | None) -> Readable | None:
         """The records `reader` may read, per entity, as a condition maker; None: all."""
-        if reader is None or self.policy.is_admin(reader):
-            return None
-        return lambda entity, table: self.policy.read_filter(reader, entity, table)
+        return secure.readable(self.policy, reader)
 
     def _select(self, c: Compiled, *, computed: bool = True,
                 only: Collection[str] | None = None,
                 reader: Actor | None = None) -> Select[Any]:
-        """The engine columns, stored fields and SQL-computed fields of `c`; `only`: of
-        the fields, these alone (stored fields all the same when a formula that only Python
-        can run is asked for: it may read any of them). `reader`: as for `sql_fields`."""
-        t = c.table
-        stored = c.entity.stored_fields
-        if only is not None and not any(
-                f.computed and (f.compiled is None or not f.compiled.sql_capable)
-                for f in c.entity.fields if f.name in only):
-            stored = tuple(f for f in stored if f.name in only)
-        cols: list[Any] = [t.c[n] for n in ENGINE_COLUMNS] + [t.c[f.name] for f in stored]
-        if computed:
-            sql = self.sql_fields(reader)
-            cols += [sql.field(c.entity, t, f).label(f.name) for f in c.entity.fields
-                     if f.computed and f.compiled is not None and f.compiled.sql_capable
-                     and (only is None or f.name in only)]
-        return select(*cols)
+        """The columns of whole records of `c` (`SecureRows.record_columns`) as `reader`
+        reads them (None: the engine), without a WHERE."""
+        seen = secure.rows(self, SYSTEM if reader is None else reader, c.entity.name)
+        return select(*seen.record_columns(only, computed=computed))
 
     def record_context(self, conn: Connection | None, c: Compiled, values: Mapping[str, Any],
                        *, prior: Mapping[str, Any] | None = None,
@@ -325,7 +298,7 @@ class Records:
         def build() -> Select[Any]:
             stmt = self._select(c, computed=not lock, reader=reader).where(
                 c.table.c.id == bindparam("record_id"),
-                *self._visible(actor, c, deleted=deleted))
+                *secure.rows(self, actor, c.entity.name, deleted=deleted).where)
             return stmt.with_for_update() if lock else stmt
 
         stmt = build() if not lock and self.reads_clock(c) \
@@ -406,13 +379,14 @@ class Records:
         """The records of `target` a link written by `actor` may point to (users: any)."""
         if target.name == USER_TABLE:
             return None
-        return self.policy.read_filter(actor, self.model.entity(target.name), target)
+        return secure.rows(self, actor, target.name, deleted=None, table=target).predicate
 
     def check_unique_values(self, conn: Connection, actor: Actor, c: Compiled,
                       values: Mapping[str, Any], errors: dict[str, str],
                       self_id: int | None = None) -> None:
         check_unique(conn, c.entity, c.table, values, errors,
-                     lambda: self.policy.read_filter(actor, c.entity, c.table), self_id)
+                     lambda: secure.rows(self, actor, c.entity.name, deleted=None).predicate,
+                     self_id)
 
     # -- single-record operations --------------------------------------------------------
 
@@ -599,10 +573,9 @@ class Records:
     def history(self, actor: Actor, entity: str, record_id: int) -> list[dict[str, Any]]:
         c = self.compiled(entity)
         self.policy.require(actor, c.entity, "read")
-        with self.engine.connect() as conn:
-            stmt = select(c.table.c.id).where(
-                c.table.c.id == record_id,
-                *[w for w in self._visible(actor, c)[1:]])
+        with self.engine.connect() as conn:  # live or in the recycle bin: either has history
+            seen = secure.rows(self, actor, entity, deleted=None)
+            stmt = seen.select(c.table.c.id).where(c.table.c.id == record_id)
             if conn.execute(stmt).first() is None:
                 raise NotFound(msg("no %(entity)s %(id)s", entity=entity, id=record_id))
             return read_history(conn, self.audit, self.users, entity, record_id,
@@ -704,7 +677,7 @@ class Records:
         # they cannot, a path is blank, so a filter cannot probe a hidden record's values
         sql = self.sql_fields(actor)
         cols = sql.columns(c.entity, t)
-        where = self._visible(actor, c, deleted=query.deleted, access=False)
+        where = secure.rows(self, actor, entity, deleted=query.deleted).state  # + branches
         where += [condition_sql(cols, cond, self.engine.dialect.name)
                   for cond in query.conditions]
         if query.filter is not None:

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 
 from engine.metadata.model import Entity, Field, Rollup
+from engine.runtime.access import SYSTEM
+from engine.runtime.records import secure
 from engine.types import DECIMAL_SHAPES, FieldType
 
 if TYPE_CHECKING:
@@ -102,9 +104,10 @@ def _counted(records: Records, rf: RollupField) -> tuple[Any, ColumnElement[Any]
     rollup = rf.rollup
     child = records.model.entity(rollup.child)
     t = records.schema.table(child.name).alias("rollup_child")
-    sql = records.sql_fields()  # the engine's: every child record counts
+    # the engine's rows: every live child record counts, read as the engine reads it
+    counted = secure.rows(records, SYSTEM, child.name, table=t)
     value: ColumnElement[Any] | None = (
-        None if rollup.of is None else sql.path(child, t, (rollup.of,)))
+        None if rollup.of is None else counted.path((rollup.of,)))
     if rollup.agg == "count":
         agg: ColumnElement[Any] = func.count() if value is None else func.count(value)
     elif rollup.agg == "sum":
@@ -113,10 +116,9 @@ def _counted(records: Records, rf: RollupField) -> tuple[Any, ColumnElement[Any]
         agg = func.round(func.avg(value), _places(rf.field))
     else:
         agg = getattr(func, rollup.agg)(value)
-    where: list[ColumnElement[bool]] = [t.c.deleted_at.is_(None)]
+    where = counted.where
     if rollup.where_compiled is not None:
-        where.append(rollup.where_compiled.sql_condition(
-            lambda path: sql.path(child, t, path), sql.dialect, sql.clock))
+        where.append(counted.condition(rollup.where_compiled))
     return t, agg, where
 
 

@@ -21,7 +21,7 @@ from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.db import connection
 from engine.runtime.errors import NotFound
-from engine.runtime.records import Records
+from engine.runtime.records import Records, secure
 from engine.runtime.records.formulas import field_value
 from engine.runtime.records.query import parse_list_params
 from engine.types import FieldType
@@ -151,24 +151,22 @@ def titles(model: Model, records: Records, actor: Actor, target: str,
     if not wanted:
         return {}
     title_field = entity.field(entity.title) if entity.has_field(entity.title) else None
-    hidden = title_field is not None and title_field.name in policy.hidden_fields(actor, entity)
+    seen = secure.rows(records, actor, target)
+    hidden = title_field is not None and title_field.name in seen.hidden
     if title_field is not None and not hidden and title_field.computed and (
             title_field.compiled is None or not title_field.compiled.sql_capable):
         return _titles_by_list(records, actor, entity, wanted)  # only Python computes it
-    compiled = records.compiled(target)
-    table = compiled.table
+    table = seen.table
     columns: list[ColumnElement[Any]] = [table.c.id]
     if title_field is None:
         columns.append(table.c[entity.title].label("title"))  # "id": no text field to show
     elif not hidden:
-        columns.append((records.sql_fields(actor).field(entity, table, title_field)
-                        if title_field.computed else table.c[title_field.name]).label("title"))
-    where = records._visible(actor, compiled)
+        columns.append(seen.column(title_field.name).label("title"))
     out: dict[int, str] = {}
     with connection(records.engine, conn) as c:
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start:start + BATCH]
-            for row in c.execute(select(*columns).where(table.c.id.in_(chunk), *where)):
+            for row in c.execute(seen.select(*columns).where(table.c.id.in_(chunk))):
                 value = row.title if len(columns) > 1 else None
                 if title_field is not None and title_field.computed:
                     value = field_value(title_field, value)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, null, select
+from sqlalchemy import func, literal, null, select
 
 from engine.formula import Clock, CompiledFormula, Path
 from engine.formula.sqlterms import Expr
@@ -29,7 +29,7 @@ from engine.runtime.access import Actor
 from engine.runtime.access.assignable import department_condition, user_condition
 from engine.runtime.access.reachable import reachable_users
 from engine.runtime.errors import RecordError
-from engine.runtime.records import Records
+from engine.runtime.records import Records, secure
 from engine.runtime.records.query import parse_list_params
 from engine.web.i18n import N_
 from engine.web.numbers import whole_number
@@ -118,14 +118,13 @@ class Pickers:
         """Live departments the actor may read and give `entity` records to, by title."""
         if not self.model.has_entity("department"):
             return []
-        dept = self.model.entity("department")
-        d = self.records.schema.table("department")
-        title = d.c[dept.title]
-        where: list[ColumnElement[bool]] = [d.c.deleted_at.is_(None)]
-        for allowed in (self.records.policy.read_filter(actor, dept, d),
-                        department_condition(self.records.policy, actor, entity, d.c.id)):
-            if allowed is not None:
-                where.append(allowed)
+        seen = secure.rows(self.records, actor, "department")  # live ones the actor may read
+        d = seen.table
+        title = d.c[seen.entity.title]
+        where = seen.where
+        allowed = department_condition(self.records.policy, actor, entity, d.c.id)
+        if allowed is not None:
+            where.append(allowed)
         if text:
             pattern = like_pattern(text)
             if pattern is None:
