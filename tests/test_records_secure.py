@@ -148,6 +148,9 @@ def test_a_hidden_field_is_refused_as_a_field_that_does_not_exist(world: World) 
             assert str(hidden.value.message) == f"no field '{name}' of opportunity"
         with pytest.raises(NotFound):
             grouped_totals(records, actor, "opportunity", "stage", ["amount"])
+        with pytest.raises(NotFound):  # a condition on a field that is not there: no 500
+            grouped_totals(records, actor, "opportunity", "stage", [],
+                           [Condition("no_such_field", "eq", 1)])
 
 
 def test_a_computed_field_and_a_path_are_blank_past_a_record_the_actor_cannot_read(
