@@ -309,7 +309,6 @@ def test_audit_of_create_is_one_row_holding_the_first_values(env: Env) -> None:
         "name": ("create", None, "Acme"), "employees": ("create", None, 1200),
         "annual_revenue": ("create", None, "0.10"), "tier": ("create", None, "standard"),
         "status": ("create", None, "prospect")}
-    assert len(rows) == 5
 
 
 def test_audit_of_update_has_only_changed_fields(env: Env) -> None:
