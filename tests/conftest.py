@@ -8,8 +8,9 @@ Each test gets a database of its own: a new SQLite file, or on PostgreSQL a new 
 the test database, dropped afterwards. A database that make_env migrates while it is still
 new starts as a copy of a template migrated once per session (tests/db_templates.py): the
 SQLite file is copied before its first use; on PostgreSQL, a test that uses the shipped
-config's `env` gets its schema in a copy of a template database of migrated schemas.
-The shipped config's Model is loaded once per session, and the tests' users' passwords are
+config's `env` (past the session's first few) gets instead a migrated schema of its own in
+a copy of a template database, dropped once all the copy's schemas have been used. The
+shipped config's Model is loaded once per session, and the tests' users' passwords are
 hashed with a cheap argon2 (the product's hasher is not switchable).
 """
 
@@ -114,7 +115,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     templates: PgTemplates = request.getfixturevalue("pg_templates")
-    if "env" in request.fixturenames:
+    if "env" in request.fixturenames and templates.worth_copying(shipped_key()):
         clone, schema = templates.lease(shipped_model(), shipped_key())
         url = templates.url(clone.name, schema)
         _NEW[url] = _NewDatabase(pg_key=shipped_key(), pg_schema=schema)

@@ -128,8 +128,13 @@ class PgTemplates(Templates):
     """
 
     SCHEMAS = 16
+    MIGRATE_FIRST = 64
+    """A session's first tests of a config migrate a new schema each, as before. A template
+    costs SCHEMAS migrations, and each database dropped a checkpoint of the whole server
+    (seconds when several test runs share it): a targeted run of a few dozen tests would
+    lose more than it saves, and slow the other runs on the server down."""
     DROP_BACKLOG = 8
-    """Databases waiting to be dropped, at most; handing out waits beyond that."""
+    """Databases waiting to be dropped, at most; release() waits beyond that."""
 
     def __init__(self, admin: Engine, server_url: URL) -> None:
         super().__init__()
@@ -139,6 +144,7 @@ class PgTemplates(Templates):
         self.templates: dict[str, str] = {}
         self._clones: dict[str, Clone] = {}
         """The database each key's schemas are handed out from now."""
+        self._asked: dict[str, int] = {}
         self._drops: queue.Queue[str | None] = queue.Queue(self.DROP_BACKLOG)
         self._dropper: threading.Thread | None = None
         self._drop_errors: list[str] = []
@@ -148,6 +154,12 @@ class PgTemplates(Templates):
         if schema is not None:
             url = url.update_query_dict({"options": f"-csearch_path={schema}"})
         return url.render_as_string(hide_password=False)
+
+    def worth_copying(self, key: str) -> bool:
+        """Whether the next test of `key` should lease a schema (True) or migrate a new one
+        (the session's first MIGRATE_FIRST tests of `key`)."""
+        self._asked[key] = self._asked.get(key, 0) + 1
+        return key in self.templates or self._asked[key] > self.MIGRATE_FIRST
 
     def lease(self, model: Model, key: str) -> tuple[Clone, str]:
         """A migrated schema no test has had, in a copy of the template of `key` (built from

@@ -139,3 +139,11 @@ def test_postgresql_schemas_are_handed_out_once_and_their_databases_dropped(
                                     (made,)).scalars().all()
     admin.dispose()
     assert left == []
+
+
+def test_a_short_run_migrates_rather_than_builds_a_template() -> None:
+    templates = PgTemplates(create_engine(normalize_url(PG_URL)), normalize_url(PG_URL))
+    asked = [templates.worth_copying("k") for _ in range(PgTemplates.MIGRATE_FIRST + 2)]
+    assert asked == [False] * PgTemplates.MIGRATE_FIRST + [True, True]
+    assert templates.worth_copying("other") is False
+    templates.admin.dispose()
