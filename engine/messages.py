@@ -16,6 +16,7 @@ id and the parameters, never the English text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -54,22 +55,50 @@ class Message(str):
 
 
 class LabelMessage(Message):
-    """A message written in config with its own translations (a validation rule's message)."""
+    """A message written in config with its own translations (a validation rule's message).
+
+    `rule` names the validation rule it is the message of, as `<entity>.validations.<n>`
+    (the rule's place in its entity's `validations:` list), for clients that act on a rule
+    without reading its text; None for other config text.
+    """
 
     label: Localized
+    rule: str | None
 
-    def __new__(cls, label: Localized) -> LabelMessage:
+    def __new__(cls, label: Localized, rule: str | None = None) -> LabelMessage:
         self = str.__new__(cls, label.get("en"))
         self.id = label.get("en")
         self.params = MappingProxyType({})
         self.label = label
+        self.rule = rule
         return self
 
     def render(self, gettext: Gettext, language: str) -> str:
         return self.label.get(language)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (LabelMessage, (self.label,))
+        return (LabelMessage, (self.label, self.rule))
+
+
+class Joined(Message):
+    """Several messages for one place (`joined()`), each kept as a part of its own."""
+
+    parts: tuple[Message, ...]
+    separator: str
+
+    def __new__(cls, parts: Sequence[Message], separator: str = "; ") -> Joined:
+        keys = [f"m{i}" for i in range(len(parts))]
+        message_id = separator.join(f"%({k})s" for k in keys)
+        params = MappingProxyType(dict(zip(keys, parts, strict=True)))
+        self = str.__new__(cls, _fill(message_id, params, _english, "en"))
+        self.id = message_id
+        self.params = params
+        self.parts = tuple(parts)
+        self.separator = separator
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Joined, (self.parts, self.separator))
 
 
 def N_(message_id: str) -> str:
@@ -96,9 +125,7 @@ def joined(parts: Sequence[str], separator: str = "; ") -> Message:
                 for p in parts]
     if len(messages) == 1:
         return messages[0]
-    keys = [f"m{i}" for i in range(len(messages))]
-    return Message(separator.join(f"%({k})s" for k in keys),
-                   dict(zip(keys, messages, strict=True)))
+    return Joined(messages, separator)
 
 
 def either(choices: Sequence[str]) -> Message:
@@ -113,6 +140,48 @@ def by_field(fields: Mapping[str, str]) -> Message:
     """Problems by field as one message, "amount: must be a number; name: is required"."""
     parts = [msg("%(field)s: %(problem)s", field=k, problem=v) for k, v in fields.items()]
     return joined(parts) if parts else Message("")
+
+
+def parts(text: str) -> list[str]:
+    """The messages `text` was joined from (`joined()`), else `text` alone."""
+    if isinstance(text, Joined):
+        return [p for part in text.parts for p in parts(part)]
+    return [text]
+
+
+def structured(text: str, gettext: Gettext, language: str) -> dict[str, Any]:
+    """What a client needs to act on `text` without reading it: its message id and its
+    parameters as JSON values, plus the rule id of a validation rule's message.
+
+    A parameter that is itself a message is given the same way (nested); a label from
+    config is given in `language`; numbers, text, booleans and null as they are; any other
+    value as its text. Text that is no message of the engine has the id null.
+
+    >>> structured(msg("must be at least %(min)s", min=0), _english, "en")
+    {'message_id': 'must be at least %(min)s', 'params': {'min': 0}}
+    >>> structured("stale", _english, "en")
+    {'message_id': None, 'params': {}}
+    """
+    if not isinstance(text, Message):
+        return {"message_id": None, "params": {}}
+    out: dict[str, Any] = {"message_id": text.id,
+                           "params": {k: _json_param(v, gettext, language)
+                                      for k, v in text.params.items()}}
+    rule = getattr(text, "rule", None)
+    if rule is not None:
+        out["rule"] = rule
+    return out
+
+
+def _json_param(value: Any, gettext: Gettext, language: str) -> Any:
+    if isinstance(value, Message):
+        return structured(value, gettext, language)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value if not isinstance(value, str) else str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    shown = _param(value, gettext, language)
+    return shown if isinstance(shown, str) else str(shown)
 
 
 def _english(message_id: str) -> str:

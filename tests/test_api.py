@@ -20,14 +20,15 @@ from engine.runtime.schema.tables import AUDIT_TABLE
 from engine.web.app import create_app
 from tests.conftest import Env
 
-ERROR_KEYS = {"code", "message", "fields"}
+ERROR_KEYS = {"code", "message", "fields", "message_id", "params", "field_messages"}
 
 
 # -- helpers shared with test_api_fuzz and test_openapi ----------------------------------
 
 
 def assert_error(resp: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """The response is `status` with exactly {"error": {"code", "message", "fields"}}."""
+    """The response is `status` with exactly {"error": {"code", "message", "fields",
+    "message_id", "params", "field_messages"}}, a structured message for each field."""
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
@@ -38,6 +39,8 @@ def assert_error(resp: Any, status: int, code: str | None = None) -> dict[str, A
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["fields"], dict)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in error["fields"].items())
+    assert isinstance(error["params"], dict)
+    assert set(error["field_messages"]) == set(error["fields"])
     if code is not None:
         assert error["code"] == code
     return error  # type: ignore[no-any-return]

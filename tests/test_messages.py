@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import pickle
+from decimal import Decimal
 from pathlib import Path
 
 from hypothesis import given
@@ -18,6 +19,8 @@ from engine.messages import (
     joined,
     localize,
     msg,
+    parts,
+    structured,
 )
 from engine.metadata.labels import Label
 from engine.web.i18n import translations
@@ -67,6 +70,44 @@ def test_messages_survive_pickling() -> None:
     m = msg("no %(entity)s %(id)s", entity="account", id=3)
     back = pickle.loads(pickle.dumps(m))
     assert back == m and back.id == m.id and dict(back.params) == dict(m.params)
+
+
+def test_structured_gives_ids_and_json_parameters() -> None:
+    label = Label((("en", "Opportunity"), ("zh", "销售机会")))
+    m = msg("%(field)s: %(problem)s", field=label, problem=msg("must be at least %(min)s",
+                                                             min=Decimal("0.5")))
+    assert structured(m, ZH, "zh-CN") == {
+        "message_id": "%(field)s: %(problem)s",
+        "params": {"field": "销售机会",  # a label from config: in the reader's language
+                   "problem": {"message_id": "must be at least %(min)s",
+                               "params": {"min": "0.5"}}}}  # a Decimal as its text
+    odd = msg("%(a)s %(b)s %(c)s %(d)s", a=float("nan"), b=1.5, c=True, d=None)
+    assert structured(odd, ZH, "zh-CN")["params"] == {"a": "nan", "b": 1.5, "c": True,
+                                                      "d": None}
+    assert structured("stale", ZH, "zh-CN") == {"message_id": None, "params": {}}
+
+
+def test_a_rules_message_carries_its_rule_id() -> None:
+    rule = LabelMessage(Label((("en", "Needs a reason"), ("zh", "需要原因"))),
+                        "opportunity.validations.2")
+    assert structured(rule, ZH, "zh-CN") == {"message_id": "Needs a reason", "params": {},
+                                             "rule": "opportunity.validations.2"}
+    back = pickle.loads(pickle.dumps(rule))
+    assert back.rule == "opportunity.validations.2" and back == rule
+    assert LabelMessage(Label((("en", "x"),))).rule is None
+
+
+def test_joined_messages_come_apart_again() -> None:
+    rule = LabelMessage(Label((("en", "Needs a reason"),)), "lead.validations.0")
+    both = joined([msg("is required"), joined([msg("must be a number"), rule])])
+    assert both == "is required; must be a number; Needs a reason"
+    assert [p.id for p in parts(both)] == ["is required", "must be a number", "Needs a reason"]
+    assert parts(both)[2] is rule
+    assert parts(msg("is required")) == ["is required"] and parts("plain") == ["plain"]
+    back = pickle.loads(pickle.dumps(joined([msg("is required"), rule], " / ")))
+    assert back == "is required / Needs a reason" and [str(p) for p in parts(back)] == [
+        "is required", "Needs a reason"]
+    assert localize(back, ZH, "zh-CN") == "必填 / Needs a reason"
 
 
 def test_a_translation_with_a_broken_placeholder_falls_back_to_the_template() -> None:

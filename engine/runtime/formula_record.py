@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.formula import Clock, Path
+from engine.messages import msg
 from engine.metadata.formulas import ENGINE_FIELDS
 from engine.metadata.model import Entity, Model
 from engine.runtime.records.formulas import field_value
@@ -28,7 +29,14 @@ from engine.types import FieldType
 
 
 class RecordProblem(Exception):
-    """A value of the JSON record that does not fit its field."""
+    """A value of the JSON record that does not fit its field: `message` names the field
+    (its dotted path in the record) and the problem, as a message (engine/messages.py)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.message = msg("%(field)s: %(problem)s", field=field, problem=problem)
+        super().__init__(self.message)
+        self.field = field
+        self.problem = problem
 
 
 class JsonRecord:
@@ -46,7 +54,7 @@ class JsonRecord:
                     if raw is not None else None
                 continue
             if not entity.has_field(key):
-                raise RecordProblem(f"{name}: unknown field of {entity.name}")
+                raise RecordProblem(name, msg("unknown field of %(entity)s", entity=entity.name))
             f = entity.field(key)
             target = f.target if f.type is not FieldType.USER else None
             if isinstance(raw, Mapping) and target and model.has_entity(target):
@@ -55,11 +63,11 @@ class JsonRecord:
                 self.values[key] = raw.get("id", 0)
                 continue
             if f.computed:
-                raise RecordProblem(f"{name}: is computed and cannot be given")
+                raise RecordProblem(name, msg("is computed and cannot be given"))
             try:
                 self.values[key] = coercer_for(f)(raw)
             except ValueProblem as exc:
-                raise RecordProblem(f"{name}: {exc}") from None
+                raise RecordProblem(name, exc.message) from None
 
     @property
     def clock(self) -> Clock:

@@ -27,7 +27,7 @@ from engine.runtime.users import PASSWORD_HASHER, Users
 from engine.settings import WebSettings
 from engine.web.api import Api
 from engine.web.auth import WebAuth, throttle_policy
-from engine.web.errors import on_http_error, on_record_error, on_unexpected
+from engine.web.errors import http_message, on_http_error, on_record_error, on_unexpected
 from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
 from engine.web.i18n import N_
@@ -92,7 +92,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         if not wants_html(request):
             return await on_http_error(request, exc)
         status = exc.status_code
-        message = _MESSAGES.get(status, str(exc.detail))
+        message = _MESSAGES.get(status) or http_message(request, exc)
         return ui.error_page(request, status, _TITLES.get(status, N_("Error")), message,
                              headers=dict(exc.headers) if exc.headers else None)
 

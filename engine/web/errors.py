@@ -1,14 +1,25 @@
-"""One error shape for every route: {"error": {"code", "message", "fields"}}."""
+"""One error shape for every route:
+
+    {"error": {"code", "message", "fields", "message_id", "params", "field_messages"}}
+
+`message` and the `fields` texts are rendered in the reader's language; `message_id` and
+`params` are the message as the server built it (engine/messages.py `structured`), and
+`field_messages` gives, per field, each of its problems the same way (a validation rule's
+with its `rule` id), so a client can act on a problem or render it itself without reading
+the English text. docs/api.md describes it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.messages import localize
+from engine.messages import Gettext, Message, localize, msg, parts, structured
 from engine.runtime.errors import RecordError
 from engine.web.i18n import negotiate, translations
 
@@ -19,11 +30,29 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
           415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests"}
 
 
-def error_response(status: int, message: str, fields: dict[str, str] | None = None,
-                   code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code or _CODES.get(status, "error"), "message": message,
-                      "fields": fields or {}}}
+def error_response(status: int, message: str, fields: Mapping[str, str] | None = None,
+                   code: str | None = None, headers: dict[str, str] | None = None,
+                   language: str = "en") -> JSONResponse:
+    """The error answer: `message` and `fields` (Message values, or plain text) rendered in
+    `language`, with their ids and parameters beside them."""
+    gettext = translations()[language].gettext
+    fields = fields or {}
+    body = {"error": {
+        "code": code or _CODES.get(status, "error"),
+        "message": localize(message, gettext, language),
+        "fields": {k: localize(v, gettext, language) for k, v in fields.items()},
+        **structured(message, gettext, language),
+        "field_messages": {k: field_messages(v, gettext, language)
+                           for k, v in fields.items()},
+    }}
+    headers = {**(headers or {}), "Content-Language": language}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def field_messages(text: str, gettext: Gettext, language: str) -> list[dict[str, Any]]:
+    """Each problem of one field, structured: a field's problems joined into one text (its
+    value checks and the rules about it) come apart again."""
+    return [structured(part, gettext, language) for part in parts(text)]
 
 
 def api_language(request: Request) -> str:
@@ -34,20 +63,34 @@ def api_language(request: Request) -> str:
 async def on_record_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RecordError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    language = api_language(request)
-    gettext = translations()[language].gettext
-    fields = {k: localize(v, gettext, language) for k, v in exc.fields.items()}
-    headers = {**(headers or {}), "Content-Language": language}
-    return error_response(exc.status, localize(exc.message, gettext, language), fields,
-                          exc.code, headers)
+    return error_response(exc.status, exc.message, exc.fields, exc.code, headers,
+                          api_language(request))
+
+
+def http_message(request: Request, exc: HTTPException) -> Message:
+    """The message of an HTTP error the router (or Starlette) raised: an unknown address, a
+    method the address does not take, a body Starlette could not read."""
+    if isinstance(exc.detail, Message):
+        return exc.detail
+    # The English text stays Starlette's; the parameters say what was asked.
+    path = request.url.path[:200]
+    if exc.status_code == 404:
+        return msg("Not Found", path=path)
+    if exc.status_code == 405:
+        return msg("Method Not Allowed", method=request.method, path=path,
+                   allowed=(exc.headers or {}).get("Allow", ""))
+    return msg("the request was refused (HTTP %(status)s: %(detail)s)",
+               status=exc.status_code, detail=str(exc.detail)[:200])
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers) if exc.headers else None
-    return error_response(exc.status_code, str(exc.detail), headers=headers)
+    return error_response(exc.status_code, http_message(request, exc), headers=headers,
+                          language=api_language(request))
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal error; it has been logged", code="internal")
+    return error_response(500, msg("internal error; it has been logged"), code="internal",
+                          language=api_language(request))

@@ -279,7 +279,7 @@ def failing_rules(entity: Entity, ctx: RecordContext,
     under `_record`. Several messages for one key become one. A rule that reads a field in
     `skip` (its input was refused already) is not judged on a value that is not there."""
     out: dict[str, list[str]] = {}
-    for v in entity.validations:
+    for n, v in enumerate(entity.validations):
         if v.compiled is None:
             continue
         paths = v.compiled.references
@@ -287,5 +287,6 @@ def failing_rules(entity: Entity, ctx: RecordContext,
             continue
         key = v.field or (next(iter(paths))[0] if len(paths) == 1
                           and len(next(iter(paths))) == 1 else RECORD_KEY)
-        out.setdefault(key, []).append(LabelMessage(v.message))
+        rule = f"{entity.name}.validations.{n}"
+        out.setdefault(key, []).append(LabelMessage(v.message, rule))
     return {k: joined(m) for k, m in out.items()}
