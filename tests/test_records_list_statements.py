@@ -113,6 +113,20 @@ def test_a_reused_list_reads_teams_and_owners_as_they_are_now(
     assert builds == [1]
 
 
+def test_a_record_owned_and_shared_fills_one_place_of_the_page(world: World) -> None:
+    """The page's ids come from the union of the branches' first rows: a record in both
+    (the rep owns it and is on its team) must count once, or the page comes up short."""
+    env, rep, _other, ids = world
+    mine = _by_amount(ids, list(range(0, 12, 2)))
+    for record_id in mine[:3]:
+        env.records.set_team_member(SYSTEM, "opportunity", record_id, rep.id, "edit")
+    env.records.set_team_member(SYSTEM, "opportunity", ids[1], rep.id, "read")
+    shared = _by_amount(ids, [*range(0, 12, 2), 1])
+    assert _ids(env, rep, sort="-amount", page_size="4") == shared[:4]
+    assert _ids(env, rep, sort="-amount", page_size="4", page="2") == shared[4:]
+    assert _ids(env, rep, sort="amount", page_size="5") == shared[::-1][:5]
+
+
 def test_a_list_whose_fields_read_the_clock_follows_it(world: World) -> None:
     """A computed field reading TODAY() binds the day when its SQL is built: such a list is
     built for every run, never reused."""
@@ -149,9 +163,11 @@ def test_limit_and_offset_are_numbers_in_the_sql(world: World, who: str) -> None
     rows, *_ = _statements(env, lambda: _ids(env, actor, sort="-amount", page_size="2",
                                              page="3"))
     flat = " ".join(rows.split())
-    assert flat.endswith("LIMIT 2 OFFSET 4")
-    if who == "rep":  # each branch's first offset + limit
+    if who == "admin":
+        assert flat.endswith("LIMIT 2 OFFSET 4")
+    else:  # each branch's first offset + limit, the page's ids from their union, its rows
         assert len(re.findall(r"LIMIT 6\b", flat)) == 2, flat
+        assert "LIMIT 2 OFFSET 4)" in flat and re.search(r"LIMIT 2( OFFSET \?)?$", flat), flat
     first, *_ = _statements(env, lambda: _ids(env, actor, sort="-amount", page_size="2"))
     # no OFFSET for the first page (SQLAlchemy writes SQLite's as OFFSET 0, a parameter)
     assert re.search(r"LIMIT 2( OFFSET \?)?$", " ".join(first.split())), first
