@@ -5,15 +5,18 @@ problem of a write comes back at once, a rule's message beside its field. Both d
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from engine.metadata.model import Model
 from engine.runtime.errors import STALE_VERSION
+from engine.runtime.records import Records
 from engine.runtime.records.query import ListQuery
 from engine.web.i18n import read_catalog, translations
 from engine.web.pages.records import ACTIONS
@@ -381,3 +384,24 @@ def test_a_list_page_shows_a_bad_filter_in_the_users_language(
     text = html.unescape(page.text)
     assert "1:1: 未知字段 'amout'" in text and "'amount'" in text
     assert "unknown field" not in text and "did you mean" not in text
+
+
+def test_an_unexpected_error_is_a_message_and_is_logged(
+        env: Env, api: TestClient, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(Records, "get", broken)
+    with caplog.at_level(logging.ERROR, logger="engine.web"):
+        answer = api.get("/api/account/1", headers=ZH)
+    assert answer.status_code == 500 and answer.headers["content-language"] == "zh-CN"
+    assert _error(answer) == {
+        "code": "internal", "message": "内部错误\uff1b已记录到日志", "fields": {},
+        "message_id": "internal error; it has been logged", "params": {},
+        "field_messages": {}}
+    assert "a bug of ours" not in answer.text
+    assert any("unexpected error on GET /api/account/1" in r.getMessage()
+               for r in caplog.records)
+    english = _error(api.get("/api/account/1"))
+    assert english["message"] == "internal error; it has been logged"
