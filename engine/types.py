@@ -1,12 +1,17 @@
-"""The shared vocabulary of the engine: field types, engine columns, name rules."""
+"""The shared vocabulary of the engine: field types, engine columns, name rules.
+
+What each field type is lives in engine/fieldtypes.py; the sets and tables below are read
+from its entries and kept here for the modules that import them.
+"""
 
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from typing import Any
 
-from engine.messages import N_, msg
+from engine.fieldtypes import FIELD_TYPES, of_kind
+from engine.fieldtypes import FieldType as FieldType  # re-exported: its home is fieldtypes
+from engine.fieldtypes import text_shape_problem as text_shape_problem
 
 RecordId = int
 UserId = int
@@ -16,68 +21,17 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_RE = re.compile(NAME_PATTERN)
 
 
-class FieldType(StrEnum):
-    TEXT = "text"
-    TEXTAREA = "textarea"
-    INTEGER = "integer"
-    DECIMAL = "decimal"
-    MONEY = "money"
-    PERCENT = "percent"
-    BOOLEAN = "boolean"
-    DATE = "date"
-    DATETIME = "datetime"
-    CHOICE = "choice"
-    MULTICHOICE = "multichoice"
-    EMAIL = "email"
-    PHONE = "phone"
-    URL = "url"
-    REFERENCE = "reference"
-    USER = "user"
-    DEPARTMENT = "department"
-
-
-NUMERIC_TYPES = frozenset(
-    {FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT}
-)
-TEXT_TYPES = frozenset(
-    {FieldType.TEXT, FieldType.TEXTAREA, FieldType.EMAIL, FieldType.PHONE, FieldType.URL}
-)
-LINK_TYPES = frozenset({FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT})
+NUMERIC_TYPES = of_kind("number")
+TEXT_TYPES = of_kind("text")
+LINK_TYPES = of_kind("link")
 
 # (precision, scale) of the exact decimal types.
 DECIMAL_SHAPES: dict[FieldType, tuple[int, int]] = {
-    FieldType.DECIMAL: (15, 4),
-    FieldType.MONEY: (15, 2),
-    FieldType.PERCENT: (9, 4),
-}
+    t: spec.decimal for t, spec in FIELD_TYPES.items() if spec.decimal is not None}
 
 # The most characters a text-like field holds when its max_length is not set.
 TEXT_DEFAULT_MAX: dict[FieldType, int] = {
-    FieldType.TEXT: 255, FieldType.EMAIL: 254, FieldType.PHONE: 40, FieldType.URL: 2048,
-    FieldType.TEXTAREA: 100_000,
-}
-# Shapes of the text fields that have one, with how to describe them to a user.
-TEXT_PATTERNS: dict[FieldType, tuple[re.Pattern[str], str]] = {
-    FieldType.EMAIL: (
-        re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"),
-        N_("must be an email address like name@example.com")),
-    FieldType.PHONE: (re.compile(r"^\+?[0-9 ()./-]{3,40}$"),
-                      N_("must be a phone number (digits, spaces, + ( ) - . /)")),
-    FieldType.URL: (re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE),
-                    N_("must be a web address starting with http:// or https://")),
-}
-
-
-def text_shape_problem(ftype: FieldType, text: str) -> str | None:
-    """Why `text` does not have the shape `ftype` needs (email, phone, url), or None."""
-    shape = TEXT_PATTERNS.get(ftype)
-    if shape is None:
-        return None
-    if not shape[0].match(text) or (
-            ftype is FieldType.PHONE and sum(c.isdigit() for c in text) < 3):
-        return msg(shape[1])
-    return None
+    t: spec.text_max for t, spec in FIELD_TYPES.items() if spec.text_max is not None}
 
 
 # Columns every entity table carries. They change only through the engine.

@@ -13,8 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from engine.fieldtypes import FIELD_TYPES, FieldType
 from engine.messages import N_, Message, msg
-from engine.types import DECIMAL_SHAPES, LINK_TYPES, NUMERIC_TYPES, TEXT_TYPES, FieldType
 
 Path = tuple[str, ...]
 """A field path: ("amount",) or ("account", "owner", "name")."""
@@ -62,26 +62,12 @@ def ftype_of(field_type: FieldType) -> FType:
     >>> ftype_of(FieldType.MONEY), ftype_of(FieldType.CHOICE)
     (<FType.NUMBER: 'number'>, <FType.TEXT: 'text'>)
     """
-    if field_type in NUMERIC_TYPES:
-        return FType.NUMBER
-    if field_type in TEXT_TYPES or field_type is FieldType.CHOICE:
-        return FType.TEXT
-    if field_type in LINK_TYPES:
-        return FType.REFERENCE
-    return {
-        FieldType.BOOLEAN: FType.BOOLEAN,
-        FieldType.DATE: FType.DATE,
-        FieldType.DATETIME: FType.DATETIME,
-        FieldType.MULTICHOICE: FType.MULTICHOICE,
-    }[field_type]
+    return FType(FIELD_TYPES[field_type].formula)
 
 
 def scale_of(field_type: FieldType) -> int | None:
     """Decimal places a stored number field holds: 0 for integer, 2 for money."""
-    if field_type is FieldType.INTEGER:
-        return 0
-    shape = DECIMAL_SHAPES.get(field_type)
-    return shape[1] if shape else None
+    return FIELD_TYPES[field_type].scale
 
 
 class Scope(Protocol):

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from engine.fieldtypes import FIELD_TYPES
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.labels import Label
 from engine.metadata.model import Field
@@ -28,30 +29,7 @@ _COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index"
 # A computed field has no column: nothing to require, index, default or rename.
 _NOT_WITH_FORMULA = ("required", "unique", "index", "default", "renamed_from")
 # The field types a formula can compute (links and multichoice hold no formula values).
-COMPUTABLE = frozenset(FieldType) - LINK_TYPES - {FieldType.MULTICHOICE}
-# Which options fit which field type, beyond the common ones.
-_TYPE_KEYS: dict[FieldType, frozenset[str]] = {
-    FieldType.TEXT: frozenset({"max_length", "search"}),
-    FieldType.TEXTAREA: frozenset({"max_length", "search"}),
-    FieldType.EMAIL: frozenset({"max_length", "search"}),
-    FieldType.PHONE: frozenset({"max_length", "search"}),
-    FieldType.URL: frozenset({"max_length", "search"}),
-    FieldType.INTEGER: frozenset({"min", "max"}),
-    FieldType.DECIMAL: frozenset({"min", "max"}),
-    FieldType.MONEY: frozenset({"min", "max"}),
-    FieldType.PERCENT: frozenset({"min", "max"}),
-    FieldType.BOOLEAN: frozenset(),
-    FieldType.DATE: frozenset({"calendar"}),
-    FieldType.DATETIME: frozenset({"calendar"}),
-    FieldType.CHOICE: frozenset({"options", "option_labels", "board", "closed"}),
-    FieldType.MULTICHOICE: frozenset({"options", "option_labels"}),
-    FieldType.REFERENCE: frozenset({"to"}),
-    FieldType.USER: frozenset(),
-    FieldType.DEPARTMENT: frozenset(),
-}
-_NOT_UNIQUE = frozenset({FieldType.TEXTAREA, FieldType.BOOLEAN, FieldType.MULTICHOICE})
-# The largest max_length a column of the type may declare.
-_TEXT_MAX = {FieldType.TEXT: 1000, FieldType.EMAIL: 254, FieldType.PHONE: 40, FieldType.URL: 2048}
+COMPUTABLE = frozenset(t for t, entry in FIELD_TYPES.items() if entry.computable)
 # The length a value may have when the field declares no max_length (as the coercer checks).
 _INT_LIMIT = 2**63
 
@@ -76,7 +54,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         errors.append(doc.error([*base, *path], f"fields.{name}{message}", key=key))
 
     ftype = FieldType(spec["type"])
-    allowed = _COMMON_KEYS | _TYPE_KEYS[ftype]
+    entry = FIELD_TYPES[ftype]
+    allowed = _COMMON_KEYS | entry.options
     for key in spec:
         if key == "search" and ftype not in TEXT_TYPES:
             error([key], f".search does not fit {a_type(ftype)}: only text, textarea, email, "
@@ -111,10 +90,11 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         error(["search"], ".search does not fit a computed field (it has a formula)", key=True)
     if ftype is FieldType.REFERENCE and "to" not in spec:
         error([], ": a reference field needs 'to'")
-    if spec.get("unique") and ftype in _NOT_UNIQUE:
+    if spec.get("unique") and not entry.unique:
         error(["unique"], f".unique does not fit {a_type(ftype)}")
-    if ftype in _TEXT_MAX and spec.get("max_length", 0) > _TEXT_MAX[ftype]:
-        error(["max_length"], f".max_length: at most {_TEXT_MAX[ftype]} for {a_type(ftype)}")
+    limit = entry.max_length_limit
+    if limit is not None and spec.get("max_length", 0) > limit:
+        error(["max_length"], f".max_length: at most {limit} for {a_type(ftype)}")
     bounds: dict[str, Decimal | None] = {"min": None, "max": None}
     for key in bounds:
         value = spec.get(key)

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.fieldtypes import json_date, json_datetime, json_decimal
 from engine.messages import msg
 from engine.metadata.model import Field
 from engine.types import DECIMAL_SHAPES, TEXT_DEFAULT_MAX, FieldType, text_shape_problem
@@ -40,7 +41,7 @@ def is_blank(value: Any) -> bool:
 
 def coercer_for(f: Field) -> Coercer:
     """The function that turns any accepted input for `f` into its stored value (blank → None)."""
-    make = _MAKERS[f.type]
+    make = COERCERS[f.type]
     inner = make(f)
 
     def coerce(value: Any) -> Any:
@@ -266,7 +267,8 @@ def _link(_f: Field) -> Coercer:
     return coerce
 
 
-_MAKERS: dict[FieldType, Callable[[Field], Coercer]] = {
+# The coercer maker of each field type (engine/fieldtypes.py declares the rest of a type).
+COERCERS: dict[FieldType, Callable[[Field], Coercer]] = {
     FieldType.TEXT: _text,
     FieldType.TEXTAREA: _text,
     FieldType.EMAIL: _text,
@@ -288,11 +290,12 @@ _MAKERS: dict[FieldType, Callable[[Field], Coercer]] = {
 
 
 def to_json(value: Any) -> Any:
-    """A stored value as JSON: Decimal as a string (exact), dates and times in ISO 8601."""
+    """A stored value as JSON: Decimal as a string (exact), dates and times in ISO 8601;
+    the JSON forms of engine/fieldtypes.py, chosen by the value for callers without a field."""
     if isinstance(value, Decimal):
-        return str(value)
+        return json_decimal(value)
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return json_datetime(value)
     if isinstance(value, date):
-        return value.isoformat()
+        return json_date(value)
     return value

@@ -14,22 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.fieldtypes import FIELD_TYPES, OPERATORS
 from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import ACTIONS, Scope
 from engine.runtime.access.actor import Actor
 from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE
 from engine.runtime.access.policy import AccessPolicy
-from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE, OPERATORS
-from engine.types import DECIMAL_SHAPES, FieldType
-
-_DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
-# Which filter operators each field type takes; mirrors engine.runtime.records.query
-# (tests/test_openapi.py sends every described filter to the API and expects a 200).
-_COMPARABLE = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY,
-                         FieldType.PERCENT, FieldType.DATE, FieldType.DATETIME, FieldType.TEXT,
-                         FieldType.CHOICE, FieldType.EMAIL, FieldType.PHONE, FieldType.URL})
-_SEARCHABLE = frozenset({FieldType.TEXT, FieldType.TEXTAREA, FieldType.EMAIL, FieldType.PHONE,
-                         FieldType.URL})
+from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
+from engine.types import FieldType
 
 
 @dataclass(frozen=True)
@@ -63,40 +55,9 @@ def caller_of(policy: AccessPolicy, actor: Actor) -> Caller | None:
 
 
 def field_schema(f: Field) -> dict[str, Any]:
-    t = f.type
-    s: dict[str, Any]
-    if t in (FieldType.TEXT, FieldType.TEXTAREA, FieldType.PHONE):
-        s = {"type": "string"}
-    elif t is FieldType.EMAIL:
-        s = {"type": "string", "format": "email"}
-    elif t is FieldType.URL:
-        s = {"type": "string", "format": "uri"}
-    elif t is FieldType.INTEGER:
-        s = {"type": "integer"}
-    elif t in (FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT):
-        _, scale = DECIMAL_SHAPES[t]
-        s = {"type": "string", "pattern": _DECIMAL_PATTERN, "format": "decimal",
-             "description": f"exact decimal with {scale} places; numbers are accepted on input"}
-    elif t is FieldType.BOOLEAN:
-        s = {"type": "boolean"}
-    elif t is FieldType.DATE:
-        s = {"type": "string", "format": "date"}
-    elif t is FieldType.DATETIME:
-        s = {"type": "string", "format": "date-time"}
-    elif t is FieldType.CHOICE:
-        s = {"type": "string", "enum": list(f.options)}
-    elif t is FieldType.MULTICHOICE:
-        s = {"type": "array", "items": {"type": "string", "enum": list(f.options)},
-             "uniqueItems": True}
-    else:
-        target = "user" if t is FieldType.USER else f.target
-        s = {"type": "integer", "minimum": 1, "description": f"id of a {target}"}
-    if f.max_length and t not in (FieldType.CHOICE, FieldType.MULTICHOICE):
-        s["maxLength"] = f.max_length
-    if f.min is not None and t is FieldType.INTEGER:
-        s["minimum"] = int(f.min)
-    if f.max is not None and t is FieldType.INTEGER:
-        s["maximum"] = int(f.max)
+    """The schema of a field's value: its type's (engine/fieldtypes.py), titled and described,
+    nullable unless the field is required."""
+    s = FIELD_TYPES[f.type].openapi(f)
     s["title"] = f.label.get()
     if f.help:
         s["description"] = " ".join(x for x in (f.help.get(), s.get("description")) if x)
@@ -164,11 +125,9 @@ def _json(ref: str) -> dict[str, Any]:
 
 
 def _operators(t: FieldType) -> tuple[str, ...]:
-    if t is FieldType.MULTICHOICE:
-        return ("eq", "ne", "blank")
-    return tuple(op for op in OPERATORS
-                 if (op not in ("gt", "gte", "lt", "lte") or t in _COMPARABLE)
-                 and (op != "contains" or t in _SEARCHABLE))
+    """The filter operators of a field type, as engine.runtime.records.query takes them
+    (tests/test_openapi.py sends every described filter to the API and expects a 200)."""
+    return FIELD_TYPES[t].operators
 
 
 def _filters(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
@@ -229,7 +188,7 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
     n = _cap(e.name)
     rid = {"name": "record_id", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1}}
-    sortable = [f.name for f in e.fields if f.type is not FieldType.MULTICHOICE and _in_sql(f)
+    sortable = [f.name for f in e.fields if FIELD_TYPES[f.type].sortable and _in_sql(f)
                 and f.name not in hidden]
     list_params = [
         {"name": "sort", "in": "query", "schema": {"type": "string"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Field, Model
 from engine.runtime.schema.types import ExactDecimal, IdType, UtcDateTime
-from engine.types import DECIMAL_SHAPES, FieldType
+from engine.types import DECIMAL_SHAPES, TEXT_DEFAULT_MAX, FieldType
 
 USER_TABLE = "crm_user"
 TOKEN_TABLE = "crm_token"
@@ -44,16 +45,6 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
 
 MAX_IDENTIFIER = 63
 
-_DECIMALS = DECIMAL_SHAPES
-_TEXT_LENGTH: dict[FieldType, int] = {
-    FieldType.TEXT: 255,
-    FieldType.EMAIL: 254,
-    FieldType.PHONE: 40,
-    FieldType.URL: 2048,
-    FieldType.CHOICE: 64,
-}
-
-
 def constraint_name(prefix: str, table: str, column: str) -> str:
     """A deterministic identifier of at most 63 characters on every database."""
     name = f"{prefix}_{table}_{column}"
@@ -63,24 +54,50 @@ def constraint_name(prefix: str, table: str, column: str) -> str:
     return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
 
 
+ColumnType = Callable[[Field], TypeEngine[Any]]
+
+
+def _string(f: Field) -> TypeEngine[Any]:
+    """A VARCHAR of the field's max_length, else of the most its type holds."""
+    return String(f.max_length or TEXT_DEFAULT_MAX[f.type])
+
+
+def _choice(f: Field) -> TypeEngine[Any]:
+    return String(f.max_length or 64)  # the name of one option
+
+
+def _exact(f: Field) -> TypeEngine[Any]:
+    return ExactDecimal(*DECIMAL_SHAPES[f.type])
+
+
+def _fixed(make: Callable[[], TypeEngine[Any]]) -> ColumnType:
+    return lambda _f: make()
+
+
+# The column type of each field type (engine/fieldtypes.py declares the rest of a type).
+COLUMN_TYPES: dict[FieldType, ColumnType] = {
+    FieldType.TEXT: _string,
+    FieldType.EMAIL: _string,
+    FieldType.PHONE: _string,
+    FieldType.URL: _string,
+    FieldType.CHOICE: _choice,
+    FieldType.TEXTAREA: _fixed(Text),
+    FieldType.INTEGER: _fixed(BigInteger),
+    FieldType.DECIMAL: _exact,
+    FieldType.MONEY: _exact,
+    FieldType.PERCENT: _exact,
+    FieldType.BOOLEAN: _fixed(Boolean),
+    FieldType.DATE: _fixed(Date),
+    FieldType.DATETIME: _fixed(UtcDateTime),
+    FieldType.MULTICHOICE: _fixed(lambda: JSON(none_as_null=True)),
+    FieldType.REFERENCE: _fixed(BigInteger),
+    FieldType.USER: _fixed(BigInteger),
+    FieldType.DEPARTMENT: _fixed(BigInteger),
+}
+
+
 def column_type(f: Field) -> TypeEngine[Any]:
-    t = f.type
-    if t in _DECIMALS:
-        return ExactDecimal(*_DECIMALS[t])
-    if t in _TEXT_LENGTH:
-        return String(f.max_length or _TEXT_LENGTH[t])
-    simple: dict[FieldType, TypeEngine[Any]] = {
-        FieldType.TEXTAREA: Text(),
-        FieldType.INTEGER: BigInteger(),
-        FieldType.BOOLEAN: Boolean(),
-        FieldType.DATE: Date(),
-        FieldType.DATETIME: UtcDateTime(),
-        FieldType.MULTICHOICE: JSON(none_as_null=True),
-        FieldType.REFERENCE: BigInteger(),
-        FieldType.USER: BigInteger(),
-        FieldType.DEPARTMENT: BigInteger(),
-    }
-    return simple[t]
+    return COLUMN_TYPES[f.type](f)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from engine.runtime.records.formulas import field_value
 from engine.runtime.records.query import parse_list_params
 from engine.types import FieldType
 from engine.web.i18n import N_, formatters, translations
+from engine.web.pages.shown import FORMATTED, NUMBERS, SHOWN
 
 BATCH = 100  # the most ids one `id__in` list filter takes
 YES, NO = N_("Yes"), N_("No")
@@ -102,33 +103,24 @@ class Display:
         """`value` of field `f` as the viewer reads it ('' for blank)."""
         if value is None or value == "" or value == []:
             return Shown("")
-        t = f.type
-        fmt = self.fmt
-        if t is FieldType.MONEY:
-            return Shown(fmt["money"](value), css="num")
-        if t is FieldType.PERCENT:
-            return Shown(fmt["percent"](value), css="num")
-        if t in (FieldType.INTEGER, FieldType.DECIMAL):
-            return Shown(fmt["number"](value), css="num")
-        if t is FieldType.DATE:
-            return Shown(fmt["date"](value))
-        if t is FieldType.DATETIME:
-            return Shown(fmt["datetime"](value))
-        if t is FieldType.BOOLEAN:
+        way = SHOWN[f.type]  # engine/web/pages/shown.py
+        if way in FORMATTED:
+            return Shown(self.fmt[way](value), css="num" if way in NUMBERS else "")
+        if way == "bool":
             return Shown(self.gettext(YES if value else NO))
-        if t is FieldType.CHOICE:
+        if way == "choice":
             return Shown(f.option_label(str(value), self.language))
-        if t is FieldType.MULTICHOICE:
+        if way == "choices":
             items = value if isinstance(value, list) else [value]
             return Shown(", ".join(f.option_label(str(v), self.language) for v in items))
         target = link_target(f)
-        if target is not None and isinstance(value, int):
+        if way == "link" and target is not None and isinstance(value, int):
             return self.title(target, value)
-        if t is FieldType.URL:
+        if way == "url":
             return Shown(str(value), str(value))
-        if t is FieldType.EMAIL:
+        if way == "email":
             return Shown(str(value), f"mailto:{value}")
-        return Shown(str(value), css="multiline" if t is FieldType.TEXTAREA else "")
+        return Shown(str(value), css="multiline" if way == "multiline" else "")
 
 
 def titles(model: Model, records: Records, actor: Actor, target: str,

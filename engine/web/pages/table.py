@@ -25,9 +25,10 @@ from engine.runtime.db import connection
 from engine.runtime.records import Records
 from engine.runtime.records.names import USERS
 from engine.runtime.records.query import Page
-from engine.types import FieldType
+from engine.types import NUMERIC_TYPES, FieldType
 from engine.web.i18n import N_, formatters
 from engine.web.pages.fields import titles, user_names
+from engine.web.pages.shown import FORMATTED, NUMBERS, SHOWN
 
 ENGINE_LIST_COLUMNS: dict[str, tuple[str, FieldType, str]] = {
     "owner": ("owner_id", FieldType.USER, N_("Owner")),
@@ -36,13 +37,9 @@ ENGINE_LIST_COLUMNS: dict[str, tuple[str, FieldType, str]] = {
     "updated_at": ("updated_at", FieldType.DATETIME, N_("Last changed")),
 }
 """List column name → (record key, type, title msgid) of the engine columns a list shows."""
-_KINDS: dict[FieldType, str] = {
-    FieldType.INTEGER: "number", FieldType.DECIMAL: "number", FieldType.MONEY: "money",
-    FieldType.PERCENT: "percent", FieldType.DATE: "date", FieldType.DATETIME: "datetime",
-    FieldType.BOOLEAN: "bool",
-}
-_NUMBER_KINDS = frozenset({"number", "money", "percent"})
-_NUMERIC = frozenset({FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT})
+# The cell kinds of ui_templates/list_cell.html a type's way of showing it (pages/shown.py)
+# keeps; the other ways are text in a list.
+_CELLS = FORMATTED | {"bool"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ class Column:
 
     @property
     def numeric(self) -> bool:
-        return self.type in _NUMERIC
+        return self.type in NUMERIC_TYPES
 
     @property
     def target(self) -> str | None:
@@ -169,10 +166,10 @@ def _shower(column: Column, names: Mapping[tuple[str, int], str], language: str,
                 return _text(f"#{value}")
             return Cell("text", name, f"/e/{target}/{int(value)}", name)
         return link
-    kind = _KINDS.get(t, "text")
+    kind = SHOWN[t] if SHOWN[t] in _CELLS else "text"
     if kind == "bool":
         return lambda value: Cell(kind, value, css="bool")
-    css = "num" if kind in _NUMBER_KINDS or column.numeric else ""
+    css = "num" if kind in NUMBERS or column.numeric else ""
     write = fmt.get(kind, str)
     return lambda value: Cell(kind, value, text=write(value), css=css)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -24,21 +23,12 @@ from engine.runtime.records import Records
 from engine.runtime.values import ValueProblem
 from engine.types import FieldType
 from engine.web.pages.fields import Display, link_target
+from engine.web.pages.inputs import INPUTS, input_text
 from engine.web.pages.pickers import include_for
 
 State = Literal["shown", "hidden", "readonly"]
 Typed = dict[str, str | list[str]]
 """What a form posted per field: the text of an input, or the chosen options."""
-
-_KINDS: dict[FieldType, str] = {
-    FieldType.TEXT: "text", FieldType.EMAIL: "email", FieldType.PHONE: "tel",
-    FieldType.URL: "url", FieldType.TEXTAREA: "textarea", FieldType.INTEGER: "integer",
-    FieldType.DECIMAL: "decimal", FieldType.MONEY: "money", FieldType.PERCENT: "percent",
-    FieldType.DATE: "date", FieldType.DATETIME: "datetime", FieldType.CHOICE: "select",
-    FieldType.MULTICHOICE: "checks", FieldType.BOOLEAN: "checkbox",
-    FieldType.REFERENCE: "picker", FieldType.USER: "picker", FieldType.DEPARTMENT: "picker",
-}
-
 
 @dataclass
 class Widget:
@@ -118,10 +108,10 @@ class FormModel:
         for name, items in posted.items():
             if not items or not self.writable(name):
                 continue
-            f = self.entity.field(name)
-            if f.type is FieldType.MULTICHOICE:
+            takes = INPUTS[self.entity.field(name).type].posted
+            if takes == "all":
                 typed[name] = [i for i in items if i]
-            elif f.type is FieldType.BOOLEAN:
+            elif takes == "last":
                 typed[name] = items[-1]
             else:
                 typed[name] = items[0]
@@ -255,7 +245,7 @@ class FormModel:
     def widget(self, f: Field, ev: Evaluated, typed: Typed, error: str, *,
                conditional: bool) -> Widget:
         state = ev.states.get(f.name, "shown")
-        w = Widget(name=f.name, label=f.label.get(self.language), kind=_KINDS[f.type],
+        w = Widget(name=f.name, label=f.label.get(self.language), kind=INPUTS[f.type].kind,
                    required=f.required, help=f.help.get(self.language) if f.help else "",
                    error=error, state=state, conditional=conditional,
                    wide=f.type is FieldType.TEXTAREA)
@@ -270,7 +260,7 @@ class FormModel:
             return w
         raw = typed.get(f.name)
         if raw is None:
-            raw = input_text(f, ev.values.get(f.name), self.display)
+            raw = input_text(f, ev.values.get(f.name))
         if isinstance(raw, list):
             w.chosen = tuple(raw)
         else:
@@ -293,27 +283,6 @@ class FormModel:
         w.max = "" if f.max is None else str(f.max)
         w.max_length = f.max_length
         return w
-
-
-def input_text(f: Field, value: Any, display: Display) -> str | list[str]:
-    """A stored value as an input holds it; numbers grouped the way the coercer reads back
-    ("1,234.50"), dates the way native pickers want them."""
-    if value is None:
-        return [] if f.type is FieldType.MULTICHOICE else ""
-    t = f.type
-    if t is FieldType.MULTICHOICE:
-        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    if t is FieldType.MONEY:  # an input holds a plain number: no currency symbol
-        return display.fmt["number"](value, 2)
-    if t in (FieldType.DECIMAL, FieldType.PERCENT):
-        return display.fmt["number"](value)
-    if t is FieldType.BOOLEAN:
-        return "true" if value else "false"
-    if t is FieldType.DATETIME and isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if t is FieldType.DATE and isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 def posted_lists(items: list[tuple[str, str]]) -> dict[str, list[str]]:
