@@ -29,6 +29,7 @@ from sqlalchemy import Engine, create_engine, text
 from starlette.testclient import TestClient
 
 from engine.metadata import Model, load_model
+from engine.runtime.assembly import records_service
 from engine.runtime.db import normalize_url, open_engine, unreachable
 from engine.runtime.records import Records
 from engine.runtime.users import User, Users
@@ -192,7 +193,7 @@ def make_env(db_url: str, sqlite_templates: SqliteTemplates,
                 seed(engine, model)
         else:
             seed(engine, model)
-        records = Records(engine, model)
+        records = records_service(engine, model)  # as the app and the CLI assemble it
         users = Users(engine, records.schema, hasher=TEST_HASHER)
         return Env(model, engine, records, users, users.by_name("admin"))
 
