@@ -54,7 +54,7 @@ from engine.formula.ast import TField, typed_nodes
 from engine.formula.parser import GRAMMAR
 from engine.formula.pycompile import CTX, add_months, number_text
 from engine.metadata import Model
-from engine.metadata.formulas import scope_of
+from engine.metadata.formula_checks import scope_of
 from engine.runtime.access import SYSTEM
 from engine.runtime.records.query import ListQuery, parse_list_params
 from engine.runtime.schema import apply_plan

@@ -210,8 +210,8 @@ def formula(ctx: Context, expr: str, entity: str, record_json: str | None) -> No
     import json
 
     from engine.formula import FormulaError, SystemClock, compile_formula
-    from engine.metadata.formulas import scope_of
-    from engine.runtime.formula_record import JsonRecord, RecordProblem
+    from engine.metadata.formula_checks import scope_of
+    from engine.runtime.json_record import JsonRecord, RecordProblem
     from engine.runtime.values import to_json
 
     model = ctx.model()

@@ -38,7 +38,7 @@ from engine.formula import (
 )
 from engine.messages import msg
 from engine.metadata.errors import ConfigError, did_you_mean
-from engine.metadata.formulas import scope_of
+from engine.metadata.formula_checks import scope_of
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field, Form, FormField, RelatedList, Section
 from engine.metadata.yamlio import PathPart, YamlDoc

@@ -20,7 +20,7 @@ from jsonschema.exceptions import ValidationError
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
 from engine.metadata.forms import build_form, default_form
-from engine.metadata.formulas import compile_formulas
+from engine.metadata.formula_checks import compile_formulas
 from engine.metadata.labels import Label
 from engine.metadata.model import Cascade, Entity, Field, Form, Model, OrgUnit, Validation
 from engine.metadata.org import load_org

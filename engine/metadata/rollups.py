@@ -18,7 +18,7 @@ from typing import Any
 from engine.formula import CompiledFormula, FormulaError, FType, TCall, compile_formula
 from engine.formula.ast import typed_nodes
 from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
-from engine.metadata.formulas import scope_of
+from engine.metadata.formula_checks import scope_of
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field, Rollup
 from engine.metadata.yamlio import YamlDoc

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, FromClause, Select, Table, false, or_, select
 
 from engine.messages import N_, msg
-from engine.metadata.formulas import engine_link
+from engine.metadata.formula_checks import engine_link
 from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import FieldRule, Role, Scope
 from engine.runtime.access.actor import Actor

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from threading import Lock
 
 from engine.formula import EntityScope, FieldSpec
-from engine.metadata.formulas import scope_of
+from engine.metadata.formula_checks import scope_of
 from engine.metadata.model import Model
 from engine.runtime.access import AccessPolicy, Actor
 

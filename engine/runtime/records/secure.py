@@ -30,11 +30,11 @@ from sqlalchemy import ColumnElement, FromClause, Select, select
 
 from engine.formula import CompiledFormula, Path
 from engine.messages import msg
-from engine.metadata.formulas import engine_link
+from engine.metadata.formula_checks import engine_link
 from engine.metadata.model import Entity
 from engine.runtime.access import AccessPolicy, Actor
 from engine.runtime.errors import NotFound
-from engine.runtime.records.formulas import Readable, SqlFields
+from engine.runtime.records.computed import Readable, SqlFields
 from engine.runtime.records.query import Condition, condition_sql
 from engine.types import ENGINE_COLUMNS
 

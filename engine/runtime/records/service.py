@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, sum_terms
 from engine.messages import N_, joined, msg
-from engine.metadata.formulas import scope_of
+from engine.metadata.formula_checks import scope_of
 from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, AccessPolicy, Actor, FieldMask
@@ -51,7 +51,7 @@ from engine.runtime.records import secure
 from engine.runtime.records.assign import assign as assign_record
 from engine.runtime.records.assign import transfer_owned
 from engine.runtime.records.bulk import live_target
-from engine.runtime.records.formulas import (
+from engine.runtime.records.computed import (
     Readable,
     RecordContext,
     RecordsClock,

@@ -22,7 +22,7 @@ from engine.runtime.access import Actor
 from engine.runtime.db import connection
 from engine.runtime.errors import NotFound
 from engine.runtime.records import Records, secure
-from engine.runtime.records.formulas import field_value
+from engine.runtime.records.computed import field_value
 from engine.runtime.records.query import parse_list_params
 from engine.types import FieldType
 from engine.web.i18n import N_, formatters, translations

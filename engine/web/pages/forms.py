@@ -22,7 +22,7 @@ from starlette.routing import Route
 from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.runtime.errors import STALE_VERSION, BadRequest, Conflict, Invalid, NotFound
-from engine.runtime.records.formulas import RECORD_KEY
+from engine.runtime.records.computed import RECORD_KEY
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
 from engine.web.numbers import whole_number

@@ -23,7 +23,7 @@ from engine.formula import Clock, CompiledFormula, Path
 from engine.formula.sqlterms import Expr
 from engine.metadata import Model
 from engine.metadata.forms import RECORD_PARAM
-from engine.metadata.formulas import ENGINE_LINKS
+from engine.metadata.formula_checks import ENGINE_LINKS
 from engine.metadata.model import Entity, FormField
 from engine.runtime.access import Actor
 from engine.runtime.access.assignable import department_condition, user_condition

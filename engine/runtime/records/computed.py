@@ -1,4 +1,4 @@
-"""Formulas at run time: computed fields as SQL, and one record as a formula reads it.
+"""Computed fields at run time: as SQL for lists, and one record as a formula reads it.
 
 Computed fields are selected as SQL expressions (a dotted path such as
 `account.credit_limit` becomes a correlated scalar subquery, nested per hop), so lists
@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Connection, FromClause, select
 
 from engine.formula import Path
 from engine.messages import LabelMessage, joined
-from engine.metadata.formulas import ENGINE_FIELDS, ENGINE_LINKS, engine_link
+from engine.metadata.formula_checks import ENGINE_FIELDS, ENGINE_LINKS, engine_link
 from engine.metadata.model import Entity, Field, Model
 from engine.runtime.schema.tables import Schema
 from engine.types import DECIMAL_SHAPES, FieldType

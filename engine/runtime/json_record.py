@@ -21,9 +21,9 @@ from typing import Any
 
 from engine.formula import Clock, Path
 from engine.messages import msg
-from engine.metadata.formulas import ENGINE_FIELDS
+from engine.metadata.formula_checks import ENGINE_FIELDS
 from engine.metadata.model import Entity, Model
-from engine.runtime.records.formulas import field_value
+from engine.runtime.records.computed import field_value
 from engine.runtime.values import ValueProblem, coercer_for
 from engine.types import FieldType
 
