@@ -25,6 +25,7 @@ from engine.runtime.errors import BadRequest, Invalid
 from engine.runtime.records import ListQuery, Records
 from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.query import SortKey
+from engine.runtime.rollups import compute
 from engine.runtime.rollups.refresh import check_rollups, refresh_rollups, stale_rollups
 from tests.conftest import Env, EnvFactory
 
@@ -94,6 +95,38 @@ def test_every_child_change_keeps_the_parent_exact(records: Records) -> None:
     # the rollup is the engine's: a change of it is not audited, nor an edit (version)
     assert records.get(SYSTEM, "account", acme)["version"] == 1
     assert not {h["field"] for h in records.history(SYSTEM, "account", acme)} & set(ROLLUPS)
+
+
+def test_the_hook_builds_a_rollups_statements_once(records: Records,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a rollup's SQL (its where and the formula fields it reads) cost several
+    times running it: the hook builds each statement once per records service, and the
+    reused statements still compute every write exactly."""
+    built: list[str] = []
+    counted = compute._counted
+
+    def counting(records: Records, rf: compute.RollupField) -> Any:
+        built.append(rf.name)
+        return counted(records, rf)
+
+    monkeypatch.setattr(compute, "_counted", counting)
+    acme = records.create(SYSTEM, "account", {"name": "Acme"})["id"]
+    globex = records.create(SYSTEM, "account", {"name": "Globex"})["id"]
+
+    def writes(amount: str) -> None:
+        a = deal(records, acme, amount)  # a create adds the new child
+        b = deal(records, acme, amount, "negotiation")
+        # from scratch: a stage change, a move to another parent
+        records.update(SYSTEM, "opportunity", a["id"], {"stage": "won"}, a["version"])
+        records.update(SYSTEM, "opportunity", b["id"], {"account": globex}, b["version"])
+
+    writes("1000")
+    assert sorted(built) == sorted(ROLLUPS * 2)  # once for adding, once from scratch
+    writes("500")
+    assert sorted(built) == sorted(ROLLUPS * 2)
+    assert sums(records, acme) == (0, Decimal("0.00"), Decimal("1500.00"))
+    assert sums(records, globex) == (2, Decimal("1200.00"), Decimal("0.00"))
+    no_drift(records)
 
 
 def test_assign_with_cascade_keeps_rollups_and_users_cannot_write_them(
