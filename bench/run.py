@@ -5,7 +5,8 @@
 Default: every benchmark at 1,000,000 rows; api_list_pg runs when PostgreSQL answers at
 CRM_TEST_PG_URL (its data is kept in the schema bench_<rows> for the next run). Each
 finished benchmark replaces its section of bench/results.json and RESULTS.md at once, so an
-interrupted run keeps what it measured.
+interrupted run keeps what it measured. single_create also measures the checkout named by
+CRM_BENCH_BEFORE (a git worktree of an older commit) when it is set.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import access_list, add_field, api_list, bulk_insert, expensive_filters, formula, pages
+from bench import (
+    access_list,
+    add_field,
+    api_list,
+    bulk_insert,
+    expensive_filters,
+    formula,
+    pages,
+    single_create,
+)
 from bench.env import now_text
 from bench.report import Section, load, save
 
@@ -25,6 +35,9 @@ Benchmark = Callable[[argparse.Namespace, Callable[[str], None]], Section | None
 
 BENCHMARKS: dict[str, Benchmark] = {
     bulk_insert.NAME: lambda a, say: bulk_insert.run(a.rows, say),
+    # --rows caps the creates (2,000 by default) for a quick check
+    single_create.NAME: lambda a, say: single_create.run(min(a.rows, single_create.CREATES),
+                                                         say),
     add_field.NAME: lambda a, say: add_field.run(a.rows, say),
     api_list.NAME: lambda a, say: api_list.run(a.rows, say, a.requests),
     api_list.NAME_PG: lambda a, say: api_list.run_pg(a.rows, say, a.requests),
