@@ -26,7 +26,7 @@ ENGINE = Path(__file__).resolve().parents[1] / "engine"
 READS = {"allowed", "audited_fields", "compile_filter", "compiled", "explain", "explained",
          "fetch", "field_of", "get", "history", "link_filter", "list_records", "readable",
          "reads_clock", "record_context", "row_out", "row_writer", "sql_fields",
-         "statement", "sum_terms_of", "team",
+         "statement", "sum_terms_of", "team", "reading", "new_record",
          # the pipeline's own steps and doors, called by the write paths
          "unit", "dry_run", "coerce", "check_links", "check_unique_values", "apply_rules"}
 # Modules that open write transactions of their own: the pipeline, and the services of the

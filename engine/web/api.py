@@ -273,7 +273,7 @@ class Api:
         return _optional_id(value, key)
 
     def _reaches(self, actor: Actor, user_id: int) -> bool:
-        with self.records.engine.connect() as conn:
+        with self.records.reading() as conn:
             return may_reach(conn, self.records.policy, actor, self.records.users, user_id)
 
     async def team(self, request: Request) -> Response:

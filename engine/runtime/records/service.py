@@ -403,9 +403,9 @@ class Records:
             conn, now = u.conn, u.now
             self.check_links(conn, actor, c, values, errors)
             self.check_unique_values(conn, actor, c, values, errors)
-            full = {f.name: values.get(f.name) for f in c.written} | c.empty_rollups
-            full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
-                     "department_id": actor.department_id}
+            # what the input leaves blank is blank (coerce already applied the defaults)
+            full = self._first_values(actor, c, now) | {
+                f.name: values.get(f.name) for f in c.written}
             self.apply_rules(conn, c, full, errors, given=data.keys())
             if not errors:
                 values.update({f.name: full[f.name] for f in c.written
@@ -548,6 +548,28 @@ class Records:
             u.change(entity, record_id, "purge", before=old,
                      changes=[(f.name, old[f.name], None) for f in c.written
                               if old[f.name] is not None])
+
+    # -- reading, and a new record's first values ----------------------------------------
+
+    @contextmanager
+    def reading(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A connection for reads (`conn` when given, left open): what a page reads
+        through, query by query, instead of reaching for the engine."""
+        with connection(self.engine, conn) as db:
+            yield db
+
+    def new_record(self, actor: Actor, entity: str) -> dict[str, Any]:
+        """The values a record of `entity` that `actor` creates starts from, before any
+        input: the fields' defaults (not formula defaults: they read the input), rollups
+        empty, and the engine columns a create sets. A form previews a new record with
+        these; `create` starts from the same."""
+        return self._first_values(actor, self.compiled(entity), self.clock())
+
+    def _first_values(self, actor: Actor, c: Compiled, now: datetime) -> dict[str, Any]:
+        return {**{f.name: None for f in c.written}, **c.defaults, **c.empty_rollups,
+                "owner_id": actor.user_id, "department_id": actor.department_id,
+                "created_at": now, "updated_at": now, "created_by": actor.user_id,
+                "updated_by": actor.user_id}
 
     # -- the write pipeline (records/unit.py) ------------------------------------------
 

@@ -19,7 +19,6 @@ from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
-from engine.runtime.db import connection
 from engine.runtime.errors import NotFound
 from engine.runtime.records import Records, secure
 from engine.runtime.records.computed import field_value
@@ -155,7 +154,7 @@ def titles(model: Model, records: Records, actor: Actor, target: str,
     elif not hidden:
         columns.append(seen.column(title_field.name).label("title"))
     out: dict[int, str] = {}
-    with connection(records.engine, conn) as c:
+    with records.reading(conn) as c:
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start:start + BATCH]
             for row in c.execute(seen.select(*columns).where(table.c.id.in_(chunk))):
@@ -187,7 +186,7 @@ def user_names(records: Records, ids: Iterable[int],
     out: dict[int, str] = {}
     if not wanted:
         return out
-    with connection(records.engine, conn) as c:
+    with records.reading(conn) as c:
         for start in range(0, len(wanted), BATCH):
             rows = c.execute(select(u.c.id, u.c.name, u.c.display_name)
                                 .where(u.c.id.in_(wanted[start:start + BATCH])))
@@ -209,7 +208,7 @@ def find_users(records: Records, text: str, limit: int,
     if pattern is not None:
         stmt = stmt.where(or_(func.lower(u.c.name).like(pattern, escape="\\"),
                               func.lower(u.c.display_name).like(pattern, escape="\\")))
-    with records.engine.connect() as conn:
+    with records.reading() as conn:
         rows = conn.execute(stmt.order_by(u.c.name).limit(limit)).all()
     return [(r.id, r.display_name or r.name) for r in rows]
 
@@ -225,7 +224,7 @@ def like_pattern(text: str) -> str | None:
 def active_user(records: Records, user_id: int) -> str | None:
     """The display name of an active user, or None."""
     u = records.users
-    with records.engine.connect() as conn:
+    with records.reading() as conn:
         row = conn.execute(select(u.c.name, u.c.display_name).where(
             u.c.id == user_id, u.c.active.is_(True))).first()
     return None if row is None else str(row.display_name or row.name)

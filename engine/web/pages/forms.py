@@ -132,7 +132,7 @@ class FormPages(PageFamily):
               posted: dict[str, list[str]], saving: bool) -> FormView | str:
         actor = viewer.user.actor()
         stored = self.records.get(actor, entity.name, record_id)
-        with self.records.engine.connect() as conn:  # 403 before showing a form to fill
+        with self.records.reading() as conn:  # 403 before showing a form to fill
             self.records.allowed(conn, actor, self.records.compiled(entity.name), record_id,
                                  "update")
         fm = FormModel(self.model, self.records, actor, viewer.language, entity)

@@ -213,7 +213,7 @@ class Lists(PageFamily):
         view.link_index = link_index(entity, columns)
         gettext = translations()[language].gettext
         # The rows, their links' names and the saved views: one connection for all.
-        with self.records.engine.connect() as conn:
+        with self.records.reading() as conn:
             try:
                 state = parse_state(entity, view.params,
                                     policy.hidden_fields(actor, entity))

@@ -104,7 +104,7 @@ class Pickers:
                                                        u.c.active.is_(True))
         if allowed is not None:
             stmt = stmt.where(allowed)
-        with self.records.engine.connect() as conn:
+        with self.records.reading() as conn:
             row = conn.execute(stmt).first()
         return None if row is None else str(row.display_name or row.name)
 
@@ -130,7 +130,7 @@ class Pickers:
             if pattern is None:
                 return []
             where.append(func.lower(title).like(pattern, escape="\\"))
-        with self.records.engine.connect() as conn:
+        with self.records.reading() as conn:
             rows = conn.execute(select(d.c.id, title.label("title")).where(*where)
                                 .order_by(title, d.c.id).limit(PICK_LIMIT)).all()
         return [Hit(r.id, str(r.title or f"#{r.id}")) for r in rows]
@@ -180,7 +180,7 @@ class Pickers:
         values = fm.base_values(stored) | fm.coerce(fm.typed_of(posted))
         paths = sorted(p for p in narrowing.references if p[0] == RECORD_PARAM)
         bound: dict[Path, Any] = {}
-        with self.records.engine.connect() as conn:
+        with self.records.reading() as conn:
             ctx = self.records.record_context(conn, fm.compiled, values, reader=actor)
             for path in paths:
                 if len(path) == 1:

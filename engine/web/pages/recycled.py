@@ -26,7 +26,7 @@ def restorable(records: Records, viewer: Viewer, entity: Entity,
     actor = viewer.user.actor()
     try:
         record = records.get(actor, entity.name, record_id, deleted=True)
-        with records.engine.connect() as conn:
+        with records.reading() as conn:
             records.allowed(conn, actor, records.compiled(entity.name), record_id, "delete")
     except (NotFound, Forbidden):
         return None

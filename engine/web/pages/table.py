@@ -21,7 +21,6 @@ from sqlalchemy import Connection
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field
 from engine.runtime.access import Actor
-from engine.runtime.db import connection
 from engine.runtime.records import Records
 from engine.runtime.records.names import USERS
 from engine.runtime.records.query import Page
@@ -203,7 +202,7 @@ def link_names(records: Records, actor: Actor, columns: Iterable[Column],
     names: dict[tuple[str, int], str] = {}
     if not wanted:
         return names
-    with connection(records.engine, conn) as db:
+    with records.reading(conn) as db:
         for kind, ids in wanted.items():
             found = user_names(records, ids, db) if kind == USERS \
                 else titles(records.model, records, actor, kind, ids, db)

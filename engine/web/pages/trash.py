@@ -86,7 +86,7 @@ class Trash(PageFamily):
         """The record, when the viewer may read it (404) and may delete it (403)."""
         actor = viewer.user.actor()
         record = self.records.get(actor, entity.name, record_id)
-        with self.records.engine.connect() as conn:  # 403 before asking to confirm
+        with self.records.reading() as conn:  # 403 before asking to confirm
             self.records.allowed(conn, actor, self.records.compiled(entity.name), record_id,
                                  "delete")
         return record

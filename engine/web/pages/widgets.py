@@ -136,12 +136,7 @@ class FormModel:
         """The record before this form's changes: as stored, or a new one's defaults."""
         if stored is not None:
             return dict(stored)
-        now = self.records.clock()
-        values: dict[str, Any] = dict(self.compiled.defaults)
-        values |= {"owner_id": self.actor.user_id, "department_id": self.actor.department_id,
-                   "created_at": now, "updated_at": now, "created_by": self.actor.user_id,
-                   "updated_by": self.actor.user_id}
-        return values
+        return self.records.new_record(self.actor, self.entity.name)
 
     def coerce(self, typed: Typed) -> dict[str, Any]:
         """Typed values as stored values; what does not parse counts as blank, and a link
@@ -192,7 +187,7 @@ class FormModel:
 
     def _context_run(self, values: Mapping[str, Any], stored: Mapping[str, Any] | None,
                      run: Any) -> Any:
-        with self.records.engine.connect() as conn:
+        with self.records.reading() as conn:
             ctx = self.records.record_context(conn, self.compiled, values, prior=stored,
                                               is_new=stored is None, reader=self.actor)
             return run(ctx)
