@@ -12,7 +12,9 @@ CRM_BENCH_BEFORE (a git worktree of an older commit) when it is set.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from bench import (
     pages,
     single_create,
 )
-from bench.env import now_text
+from bench.env import REPO, now_text
 from bench.report import Section, load, save
 
 DEFAULT_ROWS = 1_000_000
@@ -47,6 +49,19 @@ BENCHMARKS: dict[str, Benchmark] = {
     pages.NAME: lambda a, say: pages.run(a.rows, say),
     expensive_filters.NAME: lambda a, say: expensive_filters.run(a.rows, say),
 }
+
+
+def checkout() -> str:
+    """The commit the benchmarks run (`+ uncommitted changes` when engine/, bench/ or
+    config/ differ from it): figures of a shared checkout say what code they measured."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
+                              text=True, check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "engine", "bench",
+                "config")
+    return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
 
 
 def _say(message: str) -> None:
@@ -72,13 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows < 1 or args.requests < 20:
         parser.error("--rows must be at least 1 and --requests at least 20")
     command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
+    before = os.environ.get(single_create.BEFORE_ENV)
+    if before and single_create.NAME in names:
+        command = f"{single_create.BEFORE_ENV}={shlex.quote(before)} {command}"
+    code = checkout()
     for name in names:
         _say(f"{name}: {args.rows:,} rows")
         section = BENCHMARKS[name](args, _say)
         if section is None:
             continue
         section.command = command
-        section.date = now_text()
+        section.date = f"{now_text()}, {code}"
         if not args.dry_run:
             sections = load()  # another run may have saved its sections meanwhile
             sections[name] = section
