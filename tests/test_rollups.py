@@ -314,16 +314,18 @@ def test_random_child_operations_never_leave_drift(every_aggregate: Records,
         binned = records.list_records(SYSTEM, "opportunity",
                                       ListQuery(page_size=200, deleted=True)).items
         if op == "create" or (not live and op in ("stage", "amount", "move", "delete")):
-            deal(records, accounts[which], str(100 * (n + 1)), stage,
+            # cents: a weighted amount then has a third decimal (100.05 x 10 % = 10.005)
+            deal(records, accounts[which], f"{100 * (n + 1)}.{n}5", stage,
                  close_date=f"2027-0{n + 1}-1{which}" if n % 3 else None)
         elif op == "bulk":
             records.bulk_create(SYSTEM, "opportunity", [
-                {"name": f"B{k}", "account": accounts[(which + k) % 3], "amount": str(n + k),
+                {"name": f"B{k}", "account": accounts[(which + k) % 3],
+                 "amount": f"{n + k}.{k}5",
                  "stage": stage, "close_date": f"2026-1{k % 3}-0{n + 1}", **LOST_REASON}
                 for k in range(n + 1)], batch_size=2)
         elif op in ("stage", "amount", "move", "delete"):
             d = live[n % len(live)]
-            change = {"stage": {"stage": stage}, "amount": {"amount": str(n * 7)},
+            change = {"stage": {"stage": stage}, "amount": {"amount": f"{n * 7}.15"},
                       "move": {"account": accounts[which]}}.get(op)
             if change is None:
                 records.delete(SYSTEM, "opportunity", d["id"])

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from engine.metadata.model import Entity, Field, Rollup
 from engine.runtime.access import SYSTEM
 from engine.runtime.records import secure
-from engine.types import DECIMAL_SHAPES, FieldType
+from engine.types import DECIMAL_SHAPES, NUMERIC_TYPES, FieldType
 
 if TYPE_CHECKING:
     from engine.runtime.records import Records
@@ -108,6 +108,12 @@ def _counted(records: Records, rf: RollupField) -> tuple[Any, ColumnElement[Any]
     counted = secure.rows(records, SYSTEM, child.name, table=t)
     value: ColumnElement[Any] | None = (
         None if rollup.of is None else counted.path((rollup.of,)))
+    of = child.field(rollup.of) if rollup.of and child.has_field(rollup.of) else None
+    if value is not None and of is not None and of.computed and of.type in NUMERIC_TYPES:
+        # a formula's value counts as shown and stored everywhere else, rounded to its
+        # field's places: a total the hook keeps by adding each new child's value (already
+        # rounded) then equals one summed from scratch (unrounded, it could differ by cents)
+        value = func.round(value, _places(of))
     if rollup.agg == "count":
         agg: ColumnElement[Any] = func.count() if value is None else func.count(value)
     elif rollup.agg == "sum":

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from engine.runtime.records import Records
 
 BATCH = 5_000
+# How the engine computes rollups; 2: a formula field's values are rounded to its places
+# before they are aggregated.
+REVISION = 2
 # (rollup "entity.field", parent rows done, parent rows in all)
 Progress = Callable[[str, int, int], None]
 
@@ -41,7 +44,13 @@ def stale_rollups(records: Records) -> list[RollupField]:
     with records.engine.connect() as conn:
         known = {(r.entity, r.field): r.signature for r in conn.execute(select(state))}
     return [rf for rf in rollup_fields(records)
-            if known.get((rf.parent.name, rf.name)) != rf.rollup.signature]
+            if known.get((rf.parent.name, rf.name)) != signature(rf)]
+
+
+def signature(rf: RollupField) -> str:
+    """What a rollup's stored values were computed from: its definition, and how the
+    engine computes (a new revision recomputes every rollup at the next migrate)."""
+    return f"r{REVISION} {rf.rollup.signature}"
 
 
 def refresh_rollups(records: Records, progress: Progress | None = None,
@@ -71,7 +80,7 @@ def refresh_rollups(records: Records, progress: Progress | None = None,
             key = (state.c.entity == rf.parent.name, state.c.field == rf.name)
             unit.conn.execute(delete(state).where(*key))
             unit.conn.execute(insert(state).values(entity=rf.parent.name, field=rf.name,
-                                                   signature=rf.rollup.signature,
+                                                   signature=signature(rf),
                                                    computed_at=unit.now))
         done.append((name, total))
     return done
