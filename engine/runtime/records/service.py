@@ -699,7 +699,8 @@ class Records:
         # they cannot, a path is blank, so a filter cannot probe a hidden record's values
         sql = self.sql_fields(actor)
         cols = sql.columns(c.entity, t)
-        where = secure.rows(self, actor, entity, deleted=query.deleted).state  # + branches
+        seen = secure.rows(self, actor, entity, deleted=query.deleted)
+        where = list(seen.state)  # the scope comes as branches (query.py page_statement)
         where += [condition_sql(cols, cond, self.engine.dialect.name)
                   for cond in query.conditions]
         if query.filter is not None:
@@ -709,7 +710,7 @@ class Records:
             except FormulaError as exc:
                 raise BadRequest(msg("invalid filter"),
                                  {"filter": exc.described()}) from None
-        branches = self.policy.read_branches(actor, c.entity, t)
+        branches = seen.branches
 
         def build() -> Select[Any]:
             stmt = self._select(c, only=only, reader=actor)
