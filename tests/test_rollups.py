@@ -385,3 +385,24 @@ def test_a_rollup_of_a_hidden_field_is_hidden_too(env: Env) -> None:
     explained = explain_access(records, SYSTEM, env.admin.actor(), "account", acme)["fields"]
     assert explained["won_amount"]["write"] == "computed"
     assert "rollup" in explained["won_amount"]["reason"]
+
+
+def test_validation_rules_read_rollups(make_env: EnvFactory, config_dir: Path) -> None:
+    """A rule on the parent reads its rollups as stored fields: the deals won on an account
+    may not exceed its credit limit, checked when the account is saved."""
+    path = config_dir / "entities" / "account.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + (
+        "validations:\n"
+        "  - rule: 'OR(ISBLANK(credit_limit), won_amount <= credit_limit)'\n"
+        "    message: {en: Won deals exceed the credit limit, zh: 赢单金额超过信用额度}\n"
+        "    field: credit_limit\n"), encoding="utf-8")
+    env = make_env(config_dir)
+    records = records_service(env.engine, env.model)
+    acme = records.create(SYSTEM, "account", {"name": "Acme", "credit_limit": "100"})
+    deal(records, acme["id"], "150", "won")  # a child's write does not run the parent's rules
+    acme = records.get(SYSTEM, "account", acme["id"])
+    assert acme["won_amount"] == Decimal("150.00")
+    with pytest.raises(Invalid) as caught:
+        records.update(SYSTEM, "account", acme["id"], {"city": "Oslo"}, acme["version"])
+    assert caught.value.fields == {"credit_limit": "Won deals exceed the credit limit"}
+    records.update(SYSTEM, "account", acme["id"], {"credit_limit": "200"}, acme["version"])
