@@ -438,7 +438,8 @@ def run(n: int = CREATES, say: Callable[[str], None] = print) -> Section:
         "config's probability by stage, weighted = amount * probability / 100, won amount) "
         "and `INSERT INTO crm_audit` with the row as JSON; plain sqlite3 with the engine's "
         "PRAGMAs and BEGIN IMMEDIATE on SQLite, one psycopg connection on PostgreSQL. After "
-        "the runs the accounts' three rollups are the same in both databases (checked).",
+        "the runs every account's open_deals and won_amount are the same in both databases "
+        "(checked; open_pipeline below).",
         f"{n:,} creates per side after {WARMUP} untimed, the same seeded rows (bench/data.py) "
         f"on 1,000 accounts, each side into a fresh database of its own (SQLite file in "
         f"bench/, PostgreSQL schema bench_create_<side>) starting with no opportunities; the "
