@@ -53,14 +53,15 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 def checkout() -> str:
     """The commit the benchmarks run (`+ uncommitted changes` when engine/, bench/ or
-    config/ differ from it): figures of a shared checkout say what code they measured."""
+    config/ differ from it, the results aside): figures of a shared checkout say what code
+    they measured."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
                               text=True, check=False).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "engine", "bench",
-                "config")
+                "config", ":(exclude)bench/results.json", ":(exclude)bench/RESULTS.md")
     return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
 
 
