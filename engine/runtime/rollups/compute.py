@@ -7,7 +7,7 @@ what the hook stores is exactly what a from-scratch recomputation finds.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    case,
     func,
     literal,
     select,
@@ -101,9 +102,20 @@ def _counted(records: Records, rf: RollupField) -> tuple[Any, ColumnElement[Any]
                                                          list[ColumnElement[bool]]]:
     """The child table (an alias: the child may be the parent's own entity), the
     aggregate over it, and the conditions every counted child meets."""
+    t = records.schema.table(rf.rollup.child).alias("rollup_child")
+    value, condition, where = _parts(records, rf, t)
+    if condition is not None:
+        where.append(condition)
+    return t, _aggregate_of(rf, value), where
+
+
+def _parts(records: Records, rf: RollupField, t: Any
+           ) -> tuple[ColumnElement[Any] | None, ColumnElement[bool] | None,
+                      list[ColumnElement[bool]]]:
+    """On the child alias `t`: the value aggregated (None: the records are counted),
+    the rollup's own `where`, and the conditions of every counted child (live)."""
     rollup = rf.rollup
     child = records.model.entity(rollup.child)
-    t = records.schema.table(child.name).alias("rollup_child")
     # the engine's rows: every live child record counts, read as the engine reads it
     counted = secure.rows(records, SYSTEM, child.name, table=t)
     value: ColumnElement[Any] | None = (
@@ -114,18 +126,20 @@ def _counted(records: Records, rf: RollupField) -> tuple[Any, ColumnElement[Any]
         # field's places: a total the hook keeps by adding each new child's value (already
         # rounded) then equals one summed from scratch (unrounded, it could differ by cents)
         value = func.round(value, _places(of))
-    if rollup.agg == "count":
-        agg: ColumnElement[Any] = func.count() if value is None else func.count(value)
-    elif rollup.agg == "sum":
-        agg = func.coalesce(func.sum(value), literal(0))
-    elif rollup.agg == "avg":
-        agg = func.round(func.avg(value), _places(rf.field))
-    else:
-        agg = getattr(func, rollup.agg)(value)
-    where = counted.where
-    if rollup.where_compiled is not None:
-        where.append(counted.condition(rollup.where_compiled))
-    return t, agg, where
+    condition = (None if rollup.where_compiled is None
+                 else counted.condition(rollup.where_compiled))
+    return value, condition, counted.where
+
+
+def _aggregate_of(rf: RollupField, value: ColumnElement[Any] | None) -> ColumnElement[Any]:
+    agg = rf.rollup.agg
+    if agg == "count":
+        return func.count() if value is None else func.count(value)
+    if agg == "sum":
+        return func.coalesce(func.sum(value), literal(0))
+    if agg == "avg":
+        return func.round(func.avg(value), _places(rf.field))
+    return getattr(func, agg)(value)  # type: ignore[no-any-return]
 
 
 def aggregate(records: Records, rf: RollupField, parent_id: ColumnElement[Any]
@@ -142,28 +156,39 @@ def aggregate(records: Records, rf: RollupField, parent_id: ColumnElement[Any]
 ADDITIVE = frozenset({"count", "sum", "min", "max"})
 
 
-def additions(records: Records, conn: Connection, rf: RollupField,
-              children: Collection[int]) -> dict[int, Any]:
-    """Parent id → the aggregate of the new `children` alone that count toward it."""
-    # built once per rollup (a rollup never reads the clock or an actor): building it
-    # compiles the where and the formula fields it reads, several times the cost of
+def additions(records: Records, conn: Connection, rfs: Sequence[RollupField],
+              children: Collection[int]) -> dict[int, dict[str, Any]]:
+    """Parent id → {rollup: the aggregate of the new `children` alone that count toward
+    it}, for rollups `rfs` of one parent over one child and link, in one query."""
+    # built once per set of rollups (a rollup never reads the clock or an actor): building
+    # it compiles the wheres and the formula fields they read, several times the cost of
     # running it for one new child
-    stmt = records.statement(("rollup additions", rf.parent.name, rf.name),
-                             lambda: _additions(records, rf))
-    out: dict[int, Any] = {}
+    stmt = records.statement(
+        ("rollup additions", rfs[0].parent.name, tuple(rf.name for rf in rfs)),
+        lambda: _additions(records, rfs))
+    out: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(sorted(children), 1000):
-        out.update({parent: value for parent, value in conn.execute(stmt, {"ids": chunk})})
+        for row in conn.execute(stmt, {"ids": chunk}):
+            out[row[0]] = {rf.name: row[i + 1] for i, rf in enumerate(rfs)}
     return out
 
 
-def _additions(records: Records, rf: RollupField) -> Select[Any]:
-    """The aggregate of `rf` per parent over the children whose ids are `ids` (an
-    expanding parameter)."""
-    t, agg, where = _counted(records, rf)
-    column = records.schema.table(rf.parent.name).c[rf.name]
-    via = t.c[rf.rollup.via]
-    return (select(via, type_coerce(agg, column.type))
-            .where(t.c.id.in_(bindparam("ids", expanding=True)), *where, via.is_not(None))
+def _additions(records: Records, rfs: Sequence[RollupField]) -> Select[Any]:
+    """The aggregates of `rfs` per parent over the children whose ids are `ids` (an
+    expanding parameter): each rollup's `where` folded into its aggregate (CASE), so the
+    children are read once for all of them."""
+    t = records.schema.table(rfs[0].rollup.child).alias("rollup_child")
+    parent = records.schema.table(rfs[0].parent.name)
+    via = t.c[rfs[0].rollup.via]
+    columns: list[ColumnElement[Any]] = []
+    live: list[ColumnElement[bool]] = []
+    for rf in rfs:
+        value, condition, live = _parts(records, rf, t)
+        if condition is not None:
+            value = case((condition, literal(1) if value is None else value))
+        columns.append(type_coerce(_aggregate_of(rf, value), parent.c[rf.name].type))
+    return (select(via, *columns)
+            .where(t.c.id.in_(bindparam("ids", expanding=True)), *live, via.is_not(None))
             .group_by(via))
 
 

@@ -42,22 +42,44 @@ class RollupHook:
     def __init__(self, records: Records) -> None:
         self.records = records
         self.by_child: dict[str, list[RollupField]] = defaultdict(list)
-        for rf in rollup_fields(records):
+        # parent → the columns a rollup change reads of it
+        self.read: dict[str, list[str]] = {}
+        found = rollup_fields(records)
+        for rf in found:
             self.by_child[rf.rollup.child].append(rf)
+        for rf in found:
+            table = records.schema.table(rf.parent.name)
+            names = {"id", *(r.name for r in found if r.parent.name == rf.parent.name)}
+            names |= {n for r in self.by_child.get(rf.parent.name, ()) for n in r.inputs
+                      if n in table.c}
+            self.read[rf.parent.name] = sorted(names)
 
     def __call__(self, unit: UnitOfWork, changes: Sequence[RecordChange]) -> None:
         plans: dict[str, dict[str, _Plan]] = defaultdict(dict)
         for change in changes:
-            for rf in self.by_child.get(change.entity, ()):
+            rfs = self.by_child.get(change.entity)
+            if not rfs:
+                continue
+            if change.action == "create" and change.after is not None:
+                # the common case, a million times in an import: the new child's parent
+                after = change.after
+                for rf in rfs:
+                    parent = after.get(rf.rollup.via)
+                    if parent is None:
+                        continue
+                    plan = plans[rf.parent.name].get(rf.name)
+                    if plan is None:
+                        plan = plans[rf.parent.name][rf.name] = _Plan(rf)
+                    if rf.rollup.agg in ADDITIVE:
+                        plan.added.add(parent)
+                        plan.children.add(change.record_id)
+                    else:
+                        plan.full.add(parent)
+                continue
+            for rf in rfs:
                 ids = self._parents_of(unit, change, rf)
-                if not ids:
-                    continue
-                plan = plans[rf.parent.name].setdefault(rf.name, _Plan(rf))
-                if change.action == "create" and rf.rollup.agg in ADDITIVE:
-                    plan.added |= ids
-                    plan.children.add(change.record_id)
-                else:
-                    plan.full |= ids
+                if ids:
+                    plans[rf.parent.name].setdefault(rf.name, _Plan(rf)).full |= ids
         for parent, fields in plans.items():
             self._recompute(unit, parent, list(fields.values()))
 
@@ -95,10 +117,16 @@ class RollupHook:
         # lock the parents first, in id order: a concurrent write of the same parent waits.
         # FOR NO KEY UPDATE: the child's foreign key already holds FOR KEY SHARE on the
         # parent, which FOR UPDATE would wait for — two writers would deadlock.
-        locked = select(t).where(t.c.id.in_(ids)).order_by(t.c.id)
+        # only what a rollup change must show: its values, and what rollups over this
+        # entity read (a rollup of a rollup finds the grandparent through it)
+        locked = select(*[t.c[n] for n in self.read[parent]]).where(
+            t.c.id.in_(ids)).order_by(t.c.id)
         if records.engine.dialect.name != "sqlite":
             locked = locked.with_for_update(key_share=True)
-        current = {r["id"]: dict(r) for r in unit.conn.execute(locked).mappings()}
+        result = unit.conn.execute(locked)
+        keys = list(result.keys())
+        rows_read = (dict(zip(keys, r, strict=True)) for r in result)
+        current = {r["id"]: r for r in rows_read}
         new: dict[int, dict[str, Any]] = defaultdict(dict)
         full = [p for p in plans if p.full]
         if full:
@@ -107,14 +135,18 @@ class RollupHook:
             for p in full:
                 for pid in p.full & fresh.keys():
                     new[pid][p.rf.name] = fresh[pid][p.rf.name]
+        # the rollups over one child and link read the new children in one query
+        groups: dict[tuple[str, str], list[_Plan]] = defaultdict(list)
         for p in plans:
-            only_added = p.added - p.full
-            if not only_added:
-                continue
-            added = additions(records, unit.conn, p.rf, p.children)
-            for pid in only_added & current.keys():
-                new[pid][p.rf.name] = combine(p.rf.rollup.agg, current[pid][p.rf.name],
-                                              added.get(pid))
+            if p.added - p.full:
+                groups[(p.rf.rollup.child, p.rf.rollup.via)].append(p)
+        for group in groups.values():
+            added = additions(records, unit.conn, [p.rf for p in group],
+                              set().union(*(p.children for p in group)))
+            for p in group:
+                for pid in (p.added - p.full) & current.keys():
+                    new[pid][p.rf.name] = combine(p.rf.rollup.agg, current[pid][p.rf.name],
+                                                  added.get(pid, {}).get(p.rf.name))
         names = [p.rf.name for p in plans]
         rows: list[dict[str, Any]] = []
         for pid, values in sorted(new.items()):
