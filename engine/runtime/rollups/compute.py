@@ -236,6 +236,20 @@ def recompute_range(records: Records, conn: Connection, rf: RollupField, low: in
     return result.rowcount
 
 
+def lock_parents(conn: Connection, table: Table, ids: Iterable[int],
+                 columns: Sequence[str] = ("id",)) -> list[dict[str, Any]]:
+    """Lock the parent rows `ids` in id order and read their `columns`: a concurrent
+    write of the same parent waits, then computes from what this one committed. FOR NO
+    KEY UPDATE (SQLite, whose writers queue anyway, has no row locks: SQLAlchemy leaves
+    the clause out): a child's foreign key already holds FOR KEY SHARE on its parent,
+    which FOR UPDATE would wait for — two writers would deadlock."""
+    locked = (select(*[table.c[n] for n in columns]).where(table.c.id.in_(sorted(ids)))
+              .order_by(table.c.id).with_for_update(key_share=True))
+    result = conn.execute(locked)
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
 def write_values(conn: Connection, table: Table, rows: list[dict[str, Any]],
                  names: Collection[str]) -> None:
     """Store rollup values: rows of {"_id": id, name: value, ...}; nothing else changes

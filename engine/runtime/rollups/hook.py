@@ -26,6 +26,7 @@ from engine.runtime.rollups.compute import (
     RollupField,
     additions,
     combine,
+    lock_parents,
     rollup_fields,
     values_of,
     write_values,
@@ -47,12 +48,12 @@ class RollupHook:
         found = rollup_fields(records)
         for rf in found:
             self.by_child[rf.rollup.child].append(rf)
-        for rf in found:
-            table = records.schema.table(rf.parent.name)
-            names = {"id", *(r.name for r in found if r.parent.name == rf.parent.name)}
-            names |= {n for r in self.by_child.get(rf.parent.name, ()) for n in r.inputs
+        for parent in {rf.parent.name for rf in found}:
+            table = records.schema.table(parent)
+            names = {"id", *(rf.name for rf in found if rf.parent.name == parent)}
+            names |= {n for rf in self.by_child.get(parent, ()) for n in rf.inputs
                       if n in table.c}
-            self.read[rf.parent.name] = sorted(names)
+            self.read[parent] = sorted(names)
 
     def __call__(self, unit: UnitOfWork, changes: Sequence[RecordChange]) -> None:
         plans: dict[str, dict[str, _Plan]] = defaultdict(dict)
@@ -113,20 +114,11 @@ class RollupHook:
         instead of counting every child again)."""
         records = self.records
         t = records.schema.table(parent)
-        ids = sorted(set().union(*(p.full | p.added for p in plans)))
-        # lock the parents first, in id order: a concurrent write of the same parent waits.
-        # FOR NO KEY UPDATE: the child's foreign key already holds FOR KEY SHARE on the
-        # parent, which FOR UPDATE would wait for — two writers would deadlock.
-        # only what a rollup change must show: its values, and what rollups over this
-        # entity read (a rollup of a rollup finds the grandparent through it)
-        locked = select(*[t.c[n] for n in self.read[parent]]).where(
-            t.c.id.in_(ids)).order_by(t.c.id)
-        if records.engine.dialect.name != "sqlite":
-            locked = locked.with_for_update(key_share=True)
-        result = unit.conn.execute(locked)
-        keys = list(result.keys())
-        rows_read = (dict(zip(keys, r, strict=True)) for r in result)
-        current = {r["id"]: r for r in rows_read}
+        # lock the parents first, reading only what a rollup change must show: its
+        # values, and what rollups over this entity read (a rollup of a rollup finds the
+        # grandparent through it)
+        ids = set().union(*(p.full | p.added for p in plans))
+        current = {r["id"]: r for r in lock_parents(unit.conn, t, ids, self.read[parent])}
         new: dict[int, dict[str, Any]] = defaultdict(dict)
         full = [p for p in plans if p.full]
         if full:

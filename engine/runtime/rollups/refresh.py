@@ -20,6 +20,7 @@ from engine.runtime.access import SYSTEM
 from engine.runtime.rollups.compute import (
     RollupField,
     aggregate,
+    lock_parents,
     recompute_range,
     rollup_fields,
     values_of,
@@ -132,10 +133,7 @@ def _repair(records: Records, parent: str, rfs: list[RollupField], ids: set[int]
     """Write the rollups of `ids` afresh, their rows locked as the hook locks them."""
     t = records.schema.table(parent)
     with records.unit(SYSTEM) as unit:
-        locked = select(t.c.id).where(t.c.id.in_(sorted(ids))).order_by(t.c.id)
-        if records.engine.dialect.name != "sqlite":
-            locked = locked.with_for_update(key_share=True)
-        unit.conn.execute(locked).all()
+        lock_parents(unit.conn, t, ids)
         fresh = values_of(records, unit.conn, records.model.entity(parent), rfs, ids)
         write_values(unit.conn, t, [{"_id": i, **v} for i, v in fresh.items()],
                      [rf.name for rf in rfs])
