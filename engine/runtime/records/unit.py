@@ -51,9 +51,6 @@ log = logging.getLogger(__name__)
 
 # How deep hooks may chain changes (a rollup of a rollup is depth 2).
 MAX_DEPTH = 8
-# Actions a record change may have; hooks dispatch on them.
-ACTIONS = ("create", "update", "delete", "restore", "purge", "assign", "team", "rollup",
-           "deactivate")
 
 FieldChange = tuple[str, Any, Any]
 
@@ -62,6 +59,8 @@ FieldChange = tuple[str, Any, Any]
 class RecordChange:
     """What one write did to one record.
 
+    `action`, which hooks dispatch on: create, update, delete, restore, purge, assign,
+    team, rollup (a hook's derived value), deactivate (a user, by a transfer).
     `before`: the record's values before (None when created); `after`: after (None when
     purged); both hold the engine columns and stored fields the path read or wrote.
     `changes`: (field, old, new) of the fields that changed — for a team change the
@@ -84,12 +83,6 @@ class RecordChange:
     def changed(self) -> frozenset[str]:
         """The names of the fields that changed."""
         return frozenset(f for f, _, _ in self.changes)
-
-    def value(self, name: str, *, old: bool = False) -> Any:
-        """The value of `name` after the change (before it, with `old`); None when the
-        record has none (created, or purged) or the path did not read it."""
-        values = self.before if old else self.after
-        return None if values is None else values.get(name)
 
     def described(self) -> str:
         return f"{self.entity} {self.record_id} ({self.action})"
@@ -132,7 +125,7 @@ class UnitOfWork:
         self.actor = actor
         self.now = now
         self.hooks = hooks
-        self.dry_run = dry_run
+        self.dry_run = dry_run  # for hooks: nothing of this unit will stay
         self._audit = audit
         self.changes: list[RecordChange] = []
         self._shown = 0  # changes[:_shown] have been shown to the before-commit hooks
