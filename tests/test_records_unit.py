@@ -28,7 +28,8 @@ READS = {"allowed", "audited_fields", "compile_filter", "compiled", "explain", "
          "reads_clock", "record_context", "row_out", "row_writer", "sql_fields",
          "statement", "sum_terms_of", "team", "reading", "new_record",
          # the pipeline's own steps and doors, called by the write paths
-         "unit", "dry_run", "coerce", "check_links", "check_unique_values", "apply_rules"}
+         "unit", "dry_run", "coerce", "check_links", "check_unique_values", "apply_rules",
+         "complete_new", "engine_values"}
 # Modules that open write transactions of their own: the pipeline, and the services of the
 # engine's own tables (users, sign-ins, drafts, saved views, schema), which hold no records.
 OWN_TRANSACTIONS = {"runtime/records/unit.py", "runtime/users.py", "runtime/sessions.py",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert
@@ -87,13 +86,11 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
     names = [f.name for f in c.written]
     with records.unit(actor, unit) as work:
         conn, now = work.conn, work.now
-        engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
-                         "updated_at": now, "updated_by": actor.user_id,
-                         "owner_id": owner.user_id, "department_id": owner.department_id}
+        engine_values = records.engine_values(actor, owner, now)
         good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors,
                                        lambda target: records.link_filter(actor, target))
         if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
-            good = _bulk_formulas(records, conn, owner, c, good, errors, now)
+            good = _bulk_formulas(records, conn, c, good, errors, engine_values)
         if not good:
             return []
         params = [{**engine_values, **c.empty_rollups,
@@ -115,21 +112,16 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
                         changes=[(k, None, x) for k, x in v.items() if x is not None])
     return ids
 
-def _bulk_formulas(records: Records, conn: Connection, actor: Actor, c: Compiled,
-                   batch: Batch, errors: list[tuple[int, dict[str, str]]],
-                   now: datetime) -> Batch:
+def _bulk_formulas(records: Records, conn: Connection, c: Compiled, batch: Batch,
+                   errors: list[tuple[int, dict[str, str]]],
+                   engine_values: Mapping[str, Any]) -> Batch:
     """Fill formula defaults and drop rows that fail a validation rule."""
     good: list[tuple[int, dict[str, Any]]] = []
     for i, v in batch:
         problems: dict[str, str] = {}
-        full = {f.name: v.get(f.name) for f in c.written} | c.empty_rollups
-        full |= {"created_at": now, "updated_at": now, "owner_id": actor.user_id,
-                 "department_id": actor.department_id}
-        records.apply_rules(conn, c, full, problems, given=v.keys())
+        records.complete_new(conn, c, v, problems, engine_values, given=list(v))
         if problems:
             errors.append((i, problems))
-            continue
-        v.update({f.name: full[f.name] for f in c.written
-                  if f.name in v or full[f.name] is not None})
-        good.append((i, v))
+        else:
+            good.append((i, v))
     return good

@@ -403,18 +403,11 @@ class Records:
             conn, now = u.conn, u.now
             self.check_links(conn, actor, c, values, errors)
             self.check_unique_values(conn, actor, c, values, errors)
-            # what the input leaves blank is blank (coerce already applied the defaults)
-            full = self._first_values(actor, c, now) | {
-                f.name: values.get(f.name) for f in c.written}
-            self.apply_rules(conn, c, full, errors, given=data.keys())
-            if not errors:
-                values.update({f.name: full[f.name] for f in c.written
-                               if f.name in values or full[f.name] is not None})
+            engine_values = self.engine_values(actor, actor, now)
+            full = self.complete_new(conn, c, values, errors, engine_values,
+                                     given=data.keys())
             if errors:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
-            engine_values = {"version": 1, "created_at": now, "created_by": actor.user_id,
-                             "updated_at": now, "updated_by": actor.user_id,
-                             "owner_id": actor.user_id, "department_id": actor.department_id}
             try:
                 new_id = conn.execute(insert(c.table).values(**engine_values,
                                                              **c.empty_rollups,
@@ -563,13 +556,36 @@ class Records:
         input: the fields' defaults (not formula defaults: they read the input), rollups
         empty, and the engine columns a create sets. A form previews a new record with
         these; `create` starts from the same."""
-        return self._first_values(actor, self.compiled(entity), self.clock())
+        c = self.compiled(entity)
+        return self._first_values(c, self.engine_values(actor, actor, self.clock()))
 
-    def _first_values(self, actor: Actor, c: Compiled, now: datetime) -> dict[str, Any]:
+    @staticmethod
+    def engine_values(writer: Actor, owner: Actor, now: datetime) -> dict[str, Any]:
+        """The engine columns of a record `writer` creates for `owner` at `now`."""
+        return {"version": 1, "created_at": now, "created_by": writer.user_id,
+                "updated_at": now, "updated_by": writer.user_id,
+                "owner_id": owner.user_id, "department_id": owner.department_id}
+
+    @staticmethod
+    def _first_values(c: Compiled, engine_values: Mapping[str, Any]) -> dict[str, Any]:
         return {**{f.name: None for f in c.written}, **c.defaults, **c.empty_rollups,
-                "owner_id": actor.user_id, "department_id": actor.department_id,
-                "created_at": now, "updated_at": now, "created_by": actor.user_id,
-                "updated_by": actor.user_id}
+                **engine_values}
+
+    def complete_new(self, conn: Connection, c: Compiled, values: dict[str, Any],
+                     errors: dict[str, str], engine_values: Mapping[str, Any], *,
+                     given: Iterable[str]) -> dict[str, Any]:
+        """The pipeline's defaults-and-rules step for a new record (create and bulk
+        create alike): the formula defaults of the fields not `given` go into `values`,
+        then the rules are checked on the record as it will be saved, problems into
+        `errors`. Returns that whole record (what the input leaves blank is blank:
+        `coerce` already applied the plain defaults)."""
+        full = self._first_values(c, engine_values) | {
+            f.name: values.get(f.name) for f in c.written}
+        self.apply_rules(conn, c, full, errors, given=given)
+        if not errors:
+            values.update({f.name: full[f.name] for f in c.written
+                           if f.name in values or full[f.name] is not None})
+        return full
 
     # -- the write pipeline (records/unit.py) ------------------------------------------
 
