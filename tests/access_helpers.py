@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.org import seed_org
@@ -57,3 +58,19 @@ def add_fields(config_dir: Path, entity: str, *lines: str) -> None:
     text = path.read_text(encoding="utf-8")
     extra = "".join(f"  {line}\n" for line in lines)
     path.write_text(text.replace("\nfields:\n", f"\nfields:\n{extra}", 1), encoding="utf-8")
+
+
+def opportunity_statements(env: Env, run: Callable[[], Any]) -> list[tuple[str, Any]]:
+    """(SQL, parameters) of every statement reading opportunities while `run` runs."""
+    seen: list[tuple[str, Any]] = []
+
+    def hook(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM opportunity" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(env.engine, "before_cursor_execute", hook)
+    try:
+        run()
+    finally:
+        event.remove(env.engine, "before_cursor_execute", hook)
+    return seen

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.records import service
 from engine.runtime.records.query import parse_list_params
-from tests.access_helpers import Person, add_fields, user, write_roles
+from tests.access_helpers import Person, add_fields, opportunity_statements, user, write_roles
 from tests.conftest import Env, EnvFactory
 
 ROLES = """\
@@ -143,34 +143,22 @@ def test_a_list_whose_fields_read_the_clock_follows_it(world: World) -> None:
     assert days() == [NOW.date() + timedelta(days=10)]
 
 
-def _statements(env: Env, run: Callable[[], Any]) -> list[str]:
-    seen: list[str] = []
-
-    def hook(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "FROM opportunity" in statement:
-            seen.append(statement)
-
-    event.listen(env.engine, "before_cursor_execute", hook)
-    try:
-        run()
-    finally:
-        event.remove(env.engine, "before_cursor_execute", hook)
-    return seen
+def _sql(env: Env, run: Callable[[], Any]) -> list[str]:
+    return [statement for statement, _ in opportunity_statements(env, run)]
 
 
 @pytest.mark.parametrize("who", ["admin", "rep"])
 def test_limit_and_offset_are_numbers_in_the_sql(world: World, who: str) -> None:
     env, rep, _other, _record_ids = world
     actor = SYSTEM if who == "admin" else rep
-    rows, *_ = _statements(env, lambda: _ids(env, actor, sort="-amount", page_size="2",
-                                             page="3"))
+    rows, *_ = _sql(env, lambda: _ids(env, actor, sort="-amount", page_size="2", page="3"))
     flat = " ".join(rows.split())
     if who == "admin":
         assert flat.endswith("LIMIT 2 OFFSET 4")
     else:  # each branch's first offset + limit, the page's ids from their union, its rows
         assert len(re.findall(r"LIMIT 6\b", flat)) == 2, flat
         assert "LIMIT 2 OFFSET 4)" in flat and re.search(r"LIMIT 2( OFFSET \?)?$", flat), flat
-    first, *_ = _statements(env, lambda: _ids(env, actor, sort="-amount", page_size="2"))
+    first, *_ = _sql(env, lambda: _ids(env, actor, sort="-amount", page_size="2"))
     # no OFFSET for the first page (SQLAlchemy writes SQLite's as OFFSET 0, a parameter)
     assert re.search(r"LIMIT 2( OFFSET \?)?$", " ".join(first.split())), first
 

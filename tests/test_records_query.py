@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import ColumnElement, Connection, delete, event, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 
 from engine.metadata import load_model
 from engine.metadata.model import Entity
@@ -29,7 +29,7 @@ from engine.runtime.records.query import (
     order_by,
     parse_list_params,
 )
-from tests.access_helpers import Person, departments, user, write_roles
+from tests.access_helpers import Person, departments, opportunity_statements, user, write_roles
 from tests.conftest import Env, EnvFactory
 
 GADGET = """\
@@ -561,21 +561,6 @@ def test_lists_under_every_scope_match_the_plain_filtered_query(
     assert walked == every
 
 
-def _statements(env: Env, run: Callable[[], Any]) -> list[tuple[str, Any]]:
-    seen: list[tuple[str, Any]] = []
-
-    def hook(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM opportunity" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(env.engine, "before_cursor_execute", hook)
-    try:
-        run()
-    finally:
-        event.remove(env.engine, "before_cursor_execute", hook)
-    return seen
-
-
 def test_the_own_records_of_a_list_come_from_the_owner_and_sort_index(
         scoped: tuple[Env, list[Person]]) -> None:
     """`owner = me OR id IN (my teams)` sorted by an indexed field: the owner's branch walks
@@ -584,7 +569,7 @@ def test_the_own_records_of_a_list_come_from_the_owner_and_sort_index(
     env, readers = scoped
     query = parse_list_params(env.model.entity("opportunity"),
                               {"sort": "-amount", "page_size": "5"})
-    (rows, *_) = _statements(env, lambda: env.records.list_records(
+    (rows, *_) = opportunity_statements(env, lambda: env.records.list_records(
         readers[0], "opportunity", query))
     statement, parameters = rows
     with env.engine.connect() as conn:
@@ -636,7 +621,7 @@ def test_the_total_probes_the_own_records_along_the_owner_index(
     records are read in id order from an owner_id index (SQLite's holds the row ids,
     PostgreSQL has one on (owner_id, id)), not all collected and sorted."""
     env, readers = scoped
-    (_rows, probe, *_) = _statements(env, lambda: env.records.list_records(
+    (_rows, probe, *_) = opportunity_statements(env, lambda: env.records.list_records(
         readers[0], "opportunity", ListQuery()))
     statement, parameters = probe
     assert "OFFSET" in statement.upper()
