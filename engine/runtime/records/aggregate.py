@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 
+from engine.fieldtypes import FIELD_TYPES
 from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import NotFound
 from engine.runtime.records import secure
 from engine.runtime.records.query import Condition
-from engine.types import DECIMAL_SHAPES, NUMERIC_TYPES
+from engine.types import NUMERIC_TYPES
 
 if TYPE_CHECKING:
     from engine.runtime.records.service import Records
@@ -59,8 +60,7 @@ def grouped_totals(records: Records, actor: Actor, entity: str, group: str,
 
 
 def _places(records: Records, entity: str, name: str) -> int | None:
-    shape = DECIMAL_SHAPES.get(records.field_of(entity, name).type)
-    return shape[1] if shape else 0
+    return FIELD_TYPES[records.field_of(entity, name).type].scale or 0
 
 
 def _decimal(value: Any, places: int | None) -> Decimal | None:

@@ -25,10 +25,11 @@ from sqlalchemy import (
     update,
 )
 
+from engine.fieldtypes import FIELD_TYPES
 from engine.metadata.model import Entity, Field, Rollup
 from engine.runtime.access import SYSTEM
 from engine.runtime.records import secure
-from engine.types import DECIMAL_SHAPES, NUMERIC_TYPES, FieldType
+from engine.types import NUMERIC_TYPES
 
 if TYPE_CHECKING:
     from engine.runtime.records import Records
@@ -204,7 +205,8 @@ def combine(agg: str, old: Any, added: Any) -> Any:
 
 
 def _places(f: Field) -> int:
-    return 0 if f.type is FieldType.INTEGER else DECIMAL_SHAPES.get(f.type, (0, 4))[1]
+    """Decimal places of a number field (rollups aggregate and give numbers only)."""
+    return FIELD_TYPES[f.type].scale or 0
 
 
 def values_of(records: Records, conn: Connection, parent: Entity,
