@@ -78,3 +78,18 @@ def test_settings_errors_come_with_the_entities_errors(config: Path) -> None:
     assert len(found) == 2
     assert found[0].startswith("config/entities/lead.yaml:3:")
     assert found[1].startswith("config/settings.yaml:1:11: currency: unknown currency code")
+
+
+def test_a_time_zone_is_taken_and_utc_is_the_default(config: Path) -> None:
+    assert load_model(config).settings.time_zone == "UTC"
+    (config / "settings.yaml").write_text("time_zone: Asia/Shanghai\n", encoding="utf-8")
+    settings = load_model(config).settings
+    assert settings.time_zone == "Asia/Shanghai" and settings.zone.key == "Asia/Shanghai"
+
+
+def test_an_unknown_time_zone_is_refused_with_a_hint(config: Path) -> None:
+    (config / "settings.yaml").write_text("currency: CNY\ntime_zone: Asia/Shangai\n",
+                                          encoding="utf-8")
+    assert errors(config) == [
+        "config/settings.yaml:2:12: time_zone: unknown time zone 'Asia/Shangai'; an IANA name "
+        "such as Asia/Shanghai or UTC (did you mean 'Asia/Shanghai'?)"]

@@ -4,10 +4,11 @@
 currency: CNY
 query_time_limit: 10      # seconds each query of a request may run
 requests_per_user: 8      # requests one user may have running at once
+time_zone: Asia/Shanghai  # where days begin and end (calendar); IANA name, default UTC
 ```
 
->>> SiteSettings().currency, SiteSettings().query_time_limit
-('CNY', 10.0)
+>>> SiteSettings().currency, SiteSettings().query_time_limit, SiteSettings().time_zone
+('CNY', 10.0, 'UTC')
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from babel.core import get_global
 from babel.numbers import get_territory_currencies, list_currencies
@@ -25,6 +27,7 @@ from engine.metadata.yamlio import YamlDoc
 DEFAULT_CURRENCY = "CNY"
 DEFAULT_QUERY_TIME_LIMIT = 10.0
 DEFAULT_REQUESTS_PER_USER = 8
+DEFAULT_TIME_ZONE = "UTC"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class SiteSettings:
     """Seconds each query of a web request may run; a query past it is stopped (503)."""
     requests_per_user: int = DEFAULT_REQUESTS_PER_USER
     """Requests one signed-in user may have running at once; more answer 429."""
+    time_zone: str = DEFAULT_TIME_ZONE
+    """The IANA time zone of the organisation: where its days begin and end (the calendar's
+    days and hours)."""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
 
 @cache
@@ -52,11 +62,25 @@ def currencies_in_use() -> frozenset[str]:
                      for code in get_territory_currencies(territory, today, tender=True))
 
 
+@cache
+def known_time_zones() -> frozenset[str]:
+    """The IANA time zone names this machine's time zone database knows."""
+    return frozenset(available_timezones())
+
+
 def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
-    """The settings of a schema-valid settings.yaml; an unknown currency is an error."""
+    """The settings of a schema-valid settings.yaml; an unknown currency or time zone is an
+    error."""
+    time_zone = str(doc.data.get("time_zone", DEFAULT_TIME_ZONE))
+    if time_zone not in known_time_zones():
+        hint = did_you_mean(time_zone, known_time_zones())
+        errors.append(doc.error(["time_zone"], f"time_zone: unknown time zone {time_zone!r}; "
+                                f"an IANA name such as Asia/Shanghai or UTC{hint}"))
+        time_zone = DEFAULT_TIME_ZONE
     limits = SiteSettings(
         query_time_limit=float(doc.data.get("query_time_limit", DEFAULT_QUERY_TIME_LIMIT)),
-        requests_per_user=int(doc.data.get("requests_per_user", DEFAULT_REQUESTS_PER_USER)))
+        requests_per_user=int(doc.data.get("requests_per_user", DEFAULT_REQUESTS_PER_USER)),
+        time_zone=time_zone)
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())
