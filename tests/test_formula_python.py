@@ -56,7 +56,8 @@ STRICT_ARGS: dict[str, list[str]] = {
     "FIND": ['"b"', '"abc"', "1"], "DATE": ["2024", "2", "29"],
     "DATEVALUE": ["NOW()"], "YEAR": ["TODAY()"], "MONTH": ["TODAY()"], "DAY": ["TODAY()"],
     "WEEKDAY": ["TODAY()"], "ADDMONTHS": ["TODAY()", "1"], "ADDDAYS": ["TODAY()", "1"],
-    "DAYS": ["TODAY()", "TODAY()"], "HOURS_SINCE": ["NOW()"], "INCLUDES": ["tags", '"a"'],
+    "DAYS": ["TODAY()", "TODAY()"], "HOURS_SINCE": ["NOW()"],
+    "MINUTES": ["NOW()", "NOW()"], "INCLUDES": ["tags", '"a"'],
 }
 HANDLE_BLANK = {"IF", "CASE", "AND", "OR", "ISBLANK", "BLANKVALUE", "BLANK", "TODAY", "NOW",
                 "ISNEW", "ISCHANGED", "PRIORVALUE"}
@@ -302,6 +303,20 @@ def test_today_and_now_come_from_the_injected_clock() -> None:
 ])
 def test_hours_since_counts_whole_hours_of_whole_seconds(created: datetime, hours: int) -> None:
     assert ev("HOURS_SINCE(created)", created=created) == hours
+
+
+@pytest.mark.parametrize(("created", "minutes"), [
+    (datetime(2024, 2, 29, 13, 44, 30, tzinfo=UTC), 1),
+    (datetime(2024, 2, 29, 13, 44, 30, 999999, tzinfo=UTC), 1),  # fractions of a second drop
+    (datetime(2024, 2, 29, 13, 44, 31, tzinfo=UTC), 0),
+    (datetime(2024, 2, 28, 13, 45, 30, tzinfo=UTC), 1440),
+    (datetime(2024, 2, 29, 13, 45, 31, tzinfo=UTC), -1),  # rounded down, not toward zero
+    (datetime(2024, 2, 29, 13, 46, 30, tzinfo=UTC), -1),
+    (datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC), 28486905),
+])
+def test_minutes_counts_whole_minutes_of_whole_seconds(created: datetime, minutes: int) -> None:
+    assert ev("MINUTES(NOW(), created)", created=created) == minutes
+    assert ev("MINUTES(created, BLANK())", created=created) is None
 
 
 # ---- references, multichoice, the record being saved -----------------------------------

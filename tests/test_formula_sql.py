@@ -271,7 +271,9 @@ ADDMONTHS(close, 1) | ADDMONTHS(close, -13) | ADDMONTHS(close, qty) | ADDMONTHS(
 ADDMONTHS(close, 1000000000000) | ADDDAYS(close, 10) | ADDDAYS(created, 1.5) | created + 0.1
 created - 1 | created + amount | created + 1000000000000 | close + qty | close + amount
 close - 100000000000 | close - DATE(2024, 1, 1) | DAYS(close, TODAY()) | HOURS_SINCE(created)
-HOURS_SINCE(NOW() + 0.01) | INCLUDES(tags, "a") | INCLUDES(tags, "é") | INCLUDES(labels, "a")
+HOURS_SINCE(NOW() + 0.01) | MINUTES(NOW(), created) | MINUTES(created, NOW() + 0.01)
+MINUTES(created, created - 1.0001) | MINUTES(created, BLANK()) | INCLUDES(tags, "a")
+INCLUDES(tags, "é") | INCLUDES(labels, "a")
 INCLUDES(tags, title) | ISBLANK(tags) | ISBLANK(labels) | ISBLANK(title) | ISBLANK(amount)
 ISBLANK(account) | ISBLANK(account.owner.name) | BLANKVALUE(title, "none")
 BLANKVALUE(amount, 0) | BLANKVALUE(close, TODAY()) | IF(amount > 50, "big", "small")
@@ -384,7 +386,10 @@ class Corpus:
             built = draw(st.sampled_from([Num(f"DAYS({a}, {b})", 7, 0),
                                           Num(f"({a} - {b})", 7, 0)]))
         elif kind == 14:
-            built = Num(f"HOURS_SINCE({draw(self.datetime(depth - 1))})", 8, 0)
+            built = draw(st.sampled_from([
+                Num(f"HOURS_SINCE({draw(self.datetime(depth - 1))})", 8, 0),
+                Num(f"MINUTES({draw(self.datetime(depth - 1))}, {draw(self.datetime(depth - 1))})",
+                    10, 0)]))
         else:
             a, b = n(), n()
             cond, text = draw(self.boolean(depth - 1)), draw(self.text(depth - 1))

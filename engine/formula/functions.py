@@ -217,6 +217,7 @@ _SPECS = [
     FunctionSpec("ADDDAYS", "date, days", 2, 2, _same_as_first(N)),
     FunctionSpec("DAYS", "later, earlier", 2, 2, _days),
     FunctionSpec("HOURS_SINCE", "datetime", 1, 1, _fixed(N, DT)),
+    FunctionSpec("MINUTES", "later, earlier", 2, 2, _fixed(N, DT, DT)),
     # multichoice
     FunctionSpec("INCLUDES", "multichoice, option", 2, 2, _fixed(B, M, T)),
     # the record being saved (validation rules and flows)

@@ -41,6 +41,7 @@ from engine.formula.pyvalues import (
     left,
     make_date,
     mid,
+    minutes_between,
     modulo,
     number_text,
     number_value,
@@ -534,6 +535,7 @@ _BUILDERS: dict[str, Builder] = {
     "WEEKDAY": _part(lambda d: d.isoweekday() % 7 + 1),
     "ADDMONTHS": _add_months, "ADDDAYS": _add_days_fn,
     "DAYS": lambda node, fns: _days_between(fns), "HOURS_SINCE": _hours,
+    "MINUTES": _simple(minutes_between),
     "INCLUDES": _simple(includes),
     "ISNEW": lambda node, fns: lambda ctx, direct: bool(ctx.is_new),
 }

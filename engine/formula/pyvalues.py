@@ -259,6 +259,13 @@ def hours_since(clock: Clock, x: datetime) -> Decimal:
     return Decimal(seconds // 3600)
 
 
+def minutes_between(later: datetime, earlier: datetime) -> Decimal:
+    """MINUTES: the whole minutes from `earlier` to `later`, of whole seconds, rounded down."""
+    seconds = (later.replace(microsecond=0) - earlier.replace(microsecond=0)) \
+        // timedelta(seconds=1)
+    return Decimal(seconds // 60)
+
+
 # ---- logic -----------------------------------------------------------------------------
 
 

@@ -250,7 +250,7 @@ class SqlCompiler:
 
 
 _WHOLE = frozenset({"CEILING", "FLOOR", "LEN", "FIND", "YEAR", "MONTH", "DAY", "WEEKDAY",
-                    "DAYS", "HOURS_SINCE"})
+                    "DAYS", "HOURS_SINCE", "MINUTES"})
 
 
 def _add(a: int | None, b: int | None) -> int | None:

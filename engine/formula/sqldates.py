@@ -29,6 +29,7 @@ from engine.formula.ast import TCall
 from engine.formula.pycompile import MAX_OFFSET_SECONDS
 from engine.formula.sqlterms import (
     Expr,
+    any_null,
     cmp,
     integer,
     joined,
@@ -172,6 +173,20 @@ def _hours_since(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     return func.floor(over(extract("epoch", elapsed), k(3600)))
 
 
+def _minutes(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
+    later, earlier = a
+    if c.sqlite:
+        seconds = minus(integer(func.strftime(k("%s"), whole_seconds(later))),
+                        integer(func.strftime(k("%s"), whole_seconds(earlier))))
+        # SQLite's integer division truncates toward zero; MINUTES rounds down.
+        return case((any_null(later, earlier), c.value(FType.NUMBER, None)),
+                    (seconds >= k(0), over(seconds, k(60))),
+                    else_=-over(plus(-seconds, k(59)), k(60)))
+    elapsed = minus(func.date_trunc(k("second"), func.timezone(k("UTC"), later)),
+                    func.date_trunc(k("second"), func.timezone(k("UTC"), earlier)))
+    return func.floor(over(extract("epoch", elapsed), k(60)))
+
+
 def _today(c: SqlCompiler, node: TCall, a: list[Expr]) -> Expr:
     return c.value(FType.DATE, c.clock.today())
 
@@ -200,5 +215,5 @@ DATE_BUILDERS: dict[str, Builder] = {
     "TODAY": _today, "NOW": _now, "DATE": _date, "DATEVALUE": _datevalue,
     "YEAR": _part("%Y", "year"), "MONTH": _part("%m", "month"), "DAY": _part("%d", "day"),
     "WEEKDAY": _part("%w", "dow", offset=1), "ADDMONTHS": _addmonths, "ADDDAYS": _adddays,
-    "DAYS": _days, "HOURS_SINCE": _hours_since, "INCLUDES": _includes,
+    "DAYS": _days, "HOURS_SINCE": _hours_since, "MINUTES": _minutes, "INCLUDES": _includes,
 }
