@@ -37,6 +37,7 @@ def test_every_form_key_is_documented() -> None:
     keys = set(form["properties"]) | set(form["$defs"]["section"]["properties"])
     keys |= set(form["$defs"]["section"]["properties"]["fields"]["items"]["else"]["properties"])
     keys |= set(form["$defs"]["related"]["properties"])
+    keys |= set(form["$defs"]["lines"]["properties"])
     assert keys - _documented("configuration.md") == set()
 
 

@@ -40,6 +40,7 @@ from engine.messages import msg
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.formula_checks import scope_of
 from engine.metadata.labels import Label
+from engine.metadata.lines import line_grid
 from engine.metadata.model import Entity, Field, Form, FormField, RelatedList, Section
 from engine.metadata.yamlio import PathPart, YamlDoc
 from engine.types import FieldType
@@ -93,9 +94,11 @@ def build_form(doc: YamlDoc, entities: list[Entity], errors: list[ConfigError]) 
     if "related" in data:
         related = tuple(r for r in (_related(doc, entity, by_name, i, spec, errors)
                                     for i, spec in enumerate(data["related"])) if r)
+    lines = line_grid(doc, entity, by_name, data["lines"], errors) if "lines" in data \
+        else None
     if len(errors) > before:
         return None
-    return Form(entity.name, columns, sections, related, doc.file, picker)
+    return Form(entity.name, columns, sections, related, doc.file, picker, lines)
 
 
 def default_form(entity: Entity, entities: list[Entity]) -> Form:

@@ -216,6 +216,22 @@ class RelatedList:
 
 
 @dataclass(frozen=True)
+class LineGrid:
+    """Line items edited inside the parent's form as a grid (`lines:` of a form): `entity`
+    records whose required reference `via` points to the parent, shown in `columns`, kept in
+    the order of the integer field `order` (when given), saved with the parent in one unit
+    of work (engine/runtime/records/lines.py)."""
+
+    entity: str
+    via: str
+    label: Label
+    columns: tuple[str, ...]
+    order: str | None = None
+    min_rows: int = 0
+    max_rows: int | None = None
+
+
+@dataclass(frozen=True)
 class Form:
     """How an entity is laid out: list columns, form sections and related lists
     (config/forms/<entity>.yaml, or defaults built from the entity)."""
@@ -227,6 +243,8 @@ class Form:
     source: str | None = None
     picker: tuple[str, ...] = ()
     """Fields shown beside a record's title in the pickers that choose it (its context)."""
+    lines: LineGrid | None = None
+    """The line-item grid of the form, if it has one."""
 
     @property
     def fields(self) -> tuple[FormField, ...]:
