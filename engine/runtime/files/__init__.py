@@ -1,0 +1,1 @@
+"""Files: the blob store, sniffing what a file is, and attachments on records."""
