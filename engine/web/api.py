@@ -27,6 +27,7 @@ from engine.runtime.errors import (
 )
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
+from engine.runtime.records.lines import LINES_KEY, line_edits_of, read_lines, save_with_lines
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
@@ -156,6 +157,12 @@ class Api:
         compiled = self.records.compiled(entity)
         if request.method == "POST":
             data = await self._body(request)
+            if LINES_KEY in data and self._has_lines(entity):
+                edits = line_edits_of(data.pop(LINES_KEY))
+                saved = await self._run(save_with_lines, self.records, actor, entity, None,
+                                        data, None, edits)
+                return JSONResponse(_with_lines(saved), status_code=201,
+                                    headers={"Location": f"/api/{entity}/{saved['id']}"})
             record = await self._run(self.records.create, actor, entity, data)
             return JSONResponse(_out(record), status_code=201,
                                 headers={"Location": f"/api/{entity}/{record['id']}"})
@@ -182,6 +189,9 @@ class Api:
             deleted = _flag(params, "deleted")
             record = await self._run(partial(self.records.get, deleted=deleted),
                                      actor, entity, record_id)
+            if self._include_lines(entity, params):
+                lines = await self._run(read_lines, self.records, actor, entity, record_id)
+                return JSONResponse(_with_lines({**record, LINES_KEY: lines}))
             return JSONResponse(_out(record))
         if request.method == "PATCH":
             data = await self._body(request)
@@ -189,6 +199,11 @@ class Api:
             if isinstance(version, bool) or not isinstance(version, int):
                 raise Invalid(msg("a PATCH carries the record's version"),
                               {"version": msg("required: the version you read (a whole number)")})
+            if LINES_KEY in data and self._has_lines(entity):
+                edits = line_edits_of(data.pop(LINES_KEY))
+                saved = await self._run(save_with_lines, self.records, actor, entity,
+                                        record_id, data, version, edits)
+                return JSONResponse(_with_lines(saved))
             record = await self._run(self.records.update, actor, entity, record_id, data, version)
             return JSONResponse(_out(record))
         raw_version = _single_params(request).get("version", "")
@@ -198,6 +213,19 @@ class Api:
                              {"version": msg("not a number")})
         await self._run(self.records.delete, actor, entity, record_id, version)
         return Response(status_code=204)
+
+    def _has_lines(self, entity: str) -> bool:
+        """Whether `entity`'s form has a line-item grid (engine/runtime/records/lines.py)."""
+        return self.records.model.form(entity).lines is not None
+
+    def _include_lines(self, entity: str, params: dict[str, str]) -> bool:
+        include = params.get("include")
+        if include is None:
+            return False
+        if include != LINES_KEY or not self._has_lines(entity):
+            raise BadRequest(msg("include takes lines, for an entity with line items"),
+                             {"include": msg("unknown include '%(value)s'", value=include[:40])})
+        return True
 
     async def history(self, request: Request) -> Response:
         actor = await self._actor(request)
@@ -350,6 +378,12 @@ class Api:
                                 actor, source, target)
         return JSONResponse({"moved": moved, "total": sum(moved.values()),
                              "deactivated": deactivate})
+
+
+def _with_lines(record: dict[str, Any]) -> dict[str, Any]:
+    """A record saved or read with its lines, as JSON."""
+    return {**_out({k: v for k, v in record.items() if k != LINES_KEY}),
+            LINES_KEY: [_out(line) for line in record[LINES_KEY]]}
 
 
 def _single_params(request: Request) -> dict[str, str]:

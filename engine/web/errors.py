@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from engine.messages import Gettext, Message, localize, msg, parts, structured
 from engine.runtime.errors import RecordError
+from engine.runtime.records.lines import line_problems
 from engine.web.i18n import negotiate, translations
 
 log = logging.getLogger("engine.web")
@@ -32,9 +33,11 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
 
 def error_response(status: int, message: str, fields: Mapping[str, str] | None = None,
                    code: str | None = None, headers: dict[str, str] | None = None,
-                   language: str = "en") -> JSONResponse:
+                   language: str = "en",
+                   lines: Mapping[int, Mapping[str, str]] | None = None) -> JSONResponse:
     """The error answer: `message` and `fields` (Message values, or plain text) rendered in
-    `language`, with their ids and parameters beside them."""
+    `language`, with their ids and parameters beside them; `lines`: a save with line items,
+    the problems of each line by its row (engine/runtime/records/lines.py), the same way."""
     gettext = translations()[language].gettext
     fields = fields or {}
     body = {"error": {
@@ -45,6 +48,13 @@ def error_response(status: int, message: str, fields: Mapping[str, str] | None =
         "field_messages": {k: field_messages(v, gettext, language)
                            for k, v in fields.items()},
     }}
+    if lines:
+        body["error"]["lines"] = {str(row): {k: localize(v, gettext, language)
+                                             for k, v in problems.items()}
+                                  for row, problems in sorted(lines.items())}
+        body["error"]["line_messages"] = {
+            str(row): {k: field_messages(v, gettext, language) for k, v in problems.items()}
+            for row, problems in sorted(lines.items())}
     headers = {**(headers or {}), "Content-Language": language}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -64,7 +74,7 @@ async def on_record_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RecordError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return error_response(exc.status, exc.message, exc.fields, exc.code, headers,
-                          api_language(request))
+                          api_language(request), line_problems(exc))
 
 
 def http_message(request: Request, exc: HTTPException) -> Message:

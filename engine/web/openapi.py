@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.fieldtypes import FIELD_TYPES, OPERATORS
+from engine.metadata.lines import MAX_LINES
 from engine.metadata.model import Entity, Field, Model
 from engine.metadata.roles import ACTIONS, Scope
 from engine.runtime.access.actor import Actor
@@ -106,6 +107,39 @@ def _entity_schemas(e: Entity, use: EntityUse) -> dict[str, Any]:
             "next_cursor": {"type": ["string", "null"]}},
             "required": ["items", "total", "total_exact", "page", "page_size", "next_cursor"]},
     }
+
+
+def _add_lines(child: Entity, use: EntityUse, e: Entity, schemas: dict[str, Any],
+               paths: dict[str, Any]) -> None:
+    """An entity with a line-item grid (config/forms `lines:`): its create and patch take
+    `lines`, line edits saved with it in one unit of work; a read can include them."""
+    n, c = _cap(e.name), _cap(child.name)
+    values = _entity_schemas(child, use)[f"{c}Create"]["properties"]
+    schemas[f"{n}LineEdit"] = {
+        "type": "object", "additionalProperties": False,
+        "description": "a new line ({values}), a change of line id read at version "
+                       "({id, version, values}) or its removal ({id, delete: true}); the "
+                       "lines that stay keep the order given",
+        "properties": {"id": {"type": "integer", "minimum": 1},
+                       "version": {"type": "integer", "minimum": 1},
+                       "delete": {"type": "boolean"},
+                       "values": {"type": "object", "additionalProperties": False,
+                                  "properties": values}}}
+    edits = {"type": "array", "maxItems": MAX_LINES,
+             "items": {"$ref": f"#/components/schemas/{n}LineEdit"},
+             "description": f"{child.plural.get()} saved with the record, all or nothing; "
+                            "the problems of each line come back in the error's `lines`, "
+                            "by row"}
+    for name in (f"{n}Create", f"{n}Patch"):
+        schemas[name]["properties"]["lines"] = edits
+    schemas[n]["properties"]["lines"] = {
+        "type": "array", "readOnly": True, "items": {"$ref": f"#/components/schemas/{c}"},
+        "description": "the record's lines, after a save with lines or with ?include=lines"}
+    one = paths.get(f"/api/{e.name}/{{record_id}}", {})
+    if "get" in one:
+        one["get"]["parameters"].append(
+            {"name": "include", "in": "query", "schema": {"type": "string", "enum": ["lines"]},
+             "description": f"lines: the record's {child.plural.get()} too"})
 
 
 def _cap(name: str) -> str:
@@ -366,7 +400,11 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "fields"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"},
-                "fields": {"type": "object", "additionalProperties": {"type": "string"}}}}}},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "lines": {"type": "object", "description": "a save with line items: each "
+                          "line's problems by its row (from 0) and field",
+                          "additionalProperties": {"type": "object", "additionalProperties":
+                                                   {"type": "string"}}}}}}},
         "History": {"type": "object", "properties": {
             "total": {"type": "integer"},
             "items": {"type": "array", "items": {"type": "object", "properties": {
@@ -406,6 +444,11 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
             continue
         schemas.update(_entity_schemas(e, use))
         paths.update(_entity_paths(e, use))
+        child = model.form(e.name).lines
+        child_use = None if child is None else (
+            EVERYTHING if caller is None else caller.get(child.entity))
+        if child is not None and child_use is not None:
+            _add_lines(model.entity(child.entity), child_use, e, schemas, paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "MetaCRM API", "version": model.config_hash[:12],

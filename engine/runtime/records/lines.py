@@ -293,8 +293,8 @@ _EDIT_KEYS = frozenset({"id", "version", "values", "delete"})
 
 def _edit_of(item: Any, row: int, problems: LineProblems) -> LineEdit | None:
     if not isinstance(item, dict):
-        problems[row] = {"_line": msg("must be an object: {\"values\": {…}}, with \"id\" and "
-                                      "\"version\" for a line that exists")}
+        problems[row] = {"_line": msg("must be an object with the line's values, and its id "
+                                      "and version for a line that exists")}
         return None
     found: dict[str, str] = {k: msg("unknown key") for k in item if k not in _EDIT_KEYS}
     ids = {}
