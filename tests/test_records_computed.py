@@ -19,6 +19,7 @@ from engine.metadata import load_model
 from engine.runtime.errors import BadRequest, Invalid
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.schema import apply_plan, plan_schema
+from tests.access_helpers import add_fields
 from tests.conftest import Env, EnvFactory
 
 DEAL = """entity: deal
@@ -90,6 +91,30 @@ def test_lost_needs_a_reason(env: Env) -> None:
     done = env.records.update(env.admin.actor(), "opportunity", row["id"],
                               {"stage": "lost", "lost_reason": "price"}, 1)
     assert (done["stage"], done["probability"]) == ("lost", Decimal("0.0000"))
+
+
+def test_a_required_field_is_filled_by_its_formula_default_first(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    add_fields(config_dir, "opportunity",
+               "checked_on: {type: date, required: true, default: '=TODAY()'}",
+               "size: {type: text, required: true, "
+               "default: '=IF(amount > 100, \"big\", BLANK())'}")
+    env = make_env(config_dir)
+    env.records.clock = lambda: NOW
+    big = opp(env, name="a", amount="500")
+    assert (big["checked_on"], big["size"]) == (date(2024, 2, 29), "big")
+    # a default that gives nothing leaves the field blank: required says so
+    with pytest.raises(Invalid) as info:
+        opp(env, name="b", amount="5")
+    assert info.value.fields == {"size": "is required"}
+    with pytest.raises(Invalid) as info:  # given blank, the default does not run
+        opp(env, name="c", amount="500", checked_on="")
+    assert info.value.fields == {"checked_on": "is required"}
+    account = env.records.create(env.admin.actor(), "account", {"name": "Bulk"})
+    result = env.records.bulk_create(env.admin.actor(), "opportunity", [
+        {"name": "d", "account": account["id"], "amount": "500"},
+        {"name": "e", "account": account["id"], "amount": "5"}])
+    assert (result.created, result.errors) == (1, [(1, {"size": "is required"})])
 
 
 def test_sort_and_filter_on_computed_fields(env: Env) -> None:

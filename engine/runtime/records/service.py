@@ -270,6 +270,9 @@ class Records:
                 except ValueProblem as exc:
                     errors[f.name] = msg("its default formula gives %(value)s, which %(problem)s",
                                          value=repr(to_json(result)), problem=exc.message)
+                    continue
+                if f.required and is_blank(values[f.name]):
+                    errors[f.name] = msg("is required")
         ctx = self.record_context(conn, c, values, prior=prior, is_new=creating)
         for key, message in failing_rules(c.entity, ctx, skip=set(errors)).items():
             errors[key] = joined([errors[key], message]) if key in errors else message
@@ -345,10 +348,11 @@ class Records:
                     values[name] = default
         for f in entity.fields:
             if f.required and f.name not in errors and (
-                (creating and is_blank(values.get(f.name)))
+                (creating and is_blank(values.get(f.name))
+                 and (f.default_formula is None or f.name in data))
                 or (not creating and f.name in values and is_blank(values[f.name]))
             ):
-                errors[f.name] = msg("is required")
+                errors[f.name] = msg("is required")  # a formula default is checked once run
         return values
 
     def check_links(self, conn: Connection, actor: Actor, c: Compiled,
