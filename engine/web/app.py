@@ -34,6 +34,7 @@ from engine.web.i18n import N_
 from engine.web.limits import RequestLimits
 from engine.web.pages.admin import AccessAdmin
 from engine.web.pages.board import Board
+from engine.web.pages.calendar import Calendar
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
 from engine.web.pages.records import RecordPages
@@ -120,6 +121,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *Search(model, records, ui).routes(),
         *Trash(model, records, ui).routes(), *Lists(model, records, ui).routes(),
         *Board(model, records, ui).routes(), *Tree(model, records, ui).routes(),
+        *Calendar(model, records, ui).routes(),
         *AccessAdmin(model, records, users, ui).routes(),
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
         *auth.routes(),

@@ -136,6 +136,13 @@ class ListView:
         return self.url(**{k: None for k in self.params if k not in ("sort", "page_size")})
 
     @property
+    def view_query(self) -> str:
+        """`?…` with this list's filters, for its other views (the calendar): without the
+        sort and the paging, which they have not; "" for none."""
+        query = state_query(self.params, drop=("page", "page_size", "sort"))
+        return f"?{query}" if query else ""
+
+    @property
     def query(self) -> str:
         """The state to save as a view (without the page number)."""
         return state_query(self.params, drop=("page",))
@@ -247,20 +254,7 @@ class Lists(PageFamily):
         return view
 
     def query_of(self, actor: Actor, entity: Entity, state: ListState) -> ListQuery:
-        """The records query of a list state: "my records" and the formula added."""
-        query = state.query
-        if state.mine:
-            query = replace(query, conditions=(
-                *query.conditions, Condition("owner_id", "eq", actor.user_id)))
-        parts = [f'INCLUDES({name}, "{option}")' for name, option in state.has]
-        if state.formula:
-            # Checked alone first, so an error's line:col points into what was typed.
-            self.records.compile_filter(entity.name, state.formula, actor)
-            parts.append(f"(\n{state.formula}\n)")
-        if parts:
-            query = replace(query, filter=self.records.compile_filter(
-                entity.name, " AND ".join(parts), actor))
-        return query
+        return list_query(self.records, actor, entity, state)
 
     # -- saved views ---------------------------------------------------------------------
 
@@ -292,6 +286,25 @@ class Lists(PageFamily):
         view_id = int(request.path_params["view_id"])
         await run_in_threadpool(self.views.delete, viewer.user.id, entity.name, view_id)
         return RedirectResponse(f"/e/{entity.name}?notice=view-deleted", status_code=303)
+
+
+def list_query(records: Records, actor: Actor, entity: Entity,
+               state: ListState) -> ListQuery:
+    """The records query of a list state: "my records" and the formula added (the list,
+    and the calendar narrowed by the same filters: engine/web/pages/calendar.py)."""
+    query = state.query
+    if state.mine:
+        query = replace(query, conditions=(
+            *query.conditions, Condition("owner_id", "eq", actor.user_id)))
+    parts = [f'INCLUDES({name}, "{option}")' for name, option in state.has]
+    if state.formula:
+        # Checked alone first, so an error's line:col points into what was typed.
+        records.compile_filter(entity.name, state.formula, actor)
+        parts.append(f"(\n{state.formula}\n)")
+    if parts:
+        query = replace(query, filter=records.compile_filter(
+            entity.name, " AND ".join(parts), actor))
+    return query
 
 
 def _problems(exc: RecordError, gettext: Any) -> list[tuple[str, str]]:
