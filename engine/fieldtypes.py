@@ -41,6 +41,7 @@ class FieldType(StrEnum):
     MONEY = "money"
     PERCENT = "percent"
     BOOLEAN = "boolean"
+    FILE = "file"
     DATE = "date"
     DATETIME = "datetime"
     CHOICE = "choice"
@@ -249,6 +250,13 @@ FIELD_TYPES: Mapping[FieldType, TypeSpec] = {spec.type: spec for spec in (
     _number(FieldType.PERCENT, (9, 4)),
     TypeSpec(FieldType.BOOLEAN, "boolean", frozenset(), "boolean", json_plain, _EQUALITY_OPS,
              _fixed_schema({"type": "boolean"}), unique=False),
+    # An attachment of the record (engine/runtime/files/attachments.py), by its id: set by
+    # uploading a file for the field; lists ask only whether it is blank.
+    TypeSpec(FieldType.FILE, "file", frozenset(), "reference", json_plain, ("blank",),
+             _fixed_schema({"type": "integer", "minimum": 1,
+                            "description": "id of an attachment of the record "
+                                           "(GET .../attachments/{id} downloads it)"}),
+             sortable=False, unique=False, computable=False),
     TypeSpec(FieldType.DATE, "date", frozenset({"calendar"}), "date", json_date, _ORDERED_OPS,
              _fixed_schema({"type": "string", "format": "date"})),
     TypeSpec(FieldType.DATETIME, "datetime", frozenset({"calendar"}), "datetime",

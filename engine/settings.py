@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.runtime.db import DEFAULT_URL
+from engine.runtime.files.store import DEFAULT_FILES_DIR
 
 DEFAULT_SECRET_FILE = "data/secret_key"
 MIN_SECRET = 32
@@ -48,6 +49,8 @@ class WebSettings:
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of reverse proxies whose X-Forwarded-For is believed; none by default, so
     the client address is the connection's peer."""
+    files_dir: str = DEFAULT_FILES_DIR
+    """Where attachments' contents are stored (CRM_FILES_DIR); every worker must share it."""
 
     @classmethod
     def ephemeral(cls, **overrides: object) -> WebSettings:
@@ -74,6 +77,7 @@ class WebSettings:
             login_max_failures=_whole(e, "CRM_LOGIN_MAX_FAILURES", 5),
             login_window_minutes=_whole(e, "CRM_LOGIN_WINDOW_MINUTES", 15),
             trusted_proxies=trusted_proxies(e),
+            files_dir=e.get("CRM_FILES_DIR", "").strip() or DEFAULT_FILES_DIR,
         )
 
 

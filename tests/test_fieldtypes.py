@@ -52,7 +52,9 @@ def test_an_entry_is_complete_and_consistent(t: FieldType) -> None:
     assert spec.type is t
     assert ftype_of(t) is FType(spec.formula)
     assert spec.operators == tuple(op for op in OPERATORS if op in spec.operators)
-    assert {"eq", "ne", "blank"} <= set(spec.operators)
+    # a file field's value is an attachment's id: a list asks only whether it has one
+    assert {"eq", "ne", "blank"} <= set(spec.operators) or (
+        t is FieldType.FILE and spec.operators == ("blank",))
     assert ("contains" in spec.operators) == (spec.kind == "text")
     assert (spec.decimal is not None) == (spec.kind == "number" and t is not FieldType.INTEGER)
     assert (spec.text_max is not None) == (spec.kind == "text")
@@ -61,7 +63,8 @@ def test_an_entry_is_complete_and_consistent(t: FieldType) -> None:
     assert schema["type"] in ("string", "integer", "boolean", "array")
     assert column_type(f) is not None
     assert INPUTS[t].kind
-    assert SHOWN[t] in FORMATTED | {"bool", "choice", "choices", "link", "url", "email", "text",
+    assert SHOWN[t] in FORMATTED | {"bool", "choice", "choices", "link", "url", "email", "file",
+                                    "text",
                                     "multiline"}
     assert (SHOWN[t] in NUMBERS) == (spec.kind == "number")
     assert input_text(f, None) == ([] if t is FieldType.MULTICHOICE else "")
@@ -73,7 +76,8 @@ _SAMPLE = {
     FieldType.TEXT: "Acme", FieldType.TEXTAREA: "notes", FieldType.EMAIL: "a@example.com",
     FieldType.PHONE: "+1 555 0100", FieldType.URL: "https://example.com",
     FieldType.INTEGER: "7", FieldType.DECIMAL: "1.5", FieldType.MONEY: "1,234.50",
-    FieldType.PERCENT: "12.5", FieldType.BOOLEAN: "true", FieldType.DATE: "2025-03-31",
+    FieldType.PERCENT: "12.5", FieldType.BOOLEAN: "true", FieldType.FILE: "3",
+    FieldType.DATE: "2025-03-31",
     FieldType.DATETIME: "2025-03-31T14:30:00Z", FieldType.CHOICE: "won",
     FieldType.MULTICHOICE: "won", FieldType.REFERENCE: "3", FieldType.USER: "3",
     FieldType.DEPARTMENT: "3",
@@ -130,6 +134,7 @@ RAW: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.MONEY: st.decimals(-(10**13) + 1, 10**13 - 1, places=2),
     FieldType.PERCENT: st.decimals(-(10**5) + 1, 10**5 - 1, places=4),
     FieldType.BOOLEAN: st.booleans(),
+    FieldType.FILE: st.integers(1, 2**63 - 1),
     FieldType.DATE: st.dates(),
     # Whole seconds: the form's datetime-local input has step 1 (ui_templates/form_fields.html)
     # and a browser refuses a value finer than its step, so the input holds seconds.

@@ -363,6 +363,7 @@ class _ModelBuilder:
             plural=Label.of(data.get("plural"), label.get() + "s"),
             title=title,
             area=data.get("area", "customers"),
+            attachments=bool(data.get("attachments", False)),
             fields=tuple(built),
             loc=doc.loc(["entity"]),
             file=doc.file,

@@ -264,6 +264,8 @@ class Entity:
     description: Label | None = None
     validations: tuple[Validation, ...] = ()
     cascade_assign: tuple[Cascade, ...] = ()
+    attachments: bool = False
+    """Records carry a list of attached files (engine/runtime/files/attachments.py)."""
 
     @cached_property
     def _by_name(self) -> dict[str, Field]:

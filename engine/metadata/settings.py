@@ -13,7 +13,7 @@ time_zone: Asia/Shanghai  # where days begin and end (calendar); IANA name, defa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
@@ -22,6 +22,7 @@ from babel.core import get_global
 from babel.numbers import get_territory_currencies, list_currencies
 
 from engine.metadata.errors import ConfigError, did_you_mean
+from engine.metadata.files import KNOWN_TYPES, AttachmentSettings
 from engine.metadata.yamlio import YamlDoc
 
 DEFAULT_CURRENCY = "CNY"
@@ -38,6 +39,8 @@ class SiteSettings:
     """Seconds each query of a web request may run; a query past it is stopped (503)."""
     requests_per_user: int = DEFAULT_REQUESTS_PER_USER
     """Requests one signed-in user may have running at once; more answer 429."""
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    """How large an uploaded file may be, and which content types are taken."""
     time_zone: str = DEFAULT_TIME_ZONE
     """The IANA time zone of the organisation: where its days begin and end (the calendar's
     days and hours)."""
@@ -80,7 +83,7 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
     limits = SiteSettings(
         query_time_limit=float(doc.data.get("query_time_limit", DEFAULT_QUERY_TIME_LIMIT)),
         requests_per_user=int(doc.data.get("requests_per_user", DEFAULT_REQUESTS_PER_USER)),
-        time_zone=time_zone)
+        time_zone=time_zone, attachments=_attachments(doc, errors))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())
@@ -88,3 +91,20 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
                                 f"an ISO 4217 code such as CNY, USD or EUR{hint}"))
         return limits
     return replace(limits, currency=currency)
+
+
+def _attachments(doc: YamlDoc, errors: list[ConfigError]) -> AttachmentSettings:
+    """`attachments:` of a schema-valid settings.yaml; a content type the engine cannot
+    recognise by a file's content is an error (it could never be taken)."""
+    data = doc.data.get("attachments") or {}
+    default = AttachmentSettings()
+    allowed = data.get("allowed_types", default.allowed_types)
+    for i, ctype in enumerate(allowed):
+        if ctype not in KNOWN_TYPES:
+            hint = did_you_mean(ctype, set(KNOWN_TYPES))
+            errors.append(doc.error(["attachments", "allowed_types", i],
+                                    f"attachments.allowed_types: {ctype!r} is not a content "
+                                    f"type the engine recognises{hint}"))
+    return AttachmentSettings(
+        max_size_mb=float(data.get("max_size_mb", default.max_size_mb)),
+        allowed_types=tuple(t for t in allowed if t in KNOWN_TYPES))

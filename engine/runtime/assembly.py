@@ -10,13 +10,18 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from engine.metadata.model import Model
+from engine.runtime.files.purge import install_attachments
+from engine.runtime.files.store import DiskStore, FileStore
 from engine.runtime.records import Records
 from engine.runtime.records.service import Clock
 from engine.runtime.rollups.hook import install_rollups
 
 
-def records_service(engine: Engine, model: Model, clock: Clock | None = None) -> Records:
-    """The records service of `model` on `engine`, its hooks registered."""
+def records_service(engine: Engine, model: Model, clock: Clock | None = None,
+                    files: FileStore | None = None) -> Records:
+    """The records service of `model` on `engine`, its hooks registered. `files`: where
+    attachments are stored (by default a DiskStore under data/files)."""
     records = Records(engine, model) if clock is None else Records(engine, model, clock)
     install_rollups(records)
+    install_attachments(records, DiskStore() if files is None else files)
     return records

@@ -279,6 +279,7 @@ COERCERS: dict[FieldType, Callable[[Field], Coercer]] = {
     FieldType.MONEY: _decimal,
     FieldType.PERCENT: _decimal,
     FieldType.BOOLEAN: _boolean,
+    FieldType.FILE: _link,  # an attachment's id; which ones a record may hold: check_links
     FieldType.DATE: _date,
     FieldType.DATETIME: _datetime,
     FieldType.CHOICE: _choice,

@@ -20,12 +20,15 @@ from starlette.types import ASGIApp
 from engine.metadata.model import Model
 from engine.runtime.assembly import records_service
 from engine.runtime.errors import RecordError
+from engine.runtime.files.attachments import Attachments
+from engine.runtime.files.store import DiskStore
 from engine.runtime.query_limit import ConnectionsBusy
 from engine.runtime.records import Records
 from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions
 from engine.runtime.users import PASSWORD_HASHER, Users
 from engine.settings import WebSettings
 from engine.web.api import Api
+from engine.web.attachments import AttachmentsApi
 from engine.web.auth import WebAuth, throttle_policy
 from engine.web.errors import http_message, on_http_error, on_record_error, on_unexpected
 from engine.web.headers import SecurityHeaders
@@ -33,6 +36,7 @@ from engine.web.home import Home
 from engine.web.i18n import N_
 from engine.web.limits import RequestLimits
 from engine.web.pages.admin import AccessAdmin
+from engine.web.pages.attachments import AttachmentPages
 from engine.web.pages.board import Board
 from engine.web.pages.calendar import Calendar
 from engine.web.pages.forms import FormPages
@@ -75,8 +79,11 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
     enough for one process (tests); `crm serve` passes WebSettings.from_env().
     `password_hasher` is the product's unless a test passes a cheap one."""
     settings = settings or WebSettings.ephemeral()
-    records = records_service(engine, model)
+    store = DiskStore(settings.files_dir)
+    records = records_service(engine, model, files=store)
     users = Users(engine, records.schema, hasher=password_hasher)
+    attachments = Attachments(records, store)
+    api = Api(records, users)
     sessions = Sessions(engine, records.schema, SessionPolicy(
         idle=_minutes(settings.session_idle_minutes), lifetime=_minutes(
             settings.session_days * 24 * 60)))
@@ -124,10 +131,12 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *Calendar(model, records, ui).routes(),
         *AccessAdmin(model, records, users, ui).routes(),
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
+        *AttachmentPages(model, records, ui, attachments).routes(),
         *auth.routes(),
         Route("/health", health),
         Mount("/static", StaticAssets(directory=STATIC), name="static"),
-        *Api(records, users).routes(),
+        *AttachmentsApi(attachments, api._actor).routes(),
+        *api.routes(),
     ]
     handlers: dict[Any, Any] = {
         LoginRequired: auth.on_login_required,

@@ -23,6 +23,7 @@ from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE
 from engine.runtime.access.policy import AccessPolicy
 from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
 from engine.types import FieldType
+from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
 
 
 @dataclass(frozen=True)
@@ -444,6 +445,9 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
             continue
         schemas.update(_entity_schemas(e, use))
         paths.update(_entity_paths(e, use))
+        if e.attachments or any(f.type is FieldType.FILE for f in e.fields):
+            schemas.update(ATTACHMENT_SCHEMAS)
+            paths.update(attachment_paths(e.name, e.label.get(), use.actions))
         child = model.form(e.name).lines
         child_use = None if child is None else (
             EVERYTHING if caller is None else caller.get(child.entity))

@@ -59,6 +59,7 @@ from engine.runtime.records.computed import (
     failing_rules,
     field_value,
 )
+from engine.runtime.records.files import check_files
 from engine.runtime.records.imports import BULK_BATCH, BulkResult, bulk_create
 from engine.runtime.records.masked import VisibleScopes
 from engine.runtime.records.names import NAME_PREFIX, name_column, names_of
@@ -79,7 +80,13 @@ from engine.runtime.records.totals import Totals
 from engine.runtime.records.trees import hold_links, would_circle
 from engine.runtime.records.unique import check_unique
 from engine.runtime.records.unit import Hooks, RecordChange, UnitOfWork, open_unit
-from engine.runtime.schema.tables import AUDIT_TABLE, USER_TABLE, Schema, build_schema
+from engine.runtime.schema.tables import (
+    ATTACHMENT_TABLE,
+    AUDIT_TABLE,
+    USER_TABLE,
+    Schema,
+    build_schema,
+)
 from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
 from engine.types import ENGINE_COLUMNS, FieldType
 
@@ -378,6 +385,7 @@ class Records:
                     and would_circle(conn, c.table, name, value, self_id):
                 errors[name] = msg("%(id)s is already under this record; the %(field)s chain "
                                    "cannot go round in a circle", id=value, field=name)
+        check_files(conn, c.entity, self.schema.table(ATTACHMENT_TABLE), values, errors, self_id)
 
     def link_filter(self, actor: Actor, target: Table) -> ColumnElement[bool] | None:
         """The records of `target` a link written by `actor` may point to (users: any)."""
@@ -836,7 +844,7 @@ class Records:
 
 
 # Audit fields besides the entity's own: assignment and team changes.
-_ENGINE_AUDITED = frozenset({"owner_id", "department_id", "team"})
+_ENGINE_AUDITED = frozenset({"owner_id", "department_id", "team", "attachments"})
 
 _SCOPE_WORDS = {Scope.OWN: N_("records you own or share as a team member"),
                 Scope.DEPARTMENT: N_("records of your department"),

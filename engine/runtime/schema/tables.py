@@ -33,13 +33,14 @@ AUDIT_TABLE = "crm_audit"
 MIGRATION_TABLE = "crm_migration"
 ARCHIVE_TABLE = "crm_archived_column"
 TEAM_TABLE = "crm_team"
+ATTACHMENT_TABLE = "crm_attachment"
 SESSION_TABLE = "crm_session"
 LOGIN_THROTTLE_TABLE = "crm_login_throttle"
 FORM_DRAFT_TABLE = "crm_form_draft"
 SAVED_VIEW_TABLE = "crm_saved_view"
 ROLLUP_STATE_TABLE = "crm_rollup_state"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
-                 TEAM_TABLE,
+                 TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
                  ROLLUP_STATE_TABLE)
 
@@ -87,6 +88,7 @@ COLUMN_TYPES: dict[FieldType, ColumnType] = {
     FieldType.MONEY: _exact,
     FieldType.PERCENT: _exact,
     FieldType.BOOLEAN: _fixed(Boolean),
+    FieldType.FILE: _fixed(BigInteger),
     FieldType.DATE: _fixed(Date),
     FieldType.DATETIME: _fixed(UtcDateTime),
     FieldType.MULTICHOICE: _fixed(lambda: JSON(none_as_null=True)),
@@ -238,6 +240,23 @@ def _system_tables(md: MetaData) -> None:
         Index("ix_crm_team_record", "entity", "record_id"),
         # ... and with which access (read: read or edit), from the index alone.
         Index("ix_crm_team_access", "user_id", "entity", "access", "record_id"),
+    )
+    # Files attached to records (engine/runtime/files/attachments.py): the content is a blob
+    # of the file store named by its SHA-256, shared by every attachment of that content.
+    Table(
+        ATTACHMENT_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("field", String(63)),  # the file field it is the value of; NULL: the list
+        Column("file_name", String(255), nullable=False),
+        Column("content_type", String(100), nullable=False),
+        Column("size", BigInteger, nullable=False),
+        Column("sha256", String(64), nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("created_by", BigInteger),
+        Index("ix_crm_attachment_record", "entity", "record_id"),
+        Index("ix_crm_attachment_sha256", "sha256"),
     )
     # Browser sessions (engine/runtime/sessions.py): the cookie's random id is stored only as
     # its SHA-256 digest, like API tokens.

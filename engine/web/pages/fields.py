@@ -20,6 +20,7 @@ from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import NotFound
+from engine.runtime.files.attachments import attachment_names
 from engine.runtime.records import Records, secure
 from engine.runtime.records.computed import field_value
 from engine.runtime.records.query import parse_list_params
@@ -65,6 +66,8 @@ class Display:
         self.gettext = translations()[language].gettext
         self.titles: dict[str, dict[int, str]] = {}
         self.users: dict[int, str] = {}
+        self.files: dict[int, str] = {}
+        """Attachment id → file name, for file fields (`load_rows` reads them)."""
 
     def load(self, links: Iterable[tuple[str, Any]], conn: Connection | None = None) -> None:
         """Fetch the titles (or user names) of (target, id) pairs not fetched yet, through
@@ -89,6 +92,10 @@ class Display:
             else list(entity.fields)
         linked = [(f.name, t) for f in fields if (t := link_target(f)) is not None]
         self.load(((t, row.get(n)) for row in rows for n, t in linked), conn)
+        files = [f.name for f in fields if f.type is FieldType.FILE]
+        if files:  # the rows were read by the viewer: their files' names are theirs to see
+            wanted = {row.get(n) for row in rows for n in files} - self.files.keys()
+            self.files.update(attachment_names(self.records, wanted, conn))
 
     def title(self, target: str, record_id: int) -> Shown:
         if target == "user":
@@ -115,6 +122,8 @@ class Display:
         target = link_target(f)
         if way == "link" and target is not None and isinstance(value, int):
             return self.title(target, value)
+        if way == "file" and isinstance(value, int):
+            return Shown(self.files.get(value, f"#{value}"), f"/files/{value}")
         if way == "url":
             return Shown(str(value), str(value))
         if way == "email":

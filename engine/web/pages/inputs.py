@@ -96,6 +96,8 @@ INPUTS: dict[FieldType, Input] = {
     FieldType.CHOICE: Input("select", _plain),
     FieldType.MULTICHOICE: Input("checks", _options, "all"),
     FieldType.BOOLEAN: Input("checkbox", _boolean, "last"),
+    # the attachment kept (a hidden id) and a link to upload another: pages/attachments.py
+    FieldType.FILE: Input("file", _plain),
     FieldType.REFERENCE: Input("picker", _plain),
     FieldType.USER: Input("picker", _plain),
     FieldType.DEPARTMENT: Input("picker", _plain),

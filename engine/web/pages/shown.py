@@ -27,6 +27,7 @@ SHOWN: dict[FieldType, str] = {
     FieldType.MONEY: "money",
     FieldType.PERCENT: "percent",
     FieldType.BOOLEAN: "bool",
+    FieldType.FILE: "file",  # the attachment's name, linking to its download
     FieldType.DATE: "date",
     FieldType.DATETIME: "datetime",
     FieldType.CHOICE: "choice",
