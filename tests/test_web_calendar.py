@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from engine.runtime.access import SYSTEM
 from engine.web.app import create_app
 from engine.web.pages.calendar import MAX_ITEMS
-from tests.access_helpers import departments, place, user
+from tests.access_helpers import add_fields, departments, place, user
 from tests.conftest import Env, EnvFactory
 from tests.db_templates import TEST_HASHER
 from tests.web_helpers import page_token, sign_in
@@ -331,3 +331,34 @@ def test_read_only_fields_are_not_draggable(make_env: EnvFactory, config_dir: Pa
     token = page_token(client, CAL)
     refused = reschedule(client, mine["id"], "2026-03-05", mine["version"], token=token)
     assert refused.status_code == 422 and "read-only" in refused.text
+
+
+def test_a_date_field_has_an_all_day_row_and_the_fields_a_selector(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    add_fields(config_dir, "activity",
+               "follow_up: {type: date, calendar: true, label: {en: Follow up on, zh: 跟进日期}}")
+    env = make_env(config_dir)
+    call = activity(env, "Chase", "2026-03-02T02:00:00Z", follow_up="2026-03-20")
+    client = browser(env)
+    # add_fields puts follow_up first among the fields: the default
+    html = client.get(CAL, params={"date": "2026-03-18"}).text
+    assert 'id="cal-field"' in html and '<option value="due_at">Due at</option>' in html
+    assert "Chase" in cell(html, "2026-03-20") and "Chase" not in cell(html, "2026-03-02")
+    assert "Calendar by Follow up on" in html
+    html = client.get(CAL, params={"field": "due_at", "date": "2026-03-18"}).text
+    assert "Chase" in cell(html, "2026-03-02") and "Chase" not in cell(html, "2026-03-20")
+    assert "Calendar by Due at" in html
+    week = client.get(CAL, params={"field": "follow_up", "view": "week",
+                                   "date": "2026-03-20"}).text
+    assert "All day" in week and "Chase" in cell(week, "2026-03-20")
+    assert "data-hour" not in week  # no hour rows, and the item has no hour
+    token = page_token(client, CAL)
+    moved = client.post(
+        f"/e/activity/{call['id']}/reschedule?field=follow_up&view=week&date=2026-03-20",
+        data={"field": "follow_up", "date": "2026-03-19", "hour": "9",
+              "version": str(call["version"])},
+        headers={"X-CSRF-Token": token, "HX-Request": "true"})
+    assert moved.status_code == 200 and "Chase" in cell(moved.text, "2026-03-19")
+    saved = env.records.get(SYSTEM, "activity", call["id"])
+    assert saved["follow_up"] == date(2026, 3, 19)  # the day; an hour means nothing to a date
+    assert saved["due_at"] == datetime(2026, 3, 2, 2, tzinfo=UTC)
