@@ -70,7 +70,7 @@ NO_CALENDAR = N_("This entity has no calendar.")
 BAD_VIEW = N_("Choose month or week.")
 BAD_DAY = N_("Give a day as YYYY-MM-DD.")
 BAD_HOUR = N_("Give an hour from 0 to 23.")
-_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 FIRST_YEAR, LAST_YEAR = 1900, 9998
 """The years a calendar opens on (records hold 1900-9999; a grid reaches a week past)."""
 
@@ -95,7 +95,7 @@ def status_field(entity: Entity, hidden: frozenset[str]) -> Field | None:
 def parse_day(raw: str) -> date:
     """A day as YYYY-MM-DD within the years a calendar shows; BadRequest otherwise."""
     try:
-        if _ISO_DAY.match(raw):
+        if _ISO_DAY.fullmatch(raw):
             day = date.fromisoformat(raw)
             if FIRST_YEAR <= day.year <= LAST_YEAR:
                 return day
