@@ -252,6 +252,20 @@ def test_no_update_permission_no_drag_and_403(env: Env) -> None:
     response = reschedule(client, call["id"], "2026-03-05", call["version"], token=token)
     assert response.status_code == 403
     assert env.records.get(SYSTEM, "activity", call["id"])["version"] == call["version"]
+    # reading every activity but updating only their own: only their own can be dragged
+    both = user(env, "both", "sales_rep", "executive")
+    own = place(env, "activity", {"subject": "Own call", "kind": "call",
+                                  "due_at": "2026-03-03T02:00:00Z"}, owner=both)
+    client = browser(env, "both", "a-password")
+    html = client.get(CAL, params={"date": "2026-03-18"}).text
+    assert re.search(rf'id="cal-item-{own["id"]}"[^>]*draggable="true"', html, re.S)
+    assert re.search(rf'id="cal-item-{call["id"]}"[^>]*>', html)
+    assert not re.search(rf'id="cal-item-{call["id"]}"[^>]*draggable="true"', html, re.S)
+    token = page_token(client, CAL)
+    response = reschedule(client, call["id"], "2026-03-05", call["version"], token=token)
+    assert response.status_code == 403 and 'role="alert"' in response.text
+    assert reschedule(client, own["id"], "2026-03-05", own["version"],
+                      token=token).status_code == 200
 
 
 def test_csrf_is_required(env: Env) -> None:
