@@ -52,6 +52,7 @@ class FieldType(StrEnum):
     REFERENCE = "reference"
     USER = "user"
     DEPARTMENT = "department"
+    REGARDING = "regarding"
 
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "in", "blank")
@@ -103,6 +104,39 @@ def json_datetime(value: Any) -> Any:
     """An instant in ISO 8601 UTC: "2025-03-31T14:30:00Z"."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+class Regarding(str):
+    """The value of a regarding field: the record it concerns, of any entity it may point to.
+
+    It reads as the text "entity:id" (so formulas compare it alike in Python and in SQL,
+    where it is the two columns joined), and is JSON as {"entity": ..., "id": ...}.
+
+    >>> r = Regarding.of("account", 12)
+    >>> r, r.entity, r.id
+    ('account:12', 'account', 12)
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, entity: str, record_id: int) -> Regarding:
+        return cls(f"{entity}:{record_id}")
+
+    @property
+    def entity(self) -> str:
+        return self.partition(":")[0]
+
+    @property
+    def id(self) -> int:
+        return int(self.partition(":")[2])
+
+
+def json_regarding(value: Any) -> Any:
+    """A regarding value as {"entity": "account", "id": 12}."""
+    if isinstance(value, Regarding):
+        return {"entity": value.entity, "id": value.id}
     return value
 
 
@@ -158,6 +192,14 @@ def _link_schema(user: bool) -> Schema:
         return {"type": "integer", "minimum": 1, "description": f"id of a {target}"}
 
     return schema
+
+
+def _regarding_schema(_f: FieldFacts) -> dict[str, Any]:
+    return {"type": "object", "required": ["entity", "id"],
+            "properties": {"entity": {"type": "string", "description": "the entity's name"},
+                           "id": {"type": "integer", "minimum": 1}},
+            "description": "the record it concerns; read back with its title (null when "
+                           "the reader may not read that record)"}
 
 
 # -- the entries --------------------------------------------------------------------------
@@ -271,6 +313,9 @@ FIELD_TYPES: Mapping[FieldType, TypeSpec] = {spec.type: spec for spec in (
     _link(FieldType.REFERENCE, frozenset({"to"})),
     _link(FieldType.USER),
     _link(FieldType.DEPARTMENT),
+    TypeSpec(FieldType.REGARDING, "regarding", frozenset({"to"}), "text", json_regarding,
+             ("eq", "ne", "blank"), _regarding_schema, sortable=False, unique=False,
+             computable=False),
 )}
 
 

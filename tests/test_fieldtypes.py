@@ -60,7 +60,7 @@ def test_an_entry_is_complete_and_consistent(t: FieldType) -> None:
     assert (spec.text_max is not None) == (spec.kind == "text")
     assert ("search" in spec.options) == (spec.kind == "text")
     schema = spec.openapi(f)
-    assert schema["type"] in ("string", "integer", "boolean", "array")
+    assert schema["type"] in ("string", "integer", "boolean", "array", "object")
     assert column_type(f) is not None
     assert INPUTS[t].kind
     assert SHOWN[t] in FORMATTED | {"bool", "choice", "choices", "link", "url", "email", "file",
@@ -80,7 +80,7 @@ _SAMPLE = {
     FieldType.DATE: "2025-03-31",
     FieldType.DATETIME: "2025-03-31T14:30:00Z", FieldType.CHOICE: "won",
     FieldType.MULTICHOICE: "won", FieldType.REFERENCE: "3", FieldType.USER: "3",
-    FieldType.DEPARTMENT: "3",
+    FieldType.DEPARTMENT: "3", FieldType.REGARDING: "account:3",
 }
 
 
@@ -146,6 +146,11 @@ RAW: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.REFERENCE: st.integers(1, 2**63 - 1),
     FieldType.USER: st.integers(1, 2**63 - 1),
     FieldType.DEPARTMENT: st.integers(1, 2**63 - 1),
+    FieldType.REGARDING: st.one_of(
+        st.builds(lambda e, i: {"entity": e, "id": i},
+                  st.sampled_from(("account", "opportunity", "a_1")), st.integers(1, 2**63 - 1)),
+        st.builds(lambda e, i: f"{e}:{i}", st.from_regex(r"[a-z][a-z0-9_]{0,62}", fullmatch=True),
+                  st.integers(1, 2**63 - 1))),
 }
 
 

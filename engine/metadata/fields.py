@@ -90,6 +90,10 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         error(["search"], ".search does not fit a computed field (it has a formula)", key=True)
     if ftype is FieldType.REFERENCE and "to" not in spec:
         error([], ": a reference field needs 'to'")
+    to = spec.get("to")
+    if "to" in spec and (ftype is FieldType.REGARDING) != isinstance(to, list):
+        error(["to"], ".to: a regarding field takes a list of entities ([account, contact])"
+              if ftype is FieldType.REGARDING else ".to: one entity name", key=True)
     if spec.get("unique") and not entry.unique:
         error(["unique"], f".unique does not fit {a_type(ftype)}")
     limit = entry.max_length_limit
@@ -107,7 +111,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
     if lo is not None and hi is not None and lo > hi:
         error(["min"], ": min is above max")
     default = spec.get("default")
-    if is_default_formula(default) and ftype in LINK_TYPES | {FieldType.MULTICHOICE}:
+    if is_default_formula(default) and ftype in LINK_TYPES | {FieldType.MULTICHOICE,
+                                                                FieldType.REGARDING}:
         error(["default"], f".default: a formula default does not fit {a_type(ftype)}")
     elif default is not None and not is_default_formula(default) and len(errors) == before:
         problem = default_problem(ftype, spec, default, lo, hi)
@@ -135,7 +140,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         options=tuple(spec.get("options", ())),
         option_labels=tuple((value, Label.of(text, value))
                             for value, text in spec.get("option_labels", {}).items()),
-        to=spec.get("to"),
+        to=None if ftype is FieldType.REGARDING else spec.get("to"),
+        targets=tuple(spec["to"]) if ftype is FieldType.REGARDING and "to" in spec else (),
         renamed_from=spec.get("renamed_from"),
         formula=spec.get("formula"),
         option_locs=tuple((key, doc.loc([*base, key])) for key in spec),
@@ -157,7 +163,7 @@ def default_problem(ftype: FieldType, spec: dict[str, Any], default: object,
     >>> default_problem(FieldType.INTEGER, {}, 1.5, None, None)
     'must be a whole number'
     """
-    if ftype in LINK_TYPES:
+    if ftype in LINK_TYPES or ftype is FieldType.REGARDING:
         return f"does not fit {a_type(ftype)}"
     if ftype is FieldType.BOOLEAN:
         return None if isinstance(default, bool) else "must be true or false"

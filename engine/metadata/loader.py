@@ -399,6 +399,13 @@ class _ModelBuilder:
             self._check_links(doc, fname, spec)
             if field is not None and not problem:
                 built.append(field)
+        for f in built:  # a regarding field's two columns (engine/runtime/schema/tables.py)
+            if f.type is FieldType.REGARDING:
+                for column in (f"{f.name}_entity", f"{f.name}_id"):
+                    if column in specs:
+                        self.errors.append(doc.error(
+                            ["fields", column], f"field {column!r} would share the column "
+                            f"of regarding field {f.name!r}", key=True))
         return built
 
     def _check_links(self, doc: YamlDoc, fname: str, spec: dict[str, Any]) -> None:
@@ -409,6 +416,16 @@ class _ModelBuilder:
             hint = did_you_mean(target, self.declared)
             self.errors.append(doc.error(["fields", fname, "to"],
                                          f"fields.{fname}.to: unknown entity {target!r}{hint}"))
+        if ftype == FieldType.REGARDING and isinstance(target, list):
+            for i, name in enumerate(target):
+                if name not in self.declared:
+                    hint = did_you_mean(str(name), self.declared)
+                    self.errors.append(doc.error(
+                        ["fields", fname, "to", i],
+                        f"fields.{fname}.to: unknown entity {name!r}{hint}"))
+            if len(set(target)) < len(target):
+                self.errors.append(doc.error(["fields", fname, "to"],
+                                             f"fields.{fname}.to: an entity is named twice"))
         if ftype == FieldType.DEPARTMENT and "department" not in self.declared:
             self.errors.append(doc.error(
                 ["fields", fname, "type"],

@@ -95,6 +95,8 @@ class Field:
     option_labels: tuple[tuple[str, Label], ...] = field(default=(), compare=False)
     """What people see for each option, per locale; options without one read as words."""
     to: str | None = None
+    targets: tuple[str, ...] = ()
+    """The entities a regarding field may point to (its `to` list); empty: any entity."""
     renamed_from: str | None = None
     formula: str | None = None
     """The source of a computed field's formula; the field then has no column."""

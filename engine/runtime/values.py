@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.fieldtypes import json_date, json_datetime, json_decimal
+from engine.fieldtypes import Regarding, json_date, json_datetime, json_decimal, json_regarding
 from engine.messages import msg
 from engine.metadata.model import Field
 from engine.types import DECIMAL_SHAPES, TEXT_DEFAULT_MAX, FieldType, text_shape_problem
@@ -267,6 +267,33 @@ def _link(_f: Field) -> Coercer:
     return coerce
 
 
+_REGARDING_RE = re.compile(r"^([a-z][a-z0-9_]{0,62}):([0-9]{1,19})$")
+
+
+def _regarding(f: Field) -> Coercer:
+    """{"entity": "account", "id": 12} (JSON) or "account:12" (a form, a CSV cell, a filter)
+    to a Regarding; the entity must be one the field may point to (whether that record
+    exists, and may be read, is checked with the other links)."""
+    def coerce(value: Any) -> Regarding:
+        if isinstance(value, dict) and set(value) <= {"entity", "id", "title"}:
+            entity, rid = value.get("entity"), value.get("id")
+            if isinstance(rid, str) and rid.strip().isascii() and rid.strip().isdigit():
+                rid = int(rid.strip())
+        elif isinstance(value, str) and (m := _REGARDING_RE.match(value.strip())):
+            entity, rid = m.group(1), int(m.group(2))
+        else:
+            raise ValueProblem(msg('must name a record: {"entity": "account", "id": 12}'))
+        if not isinstance(entity, str) or not _REGARDING_RE.match(f"{entity}:1") \
+                or isinstance(rid, bool) or not isinstance(rid, int) or not 0 < rid < 2**63:
+            raise ValueProblem(msg('must name a record: {"entity": "account", "id": 12}'))
+        if f.targets and entity not in f.targets:
+            raise ValueProblem(msg("cannot point to %(entity)s (it may point to %(allowed)s)",
+                                   entity=entity, allowed=", ".join(f.targets)))
+        return Regarding.of(entity, rid)
+
+    return coerce
+
+
 # The coercer maker of each field type (engine/fieldtypes.py declares the rest of a type).
 COERCERS: dict[FieldType, Callable[[Field], Coercer]] = {
     FieldType.TEXT: _text,
@@ -287,12 +314,15 @@ COERCERS: dict[FieldType, Callable[[Field], Coercer]] = {
     FieldType.REFERENCE: _link,
     FieldType.USER: _link,
     FieldType.DEPARTMENT: _link,
+    FieldType.REGARDING: _regarding,
 }
 
 
 def to_json(value: Any) -> Any:
     """A stored value as JSON: Decimal as a string (exact), dates and times in ISO 8601;
     the JSON forms of engine/fieldtypes.py, chosen by the value for callers without a field."""
+    if isinstance(value, Regarding):
+        return json_regarding(value)
     if isinstance(value, Decimal):
         return json_decimal(value)
     if isinstance(value, datetime):

@@ -29,6 +29,7 @@ from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.lines import LINES_KEY, line_edits_of, read_lines, save_with_lines
 from engine.runtime.records.query import parse_list_params
+from engine.runtime.records.regarding import titled
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
 from engine.web.errors import api_language
@@ -151,6 +152,12 @@ class Api:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
 
+    async def _titled(self, actor: Actor, entity: str, record: dict[str, Any]
+                      ) -> dict[str, Any]:
+        """A record as JSON, a regarding value with its target's title when the caller may
+        read that record (engine/runtime/records/regarding.py)."""
+        return _out((await self._run(titled, self.records, actor, entity, [record]))[0])
+
     async def list_or_create(self, request: Request) -> Response:
         actor = await self._actor(request)
         entity = self._entity(request)
@@ -164,7 +171,7 @@ class Api:
                 return JSONResponse(_with_lines(saved), status_code=201,
                                     headers={"Location": f"/api/{entity}/{saved['id']}"})
             record = await self._run(self.records.create, actor, entity, data)
-            return JSONResponse(_out(record), status_code=201,
+            return JSONResponse(await self._titled(actor, entity, record), status_code=201,
                                 headers={"Location": f"/api/{entity}/{record['id']}"})
         params = _single_params(request)
         query = parse_list_params(compiled.entity, params, reserved=frozenset({"filter"}),
@@ -175,7 +182,8 @@ class Api:
             query = replace(query, filter=self.records.compile_filter(
                 entity, params["filter"], actor))
         page = await self._run(self.records.list_records, actor, entity, query)
-        return JSONResponse({"items": [_out(r) for r in page.items], "total": page.total,
+        items = await self._run(titled, self.records, actor, entity, page.items)
+        return JSONResponse({"items": [_out(r) for r in items], "total": page.total,
                              "total_exact": page.total_exact, "page": page.page,
                              "page_size": page.page_size, "next_cursor": page.next_cursor})
 
@@ -192,7 +200,7 @@ class Api:
             if self._include_lines(entity, params):
                 lines = await self._run(read_lines, self.records, actor, entity, record_id)
                 return JSONResponse(_with_lines({**record, LINES_KEY: lines}))
-            return JSONResponse(_out(record))
+            return JSONResponse(await self._titled(actor, entity, record))
         if request.method == "PATCH":
             data = await self._body(request)
             version = data.pop("version", None)
@@ -205,7 +213,7 @@ class Api:
                                         record_id, data, version, edits)
                 return JSONResponse(_with_lines(saved))
             record = await self._run(self.records.update, actor, entity, record_id, data, version)
-            return JSONResponse(_out(record))
+            return JSONResponse(await self._titled(actor, entity, record))
         raw_version = _single_params(request).get("version", "")
         version = whole_number(raw_version)
         if raw_version and version is None:
@@ -261,7 +269,7 @@ class Api:
         action = request.path_params["action"]
         if action == "restore":
             record = await self._run(self.records.restore, actor, entity, record_id)
-            return JSONResponse(_out(record))
+            return JSONResponse(await self._titled(actor, entity, record))
         if action == "purge":
             await self._run(self.records.purge, actor, entity, record_id)
             return Response(status_code=204)

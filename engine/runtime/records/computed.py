@@ -20,6 +20,7 @@ from engine.formula import Path
 from engine.messages import LabelMessage, joined
 from engine.metadata.formula_checks import ENGINE_FIELDS, ENGINE_LINKS, engine_link
 from engine.metadata.model import Entity, Field, Model
+from engine.runtime.schema.regarding import field_column
 from engine.runtime.schema.tables import Schema
 from engine.types import DECIMAL_SHAPES, FieldType
 
@@ -79,6 +80,9 @@ class SqlFields:
         or a query that does not select it) the label renders as the expression itself.
         """
         out: dict[str, ColumnElement[Any]] = dict(table.c.items())
+        for f in entity.stored_fields:
+            if f.type is FieldType.REGARDING:
+                out[f.name] = field_column(table, f)
         for f in entity.fields:
             if f.computed and f.compiled is not None and f.compiled.sql_capable:
                 out[f.name] = self.field(entity, table, f).label(f.name)
@@ -86,7 +90,7 @@ class SqlFields:
 
     def field(self, entity: Entity, table: FromClause, f: Field) -> ColumnElement[Any]:
         if f.compiled is None or not f.computed:
-            return table.c[f.name]
+            return field_column(table, f)
         base = table is self.schema.table(entity.name)
         # Only a formula that reads another record differs from reader to reader.
         key = (self._reader if self._reads_records(entity, f) else None, entity.name, f.name)
@@ -243,7 +247,9 @@ class RecordContext:
                 allowed = self.readable(entity, t) if self.readable is not None else None
                 if allowed is not None:
                     where.append(allowed)
-                row = self.conn.execute(select(*[t.c[n] for n in names])
+                row = self.conn.execute(select(*[
+                    field_column(t, entity.field(n)).label(n) if entity.has_field(n)
+                    else t.c[n] for n in names])
                                         .where(*where)).mappings().first()
                 if row is not None:
                     self._cache[key] = RecordContext(

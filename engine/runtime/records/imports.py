@@ -17,6 +17,7 @@ from engine.runtime.access import Actor
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
 from engine.runtime.records.bulk import Batch, drop_unlinked_and_taken
+from engine.runtime.records.regarding import check_regarding
 from engine.runtime.records.unique import unique_key
 from engine.runtime.values import to_json
 
@@ -89,6 +90,8 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
         engine_values = records.engine_values(actor, owner, now)
         good = drop_unlinked_and_taken(conn, c.entity, c.table, c.links, batch, errors,
                                        lambda target: records.link_filter(actor, target))
+        if c.regarding:
+            good = _drop_unregarded(records, conn, actor, c, good, errors)
         if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
             good = _bulk_formulas(records, conn, c, good, errors, engine_values)
         if not good:
@@ -111,6 +114,21 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
                         after={**engine_values, **{n: v.get(n) for n in names}, "id": rid},
                         changes=[(k, None, x) for k, x in v.items() if x is not None])
     return ids
+
+def _drop_unregarded(records: Records, conn: Connection, actor: Actor, c: Compiled,
+                     batch: Batch, errors: list[tuple[int, dict[str, str]]]) -> Batch:
+    """The rows whose regarding values name records the importer may read (one query per
+    row and field: imports of records regarding others are rarely large)."""
+    good: list[tuple[int, dict[str, Any]]] = []
+    for i, v in batch:
+        problems: dict[str, str] = {}
+        check_regarding(records, conn, actor, c, v, problems)
+        if problems:
+            errors.append((i, problems))
+        else:
+            good.append((i, v))
+    return good
+
 
 def _bulk_formulas(records: Records, conn: Connection, c: Compiled, batch: Batch,
                    errors: list[tuple[int, dict[str, str]]],

@@ -36,7 +36,8 @@ from engine.runtime.access import AccessPolicy, Actor
 from engine.runtime.errors import NotFound
 from engine.runtime.records.computed import Readable, SqlFields
 from engine.runtime.records.query import Condition, condition_sql
-from engine.types import ENGINE_COLUMNS
+from engine.runtime.schema.regarding import field_column
+from engine.types import ENGINE_COLUMNS, FieldType
 
 if TYPE_CHECKING:
     from engine.runtime.records.service import Compiled, Records
@@ -135,7 +136,7 @@ class SecureRows:
         if self.entity.has_field(name):
             f = self.entity.field(name)
             if not f.computed:
-                return self.table.c[name]
+                return field_column(self.table, f)
             if f.compiled is not None and f.compiled.sql_capable:
                 return self.sql.field(self.entity, self.table, f).label(name)  # as `columns`
         elif name in self.table.c:
@@ -174,7 +175,8 @@ class SecureRows:
                 for f in e.fields if f.name in only):
             stored = tuple(f for f in stored if f.name in only)
         cols: list[ColumnElement[Any]] = [t.c[n] for n in ENGINE_COLUMNS]
-        cols += [t.c[f.name] for f in stored]
+        cols += [t.c[f.name] if f.type is not FieldType.REGARDING
+                 else field_column(t, f).label(f.name) for f in stored]
         if computed:
             cols += [self.sql.field(e, t, f).label(f.name) for f in e.fields
                      if f.computed and f.compiled is not None and f.compiled.sql_capable

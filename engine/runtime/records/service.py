@@ -74,12 +74,14 @@ from engine.runtime.records.query import (
     unknown_field,
     unknown_sort_field,
 )
+from engine.runtime.records.regarding import check_regarding, refuse_regarded
 from engine.runtime.records.score import explained_term
 from engine.runtime.records.team import remove_member, set_member, team_of
 from engine.runtime.records.totals import Totals
 from engine.runtime.records.trees import hold_links, would_circle
 from engine.runtime.records.unique import check_unique
 from engine.runtime.records.unit import Hooks, RecordChange, UnitOfWork, open_unit
+from engine.runtime.schema.regarding import split as split_regarding
 from engine.runtime.schema.tables import (
     ATTACHMENT_TABLE,
     AUDIT_TABLE,
@@ -114,6 +116,8 @@ class Compiled:
     """The stored fields users write (all but rollups, which the engine keeps)."""
     empty_rollups: dict[str, Any]
     """The rollups' values on a new record, which has no children yet."""
+    regarding: frozenset[str] = frozenset()
+    """Regarding fields: each written as its two columns (engine/runtime/schema/regarding.py)."""
 
     def db_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """`values` ready for INSERT/UPDATE: a blank JSON field becomes SQL NULL.
@@ -121,8 +125,11 @@ class Compiled:
         SQLAlchemy's JSON type writes Python None as the JSON text 'null', which
         `IS NULL` (the __blank filter, ISBLANK) would not find.
         """
-        return {k: null() if v is None and k in self.json_fields else v
-                for k, v in values.items()}
+        out = {k: null() if v is None and k in self.json_fields else v
+               for k, v in values.items() if k not in self.regarding}
+        for k in self.regarding & values.keys():
+            out.update(split_regarding(k, values[k]))
+        return out
 
 
 @dataclass(frozen=True)
@@ -174,8 +181,10 @@ class Records:
                                 if f.type is FieldType.MULTICHOICE)
         written = tuple(f for f in entity.stored_fields if f.rollup is None)
         empty = {f.name: f.rollup.empty for f in entity.stored_fields if f.rollup is not None}
+        regarding = frozenset(f.name for f in entity.stored_fields
+                              if f.type is FieldType.REGARDING)
         return Compiled(entity, self.schema.table(entity.name), coercers, defaults, links,
-                        json_fields, written, empty)
+                        json_fields, written, empty, regarding)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -366,6 +375,7 @@ class Records:
                      values: Mapping[str, Any], errors: dict[str, str],
                      self_id: int | None = None) -> None:
         """References must point to live records that `actor` can see."""
+        check_regarding(self, conn, actor, c, values, errors, self_id)
         for name, target in c.links.items():
             value = values.get(name)
             if value is None or name in errors:
@@ -539,6 +549,7 @@ class Records:
             conn = u.conn
             old = self.fetch(conn, actor, c, record_id, deleted=True, lock=True)
             self.allowed(conn, actor, c, record_id, "delete")
+            refuse_regarded(self, conn, entity, record_id)
             try:
                 with conn.begin_nested():
                     conn.execute(delete(c.table).where(c.table.c.id == record_id))

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Field, Model
+from engine.runtime.schema.regarding import RegardingText, regarding_columns
 from engine.runtime.schema.types import ExactDecimal, IdType, UtcDateTime
 from engine.types import DECIMAL_SHAPES, TEXT_DEFAULT_MAX, FieldType
 
@@ -95,6 +96,8 @@ COLUMN_TYPES: dict[FieldType, ColumnType] = {
     FieldType.REFERENCE: _fixed(BigInteger),
     FieldType.USER: _fixed(BigInteger),
     FieldType.DEPARTMENT: _fixed(BigInteger),
+    # Two columns (engine/runtime/schema/regarding.py); this is the type they are read as.
+    FieldType.REGARDING: _fixed(RegardingText),
 }
 
 
@@ -349,6 +352,11 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
         # A user's own records in id order: the total's probes (records/totals.py).
         indexes.append(Index(constraint_name("ixo", name, "id"), owner, columns[0]))
     for f in entity.stored_fields:
+        if f.type is FieldType.REGARDING:  # two columns, no foreign key: any entity
+            pair = regarding_columns(f.name)
+            columns += pair
+            indexes.append(Index(constraint_name("ix", name, f.name), *pair))
+            continue
         fks: list[ForeignKey] = []
         target = f.target
         if f.type is FieldType.USER:

@@ -29,7 +29,8 @@ InputText = Callable[[Any], "str | list[str]"]
 class Input:
     kind: str
     """The widget ui_templates/form_fields.html draws: text, email, tel, url, textarea,
-    integer, decimal, money, percent, date, datetime, select, checks, checkbox, picker."""
+    integer, decimal, money, percent, date, datetime, select, checks, checkbox, picker,
+    regarding."""
     text: InputText
     posted: Literal["first", "last", "all"] = "first"
     """Which of the values a form posts under the field's name it means: a checkbox comes
@@ -101,6 +102,8 @@ INPUTS: dict[FieldType, Input] = {
     FieldType.REFERENCE: Input("picker", _plain),
     FieldType.USER: Input("picker", _plain),
     FieldType.DEPARTMENT: Input("picker", _plain),
+    # "account:12": an entity select and that entity's picker (ui_templates/form_fields.html)
+    FieldType.REGARDING: Input("regarding", _plain),
 }
 
 

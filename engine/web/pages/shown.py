@@ -35,4 +35,5 @@ SHOWN: dict[FieldType, str] = {
     FieldType.REFERENCE: "link",
     FieldType.USER: "link",
     FieldType.DEPARTMENT: "link",
+    FieldType.REGARDING: "link",
 }
