@@ -24,7 +24,7 @@ from engine.metadata.formula_checks import compile_formulas
 from engine.metadata.labels import Label
 from engine.metadata.model import Cascade, Entity, Field, Form, Model, OrgUnit, Validation
 from engine.metadata.org import load_org
-from engine.metadata.roles import DEFAULT_ROLES, build_roles
+from engine.metadata.roles import DEFAULT_ROLES, Roles, build_roles
 from engine.metadata.rollups import check_rollups, resolve_rollups
 from engine.metadata.settings import SiteSettings, load_settings
 from engine.metadata.yamlio import PathPart, YamlDoc, parse_yaml
@@ -103,6 +103,8 @@ def load_model(config_dir: str | Path) -> Model:
         roles_doc = _optional_doc(root / "roles.yaml", "roles", digest, errors, extra)
         if roles_doc is not None:
             roles = build_roles(roles_doc, entities, errors)
+        if not errors:
+            _check_overrides(entities, roles, errors)
         org_doc = _optional_doc(root / "org.yaml", "org", digest, errors, extra)
         if org_doc is not None:
             org = load_org(org_doc, entities, errors)
@@ -121,6 +123,18 @@ def load_model(config_dir: str | Path) -> Model:
         forms=tuple(forms),
         settings=settings,
     )
+
+
+def _check_overrides(entities: list[Entity], roles: Roles, errors: list[ConfigError]) -> None:
+    """A validation rule's `overridable_by` names roles of roles.yaml."""
+    known = set(roles.names)
+    for e in entities:
+        for n, v in enumerate(e.validations):
+            for role, loc in zip(v.overridable_by, v.overridable_locs, strict=True):
+                if role not in known:
+                    hint = did_you_mean(role, known)
+                    errors.append(ConfigError(
+                        loc, f"validations.{n}.overridable_by: no role {role!r}{hint}"))
 
 
 def _load_forms(root: Path, entities: list[Entity], digest: Any, errors: list[ConfigError],
@@ -370,7 +384,11 @@ class _ModelBuilder:
             description=Label.of(data["description"], "") if "description" in data else None,
             validations=tuple(
                 Validation(rule=v["rule"], message=Label.of(v["message"], v["rule"]),
-                           loc=doc.loc(["validations", i, "rule"]), field=v.get("field"))
+                           loc=doc.loc(["validations", i, "rule"]), field=v.get("field"),
+                           overridable_by=tuple(v.get("overridable_by", ())),
+                           overridable_locs=tuple(
+                               doc.loc(["validations", i, "overridable_by", j])
+                               for j in range(len(v.get("overridable_by", ())))))
                 for i, v in enumerate(data.get("validations", []))),
             cascade_assign=tuple(
                 Cascade(entity=c if isinstance(c, str) else c["entity"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -159,6 +160,20 @@ class Validation:
     compiled: CompiledFormula | None = field(default=None, compare=False, repr=False)
     field: str | None = None
     """The field whose input the message is about (shown beside it), if the rule names one."""
+    overridable_by: tuple[str, ...] = ()
+    """Roles whose users may save a record that breaks the rule (a credit check an
+    administrator overrides); everyone else is held to it."""
+    overridable_locs: tuple[SourceLoc, ...] = ()
+    """Where each of `overridable_by` is written."""
+
+    def binds(self, roles: Collection[str]) -> bool:
+        """Whether the rule holds a writer with `roles` (it does unless one may override it).
+
+        >>> v = Validation("x > 0", Label.of("x"), SourceLoc("f", 1, 1), overridable_by=("admin",))
+        >>> v.binds(("sales_rep",)), v.binds(("sales_rep", "admin"))
+        (True, False)
+        """
+        return not any(r in self.overridable_by for r in roles)
 
 
 @dataclass(frozen=True)

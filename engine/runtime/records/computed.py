@@ -279,14 +279,15 @@ RECORD_KEY = "_record"
 
 
 def failing_rules(entity: Entity, ctx: RecordContext,
-                  skip: Collection[str] = ()) -> dict[str, str]:
+                  skip: Collection[str] = (), *, roles: Collection[str] = ()) -> dict[str, str]:
     """The messages of the validation rules the record does not satisfy, by field: under the
     rule's `field:` when it names one, else under the one field it reads (`amount > 0`), else
     under `_record`. Several messages for one key become one. A rule that reads a field in
-    `skip` (its input was refused already) is not judged on a value that is not there."""
+    `skip` (its input was refused already) is not judged on a value that is not there, nor
+    is a rule that the writer's `roles` may override (`overridable_by`)."""
     out: dict[str, list[str]] = {}
     for n, v in enumerate(entity.validations):
-        if v.compiled is None:
+        if v.compiled is None or not v.binds(roles):
             continue
         paths = v.compiled.references
         if any(p[0] in skip for p in paths) or v.compiled.holds(ctx):

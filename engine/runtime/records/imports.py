@@ -93,7 +93,7 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
         if c.regarding:
             good = _drop_unregarded(records, conn, actor, c, good, errors)
         if c.entity.validations or any(f.default_formula for f in c.entity.stored_fields):
-            good = _bulk_formulas(records, conn, c, good, errors, engine_values)
+            good = _bulk_formulas(records, conn, actor, c, good, errors, engine_values)
         if not good:
             return []
         params = [{**engine_values, **c.empty_rollups,
@@ -130,14 +130,15 @@ def _drop_unregarded(records: Records, conn: Connection, actor: Actor, c: Compil
     return good
 
 
-def _bulk_formulas(records: Records, conn: Connection, c: Compiled, batch: Batch,
-                   errors: list[tuple[int, dict[str, str]]],
+def _bulk_formulas(records: Records, conn: Connection, actor: Actor, c: Compiled,
+                   batch: Batch, errors: list[tuple[int, dict[str, str]]],
                    engine_values: Mapping[str, Any]) -> Batch:
-    """Fill formula defaults and drop rows that fail a validation rule."""
+    """Fill formula defaults and drop rows that fail a validation rule (but those `actor`
+    may override)."""
     good: list[tuple[int, dict[str, Any]]] = []
     for i, v in batch:
         problems: dict[str, str] = {}
-        records.complete_new(conn, c, v, problems, engine_values, given=list(v))
+        records.complete_new(conn, c, v, problems, engine_values, given=list(v), writer=actor)
         if problems:
             errors.append((i, problems))
         else:

@@ -246,7 +246,7 @@ def _check_alone(records: Records, actor: Actor, u: UnitOfWork, grid: LineGrid,
     errors.pop(grid.via, None)  # the parent it would point to is the one refused
     records.check_links(u.conn, actor, c, values, errors)
     records.complete_new(u.conn, c, values, errors, records.engine_values(actor, actor, u.now),
-                         given=data.keys())
+                         given=data.keys(), writer=actor)
     if errors:
         problems[row] = errors
 

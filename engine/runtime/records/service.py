@@ -269,9 +269,11 @@ class Records:
 
     def apply_rules(self, conn: Connection, c: Compiled, values: dict[str, Any],
                         errors: dict[str, str], *, given: Iterable[str] = (),
-                        prior: Mapping[str, Any] | None = None) -> None:
+                        prior: Mapping[str, Any] | None = None,
+                        writer: Actor | None = None) -> None:
         """Fill formula defaults (on create) and check the validation rules of the record
-        as it will be saved (`values`: every stored field), collecting problems."""
+        as it will be saved (`values`: every stored field), collecting problems. A rule
+        the `writer`'s roles may override is not checked (None: no one overrides)."""
         creating = prior is None
         refused = set(errors)  # inputs already refused: rules reading them wait for a fix
         if creating:
@@ -290,7 +292,8 @@ class Records:
                 if f.required and is_blank(values[f.name]):
                     errors[f.name] = msg("is required")
         ctx = self.record_context(conn, c, values, prior=prior, is_new=creating)
-        for key, message in failing_rules(c.entity, ctx, skip=set(errors)).items():
+        roles = () if writer is None else writer.roles
+        for key, message in failing_rules(c.entity, ctx, skip=set(errors), roles=roles).items():
             errors[key] = joined([errors[key], message]) if key in errors else message
 
     def statement(self, key: tuple[Any, ...], build: Callable[[], S]) -> S:
@@ -427,7 +430,7 @@ class Records:
             self.check_unique_values(conn, actor, c, values, errors)
             engine_values = self.engine_values(actor, actor, now)
             full = self.complete_new(conn, c, values, errors, engine_values,
-                                     given=data.keys())
+                                     given=data.keys(), writer=actor)
             if errors:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
             try:
@@ -470,7 +473,7 @@ class Records:
             self.check_links(conn, actor, c, values, errors, self_id=record_id)
             self.check_unique_values(conn, actor, c, values, errors, self_id=record_id)
             if errors or field_changes(old, values, values.keys()):
-                self.apply_rules(conn, c, {**old, **values}, errors, prior=old)
+                self.apply_rules(conn, c, {**old, **values}, errors, prior=old, writer=actor)
             if errors:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
             changes = field_changes(old, values, values.keys())
@@ -596,15 +599,15 @@ class Records:
 
     def complete_new(self, conn: Connection, c: Compiled, values: dict[str, Any],
                      errors: dict[str, str], engine_values: Mapping[str, Any], *,
-                     given: Iterable[str]) -> dict[str, Any]:
+                     given: Iterable[str], writer: Actor | None = None) -> dict[str, Any]:
         """The pipeline's defaults-and-rules step for a new record (create and bulk
         create alike): the formula defaults of the fields not `given` go into `values`,
-        then the rules are checked on the record as it will be saved, problems into
-        `errors`. Returns that whole record (what the input leaves blank is blank:
-        `coerce` already applied the plain defaults)."""
+        then the rules are checked on the record as it will be saved (but those the
+        `writer` may override), problems into `errors`. Returns that whole record (what
+        the input leaves blank is blank: `coerce` already applied the plain defaults)."""
         full = self._first_values(c, engine_values) | {
             f.name: values.get(f.name) for f in c.written}
-        self.apply_rules(conn, c, full, errors, given=given)
+        self.apply_rules(conn, c, full, errors, given=given, writer=writer)
         if not errors:
             values.update({f.name: full[f.name] for f in c.written
                            if f.name in values or full[f.name] is not None})
