@@ -74,9 +74,17 @@
     var url = "/e/" + encodeURIComponent(box.getAttribute("data-entity")) + "/" +
       encodeURIComponent(item.getAttribute("data-id")) + "/reschedule?" +
       box.getAttribute("data-state");
+    var origin = item.parentNode;
     var list = cell.querySelector(".cal-items");
     if (list) {
       list.appendChild(item); // at once; the answer redraws the grid as saved
+    }
+    function putBack() {
+      item.removeAttribute("aria-busy");
+      if (origin) {
+        origin.appendChild(item);
+      }
+      showError(box.getAttribute("data-network-error"));
     }
     item.setAttribute("aria-busy", "true");
     var extra = Object.assign({}, headers, {
@@ -87,14 +95,11 @@
       .then(function (response) {
         return response.text().then(function (html) {
           if (!swap(html, item.id)) {
-            showError(box.getAttribute("data-network-error"));
+            putBack(); // not the grid (a proxy's error page): nothing was shown as saved
           }
         });
       })
-      .catch(function () {
-        item.removeAttribute("aria-busy");
-        showError(box.getAttribute("data-network-error"));
-      });
+      .catch(putBack);
   }
 
   root.addEventListener("dragstart", function (event) {
