@@ -266,6 +266,10 @@ def test_every_entity_has_its_routes_and_schemas() -> None:
         }
         if any(f.computed for f in e.fields):
             expected_paths[f"/api/{e.name}/{{record_id}}/explain/{{field}}"] = {"get"}
+        if _has_files(e):
+            files = f"/api/{e.name}/{{record_id}}/attachments"
+            expected_paths[files] = {"get", "post"}
+            expected_paths[files + "/{attachment_id}"] = {"get", "delete"}
         ops = DOC["paths"]
         assert ops[f"/api/{e.name}"]["get"]["responses"]["200"]["content"][
             "application/json"]["schema"] == {"$ref": f"#/components/schemas/{n}Page"}
@@ -292,6 +296,8 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/{entity}/{record_id}/explain/{field}": {"get"},
         "/api/{entity}/{record_id}/team": {"get", "post"},
         "/api/{entity}/{record_id}/team/{user_id}": {"delete"},
+        "/api/{entity}/{record_id}/attachments": {"get", "post"},
+        "/api/{entity}/{record_id}/attachments/{attachment_id}": {"get", "delete"},
         "/api/access/explain/{entity}/{record_id}": {"get"},
         "/api/access/transfer": {"post"},
     }
@@ -304,7 +310,15 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
             if template.endswith("/explain/{field}") and not any(f.computed for f in e.fields):
                 assert path not in DOC["paths"]
                 continue
+            if "/attachments" in template and not _has_files(e):
+                assert path not in DOC["paths"]
+                continue
             assert {m for m in DOC["paths"][path] if m in METHODS} == methods
+
+
+def _has_files(e: Entity) -> bool:
+    """Whether records of `e` have attachments (a list, or a file field)."""
+    return e.attachments or any(f.type is FieldType.FILE for f in e.fields)
 
 
 def _expected_field_schema(f: Field) -> dict[str, Any]:
