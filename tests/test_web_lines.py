@@ -7,17 +7,21 @@ cell. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from engine.runtime.access import SYSTEM
+from engine.runtime.records.lines import LineEdit, read_lines, save_with_lines
 from tests.conftest import Env, EnvFactory
 from tests.db_templates import ADMIN_PASSWORD
 from tests.lines_world import write_lines_config
-from tests.web_helpers import sign_in
+from tests.web_helpers import csrf_of, sign_in
 
 
 @pytest.fixture
@@ -138,3 +142,130 @@ def test_openapi_describes_the_lines(lenv: Env, api: TestClient) -> None:
     params = doc["paths"]["/api/estimate/{record_id}"]["get"]["parameters"]
     assert any(p["name"] == "include" for p in params)
     assert "lines" not in schemas["ProductCreate"]["properties"]
+
+
+# -- the form's grid -----------------------------------------------------------------------
+
+
+def row(key: int, product: int | str, quantity: Any, price: Any, **more: Any
+        ) -> list[tuple[str, str]]:
+    cells = [("lines-order", str(key)), (f"lines-{key}-product", str(product)),
+             (f"lines-{key}-quantity", str(quantity)), (f"lines-{key}-price", str(price))]
+    return cells + [(f"lines-{key}-{k}", str(v)) for k, v in more.items()]
+
+
+def post_form(client: TestClient, path: str, items: list[tuple[str, str]]) -> Any:
+    page = client.get(path)
+    body = urlencode([("csrf_token", csrf_of(page.text)), *items])
+    return client.post(path, content=body, follow_redirects=False,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def cell(html: str, name: str) -> str:
+    found = re.search(rf'<td class="line-cell[^"]*" data-column="[a-z_]+">\s*'
+                      rf'(?:(?!</td>).)*name="{re.escape(name)}"(?:(?!</td>).)*</td>', html,
+                      re.S)
+    assert found, f"no cell {name}"
+    return found.group(0)
+
+
+def test_the_new_form_has_a_grid_with_a_blank_row_and_a_template(lenv: Env,
+                                                                 pages: TestClient) -> None:
+    page = pages.get("/e/estimate/new")
+    assert page.status_code == 200
+    html = page.text
+    assert 'id="line-grid"' in html and "Items" in html
+    assert 'name="lines-0-product"' in html and 'name="lines-0-quantity"' in html
+    assert '<template id="line-template">' in html and 'name="lines-__i__-price"' in html
+    assert 'id="computed-lines-0-line_total"' in html
+    assert 'data-line-add' in html and "/static/line_grid.js" in html
+    assert 'href="/e/estimate_line/pick/lines-0-product"' not in html  # a picker's url:
+    assert 'hx-get="/e/estimate_line/pick/lines-0-product"' in html    # its row's slot
+
+
+def test_the_form_saves_the_record_and_its_lines_at_once(lenv: Env, pages: TestClient) -> None:
+    a, b = products(lenv, "Valve", "Pump")
+    saved = post_form(pages, "/e/estimate/new", [
+        ("name", "Retrofit"), *row(0, a, 2, "100"), *row(3, b, 1, "1,000.50"),
+        ("lines-order", "5"), ("lines-5-quantity", "")])  # a blank new row is no line
+    assert saved.status_code == 303, saved.text
+    estimate_id = int(saved.headers["location"].split("/")[3].split("?")[0])
+    record = lenv.records.get(SYSTEM, "estimate", estimate_id)
+    assert (record["line_count"], record["subtotal"]) == (2, Decimal("1200.50"))
+    page = pages.get(f"/e/estimate/{estimate_id}/edit")
+    assert 'name="lines-0-id"' in page.text and 'name="lines-1-id"' in page.text
+
+
+def test_a_refused_save_keeps_the_rows_with_each_problem_at_its_cell(
+        lenv: Env, pages: TestClient) -> None:
+    (a,) = products(lenv, "Valve")
+    before = (count(lenv, "estimate"), count(lenv, "estimate_line"), audit_total(lenv))
+    refused = post_form(pages, "/e/estimate/new", [
+        ("name", "Retrofit"), *row(0, a, 2, "100"), *row(1, a, "lots", "5"),
+        *row(2, a, 3, "7", discount="60")])
+    assert refused.status_code == 422
+    html = refused.text
+    assert (count(lenv, "estimate"), count(lenv, "estimate_line"), audit_total(lenv)) == before
+    assert 'value="lots"' in cell(html, "lines-1-quantity")
+    assert 'id="err-lines-1-quantity"' in html
+    assert 'id="err-lines-2-discount"' in html and "at least 10 units" in html
+    assert 'id="err-lines-0-' not in html and 'id="err-lines-1-price"' not in html
+    assert 'value="Retrofit"' in html and 'value="100"' in cell(html, "lines-0-price")
+    assert html.count('name="lines-order"') == 4  # the three rows and the template's
+
+
+def test_the_preview_computes_line_and_parent_totals_on_the_server(
+        lenv: Env, pages: TestClient) -> None:
+    a, b = products(lenv, "Valve", "Pump")
+    token = csrf_of(pages.get("/e/estimate/new").text)
+    body = urlencode([("csrf_token", token), ("name", "X"), ("tax_rate", "10"),
+                      *row(0, a, 2, "100"), *row(1, b, 1, "50", discount="10"),
+                      *row(2, b, 9, "9"), ("lines-2-_delete", "1")])
+    preview = pages.post("/e/estimate/preview", content=body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert preview.status_code == 200
+    html = preview.text
+
+    def shown(name: str) -> str:
+        found = re.search(rf'<output id="computed-{name}"[^>]*>([^<]*)</output>', html)
+        assert found, name
+        return found.group(1)
+
+    assert "200.00" in shown("lines-0-line_total") and "45.00" in shown("lines-1-line_total")
+    assert "computed-lines-2-line_total" not in html  # removed: no cell, not counted
+    assert shown("line_count") == "2"
+    assert "245.00" in shown("subtotal") and "269.50" in shown("grand_total")
+
+
+def test_the_edit_form_reorders_removes_and_adds_lines(lenv: Env, pages: TestClient) -> None:
+    a, b, c = products(lenv, "Valve", "Pump", "Seal")
+    made = lenv.records.create(SYSTEM, "estimate", {"name": "Retrofit"})
+    saved = save_with_lines(lenv.records, SYSTEM, "estimate", made["id"], {}, made["version"], [
+        LineEdit({"product": p, "quantity": 1, "price": "10"}) for p in (a, b, c)])
+    first, second, third = saved["lines"]
+
+    def kept(key: int, line: dict[str, Any], quantity: int) -> list[tuple[str, str]]:
+        return [*row(key, line["product"], quantity, "10"), (f"lines-{key}-id", str(line["id"])),
+                (f"lines-{key}-version", str(line["version"]))]
+
+    path = f"/e/estimate/{made['id']}/edit"
+    done = post_form(pages, path, [
+        ("version", str(saved["version"])), ("name", "Retrofit"),
+        *kept(2, third, 1), *kept(0, first, 4), *kept(1, second, 1),
+        ("lines-1-_delete", "1"), *row(7, a, 2, "5")])
+    assert done.status_code == 303, done.text
+    lines = read_lines(lenv.records, SYSTEM, "estimate", made["id"])
+    assert [(ln["id"], ln["position"], ln["quantity"]) for ln in lines] == [
+        (third["id"], 1, 1), (first["id"], 2, 4), (lines[2]["id"], 3, 2)]
+    assert lenv.records.get(SYSTEM, "estimate", made["id"])["subtotal"] == Decimal("60.00")
+
+
+def test_a_grid_picker_fills_its_own_rows_input(lenv: Env, pages: TestClient) -> None:
+    (a,) = products(lenv, "Valve")
+    hits = pages.get("/e/estimate_line/pick/lines-3-product?q=Val")
+    assert hits.status_code == 200
+    assert 'hx-target="#picker-lines-3-product"' in hits.text
+    assert f"/e/estimate_line/pick/lines-3-product/choose?id={a}" in hits.text
+    chosen = pages.get(f"/e/estimate_line/pick/lines-3-product/choose?id={a}")
+    assert f'name="lines-3-product" value="{a}"' in chosen.text
+    assert pages.get("/e/estimate_line/pick/lines-3-nothing?q=V").status_code == 404

@@ -23,10 +23,12 @@ from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.runtime.errors import STALE_VERSION, BadRequest, Conflict, Invalid, NotFound
 from engine.runtime.records.computed import RECORD_KEY
+from engine.runtime.records.lines import LINES_KEY, save_with_lines
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
 from engine.web.numbers import whole_number
 from engine.web.pages.fields import entity_of, link_target, titles
+from engine.web.pages.line_grid import ORDER_KEY, GridView, LineGridForm, slot_field
 from engine.web.pages.pickers import OTHERS, SUGGESTED, Hit, Pickers, include_for
 from engine.web.pages.widgets import FormModel, SectionView, State, Typed, Widget, posted_lists
 from engine.web.ui import PageFamily
@@ -58,6 +60,8 @@ class FormView:
     top_errors: list[str] = field(default_factory=list)
     conflict: bool = False
     status: int = 200
+    grid: GridView | None = None
+    """The line-item grid (engine/web/pages/line_grid.py), when the form has one."""
 
 
 class FormPages(PageFamily):
@@ -109,16 +113,22 @@ class FormPages(PageFamily):
         errors: dict[str, str] = {}
         status = 200
         conflict = ""
-        ev = fm.evaluate(None, typed)
+        grid = LineGridForm.of(self.model, self.records, actor, viewer.language, entity, None)
+        if grid is not None:
+            grid.read_rows(posted, from_post=saving or ORDER_KEY in posted)
+        ev = fm.evaluate(None, typed, grid.totals() if grid is not None else None)
         if saving:
             try:
-                created = self.records.create(actor, entity.name,
-                                              fm.submitted(typed, ev.states, creating=True))
+                values = fm.submitted(typed, ev.states, creating=True)
+                created = save_with_lines(self.records, actor, entity.name, None, values, None,
+                                          grid.edits()) if grid is not None \
+                    else self.records.create(actor, entity.name, values)
                 return after_save(next_url, f"/e/{entity.name}/{created['id']}",
                                   "created", entity.name)
             except Invalid as exc:
-                errors, status = exc.fields, 422
+                errors, status = self._refused(exc, grid), 422
             except Conflict as exc:
+                self._refused(exc, grid)
                 conflict, status = exc.message, 409
         name = entity.label.get(viewer.language)
         view = FormView(entity, _t(viewer, NEW_TITLE) % {"entity": name},
@@ -126,6 +136,7 @@ class FormPages(PageFamily):
                         fm.sections(ev, typed, errors), next_url=next_url, status=status)
         view.top_errors = self._top_errors(fm, view, errors, viewer) + ([conflict] if conflict
                                                                         else [])
+        view.grid = grid.view(viewer.language) if grid is not None else None
         return view
 
     def _edit(self, viewer: Viewer, entity: Entity, record_id: int,
@@ -144,17 +155,26 @@ class FormPages(PageFamily):
                              {"version": msg("is not a number")})
         errors: dict[str, str] = {}
         status, stale, conflict = 200, False, ""
-        ev = fm.evaluate(stored, typed)
+        grid = LineGridForm.of(self.model, self.records, actor, viewer.language, entity,
+                               record_id)
+        if grid is not None:
+            grid.read_rows(posted, from_post=saving or ORDER_KEY in posted)
+        ev = fm.evaluate(stored, typed, grid.totals() if grid is not None else None)
         if saving:
             try:
-                self.records.update(actor, entity.name, record_id,
-                                    fm.submitted(typed, ev.states, creating=False),
-                                    version if version is not None else stored["version"])
+                values = fm.submitted(typed, ev.states, creating=False)
+                base = version if version is not None else stored["version"]
+                if grid is not None:
+                    save_with_lines(self.records, actor, entity.name, record_id, values, base,
+                                    grid.edits())
+                else:
+                    self.records.update(actor, entity.name, record_id, values, base)
                 return after_save(next_url, f"/e/{entity.name}/{record_id}", "saved",
                                   entity.name)
             except Invalid as exc:
-                errors, status = exc.fields, 422
+                errors, status = self._refused(exc, grid), 422
             except Conflict as exc:
+                self._refused(exc, grid)
                 status = 409
                 stale = exc.fields.get("version") == STALE_VERSION
                 conflict = "" if stale else exc.message
@@ -170,7 +190,16 @@ class FormPages(PageFamily):
                         else whole(first_value(posted, "version")) or stored["version"])
         view.top_errors = self._top_errors(fm, view, errors, viewer) + ([conflict] if conflict
                                                                         else [])
+        view.grid = grid.view(viewer.language) if grid is not None else None
         return view
+
+    @staticmethod
+    def _refused(exc: Invalid | Conflict, grid: LineGridForm | None) -> dict[str, str]:
+        """The record's problems of a refused save; the lines' go to the grid."""
+        if grid is None:
+            return exc.fields
+        grid.refused(exc)
+        return {k: v for k, v in exc.fields.items() if k != LINES_KEY}
 
     def _top_errors(self, fm: FormModel, view: FormView, errors: dict[str, str],
                     viewer: Viewer) -> list[str]:
@@ -209,7 +238,13 @@ class FormPages(PageFamily):
             self.records.policy.require(actor, entity, "create")
         fm = FormModel(self.model, self.records, actor, viewer.language, entity)
         typed = fm.typed_of(posted)
-        ev = fm.evaluate(stored, typed)
+        grid = LineGridForm.of(self.model, self.records, actor, viewer.language, entity,
+                               record_id)
+        rolled: set[str] = set()
+        if grid is not None:
+            grid.read_rows(posted, from_post=True)
+            rolled = {f.name for f in grid.rolled()}
+        ev = fm.evaluate(stored, typed, grid.totals() if grid is not None else None)
         before: dict[str, str] = {}
         for item in posted.get("_state", []):
             name, _, state = item.partition(":")
@@ -220,9 +255,11 @@ class FormPages(PageFamily):
             for w in s.widgets:
                 if w.conditional and before.get(w.name) != w.state:
                     changed.append(w)
-                elif w.kind == "computed" and w.state != "hidden" \
-                        and entity.field(w.name).computed:  # a rollup does not change here
-                    computed.append(w)
+                elif w.kind == "computed" and w.state != "hidden" and (
+                        entity.field(w.name).computed or w.name in rolled):
+                    computed.append(w)  # a rollup changes here only over the grid's lines
+        if grid is not None:
+            computed += grid.preview_cells()
         return computed, changed
 
     # -- pickers -----------------------------------------------------------------------
@@ -243,6 +280,7 @@ class FormPages(PageFamily):
         """What the picker `name` of `entity` picks; 404 for anything else."""
         if name in PSEUDO_PICKS:
             return PSEUDO_PICKS[name]
+        name = slot_field(name)  # a picker in a line grid's row: lines-3-product
         mask = self.records.policy.mask(viewer.user.actor(), entity)
         target = link_target(entity.field(name)) if entity.has_field(name) else None
         if target is None or name in mask.hidden:
@@ -261,7 +299,8 @@ class FormPages(PageFamily):
             return pickers.assignable_departments(actor, entity, text)
         if target == "user":
             return pickers.users(actor, text)
-        return pickers.references(actor, viewer.language, entity, name, text, posted)
+        return pickers.references(actor, viewer.language, entity, slot_field(name), text,
+                                  posted)
 
     async def choose(self, request: Request) -> Response:
         """The picker widget holding the record `id` (or nothing), if the viewer may read it;
@@ -279,7 +318,7 @@ class FormPages(PageFamily):
         target = self._target(viewer, entity, name)
         w = Widget(name=name, label="", kind="picker",
                    pick_url=f"/e/{entity.name}/pick/{name}",
-                   pick_include=include_for(self.model, entity, name))
+                   pick_include=include_for(self.model, entity, slot_field(name)))
         if chosen is None:
             return w
         if target == "user":

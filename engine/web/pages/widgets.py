@@ -161,10 +161,12 @@ class FormModel:
             return record_id in self.display.users
         return record_id in self.display.titles.get(target, {})
 
-    def evaluate(self, stored: Mapping[str, Any] | None, typed: Typed) -> Evaluated:
+    def evaluate(self, stored: Mapping[str, Any] | None, typed: Typed,
+                 derived: Mapping[str, Any] | None = None) -> Evaluated:
         """Conditions and computed fields of the record being typed. A `readonly` condition
-        that holds on the stored record or on the typed one makes the field readonly."""
-        base = self.base_values(stored)
+        that holds on the stored record or on the typed one makes the field readonly.
+        `derived`: rollup values to use instead of the stored ones (a line grid's totals)."""
+        base = self.base_values(stored) | dict(derived or {})
         self.display.load_rows(self.entity, [base])
         values = base | self.coerce(typed)
         states = self._states(values, stored)
