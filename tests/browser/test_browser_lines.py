@@ -1,0 +1,130 @@
+"""In a real browser: a form's line-item grid — add two lines, pick their products, see the
+line and parent totals computed live by the server, move a line, save, and find the lines
+on the record. Served with the line-item test config (tests/lines_world.py)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from engine.metadata import load_model
+from engine.runtime.access import SYSTEM
+from engine.runtime.assembly import records_service
+from engine.runtime.db import open_engine
+from engine.runtime.records import ListQuery, Records
+from engine.runtime.records.lines import read_lines
+from engine.runtime.schema import apply_plan, build_schema
+from engine.runtime.users import Users
+from engine.web.app import create_app
+from tests.browser.conftest import ADMIN_PASSWORD, START_TIMEOUT_S, LiveServer, screenshot
+from tests.lines_world import write_lines_config
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def lines_records(tmp_path: Path) -> Iterator[tuple[LiveServer, Records]]:
+    """The app with the line-item config on a new SQLite file, with two products, and the
+    records service on the same database (to read what the browser saved)."""
+    model = load_model(write_lines_config(tmp_path / "config"))
+    engine = open_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    apply_plan(engine, model)
+    users = Users(engine, build_schema(model))
+    users.add("admin", ["admin"], password=ADMIN_PASSWORD, display_name="Admin")
+    records = records_service(engine, model)
+    for name in ("Rotor blade", "Gearbox"):
+        records.create(SYSTEM, "product", {"name": name})
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(model, engine), log_level="warning",
+                                           lifespan="off", ws="none"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", users), records
+    finally:
+        server.should_exit = True
+        thread.join(timeout=START_TIMEOUT_S)
+        sock.close()
+        engine.dispose()
+
+
+@pytest.fixture
+def live_server(lines_records: tuple[LiveServer, Records]) -> LiveServer:
+    """The `page` fixture's server: this module's."""
+    return lines_records[0]
+
+
+def pick(page: Any, row: Any, text: str) -> None:
+    from playwright.sync_api import expect
+
+    box = row.locator('.picker input[role="combobox"]')
+    box.press_sequentially(text)
+    expect(row.locator(".pick-list button")).to_have_count(1)
+    row.locator(".pick-list button").click()
+    expect(row.locator('.picker input[type="hidden"]')).not_to_have_value("")
+
+
+def test_add_two_lines_see_the_live_totals_and_save(
+        page: Any, lines_records: tuple[LiveServer, Records]) -> None:
+    from playwright.sync_api import expect
+
+    records = lines_records[1]
+    page.goto("/login")
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+    page.goto("/e/estimate/new")
+    page.get_by_label("Name", exact=True).fill("Wind farm service")
+    rows = page.locator("#line-rows tr[data-line]")
+    expect(rows).to_have_count(1)
+    first = rows.nth(0)
+    pick(page, first, "rotor")
+    first.get_by_label("Quantity").fill("3")
+    first.get_by_label("Unit price").fill("1000")
+    expect(first.locator('output[id$="-line_total"]')).to_have_text(re.compile(r"3,000\.00"))
+
+    page.get_by_role("button", name="Add line").click()
+    expect(rows).to_have_count(2)
+    second = rows.nth(1)
+    pick(page, second, "gear")
+    second.get_by_label("Quantity").fill("1")
+    second.get_by_label("Unit price").fill("500")
+    second.get_by_label("Discount").fill("10")
+    expect(second.locator('output[id$="-line_total"]')).to_have_text(re.compile(r"450\.00"))
+    # the parent's totals: rollups over the rows, and the grand total with 10 % tax
+    expect(page.locator("#computed-line_count")).to_have_text("2")
+    expect(page.locator("#computed-subtotal")).to_have_text(re.compile(r"3,450\.00"))
+    expect(page.locator("#computed-grand_total")).to_have_text(re.compile(r"3,795\.00"))
+    screenshot(page, "line-grid-live-totals")
+
+    second.get_by_role("button", name="Move line up").click()
+    expect(rows.nth(0).locator('output[id$="-line_total"]')).to_have_text(
+        re.compile(r"450\.00"))
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name=re.compile("Wind farm service"))).to_be_visible()
+    assert page.dialogs == []
+    (estimate,) = records.list_records(SYSTEM, "estimate", ListQuery()).items
+    assert (estimate["line_count"], estimate["subtotal"]) == (2, Decimal("3450.00"))
+    # saved in the order on screen: the moved line first
+    assert [(ln["position"], ln["line_total"])
+            for ln in read_lines(records, SYSTEM, "estimate", estimate["id"])] == [
+        (1, Decimal("450.00")), (2, Decimal("3000.00"))]
