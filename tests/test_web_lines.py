@@ -269,3 +269,51 @@ def test_a_grid_picker_fills_its_own_rows_input(lenv: Env, pages: TestClient) ->
     chosen = pages.get(f"/e/estimate_line/pick/lines-3-product/choose?id={a}")
     assert f'name="lines-3-product" value="{a}"' in chosen.text
     assert pages.get("/e/estimate_line/pick/lines-3-nothing?q=V").status_code == 404
+
+
+def test_a_stale_line_on_the_page_is_a_conflict_at_its_row(lenv: Env,
+                                                           pages: TestClient) -> None:
+    (a,) = products(lenv, "Valve")
+    made = lenv.records.create(SYSTEM, "estimate", {"name": "Retrofit"})
+    saved = save_with_lines(lenv.records, SYSTEM, "estimate", made["id"], {}, made["version"],
+                            [LineEdit({"product": a, "quantity": 1, "price": "10"})])
+    (line,) = saved["lines"]
+    lenv.records.update(SYSTEM, "estimate_line", line["id"], {"note": "theirs"},
+                        line["version"])
+    refused = post_form(pages, f"/e/estimate/{made['id']}/edit", [
+        ("version", str(saved["version"])), ("name", "Retrofit"), *row(0, a, 5, "10"),
+        ("lines-0-id", str(line["id"])), ("lines-0-version", str(line["version"]))])
+    assert refused.status_code == 409
+    assert "changed by someone else" in refused.text
+    assert 'value="5"' in cell(refused.text, "lines-0-quantity")  # what was typed stays
+    assert lenv.records.get(SYSTEM, "estimate_line", line["id"])["quantity"] == 1
+
+
+def test_the_shipped_quote_edits_its_lines_as_a_grid(env: Env) -> None:
+    """config/forms/quote.yaml: the lines start from their product (formula defaults), in
+    the preview as in the save, and the quote's total is their sum."""
+    client = env.client(env.users.new_token("admin"))
+    acme = env.records.create(SYSTEM, "account", {"name": "Acme"})["id"]
+    turbine = env.records.create(SYSTEM, "product", {"name": "Turbine", "code": "T-1",
+                                                     "list_price": "1000"})["id"]
+    made = client.post("/api/quote", json={"name": "Turbines", "account": acme, "lines": [
+        {"values": {"product": turbine, "quantity": "2"}},
+        {"values": {"product": turbine, "quantity": "1", "unit_price": "900",
+                    "discount": "10"}}]})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert [ln["line_total"] for ln in body["lines"]] == ["2000.00", "810.00"]
+    assert body["lines"][0]["description"] == "Turbine"
+    assert (body["line_count"], body["total"]) == (2, "2810.00")
+    pages = env.client()
+    pages.headers["Accept"] = "text/html,application/xhtml+xml"
+    assert sign_in(pages, "admin", ADMIN_PASSWORD).status_code == 303
+    edit = pages.get(f"/e/quote/{body['id']}/edit")
+    assert 'id="line-grid"' in edit.text and 'name="lines-1-unit_price"' in edit.text
+    token = csrf_of(edit.text)
+    preview = pages.post("/e/quote/preview", content=urlencode([
+        ("csrf_token", token), ("lines-order", "0"), ("lines-0-product", str(turbine)),
+        ("lines-0-quantity", "3"), ("lines-0-unit_price", "")]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"}).text
+    assert re.search(r'id="computed-lines-0-line_total"[^>]*>[^<]*3,000\.00<', preview)
+    assert re.search(r'id="computed-total"[^>]*>[^<]*3,000\.00<', preview)

@@ -32,11 +32,13 @@ from engine.metadata import Model
 from engine.metadata.model import Entity, Field, LineGrid
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
-from engine.runtime.errors import RecordError
+from engine.runtime.errors import STALE_VERSION, RecordError
 from engine.runtime.records import Records
 from engine.runtime.records.lines import LineEdit, line_problems, read_lines
+from engine.runtime.values import ValueProblem, to_json
+from engine.types import FieldType
 from engine.web.numbers import whole_number
-from engine.web.pages.widgets import FormModel, Typed, Widget
+from engine.web.pages.widgets import Evaluated, FormModel, Typed, Widget
 
 PREFIX = "lines"
 ORDER_KEY = f"{PREFIX}-order"
@@ -197,18 +199,32 @@ class LineGridForm:
 
     # -- what the rows compute -----------------------------------------------------------
 
-    def _values(self, row: Row) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The row as the line would be saved, and its computed columns."""
+    def _evaluated(self, row: Row) -> Evaluated:
+        """The row as the line would be saved — a new line's formula defaults filled in for
+        what was left blank (a unit price from its product), as the save fills them — with
+        its computed columns."""
         ev = self.fm.evaluate(row.stored, row.typed)
-        values = ev.values
-        computed: dict[str, Any] = {}
         with self.records.reading() as conn:
-            ctx = self.records.record_context(conn, self.fm.compiled, values, prior=row.stored,
-                                              is_new=row.stored is None, reader=self.actor)
+            if row.stored is None:
+                given = {n for n, v in row.typed.items() if v not in ("", [])}
+                for f in self.child.stored_fields:
+                    formula = f.default_formula
+                    if formula is None or f.name in given:
+                        continue
+                    ctx = self.records.record_context(conn, self.fm.compiled, ev.values,
+                                                      is_new=True, reader=self.actor)
+                    try:
+                        ev.values[f.name] = self.fm.compiled.coercers[f.name](
+                            to_json(formula.evaluate(ctx)))
+                    except ValueProblem:  # the save says why; the preview leaves it blank
+                        ev.values[f.name] = None
+            ctx = self.records.record_context(conn, self.fm.compiled, ev.values,
+                                              prior=row.stored, is_new=row.stored is None,
+                                              reader=self.actor)
             for name in self.columns:
                 if self.child.field(name).computed:
-                    computed[name] = ctx.get((name,))
-        return values, computed
+                    ev.computed[name] = ctx.get((name,))
+        return ev
 
     def counted(self, row: Row) -> bool:
         """Whether the row is a line once saved (not removed, not a blank new row)."""
@@ -225,10 +241,9 @@ class LineGridForm:
         contexts = []
         with self.records.reading() as conn:
             for row in rows:
-                values, _ = self._values(row)
                 contexts.append(self.records.record_context(
-                    conn, self.fm.compiled, values, is_new=row.stored is None,
-                    reader=self.actor))
+                    conn, self.fm.compiled, self._evaluated(row).values,
+                    is_new=row.stored is None, reader=self.actor))
             out: dict[str, Any] = {}
             for f in rollups:
                 r = f.rollup
@@ -253,9 +268,7 @@ class LineGridForm:
     def cells(self, row: Row, key: str | None = None) -> tuple[list[Widget], list[Widget]]:
         """The row's cells, and its computed ones (what the preview swaps)."""
         key = row.key if key is None else key
-        ev = self.fm.evaluate(row.stored, row.typed)
-        _, computed = self._values(row)
-        ev.computed.update(computed)
+        ev = self._evaluated(row)
         problems = self.problems.get(row.key, {}) if key == row.key else {}
         out: list[Widget] = []
         for name in self.columns:
@@ -275,7 +288,8 @@ class LineGridForm:
             cells, _ = self.cells(row)
             problems = self.problems.get(row.key, {})
             extra = [msg("%(field)s: %(problem)s", field=self._label(k, language), problem=m)
-                     if k not in ROW_KEYS else m
+                     if k not in ROW_KEYS else
+                     msg("changed by someone else") if m == STALE_VERSION else m
                      for k, m in problems.items() if k not in self.columns]
             views.append(RowView(row.key, row.id, row.version, row.removed, cells, extra))
         blank, _ = self.cells(Row(NEW_KEY))
@@ -326,4 +340,4 @@ def _aggregate(agg: str, numbers: list[Any], f: Field) -> Any:
     else:  # avg
         total = sum(numbers, Decimal(0)) / len(numbers)
     result = Decimal(total).quantize(Decimal(1).scaleb(-places))
-    return int(result) if f.type.value == "integer" else result
+    return int(result) if f.type is FieldType.INTEGER else result
