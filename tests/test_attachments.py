@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from engine.metadata import load_model
+from engine.metadata.errors import ConfigErrors
 from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
 from engine.runtime.files.attachments import Attachments, clean_name
@@ -47,6 +49,9 @@ def config(config_dir: Path) -> Path:
                     encoding="utf-8")
     add_fields(config_dir, "opportunity",
                "signed_proposal: {type: file, label: {en: Signed proposal, zh: 签字方案}}")
+    form = config_dir / "forms" / "opportunity.yaml"
+    form.write_text(form.read_text(encoding="utf-8").replace(
+        "      - next_step\n", "      - next_step\n      - signed_proposal\n", 1), encoding="utf-8")
     settings = config_dir / "settings.yaml"
     settings.write_text(settings.read_text(encoding="utf-8")
                         + f"\nattachments:\n  max_size_mb: {LIMIT_KB / 1024}\n",
@@ -347,3 +352,55 @@ def test_a_path_in_a_file_name_is_dropped() -> None:
     assert clean_name("../../etc/passwd") == "passwd"
     assert clean_name("C:\\Users\\x\\合同.pdf") == "合同.pdf"
     assert clean_name('a"b.pdf') == 'a"b.pdf'
+
+
+def test_a_new_record_has_no_file_yet(world: World) -> None:
+    api = world.client(world.rep)
+    made = api.post("/api/opportunity", json={"name": "New", "account": world.deal["account"],
+                                              "signed_proposal": 1})
+    assert made.status_code == 422
+    assert "uploading a file" in made.json()["error"]["fields"]["signed_proposal"]
+    result = world.records.bulk_create(SYSTEM, "opportunity", [
+        {"name": "A", "account": world.deal["account"], "signed_proposal": 1},
+        {"name": "B", "account": world.deal["account"]}])
+    assert [i for i, _ in result.errors] == [0] and len(result.ids) == 1
+
+
+def test_pages_show_a_file_field_as_its_file(world: World) -> None:
+    api = world.client(world.rep)
+    added = post(api, world.base, "签字版.pdf", PDF, field="signed_proposal").json()
+    page = world.client()
+    assert sign_in(page, "rep_one", "a-password").status_code == 303
+    detail = page.get(f"/e/opportunity/{world.deal['id']}").text
+    assert f'href="/files/{added["id"]}"' in detail and "签字版.pdf" in detail
+    form = page.get(f"/e/opportunity/{world.deal['id']}/edit").text
+    assert re.search(rf'type="hidden" id="f-signed_proposal" name="signed_proposal" '
+                     rf'value="{added["id"]}"', form)
+    assert page.get(f"/files/{added['id']}").content == PDF
+    stranger = world.client()
+    assert sign_in(stranger, "rep_two", "a-password").status_code == 303
+    assert stranger.get(f"/files/{added['id']}").status_code == 404
+    assert stranger.get(f"/e/opportunity/{world.deal['id']}/attachments").status_code == 404
+
+
+def test_the_openapi_document_describes_the_attachment_routes(world: World) -> None:
+    doc = world.client(world.rep).get("/openapi.json").json()
+    files = "/api/opportunity/{record_id}/attachments"
+    assert set(doc["paths"][files]) == {"get", "post"}
+    assert set(doc["paths"][files + "/{attachment_id}"]) == {"get", "delete"}
+    upload = doc["paths"][files]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    assert {"413", "415"} <= set(upload["responses"])
+    assert "/api/account/{record_id}/attachments" not in doc["paths"]
+    schema = doc["components"]["schemas"]["Opportunity"]["properties"]["signed_proposal"]
+    assert "attachment" in schema["anyOf"][0]["description"]
+
+
+def test_settings_name_an_unknown_type(config: Path) -> None:
+    settings = config / "settings.yaml"
+    settings.write_text(settings.read_text(encoding="utf-8")
+                        + "  allowed_types: [application/pdf, text/htm]\n", encoding="utf-8")
+    with pytest.raises(ConfigErrors) as info:
+        load_model(config)
+    text = str(info.value)
+    assert "settings.yaml:" in text and "'text/htm' is not a content type" in text

@@ -354,6 +354,8 @@ class Records:
                 errors[key] = msg("is computed and cannot be written")
             elif entity.field(key).rollup is not None:
                 errors[key] = msg("is a rollup the engine keeps and cannot be written")
+            elif creating and entity.field(key).type is FieldType.FILE and not is_blank(raw):
+                errors[key] = msg("is set once the record exists, by uploading a file for it")
             elif key in mask.readonly:
                 errors[key] = msg("is read-only for your role")
             else:
