@@ -377,6 +377,8 @@ def test_pages_show_a_file_field_as_its_file(world: World) -> None:
     assert re.search(rf'type="hidden" id="f-signed_proposal" name="signed_proposal" '
                      rf'value="{added["id"]}"', form)
     assert page.get(f"/files/{added['id']}").content == PDF
+    history = detail[detail.index('id="history"'):]
+    assert "Files changed" in history and "签字版.pdf" in history
     stranger = world.client()
     assert sign_in(stranger, "rep_two", "a-password").status_code == 303
     assert stranger.get(f"/files/{added['id']}").status_code == 404

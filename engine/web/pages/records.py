@@ -47,9 +47,9 @@ RELATED_ROWS = 20
 ACTIONS = {"create": N_("Created"), "update": N_("Changed"),
            "delete": N_("Moved to the recycle bin"), "restore": N_("Restored"),
            "assign": N_("Assigned"), "team": N_("Team changed"),
-           "purge": N_("Deleted for good")}
+           "purge": N_("Deleted for good"), "attachment": N_("Files changed")}
 ENGINE_LABELS = {"owner_id": N_("Owner"), "department_id": N_("Department"),
-                 "team": N_("Team")}
+                 "team": N_("Team"), "attachments": N_("Attachments")}
 ACCESS_LABELS = {"read": N_("Can read"), "edit": N_("Can edit")}
 NOTICES = {"assigned": N_("The record was assigned."),
            "team": N_("The team was updated."),
@@ -336,6 +336,8 @@ class RecordPages(PageFamily):
             return ""
         if name == "team" and isinstance(value, dict):
             return f"{value.get('user', '')} ({value.get('access', '')})"
+        if name == "attachments" and isinstance(value, dict):  # a file added or removed
+            return str(value.get("file_name", ""))
         target = self._target_of(entity, name)
         if target is not None and name in ("owner_id", "department_id"):
             return display.title(target, value).text if isinstance(value, int) else str(value)
