@@ -79,7 +79,7 @@ def path_id(request: Request, key: str) -> int:
 async def upload(attachments: Attachments, request: Request, actor: Actor, entity: str,
                  record_id: int) -> Attachment:
     """Receive the request's file and attach it (the file field named by `field`, if any)."""
-    attachments.records.compiled(entity)  # 404 before reading a byte of an unknown entity
+    await run_in_threadpool(attachments.check_add, actor, entity, record_id)
     got = await read_upload(request, attachments.receive, attachments.settings.max_bytes,
                             attachments.too_large)
     writer = got.writer

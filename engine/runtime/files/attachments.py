@@ -202,6 +202,18 @@ class Attachments:
             writer.discard()
             raise self.too_large() from None
 
+    def check_add(self, actor: Actor, entity: str, record_id: int) -> None:
+        """Refuse, before a byte of the file is read, an upload the actor may not make: 404
+        unless they read the record (or the entity takes no file at all), 403 unless they
+        may update it. `add` checks again, with the record locked."""
+        c = self._entity(actor, entity)
+        if not c.entity.attachments and not any(
+                f.type is FieldType.FILE for f in c.entity.fields):
+            self._check_field(c.entity, None)
+        with self.records.reading() as conn:
+            self.records.fetch(conn, actor, c, record_id)
+            self.records.allowed(conn, actor, c, record_id, "update")
+
     def add(self, actor: Actor, entity: str, record_id: int, name: str,
             writer: BlobWriter, *, field: str | None = None) -> Attachment:
         """Attach the file received in `writer` (named `name` by the client) to a record the
