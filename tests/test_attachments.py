@@ -409,3 +409,10 @@ def test_settings_name_an_unknown_type(config: Path) -> None:
         load_model(config)
     text = str(info.value)
     assert "settings.yaml:" in text and "'text/htm' is not a content type" in text
+
+
+def test_the_files_folder_comes_from_the_environment() -> None:
+    key = {"CRM_SECRET_KEY": "k" * 32}
+    assert WebSettings.from_env(key).files_dir == "data/files"
+    assert WebSettings.from_env({**key, "CRM_FILES_DIR": "/srv/crm/files"}).files_dir \
+        == "/srv/crm/files"
