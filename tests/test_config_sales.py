@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.errors import Invalid
 from tests.access_helpers import user
 from tests.conftest import Env, EnvFactory
+from tests.web_helpers import sign_in
 
 CREDIT = ("contracted", "invoiced", "collected", "balance", "receivable", "advance",
           "available_credit")
@@ -237,3 +239,56 @@ def test_a_campaign_counts_what_it_brought_in(env: Env) -> None:
         make(env, "campaign_member", campaign=fair["id"], account=other["id"],
              contact=ann["id"])
     assert list(refused.value.fields) == ["contact"]
+
+
+SALES = ("product_line", "competitor", "competitor_product", "opportunity_competitor",
+         "campaign", "campaign_member", "opportunity_stage_plan", "quote", "quote_line",
+         "contract", "contract_line", "execution_plan_line", "invoice", "receipt",
+         "contact_job_change")
+
+
+def test_every_page_of_the_sales_entities_renders(env: Env, pages: TestClient) -> None:
+    acme = make(env, "account", name="Acme", credit_limit="500000")
+    ann = make(env, "contact", full_name="Ann", account=acme["id"])
+    product = press(env)
+    rival = make(env, "competitor", name="Rival Corp")
+    deal = make(env, "opportunity", name="Presses", account=acme["id"])
+    quote = make(env, "quote", name="Q", account=acme["id"], opportunity=deal["id"])
+    k = contract(env, acme["id"], product, "1", quote=quote["id"])
+    fair = make(env, "campaign", name="Fair", campaign_type="trade_show")
+    made = {
+        "product_line": get(env, "product", {"id": product})["product_line"],
+        "competitor": rival["id"],
+        "competitor_product": make(env, "competitor_product", name="RP-1",
+                                   competitor=rival["id"], our_product=product)["id"],
+        "opportunity_competitor": make(env, "opportunity_competitor", opportunity=deal["id"],
+                                       competitor=rival["id"])["id"],
+        "campaign": fair["id"],
+        "campaign_member": make(env, "campaign_member", campaign=fair["id"],
+                                contact=ann["id"])["id"],
+        "opportunity_stage_plan": make(env, "opportunity_stage_plan", opportunity=deal["id"],
+                                       stage="proposal", planned_start="2026-03-01",
+                                       planned_end="2026-03-31")["id"],
+        "quote": quote["id"],
+        "quote_line": make(env, "quote_line", quote=quote["id"], product=product)["id"],
+        "contract": k["id"],
+        "contract_line": make(env, "contract_line", contract=k["id"], product=product)["id"],
+        "execution_plan_line": make(env, "execution_plan_line", contract=k["id"],
+                                    kind="acceptance", description="Acceptance",
+                                    due_date="2026-06-01")["id"],
+        "invoice": make(env, "invoice", contract=k["id"], amount="100")["id"],
+        "receipt": make(env, "receipt", contract=k["id"], amount="100")["id"],
+        "contact_job_change": make(env, "contact_job_change", contact=ann["id"],
+                                   job_title="Buyer", from_date="2020-01-01")["id"],
+    }
+    assert sign_in(pages).status_code == 303
+    for entity in SALES:
+        for path in (f"/e/{entity}", f"/e/{entity}/new", f"/e/{entity}/{made[entity]}",
+                     f"/e/{entity}/{made[entity]}/edit"):
+            assert pages.get(path).status_code == 200, path
+    for entity, rid in (("account", acme["id"]), ("contact", ann["id"]),
+                        ("opportunity", deal["id"]), ("lead", make(env, "lead",
+                                                                   company="L")["id"])):
+        assert pages.get(f"/e/{entity}/{rid}").status_code == 200, entity
+    account_page = pages.get(f"/e/account/{acme['id']}").text
+    assert "Available credit" in account_page and "Sub-accounts" in account_page
