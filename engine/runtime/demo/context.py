@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -84,6 +84,8 @@ class Deal:
     items: list[Item]
     contact: int
     quote: int | None = None  # its last quote, once made
+    # the competitor met on the deal: (competitor id, their product id or None)
+    rival: tuple[int, int | None] | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -101,6 +103,7 @@ class Demo:
     fakers: dict[str, Faker]
     today: date
     now: datetime
+    zone: tzinfo  # the organisation's (settings.yaml time_zone): its working hours
     counts: dict[str, int] = field(default_factory=dict)
     admin: User | None = None
     staff: list[User] = field(default_factory=list)
@@ -121,9 +124,10 @@ class Demo:
         for i, f in enumerate(fakers.values()):
             f.seed_instance(seed + i)
         now = datetime.now(UTC).replace(microsecond=0)
+        zone = records.model.settings.zone
         return cls(records=records, seed=seed, say=progress or (lambda _msg: None),
                    rnd=random.Random(seed),  # noqa: S311 - repeatable demo data, not secrets
-                   fakers=fakers, today=now.date(), now=now)
+                   fakers=fakers, today=now.astimezone(zone).date(), now=now, zone=zone)
 
     def stream(self, salt: int) -> random.Random:
         """A sequence of its own, so one area's draws do not shift another's."""
@@ -181,7 +185,8 @@ class Demo:
         return self.today - timedelta(days=back)
 
     def at(self, day: date, rnd: random.Random, *, start: int = 8, end: int = 18) -> datetime:
-        """A working-hours moment on `day`, in UTC, never in the future."""
+        """A moment of `day` between the hours `start` and `end` where the organisation is
+        (its working hours by default), in UTC, never in the future."""
         moment = datetime.combine(day, time(rnd.randrange(start, end), rnd.randrange(60)),
-                                  UTC)
+                                  self.zone).astimezone(UTC)
         return min(moment, self.now - timedelta(minutes=5))

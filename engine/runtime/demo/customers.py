@@ -71,7 +71,7 @@ def _account(demo: Demo, rnd: random.Random, lang: str, used: set[str],
         brand = short[len(city):]
         domain = f"{CN_BRANDS_PINYIN[brand]}-{city_code(city)}.com.cn"
         town = city if province.startswith(city) else f"{province}{city}市"
-        address = (f"{town}{fk.district()}区{fk.street_name()}{rnd.randrange(1, 999)}号")
+        address = f"{town}{rnd.choice(CN_SITES)}{fk.street_name()}{rnd.randrange(1, 999)}号"
         extra = {"country": "China", "city": city, "address": address,
                  "postcode": f"{rnd.randrange(100, 860)}{rnd.randrange(0, 1000):03d}",
                  "phone": f"+86 {rnd.randrange(10, 999)} {rnd.randrange(1000, 9999)} "
@@ -84,7 +84,8 @@ def _account(demo: Demo, rnd: random.Random, lang: str, used: set[str],
         family, _sp, trade = short.partition(" ")
         domain = f"{_ascii(family)}-{_ascii(trade.split()[0])}.com"
         extra = {"country": country, "city": city,
-                 "address": f"{fk.street_address()}, {city}", "postcode": fk.postcode(),
+                 "address": f"{fk.building_number()} {fk.street_name()}, {city}",
+                 "postcode": fk.postcode(),
                  "phone": f"+{rnd.randrange(1, 99)} {rnd.randrange(10, 99)} "
                           f"{rnd.randrange(100000, 999999)}",
                  "bank": f"{rnd.choice(EN_BANKS)} {city}",
@@ -135,15 +136,16 @@ def company_name(demo: Demo, rnd: random.Random, lang: str, industry: str, used:
                 name = f"{city}{brand}{trade}（{rnd.choice(CN_SITES)}）有限公司"
         short = f"{city}{brand}"
     else:
-        city = rnd.choice(EN_CITIES)[0]
+        city, country = rnd.choice(EN_CITIES)
+        forms = EN_FORMS[country]
         family = fk.last_name()
         trade = EN_DEALER_TRADE if dealer else rnd.choice(EN_TRADES[industry])
-        name = f"{family} {trade} {rnd.choice(EN_FORMS)}"
+        name = f"{family} {trade} {rnd.choice(forms)}"
         for _ in range(20):
             if name not in used:
                 break
             family = fk.last_name()
-            name = f"{family} {trade} {rnd.choice(EN_FORMS)}"
+            name = f"{family} {trade} {rnd.choice(forms)}"
             if name in used:
                 name = f"{family} {trade} {city} {rnd.choice(EN_SITES)}"
         short = f"{family} {trade}"

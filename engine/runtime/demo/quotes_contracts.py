@@ -167,10 +167,18 @@ def _execution(demo: Demo, contracts: list[Signed]) -> None:
         for n, (label, percent, days) in enumerate(shares):
             part = left if n == len(shares) - 1 else money(amount * percent / 100)
             left -= part
-            plan.append((owner, _plan_line(demo, rnd, c, "installment", label,
-                                           c.signed + timedelta(days=days),
-                                           amount=part)))
+            due = c.signed + timedelta(days=days)
+            line = _plan_line(demo, rnd, c, "installment", label, due, amount=part)
+            plan.append((owner, line))
             installments.append((c, len(plan) - 1))
+            if line["status"] != "done" and due < demo.today - timedelta(days=15):
+                # overdue: someone is chasing it (催款)
+                plan.append((owner, {**_plan_line(demo, rnd, c, "dunning",
+                                                  (f"催收：{label}" if zh
+                                                   else f"Dunning: {label}")[:200],
+                                                  due + timedelta(days=15), amount=part),
+                                     "status": "in_progress", "actual_date": None,
+                                     "actual_amount": None}))
         for item in equipment:
             first = item.quantity // 2 if item.quantity > 3 else item.quantity
             batches = [first, item.quantity - first] if first < item.quantity else [first]

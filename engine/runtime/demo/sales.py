@@ -24,6 +24,10 @@ FUNNEL = [("prospecting", 30), ("qualification", 22), ("proposal", 16), ("negoti
 OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
 # Opportunities a presales engineer joins (every 5th, up to this many), so that role has work.
 PRESALES_TEAMS = 40
+Rivals = list[tuple[int, list[tuple[int, str, int]]]]
+"""The competitors: (id, [(their product id, our comparable product's code, their price)])."""
+
+
 CN_ORDINALS = ["", "一", "二", "三", "四", "五", "六", "七", "八", "九"]
 
 # type, English name, Chinese name (a campaign is run in one of them), location, line
@@ -49,8 +53,8 @@ def make_sales(demo: Demo, size: int, bant: Entity) -> None:
     leads = _leads(demo, size)
     _campaign_members(demo, leads)
     competitors = _competitors(demo)
-    _opportunities(demo, bant)
-    _opportunity_competitors(demo, competitors)
+    _opportunities(demo, bant, competitors)
+    _opportunity_competitors(demo)
     _stage_plans(demo)
     _teams(demo)
 
@@ -167,8 +171,7 @@ COMPETITORS: list[tuple[str, str, str, str, str, str, list[tuple[str, str, str, 
 ]
 
 
-def _competitors(demo: Demo) -> list[tuple[int, list[tuple[int, str, int]]]]:
-    """The competitors: (id, [(product id, our product code, their price)])."""
+def _competitors(demo: Demo) -> Rivals:
     demo.say("competitors")
     ids = demo.bulk(SYSTEM, "competitor", [
         {"name": name, "headquarters": hq, "threat": threat, "strengths": strong,
@@ -185,10 +188,12 @@ def _competitors(demo: Demo) -> list[tuple[int, list[tuple[int, str, int]]]]:
             for cid, (*_rest, products) in zip(ids, COMPETITORS, strict=True)]
 
 
-def _opportunities(demo: Demo, entity: Entity) -> None:
+def _opportunities(demo: Demo, entity: Entity, competitors: Rivals) -> None:
     demo.say("opportunities")
     rnd = demo.rnd
     answers = demo.stream(13)
+    rivals = demo.stream(14)
+    names = {cid: spec[0] for (cid, _p), spec in zip(competitors, COMPETITORS, strict=True)}
     stages, weights = zip(*FUNNEL, strict=True)
     by_owner: dict[int, list[Account]] = {}
     for account in demo.accounts:
@@ -198,7 +203,8 @@ def _opportunities(demo: Demo, entity: Entity) -> None:
         deals: list[Deal] = []
         for account in accounts:
             kinds_seen: dict[str, int] = {}
-            for _ in range(rnd.randrange(1, 4)):
+            repeat = account.status in ("customer", "former", "partner")
+            for _ in range(rnd.randrange(2, 6) if repeat else rnd.randrange(1, 3)):
                 stage = rnd.choices(stages, weights)[0]
                 if stage == "won" and account.status == "prospect":
                     stage = "negotiation"  # a prospect has won no deal yet
@@ -213,6 +219,7 @@ def _opportunities(demo: Demo, entity: Entity) -> None:
                 deal = Deal(id=0, account=account, name=name, stage=stage, close_date=close,
                             items=items, contact=contact)
                 deals.append(deal)
+                deal.rival = _rival(rivals, deal, competitors)
                 rows.append({
                     "name": name, "account": account.id, "primary_contact": contact,
                     "amount": deal.amount, "stage": stage, "close_date": close,
@@ -220,6 +227,7 @@ def _opportunities(demo: Demo, entity: Entity) -> None:
                     if stage == "lost" else None,
                     "campaign": rnd.choice(demo.campaigns)
                     if demo.campaigns and rnd.random() < 0.15 else None,
+                    "competitor": names[deal.rival[0]] if deal.rival else None,
                     "source": rnd.choice(["lead", "existing_customer", "partner", "tender"]),
                     "next_step": None if closed else _next_step(rnd, account.lang, stage),
                     **_bant(answers, entity)})
@@ -315,24 +323,29 @@ def _bant(rnd: random.Random, entity: Entity) -> dict[str, str | None]:
     return out
 
 
-def _opportunity_competitors(demo: Demo,
-                             competitors: list[tuple[int, list[tuple[int, str, int]]]]) -> None:
-    rnd = demo.stream(14)
+def _rival(rnd: random.Random, deal: Deal, competitors: Rivals) -> tuple[int, int | None] | None:
+    """Whom a deal past qualification met (six in ten do): a competitor selling what it
+    sells, with their comparable product, or any competitor."""
+    if deal.stage in ("prospecting", "qualification") or rnd.random() < 0.4:
+        return None
+    codes = {i.product.code for i in deal.items}
+    matching: list[tuple[int, int | None]] = [
+        (cid, p[0]) for cid, products in competitors for p in products if p[1] in codes]
+    return rnd.choice(matching or [(c[0], None) for c in competitors])
+
+
+def _opportunity_competitors(demo: Demo) -> None:
+    rnd = demo.stream(16)
     rows: list[tuple[User, dict[str, Any]]] = []
     for deal in demo.deals:
-        if deal.stage in ("prospecting", "qualification") or rnd.random() < 0.4:
+        if deal.rival is None:
             continue
-        codes = {i.product.code for i in deal.items}
-        matching: list[tuple[int, tuple[int, str, int] | None]] = [
-            (cid, p) for cid, products in competitors for p in products if p[1] in codes]
-        matching = matching or [(c[0], None) for c in competitors]
-        cid, product = rnd.choice(matching)
+        cid, product = deal.rival
         outcome = {"won": "we_won", "lost": rnd.choice(["they_won", "they_won",
                                                         "no_decision"])}.get(deal.stage,
                                                                              "open")
         rows.append((deal.account.owner, {
-            "opportunity": deal.id, "competitor": cid,
-            "competitor_product": product[0] if product else None,
+            "opportunity": deal.id, "competitor": cid, "competitor_product": product,
             "their_price": money(deal.amount * Decimal(rnd.randrange(82, 108)) / 100),
             "our_position": {"we_won": "leading", "they_won": "behind"}.get(
                 outcome, rnd.choice(["leading", "even", "behind"])),

@@ -96,7 +96,7 @@ def _requests(demo: Demo, queues: dict[str, int]) -> list[Request]:
             received = demo.at(demo.past_day(rnd), rnd, start=0, end=24)
             respond, resolve = TARGETS[priority]
             responded = received + timedelta(minutes=rnd.randrange(2, int(respond * 1.4)))
-            resolved = responded + timedelta(hours=rnd.uniform(0.5, resolve * 1.2))
+            resolved = responded + timedelta(minutes=rnd.randrange(30, resolve * 72))
             age = demo.now - received
             status = ("closed" if age > timedelta(days=14) and rnd.random() < 0.93 else
                       "cancelled" if age > timedelta(days=14) else

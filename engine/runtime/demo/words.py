@@ -59,9 +59,17 @@ EN_TRADES: dict[str, list[str]] = {
     "automotive": ["Motors", "Truck Centre", "Auto Parts"],
     "healthcare": ["Medical Supplies", "Pharma Logistics"],
     "public_sector": ["Port Authority", "City Works", "Waste Services"],
-    "other": ["Farms", "Agriculture", "Grain Cooperative", "Harvest Group"],
+    "other": ["Farms", "Agriculture", "Grain Cooperative", "Growers"],
 }
-EN_FORMS = ["Ltd", "Inc.", "Group", "& Co.", "GmbH", "B.V.", "plc", "LLC"]
+# The forms of company a country has (the first ones most often).
+EN_FORMS = {"Germany": ["GmbH", "AG", "GmbH & Co. KG"], "Austria": ["GmbH", "AG"],
+            "Netherlands": ["B.V.", "N.V."], "Belgium": ["NV", "BV"], "France": ["SA", "SAS"],
+            "Italy": ["S.p.A.", "S.r.l."], "Poland": ["Sp. z o.o.", "S.A."],
+            "United Kingdom": ["Ltd", "plc", "Group"], "Ireland": ["Ltd", "Group"],
+            "Denmark": ["A/S", "ApS"], "Sweden": ["AB"], "United States": ["Inc.", "LLC", "Corp."],
+            "Australia": ["Pty Ltd", "Group"], "Singapore": ["Pte. Ltd."],
+            "United Arab Emirates": ["LLC", "FZE"], "South Africa": ["Pty Ltd"],
+            "Chile": ["S.A.", "SpA"]}
 EN_DEALER_TRADE = "Equipment Sales"
 EN_SITES = ["North", "South", "East", "West", "Harbour", "Central"]
 

@@ -6,6 +6,7 @@ per quarter for departments and salespeople."""
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 
 from engine.fieldtypes import Regarding
 from engine.runtime.access import SYSTEM
+from engine.runtime.demo.catalogue import LINES
 from engine.runtime.demo.context import YEARS, Demo, money
 from engine.runtime.users import User
 
@@ -178,4 +180,33 @@ def _targets(demo: Demo) -> None:
                              "period_start": start, "period_end": end,
                              "target_department": dept, "metric": "collections",
                              "target_value": (total * Decimal("0.8")).quantize(Decimal(1))})
+    rows += _line_targets(demo, rnd)
     demo.bulk(SYSTEM, "sales_target", rows)
+
+
+def _line_targets(demo: Demo, rnd: random.Random) -> list[dict[str, Any]]:
+    """Headquarters' yearly targets per product line: units for the machines, an amount
+    for the rest, near what each line sold."""
+    hq = demo.departments["headquarters"][0]
+    sold: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    units: dict[tuple[int, str], int] = defaultdict(int)
+    for deal in demo.deals:
+        if deal.stage == "won":
+            for item in deal.items:
+                sold[(deal.close_date.year, item.product.line)] += item.total
+                units[(deal.close_date.year, item.product.line)] += item.quantity
+    rows: list[dict[str, Any]] = []
+    for year in range(demo.today.year - YEARS + 1, demo.today.year + 1):
+        for line, en, zh, _den, _dzh in LINES:
+            line_id = demo.product_lines[line]
+            machines = line in ("TRC", "LDR", "FLT")
+            actual = Decimal(units[(year, line)]) if machines else sold[(year, line)]
+            floor = Decimal(10) if machines else Decimal(500_000)
+            rows.append({
+                "name": f"{year} {en} · {zh}",
+                "period_start": date(year, 1, 1), "period_end": date(year, 12, 31),
+                "target_department": hq, "product_line": line_id,
+                "metric": "quantity" if machines else "amount",
+                "target_value": max(floor, (actual * Decimal(rnd.randrange(90, 130)) / 100)
+                                    .quantize(Decimal(1)))})
+    return rows
