@@ -240,6 +240,7 @@ def test_the_page_upload_needs_the_csrf_token(world: World) -> None:
                      headers={"X-CSRF-Token": token, "HX-Request": "true"})
     assert sent.status_code == 200, sent.text
     assert "a.pdf" in sent.text and 'id="attachments"' in sent.text
+    assert f"{len(PDF)} B" in sent.text and "At most 0.01 MB." in sent.text
     assert world.rows() == 1
     panel = page.get(url, headers={"HX-Request": "true"})
     assert "a.pdf" in panel.text

@@ -67,7 +67,8 @@ class AttachmentPages(PageFamily):
                        and f.name not in mask.hidden and f.name not in mask.readonly]
         return {"entity": e, "record_id": record_id, "files": files,
                 "can_update": can_update, "file_fields": file_fields,
-                "max_size_mb": self.attachments.settings.max_size_mb,
+                "max_size": f"{self.attachments.settings.max_size_mb:.2f}".rstrip("0")
+                .rstrip("."),
                 "accept": ",".join(self.attachments.settings.allowed_types),
                 "base": f"/e/{entity}/{record_id}/attachments"}
 
