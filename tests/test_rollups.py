@@ -103,13 +103,13 @@ def test_the_hook_builds_a_rollups_statements_once(records: Records,
     times running it: the hook builds each statement once per records service, and the
     reused statements still compute every write exactly."""
     built: list[str] = []
-    parts = compute._parts
+    parts = compute.parts
 
     def counting(records: Records, rf: compute.RollupField, t: Any) -> Any:
         built.append(rf.name)
         return parts(records, rf, t)
 
-    monkeypatch.setattr(compute, "_parts", counting)
+    monkeypatch.setattr(compute, "parts", counting)
     acme = records.create(SYSTEM, "account", {"name": "Acme"})["id"]
     globex = records.create(SYSTEM, "account", {"name": "Globex"})["id"]
 

@@ -104,13 +104,13 @@ def _counted(records: Records, rf: RollupField) -> tuple[Any, ColumnElement[Any]
     """The child table (an alias: the child may be the parent's own entity), the
     aggregate over it, and the conditions every counted child meets."""
     t = records.schema.table(rf.rollup.child).alias("rollup_child")
-    value, condition, where = _parts(records, rf, t)
+    value, condition, where = parts(records, rf, t)
     if condition is not None:
         where.append(condition)
-    return t, _aggregate_of(rf, value), where
+    return t, aggregate_of(rf, value), where
 
 
-def _parts(records: Records, rf: RollupField, t: Any
+def parts(records: Records, rf: RollupField, t: Any
            ) -> tuple[ColumnElement[Any] | None, ColumnElement[bool] | None,
                       list[ColumnElement[bool]]]:
     """On the child alias `t`: the value aggregated (None: the records are counted),
@@ -132,7 +132,7 @@ def _parts(records: Records, rf: RollupField, t: Any
     return value, condition, counted.where
 
 
-def _aggregate_of(rf: RollupField, value: ColumnElement[Any] | None) -> ColumnElement[Any]:
+def aggregate_of(rf: RollupField, value: ColumnElement[Any] | None) -> ColumnElement[Any]:
     agg = rf.rollup.agg
     if agg == "count":
         return func.count() if value is None else func.count(value)
@@ -168,7 +168,7 @@ def additions(records: Records, conn: Connection, rfs: Sequence[RollupField],
         ("rollup additions", rfs[0].parent.name, tuple(rf.name for rf in rfs)),
         lambda: _additions(records, rfs))
     out: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(children), 1000):
+    for chunk in chunks(sorted(children), 1000):
         for row in conn.execute(stmt, {"ids": chunk}):
             out[row[0]] = {rf.name: row[i + 1] for i, rf in enumerate(rfs)}
     return out
@@ -184,10 +184,10 @@ def _additions(records: Records, rfs: Sequence[RollupField]) -> Select[Any]:
     columns: list[ColumnElement[Any]] = []
     live: list[ColumnElement[bool]] = []
     for rf in rfs:
-        value, condition, live = _parts(records, rf, t)
+        value, condition, live = parts(records, rf, t)
         if condition is not None:
             value = case((condition, literal(1) if value is None else value))
-        columns.append(type_coerce(_aggregate_of(rf, value), parent.c[rf.name].type))
+        columns.append(type_coerce(aggregate_of(rf, value), parent.c[rf.name].type))
     return (select(via, *columns)
             .where(t.c.id.in_(bindparam("ids", expanding=True)), *live, via.is_not(None))
             .group_by(via))
@@ -222,7 +222,7 @@ def values_of(records: Records, conn: Connection, parent: Entity,
     stmt = records.statement(("rollup values", parent.name, tuple(rf.name for rf in fields)),
                              build)  # built once per set of rollups, as in `additions`
     out: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(ids)), 500):
+    for chunk in chunks(sorted(set(ids)), 500):
         for row in conn.execute(stmt, {"ids": chunk}).mappings():
             out[row["id"]] = {rf.name: row[rf.name] for rf in fields}
     return out
@@ -262,6 +262,6 @@ def write_values(conn: Connection, table: Table, rows: list[dict[str, Any]],
         conn.execute(stmt, rows)
 
 
-def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+def chunks(items: list[int], size: int) -> Iterable[list[int]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
