@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
+from starlette.testclient import TestClient
 
 from engine.runtime.assembly import records_service
 from engine.runtime.db import normalize_url, open_engine
@@ -29,8 +30,10 @@ from engine.runtime.records import Records
 from engine.runtime.rollups.refresh import check_rollups
 from engine.runtime.schema import apply_plan
 from engine.runtime.users import Users
+from engine.web.app import create_app
 from tests.conftest import IN_CI, PG_URL, _pg_available, shipped_model
 from tests.db_templates import TEST_HASHER
+from tests.web_helpers import sign_in
 
 SIZE = 12
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -235,3 +238,19 @@ def test_counts_match_the_tables(built: Built) -> None:
         for entity, count in built.result.counts.items():
             table = built.records.schema.table(entity)
             assert conn.execute(select(func.count()).select_from(table)).scalar_one() == count
+
+
+def test_every_list_and_record_page_shows_the_demo(built: Built) -> None:
+    """The pages read what the demo wrote: each entity's list and its first record's page
+    answer 200 as admin (a demo value a page cannot show would be a 500 here)."""
+    app = create_app(built.records.model, built.engine, password_hasher=TEST_HASHER)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        sign_in(client, "admin", DEMO_PASSWORD)
+        with built.engine.connect() as conn:
+            for name in built.records.model.entity_names:
+                table = built.records.schema.table(name)
+                first = conn.execute(select(func.min(table.c.id))).scalar_one()
+                listed = client.get(f"/e/{name}")
+                assert listed.status_code == 200, (name, listed.text[:300])
+                shown = client.get(f"/e/{name}/{first}")
+                assert shown.status_code == 200, (name, first, shown.text[:300])

@@ -31,6 +31,12 @@ from engine.runtime.org import DEPARTMENT
 from engine.runtime.records import Records
 from engine.runtime.users import User, Users
 
+# The areas that run only when the config has their entities.
+SERVICE = ("service_queue", "service_queue_member", "service_request", "service_plan",
+           "work_order", "work_order_part")
+KNOWLEDGE = ("knowledge_article", "knowledge_article_product", "announcement",
+             "announcement_target", "announcement_read")
+
 __all__ = ["DEMO_PASSWORD", "ROLES", "DemoResult", "existing_data", "fill_demo", "is_empty"]
 
 
@@ -78,8 +84,10 @@ def fill_demo(records: Records, users: Users, size: int = 200, seed: int = 7,
     make_customers(demo, size)
     make_sales(demo, size, records.model.entity("opportunity"))
     make_quotes_and_contracts(demo)
-    make_service(demo)
+    if demo.has(*SERVICE):
+        make_service(demo)
     make_work(demo)
-    make_knowledge(demo)
+    if demo.has(*KNOWLEDGE):
+        make_knowledge(demo)
     assert demo.admin is not None
     return DemoResult(demo.admin, demo.counts)

@@ -135,9 +135,12 @@ class Demo:
 
     def bulk(self, owner: Actor, entity: str, rows: list[dict[str, Any]]) -> list[int]:
         """Create `rows` through the records service's bulk create as the engine, owned by
-        `owner` (SYSTEM: the engine's own). A refused row is a bug in the demo: it raises."""
+        `owner` (SYSTEM: the engine's own). A value for a field the entity does not have
+        (a config without it) is left out; a refused row is a bug in the demo: it raises."""
         if not rows:
             return []
+        model = self.records.model.entity(entity)
+        rows = [{k: v for k, v in row.items() if model.has_field(k)} for row in rows]
         result = self.records.bulk_create(SYSTEM, entity, rows,
                                           owner=None if owner is SYSTEM else owner)
         if result.errors:
@@ -165,6 +168,10 @@ class Demo:
         """One record's change through the service, as the engine."""
         current = self.records.get(SYSTEM, entity, record_id)
         return self.records.update(SYSTEM, entity, record_id, values, current["version"])
+
+    def has(self, *entities: str) -> bool:
+        """Whether the config has all these entities (an area runs only when it does)."""
+        return all(self.records.model.has_entity(e) for e in entities)
 
     # -- people ---------------------------------------------------------------------------
 

@@ -44,9 +44,12 @@ BUDGETS = [
 
 def make_work(demo: Demo) -> None:
     _activities(demo)
-    _notes(demo)
-    _expenses(demo)
-    _targets(demo)
+    if demo.has("note"):
+        _notes(demo)
+    if demo.has("expense_budget", "expense"):
+        _expenses(demo)
+    if demo.has("sales_target"):
+        _targets(demo)
 
 
 def _activities(demo: Demo) -> None:
