@@ -197,7 +197,8 @@ def _link_schema(user: bool) -> Schema:
 def _regarding_schema(_f: FieldFacts) -> dict[str, Any]:
     return {"type": "object", "required": ["entity", "id"],
             "properties": {"entity": {"type": "string", "description": "the entity's name"},
-                           "id": {"type": "integer", "minimum": 1}},
+                           "id": {"type": "integer", "minimum": 1},
+                           "title": {"type": ["string", "null"], "readOnly": True}},
             "description": "the record it concerns; read back with its title (null when "
                            "the reader may not read that record)"}
 

@@ -259,6 +259,7 @@ def test_every_entity_has_its_routes_and_schemas() -> None:
             f"/api/{e.name}": {"get", "post"},
             f"/api/{e.name}/{{record_id}}": {"get", "patch", "delete"},
             f"/api/{e.name}/{{record_id}}/history": {"get"},
+            f"/api/{e.name}/{{record_id}}/timeline": {"get"},
             f"/api/{e.name}/{{record_id}}/actions/{{action}}": {"post"},
             f"/api/{e.name}/{{record_id}}/team": {"get", "post"},
             f"/api/{e.name}/{{record_id}}/team/{{user_id}}": {"delete"},
@@ -292,6 +293,7 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/{entity}": {"get", "post"},
         "/api/{entity}/{record_id}": {"get", "patch", "delete"},
         "/api/{entity}/{record_id}/history": {"get"},
+        "/api/{entity}/{record_id}/timeline": {"get"},
         "/api/{entity}/{record_id}/actions/{action}": {"post"},
         "/api/{entity}/{record_id}/explain/{field}": {"get"},
         "/api/{entity}/{record_id}/team": {"get", "post"},
@@ -328,6 +330,8 @@ def _expected_field_schema(f: Field) -> dict[str, Any]:
         return {"type": "string", "format": "decimal"}
     if t in (FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT):
         return {"type": "integer", "minimum": 1}
+    if t is FieldType.REGARDING:
+        return {"type": "object", "required": ["entity", "id"]}
     if t is FieldType.CHOICE:
         return {"type": "string", "enum": list(f.options)}
     if t is FieldType.MULTICHOICE:
@@ -407,6 +411,9 @@ def _creation_order(entities: tuple[Entity, ...]) -> list[Entity]:
     while len(done) < len(entities):
         for e in entities:
             targets = {f.target for f in e.fields if f.target and f.target != e.name}
+            if any(f.type is FieldType.REGARDING for f in e.fields):  # after what it points at
+                targets |= {x.name for x in entities
+                            if not any(f.type is FieldType.REGARDING for f in x.fields)}
             if e not in done and targets <= {d.name for d in done}:
                 done.append(e)
     return done
@@ -425,6 +432,9 @@ def test_records_of_every_entity_validate_against_their_schemas(
                 full[f.name] = env.admin.id
             elif f.target:
                 full[f.name] = made.get(f.target)  # a link to itself stays blank
+            elif f.type is FieldType.REGARDING:  # the first record made, of any entity
+                first = next(iter(made.items()))
+                full[f.name] = {"entity": first[0], "id": first[1]}
             else:
                 full[f.name] = _sample(f)
         minimal = {f.name: full[f.name] for f in e.fields if f.required}
@@ -524,6 +534,8 @@ def _filter_value(e: Entity, name: str, op: str) -> str:
         return "a"
     if t in (FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT):
         return "1"
+    if t is FieldType.REGARDING:
+        return "account:1"
     if t is FieldType.INTEGER:
         return "7"
     if t is FieldType.DATETIME:

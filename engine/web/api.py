@@ -30,6 +30,9 @@ from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.lines import LINES_KEY, line_edits_of, read_lines, save_with_lines
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.records.regarding import titled
+from engine.runtime.records.timeline import MAX_PAGE as TIMELINE_MAX
+from engine.runtime.records.timeline import PAGE as TIMELINE_PAGE
+from engine.runtime.records.timeline import items_json, timeline
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
 from engine.web.errors import api_language
@@ -73,6 +76,7 @@ class Api:
             Route("/api/{entity}", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/{entity}/{record_id}", self.one, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/{entity}/{record_id}/history", self.history, methods=["GET"]),
+            Route("/api/{entity}/{record_id}/timeline", self.timeline, methods=["GET"]),
             Route("/api/{entity}/{record_id}/explain/{field}", self.explain, methods=["GET"]),
             Route("/api/{entity}/{record_id}/actions/{action}", self.action, methods=["POST"]),
             Route("/api/{entity}/{record_id}/team", self.team, methods=["GET", "POST"]),
@@ -242,6 +246,24 @@ class Api:
         record_id = self._id(request)
         rows = await self._run(self.records.history, actor, entity, record_id)
         return JSONResponse({"items": rows, "total": len(rows)})
+
+    async def timeline(self, request: Request) -> Response:
+        """A page of the record's timeline (engine/runtime/records/timeline.py), newest
+        first; `before`: the `next_cursor` of the page before."""
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        self.records.compiled(entity)
+        record_id = self._id(request)
+        params = _single_params(request)
+        size = whole_number(params.get("page_size", "")) if params.get("page_size") else None
+        if params.get("page_size") and (size is None or not 0 < size <= TIMELINE_MAX):
+            raise BadRequest(msg("invalid list parameters"), {"page_size": msg(
+                "must be a whole number from %(lo)s to %(hi)s", lo=1, hi=TIMELINE_MAX)})
+        page = await self._run(partial(timeline, before=params.get("before") or None,
+                                       limit=size or TIMELINE_PAGE),
+                               self.records, actor, entity, record_id)
+        return JSONResponse({"items": items_json(page.items),
+                             "next_cursor": page.next_cursor})
 
     async def explain(self, request: Request) -> Response:
         actor = await self._actor(request)

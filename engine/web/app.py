@@ -42,7 +42,9 @@ from engine.web.pages.calendar import Calendar
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
 from engine.web.pages.records import RecordPages
+from engine.web.pages.regarding import RegardingPickers
 from engine.web.pages.search import Search
+from engine.web.pages.timeline import TimelinePages
 from engine.web.pages.trash import Trash
 from engine.web.pages.tree import Tree
 from engine.web.static import StaticAssets
@@ -132,6 +134,8 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *AccessAdmin(model, records, users, ui).routes(),
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
         *AttachmentPages(model, records, ui, attachments).routes(),
+        *TimelinePages(model, records, ui).routes(),
+        *RegardingPickers(model, records, ui).routes(),
         *auth.routes(),
         Route("/health", health),
         Mount("/static", StaticAssets(directory=STATIC), name="static"),

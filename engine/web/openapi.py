@@ -197,6 +197,7 @@ def _entity_paths(e: Entity, use: EntityUse) -> dict[str, Any]:
                      f"/api/{e.name}/{{record_id}}/team"]:
             paths[path].pop("get")
         for path in [f"/api/{e.name}/{{record_id}}/history",
+                     f"/api/{e.name}/{{record_id}}/timeline",
                      f"/api/{e.name}/{{record_id}}/explain/{{field}}",
                      f"/api/access/explain/{e.name}/{{record_id}}"]:
             paths.pop(path, None)
@@ -298,6 +299,20 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
                     "responses": {"200": {"description": "Audit rows, oldest first",
                                           "content": _json("History")},
                                   **_errors(401, 403, 404)}},
+        },
+        f"/api/{e.name}/{{record_id}}/timeline": {
+            "get": {"tags": tag, "operationId": f"timeline_{e.name}",
+                    "summary": "Timeline: records about it, its changes and files, and its "
+                               "children's, newest first",
+                    "parameters": [rid, {"name": "before", "in": "query",
+                                         "schema": {"type": "string"},
+                                         "description": "the next_cursor of the page before"},
+                                   {"name": "page_size", "in": "query",
+                                    "schema": {"type": "integer", "minimum": 1,
+                                               "maximum": 100, "default": 30}}],
+                    "responses": {"200": {"description": "A page of the timeline",
+                                          "content": _json("Timeline")},
+                                  **_errors(400, 401, 403, 404)}},
         },
         f"/api/{e.name}/{{record_id}}/actions/{{action}}": {
             "post": {"tags": tag, "operationId": f"action_{e.name}",
@@ -415,6 +430,27 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                            "description": "create, update, delete, restore, purge, assign, team"},
                 "field": {"type": ["string", "null"]}, "old": {}, "new": {}},
                 "required": ["id", "at", "action", "field", "old", "new"]}}}},
+        "Timeline": {"type": "object", "required": ["items", "next_cursor"], "properties": {
+            "next_cursor": {"type": ["string", "null"],
+                            "description": "`before` of the next page; null on the last"},
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["kind", "at", "entity", "id", "user"],
+                "properties": {
+                    "kind": {"enum": ["record", "change", "file"],
+                             "description": "record: a record about this one (a note, an "
+                                            "activity); change: a write (audit); file: an "
+                                            "attachment"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "entity": {"type": "string"}, "id": {"type": "integer"},
+                    "user": {"type": ["string", "null"]},
+                    "title": {"type": ["string", "null"]},
+                    "action": {"type": "string"},
+                    "fields": {"type": "array", "items": {"type": "string"}},
+                    "file_id": {"type": "integer"},
+                    "about": {"type": "object", "description": "the child record it "
+                              "concerns, when not this record itself",
+                              "properties": {"entity": {"type": "string"},
+                                             "id": {"type": "integer"}}}}}}}},
         "Explanation": {"type": "object", "required": ["field", "value", "terms"],
                         "properties": {
             "field": {"type": "string"}, "value": {},

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
+from engine.fieldtypes import Regarding
 from engine.messages import msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
@@ -91,7 +92,11 @@ class Display:
         fields = [entity.field(n) for n in names if entity.has_field(n)] if names is not None \
             else list(entity.fields)
         linked = [(f.name, t) for f in fields if (t := link_target(f)) is not None]
-        self.load(((t, row.get(n)) for row in rows for n, t in linked), conn)
+        pairs = [(t, row.get(n)) for row in rows for n, t in linked]
+        regarding = [f.name for f in fields if f.type is FieldType.REGARDING]
+        pairs += [(v.entity, v.id) for row in rows for n in regarding
+                  if isinstance(v := row.get(n), Regarding) and self.model.has_entity(v.entity)]
+        self.load(pairs, conn)
         files = [f.name for f in fields if f.type is FieldType.FILE]
         if files:  # the rows were read by the viewer: their files' names are theirs to see
             wanted = {row.get(n) for row in rows for n in files} - self.files.keys()
@@ -104,6 +109,15 @@ class Display:
         if found is None:
             return Shown(f"#{record_id}")
         return Shown(found, f"/e/{target}/{record_id}")
+
+    def regarding(self, value: Regarding) -> Shown:
+        """A regarding value: the target's title as a link when the viewer may read it
+        (`load` it first), else its entity and `#id` (no title leaks)."""
+        if self.model.has_entity(value.entity) and value.id in self.titles.get(value.entity, {}):
+            return self.title(value.entity, value.id)
+        kind = self.model.entity(value.entity).label.get(self.language) \
+            if self.model.has_entity(value.entity) else value.entity
+        return Shown(f"{kind} #{value.id}")
 
     def show(self, f: Field, value: Any) -> Shown:
         """`value` of field `f` as the viewer reads it ('' for blank)."""
@@ -119,6 +133,8 @@ class Display:
         if way == "choices":
             items = value if isinstance(value, list) else [value]
             return Shown(", ".join(f.option_label(str(v), self.language) for v in items))
+        if isinstance(value, Regarding):
+            return self.regarding(value)
         target = link_target(f)
         if way == "link" and target is not None and isinstance(value, int):
             return self.title(target, value)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
+from engine.fieldtypes import Regarding
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field
 from engine.runtime.access import Actor
@@ -99,7 +100,8 @@ def visible_columns(records: Records, actor: Actor, entity: Entity) -> list[Colu
             f = entity.field(name)
             sql_ok = not f.computed or (f.compiled is not None and f.compiled.sql_capable)
             out.append(Column(name, name, f.type, f.label, "",
-                              sql_ok and f.type is not FieldType.MULTICHOICE, f))
+                              sql_ok and f.type not in (FieldType.MULTICHOICE,
+                                                        FieldType.REGARDING), f))
     return out
 
 
@@ -157,6 +159,14 @@ def _shower(column: Column, names: Mapping[tuple[str, int], str], language: str,
                                              for v in value))
     if t is FieldType.USER:
         return lambda value: _text(names.get((USERS, int(value)), f"#{value}"))
+    if t is FieldType.REGARDING:
+        def regarding(value: Any) -> Cell:
+            r = Regarding(value)
+            name = names.get((r.entity, r.id))
+            if name is None:  # not readable by the viewer: no title, no link
+                return _text(f"{r.entity} #{r.id}")
+            return Cell("text", name, f"/e/{r.entity}/{r.id}", name)
+        return regarding
     target = column.target
     if target is not None:
         def link(value: Any) -> Cell:
@@ -199,6 +209,12 @@ def link_names(records: Records, actor: Actor, columns: Iterable[Column],
             value = record.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 wanted.setdefault(kind, set()).add(value)
+    for c in columns:  # a regarding value names its entity
+        if c.type is FieldType.REGARDING:
+            for record in items:
+                if isinstance(v := record.get(c.key), Regarding) \
+                        and records.model.has_entity(v.entity):
+                    wanted.setdefault(v.entity, set()).add(v.id)
     names: dict[tuple[str, int], str] = {}
     if not wanted:
         return names

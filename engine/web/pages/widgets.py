@@ -267,6 +267,14 @@ class FormModel:
                               for o in f.options)
         if f.type is FieldType.MULTICHOICE and isinstance(raw, str):
             w.chosen = tuple(p.strip() for p in raw.split(",") if p.strip())
+        if f.type is FieldType.REGARDING:  # a kind of record, then the record
+            from engine.web.pages.regarding import fill  # it imports this module
+
+            try:
+                typed_value = self.compiled.coercers[f.name](w.value)
+            except ValueProblem:
+                typed_value = None
+            fill(w, self.records, self.actor, self.entity, f, typed_value, self.display)
         target = link_target(f)
         if target is not None:
             w.pick_url = f"/e/{self.entity.name}/pick/{f.name}"
