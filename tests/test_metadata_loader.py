@@ -300,7 +300,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "unknown-area": (
         "entity: deal\narea: finance\nfields:\n  name: {type: text}\n",
         ["2:7: area: 'finance' is not one of ['customers', 'sales', 'service', 'marketing', "
-         "'admin']"]),
+         "'office', 'admin']"]),
     "empty-file": ("", ["1:1: the file is empty; an entity file needs 'entity' and 'fields'"]),
     "comments-only": (
         "# to do\n", ["1:1: the file is empty; an entity file needs 'entity' and 'fields'"]),

@@ -17,6 +17,7 @@ AREAS: dict[str, str] = {
     "sales": N_("Sales"),
     "service": N_("Service"),
     "marketing": N_("Marketing"),
+    "office": N_("Office"),
     "admin": N_("Administration"),
 }
 """Area key (entity YAML `area`) → its title as a catalog msgid, in menu order."""
