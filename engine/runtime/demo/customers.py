@@ -205,10 +205,11 @@ def _person(demo: Demo, rnd: random.Random, account: Account, n: int,
 
 
 def _job_changes(demo: Demo, rnd: random.Random) -> None:
-    """Every seventh contact came from another organisation: the job before, then this one."""
+    """In a third of the accounts, the second contact came from another organisation: the
+    job they held there, then this one (职务调动)."""
     rows: list[dict[str, Any]] = []
     for account in demo.accounts:
-        for contact in account.contacts[1::7]:
+        for contact in account.contacts[1:2] if rnd.random() < 0.35 else []:
             moved = demo.past_day(rnd, newest=60, oldest=3 * 365)
             began = moved - timedelta(days=rnd.randrange(400, 3000))
             before = (f"{rnd.choice(CN_CITIES)[0]}{rnd.choice(CN_BRANDS)}"
