@@ -147,9 +147,10 @@ def _requests(demo: Demo, queues: dict[str, int]) -> list[Request]:
 
 class Plan:
     def __init__(self, pid: int, account: Account, product: Product, done: bool,
-                 day: datetime) -> None:
+                 day: datetime, maintained: bool) -> None:
         self.id, self.account, self.product, self.done, self.day = pid, account, product, \
             done, day
+        self.maintained = maintained  # a maintenance visit, else a warranty inspection
 
 
 def _plans(demo: Demo, queues: dict[str, int]) -> list[Plan]:
@@ -158,7 +159,7 @@ def _plans(demo: Demo, queues: dict[str, int]) -> list[Plan]:
     rnd = demo.stream(31)
     team = _team(demo)
     rows: list[tuple[User, dict[str, Any]]] = []
-    made: list[tuple[Account, Product, bool, datetime]] = []
+    made: list[tuple[Account, Product, bool, datetime, bool]] = []
     for deal in demo.deals:
         if deal.stage != "won":
             continue
@@ -185,7 +186,7 @@ def _plans(demo: Demo, queues: dict[str, int]) -> list[Plan]:
                 "recurrence": "quarterly" if maintained else "half_yearly",
                 "status": "done" if done else rnd.choice(["planned", "confirmed"]),
                 "done_on": day if done else None}))
-            made.append((account, product, done, demo.at(day, rnd)))
+            made.append((account, product, done, demo.at(day, rnd), maintained))
     ids = demo.bulk_owned("service_plan", rows)
     return [Plan(pid, *m) for pid, m in zip(ids, made, strict=True)]
 
@@ -225,9 +226,11 @@ def _work_orders(demo: Demo, requests: list[Request], plans: list[Plan]) -> None
         zh = p.account.lang == "zh"
         tech = team[n % len(team)]
         rows.append((tech, {
-            "subject": "定期保养" if zh else "Scheduled maintenance",
+            "subject": ("定期保养" if zh else "Scheduled maintenance") if p.maintained
+            else ("保修期巡检" if zh else "Warranty inspection"),
             "service_plan": p.id, "account": p.account.id, "product": p.product.id,
-            "technician": tech.id, "work_type": "maintenance", "status": "completed",
+            "technician": tech.id, "status": "completed",
+            "work_type": "maintenance" if p.maintained else "inspection",
             "scheduled_at": p.day, "started_at": p.day,
             "completed_at": p.day + timedelta(hours=3), "hours": Decimal(3),
             "hourly_rate": rate,
