@@ -52,6 +52,7 @@ class FieldType(StrEnum):
     REFERENCE = "reference"
     USER = "user"
     DEPARTMENT = "department"
+    AUTONUMBER = "autonumber"
     REGARDING = "regarding"
 
 
@@ -314,6 +315,10 @@ FIELD_TYPES: Mapping[FieldType, TypeSpec] = {spec.type: spec for spec in (
     _link(FieldType.REFERENCE, frozenset({"to"})),
     _link(FieldType.USER),
     _link(FieldType.DEPARTMENT),
+    # Assigned by the engine as records are created (engine/metadata/number_format.py):
+    # text to filter, sort and search on; its options are the format and search.
+    TypeSpec(FieldType.AUTONUMBER, "text", frozenset({"format", "search"}), "text",
+             json_plain, _TEXT_OPS, _text_schema({"readOnly": True}), text_max=100),
     TypeSpec(FieldType.REGARDING, "regarding", frozenset({"to"}), "text", json_regarding,
              ("eq", "ne", "blank"), _regarding_schema, sortable=False, unique=False,
              computable=False),

@@ -75,6 +75,7 @@ def test_an_entry_is_complete_and_consistent(t: FieldType) -> None:
 _SAMPLE = {
     FieldType.TEXT: "Acme", FieldType.TEXTAREA: "notes", FieldType.EMAIL: "a@example.com",
     FieldType.PHONE: "+1 555 0100", FieldType.URL: "https://example.com",
+    FieldType.AUTONUMBER: "QT-2026-0007",
     FieldType.INTEGER: "7", FieldType.DECIMAL: "1.5", FieldType.MONEY: "1,234.50",
     FieldType.PERCENT: "12.5", FieldType.BOOLEAN: "true", FieldType.FILE: "3",
     FieldType.DATE: "2025-03-31",
@@ -134,6 +135,7 @@ RAW: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.MONEY: st.decimals(-(10**13) + 1, 10**13 - 1, places=2),
     FieldType.PERCENT: st.decimals(-(10**5) + 1, 10**5 - 1, places=4),
     FieldType.BOOLEAN: st.booleans(),
+    FieldType.AUTONUMBER: st.from_regex(r"[A-Z]{0,4}-?[0-9]{4}-[0-9]{1,19}", fullmatch=True),
     FieldType.FILE: st.integers(1, 2**63 - 1),
     FieldType.DATE: st.dates(),
     # Whole seconds: the form's datetime-local input has step 1 (ui_templates/form_fields.html)

@@ -237,6 +237,7 @@ fields:
   t_reference: {type: reference, to: gadget}
   t_user: {type: user}
   t_department: {type: department}
+  t_autonumber: {type: autonumber, format: "G-{YYYY}-{0000}"}
 """
 
 
@@ -251,7 +252,7 @@ def test_every_field_type_reads_back_as_planned(config_dir: Path, engine: Engine
         ("department_id", "department"), ("owner_id", "crm_user"),
         ("t_department", "department"), ("t_reference", "gadget"), ("t_user", "crm_user")]
     assert {n for n, (_c, unique) in indexes(engine, "gadget").items() if unique} == \
-        {"uq_gadget_t_text", "uq_gadget_t_email"}
+        {"uq_gadget_t_text", "uq_gadget_t_email", "uq_gadget_t_autonumber"}
 
 
 # -- adding fields ------------------------------------------------------------------------

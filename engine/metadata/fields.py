@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.fieldtypes import FIELD_TYPES
+from engine.metadata.autonumber import autonumber_field
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.labels import Label
 from engine.metadata.model import Field
@@ -47,6 +48,8 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
     """
     if spec["type"] == ROLLUP:
         return rollup_field(doc, name, spec, errors)
+    if spec["type"] == FieldType.AUTONUMBER:
+        return autonumber_field(doc, name, spec, errors)
     before = len(errors)
     base = ["fields", name]
 

@@ -11,6 +11,7 @@ from functools import cached_property
 from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
 from engine.metadata.labels import Label
+from engine.metadata.number_format import NumberFormat
 from engine.metadata.roles import DEFAULT_ROLES, Roles
 from engine.metadata.settings import SiteSettings
 from engine.types import FieldType
@@ -105,6 +106,8 @@ class Field:
     """The checked formula of a computed field, or of a `default: "=..."`."""
     rollup: Rollup | None = None
     """A rollup summary field: stored, with `type` the aggregate's result type."""
+    number_format: NumberFormat | None = None
+    """An autonumber field's format: the engine numbers each new record with it."""
     # Where each option's value was written, for errors found after loading.
     option_locs: tuple[tuple[str, SourceLoc], ...] = field(default=(), compare=False, repr=False)
 
@@ -132,8 +135,9 @@ class Field:
 
     @property
     def derived(self) -> bool:
-        """Written by the engine, never by a user: a computed or a rollup field."""
-        return self.formula is not None or self.rollup is not None
+        """Written by the engine, never by a user: a computed, rollup or autonumber field."""
+        return self.formula is not None or self.rollup is not None \
+            or self.number_format is not None
 
     @property
     def default_formula(self) -> CompiledFormula | None:

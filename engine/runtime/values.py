@@ -301,6 +301,7 @@ COERCERS: dict[FieldType, Callable[[Field], Coercer]] = {
     FieldType.EMAIL: _text,
     FieldType.PHONE: _text,
     FieldType.URL: _text,
+    FieldType.AUTONUMBER: _text,  # read by list filters; no write reaches the field
     FieldType.INTEGER: _integer,
     FieldType.DECIMAL: _decimal,
     FieldType.MONEY: _decimal,

@@ -402,6 +402,8 @@ def _derivation(f: Field) -> str:
     """How the engine computes a field nobody writes: its formula, or its rollup."""
     if f.rollup is not None:
         return f"rollup: {f.rollup.definition}"
+    if f.number_format is not None:
+        return f"autonumber: {f.number_format.source}, assigned when the record is created"
     return f"computed: {f.formula}"
 
 

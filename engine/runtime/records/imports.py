@@ -16,6 +16,7 @@ from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
+from engine.runtime.records.autonumber import assign_numbers
 from engine.runtime.records.bulk import Batch, drop_unlinked_and_taken
 from engine.runtime.records.regarding import check_regarding
 from engine.runtime.records.unique import unique_key
@@ -96,6 +97,7 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
             good = _bulk_formulas(records, conn, actor, c, good, errors, engine_values)
         if not good:
             return []
+        assign_numbers(conn, records.counters, c.entity, [v for _, v in good], now)
         params = [{**engine_values, **c.empty_rollups,
                    **c.db_values({n: v.get(n) for n in names})}
                   for _, v in good]

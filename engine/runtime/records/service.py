@@ -50,6 +50,7 @@ from engine.runtime.org import DEPARTMENT, refuse_department_in_use
 from engine.runtime.records import secure
 from engine.runtime.records.assign import assign as assign_record
 from engine.runtime.records.assign import transfer_owned
+from engine.runtime.records.autonumber import assign_numbers
 from engine.runtime.records.bulk import live_target
 from engine.runtime.records.computed import (
     Readable,
@@ -85,6 +86,7 @@ from engine.runtime.schema.regarding import split as split_regarding
 from engine.runtime.schema.tables import (
     ATTACHMENT_TABLE,
     AUDIT_TABLE,
+    AUTONUMBER_TABLE,
     USER_TABLE,
     Schema,
     build_schema,
@@ -156,6 +158,7 @@ class Records:
         # Formulas read the same clock, even when a test swaps `clock` afterwards.
         self.formula_clock = RecordsClock(lambda: self.clock())
         self.audit = self.schema.table(AUDIT_TABLE)
+        self.counters = self.schema.table(AUTONUMBER_TABLE)
         self.users = self.schema.table(USER_TABLE)
         self.nulls_small = engine.dialect.name == "sqlite"
         self._compiled = {e.name: self._compile(e) for e in model.entities}
@@ -354,6 +357,8 @@ class Records:
                 errors[key] = msg("is computed and cannot be written")
             elif entity.field(key).rollup is not None:
                 errors[key] = msg("is a rollup the engine keeps and cannot be written")
+            elif entity.field(key).number_format is not None:
+                errors[key] = msg("is numbered by the engine and cannot be written")
             elif creating and entity.field(key).type is FieldType.FILE and not is_blank(raw):
                 errors[key] = msg("is set once the record exists, by uploading a file for it")
             elif key in mask.readonly:
@@ -435,6 +440,7 @@ class Records:
                                      given=data.keys(), writer=actor)
             if errors:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
+            assign_numbers(conn, self.counters, c.entity, [values], now)
             try:
                 new_id = conn.execute(insert(c.table).values(**engine_values,
                                                              **c.empty_rollups,

@@ -40,10 +40,11 @@ LOGIN_THROTTLE_TABLE = "crm_login_throttle"
 FORM_DRAFT_TABLE = "crm_form_draft"
 SAVED_VIEW_TABLE = "crm_saved_view"
 ROLLUP_STATE_TABLE = "crm_rollup_state"
+AUTONUMBER_TABLE = "crm_autonumber"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
-                 ROLLUP_STATE_TABLE)
+                 ROLLUP_STATE_TABLE, AUTONUMBER_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -82,6 +83,7 @@ COLUMN_TYPES: dict[FieldType, ColumnType] = {
     FieldType.EMAIL: _string,
     FieldType.PHONE: _string,
     FieldType.URL: _string,
+    FieldType.AUTONUMBER: _string,
     FieldType.CHOICE: _choice,
     FieldType.TEXTAREA: _fixed(Text),
     FieldType.INTEGER: _fixed(BigInteger),
@@ -319,6 +321,16 @@ def _system_tables(md: MetaData) -> None:
         Column("field", String(63), primary_key=True),
         Column("signature", Text, nullable=False),
         Column("computed_at", UtcDateTime, nullable=False),
+    )
+    # Autonumber counters (engine/runtime/records/autonumber.py): the last number given in
+    # each period ("2026", "2026-03", "" for a counter that never starts again) of each
+    # autonumber field; a create takes the next with one atomic upsert that locks the row.
+    Table(
+        AUTONUMBER_TABLE, md,
+        Column("entity", String(63), primary_key=True),
+        Column("field", String(63), primary_key=True),
+        Column("period", String(10), primary_key=True),
+        Column("last_number", BigInteger, nullable=False),
     )
 
 

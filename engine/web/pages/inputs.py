@@ -87,6 +87,7 @@ INPUTS: dict[FieldType, Input] = {
     FieldType.EMAIL: Input("email", _plain),
     FieldType.PHONE: Input("tel", _plain),
     FieldType.URL: Input("url", _plain),
+    FieldType.AUTONUMBER: Input("text", _plain),  # shown read-only: the engine assigns it
     FieldType.TEXTAREA: Input("textarea", _plain),
     FieldType.INTEGER: Input("integer", _plain),
     FieldType.DECIMAL: Input("decimal", _decimal),

@@ -22,6 +22,7 @@ SHOWN: dict[FieldType, str] = {
     FieldType.EMAIL: "email",
     FieldType.PHONE: "text",
     FieldType.URL: "url",
+    FieldType.AUTONUMBER: "text",
     FieldType.INTEGER: "number",
     FieldType.DECIMAL: "number",
     FieldType.MONEY: "money",
