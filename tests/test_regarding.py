@@ -16,7 +16,12 @@ from engine.fieldtypes import Regarding
 from engine.metadata import load_model
 from engine.metadata.errors import ConfigErrors
 from engine.runtime.access import SYSTEM
+from engine.runtime.assembly import records_service
 from engine.runtime.errors import Conflict
+from engine.runtime.records import secure
+from engine.runtime.records.query import Condition
+from engine.runtime.schema.apply import apply_plan
+from engine.runtime.schema.plan import plan_schema
 from tests.access_helpers import user, write_roles
 from tests.conftest import Env, EnvFactory
 from tests.web_helpers import csrf_of, sign_in
@@ -288,3 +293,56 @@ def test_a_page_shows_a_target_the_viewer_may_not_read_without_its_title(
     assert "Globex" not in listed
     admin = _page(world, "admin", "admin-password")
     assert "Secret Globex" in admin.get(f"/e/note/{made['id']}").text
+
+
+def test_a_regarding_field_may_not_be_renamed(config_dir: Path) -> None:
+    path = config_dir / "entities" / "note.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "regarding: {type: regarding,", "about: {type: regarding, renamed_from: regarding,"),
+        encoding="utf-8")
+    with pytest.raises(ConfigErrors) as info:
+        load_model(config_dir)
+    assert "fields.about.renamed_from does not fit a regarding field" in str(info.value)
+
+
+def test_a_removed_field_keeps_both_columns_and_gets_them_back(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    env = make_env(config_dir)
+    account = env.records.create(SYSTEM, "account", {"name": "Acme"})
+    note = env.records.create(SYSTEM, "note", {
+        "body": "x", "regarding": {"entity": "account", "id": account["id"]}})
+    path = config_dir / "entities" / "note.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text("\n".join(line for line in text.splitlines()
+                              if not line.startswith("  regarding:")) + "\n", encoding="utf-8")
+    removed = plan_schema(env.engine, load_model(config_dir))
+    assert sorted((s.kind, s.column) for s in removed.steps) == [
+        ("archive_column", "regarding_entity"), ("archive_column", "regarding_id")]
+    apply_plan(env.engine, load_model(config_dir))
+    path.write_text(text, encoding="utf-8")
+    model = load_model(config_dir)
+    back = plan_schema(env.engine, model)
+    assert sorted((s.kind, s.column) for s in back.steps) == [
+        ("restore_column", "regarding_entity"), ("restore_column", "regarding_id")]
+    apply_plan(env.engine, model)
+    assert plan_schema(env.engine, model).is_empty
+    assert plan_schema(env.engine, model).archived == ()
+    records = records_service(env.engine, model)
+    assert records.get(SYSTEM, "note", note["id"])["regarding"] == f"account:{account['id']}"
+
+
+def test_a_filter_by_the_record_reads_the_two_indexed_columns(world: dict[str, Any]) -> None:
+    env: Env = world["env"]
+    seen = secure.rows(env.records, SYSTEM, "note")
+    target = Regarding.of("account", world["mine"])
+    eq, ne = seen.conditions([Condition("regarding", "eq", target),
+                              Condition("regarding", "ne", target)])
+    sql = str(eq.compile(env.engine))
+    assert "regarding_entity =" in sql and "regarding_id =" in sql and "||" not in sql
+    made = env.records.create(SYSTEM, "note", {"body": "x", "regarding": target})
+    other = env.records.create(SYSTEM, "note", {
+        "body": "y", "regarding": {"entity": "account", "id": world["theirs"]}})
+    t = seen.table
+    with env.engine.connect() as conn:
+        assert conn.execute(select(t.c.id).where(eq)).scalars().all() == [made["id"]]
+        assert conn.execute(select(t.c.id).where(ne)).scalars().all() == [other["id"]]

@@ -97,6 +97,9 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
     if "to" in spec and (ftype is FieldType.REGARDING) != isinstance(to, list):
         error(["to"], ".to: a regarding field takes a list of entities ([account, contact])"
               if ftype is FieldType.REGARDING else ".to: one entity name", key=True)
+    if ftype is FieldType.REGARDING and "renamed_from" in spec:
+        error(["renamed_from"], ".renamed_from does not fit a regarding field (its two "
+              "columns are not renamed): remove the old field and add the new one", key=True)
     if spec.get("unique") and not entry.unique:
         error(["unique"], f".unique does not fit {a_type(ftype)}")
     limit = entry.max_length_limit

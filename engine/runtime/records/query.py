@@ -40,6 +40,7 @@ from engine.formula import CompiledFormula
 from engine.messages import msg
 from engine.metadata.model import Entity, Field
 from engine.runtime.errors import BadRequest
+from engine.runtime.schema.regarding import regarding_condition
 from engine.runtime.sqlin import in_rows
 from engine.runtime.values import ValueProblem, coercer_for, to_json
 from engine.types import NAME_RE, FieldType
@@ -272,6 +273,9 @@ def condition_sql(cols: Cols, cond: Condition, dialect: str = "sqlite") -> Colum
     """
     col: ColumnElement[Any] = _col(cols, cond.field)
     v = cond.value
+    on_index = regarding_condition(col, cond.op, v)
+    if on_index is not None:
+        return on_index
     if isinstance(col.type, JSON) and cond.op in ("eq", "ne") and dialect == "postgresql":
         col, v = cast(col, JSONB), type_coerce(v, JSONB)
     match cond.op:

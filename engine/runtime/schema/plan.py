@@ -34,6 +34,7 @@ from sqlalchemy.types import TypeEngine
 from engine.metadata.errors import ConfigError, SourceLoc
 from engine.metadata.model import Model
 from engine.runtime.schema.convert import count_lost
+from engine.runtime.schema.regarding import column_names
 from engine.runtime.schema.tables import ARCHIVE_TABLE, SYSTEM_TABLES, Schema, build_schema
 from engine.runtime.schema.types import ExactDecimal
 from engine.types import ENGINE_COLUMNS
@@ -174,10 +175,11 @@ class Planner:
         # Fields that came back: their column was archived and is wanted again.
         for e in self.model.entities:
             for f in e.stored_fields:
-                if (e.name, f.name) in archived_now:
-                    archived_now.discard((e.name, f.name))
-                    self.steps.append(Step("restore_column", e.name, f.name,
-                                           "field is back in config; its kept data returns"))
+                for column in column_names(f):  # a regarding field has two
+                    if (e.name, column) in archived_now:
+                        archived_now.discard((e.name, column))
+                        self.steps.append(Step("restore_column", e.name, column, "field is "
+                                               "back in config; its kept data returns"))
         orphans = tuple(sorted(
             t for t in self.live_tables
             if t not in self.schema.metadata.tables and not t.startswith(("sqlite_", "crm_"))

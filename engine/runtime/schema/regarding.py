@@ -22,6 +22,7 @@ from sqlalchemy import (
     FromClause,
     String,
     cast,
+    or_,
     type_coerce,
 )
 from sqlalchemy.types import TypeDecorator
@@ -38,6 +39,12 @@ class RegardingText(TypeDecorator[Regarding]):
 
     impl = String
     cache_ok = True
+
+    def __init__(self, pair: tuple[ColumnElement[Any], ColumnElement[Any]] | None = None
+                 ) -> None:
+        super().__init__()
+        self.pair = pair
+        """The (entity, id) columns it joins, for a condition that reads their index."""
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else str(value)
@@ -66,8 +73,20 @@ def is_regarding(f: Field) -> bool:
 
 def joined(table: FromClause, name: str) -> ColumnElement[Any]:
     """The field `name` of `table` as one value: "account:12", NULL when blank."""
-    text = table.c[entity_column(name)] + ":" + cast(table.c[id_column(name)], String)
-    return type_coerce(text, RegardingText())
+    entity, rid = table.c[entity_column(name)], table.c[id_column(name)]
+    return type_coerce(entity + ":" + cast(rid, String), RegardingText((entity, rid)))
+
+
+def regarding_condition(col: ColumnElement[Any], op: str, value: Any
+                        ) -> ColumnElement[bool] | None:
+    """`col` = / <> a regarding value as a condition on its two columns (which reads their
+    index), when `col` is a regarding field's joined value; None otherwise."""
+    pair = col.type.pair if isinstance(col.type, RegardingText) else None
+    if pair is None or op not in ("eq", "ne") or not isinstance(value, str):
+        return None
+    target = Regarding(value)
+    hit = (pair[0] == target.entity) & (pair[1] == target.id)
+    return hit if op == "eq" else or_(~hit, pair[1].is_(None))
 
 
 def points_at(table: FromClause, name: str, entity: str, record_id: int | ColumnElement[Any]
@@ -82,6 +101,11 @@ def split(name: str, value: Any) -> dict[str, Any]:
         return {entity_column(name): None, id_column(name): None}
     r = value if isinstance(value, Regarding) else Regarding(value)
     return {entity_column(name): r.entity, id_column(name): r.id}
+
+
+def column_names(f: Field) -> tuple[str, ...]:
+    """The columns of stored field `f`: its name, or a regarding field's two."""
+    return (entity_column(f.name), id_column(f.name)) if is_regarding(f) else (f.name,)
 
 
 def field_column(table: FromClause, f: Field) -> ColumnElement[Any]:
