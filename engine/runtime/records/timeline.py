@@ -28,7 +28,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest
 from engine.runtime.records import secure
 from engine.runtime.records.opened import open_record
-from engine.runtime.schema.regarding import points_at
+from engine.runtime.schema.regarding import entity_column, id_column, points_at
 from engine.runtime.values import to_json
 from engine.types import TEXT_TYPES, FieldType
 
@@ -112,7 +112,6 @@ class TimelinePage:
     items: list[TimelineItem]
     next_cursor: str | None
     """The `before` of the next page; None on the last."""
-    subject: dict[str, Any] = field(default_factory=dict)
 
 
 # -- the cursor ---------------------------------------------------------------------------
@@ -166,7 +165,7 @@ class _Scope:
         """How field `f` of table `t` points at the subject or one of its children."""
         out: list[_Point] = []
         if f.type is FieldType.REGARDING:
-            entity, rid = t.c[f"{f.name}_entity"], t.c[f"{f.name}_id"]
+            entity, rid = t.c[entity_column(f.name)], t.c[id_column(f.name)]
             if _may_point(f, self.entity):
                 out.append(_Point(None, points_at(t, f.name, self.entity, self.record_id),
                                   rid))
@@ -404,8 +403,7 @@ def timeline(records: Records, actor: Actor, entity: str, record_id: int, *,
     found.sort(key=lambda i: (i.at, i.source, i.key), reverse=True)
     page = found[:limit]
     more = len(found) > limit
-    return TimelinePage(page, page[-1].cursor if more and page else None,
-                        {"entity": entity, "id": record_id})
+    return TimelinePage(page, page[-1].cursor if more and page else None)
 
 
 def items_json(items: Iterable[TimelineItem]) -> list[dict[str, Any]]:
