@@ -164,6 +164,10 @@ def test_signing_past_the_available_credit_takes_an_administrator(clerk_env: Env
         "Signing this contract would exceed the account's available credit")
     assert change(env, "contract", second, admin, **SIGNED)["status"] == "signed"
     assert get(env, "account", acme)["available_credit"] == Decimal("-20000.00")
+    third = change(env, "contract", contract(env, acme["id"], product, "1", clerk), clerk,
+                   status="terminated")
+    with pytest.raises(Invalid):  # starting to count from any status is checked as well
+        change(env, "contract", third, clerk, status="executing", signed_on="2026-03-09")
     # once signed, other changes to the contract are not checked again
     assert change(env, "contract", get(env, "contract", first), clerk,
                   notes="Delivery in May")["notes"] == "Delivery in May"
