@@ -423,7 +423,7 @@ RULE_NEEDS: dict[str, tuple[str, ...]] = {
     "work_order": ("service_request",),  # carries out a service request or a service plan
     "sales_target": ("target_department",),  # set for a department or a salesperson
     "campaign_member": ("lead",),  # an account, a contact or a lead takes part
-    "execution_plan_line": ("planned_amount",),  # an installment (its first kind) has one
+    "execution_plan_line": ("planned_amount",),  # a dunning line (the last kind) has one
 }
 """Fields a shipped entity's validation rules need beyond its required ones."""
 
