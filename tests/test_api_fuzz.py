@@ -105,6 +105,11 @@ def _plausible(f: Field, ids: list[int]) -> st.SearchStrategy[Any]:
     if t in (FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT):
         return st.sampled_from(ids) | st.integers(0, 10**6) | st.builds(
             lambda i: {"id": i}, st.sampled_from(ids))
+    if t is FieldType.REGARDING:  # JSON, or the text forms and list filters send
+        targets = st.sampled_from(["account", "opportunity", "lead", "nosuch"])
+        ids_or_not = st.sampled_from(ids) | st.integers(0, 10**6)
+        return st.builds(lambda e, i: {"entity": e, "id": i}, targets, ids_or_not) | \
+            st.builds(lambda e, i: f"{e}:{i}", targets, ids_or_not)
     if t is FieldType.EMAIL:
         return st.emails()
     if t is FieldType.URL:
@@ -322,7 +327,7 @@ def _as_param(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, dict):
-        return str(value["id"])
+        return f"{value['entity']}:{value['id']}" if "entity" in value else str(value["id"])
     if isinstance(value, list):
         return ",".join(_as_param(v) for v in value)
     return str(value)
@@ -404,6 +409,22 @@ def test_list_query_strings_never_500(site: Site, account: str, opportunity: str
     _setup(api, env)
     _check_list(api, env, "account", account)
     _check_list(api, env, "opportunity", opportunity)
+
+
+@FUZZ
+@given(note=bodies("note"), query=query_strings("note"))
+@example(note={"body": "x", "regarding": {"entity": "account", "id": 1, "title": "forged"}},
+         query="regarding=account%3A1")
+@example(note={"body": "x", "regarding": {"entity": "crm_user", "id": 1}},
+         query="regarding__ne=nosuch%3A1")
+def test_a_note_regarding_any_record_never_500s(site: Site, note: dict[str, Any],
+                                                query: str) -> None:
+    """A regarding field takes {"entity", "id"} or "entity:id" of any record, or is refused
+    with a 4xx; its list filters too."""
+    api, env = site.api, site.env
+    _setup(api, env)
+    _check_post(api, env, "note", note)
+    _check_list(api, env, "note", query)
 
 
 @FUZZ
