@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from engine.runtime.access import SYSTEM
 from engine.runtime.errors import Invalid
@@ -17,6 +18,7 @@ from engine.web.i18n import translations
 from engine.web.nav import navigation
 from tests.access_helpers import departments
 from tests.conftest import Env
+from tests.web_helpers import csrf_of, sign_in
 
 
 def _budget(env: Env, **values: Any) -> dict[str, Any]:
@@ -154,3 +156,25 @@ def test_the_office_area_holds_expenses_knowledge_and_announcements(env: Env) ->
     assert "sales_target" in areas["sales"] and "service_request" in areas["service"]
     office = next(a for a in navigation(env.model, "zh-CN") if a.key == "office")
     assert translations()["zh-CN"].gettext(office.title) == "办公"  # the title is a msgid
+
+
+def test_the_office_pages_show_lists_forms_and_related_lists(
+        env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    budget = _budget(env)
+    _expense(env, budget, "1200.50", "approved")
+    detail = pages.get(f"/e/expense_budget/{budget['id']}")
+    assert detail.status_code == 200 and "Trip to Shenyang" in detail.text
+    notice = env.records.create(SYSTEM, "announcement", {
+        "title": "New warranty policy", "kind": "policy", "body": "From 1 April …"})
+    env.records.create(SYSTEM, "announcement_read", {
+        "announcement": notice["id"], "reader": env.admin.id})
+    pages.post("/account/language", data={"language": "zh-CN", "csrf_token": csrf_of(detail.text)})
+    shown = pages.get(f"/e/announcement/{notice['id']}")
+    assert shown.status_code == 200 and "阅读回执" in shown.text and "发送范围与回执" in shown.text
+    assert pages.get("/e/expense/board/status").status_code == 200
+    for name in ("expense_budget", "expense", "sales_target", "knowledge_article",
+                 "knowledge_article_product", "announcement", "announcement_target",
+                 "announcement_read"):
+        for path in (f"/e/{name}", f"/e/{name}/new"):
+            assert pages.get(path).status_code == 200, path

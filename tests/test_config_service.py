@@ -9,11 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from engine.runtime.access import SYSTEM
 from engine.runtime.errors import Invalid
 from engine.runtime.records.query import parse_list_params
 from tests.conftest import Env
+from tests.web_helpers import csrf_of, sign_in
 
 
 def _account(env: Env, name: str = "Acme Machinery") -> dict[str, Any]:
@@ -181,3 +183,27 @@ def test_a_queue_counts_its_active_members_and_open_requests(env: Env) -> None:
         env.records.update(SYSTEM, "service_queue", queue["id"],
                            {"response_minutes_low": 10}, queue["version"])
     assert list(info.value.fields) == ["_record"]
+
+
+def test_the_service_pages_show_lists_forms_boards_and_related_lists(
+        env: Env, pages: TestClient) -> None:
+    sign_in(pages)
+    acme = _account(env)
+    queue = env.records.create(SYSTEM, "service_queue", {"name": "Beijing hotline"})
+    request = _request(env, account=acme["id"], queue=queue["id"], priority="urgent")
+    env.records.create(SYSTEM, "work_order", {
+        "subject": "Replace the seal", "account": acme["id"], "service_request": request["id"]})
+    detail = pages.get(f"/e/service_request/{request['id']}")
+    assert detail.status_code == 200
+    assert "Replace the seal" in detail.text and "Timeliness" in detail.text
+    queue_page = pages.get(f"/e/service_queue/{queue['id']}")
+    assert queue_page.status_code == 200 and "Pump leaks" in queue_page.text
+    board = pages.get("/e/service_request/board/status")
+    assert board.status_code == 200 and "Pump leaks" in board.text
+    for name in ("service_queue", "service_queue_member", "service_request", "service_plan",
+                 "work_order", "work_order_part"):
+        for path in (f"/e/{name}", f"/e/{name}/new"):
+            assert pages.get(path).status_code == 200, path
+    pages.post("/account/language", data={"language": "zh-CN", "csrf_token": csrf_of(detail.text)})
+    zh = pages.get(f"/e/service_request/{request['id']}")
+    assert "服务及时性" in zh.text and "紧急" in zh.text
