@@ -346,3 +346,12 @@ def test_a_filter_by_the_record_reads_the_two_indexed_columns(world: dict[str, A
     with env.engine.connect() as conn:
         assert conn.execute(select(t.c.id).where(eq)).scalars().all() == [made["id"]]
         assert conn.execute(select(t.c.id).where(ne)).scalars().all() == [other["id"]]
+
+
+def test_search_finds_a_note_and_shows_its_target_as_the_viewer_may(
+        world: dict[str, Any]) -> None:
+    _note(world["admin"], {"entity": "account", "id": world["theirs"]}, "Findable words")
+    page = _page(world, "ann", "a-password")
+    found = page.get("/search", params={"q": "Findable"})
+    assert found.status_code == 200 and "/e/note/" in found.text
+    assert f"Account #{world['theirs']}" in found.text and "Globex" not in found.text

@@ -24,6 +24,7 @@ from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest
 from engine.runtime.records import secure
+from engine.runtime.schema.regarding import field_column
 from engine.types import TEXT_TYPES
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def search_records(records: Records, actor: Actor, entity: str, text: str, *,
                        (title.icontains(whole, autoescape=True), 1), else_=2),
                   func.lower(title).asc() if records.nulls_small
                   else func.lower(title).asc().nulls_last()]
-    stmt = (seen.select(t.c.id, *[t.c[n] for n in shown])
+    stmt = (seen.select(t.c.id, *[field_column(t, e.field(n)).label(n) for n in shown])
             .where(and_(*each_word))
             .order_by(*order, t.c.id.asc())
             .offset((page - 1) * page_size).limit(page_size + 1))
