@@ -400,6 +400,7 @@ def _sample(f: Field) -> Any:
         FieldType.BOOLEAN: True, FieldType.DATE: "2025-03-31",
         FieldType.DATETIME: "2025-03-31T14:30:00+02:00", FieldType.EMAIL: "ann@example.com",
         FieldType.PHONE: "+49 30 1234567", FieldType.URL: "https://example.com/a",
+        FieldType.AUTONUMBER: "QT-2026-0001",  # filters only: nobody writes a number
     }
     if t in (FieldType.CHOICE, FieldType.MULTICHOICE):
         return f.options[-1] if t is FieldType.CHOICE else list(f.options[:2])
