@@ -99,6 +99,9 @@ def _expenses(demo: Demo) -> None:
     for user in demo.staff:
         people[demo.department_of[user.id]].append(user)
     names = _department_names(demo)
+    deals_of: dict[int, list[int]] = defaultdict(list)  # a seller's travel is for their deals
+    for deal in demo.deals:
+        deals_of[deal.account.owner.id].append(deal.id)
     budgets: list[dict[str, Any]] = []
     spenders: list[tuple[list[User], str, str, date, date]] = []
     for year in range(demo.today.year - YEARS + 1, demo.today.year + 1):
@@ -129,7 +132,10 @@ def _expenses(demo: Demo) -> None:
                 status = "rejected"
             user = rnd.choice(users)
             lang = "en" if demo.display.get(user.id, "").isascii() else "zh"
+            deals = deals_of[user.id] if budget["category"] in ("travel", "entertainment") \
+                else []
             rows.append((user, {
+                "regarding": Regarding.of("opportunity", rnd.choice(deals)) if deals else None,
                 "subject": zh if lang == "zh" else en, "expense_date": day,
                 "category": budget["category"], "amount": amount, "budget": bid,
                 "status": status,
