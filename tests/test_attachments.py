@@ -22,6 +22,7 @@ from engine.runtime.assembly import records_service
 from engine.runtime.files.attachments import Attachments, clean_name
 from engine.runtime.files.store import DiskStore
 from engine.runtime.records import Records
+from engine.runtime.records.timeline import timeline
 from engine.runtime.records.unit import RecordChange, UnitOfWork
 from engine.runtime.schema.tables import ATTACHMENT_TABLE
 from engine.settings import WebSettings
@@ -301,6 +302,19 @@ def _attach(world: World, record_id: int, data: bytes) -> int:
     writer = world.attachments.receive()
     writer.write(data)
     return world.attachments.add(SYSTEM, "opportunity", record_id, "a.pdf", writer).id
+
+
+def test_the_timeline_shows_a_file_once_and_its_removal_as_a_change(world: World) -> None:
+    first = _attach(world, world.deal["id"], PDF)
+    items = timeline(world.records, SYSTEM, "opportunity", world.deal["id"]).items
+    # the upload is the file item (with its link), not also a change of "Attachments"
+    assert [(i.kind, i.file_id) for i in items if i.kind == "file"] == [("file", first)]
+    assert [i for i in items if i.action == "attachment"] == []
+    world.attachments.remove(SYSTEM, "opportunity", world.deal["id"], first)
+    items = timeline(world.records, SYSTEM, "opportunity", world.deal["id"]).items
+    assert [i for i in items if i.kind == "file"] == []
+    assert [(i.kind, i.fields) for i in items if i.action == "attachment"] == [
+        ("change", ("attachments",))]
 
 
 def test_purge_deletes_the_rows_and_a_blob_only_when_no_row_holds_it(world: World) -> None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
     and_,
     func,
     literal,
+    not_,
     or_,
     select,
 )
@@ -62,6 +63,8 @@ PAGE = 30
 MAX_PAGE = 100
 ATTACHMENTS = "crm_attachment"
 CHANGE = "change"
+ATTACHED = "attachment"
+"""The audit action of a file added to or taken off a record."""
 FILE = "file"
 RECORD = "record"
 
@@ -290,11 +293,13 @@ def _change_items(records: Records, actor: Actor, conn: Connection, scope: _Scop
     purged = select(func.max(audit.c.id)).where(
         audit.c.entity == scope.entity, audit.c.record_id == scope.record_id,
         audit.c.action == "purge").scalar_subquery()
+    # A file added is its own item (the file, with its link); only its removal is a change.
+    added_file = and_(audit.c.action == ATTACHED, audit.c.old_value.is_(None))
     key = func.max(audit.c.id)
     group = (audit.c.entity, audit.c.record_id, audit.c.at, audit.c.user_id, audit.c.action)
     stmt = (select(*group, key.label("key"), users.c.display_name, users.c.name)
             .select_from(audit.outerjoin(users, users.c.id == audit.c.user_id))
-            .where(or_(*whose), audit.c.action != "purge",
+            .where(or_(*whose), audit.c.action != "purge", not_(added_file),
                    audit.c.id > func.coalesce(purged, 0))
             .group_by(*group, users.c.display_name, users.c.name)
             .order_by(audit.c.at.desc(), key.desc()).limit(limit + 1))
