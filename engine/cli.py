@@ -13,9 +13,11 @@ from engine.metadata import ConfigErrors, Model, load_model
 from engine.runtime.assembly import records_service
 from engine.runtime.db import open_engine, refresh_statistics
 from engine.runtime.errors import RecordError
+from engine.runtime.files.store import DiskStore
 from engine.runtime.org import seed_org
+from engine.runtime.records import Records
 from engine.runtime.schema import PlanError, apply_plan, build_schema, plan_schema
-from engine.settings import Settings, SettingsError, trusted_proxies
+from engine.settings import Settings, SettingsError, files_dir, trusted_proxies
 
 F = TypeVar("F", bound=Callable[..., Any])
 SHUTDOWN_GRACE = 3
@@ -36,6 +38,12 @@ class Context:
 
     def engine(self) -> Any:
         return open_engine(self.settings.database_url)
+
+
+def _records(engine: Any, model: Model) -> Records:
+    """The records service as the app assembles it, its files where the app keeps them
+    (CRM_FILES_DIR), so a purge from the command line releases the same blobs."""
+    return records_service(engine, model, files=DiskStore(files_dir()))
 
 
 def fail(message: str) -> NoReturn:
@@ -85,7 +93,7 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
             return
         plan = apply_plan(engine, model, allow_destructive=allow_destructive,
                           drop_archived=drop_archived)
-        records = records_service(engine, model)
+        records = _records(engine, model)
         seeded = seed_org(records)
         refreshed = _refresh_rollups(records)
         numbered = _number_existing(records)
@@ -129,7 +137,7 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     try:
         plan = apply_plan(engine, model, allow_destructive=False)
         # a rollup added since the last migrate is computed before anyone reads it
-        records = records_service(engine, model)
+        records = _records(engine, model)
         refreshed = _refresh_rollups(records)
         numbered = _number_existing(records)
     except PlanError as exc:
@@ -181,7 +189,7 @@ def demo(ctx: Context, size: int, if_empty: bool) -> None:
     engine = ctx.engine()
     try:
         apply_plan(engine, model)
-        records = records_service(engine, model)
+        records = _records(engine, model)
         found = existing_data(records)
         if found:
             held = ", ".join(f"{n} {what}" for what, n in found.items())
@@ -264,7 +272,7 @@ def user_add(ctx: Context, name: str, roles: tuple[str, ...], department: str | 
     try:
         apply_plan(engine, model)
         schema = build_schema(model)
-        seed_org(records_service(engine, model))
+        seed_org(_records(engine, model))
         dept_id = _department_id(engine, schema, department) if department else None
         created = Users(engine, schema).add(name, list(roles), password=password,
                                             department_id=dept_id)
@@ -307,7 +315,7 @@ def user_deactivate(ctx: Context, name: str, transfer_to: str | None) -> None:
     model = ctx.model()
     engine = ctx.engine()
     try:
-        records = records_service(engine, model)
+        records = _records(engine, model)
         users = Users(engine, records.schema)
         leaving = users.by_name(name)
         if transfer_to is None:
@@ -366,7 +374,7 @@ def access_explain(ctx: Context, user_name: str, entity: str, record_id: int) ->
         fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
     engine = ctx.engine()
     try:
-        records = records_service(engine, model)
+        records = _records(engine, model)
         subject = Users(engine, records.schema).by_name(user_name)
         out = explain_access(records, SYSTEM, subject.actor(), entity, record_id)
     except RecordError as exc:
@@ -461,7 +469,7 @@ def rollup_check(ctx: Context, entity: str | None, fix: bool) -> None:
         fail(f"{entity} has no rollup fields")
     engine = ctx.engine()
     try:
-        drifts = check_rollups(records_service(engine, model), entity, fix=fix)
+        drifts = check_rollups(_records(engine, model), entity, fix=fix)
     finally:
         engine.dispose()
     for d in drifts[:50]:

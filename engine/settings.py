@@ -77,8 +77,14 @@ class WebSettings:
             login_max_failures=_whole(e, "CRM_LOGIN_MAX_FAILURES", 5),
             login_window_minutes=_whole(e, "CRM_LOGIN_WINDOW_MINUTES", 15),
             trusted_proxies=trusted_proxies(e),
-            files_dir=e.get("CRM_FILES_DIR", "").strip() or DEFAULT_FILES_DIR,
+            files_dir=files_dir(e),
         )
+
+
+def files_dir(env: dict[str, str] | None = None) -> str:
+    """CRM_FILES_DIR: where attachments' contents are stored (default data/files)."""
+    e = os.environ if env is None else env
+    return e.get("CRM_FILES_DIR", "").strip() or DEFAULT_FILES_DIR
 
 
 def trusted_proxies(env: dict[str, str] | None = None) -> tuple[str, ...]:
