@@ -184,8 +184,16 @@ def test_the_shipped_rollups_load() -> None:
     account = model.entity("account")
     closed = model.entity("opportunity").field("stage").closed
     assert closed == ("won", "lost")
-    by_name = {f.name: f for f in account.rollups}
+    every = {f.name: f for f in account.rollups}
+    # the pipeline over the account's opportunities, the credit figures over its contracts
+    by_name = {n: f for n, f in every.items() if f.rollup and f.rollup.child == "opportunity"}
     assert set(by_name) == {"open_deals", "open_pipeline", "won_amount"}
+    credit = {n: (f.rollup.child, f.rollup.via, f.rollup.agg, f.rollup.of)
+              for n, f in every.items() if n not in by_name and f.rollup}
+    assert credit == {"contracted": ("contract", "account", "sum", "amount"),
+                      "invoiced": ("contract", "account", "sum", "invoiced"),
+                      "collected": ("contract", "account", "sum", "collected")}
+    assert set(every) == set(by_name) | set(credit)
     assert by_name["open_deals"].type is FieldType.INTEGER
     assert by_name["open_pipeline"].type is FieldType.MONEY
     assert by_name["won_amount"].type is FieldType.MONEY
