@@ -303,12 +303,14 @@ def test_audit_of_create_is_one_row_holding_the_first_values(env: Env) -> None:
     assert [(r["action"], r["field"], r["old"], r["user_id"]) for r in rows] == [
         ("create", None, None, env.admin.id)]
     assert rows[0]["new"] == {"name": "Acme", "employees": 1200, "annual_revenue": "0.10",
-                              "tier": "standard", "status": "prospect"}
+                              "tier": "standard", "status": "prospect",
+                              "account_type": "customer", "lifecycle": "target"}
     history = env.records.history(a, "account", acme["id"])
     assert {h["field"]: (h["action"], h["old"], h["new"]) for h in history} == {
         "name": ("create", None, "Acme"), "employees": ("create", None, 1200),
         "annual_revenue": ("create", None, "0.10"), "tier": ("create", None, "standard"),
-        "status": ("create", None, "prospect")}
+        "status": ("create", None, "prospect"), "account_type": ("create", None, "customer"),
+        "lifecycle": ("create", None, "target")}
 
 
 def test_audit_of_update_has_only_changed_fields(env: Env) -> None:
@@ -360,6 +362,9 @@ def test_audit_of_delete_restore_purge(env: Env) -> None:
         {"action": "purge", "field": "name", "user_id": admin, "old": "Acme", "new": None},
         {"action": "purge", "field": "tier", "user_id": admin, "old": "standard", "new": None},
         {"action": "purge", "field": "status", "user_id": admin, "old": "prospect", "new": None},
+        {"action": "purge", "field": "account_type", "user_id": admin, "old": "customer",
+         "new": None},
+        {"action": "purge", "field": "lifecycle", "user_id": admin, "old": "target", "new": None},
         {"action": "purge", "field": "city", "user_id": admin, "old": "Oslo", "new": None},
     ]
 
@@ -382,6 +387,8 @@ def test_audit_rows_say_who_and_when(env: Env) -> None:
         ("create", "name", "admin", "2025-03-31T09:00:00Z"),
         ("create", "tier", "admin", "2025-03-31T09:00:00Z"),
         ("create", "status", "admin", "2025-03-31T09:00:00Z"),
+        ("create", "account_type", "admin", "2025-03-31T09:00:00Z"),
+        ("create", "lifecycle", "admin", "2025-03-31T09:00:00Z"),
         ("update", "city", "bob", "2025-03-31T10:00:00Z"),
         ("delete", None, "bob", "2025-03-31T11:00:00Z"),
         ("restore", None, "admin", "2025-03-31T12:00:00Z"),
