@@ -82,12 +82,12 @@ async def upload(attachments: Attachments, request: Request, actor: Actor, entit
     await run_in_threadpool(attachments.check_add, actor, entity, record_id)
     got = await read_upload(request, attachments.receive, attachments.settings.max_bytes,
                             attachments.too_large)
-    writer = got.writer
-    assert writer is not None and got.file_name is not None
+    blob = got.blob
+    assert blob is not None and got.file_name is not None
     field = got.fields.get("field") or None
     try:
         return await run_in_threadpool(
-            lambda: attachments.add(actor, entity, record_id, got.file_name or "", writer,
+            lambda: attachments.add(actor, entity, record_id, got.file_name or "", blob,
                                     field=field))
     finally:
         got.discard()

@@ -34,15 +34,15 @@ class NotMultipart(RecordError):
 
 @dataclass
 class Upload:
-    """What a multipart request sent: its text fields, and its one file (name, writer)."""
+    """What a multipart request sent: its text fields, and its one file (name, blob writer)."""
 
     fields: dict[str, str] = field(default_factory=dict)
     file_name: str | None = None
-    writer: BlobWriter | None = None
+    blob: BlobWriter | None = None
 
     def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.discard()
+        if self.blob is not None:
+            self.blob.discard()
 
 
 @dataclass
@@ -93,19 +93,19 @@ async def read_upload(request: Request, receive: Callable[[], BlobWriter], limit
             # browsers (WHATWG multipart) write ", CR and LF of a name as %22, %0D, %0A
             part.file_name = raw.decode("utf-8", "replace").replace("%22", '"') \
                 .replace("%0D", "\r").replace("%0A", "\n")
-            if part.name != FILE_PART or upload.writer is not None:
+            if part.name != FILE_PART or upload.blob is not None:
                 problems.append(BadRequest(msg("send one file, in the part named "
                                                "'%(part)s'", part=FILE_PART)))
                 return
             upload.file_name = part.file_name
-            upload.writer = receive()
+            upload.blob = receive()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if problems:
             return
         if part.file_name is not None:
-            if upload.writer is not None:
-                upload.writer.write(data[start:end])
+            if upload.blob is not None:
+                upload.blob.write(data[start:end])
             return
         part.text += data[start:end]
         if len(part.text) > MAX_FIELD_BYTES:
@@ -142,7 +142,7 @@ async def read_upload(request: Request, receive: Callable[[], BlobWriter], limit
     if problems:
         upload.discard()
         raise problems[0]
-    if upload.writer is None:
+    if upload.blob is None:
         raise BadRequest(msg("send the file in the part named '%(part)s'", part=FILE_PART),
                          {FILE_PART: msg("is required")})
     return upload
