@@ -292,9 +292,10 @@ class Entity:
     def _by_name(self) -> dict[str, Field]:
         return {f.name: f for f in self.fields}
 
-    @property
+    @cached_property
     def stored_fields(self) -> tuple[Field, ...]:
-        """The fields that have a column: all but the computed ones."""
+        """The fields that have a column: all but the computed ones (once per entity: the
+        write pipeline reads it per row)."""
         return tuple(f for f in self.fields if not f.computed)
 
     @property
