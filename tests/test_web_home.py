@@ -98,9 +98,9 @@ def test_each_role_sees_only_what_it_may_read_in_menu_and_dashboard(env: Env) ->
     user(env, "rep", "sales_rep", department=dept["BJ"])
     place(env, "lead", {"company": "Secret lead Co"})
     expected = {  # config/roles.yaml, in menu order (areas, then the configured order)
-        "dealer": ["account", "contact", "opportunity", "activity", "product"],
-        "agent": ["account", "contact", "activity", "product", "department"],
-        "rep": ["account", "contact", "lead", "opportunity", "activity", "product",
+        "dealer": ["account", "contact", "opportunity", "activity", "note", "product"],
+        "agent": ["account", "contact", "activity", "note", "product", "department"],
+        "rep": ["account", "contact", "lead", "opportunity", "activity", "note", "product",
                 "department"],
     }
     for name, entities in expected.items():
@@ -125,7 +125,7 @@ def test_quick_create_offers_the_entities_the_user_may_create(env: Env) -> None:
     user(env, "boss", "executive")
     page = browser(env, "agent").get("/").text
     quick = page.split('<nav class="quick-create"', 1)[1].split("</nav>", 1)[0]
-    assert re.findall(r'href="/e/(\w+)/new"', quick) == ["contact", "activity"]
+    assert re.findall(r'href="/e/(\w+)/new"', quick) == ["contact", "activity", "note"]
     assert "New Activity" in quick
     assert 'class="quick-create"' not in browser(env, "boss").get("/").text  # reads only
 
