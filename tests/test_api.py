@@ -415,15 +415,15 @@ def test_history_lists_create_update_delete_restore_with_values(api: TestClient)
     assert resp.status_code == 200
     body = resp.json()
     rows = [(r["action"], r["field"], r["old"], r["new"]) for r in body["items"]]
-    assert [r[0] for r in rows] == ["create"] * 4 + ["update"] * 2 + ["delete", "restore"]
+    assert [r[0] for r in rows] == ["create"] * 6 + ["update"] * 2 + ["delete", "restore"]
     creates = {r[1]: r[3] for r in rows if r[0] == "create"}
     assert creates == {"name": "Acme", "tier": "standard", "status": "prospect",
-                       "city": "Paris"}
+                       "account_type": "customer", "lifecycle": "target", "city": "Paris"}
     rest = [r for r in rows if r[0] != "create"]
     assert sorted(rest[:2]) == [("update", "city", "Paris", "Berlin"),
                                 ("update", "credit_limit", None, "10.50")]
     assert rest[2:] == [("delete", None, None, None), ("restore", None, None, None)]
-    assert body["total"] == len(body["items"]) == 8
+    assert body["total"] == len(body["items"]) == 10
     assert all(r["user"] == "admin" and r["at"].endswith("Z") for r in body["items"])
 
 

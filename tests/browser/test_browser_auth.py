@@ -39,10 +39,10 @@ def test_sign_in_dashboard_language_and_sign_out(page: Any, live_server: LiveSer
     for area, entity in (("Customers", "Accounts"), ("Sales", "Opportunities"),
                          ("Marketing", "Leads"), ("Administration", "Departments")):
         expect(nav.get_by_role("heading", name=area)).to_be_visible()
-        expect(nav.get_by_role("link", name=entity)).to_be_visible()
+        expect(nav.get_by_role("link", name=entity, exact=True)).to_be_visible()
     screenshot(page, "dashboard")
     page.set_viewport_size({"width": 390, "height": 800})  # a phone: the menu folds away
-    expect(nav.get_by_role("link", name="Accounts")).to_be_hidden()
+    expect(nav.get_by_role("link", name="Accounts", exact=True)).to_be_hidden()
     page.get_by_role("button", name="Menu").click()
     expect(nav.get_by_role("link", name="Accounts")).to_be_visible()
     screenshot(page, "dashboard-narrow")

@@ -33,12 +33,12 @@ from engine.runtime.records.assign import assign_outcome
 from engine.runtime.records.opened import OpenedRecord, open_record
 from engine.runtime.records.team import TEAM_ACCESS
 from engine.runtime.values import ValueProblem
-from engine.types import FieldType
 from engine.web.i18n import N_
 from engine.web.pages.assigning import AssignOrder
 from engine.web.pages.fields import Display, Shown, entity_of, link_target
 from engine.web.pages.forms import first_value, read_posted, whole
 from engine.web.pages.recycled import recycled_page, restorable
+from engine.web.pages.tree import tree_shape
 from engine.web.pages.widgets import FormModel, Widget
 from engine.web.ui import PageFamily, Ui
 from engine.web.viewer import Viewer, require_viewer
@@ -276,8 +276,11 @@ class RecordPages(PageFamily):
             here = f"/e/{parent.name}/{record_id}"
             may_add = self.records.policy.scope(actor, child.name, "create") is not Scope.NONE \
                 and rl.via not in self.records.policy.mask(actor, child).readonly
-            self_ref = any(f.type is FieldType.REFERENCE and f.to == child.name
-                           for f in child.fields if f.name not in hidden)
+            # a tree when the children also hang under each other through another link
+            # (contacts under their manager), not when the list is that link itself
+            shape = tree_shape(self.model, parent, child.name)
+            self_ref = shape is not None and shape.via == rl.via \
+                and shape.parent_link not in hidden
             out.append(Related(
                 child, rl.via, rl.label.get(viewer.language),
                 tuple((n, child.field(n).label.get(viewer.language)) for n in names),
