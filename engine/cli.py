@@ -240,7 +240,8 @@ def formula(ctx: Context, expr: str, entity: str, record_json: str | None) -> No
         fail("--record is a JSON object of field values")
     try:
         compiled = compile_formula(expr, scope_of(model.entities, entity))
-        record = JsonRecord(model, model.entity(entity), data, SystemClock())
+        record = JsonRecord(model, model.entity(entity), data,
+                            SystemClock(model.settings.zone))
         value = compiled.evaluate(record)
     except FormulaError as exc:
         click.echo(str(exc), err=True)

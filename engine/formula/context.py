@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from engine.formula.types import Clock, FType, Path, ftype_of, scale_of
 from engine.types import FieldType
@@ -80,14 +80,18 @@ class EntityScope:
         return spec.scale if spec else None
 
 
+@dataclass(frozen=True)
 class SystemClock:
-    """The real time, in UTC; TODAY() is the UTC date."""
+    """The real time, in UTC; TODAY() is the date in `zone` (the organisation's time zone,
+    UTC unless given)."""
+
+    zone: tzinfo = UTC
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def today(self) -> date:
-        return self.now().date()
+        return self.now().astimezone(self.zone).date()
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ Nothing here names an entity; the configuration says what counts:
   user owns holding another option: how many, and the sums of the board's amount and
   weighted amount (the same money fields as the board, engine/web/pages/board.py).
 - **Due this week**: for each entity with a `calendar: true` date (activity `due_at`), the
-  user's own records dated Monday to Sunday of this week (UTC), open by the `closed`
-  options of the entity's choice fields (activity status: not done, not cancelled).
+  user's own records dated Monday to Sunday of this week, open by the `closed` options of
+  the entity's choice fields (activity status: not done, not cancelled). The week is the
+  organisation's (settings.yaml `time_zone`): it begins at midnight on Monday there, and a
+  datetime falls in it by its local day.
 - **Quick create**: a "New …" button per entity the user may create.
 
 Every number and row comes through the records service with the user's access (the
@@ -19,7 +21,7 @@ for nothing and shows nowhere; an entity they may not read has no section.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -91,6 +93,29 @@ def week_of(today: date) -> tuple[date, date]:
     return monday, monday + timedelta(days=6)
 
 
+def local_today(records: Records) -> date:
+    """Today in the organisation's time zone (settings.yaml `time_zone`), by the records
+    service's clock."""
+    return records.clock().astimezone(records.model.settings.zone).date()
+
+
+def week_filters(records: Records, f: Field) -> dict[str, str]:
+    """The list filters of `f` for this week: its dates Monday to Sunday, or, for a
+    datetime, the instants from Monday 00:00 to next Monday 00:00 in the organisation's
+    time zone (as UTC instants, the way datetimes are stored)."""
+    monday, sunday = week_of(local_today(records))
+    if f.type is not FieldType.DATETIME:
+        return {f"{f.name}__gte": monday.isoformat(), f"{f.name}__lte": sunday.isoformat()}
+    zone = records.model.settings.zone
+
+    def midnight(day: date) -> str:
+        at = datetime.combine(day, time(0), zone).astimezone(UTC)
+        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return {f"{f.name}__gte": midnight(monday),
+            f"{f.name}__lt": midnight(sunday + timedelta(days=1))}
+
+
 def open_options(f: Field) -> tuple[str, ...]:
     """The options of a choice field that leave a record open (all but the `closed` ones)."""
     return tuple(o for o in f.options if o not in f.closed)
@@ -119,8 +144,7 @@ def home_view(records: Records, actor: Actor) -> HomeView:
     creatable = tuple(sorted(
         (e for e in model.entities if policy.scope(actor, e.name, "create") is not Scope.NONE),
         key=lambda e: menu.index(e.area) if e.area in menu else len(menu)))
-    return HomeView(tuple(pipelines), tuple(due), creatable,
-                    week_of(records.clock().date()))
+    return HomeView(tuple(pipelines), tuple(due), creatable, week_of(local_today(records)))
 
 
 def _pipeline(records: Records, actor: Actor, entity: Entity, f: Field,
@@ -153,9 +177,7 @@ def _pipeline(records: Records, actor: Actor, entity: Entity, f: Field,
 def _due(records: Records, actor: Actor, entity: Entity, f: Field,
          hidden: frozenset[str]) -> Due | None:
     """The actor's own open records of `entity` whose `f` falls in this week."""
-    monday, sunday = week_of(records.clock().date())
-    params: dict[str, Any] = {f"{f.name}__gte": monday.isoformat(),
-                              f"{f.name}__lte": sunday.isoformat(), "sort": f"{f.name},id"}
+    params: dict[str, Any] = {**week_filters(records, f), "sort": f"{f.name},id"}
     for status in entity.fields:
         if status.type is FieldType.CHOICE and status.closed and status.name not in hidden:
             if not open_options(status):

@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.core import UnknownLocaleError, get_global
@@ -40,7 +41,7 @@ from babel.numbers import (
     parse_pattern,
 )
 
-from engine.metadata.settings import DEFAULT_CURRENCY
+from engine.metadata.settings import DEFAULT_CURRENCY, DEFAULT_TIME_ZONE
 
 DEFAULT_LANGUAGE = "en"
 LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
@@ -220,10 +221,13 @@ def _unquote(text: str) -> str:
     return re.sub(r"'([^']*)'", lambda m: m.group(1) or "'", text)
 
 
-def formatters(language: str, currency: str = DEFAULT_CURRENCY) -> dict[str, Callable[..., str]]:
+def formatters(language: str, currency: str = DEFAULT_CURRENCY,
+               time_zone: str = DEFAULT_TIME_ZONE) -> dict[str, Callable[..., str]]:
     """Jinja filters that format values for `language`; a blank value shows as ''. Money is
     in `currency` (config/settings.yaml), with the currency's home symbol: an install has one
-    currency, so CNY needs no "CN" before its ¥ as English CLDR data writes it.
+    currency, so CNY needs no "CN" before its ¥ as English CLDR data writes it. Datetimes
+    (stored in UTC; a naive one is UTC) are shown at their wall time in `time_zone`, the
+    organisation's (settings.yaml), and a datetime shown as a date is its day there.
 
     The patterns are looked up once here, not per value (a list page formats hundreds);
     the text is what babel's format_decimal, format_currency and format_date give.
@@ -232,13 +236,19 @@ def formatters(language: str, currency: str = DEFAULT_CURRENCY) -> dict[str, Cal
     ('¥1,234,567.50', '-¥3.00')
     >>> formatters("en", "EUR")["money"]("1234.5"), formatters("zh-CN", "USD")["money"]("1")
     ('€1,234.50', '$1.00')
+    >>> at = datetime(2026, 3, 31, 17, 30, tzinfo=UTC)
+    >>> shanghai = formatters("en", "CNY", "Asia/Shanghai")
+    >>> shanghai["datetime"](at), shanghai["date"](at)
+    ('Apr 1, 2026, 1:30:00\u202fAM', 'Apr 1, 2026')
     """
-    return dict(_formatters(language, currency))  # a copy: callers may add to it
+    return dict(_formatters(language, currency, time_zone))  # a copy: callers may add to it
 
 
 @cache
-def _formatters(language: str, currency: str) -> dict[str, Callable[..., str]]:
-    """`formatters`, made once per language and currency."""
+def _formatters(language: str, currency: str,
+                time_zone: str = DEFAULT_TIME_ZONE) -> dict[str, Callable[..., str]]:
+    """`formatters`, made once per language, currency and time zone."""
+    zone = ZoneInfo(time_zone)
     locale = babel_locale(language)
     shown_symbol = get_currency_symbol(currency, locale)
     symbol = home_symbol(currency) or shown_symbol
@@ -268,19 +278,29 @@ def _formatters(language: str, currency: str) -> dict[str, Callable[..., str]]:
         if value is None or value == "":
             return ""
         if isinstance(value, datetime):
-            value = value.date()
+            value = local_time(value, zone).date()
         return str(date_pattern.apply(value, locale)) if isinstance(value, date) \
             else str(value)
 
     def datetime_(value: Any) -> str:
         if not isinstance(value, datetime):
             return "" if value is None else str(value)
-        return format_datetime(value, format="medium", tzinfo=UTC, locale=locale)
+        return format_datetime(local_time(value, zone), format="medium", tzinfo=zone,
+                               locale=locale)
 
     # A page shows the same amounts and dates again and again (a list of 50 rows formats
     # 150 values): each is formatted once per language and currency.
     return {"number": number, "money": _remembered(money), "percent": percent,
             "date": _remembered(date_), "datetime": datetime_}
+
+
+def local_time(value: datetime, zone: ZoneInfo) -> datetime:
+    """An instant (aware, or naive meaning UTC) at its wall time in `zone`.
+
+    >>> local_time(datetime(2026, 3, 29, 1, 30), ZoneInfo("Europe/Berlin")).isoformat()
+    '2026-03-29T03:30:00+02:00'
+    """
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(zone)
 
 
 def _remembered(format_: Callable[[Any], str]) -> Callable[[Any], str]:

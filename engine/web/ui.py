@@ -70,7 +70,8 @@ class Ui:
                           extensions=["jinja2.ext.i18n"], auto_reload=self.auto_reload)
         env.install_gettext_translations(  # type: ignore[attr-defined]
             translations()[language], newstyle=True)
-        env.filters.update(formatters(language, self.model.settings.currency))
+        env.filters.update(formatters(language, self.model.settings.currency,
+                                      self.model.settings.time_zone))
 
         def label(value: Label | str | None) -> str:
             if value is None:

@@ -15,7 +15,9 @@ A write that fails after the number was taken (a unique clash, a hook refusing i
 the counter back too; only a number given to a record that is later deleted leaves a gap,
 and numbers are never given twice.
 
-The period is the creation day in UTC (as TODAY() reads it).
+The period is the creation day in the organisation's time zone (settings.yaml `time_zone`,
+as TODAY() reads it): in Shanghai the year's first numbers go to records created from
+midnight on 1 January there, not from 08:00 (midnight UTC).
 
 `number_existing` gives numbers to the records that have none yet (a field added to an
 entity with records), in id order, each in the period of its creation day: `crm migrate`
@@ -25,7 +27,7 @@ runs it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, bindparam, func, select, update
@@ -67,18 +69,25 @@ def take_numbers(conn: Connection, counters: Table, entity: str, field: str, per
     return last - count + 1
 
 
-def creation_day(at: datetime) -> date:
-    """The day a record created at `at` is numbered in: its UTC date."""
-    return (at if at.tzinfo is None else at.astimezone(UTC)).date()
+def creation_day(at: datetime, zone: tzinfo) -> date:
+    """The day a record created at `at` (aware, or naive meaning UTC: SQLite's) is numbered
+    in: its date in `zone`, the organisation's time zone.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> creation_day(datetime(2026, 12, 31, 16, 30), ZoneInfo("Asia/Shanghai"))
+    datetime.date(2027, 1, 1)
+    """
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(zone).date()
 
 
 def assign_numbers(conn: Connection, counters: Table, entity: Entity,
-                   rows: Sequence[dict[str, Any]], now: datetime) -> None:
+                   rows: Sequence[dict[str, Any]], now: datetime, zone: tzinfo) -> None:
     """Set every autonumber field of `rows` (new records of `entity` created at `now`, in
-    the order they are inserted): one statement per field for the whole batch."""
+    the order they are inserted): one statement per field for the whole batch. The period
+    is `now`'s day in `zone` (the organisation's time zone)."""
     if not rows:
         return
-    day = creation_day(now)
+    day = creation_day(now, zone)
     for f in numbered_fields(entity):
         fmt = f.number_format
         assert fmt is not None
@@ -127,7 +136,8 @@ def _number_blank(records: Records, counters: Table, entity: Entity, t: Table, f
             if not rows:
                 return finished
             params: list[dict[str, Any]] = []
-            for period, group in _by_period(fmt.period_key, rows):
+            for period, group in _by_period(fmt.period_key, rows,
+                                            records.model.settings.zone):
                 first = take_numbers(unit.conn, counters, entity.name, f.name, period,
                                      len(group))
                 params += [{"_id": rid, "_number": fmt.render(first + i, day)}
@@ -138,12 +148,12 @@ def _number_blank(records: Records, counters: Table, entity: Entity, t: Table, f
             progress(name, finished, total)
 
 
-def _by_period(period_key: Callable[[date], str], rows: Iterable[Any]
+def _by_period(period_key: Callable[[date], str], rows: Iterable[Any], zone: tzinfo
                ) -> list[tuple[str, list[tuple[int, date]]]]:
     """(id, created_at) rows, in id order, grouped by the counter period of their
-    creation day; each group keeps id order."""
+    creation day in `zone`; each group keeps id order."""
     groups: dict[str, list[tuple[int, date]]] = {}
     for rid, created_at in rows:
-        day = creation_day(created_at)
+        day = creation_day(created_at, zone)
         groups.setdefault(period_key(day), []).append((rid, day))
     return list(groups.items())

@@ -10,7 +10,7 @@ referenced records through the caller's connection.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -26,16 +26,19 @@ from engine.types import DECIMAL_SHAPES, FieldType
 
 
 class RecordsClock:
-    """The records service's clock (a function giving an aware datetime) as a formula Clock."""
+    """The records service's clock (a function giving an aware datetime) as a formula Clock:
+    TODAY() is the date in `zone`, the organisation's time zone (settings.yaml), in Python
+    and in SQL alike (it is bound as a parameter)."""
 
-    def __init__(self, now: Callable[[], datetime]) -> None:
+    def __init__(self, now: Callable[[], datetime], zone: tzinfo = UTC) -> None:
         self._now = now
+        self.zone = zone
 
     def now(self) -> datetime:
         return self._now()
 
     def today(self) -> date:
-        return self._now().astimezone(UTC).date()
+        return self._now().astimezone(self.zone).date()
 
 
 _CLOCK_FUNCTIONS = frozenset({"TODAY", "NOW", "HOURS_SINCE"})

@@ -97,7 +97,8 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
             good = _bulk_formulas(records, conn, actor, c, good, errors, engine_values)
         if not good:
             return []
-        assign_numbers(conn, records.counters, c.entity, [v for _, v in good], now)
+        assign_numbers(conn, records.counters, c.entity, [v for _, v in good], now,
+                       records.model.settings.zone)
         params = [{**engine_values, **c.empty_rollups,
                    **c.db_values({n: v.get(n) for n in names})}
                   for _, v in good]

@@ -156,7 +156,7 @@ class Records:
         self.scopes = VisibleScopes(model, self.policy)
         self.clock = clock
         # Formulas read the same clock, even when a test swaps `clock` afterwards.
-        self.formula_clock = RecordsClock(lambda: self.clock())
+        self.formula_clock = RecordsClock(lambda: self.clock(), model.settings.zone)
         self.audit = self.schema.table(AUDIT_TABLE)
         self.counters = self.schema.table(AUTONUMBER_TABLE)
         self.users = self.schema.table(USER_TABLE)
@@ -440,7 +440,8 @@ class Records:
                                      given=data.keys(), writer=actor)
             if errors:
                 raise Invalid(msg("%(entity)s is not valid", entity=entity), errors)
-            assign_numbers(conn, self.counters, c.entity, [values], now)
+            assign_numbers(conn, self.counters, c.entity, [values], now,
+                           self.model.settings.zone)
             try:
                 new_id = conn.execute(insert(c.table).values(**engine_values,
                                                              **c.empty_rollups,

@@ -354,7 +354,7 @@ class Board(PageFamily):
         if extra:
             form = FormModel(self.model, self.records, actor, viewer.language, entity)
             stored = self.records.get(actor, entity.name, record_id)
-            typed = form.typed_of(extra)
+            typed = form.typed_of(extra, stored)
             typed.pop(field.name, None)
             states = form.evaluate(stored, {**typed, field.name: value}).states
             data |= form.submitted(typed, states, creating=False)
@@ -386,7 +386,7 @@ class Board(PageFamily):
         refusal is then only shown: a rule about the whole record, a read-only field)."""
         language = viewer.language
         form = FormModel(self.model, self.records, viewer.user.actor(), language, entity)
-        typed = form.typed_of(extra)
+        typed = form.typed_of(extra, row)
         typed.pop(field.name, None)
         moved = form.evaluate(row, {**typed, field.name: value})
         widgets: list[Widget] = []

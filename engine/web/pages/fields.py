@@ -63,7 +63,7 @@ class Display:
         self.records = records
         self.actor = actor
         self.language = language
-        self.fmt = formatters(language, model.settings.currency)
+        self.fmt = formatters(language, model.settings.currency, model.settings.time_zone)
         self.gettext = translations()[language].gettext
         self.titles: dict[str, dict[int, str]] = {}
         self.users: dict[int, str] = {}

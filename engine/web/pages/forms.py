@@ -147,7 +147,7 @@ class FormPages(PageFamily):
             self.records.allowed(conn, actor, self.records.compiled(entity.name), record_id,
                                  "update")
         fm = FormModel(self.model, self.records, actor, viewer.language, entity)
-        typed = fm.typed_of(posted)
+        typed = fm.typed_of(posted, stored)
         next_url = safe_next(first_value(posted, "next")) or ""
         version = whole(first_value(posted, "version")) if saving else None
         if saving and version is None:  # without it the save could overwrite a change unseen
@@ -237,7 +237,7 @@ class FormPages(PageFamily):
         else:
             self.records.policy.require(actor, entity, "create")
         fm = FormModel(self.model, self.records, actor, viewer.language, entity)
-        typed = fm.typed_of(posted)
+        typed = fm.typed_of(posted, stored)
         grid = LineGridForm.of(self.model, self.records, actor, viewer.language, entity,
                                record_id)
         rolled: set[str] = set()

@@ -159,12 +159,13 @@ class LineGridForm:
             seen.add(key)
             given = cells[key]
             line_id = _whole(given.get("id"))
+            stored = self.stored().get(line_id) if line_id is not None else None
             row = Row(key, line_id, _whole(given.get("version")),
                       removed=bool(given.get("_delete", [""])[-1]),
                       typed=self.fm.typed_of({n: v for n, v in given.items()
-                                              if n in self.columns}))
+                                              if n in self.columns}, stored))
             if line_id is not None:
-                row.stored = self.stored().get(line_id)
+                row.stored = stored
             self.rows.append(row)
 
     def edits(self) -> list[LineEdit]:

@@ -120,7 +120,8 @@ def build_rows(records: Records, actor: Actor, entity: Entity, columns: Sequence
                        conn)
     if page is not None:
         names.update(page.names)
-    fmt = formatters(language, records.model.settings.currency)
+    settings = records.model.settings
+    fmt = formatters(language, settings.currency, settings.time_zone)
     makers = [(c.key, cell_maker(c, names, language, fmt)) for c in columns]
     prefix = f"/e/{entity.name}/"
     out: list[Row] = []

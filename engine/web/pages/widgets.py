@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -23,7 +24,7 @@ from engine.runtime.records import Records
 from engine.runtime.values import ValueProblem
 from engine.types import FieldType
 from engine.web.pages.fields import Display, link_target
-from engine.web.pages.inputs import INPUTS, input_text
+from engine.web.pages.inputs import INPUTS, input_text, posted_text, wall_time
 from engine.web.pages.pickers import include_for
 
 State = Literal["shown", "hidden", "readonly"]
@@ -92,6 +93,8 @@ class FormModel:
         self.compiled = records.compiled(entity.name)
         self.mask: FieldMask = records.policy.mask(actor, entity)
         self.display = Display(model, records, actor, language)
+        self.zone = model.settings.zone
+        """The organisation's time zone: a datetime input holds its wall time there."""
 
     # -- what was posted --------------------------------------------------------------
 
@@ -101,18 +104,27 @@ class FormModel:
         return (e.has_field(name) and not e.field(name).derived
                 and name not in self.mask.hidden and name not in self.mask.readonly)
 
-    def typed_of(self, posted: Mapping[str, list[str]]) -> Typed:
+    def typed_of(self, posted: Mapping[str, list[str]],
+                 stored: Mapping[str, Any] | None = None) -> Typed:
         """The fields a form (or a query string) gives, as typed. A boolean's checkbox comes
-        after a hidden "false", so the last value wins; a multichoice sends an empty marker."""
+        after a hidden "false", so the last value wins; a multichoice sends an empty marker.
+        A datetime's wall time is in the organisation's time zone: it becomes an instant with
+        that zone's offset (`posted_text`), the stored value's own when it is the wall time
+        `stored` shows (an hour the clocks go back is ambiguous)."""
         typed: Typed = {}
         for name, items in posted.items():
             if not items or not self.writable(name):
                 continue
-            takes = INPUTS[self.entity.field(name).type].posted
+            f = self.entity.field(name)
+            takes = INPUTS[f.type].posted
             if takes == "all":
                 typed[name] = [i for i in items if i]
             elif takes == "last":
                 typed[name] = items[-1]
+            elif f.type is FieldType.DATETIME and items[0].strip():
+                shown = (stored or {}).get(name)
+                typed[name] = posted_text(items[0], self.zone,
+                                          shown if isinstance(shown, datetime) else None)
             else:
                 typed[name] = items[0]
         return typed
@@ -239,6 +251,15 @@ class FormModel:
                 out.append(view)
         return out
 
+    def wall_text(self, text: str) -> str:
+        """A typed datetime (an instant, `typed_of`) as its input shows it again: its wall
+        time in the organisation's time zone; a text that is no instant as it was typed."""
+        try:
+            at = datetime.fromisoformat(text.strip())
+        except ValueError:
+            return text
+        return wall_time(at, self.zone) if at.tzinfo is not None else text
+
     def widget(self, f: Field, ev: Evaluated, typed: Typed, error: str, *,
                conditional: bool) -> Widget:
         state = ev.states.get(f.name, "shown")
@@ -257,7 +278,9 @@ class FormModel:
             return w
         raw = typed.get(f.name)
         if raw is None:
-            raw = input_text(f, ev.values.get(f.name))
+            raw = input_text(f, ev.values.get(f.name), self.zone)
+        elif f.type is FieldType.DATETIME and isinstance(raw, str):
+            raw = self.wall_text(raw)
         if isinstance(raw, list):
             w.chosen = tuple(raw)
         else:
