@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -240,12 +241,29 @@ def test_creates_are_numbered_in_order_and_counters_start_again_each_period(
                       ("code", "2026-04"): 1, ("code", "2027-01"): 1, ("serial", ""): 5}
 
 
-def test_the_period_is_the_utc_day_of_the_create(records: Records, clock: Clock) -> None:
-    from datetime import timedelta, timezone
-
-    # 2026-04-01 07:30 in Beijing is still March 31 in UTC
-    clock.at = datetime(2026, 4, 1, 7, 30, tzinfo=timezone(timedelta(hours=8)))
+def test_the_period_is_the_day_of_the_create_in_the_organisations_time_zone(
+        env: Env, records: Records, clock: Clock) -> None:
+    """settings.yaml time_zone (default UTC) says where a day, a month and a year begin."""
+    # UTC: 2026-04-01 07:30 in Beijing is still March 31
+    clock.at = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
     assert records.create(SYSTEM, "ticket", {"subject": "x"})["code"] == "M2603-01"
+    # Shanghai: the same instant is April 1 there, and New Year begins at its midnight
+    # (16:00 UTC), not at 08:00 the next morning
+    shanghai = replace(env.model, settings=replace(env.model.settings,
+                                                   time_zone="Asia/Shanghai"))
+    local = records_service(env.engine, shanghai, clock)
+    assert numbers(local.create(SYSTEM, "ticket", {"subject": "y"}))[:2] == \
+        ("TK-2026-0002", "M2604-01")
+    clock.at = datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC)  # 23:59:59 there
+    assert numbers(local.create(SYSTEM, "ticket", {"subject": "z"}))[:2] == \
+        ("TK-2026-0003", "M2612-01")
+    clock.at = datetime(2026, 12, 31, 16, 0, tzinfo=UTC)  # midnight there
+    assert numbers(local.create(SYSTEM, "ticket", {"subject": "new year"}))[:2] == \
+        ("TK-2027-0001", "M2701-01")
+    # a bulk create numbers its batch in the same period
+    made = local.bulk_create(SYSTEM, "ticket", [{"subject": "b1"}, {"subject": "b2"}])
+    assert [local.get(SYSTEM, "ticket", r)["number"] for r in made.ids] == \
+        ["TK-2027-0002", "TK-2027-0003"]
 
 
 def test_a_refused_or_dry_run_create_takes_no_number(records: Records) -> None:
@@ -367,6 +385,29 @@ def test_numbers_are_unique_in_the_database(records: Records, env: Env) -> None:
 
 
 # -- records from before the field --------------------------------------------------------
+
+def test_migrate_numbers_each_record_in_its_day_in_the_time_zone(
+        make_env: EnvFactory, tmp_path: Path, db_url: str) -> None:
+    """A record created at 16:30 UTC on New Year's Eve was created on New Year's Day in
+    Shanghai: `crm migrate` numbers it in the new year there."""
+    plain = "\n".join(line for line in TICKET.splitlines()
+                      if "autonumber" not in line) + "\n"
+    root = write_config(tmp_path / "config", plain)
+    (root / "settings.yaml").write_text("time_zone: Asia/Shanghai\n", encoding="utf-8")
+    env = make_env(root)
+    clock = Clock(datetime(2025, 12, 31, 15, 59, tzinfo=UTC))  # 23:59 there
+    records = records_service(env.engine, env.model, clock)
+    ids = [records.create(SYSTEM, "ticket", {"subject": "old year"})["id"]]
+    clock.at = datetime(2025, 12, 31, 16, 30, tzinfo=UTC)  # 00:30 on January 1 there
+    ids.append(records.create(SYSTEM, "ticket", {"subject": "new year"})["id"])
+    write_config(root)
+    out = CliRunner().invoke(main, ["--config", str(root), "--db", db_url, "migrate"])
+    assert out.exit_code == 0, out.output
+    after = make_env(root)
+    numbered = records_service(after.engine, after.model, clock)
+    assert [numbers(numbered.get(SYSTEM, "ticket", i)) for i in ids] == [
+        ("TK-2025-0001", "M2512-01", "S1"), ("TK-2026-0001", "M2601-01", "S2")]
+
 
 def test_migrate_numbers_existing_records_in_id_order(make_env: EnvFactory, tmp_path: Path,
                                                       db_url: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
@@ -24,7 +25,7 @@ from engine.runtime.schema.tables import COLUMN_TYPES, column_type
 from engine.runtime.values import COERCERS, ValueProblem, coercer_for, to_json
 from engine.web.i18n import LANGUAGES, babel_locale
 from engine.web.openapi import field_schema
-from engine.web.pages.inputs import INPUTS, grouped, input_text
+from engine.web.pages.inputs import INPUTS, grouped, input_text, posted_text
 from engine.web.pages.shown import FORMATTED, NUMBERS, SHOWN
 
 OPTIONS = ("prospecting", "won", "lost", "négociation", "已赢", "a b")
@@ -209,6 +210,74 @@ def test_money_input_has_two_places_and_no_sign() -> None:
     f = make_field(FieldType.MONEY)
     assert input_text(f, Decimal("1234.5")) == "1,234.50"
     assert grouped(Decimal("-1234567.5"), 2) == "-1,234,567.50"
+
+
+# -- a datetime input holds the wall time of the organisation's time zone -------------------
+
+ZONES = ("UTC", "Asia/Shanghai", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe")
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+@settings(max_examples=200, deadline=None)
+@given(value=RAW[FieldType.DATETIME])
+def test_a_datetime_input_round_trips_through_the_zones_wall_time(zone_name: str,
+                                                                  value: datetime) -> None:
+    """The input holds the value's wall time in the zone (settings.yaml time_zone); posted
+    back it is read in that zone as the same instant: always when the form showed it (a
+    save unchanged), and from the wall time alone unless the zone has that wall time twice
+    (clocks going back), where it is the first of the two."""
+    zone = ZoneInfo(zone_name)
+    f = make_field(FieldType.DATETIME)
+    coerce = coercer_for(f)
+    text = str(input_text(f, value, zone))
+    wall = value.astimezone(zone).replace(tzinfo=None)
+    assert text == wall.isoformat()
+    assert coerce(posted_text(text, zone, value)) == value
+    first = wall.replace(tzinfo=zone, fold=0)
+    assert coerce(posted_text(text, zone)) == first.astimezone(UTC)
+    if first.utcoffset() == wall.replace(tzinfo=zone, fold=1).utcoffset():
+        assert first.astimezone(UTC) == value  # one instant has this wall time
+
+
+@pytest.mark.parametrize(("zone_name", "posted", "stored"), [
+    ("Asia/Shanghai", "2026-03-31T09:00:00", datetime(2026, 3, 31, 1, 0, tzinfo=UTC)),
+    ("Asia/Shanghai", "2027-01-01T07:59", datetime(2026, 12, 31, 23, 59, tzinfo=UTC)),
+    ("Europe/Berlin", "2026-01-15T09:00:00", datetime(2026, 1, 15, 8, 0, tzinfo=UTC)),
+    ("Europe/Berlin", "2026-07-15T09:00:00", datetime(2026, 7, 15, 7, 0, tzinfo=UTC)),
+    # 02:30 on the day clocks go forward is no wall time: read with the winter offset
+    ("Europe/Berlin", "2026-03-29T02:30:00", datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+    # 02:30 on the day they go back is twice: the first (summer time)
+    ("Europe/Berlin", "2026-10-25T02:30:00", datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    # an offset given is kept; UTC stays UTC
+    ("Europe/Berlin", "2026-07-15T09:00:00Z", datetime(2026, 7, 15, 9, 0, tzinfo=UTC)),
+    ("UTC", "2026-07-15T09:00:00", datetime(2026, 7, 15, 9, 0, tzinfo=UTC)),
+])
+def test_a_posted_wall_time_is_stored_as_its_utc_instant(zone_name: str, posted: str,
+                                                         stored: datetime) -> None:
+    coerce = coercer_for(make_field(FieldType.DATETIME))
+    assert coerce(posted_text(posted, ZoneInfo(zone_name))) == stored
+
+
+def test_the_second_of_a_twice_wall_time_is_kept_when_unchanged() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    f = make_field(FieldType.DATETIME)
+    second = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 winter time
+    text = str(input_text(f, second, berlin))
+    assert text == "2026-10-25T02:30:00"
+    assert coercer_for(f)(posted_text(text, berlin, second)) == second
+    # typed anew, the same wall time is the first one
+    assert coercer_for(f)(posted_text(text, berlin)) == datetime(2026, 10, 25, 0, 30,
+                                                                 tzinfo=UTC)
+
+
+def test_a_wall_time_past_9999_keeps_its_utc_text() -> None:
+    f = make_field(FieldType.DATETIME)
+    last = datetime(9999, 12, 31, 20, 0, tzinfo=UTC)  # 10000-01-01 04:00 in Shanghai
+    shanghai = ZoneInfo("Asia/Shanghai")
+    text = input_text(f, last, shanghai)
+    assert text == "9999-12-31T20:00:00Z"
+    assert coercer_for(f)(posted_text(str(text), shanghai)) == last
+    assert posted_text("not a time", shanghai) == "not a time"  # the coercer refuses it
 
 
 @pytest.mark.parametrize("t", list(FieldType))

@@ -103,6 +103,34 @@ def test_numbers_money_and_dates_follow_the_locale() -> None:
     assert en["money"](None) == "" and en["date"](None) == ""
 
 
+@pytest.mark.parametrize(("zone", "language", "value", "shown", "day"), [
+    # a service request received at 09:00 in Shanghai is 01:00 UTC
+    ("Asia/Shanghai", "en", datetime(2026, 3, 31, 1, 0, tzinfo=UTC),
+     "Mar 31, 2026, 9:00:00\u202fAM", "Mar 31, 2026"),
+    ("Asia/Shanghai", "zh-CN", datetime(2026, 3, 31, 1, 0, tzinfo=UTC),
+     "2026年3月31日 09:00:00", "2026年3月31日"),
+    # 16:30 UTC on New Year's Eve is past midnight there: the day shown is the 1st
+    ("Asia/Shanghai", "zh-CN", datetime(2026, 12, 31, 16, 30, tzinfo=UTC),
+     "2027年1月1日 00:30:00", "2027年1月1日"),
+    ("Asia/Shanghai", "en", datetime(2026, 12, 31, 16, 30), "Jan 1, 2027, 12:30:00\u202fAM",
+     "Jan 1, 2027"),  # naive (SQLite) is UTC
+    ("Europe/Berlin", "en", datetime(2026, 1, 15, 8, 0, tzinfo=UTC),
+     "Jan 15, 2026, 9:00:00\u202fAM", "Jan 15, 2026"),
+    ("Europe/Berlin", "en", datetime(2026, 7, 15, 7, 0, tzinfo=UTC),
+     "Jul 15, 2026, 9:00:00\u202fAM", "Jul 15, 2026"),  # summer time
+    ("UTC", "en", datetime(2026, 3, 31, 1, 0, tzinfo=UTC), "Mar 31, 2026, 1:00:00\u202fAM",
+     "Mar 31, 2026"),
+])
+def test_datetimes_are_shown_in_the_organisations_time_zone(
+        zone: str, language: str, value: datetime, shown: str, day: str) -> None:
+    fmt = formatters(language, "CNY", zone)
+    assert fmt["datetime"](value) == shown
+    assert fmt["date"](value) == day
+    # a date is a day, which no zone moves
+    assert fmt["date"](date(2026, 3, 31)) == formatters(language)["date"](date(2026, 3, 31))
+    assert fmt["datetime"](None) == "" and fmt["date"](None) == ""
+
+
 @pytest.mark.parametrize(("currency", "language", "value", "expected"), [
     ("CNY", "en", Decimal("1234567.5"), "¥1,234,567.50"),  # not CLDR English's "CN¥"
     ("CNY", "zh-CN", Decimal("1234567.5"), "¥1,234,567.50"),
