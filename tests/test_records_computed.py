@@ -312,6 +312,38 @@ def test_computed_fields_that_read_the_clock_follow_it(deal_env: Env) -> None:
         == [deal["id"]]
 
 
+def test_today_is_the_date_in_the_organisations_time_zone_in_python_and_sql(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    """settings.yaml time_zone: Asia/Shanghai. At 23:30 UTC on February 29 it is 07:30 on
+    March 1 there: TODAY() is March 1 in a default formula (Python), a
+    computed field and a filter (SQL) and the form's preview (Python) alike."""
+    (config_dir / "entities" / "deal.yaml").write_text(DEAL, encoding="utf-8")
+    (config_dir / "settings.yaml").write_text("currency: CNY\ntime_zone: Asia/Shanghai\n",
+                                              encoding="utf-8")
+    env = make_env(config_dir)
+    records, actor = env.records, env.admin.actor()
+    records.clock = lambda: datetime(2024, 2, 29, 23, 30, tzinfo=UTC)
+    deal = records.create(actor, "deal", {"name": "early"})
+    assert deal["follow_up"] == date(2024, 3, 31)  # TODAY() + 30, in Python
+    stored = records.get(actor, "deal", deal["id"])
+    assert stored["days_left"] == 30  # DAYS(follow_up, TODAY()), in SQL
+    with records.reading() as conn:
+        ctx = records.record_context(conn, records.compiled("deal"), dict(stored),
+                                     prior=stored, reader=actor)
+        assert ctx.get(("days_left",)) == 30  # the same formula in Python
+    query = parse_list_params(env.model.entity("deal"), {"days_left": "30"})
+    assert [r["id"] for r in records.list_records(actor, "deal", query).items] == [deal["id"]]
+    # a minute before midnight there it is still February 29, in both
+    records.clock = lambda: datetime(2024, 2, 29, 15, 59, tzinfo=UTC)
+    stored = records.get(actor, "deal", deal["id"])
+    assert stored["days_left"] == 31
+    with records.reading() as conn:
+        ctx = records.record_context(conn, records.compiled("deal"), dict(stored),
+                                     prior=stored, reader=actor)
+        assert ctx.get(("days_left",)) == 31
+    assert records.create(actor, "deal", {"name": "late"})["follow_up"] == date(2024, 3, 30)
+
+
 # -- a computed field never reads a record its reader cannot see ----------------------------
 
 DEALER_ROLES = """\
