@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.testclient import TestClient
 
+from engine.runtime.assembly import records_service
 from engine.runtime.records.query import parse_list_params
+from engine.web.dashboard import home_view
 from engine.web.nav import AREAS
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env
@@ -187,6 +191,39 @@ def test_activities_due_this_week_are_mine_and_not_done(env: Env) -> None:
     user(env, "dealer", "partner", department=dept["PARTNERS"])
     assert "Nothing due this week." in _section(browser(env, "dealer").get("/").text,
                                                 "due-activity")
+
+
+def test_the_week_is_the_organisations_monday_to_sunday(env: Env) -> None:
+    """settings.yaml time_zone: Asia/Shanghai. At 16:30 UTC on Sunday, March 8 it is 00:30
+    on Monday, March 9 there: this week is March 9 to 15 there, each day from its midnight
+    there, Sunday included to its last minute."""
+    dept = departments(env)
+    rep = user(env, "rep", "sales_rep", department=dept["BJ"])
+    for subject, due in (("Monday 00:30 there", "2026-03-08T16:30:00Z"),
+                         ("Sunday 23:30 there", "2026-03-15T15:30:00Z"),
+                         ("Next Monday 00:00 there", "2026-03-15T16:00:00Z"),
+                         ("Last Sunday 23:59 there", "2026-03-08T15:59:00Z")):
+        place(env, "activity", {"subject": subject, "kind": "call", "status": "planned",
+                                "due_at": due}, owner=rep)
+    shanghai = replace(env.model, settings=replace(env.model.settings,
+                                                   time_zone="Asia/Shanghai"))
+    records = records_service(env.engine, shanghai,
+                              lambda: datetime(2026, 3, 8, 16, 30, tzinfo=UTC))
+    home = home_view(records, rep)
+    assert home.week == (date(2026, 3, 9), date(2026, 3, 15))
+    [due] = [d for d in home.due if d.entity.name == "activity"]
+    assert [r.title for r in due.records] == ["Monday 00:30 there", "Sunday 23:30 there"]
+    assert due.total == 2
+    # the list the section links to holds the same records
+    query = dict(parse_qsl(urlsplit(due.href).query))
+    assert query["due_at__gte"] == "2026-03-08T16:00:00Z"
+    assert query["due_at__lt"] == "2026-03-15T16:00:00Z"
+    # in UTC the same moment is still Sunday: the week of March 2 to 8
+    utc = records_service(env.engine, env.model,
+                          lambda: datetime(2026, 3, 8, 16, 30, tzinfo=UTC))
+    [due] = [d for d in home_view(utc, rep).due if d.entity.name == "activity"]
+    assert [r.title for r in due.records] == ["Last Sunday 23:59 there",
+                                              "Monday 00:30 there"]
 
 
 def test_home_page_in_chinese(env: Env) -> None:
