@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from starlette.testclient import TestClient
 
 from engine.runtime.records.query import ListQuery, parse_list_params
+from engine.web.app import create_app
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env
+from tests.db_templates import TEST_HASHER
 from tests.web_helpers import csrf_of, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -19,6 +23,16 @@ def client_for(env: Env, name: str, password: str = "a-password") -> TestClient:
     client = env.client()
     client.headers["Accept"] = "text/html,application/xhtml+xml"
     assert sign_in(client, name, password).status_code == 303
+    return client
+
+
+def zoned_client(env: Env, zone: str) -> TestClient:
+    """The admin signed in to an app whose settings.yaml says `time_zone: <zone>`."""
+    model = replace(env.model, settings=replace(env.model.settings, time_zone=zone))
+    client = TestClient(create_app(model, env.engine, password_hasher=TEST_HASHER),
+                        raise_server_exceptions=False)
+    client.headers["Accept"] = "text/html,application/xhtml+xml"
+    assert sign_in(client).status_code == 303
     return client
 
 
@@ -203,6 +217,61 @@ def test_edit_saves_and_keeps_the_fields_not_changed(env: Env, pages: TestClient
                                      "interests": [""]}, follow_redirects=False)
     assert cleared.status_code == 303
     assert env.records.get(actor, "lead", lead["id"])["interests"] is None
+
+
+def test_a_datetime_input_holds_the_wall_time_of_the_organisations_zone(env: Env) -> None:
+    """settings.yaml time_zone: Asia/Shanghai. A lead received at 09:00 there is typed as
+    09:00 and stored as 01:00 UTC; its edit form holds 09:00 again, and a form sent back
+    with an error keeps what was typed."""
+    actor = env.admin.actor()
+    shanghai = zoned_client(env, "Asia/Shanghai")
+    page = shanghai.get("/e/lead/new").text
+    answer = shanghai.post("/e/lead/new", data={
+        "csrf_token": csrf_of(page), "company": "Zone Co",
+        "received_at": "2026-03-31T09:00"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    lead_id = int(answer.headers["location"].split("?")[0].rsplit("/", 1)[1])
+    stored = env.records.get(actor, "lead", lead_id)
+    assert stored["received_at"] == datetime(2026, 3, 31, 1, 0, tzinfo=UTC)
+    edit = shanghai.get(f"/e/lead/{lead_id}/edit").text
+    assert 'name="received_at" value="2026-03-31T09:00:00"' in edit
+    refused = shanghai.post(f"/e/lead/{lead_id}/edit", data={
+        "csrf_token": csrf_of(edit), "version": "1", "company": "",
+        "received_at": "2026-04-01T08:15:00"}, follow_redirects=False)
+    assert refused.status_code == 422
+    assert 'name="received_at" value="2026-04-01T08:15:00"' in refused.text
+    assert env.records.get(actor, "lead", lead_id)["received_at"] == stored["received_at"]
+
+
+def test_a_form_saved_unchanged_keeps_a_datetime_in_the_hour_clocks_go_back(
+        env: Env) -> None:
+    """Europe/Berlin: 02:30 on October 25, 2026 happens twice. A lead received at the
+    second (01:30 UTC) keeps it when its form is saved with another field changed; 09:00
+    typed in summer is 07:00 UTC, in winter 08:00 UTC."""
+    actor = env.admin.actor()
+    lead = env.records.create(actor, "lead", {"company": "Berlin GmbH",
+                                              "received_at": "2026-10-25T01:30:00Z"})
+    berlin = zoned_client(env, "Europe/Berlin")
+    path = f"/e/lead/{lead['id']}/edit"
+    edit = berlin.get(path).text
+    assert 'name="received_at" value="2026-10-25T02:30:00"' in edit
+    saved = berlin.post(path, data={"csrf_token": csrf_of(edit), "version": "1",
+                                    "company": "Berlin AG",
+                                    "received_at": "2026-10-25T02:30:00"},
+                        follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    after = env.records.get(actor, "lead", lead["id"])
+    assert (after["company"], after["received_at"]) == \
+        ("Berlin AG", datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
+    for typed, utc_hour, version in (("2026-07-15T09:00:00", 7, "2"),
+                                     ("2026-01-15T09:00:00", 8, "3")):
+        answer = berlin.post(path, data={"csrf_token": csrf_of(edit), "version": version,
+                                         "company": "Berlin AG", "received_at": typed},
+                             follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+        got = env.records.get(actor, "lead", lead["id"])["received_at"]
+        assert (got.hour, got.tzinfo, got.date().isoformat()) == \
+            (utc_hour, UTC, typed[:10])
 
 
 def test_missing_and_forbidden_pages(env: Env, pages: TestClient) -> None:

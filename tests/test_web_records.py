@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from engine.runtime.access import SYSTEM
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env
-from tests.test_web_forms import XSS, client_for
+from tests.test_web_forms import XSS, client_for, zoned_client
 from tests.web_helpers import csrf_of, sign_in
 
 
@@ -152,6 +152,29 @@ def test_history_shows_who_changed_what(env: Env, pages: TestClient) -> None:
     hidden = client_for(env, "mkt").get(f"/e/opportunity/{deal['id']}").text
     assert "2,500" not in hidden and "Close date" not in hidden.replace("Expected close", "")
     assert "Expected close date" in hidden
+
+
+def test_datetimes_are_shown_in_the_organisations_time_zone(env: Env) -> None:
+    """A lead received at 09:00 in Shanghai (01:00 UTC) shows 09:00 on its page, in its
+    history and in the list — what the calendar says too — and 01:00 in UTC."""
+    actor = env.admin.actor()
+    lead = env.records.create(actor, "lead", {"company": "Zone Co",
+                                              "received_at": "2026-03-31T01:00:00Z"})
+    env.records.update(actor, "lead", lead["id"], {"received_at": "2026-03-31T16:30:00Z"}, 1)
+    shanghai = zoned_client(env, "Asia/Shanghai")
+    page = shanghai.get(f"/e/lead/{lead['id']}").text
+    assert value_of(page, "received_at") == "Apr 1, 2026, 12:30:00\u202fAM"
+    history = re.search(r'<section class="card" id="history">(.*?)</section>', page, re.S)
+    assert history
+    assert "<td>Mar 31, 2026, 9:00:00\u202fAM</td><td>Apr 1, 2026, 12:30:00\u202fAM</td>" \
+        in history.group(1)
+    listed = shanghai.get("/e/lead").text
+    assert "Apr 1, 2026, 12:30:00\u202fAM" in listed and "4:30:00" not in listed
+    utc = zoned_client(env, "UTC").get(f"/e/lead/{lead['id']}").text
+    assert value_of(utc, "received_at") == "Mar 31, 2026, 4:30:00\u202fPM"
+    env.users.set_locale(env.admin.id, "zh-CN")
+    chinese = zoned_client(env, "Asia/Shanghai").get(f"/e/lead/{lead['id']}").text
+    assert value_of(chinese, "received_at") == "2026年4月1日 00:30:00"
 
 
 def test_team_members_are_added_and_removed(env: Env, pages: TestClient) -> None:
