@@ -26,13 +26,14 @@ def client_for(env: Env, name: str, password: str = "a-password") -> TestClient:
     return client
 
 
-def zoned_client(env: Env, zone: str) -> TestClient:
-    """The admin signed in to an app whose settings.yaml says `time_zone: <zone>`."""
+def zoned_client(env: Env, zone: str, name: str = "admin",
+                 password: str = "admin-password") -> TestClient:
+    """`name` signed in to an app whose settings.yaml says `time_zone: <zone>`."""
     model = replace(env.model, settings=replace(env.model.settings, time_zone=zone))
     client = TestClient(create_app(model, env.engine, password_hasher=TEST_HASHER),
                         raise_server_exceptions=False)
     client.headers["Accept"] = "text/html,application/xhtml+xml"
-    assert sign_in(client).status_code == 303
+    assert sign_in(client, name, password).status_code == 303
     return client
 
 

@@ -18,6 +18,7 @@ from engine.web.dashboard import home_view
 from engine.web.nav import AREAS
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env
+from tests.test_web_forms import zoned_client
 from tests.web_helpers import csrf_of, sign_in
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,10 +215,12 @@ def test_the_week_is_the_organisations_monday_to_sunday(env: Env) -> None:
     [due] = [d for d in home.due if d.entity.name == "activity"]
     assert [r.title for r in due.records] == ["Monday 00:30 there", "Sunday 23:30 there"]
     assert due.total == 2
-    # the list the section links to holds the same records
+    # the list the section links to: the same days, read in the same zone, the same records
     query = dict(parse_qsl(urlsplit(due.href).query))
-    assert query["due_at__gte"] == "2026-03-08T16:00:00Z"
-    assert query["due_at__lt"] == "2026-03-15T16:00:00Z"
+    assert (query["due_at__gte"], query["due_at__lte"]) == ("2026-03-09", "2026-03-15")
+    listed = zoned_client(env, "Asia/Shanghai", "rep", "a-password").get(due.href).text
+    assert re.findall(r'<a href="/e/activity/\d+">([^<]+)</a>', listed) == \
+        ["Monday 00:30 there", "Sunday 23:30 there"]
     # in UTC the same moment is still Sunday: the week of March 2 to 8
     utc = records_service(env.engine, env.model,
                           lambda: datetime(2026, 3, 8, 16, 30, tzinfo=UTC))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -355,6 +355,45 @@ def test_parse_state_reads_the_page_parameters() -> None:
     assert state.has == (("interests", "service"),) and state.mine and state.formula == "TRUE"
     (cond,) = state.query.conditions
     assert (cond.field, cond.op, cond.value.date()) == ("received_at", "lt", date(2025, 2, 1))
+
+
+@pytest.mark.parametrize(("zone", "params", "expected"), [
+    # a date bound of a datetime is that day in the organisation's time zone
+    ("Asia/Shanghai", {"received_at__gte": "2025-05-02"},
+     [("received_at", "gte", datetime(2025, 5, 1, 16, 0, tzinfo=UTC))]),
+    ("Asia/Shanghai", {"received_at__lte": "2025-05-02"},  # to the end of that day there
+     [("received_at", "lt", datetime(2025, 5, 2, 16, 0, tzinfo=UTC))]),
+    ("Europe/Berlin", {"created_at__gt": "2025-07-01", "updated_at__lt": "2025-01-15"},
+     [("created_at", "gt", datetime(2025, 6, 30, 22, 0, tzinfo=UTC)),
+      ("updated_at", "lt", datetime(2025, 1, 14, 23, 0, tzinfo=UTC))]),
+    ("UTC", {"received_at__lte": "2025-05-02"},
+     [("received_at", "lt", datetime(2025, 5, 3, 0, 0, tzinfo=UTC))]),
+    # an instant stays that instant; a date field has no zone
+    ("Asia/Shanghai", {"received_at__gte": "2025-05-02T08:00:00Z"},
+     [("received_at", "gte", datetime(2025, 5, 2, 8, 0, tzinfo=UTC))]),
+])
+def test_date_bounds_of_a_datetime_are_the_organisations_days(
+        zone: str, params: dict[str, str], expected: list[tuple[str, str, datetime]]) -> None:
+    from zoneinfo import ZoneInfo
+
+    from engine.metadata import load_model
+
+    lead = load_model("config").entity("lead")
+    state = parse_state(lead, params, zone=ZoneInfo(zone))
+    assert [(c.field, c.op, c.value) for c in state.query.conditions] == expected
+
+
+def test_a_lists_date_range_of_a_datetime_is_in_the_organisations_days(env: Env) -> None:
+    """Shanghai: a lead received at 23:30 UTC on May 1 was received on May 2 there."""
+    from tests.test_web_forms import zoned_client
+
+    actor = env.admin.actor()
+    env.records.create(actor, "lead", {"company": "Early", "received_at": "2025-05-01T15:59:00Z"})
+    env.records.create(actor, "lead", {"company": "Late", "received_at": "2025-05-01T23:30:00Z"})
+    shanghai = zoned_client(env, "Asia/Shanghai")
+    assert body_rows(shanghai.get(
+        "/e/lead?received_at__gte=2025-05-02&received_at__lte=2025-05-02").text) == ["Late"]
+    assert body_rows(shanghai.get("/e/lead?received_at__lte=2025-05-01").text) == ["Early"]
 
 
 # -- CSRF -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
@@ -21,7 +21,7 @@ from engine.messages import by_field, msg
 from engine.metadata.model import Entity
 from engine.runtime.db import WRITE, connection
 from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
-from engine.runtime.records.query import ListQuery, parse_list_params
+from engine.runtime.records.query import ENGINE_SORTABLE, ListQuery, parse_list_params
 from engine.runtime.schema.tables import SAVED_VIEW_TABLE, Schema
 from engine.types import FieldType
 
@@ -36,6 +36,7 @@ TRANSIENT_PARAMS = frozenset({"notice"})
 """Parameters that are not list state: a one-off message after a redirect."""
 HAS = "__has"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_BOUNDS = frozenset({"gt", "gte", "lt", "lte"})
 _TRUE = ("1", "true")
 
 
@@ -57,9 +58,10 @@ def clean_params(params: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse_state(entity: Entity, params: Mapping[str, str],
-                hidden: frozenset[str] = frozenset()) -> ListState:
+                hidden: frozenset[str] = frozenset(), *, zone: tzinfo = UTC) -> ListState:
     """Check a list page's parameters; BadRequest names every parameter with a problem.
-    `hidden`: the fields hidden from the viewer, answered like fields that do not exist."""
+    `hidden`: the fields hidden from the viewer, answered like fields that do not exist.
+    `zone`: the organisation's time zone, whose days a date bound of a datetime means."""
     params = clean_params(params)
     problems: dict[str, str] = {}
     has: list[tuple[str, str]] = []
@@ -80,12 +82,14 @@ def parse_state(entity: Entity, params: Mapping[str, str],
                 has.append((name, raw))
             continue
         name, _, op = key.partition("__")
-        if op == "lte" and _DATE_ONLY.match(raw) and entity.has_field(name) \
-                and name not in hidden \
-                and entity.field(name).type is FieldType.DATETIME:
-            # A date as the end of a datetime range means the whole of that day.
+        if op in _BOUNDS and _DATE_ONLY.match(raw) and _is_datetime(entity, name, hidden):
+            # A date as a bound of a datetime range is that day in the organisation's time
+            # zone: from its midnight there, and as the end (lte) the whole of that day.
             try:
-                core[f"{name}__lt"] = (date.fromisoformat(raw) + timedelta(days=1)).isoformat()
+                day = date.fromisoformat(raw)
+                if op == "lte":
+                    op, day = "lt", day + timedelta(days=1)
+                core[f"{name}__{op}"] = local_midnight(day, zone).isoformat()
             except (ValueError, OverflowError):
                 core[key] = raw  # parse_list_params names the problem
             continue
@@ -104,6 +108,25 @@ def parse_state(entity: Entity, params: Mapping[str, str],
     if problems:
         raise BadRequest(msg("invalid list parameters"), problems)
     return ListState(query, formula, mine in _TRUE, tuple(has))
+
+
+def local_midnight(day: date, zone: tzinfo) -> datetime:
+    """The instant (in UTC) `day` begins in `zone`.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> local_midnight(date(2026, 3, 9), ZoneInfo("Asia/Shanghai")).isoformat()
+    '2026-03-08T16:00:00+00:00'
+    """
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
+
+
+def _is_datetime(entity: Entity, name: str, hidden: frozenset[str]) -> bool:
+    """Whether `name` is a datetime field (or engine column) the viewer may filter on."""
+    if name in hidden:
+        return False
+    if entity.has_field(name):
+        return entity.field(name).type is FieldType.DATETIME
+    return ENGINE_SORTABLE.get(name) is FieldType.DATETIME
 
 
 def state_query(params: Mapping[str, str], *, drop: tuple[str, ...] = ()) -> str:

@@ -21,7 +21,7 @@ for nothing and shows nowhere; an entity they may not read has no section.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -32,7 +32,8 @@ from engine.runtime.access import Actor
 from engine.runtime.errors import RecordError
 from engine.runtime.records import Records
 from engine.runtime.records.aggregate import grouped_totals
-from engine.runtime.records.query import Condition, parse_list_params
+from engine.runtime.records.query import Condition
+from engine.runtime.views import parse_state
 from engine.types import FieldType
 from engine.web.nav import AREAS
 from engine.web.pages.board import board_fields, board_numbers
@@ -99,23 +100,6 @@ def local_today(records: Records) -> date:
     return records.clock().astimezone(records.model.settings.zone).date()
 
 
-def week_filters(records: Records, f: Field) -> dict[str, str]:
-    """The list filters of `f` for this week: its dates Monday to Sunday, or, for a
-    datetime, the instants from Monday 00:00 to next Monday 00:00 in the organisation's
-    time zone (as UTC instants, the way datetimes are stored)."""
-    monday, sunday = week_of(local_today(records))
-    if f.type is not FieldType.DATETIME:
-        return {f"{f.name}__gte": monday.isoformat(), f"{f.name}__lte": sunday.isoformat()}
-    zone = records.model.settings.zone
-
-    def midnight(day: date) -> str:
-        at = datetime.combine(day, time(0), zone).astimezone(UTC)
-        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    return {f"{f.name}__gte": midnight(monday),
-            f"{f.name}__lt": midnight(sunday + timedelta(days=1))}
-
-
 def open_options(f: Field) -> tuple[str, ...]:
     """The options of a choice field that leave a record open (all but the `closed` ones)."""
     return tuple(o for o in f.options if o not in f.closed)
@@ -177,14 +161,19 @@ def _pipeline(records: Records, actor: Actor, entity: Entity, f: Field,
 def _due(records: Records, actor: Actor, entity: Entity, f: Field,
          hidden: frozenset[str]) -> Due | None:
     """The actor's own open records of `entity` whose `f` falls in this week."""
-    params: dict[str, Any] = {**week_filters(records, f), "sort": f"{f.name},id"}
+    monday, sunday = week_of(local_today(records))
+    params: dict[str, Any] = {f"{f.name}__gte": monday.isoformat(),
+                              f"{f.name}__lte": sunday.isoformat(), "sort": f"{f.name},id"}
     for status in entity.fields:
         if status.type is FieldType.CHOICE and status.closed and status.name not in hidden:
             if not open_options(status):
                 return None
             params[f"{status.name}__in"] = ",".join(open_options(status))
     try:
-        query = parse_list_params(entity, {**params, "page_size": str(DUE_ROWS)})
+        # as the list the section links to reads them: a datetime by the organisation's
+        # days, Monday 00:00 to Sunday 24:00 there
+        query = parse_state(entity, {**params, "page_size": str(DUE_ROWS)},
+                            zone=records.model.settings.zone).query
         query = replace(query, conditions=(*query.conditions,
                                            Condition("owner_id", "eq", actor.user_id)))
         page = records.list_records(actor, entity.name, query)

@@ -304,7 +304,7 @@ class Calendar(PageFamily):
         hidden = mask.hidden
         status = status_field(entity, hidden)
         try:
-            state = parse_state(entity, view.filters, hidden)
+            state = parse_state(entity, view.filters, hidden, zone=self.model.settings.zone)
             query = list_query(self.records, actor, entity, state)
         except (BadRequest, NotFound) as exc:  # NotFound: a field hidden from the viewer
             view.errors = self.problems(viewer.language, entity, exc)

@@ -223,7 +223,8 @@ class Lists(PageFamily):
         with self.records.reading() as conn:
             try:
                 state = parse_state(entity, view.params,
-                                    policy.hidden_fields(actor, entity))
+                                    policy.hidden_fields(actor, entity),
+                                    zone=self.model.settings.zone)
                 require_page_size(policy, actor, entity, state.query.page_size)
                 # Only what the table shows (its columns and the rows' titles).
                 page = self.records.list_records(actor, entity.name,
@@ -274,7 +275,8 @@ class Lists(PageFamily):
         try:  # the formula too, which SavedViews does not compile
             self.query_of(actor, entity, parse_state(
                 entity, dict(parse_qsl(query)),
-                self.records.policy.hidden_fields(actor, entity)))
+                self.records.policy.hidden_fields(actor, entity),
+                zone=self.model.settings.zone))
         except BadRequest as exc:
             raise Invalid(msg("the view is not valid"), {
                 "query": by_field(exc.fields) if exc.fields else exc.message}) from None
