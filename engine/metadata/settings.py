@@ -4,7 +4,7 @@
 currency: CNY
 query_time_limit: 10      # seconds each query of a request may run
 requests_per_user: 8      # requests one user may have running at once
-time_zone: Asia/Shanghai  # where days begin and end (calendar); IANA name, default UTC
+time_zone: Asia/Shanghai  # the organisation's: pages, inputs, TODAY(), numbering; IANA
 ```
 
 >>> SiteSettings().currency, SiteSettings().query_time_limit, SiteSettings().time_zone
@@ -42,8 +42,9 @@ class SiteSettings:
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     """How large an uploaded file may be, and which content types are taken."""
     time_zone: str = DEFAULT_TIME_ZONE
-    """The IANA time zone of the organisation: where its days begin and end (the calendar's
-    days and hours)."""
+    """The IANA time zone of the organisation: where its days begin and end. Pages show
+    datetimes and forms read them at their wall time there, TODAY() is its date,
+    autonumber periods and the dashboard's week are its days, as are the calendar's."""
 
     @property
     def zone(self) -> ZoneInfo:
