@@ -302,3 +302,201 @@ class Checker:
     def done(self) -> None:
         assert not self.problems, (f"{len(self.problems)} of {self.cells} cells failed:\n"
                                    + "\n".join(self.problems))
+
+
+# -- the shipped roles on every entity -----------------------------------------------------
+
+# One more user per shipped role the world above does not have.
+EVERY_ROLE_USERS = {"exec": ("executive", "HQ"), "pre": ("presales", "REGION"),
+                    "fin": ("finance", "HQ"), "smgr": ("service_manager", "REGION"),
+                    "agent": ("service_agent", "BRANCH")}
+ALL_SHIPPED_USERS = SHIPPED_USERS | EVERY_ROLE_USERS
+ROLE_ORDER = ("executive", "sales_manager", "sales_rep", "presales", "marketing", "finance",
+              "service_manager", "service_agent", "partner")
+
+
+def _per_role(*cru: str) -> dict[str, str]:
+    """Create, read and update scopes per role of ROLE_ORDER, one letter each: - none,
+    o own, d department, t department_tree, a all."""
+    assert len(cru) == len(ROLE_ORDER) and all(len(s) == 3 for s in cru)
+    return dict(zip(ROLE_ORDER, cru, strict=True))
+
+
+# Written by hand from config/roles.yaml (docs/access.md, "The shipped roles"): entity ->
+# role -> create, read, update scopes. The columns follow ROLE_ORDER:
+#                      exec   mgr    rep    pre    mkt    fin    smgr   agent  partner
+EVERY_ENTITY_SCOPES: dict[str, dict[str, str]] = {
+    "account": _per_role("-a-", "ttt", "odo", "-t-", "-a-", "-aa", "-at", "-t-", "ooo"),
+    "contact": _per_role("-a-", "ttt", "odo", "-t-", "-a-", "-a-", "oat", "oto", "ooo"),
+    "contact_job_change":
+        _per_role("-a-", "ttt", "odo", "-t-", "-a-", "-a-", "oat", "oto", "ooo"),
+    "lead": _per_role("-a-", "ttt", "ooo", "---", "aaa", "---", "---", "---", "---"),
+    "opportunity": _per_role("-a-", "ttt", "ooo", "-oo", "-a-", "---", "---", "---", "ooo"),
+    "opportunity_competitor":
+        _per_role("-a-", "ttt", "ooo", "ooo", "-a-", "---", "---", "---", "---"),
+    "opportunity_stage_plan":
+        _per_role("-a-", "ttt", "ooo", "-oo", "-a-", "---", "---", "---", "---"),
+    "activity": _per_role("-a-", "ttt", "ooo", "ooo", "ooo", "ooo", "ttt", "ooo", "ooo"),
+    "note": _per_role("-a-", "ttt", "ooo", "ooo", "ooo", "ooo", "ttt", "ooo", "ooo"),
+    "sales_target": _per_role("-a-", "ttt", "-o-", "---", "---", "-a-", "---", "---", "---"),
+    "competitor": _per_role("-a-", "oaa", "oao", "oao", "-a-", "---", "---", "---", "---"),
+    "competitor_product":
+        _per_role("-a-", "-a-", "-a-", "oao", "-a-", "---", "-a-", "-a-", "---"),
+    "product_line": _per_role("-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-"),
+    "product": _per_role("-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-"),
+    "quote": _per_role("-a-", "ttt", "ooo", "-to", "---", "---", "---", "---", "ooo"),
+    "quote_line": _per_role("-a-", "ttt", "ooo", "oto", "---", "---", "---", "---", "ooo"),
+    "contract": _per_role("-a-", "ttt", "ooo", "---", "---", "-a-", "-t-", "---", "oo-"),
+    "contract_line": _per_role("-a-", "ttt", "ooo", "---", "---", "-a-", "-t-", "---", "oo-"),
+    "execution_plan_line":
+        _per_role("-a-", "ttt", "ooo", "---", "---", "-aa", "-tt", "-oo", "---"),
+    "invoice": _per_role("-a-", "-t-", "-d-", "---", "---", "aaa", "---", "---", "---"),
+    "receipt": _per_role("-a-", "-t-", "-d-", "---", "---", "aaa", "---", "---", "---"),
+    "campaign": _per_role("-a-", "-a-", "-a-", "-a-", "aaa", "---", "-a-", "---", "---"),
+    "campaign_member": _per_role("-a-", "ott", "ooo", "---", "aaa", "---", "---", "---", "---"),
+    "service_queue": _per_role("-a-", "---", "---", "---", "---", "---", "aaa", "-a-", "---"),
+    "service_queue_member":
+        _per_role("-a-", "---", "---", "---", "---", "---", "aaa", "-a-", "---"),
+    "service_request": _per_role("-a-", "-t-", "-d-", "---", "---", "---", "ttt", "oto", "ooo"),
+    "service_plan": _per_role("-a-", "-t-", "-d-", "---", "---", "---", "ttt", "ooo", "ooo"),
+    "work_order": _per_role("-a-", "-t-", "-d-", "---", "---", "---", "ttt", "ooo", "ooo"),
+    "work_order_part": _per_role("-a-", "-t-", "-d-", "---", "---", "---", "ttt", "ooo", "ooo"),
+    "expense": _per_role("oao", "ott", "ooo", "ooo", "ooo", "aaa", "ott", "ooo", "---"),
+    "expense_budget": _per_role("aaa", "-t-", "-d-", "-d-", "-d-", "aaa", "-t-", "-d-", "---"),
+    "knowledge_article":
+        _per_role("-a-", "-a-", "-a-", "oao", "-a-", "-a-", "oat", "-a-", "-o-"),
+    "knowledge_article_product":
+        _per_role("-a-", "-a-", "-a-", "oao", "-a-", "-a-", "oat", "-a-", "---"),
+    "announcement": _per_role("-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-o-"),
+    "announcement_target":
+        _per_role("-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "---"),
+    "announcement_read":
+        _per_role("oao", "oto", "ooo", "ooo", "ooo", "ooo", "oto", "ooo", "ooo"),
+    "department": _per_role("-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "-a-", "---"),
+}
+
+_FINANCES = ("credit_limit", "annual_revenue", "opening_receivable", "opening_advance", "bank",
+             "bank_account", "tax_id", "contracted", "invoiced", "collected",
+             # computed from them, hidden with them
+             "balance", "receivable", "advance", "available_credit")
+_NO_FINANCES = {"marketing", "service_agent", "partner"}
+# entity -> field -> the roles it is hidden from (by roles.yaml, or computed from a field
+# hidden by it).
+EVERY_ENTITY_HIDDEN: dict[str, dict[str, set[str]]] = {
+    "account": {f: set(_NO_FINANCES) for f in _FINANCES}
+    | {"credit_limit": _NO_FINANCES | {"presales"},
+       "available_credit": _NO_FINANCES | {"presales"},
+       "tier": {"partner"}, "value_rating": {"partner"}, "open_deals": {"partner"},
+       "open_pipeline": {"marketing", "partner"}, "won_amount": {"marketing", "partner"}},
+    "opportunity": {"amount": {"marketing"}, "weighted": {"marketing"},
+                    "score": {"partner"}, "evaluation_score": {"partner"}},
+    "campaign": {"won_amount": {"marketing"}, "return_on_cost": {"marketing"}},
+    "product": {"unit_cost": {"presales", "marketing", "partner"},
+                "list_margin": {"presales", "marketing", "partner"}},
+    "quote": {f: {"presales", "partner"} for f in ("cost_total", "margin", "margin_percent")},
+    "quote_line": {f: {"presales", "partner"}
+                   for f in ("unit_cost", "cost_total", "margin", "margin_percent")},
+    "contract": {f: {"service_manager", "partner"} for f in ("cost_total", "margin")},
+    "contract_line": {f: {"service_manager", "partner"}
+                      for f in ("unit_cost", "cost_total", "margin")},
+}
+_TREE = {"HQ": {"HQ", "REGION", "BRANCH"}, "REGION": {"REGION", "BRANCH"},
+         "BRANCH": {"BRANCH"}, "PARTNERS": {"PARTNERS"}}
+
+
+def reached(user: str, letter: str) -> set[str]:
+    """The owners of OWNERS whose records `user` reaches with a scope letter, from where the
+    users sit (the department tree above, written out)."""
+    dept = ALL_SHIPPED_USERS[user][1]
+    owner_dept = {o: ALL_SHIPPED_USERS[o][1] for o in OWNERS}
+    return {"-": set(), "o": {user} & set(OWNERS),
+            "d": {o for o in OWNERS if owner_dept[o] == dept},
+            "t": {o for o in OWNERS if owner_dept[o] in _TREE[dept]},
+            "a": set(OWNERS)}[letter]
+
+
+def build_every_entity_world(make_env: EnvFactory) -> World:
+    """The shipped world, a user of every shipped role, and for each owner of OWNERS one
+    record of every entity (made by the admin, then assigned to the owner), with distinct
+    values in the fields some roles may not see."""
+    world = build_shipped_world(make_env)
+    env = world.env
+    for name, (role, dept) in EVERY_ROLE_USERS.items():
+        world.user_ids[name] = env.users.add(name, [role],
+                                             department_id=world.departments[dept]).id
+        world.tokens[name] = env.users.new_token(name)
+    for i, owner in enumerate(OWNERS):
+        ids = _seed_every_entity(world, owner, i)
+        for entity, rid in ids.items():
+            world.ids.setdefault(entity, {})[owner] = rid
+            world.admin_ok("POST", f"/api/{entity}/{rid}/actions/assign", {"owner": owner})
+    return world
+
+
+def _seed_every_entity(world: World, owner: str, i: int) -> dict[str, int]:
+    acc, opp = world.ids["account"][owner], world.ids["opportunity"][owner]
+    world.admin_ok("PATCH", f"/api/account/{acc}", {
+        "version": world.version("account", acc), "bank": f"Bank zq{i}",
+        "bank_account": f"62220{i}8841", "tax_id": f"91310{i}TAX", "tier": "key",
+        "value_rating": "a", "opening_receivable": f"3105{i:02d}.61",
+        "opening_advance": f"1207{i:02d}.19"})
+    ids: dict[str, int] = {}
+    user = world.user_ids[owner]
+    dept = world.departments[ALL_SHIPPED_USERS[owner][1]]
+    day, later = "2026-03-02", "2026-06-30"
+
+    def make(entity: str, body: dict[str, Any]) -> int:
+        ids[entity] = world.admin_ok("POST", f"/api/{entity}", body)["id"]
+        return ids[entity]
+
+    line = make("product_line", {"name": f"Line {owner}", "code": f"PL{i}"})
+    product = make("product", {"name": f"Product {owner}", "code": f"P{i}",
+                               "product_line": line, "list_price": f"8800{i:02d}.00",
+                               "unit_cost": f"4417{i:02d}.13"})
+    competitor = make("competitor", {"name": f"Rival {owner}"})
+    make("competitor_product", {"name": f"Rival product {owner}", "competitor": competitor,
+                                "our_product": product, "price": "1000.00"})
+    contact = make("contact", {"full_name": f"Contact {owner}", "account": acc})
+    make("contact_job_change", {"contact": contact, "job_title": "Buyer", "from_date": day})
+    make("lead", {"company": f"Lead {owner}"})
+    campaign = make("campaign", {"name": f"Campaign {owner}", "campaign_type": "seminar"})
+    make("campaign_member", {"campaign": campaign, "account": acc})
+    make("opportunity_competitor", {"opportunity": opp, "competitor": competitor})
+    make("opportunity_stage_plan", {"opportunity": opp, "stage": "proposal",
+                                    "planned_start": day, "planned_end": later})
+    make("activity", {"subject": f"Call {owner}", "kind": "call"})
+    make("note", {"body": f"Note {owner}", "regarding": {"entity": "account", "id": acc}})
+    make("sales_target", {"name": f"Target {owner}", "period_start": day, "period_end": later,
+                          "target_value": "100", "target_department": dept})
+    quote = make("quote", {"name": f"Quote {owner}", "account": acc})
+    make("quote_line", {"quote": quote, "product": product, "quantity": "1",
+                        "unit_price": f"9100{i:02d}.00", "unit_cost": f"3391{i:02d}.27"})
+    contract = make("contract", {"name": f"Contract {owner}", "account": acc})
+    make("contract_line", {"contract": contract, "product": product, "quantity": "1",
+                           "unit_price": f"9200{i:02d}.00", "unit_cost": f"3392{i:02d}.29"})
+    make("execution_plan_line", {"contract": contract, "kind": "installment",
+                                 "description": "First installment", "due_date": later,
+                                 "planned_amount": "1000.00"})
+    make("invoice", {"contract": contract, "amount": "500.00"})
+    make("receipt", {"contract": contract, "amount": "400.00"})
+    queue = make("service_queue", {"name": f"Queue {owner}"})
+    make("service_queue_member", {"queue": queue, "member": user})
+    request = make("service_request", {"subject": f"Repair {owner}", "account": acc,
+                                       "queue": queue})
+    make("service_plan", {"subject": f"Inspection {owner}", "account": acc,
+                          "visit_date": later})
+    order = make("work_order", {"subject": f"Work {owner}", "account": acc,
+                                "service_request": request})
+    make("work_order_part", {"work_order": order, "product": product, "quantity": "1",
+                             "unit_price": "10.00"})
+    make("expense", {"subject": f"Travel {owner}", "category": "travel", "amount": "80.00"})
+    make("expense_budget", {"name": f"Budget {owner}", "budget_department": dept,
+                            "category": "travel", "period_start": day, "period_end": later,
+                            "amount": "5000.00"})
+    article = make("knowledge_article", {"title": f"Article {owner}", "category": "faq",
+                                         "body": "How to"})
+    make("knowledge_article_product", {"article": article, "product": product})
+    announcement = make("announcement", {"title": f"Notice {owner}", "body": "Hello"})
+    make("announcement_target", {"announcement": announcement, "branch": dept})
+    make("announcement_read", {"announcement": announcement, "reader": user})
+    return ids

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,12 @@ from httpx import Response
 
 from tests.access_world import (
     ACTORS,
+    ALL_SHIPPED_USERS,
     ASSIGNABLE,
     CAN_CREATE,
     DELETABLE,
+    EVERY_ENTITY_HIDDEN,
+    EVERY_ENTITY_SCOPES,
     HIDDEN_FIELD,
     HIDES,
     KEYS,
@@ -46,9 +50,11 @@ from tests.access_world import (
     VISIBLE,
     Checker,
     World,
+    build_every_entity_world,
     build_shipped_world,
     build_world,
     name_marker,
+    reached,
 )
 from tests.conftest import EnvFactory
 
@@ -74,6 +80,14 @@ def _status(user: str, key: str, allowed: dict[str, frozenset[str]]) -> int:
 
 def _ids(resp: Response) -> set[int]:
     return {item["id"] for item in resp.json()["items"]}
+
+
+def _grouped(value: str) -> str:
+    """A number as a page shows it, with thousands separators; other text as it is."""
+    try:
+        return f"{Decimal(value):,}"
+    except InvalidOperation:
+        return value
 
 
 @dataclass
@@ -486,6 +500,130 @@ def test_shipped_roles(make_env: EnvFactory) -> None:
         ("mkt departments", "mkt", "GET", "/api/department", None, 200, None),
         ("partner explain rep", "partner", "GET",
          f"/api/access/explain/opportunity/{opp['partner']}?user=rep", None, 403, None),
+    ]
+    for name, user, method, url, body, status, error_field in cells:
+        check.expect(name, world.call(user, method, url, body), status,
+                     error_field=error_field)
+    check.done()
+
+
+def test_shipped_roles_on_every_entity(make_env: EnvFactory) -> None:
+    """config/roles.yaml on all its entities, for a user of every shipped role: which of
+    three owners' records (a BRANCH rep, an HQ rep, a partner) each lists, whether it may
+    create and update them, and that no field hidden from it shows in the JSON or the page —
+    a partner never sees a quote's margin, a service agent never an account's credit. The
+    expectations are EVERY_ENTITY_SCOPES and EVERY_ENTITY_HIDDEN, written by hand."""
+    from tests.web_helpers import sign_in
+
+    world = build_every_entity_world(make_env)
+    ids, check = world.ids, Checker()
+    assert set(EVERY_ENTITY_SCOPES) == {e.name for e in world.env.model.entities}
+    # Every value of the records, as admin sees them: a role must never get the values of
+    # the fields hidden from it (those that no field it sees, of any of these entities,
+    # shares — an account's pipeline is its one deal's weighted amount — and not too short
+    # to appear by chance).
+    values: dict[str, list[dict[str, str]]] = {
+        entity: [{f: str(v) for f, v in world.admin_ok(
+            "GET", f"/api/{entity}/{ids[entity][o]}").items() if v is not None}
+            for o in OWNERS]
+        for entity in EVERY_ENTITY_HIDDEN}
+
+    def secret(entity: str, role: str) -> set[str]:
+        hides = {e: {f for f, roles in fields.items() if role in roles}
+                 for e, fields in EVERY_ENTITY_HIDDEN.items()}
+        shown = {v for e, rows in values.items() for row in rows for f, v in row.items()
+                 if f not in hides[e]}
+        return {v for row in values.get(entity, []) for f, v in row.items()
+                if f in hides.get(entity, ()) and len(v) >= 6 and v not in shown}
+
+    for entity, role in (("account", "service_agent"), ("account", "partner"),
+                         ("product", "partner"), ("quote", "partner"),
+                         ("quote_line", "presales"), ("contract", "service_manager"),
+                         ("contract_line", "partner"), ("opportunity", "marketing")):
+        assert len(secret(entity, role)) >= len(OWNERS), (entity, role)
+    pages: dict[str, Any] = {}  # signed-in browsers of the users some field is hidden from
+    hiding = {r for fields in EVERY_ENTITY_HIDDEN.values() for roles in fields.values()
+              for r in roles}
+    for user, (role, _dept) in ALL_SHIPPED_USERS.items():
+        if role in hiding:
+            world.env.users.set_password(world.user_ids[user], f"{user}-password-1")
+            world.tokens[user] = world.env.users.new_token(user)  # a new password ends them
+            pages[user] = world.env.client()
+            pages[user].headers["Accept"] = "text/html"
+            assert sign_in(pages[user], user, f"{user}-password-1").status_code == 303
+    for user, (role, _dept) in ALL_SHIPPED_USERS.items():
+        for entity, by_role in EVERY_ENTITY_SCOPES.items():
+            create, read, update = by_role[role]
+            name = f"{user} ({role}) {entity}"
+            hidden = {f for f, roles in EVERY_ENTITY_HIDDEN.get(entity, {}).items()
+                      if role in roles}
+            forbidden = secret(entity, role)
+            resp = world.call(user, "POST", f"/api/{entity}", {})
+            check.expect(f"{name} create", resp, 403 if create == "-" else 422)
+            resp = world.call(user, "GET", f"/api/{entity}",
+                              params={"sort": "id", "page_size": "200"})
+            if not check.expect(f"{name} list", resp, 403 if read == "-" else 200,
+                                forbidden=forbidden) or read == "-":
+                continue
+            if entity == "department":
+                continue
+            items = resp.json()["items"]
+            seen = reached(user, read)
+            check.check(f"{name} list", _ids(resp) == {ids[entity][o] for o in seen},
+                        f"ids {sorted(_ids(resp))}, expected those of {sorted(seen)}")
+            shown = {f for item in items for f in item} & hidden
+            check.check(f"{name} list", not shown, f"hidden fields shown: {shown}")
+            for owner in sorted(seen):
+                rid = ids[entity][owner]
+                resp = world.call(user, "GET", f"/api/{entity}/{rid}")
+                if not check.expect(f"{name} get {owner}", resp, 200, forbidden=forbidden):
+                    continue
+                resp = world.call(user, "PATCH", f"/api/{entity}/{rid}",
+                                  {"version": resp.json()["version"]})
+                check.expect(f"{name} update {owner}", resp,
+                             200 if owner in reached(user, update) else 403)
+                if hidden:  # a page shows amounts grouped: 339,102.27
+                    page = pages[user].get(f"/e/{entity}/{rid}")
+                    check.expect(f"{name} page {owner}", page, 200,
+                                 forbidden=forbidden | {_grouped(v) for v in forbidden})
+
+    acc, contract = ids["account"], ids["contract"]
+    cells: list[tuple[str, str, str, str, Any, int, str | None]] = [
+        ("partner orders", "partner", "POST", "/api/contract",
+         {"name": "Dealer order", "account": acc["partner"]}, 201, None),
+        ("partner signs an order", "partner", "POST", "/api/contract",
+         {"name": "Dealer order", "account": acc["partner"], "status": "signed",
+          "signed_on": "2026-03-02"}, 422, "status"),
+        ("partner files a service request", "partner", "POST", "/api/service_request",
+         {"subject": "Broken axle", "account": acc["partner"], "channel": "partner"}, 201, None),
+        ("partner request on rep's account", "partner", "POST", "/api/service_request",
+         {"subject": "x", "account": acc["rep"]}, 422, "account"),
+        ("fin invoices rep's contract", "fin", "POST", "/api/invoice",
+         {"contract": contract["rep"], "amount": "120.00"}, 201, None),
+        ("fin receives on rep's contract", "fin", "POST", "/api/receipt",
+         {"contract": contract["rep"], "amount": "100.00"}, 201, None),
+        ("fin sets a credit limit", "fin", "PATCH", f"/api/account/{acc['rep']}",
+         {"version": world.version("account", acc["rep"]), "credit_limit": "99000"}, 200, None),
+        ("mgr credit_limit readonly", "mgr", "PATCH", f"/api/account/{acc['rep']}",
+         {"version": world.version("account", acc["rep"]) + 1, "credit_limit": "1"}, 422,
+         "credit_limit"),
+        ("rep opening_receivable readonly", "rep", "PATCH", f"/api/account/{acc['rep']}",
+         {"version": world.version("account", acc["rep"]) + 1, "opening_receivable": "1"},
+         422, "opening_receivable"),
+        ("rep adds a campaign member", "rep", "POST", "/api/campaign_member",
+         {"campaign": ids["campaign"]["rep_hq"], "account": acc["rep"]}, 201, None),
+        ("agent works rep's request", "agent", "POST", "/api/work_order",
+         {"subject": "On site", "account": acc["rep"],
+          "service_request": ids["service_request"]["rep"]}, 201, None),
+        ("agent sorts by bank account", "agent", "GET", "/api/account?sort=bank_account",
+         None, 400, None),
+        ("partner filters on quote margin", "partner", "GET",
+         "/api/quote?filter=margin%20%3E%200", None, 400, None),
+        ("exec files an expense", "exec", "POST", "/api/expense",
+         {"subject": "Taxi", "category": "transport", "amount": "35.00"}, 201, None),
+        ("rep marks an expense paid", "rep", "POST", "/api/expense",
+         {"subject": "Taxi", "category": "transport", "amount": "35.00",
+          "paid_on": "2026-03-02"}, 422, "paid_on"),
     ]
     for name, user, method, url, body, status, error_field in cells:
         check.expect(name, world.call(user, method, url, body), status,
