@@ -21,7 +21,7 @@ from engine.metadata.roles import ACTIONS, DEFAULT_ROLES, FieldRule, Scope
 from tests.conftest import CONFIG
 
 SHIPPED_ROLES = ("admin", "executive", "sales_manager", "sales_rep", "presales", "marketing",
-                 "service_manager", "service_agent", "partner")
+                 "finance", "service_manager", "service_agent", "partner")
 
 
 @pytest.fixture
@@ -89,6 +89,16 @@ def test_shipped_roles_load() -> None:
     marketing = model.roles.get("marketing")
     assert marketing is not None and marketing.label.get("zh") == "市场营销"
     assert marketing.field_rule("opportunity", "amount") is FieldRule.HIDDEN
+    finance = model.roles.get("finance")
+    assert finance is not None and finance.label.get("zh") == "财务"
+    assert {finance.scope("invoice", a) for a in ACTIONS} == {Scope.ALL}
+    assert finance.scope("contract", "read") is Scope.ALL
+    assert finance.scope("contract", "update") is Scope.NONE
+    assert finance.field_rule("account", "credit_limit") is None
+    # Only the executive's reading of everything rests on "*"; the others name their entities.
+    for role in model.roles.roles:
+        if not role.admin and role.name != "executive":
+            assert "*" not in dict(role.grants), role.name
 
 
 def test_shipped_org_loads() -> None:
