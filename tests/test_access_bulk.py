@@ -114,8 +114,9 @@ def test_a_tree_draws_more_nodes_than_a_list_page_only_for_exporters(
 
 
 ROLES = ("admin", "executive", "sales_manager", "sales_rep", "presales", "marketing",
-         "service_manager", "service_agent", "partner")
-ENTITIES = ("account", "contact", "opportunity", "lead", "activity", "product")
+         "finance", "service_manager", "service_agent", "partner")
+ENTITIES = ("account", "contact", "opportunity", "lead", "activity", "product", "contract",
+            "invoice", "service_request", "expense")
 
 
 class Everyone:

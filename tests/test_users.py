@@ -53,7 +53,7 @@ INVALID_USERS: list[tuple[tuple[Any, ...], dict[str, Any], dict[str, str]]] = [
     (("bob", ["sales", ""]), {}, {"role": ROLE_PROBLEM}),
     (("bob", ["sales_rep", "sales"]), {},
      {"role": "no role 'sales' in config; roles: admin, executive, sales_manager, sales_rep, "
-              "presales, marketing, service_manager, service_agent, partner"}),
+              "presales, marketing, finance, service_manager, service_agent, partner"}),
     (("bob", [f"r{i:02}" for i in range(130)]), {},
      {"role": "too many roles (at most 500 characters in all)"}),
     (("bob", ["sales_rep"]), {"password": "short"}, {"password": "must be at least 8 characters"}),
