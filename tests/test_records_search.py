@@ -91,11 +91,11 @@ def test_only_records_the_actor_may_read(env: Env) -> None:
     place(env, "opportunity", {"name": "Acme expansion", "account": acme["id"]}, owner=other)
     found = search_records(env.records, rep, "opportunity", "acme")
     assert found is not None and [h.id for h in found.hits] == [mine["id"]]
-    # an entity the role may not read at all is not searched (marketing: no activities)
-    place(env, "activity", {"subject": "Acme call", "kind": "call"})
+    # an entity the role may not read at all is not searched (marketing: no quotes)
+    place(env, "quote", {"name": "Acme quote", "account": acme["id"]})
     marketing = user(env, "mkt", "marketing")
-    assert search_records(env.records, marketing, "activity", "acme") is None
-    assert search_records(env.records, SYSTEM, "activity", "acme") is not None
+    assert search_records(env.records, marketing, "quote", "acme") is None
+    assert search_records(env.records, SYSTEM, "quote", "acme") is not None
 
 
 def test_a_hidden_search_field_is_neither_matched_nor_returned(

@@ -110,4 +110,4 @@ def test_bad_input_is_a_4xx_with_a_message(env: Env, pages: TestClient) -> None:
     assert nul.status_code == 400 and "NUL" in nul.text
     user(env, "mkt", "marketing")
     client = client_for(env, "mkt")
-    assert client.get("/search", params={"q": "a", "entity": "activity"}).status_code == 403
+    assert client.get("/search", params={"q": "a", "entity": "quote"}).status_code == 403
