@@ -51,7 +51,8 @@ def test_hits_name_their_entity_and_what_matched(env: Env, pages: TestClient) ->
     # a title match shows the first list column that has a value: the account, linked
     page = pages.get("/search", params={"q": "acme"}).text
     assert ("contact", "Ann Acmeson", "Account: Acme Rockets") in hits(page)
-    assert ("account", "Acme Rockets", "Industry: Manufacturing") in hits(page)
+    # (the account's list: name, account_type — a default, customer — then industry…)
+    assert ("account", "Acme Rockets", "Type: Customer") in hits(page)
     assert f'<a href="/e/account/{acme["id"]}">Acme Rockets</a></div>' in page
     none = pages.get("/search", params={"q": "<b>zzz"}).text
     assert "Nothing matches “&lt;b&gt;zzz”." in none
