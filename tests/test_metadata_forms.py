@@ -25,24 +25,30 @@ def test_shipped_forms_lay_out_every_entity() -> None:
     assert opp.source is not None and opp.source.endswith("config/forms/opportunity.yaml")
     assert opp.list_columns == ("name", "account", "stage", "amount", "weighted",
                                 "close_date", "owner")
-    assert [s.label.get("zh") for s in opp.sections if s.label] == ["商机", "资格评估", "结果",
-                                                                     "备注"]
+    assert [s.label.get("zh") for s in opp.sections if s.label] == [
+        "商机", "资格评估", "机会评估", "结果", "备注"]
     assert [(r.entity, r.via) for r in model.form("account").related] == [
-        ("contact", "account"), ("opportunity", "account"), ("activity", "account")]
+        ("contact", "account"), ("opportunity", "account"), ("quote", "account"),
+        ("contract", "account"), ("service_request", "account"), ("service_plan", "account"),
+        ("campaign_member", "account"), ("activity", "account"), ("account", "parent")]
     for e in model.entities:  # every entity has a layout, configured or default
         form = model.form(e.name)
         assert form.list_columns and form.sections
         assert {f.name for f in form.fields} <= set(e.field_names)
 
 
-def test_default_form_has_every_field_and_the_children() -> None:
-    model = load_model(CONFIG)
+def test_default_form_has_every_field_and_the_children(config_dir: Path) -> None:
+    (config_dir / "forms" / "product.yaml").unlink()
+    model = load_model(config_dir)
     product = model.form("product")
     assert product.source is None
     assert [f.name for f in product.fields] == list(model.entity("product").field_names)
     assert product.list_columns[0] == "name"
     assert "description" not in product.list_columns  # textareas are not list columns
+    assert product.picker == product.list_columns[1:3]  # the first columns after the name
+    assert ("quote_line", "product") in [(r.entity, r.via) for r in product.related]
     department = model.form("department")
+    assert department.source is None
     assert department.related == ()  # only a self-reference points at it: no related list
 
 
@@ -87,7 +93,7 @@ def test_shipped_pickers_show_context_and_narrow_by_the_form() -> None:
     model = load_model(CONFIG)
     assert model.form("contact").picker == ("account", "email")
     assert model.form("account").picker == ("city",)
-    assert model.form("product").picker == ("code", "family")  # default: list columns
+    assert model.form("product").picker == ("code", "product_line")
     for entity, name in (("contact", "reports_to"), ("opportunity", "primary_contact")):
         ff = next(f for f in model.form(entity).fields if f.name == name)
         assert ff.picker_filter == "account = $record.account"

@@ -377,6 +377,7 @@ class _ModelBuilder:
             plural=Label.of(data.get("plural"), label.get() + "s"),
             title=title,
             area=data.get("area", "customers"),
+            menu=bool(data.get("menu", True)),
             attachments=bool(data.get("attachments", False)),
             fields=tuple(built),
             loc=doc.loc(["entity"]),

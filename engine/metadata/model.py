@@ -285,6 +285,9 @@ class Entity:
     description: Label | None = None
     validations: tuple[Validation, ...] = ()
     cascade_assign: tuple[Cascade, ...] = ()
+    menu: bool = True
+    """Listed in the side menu and quick create; `false` for records reached from their
+    parent (lines, links between two records)."""
     attachments: bool = False
     """Records carry a list of attached files (engine/runtime/files/attachments.py)."""
 

@@ -126,7 +126,8 @@ def home_view(records: Records, actor: Actor) -> HomeView:
                     due.append(listed)
     menu = list(AREAS)  # in the side menu's order: by area, then as configured
     creatable = tuple(sorted(
-        (e for e in model.entities if policy.scope(actor, e.name, "create") is not Scope.NONE),
+        (e for e in model.entities
+         if e.menu and policy.scope(actor, e.name, "create") is not Scope.NONE),
         key=lambda e: menu.index(e.area) if e.area in menu else len(menu)))
     return HomeView(tuple(pipelines), tuple(due), creatable, week_of(local_today(records)))
 

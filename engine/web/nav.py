@@ -53,11 +53,12 @@ def readable_only(areas: tuple[NavArea, ...], readable: Container[str]) -> tuple
 
 def navigation(model: Model, language: str) -> tuple[NavArea, ...]:
     """Areas in menu order, each with its entities (plural labels in `language`) in the
-    order the configuration lists them; areas without entities are left out."""
+    order the configuration lists them (not those with `menu: false`); areas without
+    entities are left out."""
     out: list[NavArea] = []
     for key, title in AREAS.items():
         entities = tuple(NavEntity(e.name, e.plural.get(language), f"/e/{e.name}")
-                         for e in model.entities if e.area == key)
+                         for e in model.entities if e.area == key and e.menu)
         if entities:
             out.append(NavArea(key, title, entities))
     return tuple(out)
