@@ -41,10 +41,12 @@ FORM_DRAFT_TABLE = "crm_form_draft"
 SAVED_VIEW_TABLE = "crm_saved_view"
 ROLLUP_STATE_TABLE = "crm_rollup_state"
 AUTONUMBER_TABLE = "crm_autonumber"
+TIMER_TABLE = "crm_timer"
+OUTBOX_TABLE = "crm_outbox"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
-                 ROLLUP_STATE_TABLE, AUTONUMBER_TABLE)
+                 ROLLUP_STATE_TABLE, AUTONUMBER_TABLE, TIMER_TABLE, OUTBOX_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -331,6 +333,48 @@ def _system_tables(md: MetaData) -> None:
         Column("field", String(63), primary_key=True),
         Column("period", String(10), primary_key=True),
         Column("last_number", BigInteger, nullable=False),
+    )
+    # Flow timers (engine/runtime/flows/timers.py): one row per due action, its key unique;
+    # a worker claims due rows and applies a row's effects and marks it done in one
+    # transaction. `next_attempt_at`: when it may run (due_at, later after a failure; NULL
+    # once done or out of attempts).
+    Table(
+        TIMER_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("key", String(255), nullable=False),
+        Column("kind", String(63), nullable=False),
+        Column("entity", String(63)),
+        Column("record_id", BigInteger),
+        Column("due_at", UtcDateTime, nullable=False),
+        Column("data", JSON),
+        Column("state", String(10), nullable=False),  # pending, done, failed
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", UtcDateTime),
+        Column("claimed_by", String(100)),
+        Column("claimed_at", UtcDateTime),
+        Column("done_at", UtcDateTime),
+        Column("error", Text),
+        Index("uq_crm_timer_key", "key", unique=True),
+        Index("ix_crm_timer_next", "next_attempt_at"),
+        Index("ix_crm_timer_record", "entity", "record_id"),
+    )
+    # The outbox (engine/runtime/flows/outbox.py): webhooks and emails written in the
+    # transaction of the change that causes them, delivered after it commits, at least once.
+    Table(
+        OUTBOX_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("key", String(255), nullable=False),
+        Column("kind", String(20), nullable=False),  # webhook, email
+        Column("payload", JSON, nullable=False),
+        Column("state", String(10), nullable=False),  # pending, sent, exhausted
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", UtcDateTime),
+        Column("claimed_by", String(100)),
+        Column("last_error", Text),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("sent_at", UtcDateTime),
+        Index("uq_crm_outbox_key", "key", unique=True),
+        Index("ix_crm_outbox_next", "next_attempt_at"),
     )
 
 
