@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -136,6 +137,15 @@ def build_schema(model: Model, dialect: str | None = None) -> Schema:
     for entity in model.entities:
         _entity_table(md, entity, has_department, cyclic, blanks_first=dialect == "postgresql")
     return Schema(md, model)
+
+
+@cache
+def engine_table(name: str) -> Table:
+    """One engine table (crm_*) without a Model, for code that is handed only a connection
+    (flow timers and the outbox); the same columns as in every `build_schema`."""
+    md = MetaData()
+    _system_tables(md)
+    return md.tables[name]
 
 
 def _links(model: Model) -> dict[str, set[str]]:
