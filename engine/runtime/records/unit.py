@@ -155,11 +155,14 @@ class UnitOfWork:
                     "the write set off more than %(limit)s rounds of automatic changes: "
                     "%(chain)s", limit=MAX_DEPTH, chain=_chain(deepest)))
             for _name, hook in self.hooks.before_commit:
+                # a hook's write may settle its own changes (Records.update does): what the
+                # hook changes after that keeps the depth of the wave it is handling
+                outer = self._cause, self._depth
                 self._cause, self._depth = deepest, deepest.depth + 1
                 try:
                     hook(self, wave)
                 finally:
-                    self._cause, self._depth = None, 0
+                    self._cause, self._depth = outer
 
     def finish(self) -> None:
         """Hooks, then the audit rows of the whole change set."""
