@@ -19,6 +19,7 @@ from jsonschema.exceptions import ValidationError
 
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
+from engine.metadata.flows import Flow, build_flow
 from engine.metadata.forms import build_form, default_form
 from engine.metadata.formula_checks import compile_formulas
 from engine.metadata.labels import Label
@@ -111,6 +112,9 @@ def load_model(config_dir: str | Path) -> Model:
     forms: list[Form] = []
     if not errors:
         forms = _load_forms(root, entities, digest, errors, extra)
+    flows: list[Flow] = []
+    if not errors:
+        flows = _load_flows(root, entities, digest, errors, extra)
     if errors:
         raise ConfigErrors(errors)
     return Model(
@@ -122,6 +126,7 @@ def load_model(config_dir: str | Path) -> Model:
         org=org,
         forms=tuple(forms),
         settings=settings,
+        flows=tuple(flows),
     )
 
 
@@ -158,6 +163,28 @@ def _load_forms(root: Path, entities: list[Entity], digest: Any, errors: list[Co
     return [built.get(e.name) or default_form(e, entities) for e in entities]
 
 
+def _load_flows(root: Path, entities: list[Entity], digest: Any, errors: list[ConfigError],
+                read: list[Path]) -> list[Flow]:
+    """config/flows/*.yaml, each checked against the entities (engine/metadata/flows.py)."""
+    folder = root / "flows"
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
+                   and not p.name.startswith(".")) if folder.is_dir() else []
+    built: dict[str, Flow] = {}
+    for path in files:
+        doc = _optional_doc(path, "flow", digest, errors, read)
+        if doc is None:
+            continue
+        flow = build_flow(doc, path.read_bytes(), entities, errors)
+        if flow is None:
+            continue
+        if flow.name in built:
+            errors.append(doc.error(["flow"], f"flow: {flow.name!r} is already defined in "
+                                              f"{built[flow.name].file}"))
+            continue
+        built[flow.name] = flow
+    return list(built.values())
+
+
 def _read(path: Path, display: str, errors: list[ConfigError]) -> bytes | None:
     """The file's bytes; None (and an error naming it) when it cannot be read."""
     try:
@@ -185,7 +212,8 @@ def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[Config
         errors.append(doc)
         return None
     if not isinstance(doc.data, dict):
-        guide = "access.md" if schema_name in ("roles", "org") else "configuration.md"
+        guide = {"roles": "access.md", "org": "access.md", "flow": "flows.md"}.get(
+            schema_name, "configuration.md")
         errors.append(doc.error([], f"{path.name} is a mapping (see docs/{guide})"))
         return None
     problems, _ = validate_against_schema(doc, schema_name)

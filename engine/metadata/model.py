@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
@@ -15,6 +16,9 @@ from engine.metadata.number_format import NumberFormat
 from engine.metadata.roles import DEFAULT_ROLES, Roles
 from engine.metadata.settings import SiteSettings
 from engine.types import FieldType
+
+if TYPE_CHECKING:
+    from engine.metadata.flows import Flow
 
 AGGREGATES: tuple[str, ...] = ("count", "sum", "min", "max", "avg")
 """What a rollup computes over its child records."""
@@ -328,6 +332,8 @@ class Model:
     forms: tuple[Form, ...] = ()
     settings: SiteSettings = field(default_factory=SiteSettings)
     """config/settings.yaml (the defaults when there is none)."""
+    flows: tuple[Flow, ...] = ()
+    """config/flows/*.yaml: stage rules and record triggers (engine/metadata/flows.py)."""
 
     @cached_property
     def _forms(self) -> dict[str, Form]:

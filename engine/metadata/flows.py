@@ -1,0 +1,362 @@
+"""config/flows/*.yaml: stage rules and record triggers of one entity (docs/flows.md).
+
+```yaml
+flow: opportunity_pipeline
+entity: opportunity
+stages:
+  field: stage                          # a choice field
+  transitions: {prospecting: [qualification, lost]}   # absent: any move is allowed
+  guards:
+    - {to: won, when: 'contracted > 0', message: {en: ..., zh: ...}}
+  require: {lost: [lost_reason]}        # fields that must hold a value on entering
+triggers:
+  - name: close_date_on_win
+    on: [update]                        # create | update | delete | stage
+    fields: [stage]                     # update: only when one of these changed
+    when: 'stage = "won"'
+    actions:
+      - set: {close_date: 'TODAY()'}
+      - create: {entity: activity, values: {subject: '"Kick-off"'}}
+      - notify: {to: owner, message: {en: Won!, zh: 赢单}}
+```
+
+Every formula is checked against the flow's entity when the configuration loads (a
+`create` action's values against the entity they go to, read on the flow's record), so a
+flow that names an unknown entity, field, option or user field, or whose formula does not
+type-check, is refused by `crm check` at `file:line:col`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, ftype_of
+from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
+from engine.metadata.formula_checks import scope_of
+from engine.metadata.labels import Label
+from engine.metadata.model import Entity, Field
+from engine.metadata.yamlio import PathPart, YamlDoc
+from engine.types import FieldType
+
+EVENTS = ("create", "update", "delete", "stage")
+"""What a trigger runs on: a record created, updated, moved to the recycle bin, or its
+stage field changed (on create or update)."""
+NOT_YET = ("email", "webhook")
+"""Action kinds the schema names but the engine does not run yet."""
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Entering stage `to` needs `when` to give TRUE; else the move is refused with
+    `message`."""
+
+    to: str
+    when: str
+    message: Label
+    loc: SourceLoc
+    compiled: CompiledFormula = field(compare=False, repr=False)
+
+    @property
+    def rule(self) -> str:
+        return f"guard:{self.to}"
+
+
+@dataclass(frozen=True)
+class StageRules:
+    """The rules of a choice field's moves: allowed transitions (None: any move), guards
+    by target stage, and fields required on entering a stage."""
+
+    field: str
+    transitions: tuple[tuple[str, tuple[str, ...]], ...] | None
+    guards: tuple[Guard, ...]
+    require: tuple[tuple[str, tuple[str, ...]], ...]
+    loc: SourceLoc
+
+    def allowed(self, old: str | None, new: str) -> bool:
+        """Whether a move from `old` to `new` is allowed (a new record or a stage with
+        no entry in `transitions` may go anywhere).
+
+        >>> r = StageRules("stage", (("a", ("b",)),), (), (), SourceLoc("f", 1, 1))
+        >>> r.allowed("a", "b"), r.allowed("a", "c"), r.allowed("b", "a"), r.allowed(None, "c")
+        (True, False, True, True)
+        """
+        if self.transitions is None or old is None:
+            return True
+        targets = dict(self.transitions).get(old)
+        return targets is None or new in targets
+
+    def targets(self, old: str) -> tuple[str, ...] | None:
+        return None if self.transitions is None else dict(self.transitions).get(old)
+
+    def required(self, stage: str) -> tuple[str, ...]:
+        return dict(self.require).get(stage, ())
+
+
+@dataclass(frozen=True)
+class SetAction:
+    """Write fields of the record by formulas (through the same unit of work)."""
+
+    values: tuple[tuple[str, CompiledFormula], ...]
+    kind: str = "set"
+
+
+@dataclass(frozen=True)
+class CreateAction:
+    """Create a record of `entity` whose values are formulas on the flow's record."""
+
+    entity: str
+    values: tuple[tuple[str, CompiledFormula], ...]
+    kind: str = "create"
+
+
+@dataclass(frozen=True)
+class NotifyAction:
+    """An in-app notification to the record's owner or the user of a user field."""
+
+    to: str
+    message: Label
+    kind: str = "notify"
+
+
+Action = SetAction | CreateAction | NotifyAction
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    on: frozenset[str]
+    fields: tuple[str, ...]
+    when: CompiledFormula | None
+    actions: tuple[Action, ...]
+    loc: SourceLoc
+
+    @property
+    def watched(self) -> tuple[str, ...]:
+        """The fields whose change lets the trigger run again on a record it already ran
+        on in the same write: `fields`, else those its `when` reads of the record."""
+        if self.fields:
+            return self.fields
+        if self.when is None:
+            return ()
+        return tuple(sorted({p[0] for p in self.when.references if len(p) == 1}))
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    entity: str
+    label: Label
+    stages: StageRules | None
+    triggers: tuple[Trigger, ...]
+    file: str
+    loc: SourceLoc
+    config_hash: str
+    """A digest of the flow's file: every automation run notes the version that ran."""
+
+
+def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
+               errors: list[ConfigError]) -> Flow | None:
+    """The flow of a schema-valid flow file, checked against the model's entities."""
+    data: dict[str, Any] = doc.data
+    by_name = {e.name: e for e in entities}
+    entity = by_name.get(data["entity"])
+    if entity is None:
+        hint = did_you_mean(data["entity"], set(by_name))
+        errors.append(doc.error(["entity"], f"entity: unknown entity {data['entity']!r}{hint}"))
+        return None
+    before = len(errors)
+    check = _Checker(doc, entity, entities, errors)
+    stages = check.stages(data["stages"]) if "stages" in data else None
+    triggers: list[Trigger] = []
+    names: set[str] = set()
+    for i, spec in enumerate(data.get("triggers", [])):
+        if spec["name"] in names:
+            errors.append(doc.error(["triggers", i, "name"],
+                                    f"triggers.{i}.name: {spec['name']!r} is already a "
+                                    "trigger of this flow"))
+        names.add(spec["name"])
+        trigger = check.trigger(i, spec, stages)
+        if trigger is not None:
+            triggers.append(trigger)
+    if len(errors) > before:
+        return None
+    return Flow(name=data["flow"], entity=entity.name,
+                label=Label.of(data.get("label"), data["flow"].replace("_", " ").capitalize()),
+                stages=stages, triggers=tuple(triggers), file=doc.file, loc=doc.loc(["flow"]),
+                config_hash=hashlib.sha256(raw).hexdigest()[:16])
+
+
+def flow_digest(flow: Flow) -> str:
+    """What a flow is, as text (for tests and the CLI)."""
+    return json.dumps({"flow": flow.name, "entity": flow.entity,
+                       "triggers": [t.name for t in flow.triggers]})
+
+
+class _Checker:
+    def __init__(self, doc: YamlDoc, entity: Entity, entities: list[Entity],
+                 errors: list[ConfigError]) -> None:
+        self.doc = doc
+        self.entity = entity
+        self.entities = entities
+        self.errors = errors
+        self.scope = scope_of(entities, entity.name)
+
+    def error(self, path: list[PathPart], message: str, *, key: bool = False) -> None:
+        where = ".".join(str(p) for p in path)
+        self.errors.append(self.doc.error(path, f"{where}: {message}", key=key))
+
+    def compile(self, path: list[PathPart], source: str,
+                expect: FType | None) -> CompiledFormula | None:
+        try:
+            return compile_formula(source, self.scope, expect)
+        except FormulaError as exc:
+            self.errors.append(ConfigError(self.doc.loc(path),
+                                           f"formula {exc.line}:{exc.col}: {exc.message}"))
+            return None
+
+    def own_field(self, path: list[PathPart], name: str, *, key: bool = False,
+                  entity: Entity | None = None) -> Field | None:
+        e = entity or self.entity
+        if e.has_field(name):
+            return e.field(name)
+        self.error(path, f"no field {name!r} of {e.name}{did_you_mean(name, e.field_names)}",
+                   key=key)
+        return None
+
+    def option(self, path: list[PathPart], f: Field, value: str, *, key: bool = False) -> None:
+        if value not in f.options:
+            self.error(path, f"{value!r} is not an option of {f.name}"
+                             f"{did_you_mean(value, f.options)}", key=key)
+
+    def stages(self, spec: dict[str, Any]) -> StageRules | None:
+        base: list[PathPart] = ["stages"]
+        f = self.own_field([*base, "field"], spec["field"])
+        if f is not None and f.type is not FieldType.CHOICE:
+            self.error([*base, "field"], f"{f.name} is a {f.type.value} field; stages need a "
+                                         "choice field")
+            f = None
+        transitions: list[tuple[str, tuple[str, ...]]] | None = None
+        if "transitions" in spec:
+            transitions = []
+            for old, targets in spec["transitions"].items():
+                if f is not None:
+                    self.option([*base, "transitions", old], f, old, key=True)
+                    for j, new in enumerate(targets):
+                        self.option([*base, "transitions", old, j], f, new)
+                transitions.append((old, tuple(targets)))
+        guards: list[Guard] = []
+        for i, g in enumerate(spec.get("guards", [])):
+            path: list[PathPart] = [*base, "guards", i]
+            if f is not None:
+                self.option([*path, "to"], f, g["to"])
+            compiled = self.compile([*path, "when"], g["when"], FType.BOOLEAN)
+            if compiled is not None:
+                guards.append(Guard(g["to"], g["when"], Label.of(g["message"], g["when"]),
+                                    self.doc.loc([*path, "when"]), compiled))
+        require: list[tuple[str, tuple[str, ...]]] = []
+        for stage, names in spec.get("require", {}).items():
+            if f is not None:
+                self.option([*base, "require", stage], f, stage, key=True)
+            for j, name in enumerate(names):
+                found = self.own_field([*base, "require", stage, j], name)
+                if found is not None and found.derived:
+                    self.error([*base, "require", stage, j],
+                               f"{name} is computed by the engine; it cannot be required")
+            require.append((stage, tuple(names)))
+        if f is None:
+            return None
+        return StageRules(f.name, None if transitions is None else tuple(transitions),
+                          tuple(guards), tuple(require), self.doc.loc(base))
+
+    def trigger(self, i: int, spec: dict[str, Any], stages: StageRules | None) -> Trigger | None:
+        base: list[PathPart] = ["triggers", i]
+        before = len(self.errors)
+        on = frozenset(spec["on"])
+        if "stage" in on and stages is None and "stages" not in self.doc.data:
+            self.error([*base, "on"], "'stage' needs the flow's stages: field")
+        fields = tuple(spec.get("fields", ()))
+        for j, name in enumerate(fields):
+            self.own_field([*base, "fields", j], name)
+        if fields and not on & {"update", "stage"}:
+            self.error([*base, "fields"], "fields: only an update (or stage) trigger watches "
+                                          "fields")
+        when = None
+        if "when" in spec:
+            when = self.compile([*base, "when"], spec["when"], FType.BOOLEAN)
+        actions: list[Action] = []
+        for j, a in enumerate(spec["actions"]):
+            action = self.action([*base, "actions", j], a, on)
+            if action is not None:
+                actions.append(action)
+        if len(self.errors) > before:
+            return None
+        return Trigger(spec["name"], on, fields, when, tuple(actions),
+                       self.doc.loc([*base, "name"]))
+
+    def action(self, path: list[PathPart], spec: dict[str, Any],
+               on: frozenset[str]) -> Action | None:
+        kind = next(iter(spec))
+        body = spec[kind]
+        if kind in NOT_YET:
+            self.error([*path, kind], f"the {kind} action is not yet supported", key=True)
+            return None
+        if kind == "set":
+            if "delete" in on:
+                self.error([*path, kind], "a delete trigger cannot set fields of the record "
+                                          "it deletes", key=True)
+            values = self.values([*path, kind], body, self.entity)
+            return None if values is None else SetAction(values)
+        if kind == "create":
+            target = next((e for e in self.entities if e.name == body["entity"]), None)
+            if target is None:
+                hint = did_you_mean(body["entity"], [e.name for e in self.entities])
+                self.error([*path, kind, "entity"], f"unknown entity {body['entity']!r}{hint}")
+                return None
+            values = self.values([*path, kind, "values"], body["values"], target)
+            return None if values is None else CreateAction(target.name, values)
+        to = body["to"]
+        if to != "owner":
+            f = self.own_field([*path, kind, "to"], to)
+            if f is not None and f.type is not FieldType.USER:
+                self.error([*path, kind, "to"], f"{to} is not a user field; notify 'owner' "
+                                                "or a user field")
+                return None
+            if f is None:
+                return None
+        return NotifyAction(to, Label.of(body["message"], ""))
+
+    def values(self, path: list[PathPart], spec: dict[str, str],
+               target: Entity) -> tuple[tuple[str, CompiledFormula], ...] | None:
+        """Formulas read on the flow's record, each giving the type of `target`'s field."""
+        out: list[tuple[str, CompiledFormula]] = []
+        ok = True
+        for name, source in spec.items():
+            f = self.own_field([*path, name], name, key=True, entity=target)
+            if f is None:
+                ok = False
+                continue
+            if f.derived:
+                self.error([*path, name], f"{name} is computed by the engine and cannot be "
+                                          "set", key=True)
+                ok = False
+                continue
+            compiled = self.compile([*path, name], source, _expected(f))
+            if compiled is None:
+                ok = False
+                continue
+            out.append((name, compiled))
+        return tuple(out) if ok else None
+
+
+def _expected(f: Field) -> FType | None:
+    """The formula type a field's value is written from (None: any; the coercer checks)."""
+    if f.type in (FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT,
+                  FieldType.REGARDING, FieldType.MULTICHOICE, FieldType.FILE):
+        return None
+    try:
+        return ftype_of(f.type)
+    except (KeyError, ValueError):
+        return None
