@@ -42,6 +42,9 @@ FORM_DRAFT_TABLE = "crm_form_draft"
 SAVED_VIEW_TABLE = "crm_saved_view"
 ROLLUP_STATE_TABLE = "crm_rollup_state"
 AUTONUMBER_TABLE = "crm_autonumber"
+STAGE_HISTORY_TABLE = "crm_stage_history"
+AUTOMATION_RUN_TABLE = "crm_automation_run"
+NOTIFICATION_TABLE = "crm_notification"
 TIMER_TABLE = "crm_timer"
 OUTBOX_TABLE = "crm_outbox"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
@@ -343,6 +346,54 @@ def _system_tables(md: MetaData) -> None:
         Column("field", String(63), primary_key=True),
         Column("period", String(10), primary_key=True),
         Column("last_number", BigInteger, nullable=False),
+    )
+    # Flows (engine/runtime/flows/stages.py): each stage a record of a flow's stage field
+    # entered, when, by whom, and when it left it (NULL while it is there).
+    Table(
+        STAGE_HISTORY_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("field", String(63), nullable=False),
+        Column("stage", String(64), nullable=False),
+        Column("entered_at", UtcDateTime, nullable=False),
+        Column("entered_by", BigInteger),
+        Column("left_at", UtcDateTime),
+        Column("left_by", BigInteger),
+        Index("ix_crm_stage_history_record", "entity", "record_id", "field"),
+    )
+    # Flows (engine/runtime/flows/runs.py): every evaluation of a flow's rule on a record,
+    # what it read and decided, what it did, and the run whose actions caused it.
+    Table(
+        AUTOMATION_RUN_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("flow", String(63), nullable=False),
+        Column("rule", String(80), nullable=False),
+        Column("config_hash", String(64), nullable=False),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("event", String(20), nullable=False),
+        Column("result", String(20), nullable=False),  # fired, skipped, refused, passed
+        Column("reason", Text),
+        Column("inputs", JSON),
+        Column("actions", JSON),
+        Column("diff", JSON),
+        Column("cause_id", BigInteger),
+        Column("at", UtcDateTime, nullable=False),
+        Column("by_user", BigInteger),
+        Index("ix_crm_automation_run_record", "entity", "record_id"),
+    )
+    # In-app notifications a flow sends (notify actions): one row per user and message.
+    Table(
+        NOTIFICATION_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("user_id", BigInteger, nullable=False),
+        Column("entity", String(63)),
+        Column("record_id", BigInteger),
+        Column("message", JSON, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("read_at", UtcDateTime),
+        Index("ix_crm_notification_user", "user_id", "read_at"),
     )
     # Flow timers (engine/runtime/flows/timers.py): one row per due action, its key unique;
     # a worker claims due rows and applies a row's effects and marks it done in one
