@@ -31,10 +31,11 @@ READS = {"allowed", "audited_fields", "compile_filter", "compiled", "explain", "
          "unit", "dry_run", "coerce", "check_links", "check_unique_values", "apply_rules",
          "complete_new", "engine_values"}
 # Modules that open write transactions of their own: the pipeline, and the services of the
-# engine's own tables (users, sign-ins, drafts, saved views, schema), which hold no records.
+# engine's own tables (users, sign-ins, drafts, saved views, schema, the flows' outbox),
+# which hold no records.
 OWN_TRANSACTIONS = {"runtime/records/unit.py", "runtime/users.py", "runtime/sessions.py",
                     "runtime/drafts.py", "runtime/views.py", "runtime/db.py",
-                    "runtime/schema/apply.py"}
+                    "runtime/schema/apply.py", "runtime/flows/outbox.py"}
 
 
 class Recorder:
