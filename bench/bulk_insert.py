@@ -148,6 +148,14 @@ def one_rollup_config(dest: Path, keep: str = KEPT_ROLLUP) -> tuple[Path, list[s
         if doc.get("form") == "account" and _drop_names(doc, set(dropped)):
             with form.open("w", encoding="utf-8") as out:
                 yaml.dump(doc, out)
+    roles_path = dest / "roles.yaml"  # roles hide the account's rollups by name
+    roles = yaml.load(roles_path.read_text(encoding="utf-8"))
+    for role in roles.get("roles", {}).values():
+        masks = (role.get("fields") or {}).get("account") if isinstance(role, dict) else None
+        for name in dropped if isinstance(masks, dict) else ():
+            masks.pop(name, None)
+    with roles_path.open("w", encoding="utf-8") as out:
+        yaml.dump(roles, out)
     return dest, dropped
 
 

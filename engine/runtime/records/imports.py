@@ -99,9 +99,8 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
             return []
         assign_numbers(conn, records.counters, c.entity, [v for _, v in good], now,
                        records.model.settings.zone)
-        params = [{**engine_values, **c.empty_rollups,
-                   **c.db_values({n: v.get(n) for n in names})}
-                  for _, v in good]
+        written = [{n: v.get(n) for n in names} for _, v in good]
+        params = [{**engine_values, **c.empty_rollups, **c.db_values(w)} for w in written]
         if records.engine.dialect.name == "sqlite":
             # SQLite: ordered RETURNING would make SQLAlchemy insert row by row. Inside
             # this write transaction new rowids only grow, so sorted ids are input order.
@@ -112,9 +111,8 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
                 c.table.c.id, sort_by_parameter_order=True), params)
             ids = [r[0] for r in result]
         entity = c.entity.name
-        for rid, (_, v) in zip(ids, good, strict=True):
-            work.change(entity, rid, "create",
-                        after={**engine_values, **{n: v.get(n) for n in names}, "id": rid},
+        for rid, (_, v), w in zip(ids, good, written, strict=True):
+            work.change(entity, rid, "create", after={**engine_values, **w, "id": rid},
                         changes=[(k, None, x) for k, x in v.items() if x is not None])
     return ids
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
@@ -121,16 +122,41 @@ class Compiled:
     regarding: frozenset[str] = frozenset()
     """Regarding fields: each written as its two columns (engine/runtime/schema/regarding.py)."""
 
+    # Worked out once per entity, read per row by `coerce`, `apply_rules` and bulk create.
+    @cached_property
+    def plain(self) -> frozenset[str]:
+        """The fields a writer sets by value: stored, not a rollup, not numbered, not a
+        file (those are refused or uploaded; `coerce` names why)."""
+        return frozenset(f.name for f in self.written
+                         if f.number_format is None and f.type is not FieldType.FILE)
+
+    @cached_property
+    def required(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.entity.fields if f.required)
+
+    @cached_property
+    def default_formulas(self) -> tuple[Field, ...]:
+        """The stored fields with a default formula, in field order."""
+        return tuple(f for f in self.entity.stored_fields if f.default_formula is not None)
+
+    @cached_property
+    def blank_record(self) -> dict[str, Any]:
+        """A new record before its input: every written field blank, the plain defaults,
+        the rollups of a record without children."""
+        return {**{f.name: None for f in self.written}, **self.defaults, **self.empty_rollups}
+
     def db_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """`values` ready for INSERT/UPDATE: a blank JSON field becomes SQL NULL.
 
         SQLAlchemy's JSON type writes Python None as the JSON text 'null', which
         `IS NULL` (the __blank filter, ISBLANK) would not find.
         """
-        out = {k: null() if v is None and k in self.json_fields else v
-               for k, v in values.items() if k not in self.regarding}
-        for k in self.regarding & values.keys():
-            out.update(split_regarding(k, values[k]))
+        out = dict(values)
+        for k in self.json_fields & out.keys():
+            if out[k] is None:
+                out[k] = null()
+        for k in self.regarding & out.keys():
+            out.update(split_regarding(k, out.pop(k)))
         return out
 
 
@@ -281,7 +307,7 @@ class Records:
         refused = set(errors)  # inputs already refused: rules reading them wait for a fix
         if creating:
             skip = set(given) | refused
-            for f in c.entity.stored_fields:
+            for f in c.default_formulas:
                 formula = f.default_formula
                 if formula is None or f.name in skip:
                     continue
@@ -346,8 +372,14 @@ class Records:
         """
         values: dict[str, Any] = {}
         entity = c.entity
+        plain, hidden, readonly = c.plain, mask.hidden, mask.readonly
         for key, raw in data.items():
-            if not isinstance(key, str):
+            if key in plain and key not in hidden and key not in readonly:
+                try:
+                    values[key] = c.coercers[key](raw)
+                except ValueProblem as exc:
+                    errors[key] = exc.message
+            elif not isinstance(key, str):
                 errors[str(key)] = msg("field names are text")
             elif key in ENGINE_COLUMNS:
                 errors[key] = msg("is set by the engine and cannot be written")
@@ -372,8 +404,8 @@ class Records:
             for name, default in c.defaults.items():
                 if name not in data:
                     values[name] = default
-        for f in entity.fields:
-            if f.required and f.name not in errors and (
+        for f in c.required:
+            if f.name not in errors and (
                 (creating and is_blank(values.get(f.name))
                  and (f.default_formula is None or f.name in data))
                 or (not creating and f.name in values and is_blank(values[f.name]))
@@ -592,7 +624,7 @@ class Records:
         empty, and the engine columns a create sets. A form previews a new record with
         these; `create` starts from the same."""
         c = self.compiled(entity)
-        return self._first_values(c, self.engine_values(actor, actor, self.clock()))
+        return {**c.blank_record, **self.engine_values(actor, actor, self.clock())}
 
     @staticmethod
     def engine_values(writer: Actor, owner: Actor, now: datetime) -> dict[str, Any]:
@@ -600,11 +632,6 @@ class Records:
         return {"version": 1, "created_at": now, "created_by": writer.user_id,
                 "updated_at": now, "updated_by": writer.user_id,
                 "owner_id": owner.user_id, "department_id": owner.department_id}
-
-    @staticmethod
-    def _first_values(c: Compiled, engine_values: Mapping[str, Any]) -> dict[str, Any]:
-        return {**{f.name: None for f in c.written}, **c.defaults, **c.empty_rollups,
-                **engine_values}
 
     def complete_new(self, conn: Connection, c: Compiled, values: dict[str, Any],
                      errors: dict[str, str], engine_values: Mapping[str, Any], *,
@@ -614,12 +641,12 @@ class Records:
         then the rules are checked on the record as it will be saved (but those the
         `writer` may override), problems into `errors`. Returns that whole record (what
         the input leaves blank is blank: `coerce` already applied the plain defaults)."""
-        full = self._first_values(c, engine_values) | {
-            f.name: values.get(f.name) for f in c.written}
+        full = {**c.blank_record, **engine_values, **values}
         self.apply_rules(conn, c, full, errors, given=given, writer=writer)
-        if not errors:
-            values.update({f.name: full[f.name] for f in c.written
-                           if f.name in values or full[f.name] is not None})
+        if not errors:  # what the rules step added: the formula defaults' values
+            for f in c.default_formulas:
+                if f.name in values or full[f.name] is not None:
+                    values[f.name] = full[f.name]
         return full
 
     # -- the write pipeline (records/unit.py) ------------------------------------------
