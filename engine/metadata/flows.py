@@ -20,8 +20,8 @@ triggers:
       - notify: {to: owner, message: {en: Won!, zh: 赢单}}
 ```
 
-Every formula is checked against the flow's entity when the configuration loads (a
-`create` action's values against the entity they go to, read on the flow's record), so a
+Every formula is checked against the flow's entity (its `id` too) when the configuration
+loads (a `create` action's values against the entity they go to, read on the flow's record), so a
 flow that names an unknown entity, field, option or user field, or whose formula does not
 type-check, is refused by `crm check` at `file:line:col`.
 """
@@ -33,7 +33,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.formula import CompiledFormula, FormulaError, FType, compile_formula, ftype_of
+from engine.formula import (
+    CompiledFormula,
+    EntityScope,
+    FieldSpec,
+    FormulaError,
+    FType,
+    compile_formula,
+    ftype_of,
+)
 from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
 from engine.metadata.formula_checks import scope_of
 from engine.metadata.labels import Label
@@ -202,7 +210,11 @@ class _Checker:
         self.entity = entity
         self.entities = entities
         self.errors = errors
-        self.scope = scope_of(entities, entity.name)
+        base = scope_of(entities, entity.name)
+        # a flow's formulas also read the record's own id (a created record links back)
+        specs = {**base.entities, entity.name: {
+            **base.entities[entity.name], "id": FieldSpec(FType.REFERENCE, target=entity.name)}}
+        self.scope = EntityScope(specs, entity.name)
 
     def error(self, path: list[PathPart], message: str, *, key: bool = False) -> None:
         where = ".".join(str(p) for p in path)

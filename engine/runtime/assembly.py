@@ -2,7 +2,7 @@
 
 `records` knows nothing of what hooks into its writes (the import contract in pyproject.toml
 forbids it); the app, the CLI and anything else that serves users build their records
-service here, so every one of them keeps rollups exact (and, later, runs flows).
+service here, so every one of them keeps rollups exact and runs flows.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from engine.metadata.model import Model
 from engine.runtime.files.purge import install_attachments
 from engine.runtime.files.store import DiskStore, FileStore
+from engine.runtime.flows.hook import install_flows
 from engine.runtime.records import Records
 from engine.runtime.records.service import Clock
 from engine.runtime.rollups.hook import install_rollups
@@ -23,5 +24,6 @@ def records_service(engine: Engine, model: Model, clock: Clock | None = None,
     attachments are stored (by default a DiskStore under data/files)."""
     records = Records(engine, model) if clock is None else Records(engine, model, clock)
     install_rollups(records)
+    install_flows(records)  # after rollups: a flow's rules read the rollups' new values
     install_attachments(records, DiskStore() if files is None else files)
     return records

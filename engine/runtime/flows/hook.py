@@ -1,0 +1,284 @@
+"""The before-commit hook that runs flows (config/flows/*.yaml) inside the write.
+
+For each change of a record of a flow's entity — create, update, delete — in the unit of
+work, in the same transaction:
+
+1. stage rules: a change of the stage field (or a new record's stage) is checked against
+   the allowed transitions, the guards of the stage it enters and the fields required
+   there; a refused move fails the whole write with a 422 naming the field, the two stages
+   and the rule's message. Each stage entered is written to crm_stage_history;
+2. triggers whose event matches (create, update — only when one of `fields` changed —,
+   delete, stage) are evaluated: `when` on the record as it will be saved (ISNEW,
+   ISCHANGED, PRIORVALUE see this change), then their actions run through the same unit:
+   `set` by Records.update, `create` by Records.create, `notify` as a crm_notification row.
+
+Every evaluation writes a crm_automation_run row (runs.py). Loops: a trigger that already
+ran on a record in this unit of work runs again only when its watched fields changed since
+it last ran; otherwise the evaluation is written as skipped, with that reason — never a
+silent skip. A chain of triggers that keeps changing its watched fields is stopped by the
+unit's depth bound (MAX_DEPTH, `hook_chain_too_deep`, naming the chain).
+
+Everything a rule needs is compiled once, when the configuration loads; the hook indexes
+the flows by entity, so a write of an entity without flows costs one dictionary look-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import insert, select
+
+from engine.metadata.flows import CreateAction, Flow, NotifyAction, SetAction, Trigger
+from engine.runtime.access import SYSTEM, Actor
+from engine.runtime.flows.runs import Run, jsonable, write_run
+from engine.runtime.flows.stages import check_move, enter_stage
+from engine.runtime.records.computed import RecordContext
+from engine.runtime.records.unit import RecordChange, UnitOfWork
+from engine.runtime.schema.tables import (
+    AUTOMATION_RUN_TABLE,
+    NOTIFICATION_TABLE,
+    STAGE_HISTORY_TABLE,
+)
+from engine.runtime.values import to_json
+
+if TYPE_CHECKING:
+    from engine.runtime.records import Records
+
+HOOK_NAME = "flows"
+_EVENTS = {"create": "create", "update": "update", "delete": "delete"}
+
+
+@dataclass
+class _UnitState:
+    """What the hook knows of one unit of work."""
+
+    last: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
+    """(flow.trigger, entity, id) → the watched fields' values when the trigger last ran."""
+    running: list[int] = field(default_factory=list)
+    """The runs whose actions are executing (the innermost last): what they change is
+    caused by them."""
+    caused: dict[int, int] = field(default_factory=dict)
+    """id(change) → the run whose actions made it."""
+    runs: list[Run] = field(default_factory=list)
+    """Every evaluation, in order (the dry run reports them)."""
+
+
+@dataclass(frozen=True)
+class _EntityFlows:
+    flows: tuple[Flow, ...]
+    triggers: tuple[tuple[Flow, Trigger], ...]
+
+
+class FlowHook:
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        by_entity: dict[str, list[Flow]] = {}
+        for flow in records.model.flows:
+            by_entity.setdefault(flow.entity, []).append(flow)
+        self.by_entity = {
+            entity: _EntityFlows(tuple(flows),
+                                 tuple((f, t) for f in flows for t in f.triggers))
+            for entity, flows in by_entity.items()}
+        self.history = records.schema.table(STAGE_HISTORY_TABLE)
+        self.runs = records.schema.table(AUTOMATION_RUN_TABLE)
+        self.notifications = records.schema.table(NOTIFICATION_TABLE)
+        self._state: WeakKeyDictionary[UnitOfWork, _UnitState] = WeakKeyDictionary()
+
+    def runs_in(self, unit: UnitOfWork) -> list[Run]:
+        """The evaluations made in `unit` so far (a dry run reports them)."""
+        state = self._state.get(unit)
+        return [] if state is None else list(state.runs)
+
+    def __call__(self, unit: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+        state: _UnitState | None = None
+        for change in changes:
+            flows = self.by_entity.get(change.entity)
+            if flows is None or change.action not in _EVENTS:
+                continue
+            if state is None:
+                state = self._state.get(unit)
+                if state is None:
+                    state = self._state[unit] = _UnitState()
+            self._handle(unit, state, flows, change)
+
+    # -- one change ------------------------------------------------------------------------
+
+    def _handle(self, unit: UnitOfWork, state: _UnitState, flows: _EntityFlows,
+                change: RecordChange) -> None:
+        records = self.records
+        c = records.compiled(change.entity)
+        values = change.after if change.after is not None else change.before or {}
+        creating = change.action == "create"
+        ctx = records.record_context(unit.conn, c, values, prior=change.before,
+                                     is_new=creating)
+        cause = self._cause_of(state, change)
+        event = _EVENTS[change.action]
+        staged: set[str] = set()  # the flows whose stage field moved
+        for flow in flows.flows:
+            rules = flow.stages
+            if rules is None or change.action == "delete":
+                continue
+            if creating:
+                old, new = None, values.get(rules.field)
+                if new is None:
+                    continue
+            elif rules.field in change.changed:
+                old, new = (change.before or {}).get(rules.field), values.get(rules.field)
+            else:
+                continue
+            staged.add(flow.name)
+            if new is not None:
+                refusal = check_move(flow, rules, change.entity, change.record_id, old, new,
+                                     values, ctx)
+                run = Run(flow.name, "stages", flow.config_hash, change.entity,
+                          change.record_id, "stage", "passed", None,
+                          {rules.field: [old, new]}, cause_id=cause, at=unit.now,
+                          by_user=unit.actor.user_id)
+                if refusal is not None:
+                    run.result, run.rule, run.reason = "refused", \
+                        f"stages.{refusal.rule}", str(refusal.error.message)
+                    state.runs.append(run)
+                    raise refusal.error
+                self._write(unit, state, run)
+            enter_stage(unit.conn, self.history, change.entity, change.record_id,
+                        rules.field, new, unit.now, unit.actor.user_id)
+        for flow, trigger in flows.triggers:
+            events = {event}
+            if flow.name in staged:
+                events.add("stage")
+            matched = trigger.on & events
+            if not matched:
+                continue
+            if matched == {"update"} and trigger.fields \
+                    and not change.changed.intersection(trigger.fields):
+                continue  # none of the fields it watches changed: not its event
+            self._trigger(unit, state, flow, trigger, change, ctx, values, cause,
+                          "stage" if "stage" in matched else event)
+
+    def _trigger(self, unit: UnitOfWork, state: _UnitState, flow: Flow, trigger: Trigger,
+                 change: RecordChange, ctx: RecordContext, values: Any, cause: int | None,
+                 event: str) -> None:
+        key = (f"{flow.name}.{trigger.name}", change.entity, change.record_id)
+        watched = tuple(values.get(f) for f in trigger.watched)
+        run = Run(flow.name, f"triggers.{trigger.name}", flow.config_hash, change.entity,
+                  change.record_id, event, "skipped", cause_id=cause, at=unit.now,
+                  by_user=unit.actor.user_id)
+        if trigger.when is not None:
+            run.inputs = jsonable({p[0]: ctx.get(p) for p in trigger.when.references
+                                   if len(p) == 1})
+        if key in state.last and state.last[key] == watched:
+            names = ", ".join(trigger.watched) or "none"
+            run.reason = (f"already ran on this record in this write; its watched fields "
+                          f"({names}) have not changed since")
+            self._write(unit, state, run)
+            return
+        if trigger.when is not None and not trigger.when.holds(ctx):
+            run.reason = f"when is not true: {trigger.when.source.strip()}"
+            self._write(unit, state, run)
+            return
+        planned = self._plan(trigger, change, ctx, values)
+        run.result = "fired"
+        run.actions = [p[1] for p in planned]
+        run.diff = {k: v for p in planned if p[0] == "set" for k, v in p[2].items()}
+        run_id = self._write(unit, state, run)
+        state.last[key] = watched
+        state.running.append(run_id)
+        first = len(unit.changes)
+        try:
+            for kind, described, data in planned:
+                self._act(unit, change, kind, described, data)
+        finally:
+            state.running.pop()
+        for made in unit.changes[first:]:
+            state.caused.setdefault(id(made), run_id)
+
+    def _plan(self, trigger: Trigger, change: RecordChange, ctx: RecordContext,
+              values: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Each action as (kind, how the run row describes it, what it will write): the
+        formulas are evaluated on the record before any action runs."""
+        out: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        for action in trigger.actions:
+            if isinstance(action, SetAction):
+                diff: dict[str, Any] = {}
+                for name, formula in action.values:
+                    new = to_json(formula.evaluate(ctx))
+                    old = to_json(values.get(name))
+                    if new != old:
+                        diff[name] = [old, new]
+                out.append(("set", {"kind": "set", "values": {k: v[1] for k, v in
+                                                              diff.items()}}, diff))
+            elif isinstance(action, CreateAction):
+                data = {name: to_json(formula.evaluate(ctx)) for name, formula in action.values}
+                out.append(("create", {"kind": "create", "entity": action.entity}, data))
+            elif isinstance(action, NotifyAction):
+                column = "owner_id" if action.to == "owner" else action.to
+                user = values.get(column)
+                out.append(("notify", {"kind": "notify", "to": user,
+                                       "message": action.message.as_dict()},
+                            {"user": user, "message": action.message.as_dict()}))
+        return out
+
+    def _act(self, unit: UnitOfWork, change: RecordChange, kind: str,
+             described: dict[str, Any], data: dict[str, Any]) -> None:
+        records = self.records
+        if kind == "set":
+            if not data:
+                return
+            c = records.compiled(change.entity)
+            version = unit.conn.execute(select(c.table.c.version).where(
+                c.table.c.id == change.record_id)).scalar()
+            if version is None:
+                return  # purged meanwhile
+            records.update(SYSTEM, change.entity, change.record_id,
+                           {k: v[1] for k, v in data.items()}, version, unit=unit)
+        elif kind == "create":
+            owner = (change.after or change.before or {}).get("owner_id")
+            made = records.create(_flow_actor(owner, unit.actor), described["entity"], data,
+                                  unit=unit)
+            described["id"] = made.get("id")
+        elif kind == "notify" and data["user"] is not None:
+            unit.conn.execute(insert(self.notifications).values(
+                user_id=data["user"], entity=change.entity, record_id=change.record_id,
+                message=data["message"], created_at=unit.now))
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def _write(self, unit: UnitOfWork, state: _UnitState, run: Run) -> int:
+        state.runs.append(run)
+        return write_run(unit.conn, self.runs, run)
+
+    @staticmethod
+    def _cause_of(state: _UnitState, change: RecordChange) -> int | None:
+        """The run whose actions made `change` (or a change that led to it)."""
+        if state.running:
+            return state.running[-1]
+        current: RecordChange | None = change
+        while current is not None:
+            found = state.caused.get(id(current))
+            if found is not None:
+                return found
+            current = current.cause
+        return None
+
+
+def _flow_actor(owner: int | None, writer: Actor) -> Actor:
+    """Who a flow's `create` writes as: the engine (no role limits the flow's own
+    actions), owning the new record as the triggering record's owner does."""
+    return Actor(user_id=owner if owner is not None else writer.user_id, name="flow",
+                 roles=SYSTEM.roles, department_id=writer.department_id)
+
+
+def install_flows(records: Records) -> FlowHook | None:
+    """Register the hook on a records service (when the app or the CLI assembles it);
+    None when no flow is configured."""
+    for name, hook in records.hooks.before_commit:
+        if name == HOOK_NAME and isinstance(hook, FlowHook):
+            return hook
+    if not records.model.flows:
+        return None
+    hook = FlowHook(records)
+    records.hooks.on_before_commit(HOOK_NAME, hook)
+    return hook
