@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from babel.core import get_global
 from babel.numbers import get_territory_currencies, list_currencies
 
+from engine.metadata.delivery import SmtpSettings, WebhookSettings, load_smtp, load_webhooks
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.files import KNOWN_TYPES, AttachmentSettings
 from engine.metadata.yamlio import YamlDoc
@@ -45,6 +46,10 @@ class SiteSettings:
     """The IANA time zone of the organisation: where its days begin and end. Pages show
     datetimes and forms read them at their wall time there, TODAY() is its date,
     autonumber periods and the dashboard's week are its days, as are the calendar's."""
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    """Private targets flows' webhooks may call (engine/metadata/delivery.py)."""
+    smtp: SmtpSettings | None = None
+    """The mail server flows' emails go through; None: emails wait in the outbox."""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -84,7 +89,8 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
     limits = SiteSettings(
         query_time_limit=float(doc.data.get("query_time_limit", DEFAULT_QUERY_TIME_LIMIT)),
         requests_per_user=int(doc.data.get("requests_per_user", DEFAULT_REQUESTS_PER_USER)),
-        time_zone=time_zone, attachments=_attachments(doc, errors))
+        time_zone=time_zone, attachments=_attachments(doc, errors),
+        webhooks=load_webhooks(doc, errors), smtp=load_smtp(doc, errors))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())
