@@ -25,6 +25,7 @@ from engine.runtime.errors import (
     RecordError,
     Unauthorized,
 )
+from engine.runtime.flows.explain import automation
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.lines import LINES_KEY, line_edits_of, read_lines, save_with_lines
@@ -77,6 +78,7 @@ class Api:
             Route("/api/{entity}/{record_id}", self.one, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/{entity}/{record_id}/history", self.history, methods=["GET"]),
             Route("/api/{entity}/{record_id}/timeline", self.timeline, methods=["GET"]),
+            Route("/api/{entity}/{record_id}/automation", self.automation, methods=["GET"]),
             Route("/api/{entity}/{record_id}/explain/{field}", self.explain, methods=["GET"]),
             Route("/api/{entity}/{record_id}/actions/{action}", self.action, methods=["POST"]),
             Route("/api/{entity}/{record_id}/team", self.team, methods=["GET", "POST"]),
@@ -264,6 +266,16 @@ class Api:
                                self.records, actor, entity, record_id)
         return JSONResponse({"items": items_json(page.items),
                              "next_cursor": page.next_cursor})
+
+    async def automation(self, request: Request) -> Response:
+        """Why the record changed: its flows' automation runs, newest first, and its stage
+        history (engine/runtime/flows/explain.py), without fields hidden from the caller."""
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        self.records.compiled(entity)
+        record_id = self._id(request)
+        out = await self._run(automation, self.records, actor, entity, record_id)
+        return JSONResponse(out)
 
     async def explain(self, request: Request) -> Response:
         actor = await self._actor(request)

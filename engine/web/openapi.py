@@ -198,6 +198,7 @@ def _entity_paths(e: Entity, use: EntityUse) -> dict[str, Any]:
             paths[path].pop("get")
         for path in [f"/api/{e.name}/{{record_id}}/history",
                      f"/api/{e.name}/{{record_id}}/timeline",
+                     f"/api/{e.name}/{{record_id}}/automation",
                      f"/api/{e.name}/{{record_id}}/explain/{{field}}",
                      f"/api/access/explain/{e.name}/{{record_id}}"]:
             paths.pop(path, None)
@@ -313,6 +314,15 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
                     "responses": {"200": {"description": "A page of the timeline",
                                           "content": _json("Timeline")},
                                   **_errors(400, 401, 403, 404)}},
+        },
+        f"/api/{e.name}/{{record_id}}/automation": {
+            "get": {"tags": tag, "operationId": f"automation_{e.name}",
+                    "summary": "Why did this change? The flows' automation runs on the record "
+                               "(newest first) and its stage history (docs/flows.md)",
+                    "parameters": [rid],
+                    "responses": {"200": {"description": "Runs and stages",
+                                          "content": _json("Automation")},
+                                  **_errors(401, 403, 404)}},
         },
         f"/api/{e.name}/{{record_id}}/actions/{{action}}": {
             "post": {"tags": tag, "operationId": f"action_{e.name}",
@@ -453,6 +463,29 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                               "concerns, when not this record itself",
                               "properties": {"entity": {"type": "string"},
                                              "id": {"type": "integer"}}}}}}}},
+        "Automation": {"type": "object", "required": ["runs", "stages"], "properties": {
+            "runs": {"type": "array", "items": {
+                "type": "object", "required": ["id", "flow", "rule", "event", "result", "at"],
+                "properties": {
+                    "id": {"type": "integer"}, "flow": {"type": "string"},
+                    "rule": {"type": "string"}, "config_hash": {"type": "string"},
+                    "event": {"enum": ["create", "update", "delete", "stage"]},
+                    "result": {"enum": ["fired", "skipped", "passed", "refused"]},
+                    "reason": {"type": ["string", "null"]},
+                    "inputs": {"type": "object"}, "diff": {"type": "object"},
+                    "actions": {"type": "array", "items": {"type": "object"}},
+                    "cause_id": {"type": ["integer", "null"]},
+                    "at": {"type": "string", "format": "date-time"},
+                    "by": {"type": ["string", "null"]}}}},
+            "stages": {"type": "array", "items": {
+                "type": "object", "required": ["field", "stage", "entered_at"],
+                "properties": {
+                    "id": {"type": "integer"}, "field": {"type": "string"},
+                    "stage": {"type": "string"},
+                    "entered_at": {"type": "string", "format": "date-time"},
+                    "entered_by": {"type": ["integer", "null"]},
+                    "left_at": {"type": ["string", "null"], "format": "date-time"},
+                    "left_by": {"type": ["integer", "null"]}}}}}},
         "Explanation": {"type": "object", "required": ["field", "value", "terms"],
                         "properties": {
             "field": {"type": "string"}, "value": {},
