@@ -37,6 +37,7 @@ from engine.web.i18n import N_
 from engine.web.limits import RequestLimits
 from engine.web.pages.admin import AccessAdmin
 from engine.web.pages.attachments import AttachmentPages
+from engine.web.pages.automation import AutomationPages
 from engine.web.pages.board import Board
 from engine.web.pages.calendar import Calendar
 from engine.web.pages.forms import FormPages
@@ -135,6 +136,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
         *AttachmentPages(model, records, ui, attachments).routes(),
         *TimelinePages(model, records, ui).routes(),
+        *AutomationPages(model, records, ui).routes(),
         *RegardingPickers(model, records, ui).routes(),
         *auth.routes(),
         Route("/health", health),
