@@ -111,6 +111,12 @@ def replay(conn: Connection, message_id: int, now: datetime | None = None) -> bo
     return conn.execute(stmt).rowcount == 1
 
 
+def replay_message(engine: Engine, message_id: int, now: datetime | None = None) -> bool:
+    """`replay` in a write transaction of its own (`crm webhook replay`)."""
+    with engine.execution_options(**WRITE).begin() as conn:
+        return replay(conn, message_id, now)
+
+
 def backoff(attempts: int) -> timedelta:
     """The wait after the `attempts`-th failed attempt: 1 minute, then doubling."""
     return RETRY_BASE * int(2 ** max(attempts - 1, 0))
