@@ -485,3 +485,92 @@ def rollup_check(ctx: Context, entity: str | None, fix: bool) -> None:
     else:
         fail(f"rollups: {len(drifts)} value(s) differ from a recomputation; "
              "`crm rollup check --fix` repairs them")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="run one pass and exit")
+@click.option("--id", "worker_id", default=None,
+              help="the worker's name in the rows it claims (default: host:pid)")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="seconds between passes that found less than a batch")
+@pass_ctx
+def worker(ctx: Context, once: bool, worker_id: str | None, interval: float) -> None:
+    """Run due flow timers, then deliver the outbox (webhooks, email); until stopped."""
+    import signal
+    import threading
+
+    from engine.runtime.flows.worker import Pass, Worker
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        flows = Worker(_records(engine, model), worker_id=worker_id)
+        if once:
+            click.echo(flows.run_once().describe())
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+        def report(done: Pass) -> None:
+            if done.timers.claimed or done.deliveries.claimed:
+                click.echo(done.describe())
+
+        click.echo(f"worker {flows.worker_id}: every {interval:g} s; SIGTERM or Ctrl-C stops")
+        flows.run(stop, interval, on_pass=report)
+        click.echo(f"worker {flows.worker_id}: stopped")
+    finally:
+        engine.dispose()
+
+
+@main.group()
+def webhook() -> None:
+    """The webhooks' delivery log (the outbox): list, replay."""
+
+
+@webhook.command("list")
+@click.option("--state", type=click.Choice(["pending", "sent", "exhausted"]), default=None,
+              help="only messages in this state")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@pass_ctx
+def webhook_list(ctx: Context, state: str | None, limit: int) -> None:
+    """The latest webhooks, newest first: id, state, attempts, key, target, last error."""
+    from engine.runtime.flows.outbox import WEBHOOK, messages
+
+    engine = ctx.engine()
+    try:
+        with engine.connect() as conn:
+            rows = messages(conn, kind=WEBHOOK, state=state, limit=limit)
+    finally:
+        engine.dispose()
+    for m in rows:
+        when = m["sent_at"] or m["next_attempt_at"]
+        line = (f"{m['id']}\t{m['state']}\t{m['attempts']}\t{m['key']}\t"
+                f"{m['payload'].get('url', '')}\t{when.isoformat() if when else ''}")
+        if m["last_error"]:
+            line += f"\t{m['last_error']}"
+        click.echo(line)
+    if not rows:
+        click.echo("no webhooks")
+
+
+@webhook.command("replay")
+@click.argument("message_id", metavar="ID", type=int)
+@pass_ctx
+def webhook_replay(ctx: Context, message_id: int) -> None:
+    """Send a sent or exhausted webhook again (back to pending, due now)."""
+    from engine.runtime.flows.outbox import WEBHOOK, outbox_table, replay_message
+
+    engine = ctx.engine()
+    try:
+        t = outbox_table()
+        with engine.connect() as conn:
+            kind = conn.execute(t.select().with_only_columns(t.c.kind)
+                                .where(t.c.id == message_id)).scalar()
+        if kind != WEBHOOK:
+            fail(f"no webhook {message_id}")
+        if not replay_message(engine, message_id):
+            fail(f"webhook {message_id} is pending already")
+    finally:
+        engine.dispose()
+    click.echo(f"webhook {message_id}: pending; `crm worker` sends it")
