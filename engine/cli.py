@@ -487,6 +487,56 @@ def rollup_check(ctx: Context, entity: str | None, fix: bool) -> None:
              "`crm rollup check --fix` repairs them")
 
 
+@main.group()
+def flow() -> None:
+    """Flows (config/flows): test one against a change without writing anything."""
+
+
+@flow.command("test")
+@click.argument("flow_name", metavar="FLOW")
+@click.option("--entity", required=True, help="the entity the flow is about")
+@click.option("--id", "record_id", type=int, default=None, help="an existing record to change")
+@click.option("--record", "record_json", default=None,
+              help="a new record as JSON, e.g. '{\"name\": \"Deal\", \"account\": 1}'")
+@click.option("--set", "set_json", default=None,
+              help="the change as JSON, e.g. '{\"stage\": \"won\"}'")
+@pass_ctx
+def flow_test(ctx: Context, flow_name: str, entity: str, record_id: int | None,
+              record_json: str | None, set_json: str | None) -> None:
+    """Dry run: which rules would fire or be skipped and why, and what would change; then
+    roll back, writing nothing. Exit 1 when the change would be refused."""
+    import json
+
+    from engine.runtime.flows.dryrun import flow_test as dry_run
+
+    def parsed(text: str | None, option: str) -> dict[str, Any] | None:
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            fail(f"{option} is not JSON: {exc.msg} at column {exc.colno}")
+        if not isinstance(value, dict):
+            fail(f"{option} is a JSON object of field values")
+        return value
+
+    record = parsed(record_json, "--record")
+    changes = parsed(set_json, "--set")
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        report = dry_run(_records(engine, model), flow_name, entity, record_id=record_id,
+                         record=record, changes=changes)
+    except RecordError as exc:
+        fail(str(exc.message))
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        click.echo(line)
+    if report.refused is not None:
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="run one pass and exit")
 @click.option("--id", "worker_id", default=None,
