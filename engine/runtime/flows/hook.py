@@ -34,7 +34,7 @@ from sqlalchemy import insert, select
 from engine.metadata.flows import CreateAction, Flow, NotifyAction, SetAction, Trigger
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.flows.runs import Run, jsonable, write_run
-from engine.runtime.flows.stages import check_move, enter_stage
+from engine.runtime.flows.stages import check_move, enter_stage, rules_apply
 from engine.runtime.records.computed import RecordContext
 from engine.runtime.records.unit import RecordChange, UnitOfWork
 from engine.runtime.schema.tables import (
@@ -130,7 +130,7 @@ class FlowHook:
             else:
                 continue
             staged.add(flow.name)
-            if new is not None:
+            if new is not None and rules_apply(rules, old, new):
                 refusal = check_move(flow, rules, change.entity, change.record_id, old, new,
                                      values, ctx)
                 run = Run(flow.name, "stages", flow.config_hash, change.entity,

@@ -59,6 +59,12 @@ def check_move(flow: Flow, rules: StageRules, entity: str, record_id: int | None
     return None
 
 
+def rules_apply(rules: StageRules, old: str | None, new: str) -> bool:
+    """Whether any rule judges a move from `old` to `new` (else nothing is evaluated)."""
+    return (old is not None and rules.targets(old) is not None) \
+        or any(g.to == new for g in rules.guards) or bool(rules.required(new))
+
+
 def enter_stage(conn: Connection, history: Table, entity: str, record_id: int, field: str,
                 stage: str | None, at: datetime, by: int | None) -> None:
     """Close the record's open stage row of `field` (if any) and open one for `stage`
