@@ -5,6 +5,10 @@ databases."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -156,3 +160,42 @@ def test_crm_worker_once_sends_lists_and_replays(config_dir: Path, make_env: Env
     assert len(receiver.got) == 2
     assert receiver.got[0][2] == receiver.got[1][2]  # the same body, the same key
     assert receiver.got[1][1][IDEMPOTENCY_HEADER] == "deal:1:won"
+
+
+CRM = str(Path(sys.executable).with_name("crm"))
+
+
+def test_crm_worker_loops_until_sigterm(config_dir: Path, make_env: EnvFactory, db_url: str,
+                                        tmp_path: Path,
+                                        receiver: Receiver) -> None:  # noqa: F811
+    settings = config_dir / "settings.yaml"
+    settings.write_text(settings.read_text(encoding="utf-8")
+                        + "webhooks:\n  allow: [127.0.0.1]\n", encoding="utf-8")
+    env = make_env(config_dir)
+    environ = {**os.environ, "CRM_CONFIG": str(config_dir), "CRM_DATABASE_URL": db_url}
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([CRM, "worker", "--id", "looping", "--interval", "0.2"],
+                                cwd=tmp_path, env=environ, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"every 0.2 s" not in log.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        with env.engine.begin() as conn:  # enqueued while it runs: the next pass sends it
+            enqueue_webhook(conn, "late", receiver.url, {"n": 1})
+        while not receiver.got:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "worker looping: every 0.2 s; SIGTERM or Ctrl-C stops" in text
+    assert "outbox: 1 sent, 0 to retry, 0 exhausted" in text
+    assert text.rstrip().endswith("worker looping: stopped")
+    assert len(receiver.got) == 1
