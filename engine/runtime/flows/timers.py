@@ -28,9 +28,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Select, Table, Update, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -187,10 +188,9 @@ def _run_one(records: Records, now: datetime, worker_id: str,
             if handler is None:
                 raise NoHandler(f"no handler for timers of kind {claimed.kind!r}")
             handler(unit, claimed)
-            t = timer_table()
-            unit.conn.execute(update(t).where(t.c.id == claimed.id).values(
-                state=DONE, done_at=now, attempts=claimed.attempts + 1,
-                next_attempt_at=None, error=None))
+            done = _statements(unit.conn.dialect.name)[2]
+            unit.conn.execute(done, {"timer_id": claimed.id, "now": now,
+                                     "attempts": claimed.attempts + 1})
         return True
     except Exception as exc:
         if claimed is None:
@@ -200,20 +200,34 @@ def _run_one(records: Records, now: datetime, worker_id: str,
         return False
 
 
-def _claim(conn: Connection, now: datetime, worker_id: str) -> Timer | None:
+@cache
+def _statements(dialect: str) -> tuple[Select[Any], Update, Update]:
+    """The claim's and the mark's statements, built once (their parameters bound)."""
     t = timer_table()
+    now = bindparam("now", type_=t.c.next_attempt_at.type)
     due = (select(t).where(t.c.next_attempt_at <= now, t.c.state.in_((PENDING, FAILED)))
            .order_by(t.c.next_attempt_at, t.c.id).limit(1))
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    row = conn.execute(due).mappings().first()
+    claim = update(t).where(
+        t.c.id == bindparam("timer_id"), t.c.next_attempt_at <= now,
+        t.c.state.in_((PENDING, FAILED))
+    ).values(claimed_by=bindparam("worker"), claimed_at=now)
+    done = update(t).where(t.c.id == bindparam("timer_id")).values(
+        state=DONE, done_at=now, attempts=bindparam("attempts"), next_attempt_at=None,
+        error=None)
+    return due, claim, done
+
+
+def _claim(conn: Connection, now: datetime, worker_id: str) -> Timer | None:
+    due, claim, _ = _statements(conn.dialect.name)
+    row = conn.execute(due, {"now": now}).mappings().first()
     if row is None:
         return None
     # SQLite: the write lock is ours (BEGIN IMMEDIATE), so this finds the row still due;
     # PostgreSQL: the row is locked for this transaction. Either way the claim is ours.
-    taken = conn.execute(update(t).where(
-        t.c.id == row["id"], t.c.next_attempt_at <= now, t.c.state.in_((PENDING, FAILED))
-    ).values(claimed_by=worker_id, claimed_at=now)).rowcount
+    taken = conn.execute(claim, {"timer_id": row["id"], "now": now,
+                                 "worker": worker_id}).rowcount
     if taken != 1:
         return None
     return Timer(id=row["id"], key=row["key"], kind=row["kind"], entity=row["entity"],
