@@ -311,3 +311,33 @@ def test_related_lists_offer_add_only_to_those_who_may_create_the_child(env: Env
     boss_page = client_for(env, "boss").get(f"/e/account/{acme['id']}").text
     assert 'id="related-contact-account"' in boss_page and "Ann" in boss_page
     assert "/new?" not in boss_page  # executives read everything and create nothing
+
+
+def test_related_lists_follow_their_configured_sort(env: Env, pages: TestClient) -> None:
+    # config/forms/contract.yaml: lines by position, plan lines by due date, not newest first
+    actor = env.admin.actor()
+    acme = env.records.create(actor, "account", {"name": "Acme"})
+    pump = env.records.create(actor, "product", {"name": "Pump", "code": "P-1",
+                                                "list_price": "100"})
+    deal = env.records.create(actor, "contract", {"name": "Pumps", "account": acme["id"]})
+    for position, text in ((2, "second line"), (1, "first line"), (3, "third line")):
+        env.records.create(actor, "contract_line", {"contract": deal["id"], "product": pump["id"],
+                                                    "position": position, "description": text})
+    for due, text in (("2027-03-01", "March"), ("2027-01-01", "January"),
+                      ("2027-02-01", "February")):
+        env.records.create(actor, "execution_plan_line", {
+            "contract": deal["id"], "kind": "installment", "description": text, "due_date": due,
+            "planned_amount": "100"})
+    sign_in(pages)
+    page = pages.get(f"/e/contract/{deal['id']}").text
+
+    def shown(child: str, words: tuple[str, ...]) -> list[str]:
+        block = re.search(f'id="related-{child}-contract">(.*?)</section>', page, re.S)
+        assert block, child
+        return sorted(words, key=block.group(1).index)
+
+    assert shown("contract_line", ("second line", "first line", "third line")) == [
+        "first line", "second line", "third line"]
+    assert shown("execution_plan_line", ("March", "January", "February")) == [
+        "January", "February", "March"]
+    assert f'href="/e/contract_line?contract={deal["id"]}&amp;sort=position"' in page

@@ -36,6 +36,7 @@ from engine.formula import (
     FType,
     compile_formula,
 )
+from engine.fieldtypes import FIELD_TYPES
 from engine.messages import msg
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.formula_checks import scope_of
@@ -231,4 +232,14 @@ def _related(doc: YamlDoc, entity: Entity, by_name: dict[str, Entity], i: int,
         for j, name in enumerate(columns):
             _check_column(doc, ["related", i, "columns", j], child, name, errors)
     label = Label.of(spec["label"], "") if "label" in spec else child.plural
-    return RelatedList(child.name, via, label, columns)
+    sort = spec.get("sort", "-id")
+    name = sort.removeprefix("-")
+    if name != "id":
+        f = child.field(name) if child.has_field(name) else None
+        if f is None or f.computed or not FIELD_TYPES[f.type].sortable:
+            problem = (f"{child.name}.{name} is computed or cannot be sorted" if f is not None
+                       else f"no field {name!r} of {child.name}"
+                       f"{did_you_mean(name, set(child.field_names))}")
+            errors.append(doc.error(["related", i, "sort"], problem))
+            return None
+    return RelatedList(child.name, via, label, columns, sort)

@@ -238,6 +238,9 @@ class RelatedList:
     via: str
     label: Label
     columns: tuple[str, ...]
+    sort: str = "-id"
+    """The rows' order: a stored, sortable field of the child, `-` before it for
+    descending; the newest first (`-id`) unless the form says."""
 
 
 @dataclass(frozen=True)

@@ -97,22 +97,27 @@ class OpenedRecord:
                 out |= {a for a, yes in zip(conditions, found, strict=True) if yes}
         return frozenset(out)
 
-    def children(self, child: str, via: str, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """The newest `limit` live records of `child` whose `via` points here that the actor
-        may read, as `list_records` gives them (`?<via>=<id>&sort=-id`), and how many there
-        are (`list_records`' total: exact up to its limit, estimated beyond)."""
+    def children(self, child: str, via: str, limit: int, sort: str = "-id"
+                 ) -> tuple[list[dict[str, Any]], int]:
+        """The first `limit` live records of `child` whose `via` points here that the actor
+        may read, as `list_records` gives them (`?<via>=<id>&sort=<sort>`: a stored field,
+        `-` for descending, ties newest first), and how many there are (`list_records`'
+        total: exact up to its limit, estimated beyond)."""
         records = self.records
         c = records.compiled(child)
         records.policy.require(self.actor, c.entity, "read")
         t = c.table
         seen = secure.rows(records, self.actor, child)
 
+        column = t.c[sort.removeprefix("-")]
+        first = column.desc() if sort.startswith("-") else column.asc()
+
         def build() -> Select[Any]:
             return seen.select_records().where(t.c[via] == bindparam("parent")) \
-                .order_by(t.c.id.desc()).limit(limit)
+                .order_by(first, t.c.id.desc()).limit(limit)
 
         stmt = build() if records.reads_clock(c) \
-            else records.statement(("children", child, via, limit, self.actor), build)
+            else records.statement(("children", child, via, limit, sort, self.actor), build)
         rows = [dict(r) for r in self.conn.execute(stmt, {"parent": self.id}).mappings()]
         if len(rows) < limit:  # all of them: no need to count
             total = len(rows)

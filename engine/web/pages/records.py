@@ -256,8 +256,9 @@ class RecordPages(PageFamily):
                 continue
             names = [n for n in rl.columns if n not in hidden and child.has_field(n)] \
                 or [child.title]
+            sort = rl.sort if rl.sort.removeprefix("-") not in hidden else "-id"
             try:
-                page = opened.children(child.name, rl.via, RELATED_ROWS)
+                page = opened.children(child.name, rl.via, RELATED_ROWS, sort)
             except RecordError:
                 continue
             out.append((rl, names, page))
@@ -287,7 +288,9 @@ class RecordPages(PageFamily):
                 rows, total,
                 f"/e/{child.name}/new?" + urlencode({rl.via: record_id, "next": here})
                 if may_add else None,
-                f"/e/{child.name}?" + urlencode({rl.via: record_id}),
+                f"/e/{child.name}?" + urlencode(
+                    {rl.via: record_id} | ({"sort": rl.sort} if rl.sort != "-id"
+                                          and rl.sort.removeprefix("-") not in hidden else {})),
                 f"{here}/tree/{child.name}" if self_ref else None))
         return out
 
