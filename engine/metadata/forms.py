@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.fieldtypes import FIELD_TYPES
 from engine.formula import (
     CompiledFormula,
     EntityScope,
@@ -36,7 +37,6 @@ from engine.formula import (
     FType,
     compile_formula,
 )
-from engine.fieldtypes import FIELD_TYPES
 from engine.messages import msg
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.formula_checks import scope_of
