@@ -193,3 +193,17 @@ def test_messages_lists_newest_first_by_kind_and_state(env: Env) -> None:
         assert [m["key"] for m in messages(conn, kind=WEBHOOK)] == ["c", "a"]
         assert [m["key"] for m in messages(conn, state=SENT)] == []
         assert [m["key"] for m in messages(conn, limit=1)] == ["c"]
+
+
+def test_a_dry_run_leaves_no_message_and_no_timer(env: Env) -> None:
+    from engine.runtime.flows.timers import schedule, timer_table
+
+    def work(unit: Any) -> bool:
+        schedule(unit.conn, "would-remind", T0, kind="log")
+        return enqueue(unit.conn, WEBHOOK, "would-send", {"n": 1}, now=T0)
+
+    assert env.records.dry_run(SYSTEM, work).result is True
+    assert log(env) == {}
+    with env.engine.connect() as conn:
+        assert conn.execute(timer_table().select()).first() is None
+    assert deliver_due(env.engine, T0, {WEBHOOK: Inbox()}).claimed == 0
