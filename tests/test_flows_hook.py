@@ -224,3 +224,56 @@ def test_a_config_without_flows_installs_no_hook(make_env: EnvFactory,
                                                  config_dir: Path) -> None:
     env = flows_env(make_env, config_dir)
     assert "flows" not in env.records.hooks.names
+
+
+OUTBOX = """\
+flow: tell
+entity: opportunity
+triggers:
+  - name: tell_on_win
+    on: [update]
+    fields: [stage]
+    when: 'stage = "won"'
+    actions:
+      - email: {to: [owner], subject: '"Won: " & name', text: '"Amount " & TEXT(amount)'}
+      - webhook: {url: 'https://hooks.example.org/deals', secret_env: DEALS_SECRET}
+"""
+
+
+def test_email_and_webhook_actions_go_through_the_outbox(make_env: EnvFactory,
+                                                         config_dir: Path) -> None:
+    from sqlalchemy import update
+
+    from engine.runtime.flows.dryrun import flow_test
+    from engine.runtime.flows.outbox import messages
+
+    env = flows_env(make_env, config_dir, OUTBOX)
+    with env.engine.begin() as conn:
+        users = env.records.users
+        conn.execute(update(users).where(users.c.id == env.admin.id)
+                     .values(email="admin@example.org"))
+    admin = env.admin.actor()
+    deal = opportunity(env, name="f", amount="250")
+    # a dry run says what it would queue, and queues nothing
+    report = flow_test(env.records, "tell", "opportunity", record_id=deal["id"],
+                       changes={"stage": "won"})
+    (run,) = [r for r in report.runs if r.result == "fired"]
+    assert [a["kind"] for a in run.actions] == ["email", "webhook"]
+    assert run.actions[0]["to"] == ["admin@example.org"]
+    assert "           webhook" in "\n".join(report.lines())
+    with env.engine.connect() as conn:
+        assert messages(conn) == []
+    env.records.update(admin, "opportunity", deal["id"], {"stage": "won"}, deal["version"])
+    with env.engine.connect() as conn:
+        queued = {m["kind"]: m for m in messages(conn)}
+    assert set(queued) == {"email", "webhook"}
+    email = queued["email"]["payload"]
+    assert email["to"] == ["admin@example.org"] and email["subject"] == "Won: f"
+    assert email["text"] == "Amount 250"
+    hook = queued["webhook"]["payload"]
+    assert hook["url"] == "https://hooks.example.org/deals"
+    assert hook["secret_env"] == "DEALS_SECRET" and hook["event"] == "update"
+    assert hook["body"]["record"]["stage"] == "won" and hook["body"]["id"] == deal["id"]
+    # one idempotency key per action of the run
+    assert queued["email"]["key"].startswith("flow:") and queued["webhook"]["key"].startswith(
+        "flow:") and queued["email"]["key"] != queued["webhook"]["key"]

@@ -52,7 +52,7 @@ from engine.types import FieldType
 EVENTS = ("create", "update", "delete", "stage")
 """What a trigger runs on: a record created, updated, moved to the recycle bin, or its
 stage field changed (on create or update)."""
-NOT_YET = ("email", "webhook")
+NOT_YET: tuple[str, ...] = ()
 """Action kinds the schema names but the engine does not run yet."""
 
 
@@ -129,7 +129,28 @@ class NotifyAction:
     kind: str = "notify"
 
 
-Action = SetAction | CreateAction | NotifyAction
+@dataclass(frozen=True)
+class EmailAction:
+    """An email queued in the outbox (sent after commit by `crm worker`): to the record's
+    owner, the users of user fields and the addresses of email fields."""
+
+    to: tuple[str, ...]
+    subject: CompiledFormula
+    text: CompiledFormula
+    kind: str = "email"
+
+
+@dataclass(frozen=True)
+class WebhookAction:
+    """A webhook queued in the outbox: the record as it was at the event, POSTed to `url`
+    (signed with the secret in environment variable `secret_env`, when given)."""
+
+    url: str
+    secret_env: str | None = None
+    kind: str = "webhook"
+
+
+Action = SetAction | CreateAction | NotifyAction | EmailAction | WebhookAction
 
 
 @dataclass(frozen=True)
@@ -329,6 +350,26 @@ class _Checker:
                 return None
             values = self.values([*path, kind, "values"], body["values"], target)
             return None if values is None else CreateAction(target.name, values)
+        if kind == "webhook":
+            return WebhookAction(body["url"], body.get("secret_env"))
+        if kind == "email":
+            ok = True
+            for j, name in enumerate(body["to"]):
+                if name == "owner":
+                    continue
+                f = self.own_field([*path, kind, "to", j], name)
+                if f is None:
+                    ok = False
+                elif f.type not in (FieldType.USER, FieldType.EMAIL):
+                    self.error([*path, kind, "to", j], f"{name} is neither a user nor an email "
+                                                       "field; email 'owner', a user field or "
+                                                       "an email field")
+                    ok = False
+            subject = self.compile([*path, kind, "subject"], body["subject"], FType.TEXT)
+            text = self.compile([*path, kind, "text"], body["text"], FType.TEXT)
+            if not ok or subject is None or text is None:
+                return None
+            return EmailAction(tuple(body["to"]), subject, text)
         to = body["to"]
         if to != "owner":
             f = self.own_field([*path, kind, "to"], to)

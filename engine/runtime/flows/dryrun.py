@@ -57,6 +57,10 @@ def _described(action: Mapping[str, Any]) -> str:
         return f"create {action.get('entity')} {action.get('id') or ''}".rstrip()
     if kind == "notify":
         return f"notify user {action.get('to')}"
+    if kind == "email":
+        return f"email {', '.join(action.get('to') or [])}: {action.get('subject')}"
+    if kind == "webhook":
+        return f"webhook {action.get('url')}"
     return str(kind)
 
 

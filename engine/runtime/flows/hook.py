@@ -10,7 +10,8 @@ work, in the same transaction:
 2. triggers whose event matches (create, update — only when one of `fields` changed —,
    delete, stage) are evaluated: `when` on the record as it will be saved (ISNEW,
    ISCHANGED, PRIORVALUE see this change), then their actions run through the same unit:
-   `set` by Records.update, `create` by Records.create, `notify` as a crm_notification row.
+   `set` by Records.update, `create` by Records.create, `notify` as a crm_notification row,
+   `email` and `webhook` as outbox messages (outbox.py; delivered after commit).
 
 Every evaluation writes a crm_automation_run row (runs.py). Loops: a trigger that already
 ran on a record in this unit of work runs again only when its watched fields changed since
@@ -31,10 +32,20 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import insert, select
 
-from engine.metadata.flows import CreateAction, Flow, NotifyAction, SetAction, Trigger
+from engine.metadata.flows import (
+    CreateAction,
+    EmailAction,
+    Flow,
+    NotifyAction,
+    SetAction,
+    Trigger,
+    WebhookAction,
+)
 from engine.runtime.access import SYSTEM, Actor
-from engine.runtime.flows.runs import Run, jsonable, write_run
-from engine.runtime.flows.stages import check_move, enter_stage, rules_apply
+from engine.runtime.flows.email import enqueue_email
+from engine.runtime.flows.runs import Run, RunWriter, jsonable
+from engine.runtime.flows.stages import StageHistory, check_move, rules_apply
+from engine.runtime.flows.webhooks import enqueue_webhook
 from engine.runtime.records.computed import RecordContext
 from engine.runtime.records.unit import RecordChange, UnitOfWork
 from engine.runtime.schema.tables import (
@@ -64,6 +75,8 @@ class _UnitState:
     """id(change) → the run whose actions made it."""
     runs: list[Run] = field(default_factory=list)
     """Every evaluation, in order (the dry run reports them)."""
+    pending: list[Run] = field(default_factory=list)
+    """Evaluations not written yet (written together when the hook is done)."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,8 @@ class FlowHook:
             entity: _EntityFlows(tuple(flows),
                                  tuple((f, t) for f in flows for t in f.triggers))
             for entity, flows in by_entity.items()}
-        self.history = records.schema.table(STAGE_HISTORY_TABLE)
-        self.runs = records.schema.table(AUTOMATION_RUN_TABLE)
+        self.history = StageHistory(records.schema.table(STAGE_HISTORY_TABLE))
+        self.runs = RunWriter(records.schema.table(AUTOMATION_RUN_TABLE))
         self.notifications = records.schema.table(NOTIFICATION_TABLE)
         self._state: WeakKeyDictionary[UnitOfWork, _UnitState] = WeakKeyDictionary()
 
@@ -103,6 +116,9 @@ class FlowHook:
                 if state is None:
                     state = self._state[unit] = _UnitState()
             self._handle(unit, state, flows, change)
+        if state is not None and state.pending:
+            pending, state.pending = state.pending, []
+            self.runs.many(unit.conn, pending)
 
     # -- one change ------------------------------------------------------------------------
 
@@ -143,8 +159,8 @@ class FlowHook:
                     state.runs.append(run)
                     raise refusal.error
                 self._write(unit, state, run)
-            enter_stage(unit.conn, self.history, change.entity, change.record_id,
-                        rules.field, new, unit.now, unit.actor.user_id)
+            self.history.enter(unit.conn, change.entity, change.record_id, rules.field, new,
+                               unit.now, unit.actor.user_id, new=creating)
         for flow, trigger in flows.triggers:
             events = {event}
             if flow.name in staged:
@@ -179,24 +195,26 @@ class FlowHook:
             run.reason = f"when is not true: {trigger.when.source.strip()}"
             self._write(unit, state, run)
             return
-        planned = self._plan(trigger, change, ctx, values)
+        planned = self._plan(unit, trigger, change, ctx, values, event)
         run.result = "fired"
         run.actions = [p[1] for p in planned]
         run.diff = {k: v for p in planned if p[0] == "set" for k, v in p[2].items()}
-        run_id = self._write(unit, state, run)
+        run_id = self.runs.now(unit.conn, run)
+        state.runs.append(run)
         state.last[key] = watched
         state.running.append(run_id)
         first = len(unit.changes)
         try:
-            for kind, described, data in planned:
-                self._act(unit, change, kind, described, data)
+            for n, (kind, described, data) in enumerate(planned):
+                self._act(unit, change, kind, described, data, f"flow:{run_id}:{n}")
         finally:
             state.running.pop()
         for made in unit.changes[first:]:
             state.caused.setdefault(id(made), run_id)
 
-    def _plan(self, trigger: Trigger, change: RecordChange, ctx: RecordContext,
-              values: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    def _plan(self, unit: UnitOfWork, trigger: Trigger, change: RecordChange,
+              ctx: RecordContext, values: Any,
+              event: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """Each action as (kind, how the run row describes it, what it will write): the
         formulas are evaluated on the record before any action runs."""
         out: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
@@ -219,10 +237,42 @@ class FlowHook:
                 out.append(("notify", {"kind": "notify", "to": user,
                                        "message": action.message.as_dict()},
                             {"user": user, "message": action.message.as_dict()}))
+            elif isinstance(action, EmailAction):
+                to = self._addresses(unit, action, values)
+                subject = str(action.subject.evaluate(ctx) or "")
+                text = str(action.text.evaluate(ctx) or "")
+                out.append(("email", {"kind": "email", "to": to, "subject": subject},
+                            {"to": to, "subject": subject, "text": text}))
+            elif isinstance(action, WebhookAction):
+                body = {"event": event, "entity": change.entity, "id": change.record_id,
+                        "at": to_json(unit.now), "record": jsonable(values)}
+                out.append(("webhook", {"kind": "webhook", "url": action.url},
+                            {"url": action.url, "body": body, "event": event,
+                             "secret_env": action.secret_env}))
         return out
 
+    def _addresses(self, unit: UnitOfWork, action: EmailAction, values: Any) -> list[str]:
+        """The email addresses of an email action's recipients on this record."""
+        users: list[int] = []
+        found: list[str] = []
+        for name in action.to:
+            value = values.get("owner_id" if name == "owner" else name)
+            if value is None:
+                continue
+            if isinstance(value, int):
+                users.append(value)
+            else:
+                found.append(str(value))
+        if users:
+            t = self.records.users
+            found[:0] = [e for (e,) in unit.conn.execute(
+                select(t.c.email).where(t.c.id.in_(users), t.c.email.is_not(None))
+                .order_by(t.c.id))]
+        return list(dict.fromkeys(found))
+
     def _act(self, unit: UnitOfWork, change: RecordChange, kind: str,
-             described: dict[str, Any], data: dict[str, Any]) -> None:
+             described: dict[str, Any], data: dict[str, Any], key: str) -> None:
+        """Run one planned action; `key`: the outbox's idempotency key of its message."""
         records = self.records
         if kind == "set":
             if not data:
@@ -239,6 +289,12 @@ class FlowHook:
             made = records.create(_flow_actor(owner, unit.actor), described["entity"], data,
                                   unit=unit)
             described["id"] = made.get("id")
+        elif kind == "email" and data["to"]:
+            enqueue_email(unit.conn, key, data["to"], data["subject"], data["text"],
+                          now=unit.now)
+        elif kind == "webhook":
+            enqueue_webhook(unit.conn, key, data["url"], data["body"], event=data["event"],
+                            secret_env=data["secret_env"], now=unit.now)
         elif kind == "notify" and data["user"] is not None:
             unit.conn.execute(insert(self.notifications).values(
                 user_id=data["user"], entity=change.entity, record_id=change.record_id,
@@ -246,9 +302,13 @@ class FlowHook:
 
     # -- runs -----------------------------------------------------------------------------
 
-    def _write(self, unit: UnitOfWork, state: _UnitState, run: Run) -> int:
+    def _write(self, unit: UnitOfWork, state: _UnitState, run: Run) -> int | None:
+        """Record `run`: a fired one now (its id is needed), the others with the wave."""
         state.runs.append(run)
-        return write_run(unit.conn, self.runs, run)
+        if run.result != "fired":
+            state.pending.append(run)
+            return None
+        return self.runs.now(unit.conn, run)
 
     @staticmethod
     def _cause_of(state: _UnitState, change: RecordChange) -> int | None:

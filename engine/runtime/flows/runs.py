@@ -47,10 +47,23 @@ class Run:
                 "at": self.at, "by_user": self.by_user}
 
 
-def write_run(conn: Connection, runs: Table, run: Run) -> int:
-    """Insert `run`; its new id (also set on it)."""
-    run.id = int(conn.execute(insert(runs).values(run.row()).returning(runs.c.id)).scalar_one())
-    return run.id
+class RunWriter:
+    """Writes of crm_automation_run: a fired run at once (its id is the cause of what its
+    actions change), the others in one statement when the hook is done with a wave."""
+
+    def __init__(self, runs: Table) -> None:
+        self.table = runs
+        self._returning = insert(runs).returning(runs.c.id)
+        self._plain = insert(runs)
+
+    def now(self, conn: Connection, run: Run) -> int:
+        """Insert `run`; its new id (also set on it)."""
+        run.id = int(conn.execute(self._returning, run.row()).scalar_one())
+        return run.id
+
+    def many(self, conn: Connection, runs: list[Run]) -> None:
+        if runs:
+            conn.execute(self._plain, [r.row() for r in runs])
 
 
 def jsonable(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from engine.messages import LabelMessage, msg
 from engine.metadata.flows import Flow, StageRules
@@ -65,16 +65,28 @@ def rules_apply(rules: StageRules, old: str | None, new: str) -> bool:
         or any(g.to == new for g in rules.guards) or bool(rules.required(new))
 
 
-def enter_stage(conn: Connection, history: Table, entity: str, record_id: int, field: str,
-                stage: str | None, at: datetime, by: int | None) -> None:
-    """Close the record's open stage row of `field` (if any) and open one for `stage`
-    (unless it is blank)."""
-    conn.execute(update(history).where(
-        history.c.entity == entity, history.c.record_id == record_id,
-        history.c.field == field, history.c.left_at.is_(None)).values(left_at=at, left_by=by))
-    if stage is not None:
-        conn.execute(insert(history).values(entity=entity, record_id=record_id, field=field,
-                                            stage=stage, entered_at=at, entered_by=by))
+class StageHistory:
+    """Writes of crm_stage_history, their statements built once."""
+
+    def __init__(self, history: Table) -> None:
+        h = self.table = history
+        self._close = update(h).where(
+            h.c.entity == bindparam("b_entity"), h.c.record_id == bindparam("b_record"),
+            h.c.field == bindparam("b_field"), h.c.left_at.is_(None)).values(
+            left_at=bindparam("b_at"), left_by=bindparam("b_by"))
+        self._open = insert(h)
+
+    def enter(self, conn: Connection, entity: str, record_id: int, field: str,
+              stage: str | None, at: datetime, by: int | None, *, new: bool = False) -> None:
+        """Close the record's open stage row of `field` (unless the record is `new`) and
+        open one for `stage` (unless it is blank)."""
+        if not new:
+            conn.execute(self._close, {"b_entity": entity, "b_record": record_id,
+                                       "b_field": field, "b_at": at, "b_by": by})
+        if stage is not None:
+            conn.execute(self._open, {"entity": entity, "record_id": record_id,
+                                      "field": field, "stage": stage, "entered_at": at,
+                                      "entered_by": by})
 
 
 def stage_history(conn: Connection, history: Table, entity: str,

@@ -1,0 +1,82 @@
+"""Flows' cost: an opportunity update with the shipped flows vs the same update without them.
+
+Two fresh SQLite databases of the shipped schema, each with the same opportunities; one
+records service has the flows hook (as the app assembles it), the other the same model with
+no flows. Each update moves a deal's stage and amount (what the pipeline's rules and triggers
+watch), in its own transaction through `Records.update`. The sides take turns, ROUND updates
+each, so load on the shared machine falls on both alike. Prints the medians and the ratio
+(target ≤ 1.3); never asserts a timing.
+
+    .venv/bin/python -m bench.flows [UPDATES]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from engine.metadata import load_model
+from engine.runtime.access import SYSTEM
+from engine.runtime.assembly import records_service
+from engine.runtime.db import open_engine
+from engine.runtime.records import Records
+from engine.runtime.schema import apply_plan
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+DEALS = 200
+ROUND = 50
+STAGES = ("qualification", "proposal", "negotiation", "won")
+
+
+def service(path: Path, flows: bool) -> tuple[Records, list[int]]:
+    model = load_model(CONFIG)
+    if not flows:
+        model = replace(model, flows=())
+    engine = open_engine(f"sqlite:///{path}")
+    apply_plan(engine, model)
+    records = records_service(engine, model)
+    account = records.create(SYSTEM, "account", {"name": "Bench"})["id"]
+    ids = [records.create(SYSTEM, "opportunity", {"name": f"Deal {n}", "account": account,
+                                                  "amount": "1000"})["id"]
+           for n in range(DEALS)]
+    return records, ids
+
+
+def run(updates: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        sides = {"flows": service(Path(folder) / "on.db", True),
+                 "no flows": service(Path(folder) / "off.db", False)}
+        assert "flows" in sides["flows"][0].hooks.names
+        assert "flows" not in sides["no flows"][0].hooks.names
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        done = 0
+        while done < updates:
+            for name, (records, ids) in sides.items():
+                for n in range(done, done + ROUND):
+                    deal = ids[n % len(ids)]
+                    current = records.get(SYSTEM, "opportunity", deal)
+                    stage = STAGES[(n // len(ids)) % len(STAGES)]
+                    start = time.perf_counter()
+                    records.update(SYSTEM, "opportunity", deal,
+                                   {"stage": stage, "amount": str(1000 + n)},
+                                   current["version"])
+                    times[name].append(time.perf_counter() - start)
+            done += ROUND
+        return {name: statistics.median(t) * 1000 for name, t in times.items()}
+
+
+def main() -> None:
+    updates = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    medians = run(updates)
+    ratio = medians["flows"] / medians["no flows"]
+    print(f"opportunity update, SQLite, {updates} updates per side, median (ms): "
+          f"flows {medians['flows']:.2f}, no flows {medians['no flows']:.2f}, "
+          f"ratio {ratio:.2f} (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()
