@@ -277,3 +277,28 @@ def test_email_and_webhook_actions_go_through_the_outbox(make_env: EnvFactory,
     # one idempotency key per action of the run
     assert queued["email"]["key"].startswith("flow:") and queued["webhook"]["key"].startswith(
         "flow:") and queued["email"]["key"] != queued["webhook"]["key"]
+
+
+AMOUNT_LOOP = """\
+flow: amount_loop
+entity: opportunity
+triggers:
+  - name: bump
+    on: [update]
+    fields: [amount]
+    actions:
+      - set: {amount: 'amount + 1'}
+"""
+
+
+def test_a_loop_through_a_rolled_up_field_names_the_triggers_chain(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    """The account's rollups change with each round too; the chain still names the
+    opportunity updates that caused each other."""
+    env = flows_env(make_env, config_dir, AMOUNT_LOOP)
+    deal = opportunity(env, name="g", amount="1")
+    with pytest.raises(ChainTooDeep) as caught:
+        env.records.update(env.admin.actor(), "opportunity", deal["id"], {"amount": "2"},
+                           deal["version"])
+    chain = caught.value.message.split(": ", 1)[1].split(" → ")
+    assert chain[:MAX_DEPTH] == [f"opportunity {deal['id']} (update)"] * MAX_DEPTH

@@ -205,8 +205,9 @@ class FlowHook:
         state.running.append(run_id)
         first = len(unit.changes)
         try:
-            for n, (kind, described, data) in enumerate(planned):
-                self._act(unit, change, kind, described, data, f"flow:{run_id}:{n}")
+            with unit.caused_by(change):
+                for n, (kind, described, data) in enumerate(planned):
+                    self._act(unit, change, kind, described, data, f"flow:{run_id}:{n}")
         finally:
             state.running.pop()
         for made in unit.changes[first:]:

@@ -143,13 +143,27 @@ class UnitOfWork:
         self.changes.append(made)
         return made
 
+    @contextmanager
+    def caused_by(self, cause: RecordChange) -> Iterator[None]:
+        """What the block changes is caused by `cause` (one level deeper), not by the wave's
+        deepest change: for a hook that knows which change it is handling, so a chain
+        names the changes that really led to each other."""
+        outer = self._cause, self._depth
+        self._cause, self._depth = cause, cause.depth + 1
+        try:
+            yield
+        finally:
+            self._cause, self._depth = outer
+
     def settle(self) -> None:
         """Run the before-commit hooks over the changes they have not seen, and over what
         they change in turn, until nothing new comes."""
         while self._shown < len(self.changes):
             wave = self.changes[self._shown:]
             self._shown = len(self.changes)
-            deepest = max(wave, key=lambda c: c.depth)
+            # of the deepest changes, a write rather than a derived value (a rollup): the
+            # chain named on failure is then the writes that led to each other
+            deepest = max(wave, key=lambda c: (c.depth, c.audited))
             if deepest.depth >= MAX_DEPTH:
                 raise ChainTooDeep(msg(
                     "the write set off more than %(limit)s rounds of automatic changes: "
