@@ -16,6 +16,7 @@ from engine.runtime.flows.hook import install_flows
 from engine.runtime.records import Records
 from engine.runtime.records.service import Clock
 from engine.runtime.rollups.hook import install_rollups
+from engine.runtime.rollups.rules import install_parent_rules
 
 
 def records_service(engine: Engine, model: Model, clock: Clock | None = None,
@@ -24,6 +25,7 @@ def records_service(engine: Engine, model: Model, clock: Clock | None = None,
     attachments are stored (by default a DiskStore under data/files)."""
     records = Records(engine, model) if clock is None else Records(engine, model, clock)
     install_rollups(records)
+    install_parent_rules(records)
     install_flows(records)  # after rollups: a flow's rules read the rollups' new values
     install_attachments(records, DiskStore() if files is None else files)
     return records
