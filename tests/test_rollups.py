@@ -389,7 +389,8 @@ def test_a_rollup_of_a_hidden_field_is_hidden_too(env: Env) -> None:
 
 def test_validation_rules_read_rollups(make_env: EnvFactory, config_dir: Path) -> None:
     """A rule on the parent reads its rollups as stored fields: the deals won on an account
-    may not exceed its credit limit, checked when the account is saved."""
+    may not exceed its credit limit, checked when the account is saved and when a deal's
+    write changes the rollup (engine/runtime/rollups/rules.py)."""
     path = config_dir / "entities" / "account.yaml"
     path.write_text(path.read_text(encoding="utf-8") + (
         "validations:\n"
@@ -399,10 +400,13 @@ def test_validation_rules_read_rollups(make_env: EnvFactory, config_dir: Path) -
     env = make_env(config_dir)
     records = records_service(env.engine, env.model)
     acme = records.create(SYSTEM, "account", {"name": "Acme", "credit_limit": "100"})
-    deal(records, acme["id"], "150", "won")  # a child's write does not run the parent's rules
+    with pytest.raises(Invalid) as refused:  # the deal's write would break the account's rule
+        deal(records, acme["id"], "150", "won")
+    assert refused.value.fields == {"account": "Won deals exceed the credit limit"}
+    deal(records, acme["id"], "80", "won")
     acme = records.get(SYSTEM, "account", acme["id"])
-    assert acme["won_amount"] == Decimal("150.00")
-    with pytest.raises(Invalid) as caught:
-        records.update(SYSTEM, "account", acme["id"], {"city": "Oslo"}, acme["version"])
+    assert acme["won_amount"] == Decimal("80.00")
+    with pytest.raises(Invalid) as caught:  # the account's own save judges it too
+        records.update(SYSTEM, "account", acme["id"], {"credit_limit": "50"}, acme["version"])
     assert caught.value.fields == {"credit_limit": "Won deals exceed the credit limit"}
     records.update(SYSTEM, "account", acme["id"], {"credit_limit": "200"}, acme["version"])
