@@ -25,6 +25,8 @@ from bench import (
     api_list,
     bulk_insert,
     expensive_filters,
+    flows,
+    flows_worker,
     formula,
     pages,
     single_create,
@@ -48,6 +50,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     access_list.NAME_PG: lambda a, say: access_list.run_pg(a.rows, say, a.requests),
     pages.NAME: lambda a, say: pages.run(a.rows, say),
     expensive_filters.NAME: lambda a, say: expensive_filters.run(a.rows, say),
+    # --rows caps the updates (2,000) and the timers (the 100,000)
+    flows.NAME: lambda a, say: flows.section(min(a.rows, 2_000), say),
+    flows_worker.NAME: lambda a, say: flows_worker.section(min(a.rows, 100_000), say),
 }
 
 
