@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from engine.formula import (
@@ -174,6 +175,34 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class TimerRule:
+    """Actions that run a while after (or before) a date or datetime of the record: a
+    service request unanswered 4 hours after it came in, an installment 3 days before it
+    falls due. Scheduled when the record is created or the field changes (one timer per
+    record and value, unique by key), cancelled when the field changes again or the record
+    is deleted; `when` is checked when the timer fires, on the record as it is then."""
+
+    name: str
+    field: str
+    offset: timedelta
+    """Added to the field's time: negative for `before:`."""
+    when: CompiledFormula | None
+    actions: tuple[Action, ...]
+    loc: SourceLoc
+
+
+def duration(text: str) -> timedelta:
+    """`30m`, `4h`, `2d` as a timedelta (the schema allows 1-99999 of m, h or d).
+
+    >>> duration("4h"), duration("2d")
+    (datetime.timedelta(seconds=14400), datetime.timedelta(days=2))
+    """
+    amount, unit = int(text[:-1]), text[-1]
+    return timedelta(minutes=amount) if unit == "m" else timedelta(hours=amount) \
+        if unit == "h" else timedelta(days=amount)
+
+
+@dataclass(frozen=True)
 class Flow:
     name: str
     entity: str
@@ -184,6 +213,7 @@ class Flow:
     loc: SourceLoc
     config_hash: str
     """A digest of the flow's file: every automation run notes the version that ran."""
+    timers: tuple[TimerRule, ...] = ()
 
 
 def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
@@ -210,9 +240,19 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
         trigger = check.trigger(i, spec, stages)
         if trigger is not None:
             triggers.append(trigger)
+    timers: list[TimerRule] = []
+    for i, spec in enumerate(data.get("timers", [])):
+        if spec["name"] in names:
+            errors.append(doc.error(["timers", i, "name"],
+                                    f"timers.{i}.name: {spec['name']!r} is already a "
+                                    "trigger or timer of this flow"))
+        names.add(spec["name"])
+        timer = check.timer(i, spec)
+        if timer is not None:
+            timers.append(timer)
     if len(errors) > before:
         return None
-    return Flow(name=data["flow"], entity=entity.name,
+    return Flow(name=data["flow"], entity=entity.name, timers=tuple(timers),
                 label=Label.of(data.get("label"), data["flow"].replace("_", " ").capitalize()),
                 stages=stages, triggers=tuple(triggers), file=doc.file, loc=doc.loc(["flow"]),
                 config_hash=hashlib.sha256(raw).hexdigest()[:16])
@@ -328,6 +368,28 @@ class _Checker:
             return None
         return Trigger(spec["name"], on, fields, when, tuple(actions),
                        self.doc.loc([*base, "name"]))
+
+    def timer(self, i: int, spec: dict[str, Any]) -> TimerRule | None:
+        base: list[PathPart] = ["timers", i]
+        before = len(self.errors)
+        f = self.own_field([*base, "from"], spec["from"])
+        if f is not None and (f.type not in (FieldType.DATE, FieldType.DATETIME)
+                              or f.computed):
+            self.error([*base, "from"], f"{f.name} is a {'computed ' if f.computed else ''}"
+                                        f"{f.type.value} field; a timer counts from a stored "
+                                        "date or datetime field")
+        offset = duration(spec["after"]) if "after" in spec else -duration(spec["before"])
+        when = self.compile([*base, "when"], spec["when"], FType.BOOLEAN) \
+            if "when" in spec else None
+        actions: list[Action] = []
+        for j, a in enumerate(spec["actions"]):
+            action = self.action([*base, "actions", j], a, frozenset({"update"}))
+            if action is not None:
+                actions.append(action)
+        if len(self.errors) > before or f is None:
+            return None
+        return TimerRule(spec["name"], f.name, offset, when, tuple(actions),
+                         self.doc.loc([*base, "name"]))
 
     def action(self, path: list[PathPart], spec: dict[str, Any],
                on: frozenset[str]) -> Action | None:

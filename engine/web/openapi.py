@@ -470,7 +470,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                     "id": {"type": "integer"}, "flow": {"type": "string"},
                     "rule": {"type": "string"}, "config_hash": {"type": "string"},
                     "event": {"enum": ["create", "update", "delete", "stage"]},
-                    "result": {"enum": ["fired", "skipped", "passed", "refused"]},
+                    "result": {"enum": ["fired", "skipped", "passed", "refused", "scheduled"]},
                     "reason": {"type": ["string", "null"]},
                     "inputs": {"type": "object"}, "diff": {"type": "object"},
                     "actions": {"type": "array", "items": {"type": "object"}},

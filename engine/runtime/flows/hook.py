@@ -27,17 +27,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import insert, select
 
 from engine.metadata.flows import (
+    Action,
     CreateAction,
     EmailAction,
     Flow,
     NotifyAction,
     SetAction,
+    TimerRule,
     Trigger,
     WebhookAction,
 )
@@ -45,6 +48,7 @@ from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.flows.email import enqueue_email
 from engine.runtime.flows.runs import Run, RunWriter, jsonable
 from engine.runtime.flows.stages import StageHistory, check_move, rules_apply
+from engine.runtime.flows.timers import Timer, cancel, register, schedule
 from engine.runtime.flows.webhooks import enqueue_webhook
 from engine.runtime.records.computed import RecordContext
 from engine.runtime.records.unit import RecordChange, UnitOfWork
@@ -83,6 +87,7 @@ class _UnitState:
 class _EntityFlows:
     flows: tuple[Flow, ...]
     triggers: tuple[tuple[Flow, Trigger], ...]
+    timers: tuple[tuple[Flow, TimerRule], ...] = ()
 
 
 class FlowHook:
@@ -93,7 +98,8 @@ class FlowHook:
             by_entity.setdefault(flow.entity, []).append(flow)
         self.by_entity = {
             entity: _EntityFlows(tuple(flows),
-                                 tuple((f, t) for f in flows for t in f.triggers))
+                                 tuple((f, t) for f in flows for t in f.triggers),
+                                 tuple((f, t) for f in flows for t in f.timers))
             for entity, flows in by_entity.items()}
         self.history = StageHistory(records.schema.table(STAGE_HISTORY_TABLE))
         self.runs = RunWriter(records.schema.table(AUTOMATION_RUN_TABLE))
@@ -173,6 +179,94 @@ class FlowHook:
                 continue  # none of the fields it watches changed: not its event
             self._trigger(unit, state, flow, trigger, change, ctx, values, cause,
                           "stage" if "stage" in matched else event)
+        for flow, timer in flows.timers:
+            self._schedule(unit, state, flow, timer, change, values, cause)
+
+    # -- timers (`timers:` of a flow; the worker fires them: engine/runtime/flows/timers.py)
+
+    def _schedule(self, unit: UnitOfWork, state: _UnitState, flow: Flow, timer: TimerRule,
+                  change: RecordChange, values: Any, cause: int | None) -> None:
+        """Keep the record's timer in step with its `from` field: a new value schedules
+        one (its key names the value, so the same value is never scheduled twice), the old
+        value's timer goes unless it ran, a deleted record keeps none."""
+        old = None if change.before is None else change.before.get(timer.field)
+        new = None if change.action == "delete" else values.get(timer.field)
+        if change.action not in ("create", "delete") and timer.field not in change.changed:
+            return
+        if old is not None and old != new:
+            cancel(unit.conn, self._timer_key(flow, timer, change, old))
+        if new is None or (new == old and change.action != "create"):
+            return
+        due = self._due(timer, new)
+        if schedule(unit.conn, self._timer_key(flow, timer, change, new), due, kind=TIMER_KIND,
+                    entity=change.entity, record_id=change.record_id,
+                    data={"flow": flow.name, "timer": timer.name, "value": to_json(new)}):
+            self._write(unit, state, Run(
+                flow.name, f"timers.{timer.name}", flow.config_hash, change.entity,
+                change.record_id, change.action, "scheduled", f"due {to_json(due)}",
+                {timer.field: to_json(new)}, cause_id=cause, at=unit.now,
+                by_user=unit.actor.user_id))
+
+    @staticmethod
+    def _timer_key(flow: Flow, timer: TimerRule, change: RecordChange, value: Any) -> str:
+        return (f"flow:{flow.name}:{timer.name}:{change.entity}:{change.record_id}:"
+                f"{to_json(value)}")
+
+    def _due(self, timer: TimerRule, value: Any) -> datetime:
+        """When a timer of `value` fires: a date counts from its midnight in the
+        organisation's time zone, a datetime from its instant."""
+        start: datetime = value if isinstance(value, datetime) else datetime.combine(
+            value, time(0), tzinfo=self.records.model.settings.zone)
+        return start + timer.offset
+
+    def fire(self, unit: UnitOfWork, timer: Timer) -> None:
+        """Run a due timer of a flow: on the record as it is now, if it still holds the
+        value the timer was scheduled for and the timer's `when` holds; every outcome is
+        an automation run of the record."""
+        flow = next((f for f in self.records.model.flows if f.name == timer.data.get("flow")),
+                    None)
+        rule = None if flow is None else next(
+            (t for t in flow.timers if t.name == timer.data.get("timer")), None)
+        if flow is None or rule is None or timer.entity is None or timer.record_id is None:
+            return  # the flow or timer left the configuration: nothing to do
+        records = self.records
+        c = records.compiled(timer.entity)
+        row = unit.conn.execute(select(c.table).where(
+            c.table.c.id == timer.record_id, c.table.c.deleted_at.is_(None))).mappings().first()
+        if row is None:
+            return  # deleted meanwhile
+        values = dict(row)
+        state = self._state.get(unit)
+        if state is None:
+            state = self._state[unit] = _UnitState()
+        run = Run(flow.name, f"timers.{rule.name}", flow.config_hash, timer.entity,
+                  timer.record_id, "timer", "skipped", at=unit.now, by_user=None)
+        ctx = records.record_context(unit.conn, c, values)
+        if to_json(values.get(rule.field)) != timer.data.get("value"):
+            run.reason = f"{rule.field} changed since the timer was set"
+        elif rule.when is not None and not rule.when.holds(ctx):
+            run.inputs = jsonable({p[0]: ctx.get(p) for p in rule.when.references
+                                   if len(p) == 1})
+            run.reason = f"when is not true: {rule.when.source.strip()}"
+        if run.reason is not None:
+            self._write(unit, state, run)
+            self.runs.many(unit.conn, state.pending)
+            state.pending = []
+            return
+        change = RecordChange(timer.entity, timer.record_id, "timer", values, values, (),
+                              None, unit.now)
+        planned = self._plan(unit, rule.actions, change, ctx, values, "timer")
+        run.result = "fired"
+        run.actions = [p[1] for p in planned]
+        run.diff = {k: v for p in planned if p[0] == "set" for k, v in p[2].items()}
+        run_id = self.runs.now(unit.conn, run)
+        state.runs.append(run)
+        state.running.append(run_id)
+        try:
+            for n, (kind, described, data) in enumerate(planned):
+                self._act(unit, change, kind, described, data, f"flow:{run_id}:{n}")
+        finally:
+            state.running.pop()
 
     def _trigger(self, unit: UnitOfWork, state: _UnitState, flow: Flow, trigger: Trigger,
                  change: RecordChange, ctx: RecordContext, values: Any, cause: int | None,
@@ -195,7 +289,7 @@ class FlowHook:
             run.reason = f"when is not true: {trigger.when.source.strip()}"
             self._write(unit, state, run)
             return
-        planned = self._plan(unit, trigger, change, ctx, values, event)
+        planned = self._plan(unit, trigger.actions, change, ctx, values, event)
         run.result = "fired"
         run.actions = [p[1] for p in planned]
         run.diff = {k: v for p in planned if p[0] == "set" for k, v in p[2].items()}
@@ -213,13 +307,13 @@ class FlowHook:
         for made in unit.changes[first:]:
             state.caused.setdefault(id(made), run_id)
 
-    def _plan(self, unit: UnitOfWork, trigger: Trigger, change: RecordChange,
+    def _plan(self, unit: UnitOfWork, actions: tuple[Action, ...], change: RecordChange,
               ctx: RecordContext, values: Any,
               event: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """Each action as (kind, how the run row describes it, what it will write): the
         formulas are evaluated on the record before any action runs."""
         out: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        for action in trigger.actions:
+        for action in actions:
             if isinstance(action, SetAction):
                 diff: dict[str, Any] = {}
                 for name, formula in action.values:
@@ -330,6 +424,23 @@ def _flow_actor(owner: int | None, writer: Actor) -> Actor:
     actions), owning the new record as the triggering record's owner does."""
     return Actor(user_id=owner if owner is not None else writer.user_id, name="flow",
                  roles=SYSTEM.roles, department_id=writer.department_id)
+
+
+TIMER_KIND = "flow"
+"""The kind of the timers flows schedule (engine/runtime/flows/timers.py)."""
+
+
+def _fire(unit: UnitOfWork, timer: Timer) -> None:
+    """The worker's handler of flow timers: the flow hook of the records service the
+    worker's unit of work belongs to fires it."""
+    for name, hook in unit.hooks.before_commit:
+        if name == HOOK_NAME and isinstance(hook, FlowHook):
+            hook.fire(unit, timer)
+            return
+    raise LookupError("this records service runs no flows: the timer cannot fire")
+
+
+register(TIMER_KIND, _fire)
 
 
 def install_flows(records: Records) -> FlowHook | None:

@@ -1,0 +1,153 @@
+"""Flow timers (`timers:` of a flow, engine/runtime/flows/hook.py): scheduled from a date or
+datetime field as records are written, kept in step when it changes, fired by the worker
+with `when` re-checked on the record as it is then; the shipped service escalation and
+execution reminders; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from engine.metadata import ConfigErrors, load_model
+from engine.runtime.access import SYSTEM
+from engine.runtime.flows.timers import run_due, timer_table
+from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE
+from tests.access_helpers import departments, place, user
+from tests.conftest import Env
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def timers(env: Env, record_id: int) -> list[tuple[str, datetime, str]]:
+    t = timer_table()
+    with env.engine.connect() as conn:
+        rows = conn.execute(select(t.c.key, t.c.due_at, t.c.state)
+                            .where(t.c.record_id == record_id).order_by(t.c.id)).all()
+    return [(k, d if d.tzinfo else d.replace(tzinfo=UTC), s) for k, d, s in rows]
+
+
+def rows_of(env: Env, table: str, record_id: int) -> list[dict[str, Any]]:
+    t = env.records.schema.table(table)
+    with env.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(t).where(t.c.record_id == record_id).order_by(t.c.id)).mappings()]
+
+
+def request(env: Env, owner: Any, priority: str, received: datetime) -> dict[str, Any]:
+    account = env.records.create(SYSTEM, "account", {"name": f"Acme {priority} {received}"})
+    return place(env, "service_request", {
+        "subject": "Press leaks oil", "account": account["id"], "priority": priority,
+        "received_at": received.isoformat(), "request_type": "repair"}, owner=owner)
+
+
+@pytest.fixture
+def agent(env: Env) -> Any:
+    return user(env, "agent", "service_agent", department=departments(env)["BJ"])
+
+
+def test_an_unanswered_urgent_request_is_escalated_when_its_timer_fires(
+        env: Env, agent: Any) -> None:
+    sr = request(env, agent, "urgent", T0)
+    [(key, due, state)] = [t for t in timers(env, sr["id"]) if ":urgent_unanswered:" in t[0]]
+    assert (due, state) == (T0 + timedelta(minutes=30), "pending")
+    assert run_due(env.records, T0 + timedelta(minutes=29), worker_id="w") == 0
+    assert run_due(env.records, T0 + timedelta(minutes=31), worker_id="w") >= 1
+    assert env.records.get(SYSTEM, "service_request", sr["id"])["escalation_level"] == 1
+    [note] = rows_of(env, NOTIFICATION_TABLE, sr["id"])
+    assert note["user_id"] == agent.id and "30 minutes" in note["message"]["en"]
+    fired = [r for r in rows_of(env, AUTOMATION_RUN_TABLE, sr["id"])
+             if r["rule"] == "timers.urgent_unanswered"]
+    assert [(r["event"], r["result"]) for r in fired] == [("create", "scheduled"),
+                                                         ("timer", "fired")]
+    assert fired[1]["diff"] == {"escalation_level": [0, "1"]}  # as the JSON API writes them
+    # it ran once: later passes (the high-priority timer finds nothing to do) leave it done
+    run_due(env.records, T0 + timedelta(hours=5), worker_id="w")
+    assert [s for k, _, s in timers(env, sr["id"]) if k == key] == ["done"]
+    assert env.records.get(SYSTEM, "service_request", sr["id"])["escalation_level"] == 1
+    assert len(rows_of(env, NOTIFICATION_TABLE, sr["id"])) == 1
+
+
+def test_a_request_answered_in_time_is_not_escalated_and_the_run_says_why(
+        env: Env, agent: Any) -> None:
+    sr = request(env, agent, "urgent", T0)
+    env.records.update(agent, "service_request", sr["id"], {
+        "first_response_at": (T0 + timedelta(minutes=10)).isoformat()}, sr["version"])
+    assert run_due(env.records, T0 + timedelta(hours=1), worker_id="w") >= 1
+    assert env.records.get(SYSTEM, "service_request", sr["id"])["escalation_level"] == 0
+    assert rows_of(env, NOTIFICATION_TABLE, sr["id"]) == []
+    [skipped] = [r for r in rows_of(env, AUTOMATION_RUN_TABLE, sr["id"])
+                 if r["event"] == "timer"]
+    assert skipped["result"] == "skipped" and skipped["reason"].startswith("when is not true")
+    # a normal-priority request never meets the urgent or high timers' conditions
+    normal = request(env, agent, "normal", T0)
+    run_due(env.records, T0 + timedelta(hours=3), worker_id="w")
+    assert env.records.get(SYSTEM, "service_request", normal["id"])["escalation_level"] == 0
+
+
+def test_a_changed_time_moves_the_timer_and_a_deleted_record_keeps_none(
+        env: Env, agent: Any) -> None:
+    sr = request(env, agent, "high", T0)
+    later = T0 + timedelta(hours=1)
+    env.records.update(agent, "service_request", sr["id"], {"received_at": later.isoformat()},
+                       sr["version"])
+    high = [(due, state) for k, due, state in timers(env, sr["id"]) if ":high_unanswered:" in k]
+    assert high == [(later + timedelta(hours=2), "pending")]  # the old one was dropped
+    run_due(env.records, T0 + timedelta(hours=2, minutes=30), worker_id="w")  # the old due
+    assert [state for k, _, state in timers(env, sr["id"]) if ":high_unanswered:" in k] == [
+        "pending"]
+    assert env.records.get(SYSTEM, "service_request", sr["id"])["escalation_level"] == 0
+    env.records.delete(SYSTEM, "service_request", sr["id"])
+    # what had not run is gone; what ran (the urgent check, skipped) stays as done
+    assert [state for _, _, state in timers(env, sr["id"])] == ["done"]
+    assert run_due(env.records, later + timedelta(hours=3), worker_id="w") == 0
+
+
+def test_plan_lines_remind_their_executor_before_they_fall_due(env: Env, agent: Any) -> None:
+    finance = user(env, "fin", "finance")
+    account = env.records.create(SYSTEM, "account", {"name": "Acme"})
+    contract = env.records.create(SYSTEM, "contract", {"name": "Presses",
+                                                        "account": account["id"]})
+    line = env.records.create(SYSTEM, "execution_plan_line", {
+        "contract": contract["id"], "kind": "installment", "description": "First 30 %",
+        "due_date": "2027-01-10", "planned_amount": "30000", "executor": finance.id})
+    zone = env.model.settings.zone
+    midnight = datetime.combine(date(2027, 1, 10), datetime.min.time(), tzinfo=zone)
+    due = sorted(d for k, d, _ in timers(env, line["id"]))
+    assert due == [midnight - timedelta(days=3), midnight + timedelta(days=1)]
+    run_due(env.records, midnight - timedelta(days=2), worker_id="w")
+    [soon] = rows_of(env, NOTIFICATION_TABLE, line["id"])
+    assert soon["user_id"] == finance.id and "three days" in soon["message"]["en"]
+    # done before it is overdue: the overdue reminder finds nothing to say
+    current = env.records.get(SYSTEM, "execution_plan_line", line["id"])
+    env.records.update(SYSTEM, "execution_plan_line", line["id"], {
+        "status": "done", "actual_date": "2027-01-09", "actual_amount": "30000"},
+        current["version"])
+    run_due(env.records, midnight + timedelta(days=2), worker_id="w")
+    assert len(rows_of(env, NOTIFICATION_TABLE, line["id"])) == 1
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("  - {name: t, from: subject, after: 1h, actions: [{set: {escalation_level: '1'}}]}\n",
+     "timers.0.from: subject is a text field; a timer counts from a stored date or datetime "
+     "field"),
+    ("  - {name: t, from: recieved_at, after: 1h, actions: [{set: {escalation_level: '1'}}]}\n",
+     "timers.0.from: no field 'recieved_at' of service_request (did you mean 'received_at'?)"),
+    ("  - {name: t, from: received_at, after: 1 hour, actions: [{set: {escalation_level: '1'}}]}"
+     "\n", "timers.0.after: '1 hour' does not match"),
+    ("  - {name: t, from: received_at, actions: [{set: {escalation_level: '1'}}]}\n",
+     "timers.0: "),
+])
+def test_timer_mistakes_are_named_where_they_are(config_dir: Path, spec: str,
+                                                 expected: str) -> None:
+    path = config_dir / "flows" / "broken.yaml"
+    path.write_text("flow: broken\nentity: service_request\ntimers:\n" + spec,
+                    encoding="utf-8")
+    with pytest.raises(ConfigErrors) as caught:
+        load_model(config_dir)
+    found = [str(e) for e in caught.value.errors if "broken.yaml" in str(e)]
+    assert len(found) == 1 and expected in found[0], found
+    assert found[0].split(":")[1] == "4"  # the line of the timer
