@@ -66,12 +66,26 @@ def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate
     return SqliteTemplates(tmp_path_factory.mktemp("templates"))
 
 
+_COLLECTED: list[int] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _COLLECTED.append(len(items))
+
+
+LARGE_RUN = 400
+"""A run of more tests than this copies PostgreSQL templates from its first test: it is
+sure to use enough of them to pay for building one (the whole suite, a worker's share)."""
+
+
 @pytest.fixture(scope="session")
 def pg_templates() -> Iterator[PgTemplates]:
     """Template databases on the test server, dropped at the end of the session; the
     connection is made on first use, so a session without PostgreSQL tests never makes it."""
     admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
     templates = PgTemplates(admin, normalize_url(PG_URL))
+    if _COLLECTED and _COLLECTED[-1] > LARGE_RUN:
+        templates.migrate_first = 0
     yield templates
     try:
         templates.close()

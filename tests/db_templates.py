@@ -145,6 +145,8 @@ class PgTemplates(Templates):
         self._clones: dict[str, Clone] = {}
         """The database each key's schemas are handed out from now."""
         self._asked: dict[str, int] = {}
+        self.migrate_first = self.MIGRATE_FIRST
+        """MIGRATE_FIRST, or 0 for a run large enough to copy from the first test."""
         self._drops: queue.Queue[str | None] = queue.Queue(self.DROP_BACKLOG)
         self._dropper: threading.Thread | None = None
         self._drop_errors: list[str] = []
@@ -159,7 +161,7 @@ class PgTemplates(Templates):
         """Whether the next test of `key` should lease a schema (True) or migrate a new one
         (the session's first MIGRATE_FIRST tests of `key`)."""
         self._asked[key] = self._asked.get(key, 0) + 1
-        return key in self.templates or self._asked[key] > self.MIGRATE_FIRST
+        return key in self.templates or self._asked[key] > self.migrate_first
 
     def lease(self, model: Model, key: str) -> tuple[Clone, str]:
         """A migrated schema no test has had, in a copy of the template of `key` (built from

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.formula import CompiledFormula
 from engine.metadata.errors import SourceLoc
@@ -337,6 +337,13 @@ class Model:
     """config/settings.yaml (the defaults when there is none)."""
     flows: tuple[Flow, ...] = ()
     """config/flows/*.yaml: stage rules and record triggers (engine/metadata/flows.py)."""
+
+    @cached_property
+    def derived(self) -> dict[Hashable, Any]:
+        """What the runtime builds from this model once, by key (a model never changes):
+        its tables by dialect, say. Building them takes a fraction of a second that every
+        service, app and CLI command on the same model would otherwise pay again."""
+        return {}
 
     @cached_property
     def _forms(self) -> dict[str, Form]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -211,8 +214,35 @@ def read_yaml(path: Path, display: str) -> YamlDoc | ConfigError:
     return parse_yaml(raw, display)
 
 
+_PARSED: OrderedDict[bytes, YamlDoc] = OrderedDict()
+_PARSED_MAX = 512
+_PARSED_LOCK = threading.Lock()
+"""The last files parsed, by their bytes: ruamel reads about 1 MB/s, so a process that
+loads a config again (after an edit, or a copy of it elsewhere) parses only the files that
+changed. Each caller gets its own copy of the plain data under its own file name; the
+marks tree (lines and columns only) is only read."""
+
+
 def parse_yaml(raw: bytes, display: str) -> YamlDoc | ConfigError:
     """Like `read_yaml`, from the file's bytes."""
+    key = raw
+    with _PARSED_LOCK:
+        done = _PARSED.get(key)
+        if done is not None:
+            _PARSED.move_to_end(key)
+    if done is not None:
+        return YamlDoc(display, done.root, copy.deepcopy(done.data))
+    parsed = _parse(raw, display)
+    if isinstance(parsed, YamlDoc):
+        kept = YamlDoc(parsed.file, parsed.root, copy.deepcopy(parsed.data))
+        with _PARSED_LOCK:
+            _PARSED[key] = kept
+            while len(_PARSED) > _PARSED_MAX:
+                _PARSED.popitem(last=False)
+    return parsed
+
+
+def _parse(raw: bytes, display: str) -> YamlDoc | ConfigError:
     if len(raw) > MAX_FILE_BYTES:
         return ConfigError(SourceLoc(display, 1, 1),
                            f"the file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}")

@@ -133,7 +133,19 @@ def build_schema(model: Model, dialect: str | None = None) -> Schema:
     `dialect` shapes the indexes: on PostgreSQL a field's index keeps blanks first, the
     order lists use on every database, so a sort in either direction can read the index.
     Only the schema planner needs it; reading and writing records does not.
+
+    Built once per model and dialect: the tables are never changed after this, so every
+    service, app and migration on the same model shares them.
     """
+    key = ("schema", dialect)
+    built = model.derived.get(key)
+    if built is None:
+        built = model.derived[key] = _build_schema(model, dialect)
+    schema: Schema = built
+    return schema
+
+
+def _build_schema(model: Model, dialect: str | None) -> Schema:
     md = MetaData()
     _system_tables(md)
     has_department = model.has_entity("department")
