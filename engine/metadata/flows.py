@@ -43,10 +43,12 @@ from engine.formula import (
     compile_formula,
     ftype_of,
 )
+from engine.metadata.approvals import ApprovalRule, build_approvals
 from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
 from engine.metadata.formula_checks import scope_of
 from engine.metadata.labels import Label
-from engine.metadata.model import Entity, Field
+from engine.metadata.model import Entity, Field, OrgUnit
+from engine.metadata.roles import DEFAULT_ROLES, Roles
 from engine.metadata.yamlio import PathPart, YamlDoc
 from engine.types import FieldType
 
@@ -214,10 +216,13 @@ class Flow:
     config_hash: str
     """A digest of the flow's file: every automation run notes the version that ran."""
     timers: tuple[TimerRule, ...] = ()
+    approvals: tuple[ApprovalRule, ...] = ()
+    """Who must approve a record before it moves on (engine/metadata/approvals.py)."""
 
 
 def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
-               errors: list[ConfigError]) -> Flow | None:
+               errors: list[ConfigError], *, roles: Roles = DEFAULT_ROLES,
+               org: tuple[OrgUnit, ...] = ()) -> Flow | None:
     """The flow of a schema-valid flow file, checked against the model's entities."""
     data: dict[str, Any] = doc.data
     by_name = {e.name: e for e in entities}
@@ -250,9 +255,13 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
         timer = check.timer(i, spec)
         if timer is not None:
             timers.append(timer)
+    approvals = build_approvals(
+        data.get("approvals", []), entity, roles, org, error=check.error,
+        compile=check.compile, own_field=check.own_field, loc=doc.loc, duration=duration)
     if len(errors) > before:
         return None
     return Flow(name=data["flow"], entity=entity.name, timers=tuple(timers),
+                approvals=approvals,
                 label=Label.of(data.get("label"), data["flow"].replace("_", " ").capitalize()),
                 stages=stages, triggers=tuple(triggers), file=doc.file, loc=doc.loc(["flow"]),
                 config_hash=hashlib.sha256(raw).hexdigest()[:16])

@@ -114,7 +114,7 @@ def load_model(config_dir: str | Path) -> Model:
         forms = _load_forms(root, entities, digest, errors, extra)
     flows: list[Flow] = []
     if not errors:
-        flows = _load_flows(root, entities, digest, errors, extra)
+        flows = _load_flows(root, entities, digest, errors, extra, roles, org)
     if errors:
         raise ConfigErrors(errors)
     return Model(
@@ -164,7 +164,7 @@ def _load_forms(root: Path, entities: list[Entity], digest: Any, errors: list[Co
 
 
 def _load_flows(root: Path, entities: list[Entity], digest: Any, errors: list[ConfigError],
-                read: list[Path]) -> list[Flow]:
+                read: list[Path], roles: Roles, org: tuple[OrgUnit, ...]) -> list[Flow]:
     """config/flows/*.yaml, each checked against the entities (engine/metadata/flows.py)."""
     folder = root / "flows"
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
@@ -174,7 +174,7 @@ def _load_flows(root: Path, entities: list[Entity], digest: Any, errors: list[Co
         doc = _optional_doc(path, "flow", digest, errors, read)
         if doc is None:
             continue
-        flow = build_flow(doc, path.read_bytes(), entities, errors)
+        flow = build_flow(doc, path.read_bytes(), entities, errors, roles=roles, org=org)
         if flow is None:
             continue
         if flow.name in built:

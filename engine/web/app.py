@@ -22,12 +22,14 @@ from engine.runtime.assembly import records_service
 from engine.runtime.errors import RecordError
 from engine.runtime.files.attachments import Attachments
 from engine.runtime.files.store import DiskStore
+from engine.runtime.flows.hook import approvals_of
 from engine.runtime.query_limit import ConnectionsBusy
 from engine.runtime.records import Records
 from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions
 from engine.runtime.users import PASSWORD_HASHER, Users
 from engine.settings import WebSettings
 from engine.web.api import Api
+from engine.web.approvals import ApprovalsApi
 from engine.web.attachments import AttachmentsApi
 from engine.web.auth import WebAuth, throttle_policy
 from engine.web.errors import http_message, on_http_error, on_record_error, on_unexpected
@@ -36,6 +38,7 @@ from engine.web.home import Home
 from engine.web.i18n import N_
 from engine.web.limits import RequestLimits
 from engine.web.pages.admin import AccessAdmin
+from engine.web.pages.approvals import ApprovalPages
 from engine.web.pages.attachments import AttachmentPages
 from engine.web.pages.automation import AutomationPages
 from engine.web.pages.board import Board
@@ -137,11 +140,13 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *AttachmentPages(model, records, ui, attachments).routes(),
         *TimelinePages(model, records, ui).routes(),
         *AutomationPages(model, records, ui).routes(),
+        *ApprovalPages(model, records, ui, approvals_of(records)).routes(),
         *RegardingPickers(model, records, ui).routes(),
         *auth.routes(),
         Route("/health", health),
         Mount("/static", StaticAssets(directory=STATIC), name="static"),
         *AttachmentsApi(attachments, api._actor).routes(),
+        *ApprovalsApi(approvals_of(records), api).routes(),
         *api.routes(),
     ]
     handlers: dict[Any, Any] = {

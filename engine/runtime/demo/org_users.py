@@ -60,6 +60,24 @@ def make_users(demo: Demo, users: Users) -> None:
         demo.staff.append(user)
         demo.display[user.id] = display
         demo.department_of[user.id] = dept
+    _managers(demo)
+
+
+MANAGING_ROLES = ("executive", "sales_manager", "service_manager")
+"""Who manages the department they sit in (the first of them there): the approvals' "the
+owner's manager" walks up from a department without one to the head office."""
+
+
+def _managers(demo: Demo) -> None:
+    if not demo.records.model.entity("department").has_field("manager"):
+        return
+    managed: set[int] = set()
+    for role in MANAGING_ROLES:
+        for user in demo.with_role(role):
+            dept = demo.department_of.get(user.id)
+            if dept is not None and dept not in managed:
+                managed.add(dept)
+                demo.update("department", dept, {"manager": user.id})
 
 
 def _departments_by_kind(demo: Demo) -> dict[str, list[int]]:

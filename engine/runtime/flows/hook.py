@@ -45,6 +45,7 @@ from engine.metadata.flows import (
     WebhookAction,
 )
 from engine.runtime.access import SYSTEM, Actor
+from engine.runtime.flows.approvals import Approvals
 from engine.runtime.flows.email import enqueue_email
 from engine.runtime.flows.runs import Run, RunWriter, jsonable
 from engine.runtime.flows.stages import StageHistory, check_move, rules_apply
@@ -104,6 +105,9 @@ class FlowHook:
         self.history = StageHistory(records.schema.table(STAGE_HISTORY_TABLE))
         self.runs = RunWriter(records.schema.table(AUTOMATION_RUN_TABLE))
         self.notifications = records.schema.table(NOTIFICATION_TABLE)
+        self.approvals = Approvals(records)
+        for entity in self.approvals.entities:
+            self.by_entity.setdefault(entity, _EntityFlows((), ()))
         self._state: WeakKeyDictionary[UnitOfWork, _UnitState] = WeakKeyDictionary()
 
     def runs_in(self, unit: UnitOfWork) -> list[Run]:
@@ -167,6 +171,8 @@ class FlowHook:
                 self._write(unit, state, run)
             self.history.enter(unit.conn, change.entity, change.record_id, rules.field, new,
                                unit.now, unit.actor.user_id, new=creating)
+        if self.approvals.applies(change.entity):
+            self.approvals.on_change(unit, change, values, ctx)
         for flow, trigger in flows.triggers:
             events = {event}
             if flow.name in staged:
@@ -454,3 +460,12 @@ def install_flows(records: Records) -> FlowHook | None:
     hook = FlowHook(records)
     records.hooks.on_before_commit(HOOK_NAME, hook)
     return hook
+
+
+def approvals_of(records: Records) -> Approvals | None:
+    """The approvals of the flows hook registered on `records` (None: no flows): the one
+    object that both runs inside writes and decides, so its own moves pass the lock."""
+    for name, hook in records.hooks.before_commit:
+        if name == HOOK_NAME and isinstance(hook, FlowHook):
+            return hook.approvals
+    return None

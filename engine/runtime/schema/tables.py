@@ -47,11 +47,15 @@ AUTOMATION_RUN_TABLE = "crm_automation_run"
 NOTIFICATION_TABLE = "crm_notification"
 TIMER_TABLE = "crm_timer"
 OUTBOX_TABLE = "crm_outbox"
+APPROVAL_TABLE = "crm_approval"
+APPROVAL_TASK_TABLE = "crm_approval_task"
+DELEGATION_TABLE = "crm_delegation"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
                  ROLLUP_STATE_TABLE, AUTONUMBER_TABLE, TIMER_TABLE, OUTBOX_TABLE,
-                 STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE)
+                 STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE,
+                 APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -407,6 +411,53 @@ def _system_tables(md: MetaData) -> None:
         Column("created_at", UtcDateTime, nullable=False),
         Column("read_at", UtcDateTime),
         Index("ix_crm_notification_user", "user_id", "read_at"),
+    )
+    # Approvals (engine/runtime/flows/approvals.py): one row per submission of a record;
+    # `step` the step waiting now, `previous` the option it was submitted from.
+    Table(
+        APPROVAL_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("flow", String(63), nullable=False),
+        Column("name", String(63), nullable=False),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("step", String(63)),
+        Column("previous", String(255)),
+        Column("submitted_by", BigInteger),
+        Column("submitted_at", UtcDateTime, nullable=False),
+        Column("decided_at", UtcDateTime),
+        Index("ix_crm_approval_record", "entity", "record_id", "status"),
+    )
+    # One approver's part in a step: `user_id` decides (a delegate, when `for_user` is away),
+    # `status` pending, approved, rejected, closed (the step was settled without them) or
+    # escalated (its time ran out and it went up).
+    Table(
+        APPROVAL_TASK_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("approval_id", BigInteger, nullable=False),
+        Column("step", String(63), nullable=False),
+        Column("user_id", BigInteger, nullable=False),
+        Column("for_user", BigInteger),
+        Column("status", String(20), nullable=False),
+        Column("comment", Text),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("decided_at", UtcDateTime),
+        Column("decided_by", BigInteger),
+        Index("ix_crm_approval_task_user", "user_id", "status"),
+        Index("ix_crm_approval_task_approval", "approval_id"),
+    )
+    # An approver away: their approval tasks go to `delegate_id` from `starts_on` to
+    # `ends_on` (dates in the organisation's zone, both included).
+    Table(
+        DELEGATION_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("user_id", BigInteger, nullable=False),
+        Column("delegate_id", BigInteger, nullable=False),
+        Column("starts_on", Date, nullable=False),
+        Column("ends_on", Date, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Index("ix_crm_delegation_user", "user_id"),
     )
     # Flow timers (engine/runtime/flows/timers.py): one row per due action, its key unique;
     # a worker claims due rows and applies a row's effects and marks it done in one
