@@ -282,6 +282,13 @@ def test_every_entity_has_its_routes_and_schemas() -> None:
         for method in ("get", "patch"):
             assert ops[f"/api/{e.name}/{{record_id}}"][method]["responses"]["200"]["content"][
                 "application/json"]["schema"] == {"$ref": f"#/components/schemas/{n}"}
+    approving = {f.entity for f in MODEL.flows if f.approvals}
+    assert approving >= {"quote", "contract", "expense"}
+    expected_paths |= {f"/api/{name}/{{record_id}}/approvals": {"get"} for name in approving}
+    expected_paths |= {"/api/approvals": {"get"}, "/api/approvals/count": {"get"},
+                       "/api/approvals/delegation": {"get", "put", "delete"},
+                       "/api/approvals/{task}/approve": {"post"},
+                       "/api/approvals/{task}/reject": {"post"}}
     actual = {path: {m for m in item if m in METHODS} for path, item in DOC["paths"].items()}
     assert actual == expected_paths
 
@@ -304,11 +311,25 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/{entity}/{record_id}/attachments/{attachment_id}": {"get", "delete"},
         "/api/access/explain/{entity}/{record_id}": {"get"},
         "/api/access/transfer": {"post"},
+        "/api/approvals": {"get"},
+        "/api/approvals/count": {"get"},
+        "/api/approvals/delegation": {"get", "put", "delete"},
+        "/api/approvals/{task}/approve": {"post"},
+        "/api/approvals/{task}/reject": {"post"},
+        "/api/{entity}/{record_id}/approvals": {"get"},
     }
     assert {m for m in DOC["paths"]["/api/access/transfer"] if m in METHODS} == {"post"}
+    for template, methods in templates.items():
+        if template.startswith("/api/approvals"):
+            assert {m for m in DOC["paths"][template] if m in METHODS} == methods
+    approving = {f.entity for f in env.model.flows if f.approvals}
     for e in env.model.entities:
         for template, methods in templates.items():
-            if template == "/api/access/transfer":
+            if template == "/api/access/transfer" or template.startswith("/api/approvals"):
+                continue
+            if template.endswith("/approvals"):
+                path = template.replace("{entity}", e.name)
+                assert (path in DOC["paths"]) == (e.name in approving)
                 continue
             path = template.replace("{entity}", e.name)
             if template.endswith("/explain/{field}") and not any(f.computed for f in e.fields):

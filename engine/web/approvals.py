@@ -43,7 +43,8 @@ class ApprovalsApi:
             Route("/api/approvals/count", self.count, methods=["GET"]),
             Route("/api/approvals/delegation", self.delegation,
                   methods=["GET", "PUT", "DELETE"]),
-            Route("/api/approvals/{task}/{decision}", self.decide, methods=["POST"]),
+            Route("/api/approvals/{task}/approve", self.approve, methods=["POST"]),
+            Route("/api/approvals/{task}/reject", self.reject, methods=["POST"]),
             Route("/api/{entity}/{record_id}/approvals", self.of_record, methods=["GET"]),
         ]
 
@@ -63,13 +64,18 @@ class ApprovalsApi:
                                                                       actor)
         return JSONResponse({"pending": n})
 
-    async def decide(self, request: Request) -> Response:
+    async def approve(self, request: Request) -> Response:
+        return await self._decide(request, "approve")
+
+    async def reject(self, request: Request) -> Response:
+        return await self._decide(request, "reject")
+
+    async def _decide(self, request: Request, decision: str) -> Response:
         actor = await self.api._actor(request)
-        decision = request.path_params["decision"]
         task = whole_number(request.path_params["task"])
-        if decision not in ("approve", "reject") or task is None or not 0 < task <= MAX_ID:
-            raise NotFound(msg("no such approval action; POST /api/approvals/<task>/approve "
-                               "or /reject"))
+        if task is None or not 0 < task <= MAX_ID:
+            raise NotFound(msg("no approval task %(id)s of yours",
+                               id=str(request.path_params["task"])[:20]))
         body = await self.api._body(request)
         unknown = sorted(set(body) - {"comment"})
         if unknown:

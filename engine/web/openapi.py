@@ -524,6 +524,20 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
             EVERYTHING if caller is None else caller.get(child.entity))
         if child is not None and child_use is not None:
             _add_lines(model.entity(child.entity), child_use, e, schemas, paths)
+    approving = {f.entity for f in model.flows if f.approvals}
+    if approving:
+        paths.update(_approval_paths())
+    for name in sorted(approving):
+        use = EVERYTHING if caller is None else caller.get(name)
+        if use is not None and "read" in use.actions:
+            paths[f"/api/{name}/{{record_id}}/approvals"] = {"get": {
+                "tags": [model.entity(name).label.get()], "operationId": f"approvals_{name}",
+                "summary": "The record's approvals, newest first, with their tasks",
+                "parameters": [{"name": "record_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 1}}],
+                "responses": {"200": {"description": "{items}", "content": {
+                    "application/json": {"schema": {"type": "object"}}}},
+                    **_errors(401, 403, 404)}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "MetaCRM API", "version": model.config_hash[:12],
@@ -533,4 +547,60 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+def _approval_paths() -> dict[str, Any]:
+    """The approvals inbox (engine/web/approvals.py): every signed-in caller has one."""
+    tag = ["approvals"]
+    task = {"name": "task", "in": "path", "required": True, "schema": {"type": "integer"}}
+    comment = {"type": "object", "additionalProperties": False,
+               "properties": {"comment": {"type": "string", "maxLength": 2000}}}
+    delegation = {"type": "object", "additionalProperties": False, "required": ["delegate"],
+                  "properties": {"delegate": {"type": "string"},
+                                 "starts_on": {"type": "string", "format": "date"},
+                                 "ends_on": {"type": "string", "format": "date"}}}
+    plain = {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "/api/approvals": {"get": {
+            "tags": tag, "operationId": "approval_inbox",
+            "summary": "The caller's pending approval tasks, oldest first",
+            "responses": {"200": {"description": "{items}", "content": plain},
+                          **_errors(401)}}},
+        "/api/approvals/count": {"get": {
+            "tags": tag, "operationId": "approval_count",
+            "summary": "How many approval tasks wait for the caller",
+            "responses": {"200": {"description": "{pending}", "content": plain},
+                          **_errors(401)}}},
+        "/api/approvals/delegation": {
+            "get": {"tags": tag, "operationId": "approval_delegation",
+                    "summary": "Who decides the caller's approvals while they are away",
+                    "responses": {"200": {"description": "{delegation}", "content": plain},
+                                  **_errors(401)}},
+            "put": {"tags": tag, "operationId": "approval_delegate",
+                    "summary": "Name a colleague who decides the caller's approvals in a period",
+                    "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": delegation}}},
+                    "responses": {"200": {"description": "{delegation}", "content": plain},
+                                  **_errors(400, 401)}},
+            "delete": {"tags": tag, "operationId": "approval_undelegate",
+                       "summary": "End the caller's delegation",
+                       "responses": {"204": {"description": "Ended"}, **_errors(401)}}},
+        "/api/approvals/{task}/approve": {"post": {
+            "tags": tag, "operationId": "approval_approve",
+            "summary": "Approve a task of the caller's; the record moves on",
+            "parameters": [task],
+            "requestBody": {"required": False, "content": {
+                "application/json": {"schema": comment}}},
+            "responses": {"200": {"description": "The approval's new state", "content": plain},
+                          **_errors(400, 401, 404, 409, 422)}}},
+        "/api/approvals/{task}/reject": {"post": {
+            "tags": tag, "operationId": "approval_reject",
+            "summary": "Reject a task of the caller's (a comment is required); the record goes "
+                       "back",
+            "parameters": [task],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": comment}}},
+            "responses": {"200": {"description": "The approval's new state", "content": plain},
+                          **_errors(400, 401, 404, 409, 422)}}},
     }
