@@ -9,6 +9,7 @@ stages:
   guards:
     - {to: won, when: 'contracted > 0', message: {en: ..., zh: ...}}
   require: {lost: [lost_reason]}        # fields that must hold a value on entering
+  on_enter: {won: [{team: {member: owner_manager}}]}   # actions on entering (on_leave too)
 triggers:
   - name: close_date_on_win
     on: [update]                        # create | update | delete | stage
@@ -18,6 +19,7 @@ triggers:
       - set: {close_date: 'TODAY()'}
       - create: {entity: activity, values: {subject: '"Kick-off"'}}
       - notify: {to: owner, message: {en: Won!, zh: 赢单}}
+      - assign: {rules: [{to: {department: East region}, by: round_robin}]}  # flow_people.py
 ```
 
 Every formula is checked against the flow's entity (its `id` too) when the configuration
@@ -45,6 +47,7 @@ from engine.formula import (
 )
 from engine.metadata.approvals import ApprovalRule, build_approvals
 from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
+from engine.metadata.flow_people import AssignAction, PeopleChecker, TeamAction, org_names
 from engine.metadata.formula_checks import scope_of
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field, OrgUnit
@@ -85,6 +88,10 @@ class StageRules:
     guards: tuple[Guard, ...]
     require: tuple[tuple[str, tuple[str, ...]], ...]
     loc: SourceLoc
+    on_enter: tuple[tuple[str, tuple[Action, ...]], ...] = ()
+    """stage → the actions that run when a record enters it."""
+    on_leave: tuple[tuple[str, tuple[Action, ...]], ...] = ()
+    """stage → the actions that run when a record leaves it."""
 
     def allowed(self, old: str | None, new: str) -> bool:
         """Whether a move from `old` to `new` is allowed (a new record or a stage with
@@ -153,7 +160,8 @@ class WebhookAction:
     kind: str = "webhook"
 
 
-Action = SetAction | CreateAction | NotifyAction | EmailAction | WebhookAction
+Action = (SetAction | CreateAction | NotifyAction | EmailAction | WebhookAction
+          | AssignAction | TeamAction)
 
 
 @dataclass(frozen=True)
@@ -223,7 +231,8 @@ class Flow:
 def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
                errors: list[ConfigError], *, roles: Roles = DEFAULT_ROLES,
                org: tuple[OrgUnit, ...] = ()) -> Flow | None:
-    """The flow of a schema-valid flow file, checked against the model's entities."""
+    """The flow of a schema-valid flow file, checked against the model's entities, the
+    roles of roles.yaml and the department names of config/org.yaml (when it has any)."""
     data: dict[str, Any] = doc.data
     by_name = {e.name: e for e in entities}
     entity = by_name.get(data["entity"])
@@ -232,7 +241,8 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
         errors.append(doc.error(["entity"], f"entity: unknown entity {data['entity']!r}{hint}"))
         return None
     before = len(errors)
-    check = _Checker(doc, entity, entities, errors)
+    check = _Checker(doc, entity, entities, errors, org_names(org) if org else None,
+                     frozenset(roles.names))
     stages = check.stages(data["stages"]) if "stages" in data else None
     triggers: list[Trigger] = []
     names: set[str] = set()
@@ -275,7 +285,8 @@ def flow_digest(flow: Flow) -> str:
 
 class _Checker:
     def __init__(self, doc: YamlDoc, entity: Entity, entities: list[Entity],
-                 errors: list[ConfigError]) -> None:
+                 errors: list[ConfigError], departments: frozenset[str] | None = None,
+                 roles: frozenset[str] | None = None) -> None:
         self.doc = doc
         self.entity = entity
         self.entities = entities
@@ -285,6 +296,9 @@ class _Checker:
         specs = {**base.entities, entity.name: {
             **base.entities[entity.name], "id": FieldSpec(FType.REFERENCE, target=entity.name)}}
         self.scope = EntityScope(specs, entity.name)
+        self.people = PeopleChecker(doc.data.get("flow", ""), entity, self.error,
+                                    self.compile, self.own_field, departments, roles,
+                                    lambda: len(self.errors))
 
     def error(self, path: list[PathPart], message: str, *, key: bool = False) -> None:
         where = ".".join(str(p) for p in path)
@@ -348,10 +362,20 @@ class _Checker:
                     self.error([*base, "require", stage, j],
                                f"{name} is computed by the engine; it cannot be required")
             require.append((stage, tuple(names)))
+        moves: dict[str, list[tuple[str, tuple[Action, ...]]]] = {}
+        for when in ("on_enter", "on_leave"):
+            for stage, specs in spec.get(when, {}).items():
+                if f is not None:
+                    self.option([*base, when, stage], f, stage, key=True)
+                actions = [self.action([*base, when, stage, j], a, frozenset({"stage"}))
+                           for j, a in enumerate(specs)]
+                moves.setdefault(when, []).append(
+                    (stage, tuple(a for a in actions if a is not None)))
         if f is None:
             return None
         return StageRules(f.name, None if transitions is None else tuple(transitions),
-                          tuple(guards), tuple(require), self.doc.loc(base))
+                          tuple(guards), tuple(require), self.doc.loc(base),
+                          tuple(moves.get("on_enter", ())), tuple(moves.get("on_leave", ())))
 
     def trigger(self, i: int, spec: dict[str, Any], stages: StageRules | None) -> Trigger | None:
         base: list[PathPart] = ["triggers", i]
@@ -423,6 +447,15 @@ class _Checker:
             return None if values is None else CreateAction(target.name, values)
         if kind == "webhook":
             return WebhookAction(body["url"], body.get("secret_env"))
+        if kind in ("assign", "team"):
+            if "delete" in on:
+                verb = "assign" if kind == "assign" else "add team members to"
+                self.error([*path, kind], f"a delete trigger cannot {verb} the record it "
+                                          "deletes", key=True)
+                return None
+            if kind == "assign":
+                return self.people.assign([*path, kind], body)
+            return self.people.team([*path, kind], body)
         if kind == "email":
             ok = True
             for j, name in enumerate(body["to"]):

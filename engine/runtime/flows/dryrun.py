@@ -61,6 +61,12 @@ def _described(action: Mapping[str, Any]) -> str:
         return f"email {', '.join(action.get('to') or [])}: {action.get('subject')}"
     if kind == "webhook":
         return f"webhook {action.get('url')}"
+    if kind == "assign":
+        return f"assign to {action.get('to') or '(kept)'}: {action.get('why')}"
+    if kind == "team":
+        added = ", ".join(action.get("users") or []) or "nobody"
+        left = "; ".join(action.get("left_out") or [])
+        return f"team +{added} ({action.get('access')})" + (f"; {left}" if left else "")
     return str(kind)
 
 

@@ -11,7 +11,11 @@ work, in the same transaction:
    delete, stage) are evaluated: `when` on the record as it will be saved (ISNEW,
    ISCHANGED, PRIORVALUE see this change), then their actions run through the same unit:
    `set` by Records.update, `create` by Records.create, `notify` as a crm_notification row,
-   `email` and `webhook` as outbox messages (outbox.py; delivered after commit).
+   `email` and `webhook` as outbox messages (outbox.py; delivered after commit), `assign`
+   by Records.assign (the owner the assignment rules pick: assignment.py) and `team` by
+   Records.set_team_member;
+3. a stage move runs the actions of leaving the old stage and of entering the new one
+   (`stages.on_leave`, `stages.on_enter`), before the triggers, each as a run of its own.
 
 Every evaluation writes a crm_automation_run row (runs.py). Loops: a trigger that already
 ran on a record in this unit of work runs again only when its watched fields changed since
@@ -33,6 +37,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import insert, select
 
+from engine.metadata.flow_people import AssignAction, TeamAction
 from engine.metadata.flows import (
     Action,
     CreateAction,
@@ -40,12 +45,14 @@ from engine.metadata.flows import (
     Flow,
     NotifyAction,
     SetAction,
+    StageRules,
     TimerRule,
     Trigger,
     WebhookAction,
 )
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.flows.approvals import Approvals
+from engine.runtime.flows.assignment import People
 from engine.runtime.flows.email import enqueue_email
 from engine.runtime.flows.runs import Run, RunWriter, jsonable
 from engine.runtime.flows.stages import StageHistory, check_move, rules_apply
@@ -108,6 +115,7 @@ class FlowHook:
         self.approvals = Approvals(records)
         for entity in self.approvals.entities:
             self.by_entity.setdefault(entity, _EntityFlows((), ()))
+        self.people = People(records)
         self._state: WeakKeyDictionary[UnitOfWork, _UnitState] = WeakKeyDictionary()
 
     def runs_in(self, unit: UnitOfWork) -> list[Run]:
@@ -171,6 +179,7 @@ class FlowHook:
                 self._write(unit, state, run)
             self.history.enter(unit.conn, change.entity, change.record_id, rules.field, new,
                                unit.now, unit.actor.user_id, new=creating)
+            self._moved(unit, state, flow, rules, change, ctx, values, cause, old, new)
         if self.approvals.applies(change.entity):
             self.approvals.on_change(unit, change, values, ctx)
         for flow, trigger in flows.triggers:
@@ -274,6 +283,23 @@ class FlowHook:
         finally:
             state.running.pop()
 
+    def _moved(self, unit: UnitOfWork, state: _UnitState, flow: Flow, rules: StageRules,
+               change: RecordChange, ctx: RecordContext, values: Any, cause: int | None,
+               old: str | None, new: str | None) -> None:
+        """Run the actions of leaving `old` and of entering `new` (`on_leave`, `on_enter`),
+        each as a run of its own (rule `stages.on_leave.<stage>`)."""
+        for when, stage, moves in (("on_leave", old, rules.on_leave),
+                                   ("on_enter", new, rules.on_enter)):
+            if stage is None:
+                continue
+            actions = dict(moves).get(stage)
+            if not actions:
+                continue
+            run = Run(flow.name, f"stages.{when}.{stage}", flow.config_hash, change.entity,
+                      change.record_id, "stage", "fired", None, {rules.field: [old, new]},
+                      cause_id=cause, at=unit.now, by_user=unit.actor.user_id)
+            self._fire_actions(unit, state, run, actions, change, ctx, values, "stage")
+
     def _trigger(self, unit: UnitOfWork, state: _UnitState, flow: Flow, trigger: Trigger,
                  change: RecordChange, ctx: RecordContext, values: Any, cause: int | None,
                  event: str) -> None:
@@ -295,13 +321,20 @@ class FlowHook:
             run.reason = f"when is not true: {trigger.when.source.strip()}"
             self._write(unit, state, run)
             return
-        planned = self._plan(unit, trigger.actions, change, ctx, values, event)
+        state.last[key] = watched
+        self._fire_actions(unit, state, run, trigger.actions, change, ctx, values, event)
+
+    def _fire_actions(self, unit: UnitOfWork, state: _UnitState, run: Run,
+                      actions: tuple[Action, ...], change: RecordChange, ctx: RecordContext,
+                      values: Any, event: str) -> None:
+        """Plan `actions`, write `run` as fired (with them), then run them in the unit: what
+        they change is caused by the run."""
+        planned = self._plan(unit, actions, change, ctx, values, event)
         run.result = "fired"
         run.actions = [p[1] for p in planned]
         run.diff = {k: v for p in planned if p[0] == "set" for k, v in p[2].items()}
         run_id = self.runs.now(unit.conn, run)
         state.runs.append(run)
-        state.last[key] = watched
         state.running.append(run_id)
         first = len(unit.changes)
         try:
@@ -320,7 +353,17 @@ class FlowHook:
         formulas are evaluated on the record before any action runs."""
         out: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         for action in actions:
-            if isinstance(action, SetAction):
+            if isinstance(action, AssignAction):
+                picked = self.people.pick(unit.conn, change.entity, action, ctx, values,
+                                          change.record_id)
+                out.append(("assign", picked.described, {"user": picked.user}))
+                if picked.user is not None:
+                    # later actions' `owner` is the new owner
+                    values = {**values, "owner_id": picked.user}
+            elif isinstance(action, TeamAction):
+                ids, described = self.people.team(unit.conn, action, values)
+                out.append(("team", described, {"users": ids, "access": action.access}))
+            elif isinstance(action, SetAction):
                 diff: dict[str, Any] = {}
                 for name, formula in action.values:
                     new = to_json(formula.evaluate(ctx))
@@ -396,6 +439,17 @@ class FlowHook:
         elif kind == "webhook":
             enqueue_webhook(unit.conn, key, data["url"], data["body"], event=data["event"],
                             secret_env=data["secret_env"], now=unit.now)
+        elif kind == "assign" and data["user"] is not None:
+            owner = unit.conn.execute(select(records.compiled(change.entity).table.c.owner_id)
+                                      .where(records.compiled(change.entity).table.c.id
+                                             == change.record_id)).first()
+            if owner is not None and owner[0] != data["user"]:
+                records.assign(SYSTEM, change.entity, change.record_id, owner=data["user"],
+                               department=None, unit=unit)
+        elif kind == "team":
+            for user in data["users"]:
+                records.set_team_member(SYSTEM, change.entity, change.record_id, user,
+                                        data["access"], unit=unit)
         elif kind == "notify" and data["user"] is not None:
             unit.conn.execute(insert(self.notifications).values(
                 user_id=data["user"], entity=change.entity, record_id=change.record_id,
