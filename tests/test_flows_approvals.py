@@ -203,7 +203,6 @@ def test_mode_all_waits_for_every_approver(env: Env, org: Org) -> None:
 
 
 def test_no_step_applies_approves_at_once(env: Env, org: Org) -> None:
-    admin = env.admin.actor()
     account = env.records.create(org.rep.actor(), "account", {"name": "Dalian Port"})
     quote = env.records.create(org.rep.actor(), "quote", {"name": "Crane parts",
                                                           "account": account["id"]})
