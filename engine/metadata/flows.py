@@ -226,6 +226,77 @@ class Flow:
     timers: tuple[TimerRule, ...] = ()
     approvals: tuple[ApprovalRule, ...] = ()
     """Who must approve a record before it moves on (engine/metadata/approvals.py)."""
+    conversions: tuple[Conversion, ...] = ()
+
+
+CONVERSION_NAMESPACES = ("new", "found")
+"""How a conversion's formulas read the records it made (`new.<as>`) and found
+(`found.<as>`): each is the record's id, and through it the record's fields."""
+RESERVED_ACTIONS = ("restore", "purge", "assign")
+"""Actions of every record (POST /api/<entity>/<id>/actions/<name>): no conversion may take
+their names."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An existing record a conversion reads (`found.<as>`): the newest live record of
+    `entity` whose fields equal the `match` formulas on the source record, among those the
+    converting user may read. None found: the conversion is refused with `required` when
+    given, else `found.<as>` is blank."""
+
+    name: str
+    entity: str
+    match: tuple[tuple[str, CompiledFormula], ...]
+    required: Label | None
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
+class LineCopy:
+    """Child rows copied under a created record: for each live row of `source` whose `via`
+    field is the record `of` gives (a formula on the source record), a row of `entity` with
+    `values` (formulas on the copied row) and `link` pointing to the created record."""
+
+    entity: str
+    link: str
+    source: str
+    via: str
+    of: CompiledFormula
+    values: tuple[tuple[str, CompiledFormula], ...]
+
+
+@dataclass(frozen=True)
+class Creation:
+    """One record a conversion makes (`new.<as>` to the formulas after it)."""
+
+    name: str
+    entity: str
+    values: tuple[tuple[str, CompiledFormula], ...]
+    match: tuple[str, ...]
+    """duplicate.match: a live record of `entity` the user may read with these fields equal
+    (a record's name case-insensitively, as unique names compare) is reused instead."""
+    lines: tuple[LineCopy, ...]
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """An action on a record (POST /api/<entity>/<id>/actions/<name>, a button on its page)
+    that makes records of other entities from it in one unit of work: lead → account +
+    contact + opportunity."""
+
+    name: str
+    label: Label
+    when: CompiledFormula | None
+    finds: tuple[Finding, ...]
+    creates: tuple[Creation, ...]
+    set: tuple[tuple[str, CompiledFormula], ...]
+    loc: SourceLoc
+
+    @property
+    def main(self) -> Creation:
+        """The record the page goes to afterwards: the first one made."""
+        return self.creates[0]
 
 
 def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
@@ -268,10 +339,20 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
     approvals = build_approvals(
         data.get("approvals", []), entity, roles, org, error=check.error,
         compile=check.compile, own_field=check.own_field, loc=doc.loc, duration=duration)
+    conversions: list[Conversion] = []
+    for i, spec in enumerate(data.get("conversions", [])):
+        if spec["name"] in names:
+            errors.append(doc.error(["conversions", i, "name"],
+                                    f"conversions.{i}.name: {spec['name']!r} is already a "
+                                    "trigger, timer or conversion of this flow"))
+        names.add(spec["name"])
+        conversion = check.conversion(i, spec)
+        if conversion is not None:
+            conversions.append(conversion)
     if len(errors) > before:
         return None
     return Flow(name=data["flow"], entity=entity.name, timers=tuple(timers),
-                approvals=approvals,
+                approvals=approvals, conversions=tuple(conversions),
                 label=Label.of(data.get("label"), data["flow"].replace("_", " ").capitalize()),
                 stages=stages, triggers=tuple(triggers), file=doc.file, loc=doc.loc(["flow"]),
                 config_hash=hashlib.sha256(raw).hexdigest()[:16])
@@ -300,14 +381,123 @@ class _Checker:
                                     self.compile, self.own_field, departments, roles,
                                     lambda: len(self.errors))
 
+    def target(self, path: list[PathPart], name: str) -> Entity | None:
+        found = next((e for e in self.entities if e.name == name), None)
+        if found is None:
+            hint = did_you_mean(name, [e.name for e in self.entities])
+            self.error(path, f"unknown entity {name!r}{hint}")
+        return found
+
+    def bound_scope(self, bound: dict[str, dict[str, str]]) -> EntityScope:
+        """The flow's scope with `new.<as>` and `found.<as>` (references to the records a
+        conversion made or found so far)."""
+        specs = dict(self.scope.entities)
+        own = dict(specs[self.entity.name])
+        for space in CONVERSION_NAMESPACES:
+            pseudo = f"{space}:"
+            specs[pseudo] = {n: FieldSpec(FType.REFERENCE, target=e)
+                             for n, e in bound.get(space, {}).items()}
+            own[space] = FieldSpec(FType.REFERENCE, target=pseudo)
+        specs[self.entity.name] = own
+        return EntityScope(specs, self.entity.name)
+
+    def conversion(self, i: int, spec: dict[str, Any]) -> Conversion | None:
+        base: list[PathPart] = ["conversions", i]
+        before = len(self.errors)
+        if spec["name"] in RESERVED_ACTIONS:
+            self.error([*base, "name"], f"{spec['name']!r} is an action of every record; "
+                                        "name the conversion otherwise")
+        for space in CONVERSION_NAMESPACES:
+            if self.entity.has_field(space):
+                self.error([*base, "name"], f"{self.entity.name} has a field {space!r}: a "
+                                            f"conversion's formulas read {space}.<as> instead")
+        when = self.compile([*base, "when"], spec["when"], FType.BOOLEAN) \
+            if "when" in spec else None
+        bound: dict[str, dict[str, str]] = {"new": {}, "found": {}}
+        finds: list[Finding] = []
+        for j, f in enumerate(spec.get("finds", [])):
+            path: list[PathPart] = [*base, "finds", j]
+            target = self.target([*path, "entity"], f["entity"])
+            if f["as"] in bound["found"]:
+                self.error([*path, "as"], f"{f['as']!r} is already found by this conversion")
+            if target is None:
+                continue
+            match = self.values([*path, "match"], f["match"], target, derived_ok=True)
+            bound["found"][f["as"]] = target.name
+            if match is not None:
+                finds.append(Finding(f["as"], target.name, match,
+                                     Label.of(f["required"], "") if "required" in f else None,
+                                     self.doc.loc([*path, "as"])))
+        creates: list[Creation] = []
+        for j, c in enumerate(spec["creates"]):
+            path = [*base, "creates", j]
+            target = self.target([*path, "entity"], c["entity"])
+            if c["as"] in bound["new"]:
+                self.error([*path, "as"], f"{c['as']!r} is already made by this conversion")
+            if target is None:
+                continue
+            values = self.values([*path, "values"], c["values"], target,
+                                 scope=self.bound_scope(bound))
+            dup: tuple[str, ...] = tuple(c.get("duplicate", {}).get("match", ()))
+            for k, name in enumerate(dup):
+                self.own_field([*path, "duplicate", "match", k], name, entity=target)
+            lines = [self.line_copy([*path, "lines", k], spec_line, target, bound)
+                     for k, spec_line in enumerate(c.get("lines", []))]
+            bound["new"][c["as"]] = target.name
+            if values is not None and all(x is not None for x in lines):
+                creates.append(Creation(c["as"], target.name, values, dup,
+                                        tuple(x for x in lines if x is not None),
+                                        self.doc.loc([*path, "as"])))
+        sets: tuple[tuple[str, CompiledFormula], ...] | None = ()
+        if "set" in spec:
+            sets = self.values([*base, "set"], spec["set"], self.entity,
+                               scope=self.bound_scope(bound))
+        if len(self.errors) > before or sets is None:
+            return None
+        return Conversion(spec["name"], Label.of(spec.get("label"),
+                                                 spec["name"].replace("_", " ").capitalize()),
+                          when, tuple(finds), tuple(creates), sets,
+                          self.doc.loc([*base, "name"]))
+
+    def line_copy(self, path: list[PathPart], spec: dict[str, Any], parent: Entity,
+                  bound: dict[str, dict[str, str]]) -> LineCopy | None:
+        before = len(self.errors)
+        made = self.target([*path, "entity"], spec["entity"])
+        source = self.target([*path, "from"], spec["from"])
+        if made is not None:
+            link = self.own_field([*path, "link"], spec["link"], entity=made)
+            if link is not None and link.target != parent.name:
+                self.error([*path, "link"], f"{link.name} of {made.name} does not point to "
+                                            f"{parent.name}, the record the lines go under")
+        via = None if source is None else self.own_field([*path, "via"], spec["via"],
+                                                         entity=source)
+        if via is not None and via.type is not FieldType.REFERENCE:
+            self.error([*path, "via"], f"{via.name} of {via.target or source} is not a "
+                                       "reference field")
+        of = None
+        try:
+            of = compile_formula(spec["of"], self.bound_scope(bound), FType.REFERENCE)
+        except FormulaError as exc:
+            self.errors.append(ConfigError(self.doc.loc([*path, "of"]),
+                                           f"formula {exc.line}:{exc.col}: {exc.message}"))
+        values = None
+        if made is not None and source is not None:
+            values = self.values([*path, "values"], spec["values"], made,
+                                 scope=scope_of(self.entities, source.name))
+        if len(self.errors) > before or values is None or of is None or made is None \
+                or source is None:
+            return None
+        return LineCopy(made.name, spec["link"], source.name, spec["via"], of, values)
+
     def error(self, path: list[PathPart], message: str, *, key: bool = False) -> None:
         where = ".".join(str(p) for p in path)
         self.errors.append(self.doc.error(path, f"{where}: {message}", key=key))
 
     def compile(self, path: list[PathPart], source: str,
-                expect: FType | None) -> CompiledFormula | None:
+                expect: FType | None, scope: EntityScope | None = None
+                ) -> CompiledFormula | None:
         try:
-            return compile_formula(source, self.scope, expect)
+            return compile_formula(source, scope or self.scope, expect)
         except FormulaError as exc:
             self.errors.append(ConfigError(self.doc.loc(path),
                                            f"formula {exc.line}:{exc.col}: {exc.message}"))
@@ -486,8 +676,10 @@ class _Checker:
         return NotifyAction(to, Label.of(body["message"], ""))
 
     def values(self, path: list[PathPart], spec: dict[str, str],
-               target: Entity) -> tuple[tuple[str, CompiledFormula], ...] | None:
-        """Formulas read on the flow's record, each giving the type of `target`'s field."""
+               target: Entity, *, scope: EntityScope | None = None,
+               derived_ok: bool = False) -> tuple[tuple[str, CompiledFormula], ...] | None:
+        """Formulas read on the flow's record (or in `scope`), each giving the type of
+        `target`'s field; `derived_ok`: computed fields may be named (to compare with)."""
         out: list[tuple[str, CompiledFormula]] = []
         ok = True
         for name, source in spec.items():
@@ -495,12 +687,12 @@ class _Checker:
             if f is None:
                 ok = False
                 continue
-            if f.derived:
+            if f.derived and not derived_ok:
                 self.error([*path, name], f"{name} is computed by the engine and cannot be "
                                           "set", key=True)
                 ok = False
                 continue
-            compiled = self.compile([*path, name], source, _expected(f))
+            compiled = self.compile([*path, name], source, _expected(f), scope)
             if compiled is None:
                 ok = False
                 continue

@@ -25,6 +25,7 @@ from engine.runtime.errors import (
     RecordError,
     Unauthorized,
 )
+from engine.runtime.flows.conversions import convert
 from engine.runtime.flows.explain import automation
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
@@ -321,8 +322,13 @@ class Api:
             return JSONResponse({"record": _out(result["record"]),
                                  "cascaded": result["cascaded"],
                                  "visible": result["visible"]})
-        raise NotFound(msg("no action '%(action)s' on %(entity)s; available: restore, purge, "
-                           "assign", action=action, entity=entity))
+        # a flow's conversion (engine/runtime/flows/conversions.py); unknown: a 404 naming
+        # the actions there are
+        body = await self._body(request) if await _has_body(request) else {}
+        done = await self._run(convert, self.records, actor, entity, record_id, action, body)
+        out = done.json()
+        main = out["records"][out["main"]]
+        return JSONResponse(out, status_code=201, headers={"Location": main["url"]})
 
     async def _user_id(self, value: Any, key: str,
                        reachable_by: Actor | None = None) -> int | None:
@@ -420,6 +426,14 @@ class Api:
                                 actor, source, target)
         return JSONResponse({"moved": moved, "total": sum(moved.values()),
                              "deactivated": deactivate})
+
+
+async def _has_body(request: Request) -> bool:
+    """Whether a POST carries a body (an action's body is optional)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
 
 
 def _with_lines(record: dict[str, Any]) -> dict[str, Any]:

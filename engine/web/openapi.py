@@ -370,6 +370,60 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
     }
 
 
+def _add_conversions(model: Model, e: Entity, caller: Caller | None, use: EntityUse,
+                     schemas: dict[str, Any], paths: dict[str, Any]) -> None:
+    """The conversions of `e` (flows' `conversions:`) the caller may run — reading `e` and
+    creating every entity they make — as more values of the actions route's `action`."""
+    if "read" not in use.actions:
+        return
+    names = [c.name for f in model.flows if f.entity == e.name for c in f.conversions
+             if caller is None or all(t in caller and "create" in caller[t].actions
+                                      for t in _conversion_targets(c))]
+    if not names:
+        return
+    actions_path = f"/api/{e.name}/{{record_id}}/actions/{{action}}"
+    if actions_path not in paths:
+        full = _all_entity_paths(e, use.hidden)[actions_path]
+        full["post"]["parameters"][1]["schema"]["enum"] = []
+        paths[actions_path] = full
+    post = paths[actions_path]["post"]
+    post["parameters"][1]["schema"]["enum"] = [*post["parameters"][1]["schema"]["enum"],
+                                               *names]
+    post["summary"] = f"{post['summary']}, or a conversion: {', '.join(names)}"
+    post["description"] += ("; a conversion (docs/flows.md#conversions) takes an optional "
+                            "body (Conversion) and answers 201 with the records it made "
+                            "(Converted)")
+    post["requestBody"]["content"] = {"application/json": {"schema": {"oneOf": [
+        {"$ref": "#/components/schemas/Assign"},
+        {"$ref": "#/components/schemas/Conversion"}]}}}
+    post["responses"]["201"] = {"description": "Converted: the records made",
+                                "content": _json("Converted")}
+    schemas.update(_CONVERSION_SCHEMAS)
+
+
+def _conversion_targets(c: Any) -> list[str]:
+    return [t for made in c.creates for t in (made.entity, *(x.entity for x in made.lines))]
+
+
+_CONVERSION_SCHEMAS: dict[str, Any] = {
+    "Conversion": {"type": "object", "additionalProperties": False, "properties": {
+        "values": {"type": "object", "description": "field values by the name (`as`) of a "
+                   "record the conversion makes, over the configured ones",
+                   "additionalProperties": {"type": "object"}},
+        "duplicates": {"enum": ["reuse", "refuse"], "default": "reuse",
+                       "description": "a record matching a creation's duplicate check: "
+                                      "reuse it, or refuse the conversion (409)"}}},
+    "Converted": {"type": "object", "required": ["conversion", "main", "records"],
+                  "properties": {
+                      "conversion": {"type": "string"}, "main": {"type": "string"},
+                      "records": {"type": "object", "additionalProperties": {
+                          "type": "object", "properties": {
+                              "entity": {"type": "string"}, "id": {"type": "integer"},
+                              "reused": {"type": "boolean"}, "lines": {"type": "integer"},
+                              "url": {"type": "string"}, "page": {"type": "string"}}}},
+                      "found": {"type": "object"}, "set": {"type": "object"}}},
+}
+
 _USER_REF = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}],
              "description": "a user id or name"}
 _ACCESS_SCHEMAS: dict[str, Any] = {
@@ -516,6 +570,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
             continue
         schemas.update(_entity_schemas(e, use))
         paths.update(_entity_paths(e, use))
+        _add_conversions(model, e, caller, use, schemas, paths)
         if e.attachments or any(f.type is FieldType.FILE for f in e.fields):
             schemas.update(ATTACHMENT_SCHEMAS)
             paths.update(attachment_paths(e.name, e.label.get(), use.actions))

@@ -28,6 +28,7 @@ from engine.metadata.model import Entity, Field, RelatedList
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import STALE_VERSION, Conflict, NotFound, RecordError
+from engine.runtime.flows.conversions import convert, offered
 from engine.runtime.records import Records
 from engine.runtime.records.assign import assign_outcome
 from engine.runtime.records.opened import OpenedRecord, open_record
@@ -111,6 +112,8 @@ class DetailView:
     can_delete: bool
     can_assign: bool
     pickers: dict[str, Widget] = field(default_factory=dict)
+    conversions: list[tuple[str, str]] = field(default_factory=list)
+    """(name, label) of the flows' conversions the viewer may run on the record now."""
     access_labels: Mapping[str, str] = field(default_factory=lambda: ACCESS_LABELS)
 
 
@@ -134,6 +137,7 @@ class RecordPages(PageFamily):
             Route(f"{base}/assign", self.assign, methods=["POST"]),
             Route(f"{base}/team", self.add_member, methods=["POST"]),
             Route(base + "/team/{user_id:id}/remove", self.remove_member, methods=["POST"]),
+            Route(base + "/actions/{action}", self.convert, methods=["POST"]),
         ]
 
     # -- the page ----------------------------------------------------------------------
@@ -159,6 +163,9 @@ class RecordPages(PageFamily):
         """`?done=` after a redirect → its notice (a fixed set: nothing typed is echoed).
         `created` names the kind of record made: `what`, when the form returned to another
         record's page (a related list's "Add"), else this page's entity."""
+        if done == "converted" and what and self.model.has_entity(what):
+            return msg("Made from a %(entity)s by its conversion.",
+                       entity=self.model.entity(what).label)
         if done == "created":
             made = self.model.entity(what) if what and self.model.has_entity(what) else entity
             return msg("%(entity)s created.", entity=made.label)
@@ -190,6 +197,8 @@ class RecordPages(PageFamily):
             audit = opened.history()
             team = opened.team()
             allowed = opened.allowed(("update", "delete"))
+            conversions = [(cv.name, cv.label.get(language)) for cv in
+                           offered(self.records, actor, entity.name, record, opened.conn)]
             # The titles of linked records and users, on the page's own connection.
             display.load_rows(entity, [record], conn=opened.conn)
             display.load([("user", record.get(n))
@@ -216,6 +225,7 @@ class RecordPages(PageFamily):
             self._history(viewer, entity, audit, display), team,
             can_update="update" in allowed, can_delete="delete" in allowed,
             can_assign=self.records.policy.scope(actor, entity.name, "assign") is not Scope.NONE)
+        view.conversions = conversions
         for name in ("_owner", "_department", "_member"):
             view.pickers[name] = Widget(name=name, label="", kind="picker",
                                         pick_url=f"/e/{entity.name}/pick/{name}")
@@ -383,6 +393,24 @@ class RecordPages(PageFamily):
         if done["visible"]:
             return None
         return RedirectResponse(f"/e/{entity.name}?notice={order.away_key()}", status_code=303)
+
+    async def convert(self, request: Request) -> Response:
+        """Run a flow's conversion (engine/runtime/flows/conversions.py) from its button;
+        then the main record it made, with a notice; or this page with the problem."""
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        record_id = int(request.path_params["record_id"])
+        action = str(request.path_params["action"])
+        await read_posted(request)  # the CSRF check reads the form
+
+        def run() -> Response:
+            done = convert(self.records, viewer.user.actor(), entity.name, record_id, action)
+            main = done.records[done.main]
+            return RedirectResponse(f"/e/{main.entity}/{main.id}?done=converted&what="
+                                    f"{entity.name}", status_code=303)
+
+        return await run_in_threadpool(self._act, request, viewer, entity, record_id,
+                                       "converted", run)
 
     async def add_member(self, request: Request) -> Response:
         viewer = require_viewer(request)
