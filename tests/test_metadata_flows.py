@@ -139,3 +139,94 @@ def test_watched_fields_default_to_what_when_reads(config_dir: Path) -> None:
     (config_dir / "flows" / "pipeline.yaml").write_text(text, encoding="utf-8")
     (trigger,) = next(f for f in load_model(config_dir).flows if f.name == "pipeline").triggers
     assert trigger.watched == ("stage",)
+
+
+CONVERT = """\
+flow: conversion
+entity: lead
+conversions:
+  - name: convert
+    label: {en: Convert, zh: 转化}
+    when: 'status <> "converted"'
+    finds:
+      - as: campaign_record
+        entity: campaign
+        match: {name: 'company'}
+    creates:
+      - as: account
+        entity: account
+        values: {name: 'company', industry: 'industry'}
+        duplicate: {match: [name]}
+      - as: contact
+        entity: contact
+        values: {full_name: 'BLANKVALUE(contact_name, company)', account: 'new.account'}
+    set: {status: '"converted"', converted_account: 'new.account', notes: 'new.account.name'}
+"""
+
+
+def test_a_conversion_is_compiled_with_new_and_found(config_dir: Path) -> None:
+    (config_dir / "flows").mkdir(exist_ok=True)
+    (config_dir / "flows" / "conversion.yaml").write_text(CONVERT, encoding="utf-8")
+    flow = next(f for f in load_model(config_dir).flows if f.name == "conversion")
+    (conversion,) = flow.conversions
+    assert conversion.main.name == "account" and conversion.label.get("zh") == "转化"
+    assert [c.name for c in conversion.creates] == ["account", "contact"]
+    assert conversion.creates[0].match == ("name",)
+    (finding,) = conversion.finds
+    assert finding.entity == "campaign" and finding.required is None
+    assert conversion.creates[0].loc.line == 12
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("entity: account\n", "entity: acount\n"),
+     "13:17: conversions.0.creates.0.entity: unknown entity 'acount' (did you mean 'account'?)"),
+    (("values: {name: 'company',", "values: {nam: 'company',"),
+     "conversions.0.creates.0.values.nam: no field 'nam' of account (did you mean 'name'?)"),
+    (("{name: 'company',", "{name: 'estimated_value',"),
+     "gives a number, but text is needed here"),
+    (("account: 'new.account'}", "account: 'new.acount'}"), "formula 1:5"),
+    # a record made later cannot be read before it is made
+    (("values: {name: 'company',",
+      "values: {description: 'new.contact.full_name', name: 'company',"), "formula 1:5"),
+    (("match: [name]", "match: [nme]"), "no field 'nme' of account"),
+    (("name: convert", "name: assign"), "'assign' is an action of every record"),
+    (("match: {name: 'company'}", "match: {name: 'estimated_value'}"),
+     "conversion.yaml:10:23: formula 1:1: this formula gives a number"),
+    (("when: 'status <> \"converted\"'", "when: 'status'"), "but a boolean is needed here"),
+    (("notes: 'new.account.name'", "notes: 'new.account.nme'"), "formula 1:13"),
+    (("    set:", "    colour: red\n    set:"), "conversions.0: unknown key 'colour'"),
+    (("converted_account: 'new.account',", "converted_account: 'found.campaign_record',"),
+     "conversions.0.set.converted_account: 'found.campaign_record' points to campaign, "
+     "but converted_account points to account"),
+])
+def test_conversion_mistakes_are_reported_where_they_are(config_dir: Path,
+                                                         change: tuple[str, str],
+                                                         expected: str) -> None:
+    old, new = change
+    assert old in CONVERT
+    errors = flow_errors(config_dir, CONVERT.replace(old, new, 1), "conversion.yaml")
+    assert any("flows/conversion.yaml:" in e and expected in e for e in errors), errors
+
+
+def test_copied_lines_are_checked(config_dir: Path) -> None:
+    text = """\
+flow: contracting
+entity: opportunity
+conversions:
+  - name: make_contract
+    creates:
+      - as: contract
+        entity: contract
+        values: {name: 'name', account: 'account'}
+        lines:
+          - entity: contract_line
+            link: quote
+            from: quote_lin
+            via: quote
+            of: 'id'
+            values: {product: 'product'}
+"""
+    errors = flow_errors(config_dir, text, "contracting.yaml")
+    assert any("12:19: conversions.0.creates.0.lines.0.from: unknown entity 'quote_lin' "
+               "(did you mean 'quote_line'?)" in e for e in errors), errors
+    assert any("lines.0.link: no field 'quote' of contract_line" in e for e in errors), errors

@@ -45,6 +45,7 @@ from engine.formula import (
     compile_formula,
     ftype_of,
 )
+from engine.formula.ast import TField
 from engine.metadata.approvals import ApprovalRule, build_approvals
 from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
 from engine.metadata.flow_people import AssignAction, PeopleChecker, TeamAction, org_names
@@ -696,8 +697,31 @@ class _Checker:
             if compiled is None:
                 ok = False
                 continue
+            points_to = _points_to(scope or self.scope, compiled)
+            if f.type is FieldType.REFERENCE and points_to is not None \
+                    and points_to != f.target:
+                self.error([*path, name], f"{source.strip()!r} points to {points_to}, but "
+                                          f"{name} points to {f.target}")
+                ok = False
+                continue
             out.append((name, compiled))
         return tuple(out) if ok else None
+
+
+def _points_to(scope: EntityScope, compiled: CompiledFormula) -> str | None:
+    """The entity a formula that is just a reference field (`account`, `new.account`)
+    points to; None for anything else."""
+    tree = compiled.tree
+    if not isinstance(tree, TField) or tree.type is not FType.REFERENCE:
+        return None
+    entity: str | None = scope.root
+    spec: FieldSpec | None = None
+    for name in tree.path:
+        spec = scope.entities.get(entity or "", {}).get(name)
+        if spec is None:
+            return None
+        entity = spec.target
+    return None if spec is None else spec.target
 
 
 def _expected(f: Field) -> FType | None:
