@@ -4,6 +4,8 @@ nothing, duplicates reused, the 403/404/409/422 answers; on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from engine.runtime.flows.conversions import NotAllowed, convert
 from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE
 from tests.conftest import Env
 from tests.web_helpers import csrf_of, sign_in
@@ -297,3 +300,22 @@ def test_runs_are_written_on_the_records_made(env: Env, api: TestClient) -> None
         ("lead", found["id"]), *[(m["entity"], m["id"]) for m in made.values()]]
     assert rows[1].reason == f"made by convert of lead {found['id']}"
 
+
+
+def test_two_conversions_of_one_lead_at_once_make_one_set(env: Env) -> None:
+    found = lead(env)
+    admin = env.admin.actor()
+    barrier = threading.Barrier(2)
+
+    def run() -> str:
+        barrier.wait()
+        try:
+            convert(env.records, admin, "lead", found["id"], "convert")
+        except NotAllowed:
+            return "refused"
+        return "converted"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: run(), range(2)))
+    assert outcomes == ["converted", "refused"]
+    assert (count(env, "account"), count(env, "contact"), count(env, "opportunity")) == (1, 1, 1)

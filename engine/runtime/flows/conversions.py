@@ -177,7 +177,10 @@ def convert(records: Records, actor: Actor, entity: str, record_id: int, name: s
     overrides, duplicates = _body(records, actor, conversion, body or {})
     with records.unit(actor) as unit:
         conn = unit.conn
-        source = records.fetch(conn, actor, c, record_id)  # NotFound when not readable
+        # the source's row is locked first: two conversions of one record at once run one
+        # after the other, and the second finds the first's `set` (its `when` then false)
+        records.fetch(conn, actor, c, record_id, lock=True)  # NotFound when not readable
+        source = records.fetch(conn, actor, c, record_id)
         for target in targets(conversion):
             records.policy.require(actor, records.model.entity(target), "create")
         ctx = records.record_context(conn, c, source, reader=actor)
