@@ -207,6 +207,9 @@ def test_a_won_deal_without_an_accepted_quote_is_refused(env: Env, api: TestClie
     answer = api.post(f"/api/opportunity/{deal['id']}/actions/make_contract")
     assert answer.status_code == 409, answer.text
     assert "the deal has no accepted quote" in answer.json()["error"]["message"]
+    zh = api.post(f"/api/opportunity/{deal['id']}/actions/make_contract",
+                  headers={"Accept-Language": "zh-CN"})
+    assert "该销售机会没有已接受的报价单" in zh.json()["error"]["message"], zh.text
     assert count(env, "contract") == 0
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, literal, select
 
 from engine.formula import Clock, Path
-from engine.messages import msg
+from engine.messages import LabelMessage, msg
 from engine.metadata.flows import CONVERSION_NAMESPACES, Conversion, Creation, Flow, LineCopy
 from engine.metadata.model import Model
 from engine.metadata.roles import Scope
@@ -217,7 +217,7 @@ def convert(records: Records, actor: Actor, entity: str, record_id: int, name: s
                 raise NotAllowed(msg(
                     "%(entity)s %(id)s cannot be converted now (%(action)s): %(why)s",
                     entity=entity, id=record_id, action=name,
-                    why=finding.required.get("en")))
+                    why=LabelMessage(finding.required)))
             bound["found"][finding.name] = (finding.entity, hit)
             out.found[finding.name] = hit
         writer = _writer(actor)
