@@ -31,7 +31,7 @@ run: $(INSTALLED)
 	$(BIN)/crm migrate
 	$(BIN)/crm demo --if-empty
 	@echo "Sign in at http://$(HOST):$(PORT)/login (a new database: admin / metacrm-demo, set by crm demo)."
-	$(BIN)/crm serve --host $(HOST) --port $(PORT)
+	$(BIN)/crm serve --worker --host $(HOST) --port $(PORT)
 
 pg:
 	bash scripts/pg_ensure.sh

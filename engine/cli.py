@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -123,8 +124,11 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--worker", "with_worker", is_flag=True,
+              help="also run the flows worker (due timers, the outbox) in this process, as "
+                   "`crm worker` does; one such process per database is enough")
 @pass_ctx
-def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, with_worker: bool) -> None:
     """Apply safe migrations, then serve the web app and API."""
     import uvicorn
 
@@ -154,11 +158,35 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         click.echo(f"numbered existing records {'; '.join(numbered)}")
     os.environ["CRM_CONFIG"] = ctx.settings.config_dir
     os.environ["CRM_DATABASE_URL"] = ctx.settings.database_url
+    stop = threading.Event()
+    background: threading.Thread | None = None
+    if with_worker:
+        background = threading.Thread(target=_serve_worker, args=(ctx, model, stop),
+                                      name="flows-worker", daemon=True)
+        background.start()
     # On SIGTERM, requests still running after SHUTDOWN_GRACE seconds are cancelled, and
     # with them their queries (engine/web/limits.py): the server stops within seconds.
-    uvicorn.run("engine.web.asgi:build", factory=True, host=host, port=port, workers=workers,
-                log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE,
-                **proxy_options(proxies))
+    try:
+        uvicorn.run("engine.web.asgi:build", factory=True, host=host, port=port,
+                    workers=workers, log_level="info",
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE, **proxy_options(proxies))
+    finally:
+        stop.set()
+        if background is not None:
+            background.join(timeout=SHUTDOWN_GRACE)
+
+
+def _serve_worker(ctx: Context, model: Model, stop: threading.Event) -> None:
+    """`crm serve --worker`: the flows worker beside the server, until the server stops."""
+    from engine.runtime.flows.worker import Worker
+
+    engine = ctx.engine()
+    try:
+        flows = Worker(_records(engine, model))
+        click.echo(f"worker {flows.worker_id}: running beside the server")
+        flows.run(stop)
+    finally:
+        engine.dispose()
 
 
 def proxy_options(proxies: tuple[str, ...]) -> dict[str, Any]:

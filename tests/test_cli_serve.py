@@ -11,11 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import EnvFactory
+from tests.conftest import CONFIG, Env, EnvFactory
 from tests.test_web_limits import EXPENSIVE, limited_env
 
 CRM = str(Path(sys.executable).parent / "crm")
@@ -85,3 +86,43 @@ def test_sigterm_stops_the_server_while_an_expensive_query_runs(
         with env.engine.begin() as conn:
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{STOPS_WITHIN:g}s'")
             conn.exec_driver_sql("LOCK TABLE account IN ACCESS EXCLUSIVE MODE")
+
+
+def test_serve_with_worker_fires_due_timers_and_stops(env: Env, db_url: str,
+                                                      tmp_path: Path) -> None:
+    """`crm serve --worker` runs the flows worker beside the server: an urgent service
+    request nobody answered for an hour is escalated without a separate `crm worker`."""
+    admin = env.admin.actor()
+    account = env.records.create(admin, "account", {"name": "Urumqi Airport"})
+    received = env.records.clock() - timedelta(hours=1)
+    request = env.records.create(admin, "service_request", {
+        "subject": "Tug engine fails to start", "account": account["id"],
+        "priority": "urgent", "received_at": received.isoformat()})
+    assert request["escalation_level"] in (None, 0)
+    env.engine.dispose()
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    environ = {**os.environ, "CRM_CONFIG": str(CONFIG), "CRM_DATABASE_URL": db_url,
+               "CRM_SECRET_KEY": "s" * 40}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([CRM, "serve", "--worker", "--port", str(port)], cwd=tmp_path,
+                                env=environ, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(proc, port, log)
+        deadline = time.monotonic() + 60
+        level = None
+        while time.monotonic() < deadline:
+            level = env.records.get(admin, "service_request", request["id"])[
+                "escalation_level"]
+            if level == 1:
+                break
+            time.sleep(0.5)
+        assert level == 1, log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn ends by raising the signal it was stopped with again
+        assert proc.wait(timeout=STOPS_WITHIN) in (0, -signal.SIGTERM), log.read_text()
+        assert "running beside the server" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
