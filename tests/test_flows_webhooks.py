@@ -163,6 +163,20 @@ def test_a_failing_receiver_is_retried_with_backoff_exhausted_then_replayed(
     assert log(env)["k"]["state"] == SENT and len(receiver.got) == 5
 
 
+@pytest.mark.parametrize(("status", "retried"), [(400, False), (404, False), (422, False),
+                                                 (429, True), (408, True), (500, True)])
+def test_a_receiver_refusing_the_message_is_not_retried(env: Env, receiver: Receiver,
+                                                        status: int, retried: bool) -> None:
+    with env.records.unit(SYSTEM) as unit:
+        enqueue_webhook(unit.conn, "k", receiver.url, {"id": 1}, now=T0)
+    receiver.status = status
+    run = deliver_due(env.engine, T0, {WEBHOOK: sender()}, max_attempts=4)
+    row = log(env)["k"]
+    assert (run.retrying, run.exhausted) == ((1, 0) if retried else (0, 1))
+    assert row["state"] == (PENDING if retried else EXHAUSTED) and row["attempts"] == 1
+    assert f"answered HTTP {status}" in row["last_error"]
+
+
 def test_loopback_is_refused_without_the_allow_list_naming_address_and_setting(
         env: Env, receiver: Receiver) -> None:
     with env.engine.begin() as conn:

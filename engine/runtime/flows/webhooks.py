@@ -71,6 +71,17 @@ class WebhookFailed(Exception):
     """An attempt the receiver did not accept."""
 
 
+class WebhookRejected(WebhookFailed, PermanentFailure):
+    """The receiver refused the message itself (a 4xx other than RETRIED_4XX): the same
+    body would be refused again, so it is exhausted at once (and can be replayed once the
+    receiver is fixed)."""
+
+
+RETRIED_4XX = frozenset({408, 409, 423, 425, 429})
+"""Client errors that say "not now" rather than "never": timeout, conflict, locked, too
+early, too many requests — retried with backoff like a 5xx."""
+
+
 def webhook_message(url: str, body: Any, *, event: str | None = None,
                     secret_env: str | None = None) -> dict[str, Any]:
     """The outbox payload of one webhook."""
@@ -256,5 +267,8 @@ class WebhookSender:
                 conn.close()
             if 200 <= answer.status < 300:
                 return
-            raise WebhookFailed(f"{target.host} answered HTTP {answer.status} {answer.reason}")
+            problem = f"{target.host} answered HTTP {answer.status} {answer.reason}"
+            if 400 <= answer.status < 500 and answer.status not in RETRIED_4XX:
+                raise WebhookRejected(problem)
+            raise WebhookFailed(problem)
         raise WebhookFailed(f"{target.host}: {last}")
