@@ -45,8 +45,11 @@ chromium:
 lint: $(INSTALLED)
 	$(BIN)/ruff check engine tests bench && $(BIN)/mypy && $(BIN)/lint-imports --no-cache
 
+# Two test processes (pytest-xdist): each test has a database of its own, so they share
+# nothing but the PostgreSQL server; the demo's tests stay together (xdist_group) so its
+# data is built once per database.
 test: $(INSTALLED) lint pg chromium
-	$(BIN)/pytest --junitxml=$(ARTIFACTS)/junit.xml
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=30 --junitxml=$(ARTIFACTS)/junit.xml
 
 bench: $(INSTALLED) pg
 	$(BIN)/python -m bench.run

@@ -40,6 +40,9 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 # Entities the demo leaves empty on purpose, with the reason. None today.
 LEFT_EMPTY: dict[str, str] = {}
 
+pytestmark = pytest.mark.xdist_group("demo")
+"""The demo is built once per database for this module: its tests run in one test process."""
+
 
 @dataclass
 class Built:
