@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Table,
@@ -82,9 +83,16 @@ class SignedIn:
     user: User | None
     touch_due: bool = False
     """The visit is not yet recorded (`signed_in(…, touch=False)`): call `touch`."""
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """The header counts (`Sessions(counts=…)`) read with the session, by name."""
 
 
 _USER = "user__"  # the prefix of the user's columns in the session query
+_COUNT = "count__"  # the prefix of the header counts in the session query
+
+HeaderCount = Callable[[ColumnElement[Any]], ColumnElement[int]]
+"""A count a page header shows (unread notifications): a scalar subquery on the user id
+column of the session query."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,10 @@ class Started:
 
 class Sessions:
     def __init__(self, engine: Engine, schema: Schema, policy: SessionPolicy | None = None,
-                 clock: Clock = _utcnow) -> None:
+                 clock: Clock = _utcnow, *,
+                 counts: Mapping[str, HeaderCount] | None = None) -> None:
+        """`counts`: the page header's counts by name, read in the query that finds a
+        signed-in session (`signed_in`), so a page pays no query of its own for them."""
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
         self.schema = schema
@@ -105,6 +116,7 @@ class Sessions:
         self.users = schema.table(USER_TABLE)
         self.policy = policy or SessionPolicy()
         self.clock = clock
+        self.counts = dict(counts or {})
 
     def start(self, user_id: int) -> Started:
         """A new session for `user_id`: always a fresh id, so a fixated one is never reused."""
@@ -145,6 +157,9 @@ class Sessions:
         now = self.clock()
         read = list(u.c) if with_user else [u.c.display_name, u.c.name]
         columns = [c.label(f"{_USER}{c.name}") for c in read]
+        if with_user:
+            columns += [count(s.c.user_id).label(f"{_COUNT}{name}")
+                        for name, count in self.counts.items()]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(s, *columns)
@@ -164,7 +179,8 @@ class Sessions:
                           display_name=r[f"{_USER}display_name"] or r[f"{_USER}name"])
         user = user_of({k[len(_USER):]: v for k, v in r.items() if k.startswith(_USER)}) \
             if with_user else None
-        return SignedIn(session, user, touch_due and not touch)
+        counts = {k[len(_COUNT):]: int(v or 0) for k, v in r.items() if k.startswith(_COUNT)}
+        return SignedIn(session, user, touch_due and not touch, counts)
 
     def former(self, token: str) -> Session | None:
         """The session of a cookie's id whatever its state (ended, idle, too old), or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -23,6 +24,7 @@ from engine.runtime.errors import RecordError
 from engine.runtime.files.attachments import Attachments
 from engine.runtime.files.store import DiskStore
 from engine.runtime.flows.hook import approvals_of
+from engine.runtime.notifications import Notifications, unread_column
 from engine.runtime.query_limit import ConnectionsBusy
 from engine.runtime.records import Records
 from engine.runtime.sessions import LoginThrottle, SessionPolicy, Sessions
@@ -37,6 +39,7 @@ from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
 from engine.web.i18n import N_
 from engine.web.limits import RequestLimits
+from engine.web.notifications import NotificationsApi
 from engine.web.pages.admin import AccessAdmin
 from engine.web.pages.approvals import ApprovalPages
 from engine.web.pages.attachments import AttachmentPages
@@ -45,6 +48,7 @@ from engine.web.pages.board import Board
 from engine.web.pages.calendar import Calendar
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
+from engine.web.pages.notifications import NotificationPages
 from engine.web.pages.records import RecordPages
 from engine.web.pages.regarding import RegardingPickers
 from engine.web.pages.search import Search
@@ -90,9 +94,11 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
     users = Users(engine, records.schema, hasher=password_hasher)
     attachments = Attachments(records, store)
     api = Api(records, users)
+    inbox = Notifications(records)
     sessions = Sessions(engine, records.schema, SessionPolicy(
         idle=_minutes(settings.session_idle_minutes), lifetime=_minutes(
-            settings.session_days * 24 * 60)))
+            settings.session_days * 24 * 60)),
+        counts={"notifications": partial(unread_column, inbox.table)})
     throttle = LoginThrottle(engine, records.schema, throttle_policy(settings))
     services = Services(model, engine, records, users, sessions, throttle)
     ui = Ui(model, policy=records.policy)
@@ -142,11 +148,13 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *AutomationPages(model, records, ui).routes(),
         *ApprovalPages(model, records, ui, approvals_of(records)).routes(),
         *RegardingPickers(model, records, ui).routes(),
+        *NotificationPages(model, records, ui, inbox).routes(),
         *auth.routes(),
         Route("/health", health),
         Mount("/static", StaticAssets(directory=STATIC), name="static"),
         *AttachmentsApi(attachments, api._actor).routes(),
         *ApprovalsApi(approvals_of(records), api).routes(),
+        *NotificationsApi(inbox, api._actor).routes(),  # before /api/{entity}
         *api.routes(),
     ]
     handlers: dict[Any, Any] = {

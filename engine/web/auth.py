@@ -131,7 +131,7 @@ class WebAuth:
             found = await run_in_threadpool(self.sessions.signed_in, session_id)
         if found is None or found.user is None or not found.user.active:
             return None
-        return Viewer(found.user, found.session, supported(found.user.locale))
+        return Viewer(found.user, found.session, supported(found.user.locale), found.counts)
 
     def guard(self) -> Middleware:
         return Middleware(SessionGuard, signer=self.signer, cookies=self.cookies,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -20,6 +21,9 @@ class Viewer:
     session: Session
     language: str
     """The UI language tag (a key of engine.web.i18n.LANGUAGES)."""
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """The page header's counts, read with the session (`notifications`: unread ones, up
+    to engine.runtime.notifications.HEADER_CAP)."""
 
     @property
     def display_name(self) -> str:
