@@ -29,6 +29,7 @@ from engine.web.i18n import formatters
 from tests.access_helpers import Person, place, user
 from tests.conftest import Env
 from tests.test_api import assert_error
+from tests.test_openapi import validator
 from tests.web_helpers import csrf_of, sign_in
 
 WON = {"en": "A deal of yours is won", "zh": "您的商机已赢单"}
@@ -161,6 +162,9 @@ def test_the_api_lists_counts_and_marks_the_callers_own(env: Env) -> None:
                               "title": "Harbour cranes"}
     assert item["created_at"].endswith("Z")
     assert mine.get("/api/notifications/count").json() == {"unread": 1}
+    # the answers are what /openapi.json describes
+    validator("NotificationPage").validate(body)
+    validator("NotificationCount").validate(mine.get("/api/notifications/count").json())
     assert theirs.get("/api/notifications").json() == {"items": [], "next_cursor": None}
     assert theirs.get("/api/notifications/count").json() == {"unread": 0}
     assert_error(theirs.post(f"/api/notifications/{item['id']}/read"), 404, "not_found")
@@ -170,10 +174,14 @@ def test_the_api_lists_counts_and_marks_the_callers_own(env: Env) -> None:
     assert mine.get("/api/notifications/count").json() == {"unread": 1}
     answer = mine.post(f"/api/notifications/{item['id']}/read")
     assert answer.status_code == 200 and answer.json() == {"id": item["id"], "unread": False}
+    validator("NotificationRead").validate(answer.json())
+    validator("NotificationPage").validate(mine.get("/api/notifications").json())
     assert mine.get("/api/notifications?unread=1").json()["items"] == []
     assert mine.get("/api/notifications?unread=0").json()["items"][0]["unread"] is False
     add_notices(env, rep.id, 3)
-    assert mine.post("/api/notifications/read").json() == {"marked": 3}
+    marked = mine.post("/api/notifications/read").json()
+    assert marked == {"marked": 3}
+    validator("NotificationsMarked").validate(marked)
     assert mine.get("/api/notifications/count").json() == {"unread": 0}
     assert other.user_id is not None
 

@@ -37,6 +37,12 @@ FIELDS = [(e.name, f.name) for e in MODEL.entities for f in e.fields]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
+NOTIFICATIONS = {"/api/notifications": {"get"}, "/api/notifications/count": {"get"},
+                 "/api/notifications/read": {"post"},
+                 "/api/notifications/{notification_id}/read": {"post"}}
+"""The caller's own notifications: in every caller's document."""
+
+
 def _cap(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
@@ -251,7 +257,7 @@ def test_every_component_schema_is_valid_json_schema_2020_12(name: str) -> None:
 
 
 def test_every_entity_has_its_routes_and_schemas() -> None:
-    expected_paths: dict[str, set[str]] = {"/api/access/transfer": {"post"}}
+    expected_paths: dict[str, set[str]] = {"/api/access/transfer": {"post"}, **NOTIFICATIONS}
     for e in MODEL.entities:
         n = _cap(e.name)
         assert {n, f"{n}Create", f"{n}Patch", f"{n}Page"} <= set(SCHEMAS)
@@ -317,15 +323,17 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/approvals/{task}/approve": {"post"},
         "/api/approvals/{task}/reject": {"post"},
         "/api/{entity}/{record_id}/approvals": {"get"},
+        **NOTIFICATIONS,
     }
     assert {m for m in DOC["paths"]["/api/access/transfer"] if m in METHODS} == {"post"}
     for template, methods in templates.items():
-        if template.startswith("/api/approvals"):
+        if template.startswith("/api/approvals") or template in NOTIFICATIONS:
             assert {m for m in DOC["paths"][template] if m in METHODS} == methods
     approving = {f.entity for f in env.model.flows if f.approvals}
     for e in env.model.entities:
         for template, methods in templates.items():
-            if template == "/api/access/transfer" or template.startswith("/api/approvals"):
+            if template == "/api/access/transfer" or template.startswith("/api/approvals") \
+                    or template in NOTIFICATIONS:
                 continue
             if template.endswith("/approvals"):
                 path = template.replace("{entity}", e.name)

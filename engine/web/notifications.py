@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,6 +23,8 @@ from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest
 from engine.runtime.notifications import (
+    MAX_PAGE,
+    PAGE,
     Notifications,
     cursor_of,
     notification_id,
@@ -95,3 +98,82 @@ def _params(request: Request) -> dict[str, str]:
                              {key: msg("given twice")})
         params[key] = value
     return params
+
+
+# -- /openapi.json ----------------------------------------------------------------------
+
+NOTIFICATION_SCHEMAS: dict[str, Any] = {
+    "Notification": {"type": "object", "required": [
+        "id", "message", "record", "created_at", "read_at", "unread"], "properties": {
+        "id": {"type": "integer"},
+        "message": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "the flow's message per language: {\"en\": ..., "
+                                   "\"zh\": ...}"},
+        "record": {"anyOf": [{"type": "null"}, {
+            "type": "object", "required": ["entity", "id", "title"], "properties": {
+                "entity": {"type": "string"}, "id": {"type": "integer"},
+                "title": {"type": "string"}}}],
+            "description": "the record it is about, when the caller may read it; null "
+                           "otherwise (or for none)"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "read_at": {"type": ["string", "null"], "format": "date-time"},
+        "unread": {"type": "boolean"}}},
+    "NotificationPage": {"type": "object", "required": ["items", "next_cursor"],
+                         "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}},
+        "next_cursor": {"type": ["string", "null"],
+                        "description": "`cursor` of the next page; null on the last"}}},
+    "NotificationCount": {"type": "object", "required": ["unread"],
+                          "properties": {"unread": {"type": "integer", "minimum": 0}}},
+    "NotificationsMarked": {"type": "object", "required": ["marked"],
+                            "properties": {"marked": {"type": "integer", "minimum": 0}}},
+    "NotificationRead": {"type": "object", "required": ["id", "unread"],
+                         "properties": {"id": {"type": "integer"},
+                                        "unread": {"const": False}}},
+}
+
+
+def notification_paths() -> dict[str, Any]:
+    """The routes of the caller's own notifications (every caller has an inbox)."""
+    def ref(name: str) -> dict[str, Any]:
+        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+    def errors(*codes: int) -> dict[str, Any]:
+        return {str(c): {"description": "Error", "content": ref("Error")} for c in codes}
+
+    tag = ["notifications"]
+    return {
+        "/api/notifications": {"get": {
+            "tags": tag, "operationId": "list_notifications",
+            "summary": "Your notifications, newest first",
+            "parameters": [
+                {"name": "unread", "in": "query", "schema": {"enum": ["1", "0", "true",
+                                                                    "false"]},
+                 "description": "1: only the unread ones"},
+                {"name": "page_size", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
+                            "default": PAGE}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                 "description": "the next_cursor of the page before"}],
+            "responses": {"200": {"description": "A page of notifications",
+                                  "content": ref("NotificationPage")},
+                          **errors(400, 401)}}},
+        "/api/notifications/count": {"get": {
+            "tags": tag, "operationId": "count_notifications",
+            "summary": "How many of your notifications are unread",
+            "responses": {"200": {"description": "The unread count",
+                                  "content": ref("NotificationCount")}, **errors(401)}}},
+        "/api/notifications/read": {"post": {
+            "tags": tag, "operationId": "read_all_notifications",
+            "summary": "Mark all your notifications read",
+            "responses": {"200": {"description": "How many were unread",
+                                  "content": ref("NotificationsMarked")}, **errors(401)}}},
+        "/api/notifications/{notification_id}/read": {"post": {
+            "tags": tag, "operationId": "read_notification",
+            "summary": "Mark one of your notifications read (404: not yours or none)",
+            "parameters": [{"name": "notification_id", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {"200": {"description": "Marked read",
+                                  "content": ref("NotificationRead")},
+                          **errors(401, 404)}}},
+    }

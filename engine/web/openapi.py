@@ -1,4 +1,5 @@
-"""OpenAPI 3.1 description generated from the Model: one schema and five routes per entity.
+"""OpenAPI 3.1 description generated from the Model: one schema and five routes per entity,
+and the caller's own notifications (engine/web/notifications.py).
 
 `build_openapi(model)` describes everything (what an administrator may use);
 `build_openapi(model, caller_of(policy, actor))` only the entities, routes and fields that
@@ -24,6 +25,7 @@ from engine.runtime.access.policy import AccessPolicy
 from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
 from engine.types import FieldType
 from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
+from engine.web.notifications import NOTIFICATION_SCHEMAS, notification_paths
 
 
 @dataclass(frozen=True)
@@ -557,6 +559,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                              "description": "The term in words: Budget: Confirmed → 30"}}}}}},
     }
     schemas.update(_ACCESS_SCHEMAS)
+    schemas.update(NOTIFICATION_SCHEMAS)
     paths: dict[str, Any] = {} if caller is not None else {"/api/access/transfer": {
         "post": {"tags": ["access"], "operationId": "transfer_owned",
                  "summary": "Give everything a user owns to another (administrators)",
@@ -564,6 +567,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                  "responses": {"200": {"description": "Records moved, per entity",
                                        "content": _json("TransferResult")},
                                **_errors(400, 401, 403, 404, 422)}}}}
+    paths.update(notification_paths())
     for e in model.entities:
         use = EVERYTHING if caller is None else caller.get(e.name)
         if use is None:
