@@ -136,8 +136,8 @@ def test_approving_moves_the_record_on_and_tells_the_submitter(env: Env, org: Or
     assert any(r.startswith("submitted") for r in reasons)
     assert any(r.startswith("approved: step manager: Fine") for r in reasons)
     # a settled task is not decided twice; another user's task is not theirs to see
-    again = org.client(org.manager).post(f"/api/approvals/{task['id']}/approve", json={})
-    assert again.status_code == 409
+    again = org.client(org.manager).post(f"/api/approvals/{task['id']}/approve")
+    assert again.status_code == 409  # no body at all is fine; the task is settled
     other = org.client(org.colleague).post(f"/api/approvals/{task['id']}/reject",
                                            json={"comment": "no"})
     assert other.status_code == 404
@@ -323,3 +323,12 @@ def test_a_reviewed_action_stays_locked(env: Env, org: Org) -> None:
     with pytest.raises(Conflict, match="was approved"):
         env.records.update(org.rep.actor(), "activity", activity["id"], {"cost": "900.00"},
                            reviewed["version"])
+
+
+def test_a_record_created_submitted_goes_back_to_its_first_option(env: Env, org: Org) -> None:
+    expense = org.expense(status="submitted")
+    [task] = tasks_of(env, expense["id"])
+    resp = org.client(org.manager).post(f"/api/approvals/{task['id']}/reject",
+                                        json={"comment": "Which customer?"})
+    assert resp.status_code == 200, resp.text
+    assert env.records.get(env.admin.actor(), "expense", expense["id"])["status"] == "draft"

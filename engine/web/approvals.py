@@ -76,7 +76,10 @@ class ApprovalsApi:
         if task is None or not 0 < task <= MAX_ID:
             raise NotFound(msg("no approval task %(id)s of yours",
                                id=str(request.path_params["task"])[:20]))
-        body = await self.api._body(request)
+        empty = request.headers.get("content-length") == "0" or (
+            "content-length" not in request.headers
+            and "transfer-encoding" not in request.headers)
+        body = {} if empty else await self.api._body(request)
         unknown = sorted(set(body) - {"comment"})
         if unknown:
             raise BadRequest(msg("unknown key '%(key)s'", key=unknown[0]),

@@ -280,7 +280,8 @@ class Approvals:
         unit.conn.execute(update(t).where(t.c.approval_id == approval_id,
                                           t.c.status == "pending")
                           .values(status="closed", decided_at=unit.now))
-        target = rule.approved if approved else (rule.rejected or previous)
+        target = rule.approved if approved else (rule.rejected or previous
+                                                 or self._starting_option(entity, rule))
         self._move(unit, entity, record_id, rule.field, target)
         self._run(unit, flow, rule, entity, record_id, status,
                   f"{rule.field} → {target}", diff={rule.field: [rule.submit, target]})
@@ -303,6 +304,14 @@ class Approvals:
         with self.moving(unit, entity, record_id):
             self.records.update(_approval_actor(unit.actor), entity, record_id,
                                 {field: target}, version, unit=unit)
+
+    def _starting_option(self, entity: str, rule: ApprovalRule) -> str:
+        """Where a record created already submitted goes back to: the field's default
+        option, else its first one that is not the submit option."""
+        f = self.records.model.entity(entity).field(rule.field)
+        if isinstance(f.default, str) and f.default in f.options and f.default != rule.submit:
+            return f.default
+        return next(o for o in f.options if o != rule.submit)
 
     @contextmanager
     def moving(self, unit: UnitOfWork, entity: str, record_id: int) -> Iterator[None]:
