@@ -10,7 +10,7 @@ from sqlalchemy import event, select
 
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.org import seed_org
-from tests.conftest import Env
+from tests.conftest import Env, replace_roles
 
 
 def departments(env: Env) -> dict[str, int]:
@@ -48,8 +48,7 @@ def place(env: Env, entity: str, data: dict[str, Any], *, owner: Actor | None = 
 
 
 def write_roles(config_dir: Path, text: str) -> Path:
-    (config_dir / "roles.yaml").write_text(text, encoding="utf-8")
-    return config_dir
+    return replace_roles(config_dir, text)
 
 
 def add_fields(config_dir: Path, entity: str, *lines: str) -> None:

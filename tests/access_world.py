@@ -19,7 +19,7 @@ from typing import Any
 from httpx import Response
 from starlette.testclient import TestClient
 
-from tests.conftest import Env, EnvFactory
+from tests.conftest import Env, EnvFactory, replace_roles
 
 ROLES_YAML = """\
 roles:
@@ -170,7 +170,7 @@ class World:
 
 
 def build_world(make_env: EnvFactory, config_dir: Path) -> World:
-    (config_dir / "roles.yaml").write_text(ROLES_YAML, encoding="utf-8")
+    replace_roles(config_dir, ROLES_YAML)
     env = make_env(config_dir)
     http = env.client()
     world = World(env, http, {"admin": env.users.new_token("admin")},

@@ -151,6 +151,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+def replace_roles(config_dir: Path, text: str) -> Path:
+    """Give a config copy a roles.yaml of the test's own. The shipped flows name the shipped
+    roles (approvers, assignment pools), which such a file does not have: they go too."""
+    (config_dir / "roles.yaml").write_text(text, encoding="utf-8")
+    shutil.rmtree(config_dir / "flows", ignore_errors=True)
+    return config_dir
+
+
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     """A private copy of the shipped config/, free to edit."""

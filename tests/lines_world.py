@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.conftest import replace_roles
+
 ESTIMATE = """\
 entity: estimate
 label: {en: Estimate, zh: 估价单}
@@ -96,5 +98,5 @@ def write_lines_config(config: Path) -> Path:
     (config / "entities" / "estimate.yaml").write_text(ESTIMATE, encoding="utf-8")
     (config / "entities" / "estimate_line.yaml").write_text(ESTIMATE_LINE, encoding="utf-8")
     (config / "forms" / "estimate.yaml").write_text(ESTIMATE_FORM, encoding="utf-8")
-    (config / "roles.yaml").write_text(ROLES, encoding="utf-8")
+    replace_roles(config, ROLES)
     return config

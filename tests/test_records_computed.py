@@ -20,7 +20,7 @@ from engine.runtime.errors import BadRequest, Invalid
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.schema import apply_plan, plan_schema
 from tests.access_helpers import add_fields
-from tests.conftest import Env, EnvFactory
+from tests.conftest import Env, EnvFactory, replace_roles
 
 DEAL = """entity: deal
 fields:
@@ -368,7 +368,7 @@ def test_lookups_through_a_record_the_reader_cannot_see_are_blank(
     from tests.web_helpers import sign_in
 
     (config_dir / "entities" / "deal.yaml").write_text(DEAL, encoding="utf-8")
-    (config_dir / "roles.yaml").write_text(DEALER_ROLES, encoding="utf-8")
+    replace_roles(config_dir, DEALER_ROLES)
     env = make_env(config_dir)
     admin = env.admin.actor()
     dealer_user = env.users.add("dealer", ["dealer"], password="dealer-password")
@@ -431,7 +431,7 @@ def test_only_formulas_reading_other_records_are_built_per_reader(
     record (`headroom`: account.credit_limit) differs per reader, so many users do not
     multiply the cache by every computed field."""
     (config_dir / "entities" / "deal.yaml").write_text(DEAL, encoding="utf-8")
-    (config_dir / "roles.yaml").write_text(DEALER_ROLES, encoding="utf-8")
+    replace_roles(config_dir, DEALER_ROLES)
     env = make_env(config_dir)
     readers = [env.users.add(f"dealer{i}", ["dealer"]).actor() for i in range(3)]
     for reader in readers:

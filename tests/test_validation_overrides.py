@@ -16,7 +16,7 @@ from engine.runtime.access import SYSTEM
 from engine.runtime.errors import Invalid
 from engine.runtime.records.imports import bulk_create
 from tests.access_helpers import user
-from tests.conftest import Env, EnvFactory
+from tests.conftest import Env, EnvFactory, replace_roles
 
 CUSTOMER = """\
 entity: customer
@@ -65,7 +65,7 @@ def write_config(config: Path, deal: str = DEAL) -> Path:
     (config / "entities").mkdir(parents=True, exist_ok=True)
     (config / "entities" / "customer.yaml").write_text(CUSTOMER, encoding="utf-8")
     (config / "entities" / "deal.yaml").write_text(deal, encoding="utf-8")
-    (config / "roles.yaml").write_text(ROLES, encoding="utf-8")
+    replace_roles(config, ROLES)
     return config
 
 

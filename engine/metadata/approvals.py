@@ -22,9 +22,10 @@ approvals:
 Approvers are resolved when a step starts: `{user: name}` that user; `{role: r}` the active
 users holding role r; `{manager: owner}` (or a user field) the manager of that user's
 department — of the department above when the user manages their own; `{department_manager:
-Name}` the manager of the department of config/org.yaml with that name. Roles and department
-names are checked when the configuration loads, so every step can resolve to somebody; a
-step that finds no active user at run time goes to the administrators with a notice.
+Name}` the manager of the department of config/org.yaml with that name. Roles and (with an
+org.yaml) department names are checked when the configuration loads, so every step can
+resolve to somebody; a step that finds no active user at run time goes to the
+administrators with a notice.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def build_approvals(specs: list[dict[str, Any]], entity: Entity, roles: Roles,
                 if kind == "role" and roles.get(value) is None:
                     error(at, f"unknown role {value!r}{did_you_mean(value, roles.names)}")
                     ok = False
-                elif kind == "department_manager" and value not in departments:
+                elif kind == "department_manager" and departments and \
+                        value not in departments:
                     error(at, f"no department {value!r} in org.yaml"
                               f"{did_you_mean(value, departments)}")
                     ok = False
