@@ -117,6 +117,7 @@ def test_shipped_org_loads() -> None:
 def test_without_roles_yaml_only_admin_exists(workdir: Path) -> None:
     Path("config/roles.yaml").unlink()
     Path("config/org.yaml").unlink()
+    shutil.rmtree("config/flows")  # the shipped flows name the shipped roles
     model = load_model("config")
     assert model.roles == DEFAULT_ROLES
     assert model.org == ()
@@ -362,6 +363,10 @@ def test_any_roles_yaml_gives_a_model_or_config_errors(workdir: Path, data: Any,
         lines = text.count("\n") + 1
         assert exc.errors
         for err in exc.errors:
+            if err.loc.file.startswith("config/flows/"):
+                # a shipped flow names a role this roles.yaml lacks (approvers, pools)
+                assert "role" in err.message, str(err)
+                continue
             if err.loc.file != "config/roles.yaml":
                 # a validation rule of an entity names a role this roles.yaml lacks
                 assert "overridable_by: no role" in err.message, str(err)

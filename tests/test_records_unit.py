@@ -35,7 +35,8 @@ READS = {"allowed", "audited_fields", "compile_filter", "compiled", "explain", "
 # which hold no records.
 OWN_TRANSACTIONS = {"runtime/records/unit.py", "runtime/users.py", "runtime/sessions.py",
                     "runtime/drafts.py", "runtime/views.py", "runtime/db.py",
-                    "runtime/schema/apply.py", "runtime/flows/outbox.py"}
+                    "runtime/schema/apply.py", "runtime/flows/outbox.py",
+                    "runtime/notifications.py"}
 
 
 class Recorder:
