@@ -36,6 +36,7 @@ from engine.metadata.approvals import ApprovalRule, Approver, Step
 from engine.metadata.flows import Flow
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest, Conflict, NotFound
+from engine.runtime.flows.assignment import People
 from engine.runtime.flows.runs import Run, RunWriter
 from engine.runtime.flows.timers import Timer, register, schedule
 from engine.runtime.records.computed import RecordContext
@@ -60,8 +61,9 @@ MAX_DELEGATION_DAYS = 366
 class Approvals:
     """The approvals of a records service's flows (owned by its flows hook)."""
 
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, people: People) -> None:
         self.records = records
+        self.people = people
         by_entity: dict[str, list[tuple[Flow, ApprovalRule]]] = {}
         for flow in records.model.flows:
             for rule in flow.approvals:
@@ -463,25 +465,10 @@ class Approvals:
 
     def manager_above(self, conn: Connection, user_id: int) -> int | None:
         """The active manager of the user's department — of the department above when the
-        user manages it (or it has no active manager), up to the top."""
-        if "department" not in self.records.schema.metadata.tables:
-            return None
-        users = self.records.users
-        d = self.records.schema.table("department")
-        dept = conn.execute(select(users.c.department_id).where(users.c.id == user_id)
-                            ).scalar()
-        seen: set[int] = set()
-        while dept is not None and dept not in seen:
-            seen.add(dept)
-            row = conn.execute(select(d.c.manager, d.c.parent).where(
-                d.c.id == dept, d.c.deleted_at.is_(None))).first()
-            if row is None:
-                return None
-            if row.manager is not None and row.manager != user_id and self._active(
-                    conn, row.manager):
-                return int(row.manager)
-            dept = row.parent
-        return None
+        user manages it (or it has no active manager), up to the top: the flows' one
+        lookup (engine/runtime/flows/assignment.py)."""
+        found = self.people.manager_of(conn, user_id)
+        return None if found is None else found.id
 
     def _department_manager(self, conn: Connection, name: str) -> int | None:
         if "department" not in self.records.schema.metadata.tables:

@@ -112,10 +112,10 @@ class FlowHook:
         self.history = StageHistory(records.schema.table(STAGE_HISTORY_TABLE))
         self.runs = RunWriter(records.schema.table(AUTOMATION_RUN_TABLE))
         self.notifications = records.schema.table(NOTIFICATION_TABLE)
-        self.approvals = Approvals(records)
+        self.people = People(records)
+        self.approvals = Approvals(records, self.people)
         for entity in self.approvals.entities:
             self.by_entity.setdefault(entity, _EntityFlows((), ()))
-        self.people = People(records)
         self._state: WeakKeyDictionary[UnitOfWork, _UnitState] = WeakKeyDictionary()
 
     def runs_in(self, unit: UnitOfWork) -> list[Run]:
