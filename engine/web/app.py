@@ -46,6 +46,7 @@ from engine.web.pages.attachments import AttachmentPages
 from engine.web.pages.automation import AutomationPages
 from engine.web.pages.board import Board
 from engine.web.pages.calendar import Calendar
+from engine.web.pages.flows_admin import FlowsAdmin
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
 from engine.web.pages.notifications import NotificationPages
@@ -142,6 +143,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *Board(model, records, ui).routes(), *Tree(model, records, ui).routes(),
         *Calendar(model, records, ui).routes(),
         *AccessAdmin(model, records, users, ui).routes(),
+        *FlowsAdmin(model, records, ui).routes(),
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
         *AttachmentPages(model, records, ui, attachments).routes(),
         *TimelinePages(model, records, ui).routes(),

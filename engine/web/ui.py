@@ -124,6 +124,7 @@ class Ui:
             "viewer": viewer,
             "csrf_token": csrf_token_of(request),
             "nav": self.nav_of(viewer, language),
+            "viewer_is_admin": self.is_admin(viewer),
             "current_path": request.url.path,
             # Where the language switch returns to: this page, query string included.
             "current_url": request.url.path + (f"?{request.url.query}"
@@ -140,6 +141,12 @@ class Ui:
         if self.policy is None:
             return self.nav[language]
         return readable_only(self.nav[language], self.readable(viewer.user.actor()))
+
+    def is_admin(self, viewer: Viewer | None) -> bool:
+        """Whether the menu shows `viewer` the administrators' pages (no database query)."""
+        if viewer is None or self.policy is None:
+            return False
+        return self.policy.is_admin(viewer.user.actor())
 
     def readable(self, actor: Actor) -> frozenset[str]:
         """Names of the entities the actor's roles may read (no database query)."""

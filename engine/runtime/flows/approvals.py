@@ -22,7 +22,7 @@ delegating, escalating and locking, all through the write pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -61,9 +61,13 @@ MAX_DELEGATION_DAYS = 366
 class Approvals:
     """The approvals of a records service's flows (owned by its flows hook)."""
 
-    def __init__(self, records: Records, people: People) -> None:
+    def __init__(self, records: Records, people: People,
+                 noted: Callable[[UnitOfWork, Run], None] | None = None) -> None:
         self.records = records
         self.people = people
+        self.noted = noted
+        """Told of every run written in a unit (the flows hook keeps them for a dry run's
+        report)."""
         by_entity: dict[str, list[tuple[Flow, ApprovalRule]]] = {}
         for flow in records.model.flows:
             for rule in flow.approvals:
@@ -635,10 +639,12 @@ class Approvals:
     def _run(self, unit: UnitOfWork, flow: Flow, rule: ApprovalRule, entity: str,
              record_id: int, what: str, reason: str, *, result: str = "fired",
              event: str = "approval", diff: dict[str, list[Any]] | None = None) -> None:
-        self.runs.now(unit.conn, Run(
-            flow.name, f"approvals.{rule.name}", flow.config_hash, entity, record_id,
-            event, result, f"{what}: {reason}", diff=diff or {}, at=unit.now,
-            by_user=unit.actor.user_id))
+        run = Run(flow.name, f"approvals.{rule.name}", flow.config_hash, entity, record_id,
+                  event, result, f"{what}: {reason}", diff=diff or {}, at=unit.now,
+                  by_user=unit.actor.user_id)
+        self.runs.now(unit.conn, run)
+        if self.noted is not None:
+            self.noted(unit, run)
 
 
 def _approval_actor(decider: Actor) -> Actor:
