@@ -75,6 +75,8 @@ def test_the_command_reports_and_writes_nothing(env_flows: Env, config_dir: Path
     assert out.exit_code == 1 and "A won deal is over 1000" in out.output
     assert snapshot(env) == before
     for bad, message in [(["--id", "1"], "give the change to test (--set)"),
+                         (["--id", str(deal["id"]), "--set", '{"stage": "won", "nope": 1}'],
+                          "no field 'nope' of opportunity"),
                          (["--record", "[1]"], "--record is a JSON object"),
                          (["--set", "{"], "--set is not JSON")]:
         out = CliRunner().invoke(main, [*args, *bad])

@@ -261,6 +261,10 @@ def test_email_and_webhook_actions_go_through_the_outbox(make_env: EnvFactory,
     assert [a["kind"] for a in run.actions] == ["email", "webhook"]
     assert run.actions[0]["to"] == ["admin@example.org"]
     assert "           webhook" in "\n".join(report.lines())
+    assert report.queued.emails == [{"to": ["admin@example.org"], "subject": "Won: f"}]
+    assert report.queued.webhooks == [{"url": "https://hooks.example.org/deals",
+                                       "event": "update"}]
+    assert "email    admin@example.org: Won: f" in report.lines()
     with env.engine.connect() as conn:
         assert messages(conn) == []
     env.records.update(admin, "opportunity", deal["id"], {"stage": "won"}, deal["version"])
