@@ -193,6 +193,10 @@ def test_a_form_too_large_and_others_than_administrators(env: Env) -> None:
                       data={"flow": "opportunity_pipeline",
                             "record": json.dumps({"name": "x" * MAX_FORM})})
     assert big.status_code == 413 and "The form is too large" in big.text
+    odd = client.post("/admin/flows/test", headers={"HX-Request": "true",
+                                                    "X-CSRF-Token": token},
+                      files={"record": ("r.json", b"{}")})
+    assert odd.status_code == 400 and "with the page&#39;s form" in odd.text
     env.users.add("rep", ["sales_rep"], password="a-password")
     rep = browser(env, "rep", "a-password")
     assert 'href="/admin/flows"' not in rep.get("/").text

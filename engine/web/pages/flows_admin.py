@@ -59,6 +59,7 @@ ID_OR_RECORD = N_("Give a record id, or the field values of a new record — not
 NOTHING_TO_TEST = N_("Give a record id and the changed values, or the field values of a "
                      "new record.")
 NO_CHANGE = N_("Give the changed values to test.")
+NOT_A_FORM = N_("Send the dry run with the page's form.")
 
 RESULTS = {"passed": N_("passed"), "fired": N_("fired"), "skipped": N_("skipped"),
            "refused": N_("refused"), "scheduled": N_("scheduled")}
@@ -165,7 +166,7 @@ async def _bounded_form(request: Request) -> dict[str, str]:
         raise FormTooLarge(FORM_TOO_LARGE)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
-        raise BadRequest(NOTHING_TO_TEST)
+        raise BadRequest(NOT_A_FORM)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
