@@ -22,7 +22,7 @@ delegating, escalating and locking, all through the write pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -61,13 +61,9 @@ MAX_DELEGATION_DAYS = 366
 class Approvals:
     """The approvals of a records service's flows (owned by its flows hook)."""
 
-    def __init__(self, records: Records, people: People,
-                 noted: Callable[[UnitOfWork, Run], None] | None = None) -> None:
+    def __init__(self, records: Records, people: People) -> None:
         self.records = records
         self.people = people
-        self.noted = noted
-        """Told of every run written in a unit (the flows hook keeps them for a dry run's
-        report)."""
         by_entity: dict[str, list[tuple[Flow, ApprovalRule]]] = {}
         for flow in records.model.flows:
             for rule in flow.approvals:
@@ -89,6 +85,8 @@ class Approvals:
         self.runs = RunWriter(schema.table(AUTOMATION_RUN_TABLE))
         self._moving: WeakKeyDictionary[UnitOfWork, set[tuple[str, int]]] = \
             WeakKeyDictionary()
+        self._dry_runs: WeakKeyDictionary[UnitOfWork, list[Run]] = WeakKeyDictionary()
+        """Per dry-run unit, the runs written in it (its report shows them)."""
         """Per unit, the records an approval is moving (or was submitted) in it: exempt
         from the lock."""
 
@@ -643,8 +641,12 @@ class Approvals:
                   event, result, f"{what}: {reason}", diff=diff or {}, at=unit.now,
                   by_user=unit.actor.user_id)
         self.runs.now(unit.conn, run)
-        if self.noted is not None:
-            self.noted(unit, run)
+        if unit.dry_run:
+            self._dry_runs.setdefault(unit, []).append(run)
+
+    def runs_in(self, unit: UnitOfWork) -> list[Run]:
+        """The runs the approvals wrote in dry-run unit `unit` so far."""
+        return list(self._dry_runs.get(unit, ()))
 
 
 def _approval_actor(decider: Actor) -> Actor:

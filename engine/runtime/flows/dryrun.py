@@ -157,19 +157,25 @@ def flow_test(records: Records, flow_name: str, entity: str, *, record_id: int |
         else:
             records.create(actor, entity, {**(record or {}), **(changes or {})}, unit=u)
         u.settle()  # the hooks now, not at commit: what they queued is read before rollback
-        report.queued = _queued(records, u.conn, marks, hook.runs_in(u))
+        report.queued = _queued(records, u.conn, marks, _runs(hook, u))
 
     try:
         done = records.dry_run(actor, work)
     except RecordError as exc:
         report.refused = exc
         if held:
-            report.runs = hook.runs_in(held[0])
+            report.runs = _runs(hook, held[0])
             report.changes = list(held[0].changes)
         return report
     report.changes = list(done.changes)
-    report.runs = hook.runs_in(held[0])
+    report.runs = _runs(hook, held[0])
     return report
+
+
+def _runs(hook: FlowHook, unit: UnitOfWork) -> list[Run]:
+    """The rule evaluations of `unit`: the flows' stage rules, triggers and timers in
+    order, then the approvals' submissions and steps."""
+    return hook.runs_in(unit) + hook.approvals.runs_in(unit)
 
 
 def _known_fields(records: Records, entity: str, values: Mapping[str, Any]) -> None:

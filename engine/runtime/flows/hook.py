@@ -113,17 +113,10 @@ class FlowHook:
         self.runs = RunWriter(records.schema.table(AUTOMATION_RUN_TABLE))
         self.notifications = records.schema.table(NOTIFICATION_TABLE)
         self.people = People(records)
-        self.approvals = Approvals(records, self.people, noted=self._noted)
+        self.approvals = Approvals(records, self.people)
         for entity in self.approvals.entities:
             self.by_entity.setdefault(entity, _EntityFlows((), ()))
         self._state: WeakKeyDictionary[UnitOfWork, _UnitState] = WeakKeyDictionary()
-
-    def _noted(self, unit: UnitOfWork, run: Run) -> None:
-        """A run written by the approvals in `unit`: reported with the hook's own."""
-        state = self._state.get(unit)
-        if state is None:
-            state = self._state[unit] = _UnitState()
-        state.runs.append(run)
 
     def runs_in(self, unit: UnitOfWork) -> list[Run]:
         """The evaluations made in `unit` so far (a dry run reports them)."""
