@@ -21,6 +21,7 @@ from engine.runtime.flows.dryrun import flow_test
 from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE
 from tests.access_helpers import Person, departments, user
 from tests.conftest import Env, EnvFactory
+from tests.deals import win
 from tests.test_flows_hook import flows_env
 from tests.web_helpers import sign_in
 
@@ -147,8 +148,7 @@ def test_a_won_deal_adds_the_owners_manager_to_its_team(sales: Sales) -> None:
     deal = records.create(SYSTEM, "opportunity", {"name": "Jets", "account": account["id"]})
     records.assign(SYSTEM, "opportunity", deal["id"], owner=sales.north_1.id,
                    department=None)
-    deal = records.get(SYSTEM, "opportunity", deal["id"])
-    records.update(SYSTEM, "opportunity", deal["id"], {"stage": "won"}, deal["version"])
+    win(records, SYSTEM, deal["id"])
     assert [(m["user"], m["access"]) for m in records.team(SYSTEM, "opportunity",
                                                            deal["id"])] == [("boss_bj", "read")]
     run = next(r for r in runs(env, "opportunity", deal["id"])

@@ -37,11 +37,17 @@ def rows_of(env: Env, table: str, record_id: int) -> list[dict[str, Any]]:
             select(t).where(t.c.record_id == record_id).order_by(t.c.id)).mappings()]
 
 
-def request(env: Env, owner: Any, priority: str, received: datetime) -> dict[str, Any]:
+def request(env: Env, owner: Any, priority: str, received: datetime,
+            queue: int | None = None) -> dict[str, Any]:
     account = env.records.create(SYSTEM, "account", {"name": f"Acme {priority} {received}"})
     return place(env, "service_request", {
         "subject": "Press leaks oil", "account": account["id"], "priority": priority,
-        "received_at": received.isoformat(), "request_type": "repair"}, owner=owner)
+        "received_at": received.isoformat(), "request_type": "repair", "queue": queue},
+        owner=owner)
+
+
+def due_timers(env: Env, record_id: int) -> list[tuple[datetime, str]]:
+    return [(due, state) for k, due, state in timers(env, record_id) if ":unanswered:" in k]
 
 
 @pytest.fixture
@@ -49,31 +55,57 @@ def agent(env: Env) -> Any:
     return user(env, "agent", "service_agent", department=departments(env)["BJ"])
 
 
-def test_an_unanswered_urgent_request_is_escalated_when_its_timer_fires(
-        env: Env, agent: Any) -> None:
-    sr = request(env, agent, "urgent", T0)
-    [(key, due, state)] = [t for t in timers(env, sr["id"]) if ":urgent_unanswered:" in t[0]]
-    assert (due, state) == (T0 + timedelta(minutes=30), "pending")
-    assert run_due(env.records, T0 + timedelta(minutes=29), worker_id="w") == 0
-    assert run_due(env.records, T0 + timedelta(minutes=31), worker_id="w") >= 1
-    assert env.records.get(SYSTEM, "service_request", sr["id"])["escalation_level"] == 1
-    [note] = rows_of(env, NOTIFICATION_TABLE, sr["id"])
-    assert note["user_id"] == agent.id and "30 minutes" in note["message"]["en"]
+@pytest.fixture
+def queues(env: Env) -> dict[str, int]:
+    """The hotline (urgent: 20 minutes) escalates to key accounts (urgent: 10 minutes),
+    which escalates nowhere."""
+    key = env.records.create(SYSTEM, "service_queue", {
+        "name": "Key accounts", "kind": "key_accounts", "response_minutes_urgent": 10})
+    hotline = env.records.create(SYSTEM, "service_queue", {
+        "name": "Hotline", "response_minutes_urgent": 20, "escalates_to": key["id"]})
+    return {"hotline": hotline["id"], "key": key["id"]}
+
+
+def test_an_unanswered_request_escalates_to_the_next_queue_by_its_queues_targets(
+        env: Env, agent: Any, queues: dict[str, int]) -> None:
+    boss = user(env, "boss", "service_manager", department=departments(env)["NORTH"])
+    env.records.update(SYSTEM, "department", departments(env)["BJ"], {"manager": None},
+                       env.records.get(SYSTEM, "department", departments(env)["BJ"])["version"])
+    north = env.records.get(SYSTEM, "department", departments(env)["NORTH"])
+    env.records.update(SYSTEM, "department", north["id"], {"manager": boss.id},
+                       north["version"])
+    sr = request(env, agent, "urgent", T0, queues["hotline"])
+    due_at = env.records.get(SYSTEM, "service_request", sr["id"])["response_due_at"]
+    assert (due_at if due_at.tzinfo else due_at.replace(tzinfo=UTC)) == T0 + timedelta(
+        minutes=20)
+    assert due_timers(env, sr["id"]) == [(T0 + timedelta(minutes=20), "pending")]
+    assert run_due(env.records, T0 + timedelta(minutes=19), worker_id="w") == 0
+    fired_at = T0 + timedelta(minutes=21)
+    env.records.clock = lambda: fired_at  # NOW() of the escalation: the worker's time
+    assert run_due(env.records, fired_at, worker_id="w") >= 1
+    now = env.records.get(SYSTEM, "service_request", sr["id"])
+    assert (now["escalation_level"], now["queue"]) == (1, queues["key"])
+    told = {n["user_id"]: n["message"]["en"] for n in rows_of(env, NOTIFICATION_TABLE,
+                                                               sr["id"])}
+    assert set(told) == {agent.id, boss.id}  # the owner and the owner's manager
+    assert "escalated" in told[agent.id] and "your team" in told[boss.id]
+    # in the next queue its clock starts again, with that queue's target
+    assert due_timers(env, sr["id"]) == [(T0 + timedelta(minutes=20), "done"),
+                                         (fired_at + timedelta(minutes=10), "pending")]
+    run_due(env.records, fired_at + timedelta(minutes=11), worker_id="w")
+    now = env.records.get(SYSTEM, "service_request", sr["id"])
+    # key accounts escalates nowhere: the level goes up, the queue stays, no new timer
+    assert (now["escalation_level"], now["queue"]) == (2, queues["key"])
+    assert [s for _, s in due_timers(env, sr["id"])] == ["done", "done"]
     fired = [r for r in rows_of(env, AUTOMATION_RUN_TABLE, sr["id"])
-             if r["rule"] == "timers.urgent_unanswered"]
-    assert [(r["event"], r["result"]) for r in fired] == [("create", "scheduled"),
-                                                         ("timer", "fired")]
-    assert fired[1]["diff"] == {"escalation_level": [0, "1"]}  # as the JSON API writes them
-    # it ran once: later passes (the high-priority timer finds nothing to do) leave it done
-    run_due(env.records, T0 + timedelta(hours=5), worker_id="w")
-    assert [s for k, _, s in timers(env, sr["id"]) if k == key] == ["done"]
-    assert env.records.get(SYSTEM, "service_request", sr["id"])["escalation_level"] == 1
-    assert len(rows_of(env, NOTIFICATION_TABLE, sr["id"])) == 1
+             if r["rule"] == "timers.unanswered" and r["event"] == "timer"]
+    assert [r["result"] for r in fired] == ["fired", "fired"]
+    assert fired[0]["diff"]["queue"] == [queues["hotline"], queues["key"]]
 
 
 def test_a_request_answered_in_time_is_not_escalated_and_the_run_says_why(
-        env: Env, agent: Any) -> None:
-    sr = request(env, agent, "urgent", T0)
+        env: Env, agent: Any, queues: dict[str, int]) -> None:
+    sr = request(env, agent, "urgent", T0, queues["hotline"])
     env.records.update(agent, "service_request", sr["id"], {
         "first_response_at": (T0 + timedelta(minutes=10)).isoformat()}, sr["version"])
     assert run_due(env.records, T0 + timedelta(hours=1), worker_id="w") >= 1
@@ -82,27 +114,29 @@ def test_a_request_answered_in_time_is_not_escalated_and_the_run_says_why(
     [skipped] = [r for r in rows_of(env, AUTOMATION_RUN_TABLE, sr["id"])
                  if r["event"] == "timer"]
     assert skipped["result"] == "skipped" and skipped["reason"].startswith("when is not true")
-    # a normal-priority request never meets the urgent or high timers' conditions
+    # a request without a queue has the shipped defaults: normal priority, 8 hours
     normal = request(env, agent, "normal", T0)
+    assert due_timers(env, normal["id"]) == [(T0 + timedelta(hours=8), "pending")]
     run_due(env.records, T0 + timedelta(hours=3), worker_id="w")
     assert env.records.get(SYSTEM, "service_request", normal["id"])["escalation_level"] == 0
 
 
-def test_a_changed_time_moves_the_timer_and_a_deleted_record_keeps_none(
+def test_a_changed_time_or_priority_moves_the_timer_and_a_deleted_record_keeps_none(
         env: Env, agent: Any) -> None:
     sr = request(env, agent, "high", T0)
+    assert due_timers(env, sr["id"]) == [(T0 + timedelta(hours=2), "pending")]
     later = T0 + timedelta(hours=1)
-    env.records.update(agent, "service_request", sr["id"], {"received_at": later.isoformat()},
-                       sr["version"])
-    high = [(due, state) for k, due, state in timers(env, sr["id"]) if ":high_unanswered:" in k]
-    assert high == [(later + timedelta(hours=2), "pending")]  # the old one was dropped
-    run_due(env.records, T0 + timedelta(hours=2, minutes=30), worker_id="w")  # the old due
-    assert [state for k, _, state in timers(env, sr["id"]) if ":high_unanswered:" in k] == [
-        "pending"]
+    sr = env.records.update(agent, "service_request", sr["id"],
+                            {"received_at": later.isoformat()}, sr["version"])
+    assert due_timers(env, sr["id"]) == [(later + timedelta(hours=2), "pending")]  # moved
+    # raised to urgent: due 30 minutes from receipt
+    sr = env.records.update(agent, "service_request", sr["id"], {"priority": "urgent"},
+                            sr["version"])
+    assert due_timers(env, sr["id"]) == [(later + timedelta(minutes=30), "pending")]
+    run_due(env.records, later + timedelta(minutes=29), worker_id="w")
     assert env.records.get(SYSTEM, "service_request", sr["id"])["escalation_level"] == 0
     env.records.delete(SYSTEM, "service_request", sr["id"])
-    # what had not run is gone; what ran (the urgent check, skipped) stays as done
-    assert [state for _, _, state in timers(env, sr["id"])] == ["done"]
+    assert timers(env, sr["id"]) == []  # what had not run is gone
     assert run_due(env.records, later + timedelta(hours=3), worker_id="w") == 0
 
 

@@ -263,12 +263,15 @@ def test_date_arithmetic() -> None:
     assert ev("DATE(2024.9, 2.9, 29.9)") == date(2024, 2, 29)
 
 
-def test_datetime_arithmetic_keeps_microseconds_and_cuts_the_offset_to_seconds() -> None:
+def test_datetime_arithmetic_keeps_microseconds_and_rounds_the_offset_to_seconds() -> None:
     created = datetime(2024, 1, 1, 12, 0, 0, 250000, tzinfo=UTC)
     assert ev("created + 1", created=created) == created + timedelta(days=1)
     assert ev("created - 0.5", created=created) == created - timedelta(hours=12)
-    assert ev("ADDDAYS(created, 0.00001)", created=created) == created + timedelta(seconds=0)
-    assert ev("created + 0.0001", created=created) == created + timedelta(seconds=8)
+    assert ev("ADDDAYS(created, 0.00001)", created=created) == created + timedelta(seconds=1)
+    assert ev("created + 0.0001", created=created) == created + timedelta(seconds=9)
+    assert ev("created - 0.0001", created=created) == created - timedelta(seconds=9)
+    # a quotient of minutes is exact minutes, though 10 / 1440 is 0.0069444444
+    assert ev("created + 10 / 1440", created=created) == created + timedelta(minutes=10)
     assert ev("created + 3000000", created=created) is None
 
 

@@ -28,6 +28,7 @@ from engine.runtime.schema.tables import NOTIFICATION_TABLE
 from engine.web.i18n import formatters
 from tests.access_helpers import Person, place, user
 from tests.conftest import Env
+from tests.deals import win
 from tests.test_api import assert_error
 from tests.test_openapi import validator
 from tests.web_helpers import csrf_of, sign_in
@@ -40,8 +41,7 @@ def won_deal(env: Env, owner: Person, name: str = "Harbour cranes") -> dict[str,
     pipeline's won_notice tells its owner."""
     account = place(env, "account", {"name": f"{name} Ltd"})
     deal = place(env, "opportunity", {"name": name, "account": account["id"]}, owner=owner)
-    return env.records.update(env.admin.actor(), "opportunity", deal["id"], {"stage": "won"},
-                              deal["version"])
+    return win(env.records, env.admin.actor(), deal["id"])
 
 
 def add_notices(env: Env, user_id: int, n: int, *, start: datetime | None = None) -> list[int]:

@@ -267,7 +267,8 @@ def test_python_and_sql_agree_on_shipped_formulas(
     c = records.compiled("opportunity")
     ctx = records.record_context(None, c, row)
     computed = [f for f in env.model.entity("opportunity").fields if f.computed]
-    assert {f.name for f in computed} == {"probability", "weighted", "score", "evaluation_score"}
+    assert {f.name for f in computed} == {"probability", "forecast_category", "weighted", "score",
+                                          "evaluation_score"}
     for f in computed:
         assert row[f.name] == ctx.get((f.name,)), f.name
     assert records.get(actor, "opportunity", row["id"]) == row

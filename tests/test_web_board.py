@@ -15,6 +15,7 @@ from engine.runtime.records.aggregate import grouped_totals
 from engine.runtime.records.query import Condition, ListQuery
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env, EnvFactory
+from tests.deals import accept_quote
 from tests.web_helpers import page_token, sign_in
 
 BOARD = "/e/opportunity/board/stage"
@@ -157,6 +158,7 @@ def test_move_updates_record_card_and_totals(env: Env) -> None:
 
 def test_move_without_script_redirects_to_the_board(env: Env) -> None:
     deal = opportunity(env, "Form mover", "10", "prospecting")
+    deal = accept_quote(env.records, deal["id"])  # a deal is won on an accepted quote
     client = browser(env)
     token = page_token(client, BOARD)
     response = client.post(f"/e/opportunity/{deal['id']}/move", follow_redirects=False, data={
@@ -454,6 +456,7 @@ def test_fields_asked_for_in_place_are_generic(make_env: EnvFactory,
         "  - rule: 'NOT(AND(stage = \"qualification\", amount > 1000000))'\n"
         "    message: {en: Too big to qualify, zh: 金额过大}\n"))
     deal = opportunity(env, "Generic", "2000000", "proposal")
+    deal = accept_quote(env.records, deal["id"])
     client = browser(env)
     token = page_token(client, BOARD)
     # a text field named by a rule: asked for as a text box

@@ -218,10 +218,12 @@ def add_days(d: date, n: Decimal) -> date | None:
 
 
 def add_seconds_of_days(x: datetime, n: Decimal) -> datetime | None:
-    """x plus n days, the offset cut to whole seconds."""
-    seconds = int(CTX.multiply(n, 86400))
-    if abs(seconds) > MAX_OFFSET_SECONDS:
+    """x plus n days, the offset rounded to whole seconds, half away from zero (so that
+    `10 / 1440` of a day, 0.0069444444 as a quotient, is 600 seconds)."""
+    product = CTX.multiply(n, 86400)
+    if abs(product) > MAX_OFFSET_SECONDS:
         return None
+    seconds = int(product.quantize(Decimal(1), ROUND_HALF_UP, CTX))
     try:
         return x + timedelta(seconds=seconds)
     except OverflowError:

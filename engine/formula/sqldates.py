@@ -71,16 +71,16 @@ def date_add(c: SqlCompiler, d: Expr, n: Expr) -> Expr:
 def datetime_add(c: SqlCompiler, x: Expr, n: Expr, n_scale: int | None) -> Expr:
     limit = MAX_OFFSET_SECONDS
     if c.sqlite:
-        # 86400 = 864 * 100: the seconds have two decimals fewer than the days
-        places = 8 if n_scale is None else max(n_scale - 2, 0)
+        # whole seconds, rounded half away from zero (SQLite rounds to whole numbers
+        # exactly); a whole number of days is whole seconds already
         product = times(n, k(86400))
-        seconds = integer(product if n_scale == 0 else c.round(product, places))
+        seconds = integer(product if n_scale == 0 else c.round(product, 0))
         moved = joined(func.strftime(k("%Y-%m-%d %H:%M:%S"), whole_seconds(x),
                                      func.printf(k("%+d seconds"), seconds)),
                        func.substr(x, k(20)))
         return case((and_(func.abs(seconds) <= k(limit), moved >= k(FIRST_DAY)), moved),
                     else_=c.value(FType.DATETIME, None))
-    seconds = func.trunc(times(c.num(n), k(86400)))
+    seconds = c.round(times(c.num(n), k(86400)), 0)
     clamped = case((seconds > k(limit), k(limit)), (seconds < k(-limit), k(-limit)),
                    else_=seconds)
     target = plus(extract("epoch", x), seconds)

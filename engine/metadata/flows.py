@@ -133,7 +133,9 @@ class CreateAction:
 
 @dataclass(frozen=True)
 class NotifyAction:
-    """An in-app notification to the record's owner or the user of a user field."""
+    """An in-app notification to the record's owner, the owner's manager (`owner_manager`:
+    the manager of their department, or of the one above when they manage it) or the user
+    of a user field."""
 
     to: str
     message: Label
@@ -203,7 +205,8 @@ class TimerRule:
 
 
 def duration(text: str) -> timedelta:
-    """`30m`, `4h`, `2d` as a timedelta (the schema allows 1-99999 of m, h or d).
+    """`30m`, `4h`, `2d` as a timedelta (the schema allows 1-99999 of m, h or d; a timer's
+    offset also 0).
 
     >>> duration("4h"), duration("2d")
     (datetime.timedelta(seconds=14400), datetime.timedelta(days=2))
@@ -666,11 +669,11 @@ class _Checker:
                 return None
             return EmailAction(tuple(body["to"]), subject, text)
         to = body["to"]
-        if to != "owner":
+        if to not in ("owner", "owner_manager"):
             f = self.own_field([*path, kind, "to"], to)
             if f is not None and f.type is not FieldType.USER:
-                self.error([*path, kind, "to"], f"{to} is not a user field; notify 'owner' "
-                                                "or a user field")
+                self.error([*path, kind, "to"], f"{to} is not a user field; notify 'owner', "
+                                                "'owner_manager' or a user field")
                 return None
             if f is None:
                 return None

@@ -26,8 +26,17 @@ SERVICE_TERMS = {"en": "Paid quarterly in advance", "zh": "按季度预付服务
 
 def make_quotes_and_contracts(demo: Demo) -> None:
     _quotes(demo)
+    _win(demo)
     contracts = _contracts(demo)
     _execution(demo, contracts)
+
+
+def _win(demo: Demo) -> None:
+    """Won deals enter `won` now that their accepted quotes exist: the opportunity pipeline
+    lets a deal be won only on an accepted quote or a contract."""
+    for deal in demo.deals:
+        if deal.stage == "won":
+            demo.update("opportunity", deal.id, {"stage": "won"})
 
 
 def _line(item: Item, lang: str, position: int, discount: int | None = None

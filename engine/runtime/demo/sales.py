@@ -222,7 +222,10 @@ def _opportunities(demo: Demo, entity: Entity, competitors: Rivals) -> None:
                 deal.rival = _rival(rivals, deal, competitors)
                 rows.append({
                     "name": name, "account": account.id, "primary_contact": contact,
-                    "amount": deal.amount, "stage": stage, "close_date": close,
+                    # a deal is won on its accepted quote (the pipeline's guard): it waits
+                    # in negotiation until its quotes are made (quotes_contracts.py)
+                    "amount": deal.amount, "stage": "negotiation" if stage == "won" else stage,
+                    "close_date": close,
                     "lost_reason": rnd.choice(["price", "product", "relationship", "timing"])
                     if stage == "lost" else None,
                     "campaign": rnd.choice(demo.campaigns)

@@ -89,6 +89,9 @@ class _UnitState:
     """Every evaluation, in order (the dry run reports them)."""
     pending: list[Run] = field(default_factory=list)
     """Evaluations not written yet (written together when the hook is done)."""
+    firing: str | None = None
+    """The key of the timer this unit fires: its own actions moving the field it counts
+    from do not cancel it (the worker marks it done when they are through)."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,9 @@ class FlowHook:
         if change.action not in ("create", "delete") and timer.field not in change.changed:
             return
         if old is not None and old != new:
-            cancel(unit.conn, self._timer_key(flow, timer, change, old))
+            key = self._timer_key(flow, timer, change, old)
+            if key != state.firing:
+                cancel(unit.conn, key)
         if new is None or (new == old and change.action != "create"):
             return
         due = self._due(timer, new)
@@ -277,11 +282,13 @@ class FlowHook:
         run_id = self.runs.now(unit.conn, run)
         state.runs.append(run)
         state.running.append(run_id)
+        state.firing = timer.key
         try:
             for n, (kind, described, data) in enumerate(planned):
                 self._act(unit, change, kind, described, data, f"flow:{run_id}:{n}")
         finally:
             state.running.pop()
+            state.firing = None
 
     def _moved(self, unit: UnitOfWork, state: _UnitState, flow: Flow, rules: StageRules,
                change: RecordChange, ctx: RecordContext, values: Any, cause: int | None,
@@ -376,8 +383,13 @@ class FlowHook:
                 data = {name: to_json(formula.evaluate(ctx)) for name, formula in action.values}
                 out.append(("create", {"kind": "create", "entity": action.entity}, data))
             elif isinstance(action, NotifyAction):
-                column = "owner_id" if action.to == "owner" else action.to
-                user = values.get(column)
+                if action.to == "owner_manager":
+                    owner = values.get("owner_id")
+                    manager = None if owner is None else self.people.manager_of(unit.conn,
+                                                                                owner)
+                    user = None if manager is None else manager.id
+                else:
+                    user = values.get("owner_id" if action.to == "owner" else action.to)
                 out.append(("notify", {"kind": "notify", "to": user,
                                        "message": action.message.as_dict()},
                             {"user": user, "message": action.message.as_dict()}))
