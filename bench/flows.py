@@ -48,6 +48,10 @@ def service(path: Path, flows: bool) -> tuple[Records, list[int]]:
     ids = [records.create(SYSTEM, "opportunity", {"name": f"Deal {n}", "account": account,
                                                   "amount": "1000"})["id"]
            for n in range(DEALS)]
+    # each deal has its accepted quote, on both sides: the pipeline's guard lets it be won
+    records.bulk_create(SYSTEM, "quote", [
+        {"name": f"Quote {n}", "account": account, "opportunity": deal, "status": "accepted"}
+        for n, deal in enumerate(ids)])
     return records, ids
 
 
@@ -89,8 +93,10 @@ def section(updates: int, say: Callable[[str], None] = print) -> Section:
         "Both sides are the records service as the app assembles it (rollups and the other "
         "hooks); the baseline's model has no flows. Each update moves a deal's stage and "
         "amount in its own transaction (Records.update), what config/flows/"
-        "opportunity_pipeline.yaml watches: stage rules, stage history, the won/lost "
-        "triggers and a crm_automation_run row per rule evaluation.",
+        "opportunity_pipeline.yaml watches: stage rules (the won guard reads the deal's "
+        "accepted quotes: every deal has one, on both sides), stage history, the "
+        "stage_defaults and won/lost triggers, the team action on entering won and a "
+        "crm_automation_run row per rule evaluation.",
         f"The sides take turns, {ROUND} updates each; the machine is shared: load average "
         f"{load_before} before, {load_text()} after."]
     return Section(name=NAME, title="Flows: an opportunity update with and without flows",
