@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from engine.runtime.errors import Conflict
+from engine.runtime.access import SYSTEM
+from engine.runtime.errors import Conflict, Invalid
 from engine.runtime.flows.hook import approvals_of
 from engine.runtime.flows.timers import run_due
 from engine.runtime.schema.tables import (
@@ -210,6 +211,29 @@ def test_no_step_applies_approves_at_once(env: Env, org: Org) -> None:
     assert moved["status"] == "approved"  # no discount, no large amount: nothing to wait for
     [approval] = rows(env, APPROVAL_TABLE, entity="quote", record_id=quote["id"])
     assert approval["status"] == "approved"
+
+
+def test_nobody_approves_by_setting_the_approved_option_themselves(env: Env,
+                                                                    org: Org) -> None:
+    """Approving is the approvers' decision: the approved option is reached only through
+    the approval, not by an edit, an administrator's included, nor by creating a record
+    already approved; the engine's own writes (the demo, imports as the engine) may."""
+    expense = org.expense()
+    for actor in (org.rep.actor(), org.manager.actor(), env.admin.actor()):
+        with pytest.raises(Invalid) as refused:
+            env.records.update(actor, "expense", expense["id"], {"status": "approved"},
+                               expense["version"])
+        assert "set status to submitted to send it for approval" in str(refused.value)
+        assert list(refused.value.fields) == ["status"]
+    resp = org.client(org.rep).post("/api/expense", json={
+        "subject": "Dinner", "category": "entertainment", "amount": "80.00", "status": "approved"})
+    assert resp.status_code == 422 and "status" in resp.json()["error"]["fields"], resp.text
+    assert env.records.get(SYSTEM, "expense", expense["id"])["status"] == "draft"
+    assert rows(env, APPROVAL_TABLE, entity="expense") == []
+    made = env.records.create(SYSTEM, "expense", {
+        "subject": "Imported", "category": "entertainment", "amount": "10.00",
+        "status": "approved"})
+    assert made["status"] == "approved"
 
 
 def test_a_deep_discount_needs_the_sales_manager(env: Env, org: Org) -> None:

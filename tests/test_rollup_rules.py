@@ -5,6 +5,7 @@ approved expenses within the budget (config/entities/contract.yaml, expense_budg
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from starlette.testclient import TestClient
 from engine.runtime.access import SYSTEM
 from engine.runtime.errors import Invalid
 from tests.access_helpers import departments, place, user
-from tests.conftest import Env
+from tests.conftest import Env, EnvFactory
 
 INVOICES_OVER = "Invoices may not exceed the contract amount"
 
@@ -97,7 +98,12 @@ def test_a_contract_already_past_its_rule_does_not_block_its_children(env: Env) 
     assert invoiced(env, deal["id"]) == 0
 
 
-def test_budget_overruns_are_refused_unless_an_administrator_approves(env: Env) -> None:
+def test_budget_overruns_are_refused_unless_an_administrator_approves(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    # without the shipped expense approval, which lets only its approvers approve: the
+    # rule is what is tested here; tests/test_flows_approvals.py decides through it
+    (config_dir / "flows" / "expense_approval.yaml").unlink()
+    env = make_env(config_dir)
     dept = departments(env)
     boss = user(env, "boss", "sales_manager", department=dept["BJ"])
     budget = place(env, "expense_budget", {
@@ -107,8 +113,6 @@ def test_budget_overruns_are_refused_unless_an_administrator_approves(env: Env) 
                                     "amount": "600", "budget": budget["id"],
                                     "expense_date": "2026-11-02", "status": "draft"},
                    owner=boss) for n in (1, 2)]
-    # (moved to approved directly, not through the shipped expense approval: the rule is
-    # what is tested here; tests/test_flows_approvals.py decides through the approval)
     env.records.update(boss, "expense", spent[0]["id"], {"status": "approved"},
                        version=env.records.get(boss, "expense", spent[0]["id"])["version"])
     second = env.records.get(boss, "expense", spent[1]["id"])

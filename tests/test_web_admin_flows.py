@@ -30,6 +30,7 @@ from engine.runtime.users import User
 from engine.web.pages.flows_admin import MAX_FORM, parse_values
 from tests.conftest import Env
 from tests.db_templates import ADMIN_PASSWORD
+from tests.deals import accept_quote
 from tests.web_helpers import csrf_of, sign_in
 
 WRITTEN = ("opportunity", "quote", "quote_line", "account", "activity", "contract",
@@ -95,6 +96,7 @@ def test_a_won_deal_fires_the_notice_and_the_team_and_writes_nothing(env: Env) -
     deal = env.records.create(rep.actor(), "opportunity", {
         "name": "Crane parts", "account": account["id"], "stage": "negotiation",
         "amount": "50000"})
+    deal = accept_quote(env.records, deal["id"])  # a deal is won on an accepted quote
     client = browser(env)
     before = counts(env)
     response = dry_run(client, flow="opportunity_pipeline", id=str(deal["id"]),
@@ -103,7 +105,9 @@ def test_a_won_deal_fires_the_notice_and_the_team_and_writes_nothing(env: Env) -
     html = response.text
     assert html.lstrip().startswith('<div id="flow-test-result"')  # a fragment for htmx
     assert 'id="flow-test-passed"' in html and "Dry run: nothing was written." in html
-    assert runs(html) == {"opportunity_pipeline.stages.on_enter.won": "fired",
+    assert runs(html) == {"opportunity_pipeline.stages": "passed",  # the won guard
+                          "opportunity_pipeline.stages.on_enter.won": "fired",
+                          "opportunity_pipeline.triggers.stage_defaults": "skipped",
                           "opportunity_pipeline.triggers.won_notice": "fired",
                           "opportunity_pipeline.triggers.lost_notice": "skipped"}
     assert "when is not true: AND(stage = &#34;lost&#34;" in html

@@ -34,8 +34,8 @@ from engine.fieldtypes import Regarding
 from engine.messages import msg
 from engine.metadata.approvals import ApprovalRule, Approver, Step
 from engine.metadata.flows import Flow
-from engine.runtime.access import Actor
-from engine.runtime.errors import BadRequest, Conflict, NotFound
+from engine.runtime.access import SYSTEM, Actor
+from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
 from engine.runtime.flows.assignment import People
 from engine.runtime.flows.runs import Run, RunWriter
 from engine.runtime.flows.timers import Timer, register, schedule
@@ -129,7 +129,17 @@ class Approvals:
                 continue
             new = values.get(rule.field)
             old = None if change.before is None else change.before.get(rule.field)
-            if new == rule.submit and (change.action == "create" or old != new):
+            entered = change.action == "create" or old != new
+            if new == rule.approved and entered and not exempt and unit.actor is not SYSTEM:
+                raise Invalid(
+                    msg("%(entity)s %(id)s is approved only through its approval "
+                        "(%(approval)s): set %(field)s to %(submit)s to send it for approval",
+                        entity=change.entity, id=change.record_id, approval=str(rule.label),
+                        field=rule.field, submit=rule.submit),
+                    {rule.field: msg("%(approved)s is given by the approvers: choose "
+                                     "%(submit)s to send it for approval",
+                                     approved=rule.approved, submit=rule.submit)})
+            if new == rule.submit and entered:
                 self._submit(unit, flow, rule, change, values, ctx, old)
 
     def _check_lines(self, unit: UnitOfWork, change: RecordChange) -> None:
