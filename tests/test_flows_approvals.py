@@ -236,6 +236,31 @@ def test_nobody_approves_by_setting_the_approved_option_themselves(env: Env,
     assert made["status"] == "approved"
 
 
+def test_four_eyes_nobody_approves_what_they_submitted(env: Env, org: Org) -> None:
+    # the rep's manager submits the rep's expense: the step's approver is that manager, so
+    # the administrators stand in (and are told why)
+    expense = org.submit("expense", org.expense(), "submitted", user=org.manager)
+    [task] = tasks_of(env, expense["id"])
+    assert task["user_id"] == env.admin.id
+    [step_run] = [r for r in rows(env, AUTOMATION_RUN_TABLE, record_id=expense["id"])
+                  if r["rule"] == "approvals.expense_review" and "waits for" in
+                  (r["reason"] or "")]
+    assert "no active approver for manager owner but the submitter" in step_run["reason"]
+    assert org.client(org.manager).post(f"/api/approvals/{task['id']}/approve",
+                                        json={}).status_code == 404  # not their task
+    # an administrator submits: the manager decides, the administrator may not
+    other = org.submit("expense", org.expense("55.00"), "submitted",
+                       user=env.users.by_name("admin"))
+    [task] = tasks_of(env, other["id"])
+    assert task["user_id"] == org.manager.id
+    resp = org.client(env.users.by_name("admin")).post(
+        f"/api/approvals/{task['id']}/approve", json={})
+    assert resp.status_code == 403 and "its approvers decide it" in resp.text
+    resp = org.client(org.manager).post(f"/api/approvals/{task['id']}/approve", json={})
+    assert resp.status_code == 200, resp.text
+    assert env.records.get(SYSTEM, "expense", other["id"])["status"] == "approved"
+
+
 def test_a_deep_discount_needs_the_sales_manager(env: Env, org: Org) -> None:
     admin = env.admin.actor()
     account = env.records.create(org.rep.actor(), "account", {"name": "Qingdao Logistics"})

@@ -35,7 +35,7 @@ from engine.messages import msg
 from engine.metadata.approvals import ApprovalRule, Approver, Step
 from engine.metadata.flows import Flow
 from engine.runtime.access import SYSTEM, Actor
-from engine.runtime.errors import BadRequest, Conflict, Invalid, NotFound
+from engine.runtime.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from engine.runtime.flows.assignment import People
 from engine.runtime.flows.runs import Run, RunWriter
 from engine.runtime.flows.timers import Timer, register, schedule
@@ -234,14 +234,22 @@ class Approvals:
                     approval_id: int, entity: str, record_id: int) -> None:
         """A task for each approver of the step; an approver entry that finds no active user
         (nobody holds the role, the department has no manager) is stood in for by the
-        administrators, so a step never waits for nobody — and never silently for fewer."""
+        administrators, so a step never waits for nobody — and never silently for fewer.
+        Four eyes: whoever submitted the record does not approve it (an entry that finds
+        only them is stood in for too; only an administrator alone at the top is left to
+        approve what they submitted themselves)."""
+        submitter = unit.conn.execute(select(self.approvals.c.submitted_by).where(
+            self.approvals.c.id == approval_id)).scalar()
         users: list[int] = []
         missing: list[str] = []
         for approver in step.approvers:
-            found = self.resolve(unit.conn, (approver,), entity, record_id)
+            resolved = self.resolve(unit.conn, (approver,), entity, record_id)
+            found = [u for u in resolved if u != submitter]
             if not found:
-                missing.append(approver.described())
-                found = self.administrators(unit.conn)
+                missing.append(approver.described() + (" but the submitter" if resolved
+                                                        else ""))
+                admins = self.administrators(unit.conn)
+                found = [u for u in admins if u != submitter] or admins
             users += found
         users = list(dict.fromkeys(users))
         assigned: list[int] = []
@@ -366,6 +374,12 @@ class Approvals:
             if task["status"] != "pending" or approval["status"] != "pending":
                 raise Conflict(msg("approval task %(id)s was already settled (%(status)s)",
                                    id=task_id, status=task["status"]))
+            if approval["submitted_by"] == actor.user_id and task["user_id"] != actor.user_id:
+                # four eyes: an administrator does not decide another's task on what they
+                # submitted themselves
+                raise Forbidden(msg("you submitted %(entity)s %(id)s: its approvers decide "
+                                    "it", entity=approval["entity"],
+                                    id=approval["record_id"]))
             found = self.rule(approval["flow"], approval["name"])
             if found is None:
                 raise Conflict(msg("the approval %(name)s is no longer configured",
@@ -423,8 +437,11 @@ class Approvals:
         if step is None:
             return
         above = self.manager_above(unit.conn, task["user_id"])
+        if above == approval["submitted_by"]:
+            above = None  # four eyes: not up to who submitted it
         users = [above] if above is not None else [
-            u for u in self.administrators(unit.conn) if u != task["user_id"]]
+            u for u in self.administrators(unit.conn)
+            if u not in (task["user_id"], approval["submitted_by"])]
         if not users:  # an administrator at the top: nobody above to go to
             self._run(unit, flow, rule, approval["entity"], approval["record_id"],
                       "escalation", f"step {step.name}: task {task_id} not decided within "
