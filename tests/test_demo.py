@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +27,7 @@ from engine.runtime.db import normalize_url, open_engine
 from engine.runtime.demo import DEMO_PASSWORD, DemoResult, fill_demo, is_empty
 from engine.runtime.demo.context import money
 from engine.runtime.demo.org_users import roles_to_staff
+from engine.runtime.flows.timers import timer_table
 from engine.runtime.records import Records
 from engine.runtime.rollups.refresh import check_rollups
 from engine.runtime.schema import apply_plan
@@ -203,6 +205,22 @@ def test_every_entity_has_rows(built: Built) -> None:
 
 def test_no_rollup_drift(built: Built) -> None:
     assert check_rollups(built.records) == []
+
+
+def test_the_demo_sets_one_timer_per_record_and_rule(built: Built) -> None:
+    """Yearly and stage-entry timers too: a contact's next birthday, a deal's current stage."""
+    t = timer_table()
+    with built.engine.connect() as conn:
+        rows = conn.execute(select(t.c.record_id, t.c.data).where(
+            t.c.kind == "flow", t.c.state == "pending")).all()
+    per_rule = Counter(f"{d['flow']}.{d['timer']}" for _, d in rows)
+    assert max(Counter((r, d["flow"], d["timer"]) for r, d in rows).values()) == 1
+    [(contacts,)] = built.rows("SELECT count(*) FROM contact WHERE birthday IS NOT NULL "
+                               "AND deleted_at IS NULL")
+    [(proposing,)] = built.rows("SELECT count(*) FROM opportunity WHERE deleted_at IS NULL "
+                                "AND stage IN ('proposal', 'negotiation')")
+    assert per_rule["birthday_care.birthday"] == contacts > 0
+    assert per_rule["opportunity_pipeline.stalled"] <= proposing
 
 
 def test_history_spans_years_and_users_sign_in(built: Built) -> None:

@@ -20,6 +20,9 @@ triggers:
       - create: {entity: activity, values: {subject: '"Kick-off"'}}
       - notify: {to: owner, message: {en: Won!, zh: 赢单}}
       - assign: {rules: [{to: {department: East region}, by: round_robin}]}  # flow_people.py
+timers:
+  - {name: stalled, from: stage, stages: [proposal], after: 30d, actions: [...]}  # from entry
+  - {name: renewal, from: close_date, every: year, before: 7d, actions: [...]}  # anniversaries
 ```
 
 Every formula is checked against the flow's entity (its `id` too) when the configuration
@@ -202,6 +205,17 @@ class TimerRule:
     when: CompiledFormula | None
     actions: tuple[Action, ...]
     loc: SourceLoc
+    on_stage: bool = False
+    """`from:` names the flow's stage field: the timer counts from the moment the record
+    entered its current stage (scheduled on entering, cancelled on leaving)."""
+    stages: tuple[str, ...] = ()
+    """Of a timer from the stage field: the stages whose entry sets it (empty: any)."""
+    every: str | None = None
+    """`year`: the timer fires at the anniversary of its date each year."""
+
+    def enters(self, stage: str) -> bool:
+        """Whether entering `stage` sets this timer (a timer from the stage field)."""
+        return not self.stages or stage in self.stages
 
 
 def duration(text: str) -> timedelta:
@@ -337,7 +351,7 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
                                     f"timers.{i}.name: {spec['name']!r} is already a "
                                     "trigger or timer of this flow"))
         names.add(spec["name"])
-        timer = check.timer(i, spec)
+        timer = check.timer(i, spec, stages)
         if timer is not None:
             timers.append(timer)
     approvals = build_approvals(
@@ -596,15 +610,39 @@ class _Checker:
         return Trigger(spec["name"], on, fields, when, tuple(actions),
                        self.doc.loc([*base, "name"]))
 
-    def timer(self, i: int, spec: dict[str, Any]) -> TimerRule | None:
+    def timer(self, i: int, spec: dict[str, Any],
+              stages: StageRules | None) -> TimerRule | None:
         base: list[PathPart] = ["timers", i]
         before = len(self.errors)
+        raw_stages = self.doc.data.get("stages")
+        stage_field = stages.field if stages is not None else \
+            raw_stages.get("field") if isinstance(raw_stages, dict) else None
         f = self.own_field([*base, "from"], spec["from"])
-        if f is not None and (f.type not in (FieldType.DATE, FieldType.DATETIME)
-                              or f.computed):
+        on_stage = f is not None and f.name == stage_field
+        if f is not None and not on_stage and (
+                f.type not in (FieldType.DATE, FieldType.DATETIME) or f.computed):
             self.error([*base, "from"], f"{f.name} is a {'computed ' if f.computed else ''}"
                                         f"{f.type.value} field; a timer counts from a stored "
-                                        "date or datetime field")
+                                        "date or datetime field, or from the flow's stage "
+                                        "field (stages: field)")
+        if on_stage and "before" in spec:
+            self.error([*base, "before"], "a timer from the stage field counts from entering "
+                                          "the stage: use after")
+        if "stages" in spec:
+            if f is not None and not on_stage:
+                self.error([*base, "stages"], f"only a timer from the flow's stage field "
+                                              f"names stages; {f.name} is not it", key=True)
+            elif f is not None:
+                for j, stage in enumerate(spec["stages"]):
+                    self.option([*base, "stages", j], f, stage)
+        every = spec.get("every")
+        if every is not None and f is not None:
+            if on_stage:
+                self.error([*base, "every"], "a timer from the stage field does not repeat: "
+                                             "each entry into a stage sets it anew", key=True)
+            elif f.type is not FieldType.DATE:
+                self.error([*base, "every"], f"every: year needs a date field; {f.name} is "
+                                             f"a {f.type.value} field", key=True)
         offset = duration(spec["after"]) if "after" in spec else -duration(spec["before"])
         when = self.compile([*base, "when"], spec["when"], FType.BOOLEAN) \
             if "when" in spec else None
@@ -616,7 +654,8 @@ class _Checker:
         if len(self.errors) > before or f is None:
             return None
         return TimerRule(spec["name"], f.name, offset, when, tuple(actions),
-                         self.doc.loc([*base, "name"]))
+                         self.doc.loc([*base, "name"]), on_stage=on_stage,
+                         stages=tuple(spec.get("stages", ())), every=every)
 
     def action(self, path: list[PathPart], spec: dict[str, Any],
                on: frozenset[str]) -> Action | None:

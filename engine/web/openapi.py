@@ -525,8 +525,10 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                 "properties": {
                     "id": {"type": "integer"}, "flow": {"type": "string"},
                     "rule": {"type": "string"}, "config_hash": {"type": "string"},
-                    "event": {"enum": ["create", "update", "delete", "stage"]},
-                    "result": {"enum": ["fired", "skipped", "passed", "refused", "scheduled"]},
+                    "event": {"enum": ["create", "update", "delete", "restore", "stage",
+                                       "timer", "action", "decision"]},
+                    "result": {"enum": ["fired", "skipped", "passed", "refused", "scheduled",
+                                        "approved", "rejected"]},
                     "reason": {"type": ["string", "null"]},
                     "inputs": {"type": "object"}, "diff": {"type": "object"},
                     "actions": {"type": "array", "items": {"type": "object"}},

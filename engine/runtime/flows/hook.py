@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
@@ -54,9 +54,10 @@ from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.flows.approvals import Approvals
 from engine.runtime.flows.assignment import People
 from engine.runtime.flows.email import enqueue_email
+from engine.runtime.flows.recurrence import next_yearly
 from engine.runtime.flows.runs import Run, RunWriter, jsonable
 from engine.runtime.flows.stages import StageHistory, check_move, rules_apply
-from engine.runtime.flows.timers import Timer, cancel, register, schedule
+from engine.runtime.flows.timers import Timer, cancel, cancel_all, register, schedule
 from engine.runtime.flows.webhooks import enqueue_webhook
 from engine.runtime.records.computed import RecordContext
 from engine.runtime.records.unit import RecordChange, UnitOfWork
@@ -130,13 +131,17 @@ class FlowHook:
         state: _UnitState | None = None
         for change in changes:
             flows = self.by_entity.get(change.entity)
-            if flows is None or change.action not in _EVENTS:
+            restored = change.action == "restore" and flows is not None and bool(flows.timers)
+            if flows is None or (change.action not in _EVENTS and not restored):
                 continue
             if state is None:
                 state = self._state.get(unit)
                 if state is None:
                     state = self._state[unit] = _UnitState()
-            self._handle(unit, state, flows, change)
+            if restored:
+                self._restore_timers(unit, state, flows, change)
+            else:
+                self._handle(unit, state, flows, change)
         if state is not None and state.pending:
             pending, state.pending = state.pending, []
             self.runs.many(unit.conn, pending)
@@ -198,7 +203,10 @@ class FlowHook:
             self._trigger(unit, state, flow, trigger, change, ctx, values, cause,
                           "stage" if "stage" in matched else event)
         for flow, timer in flows.timers:
-            self._schedule(unit, state, flow, timer, change, values, cause)
+            if timer.on_stage or timer.every is not None:
+                self._schedule_again(unit, state, flow, timer, change, values, cause)
+            else:
+                self._schedule(unit, state, flow, timer, change, values, cause)
 
     # -- timers (`timers:` of a flow; the worker fires them: engine/runtime/flows/timers.py)
 
@@ -239,6 +247,110 @@ class FlowHook:
             value, time(0), tzinfo=self.records.model.settings.zone)
         return start + timer.offset
 
+    # -- timers from stage entry and yearly ones (engine/runtime/flows/recurrence.py)
+
+    def _schedule_again(self, unit: UnitOfWork, state: _UnitState, flow: Flow,
+                        timer: TimerRule, change: RecordChange, values: Any,
+                        cause: int | None) -> None:
+        """A timer from the stage field: set on entering a stage (of its `stages`), its key
+        naming the stage and the moment; dropped on leaving it. A yearly timer: set for the
+        next anniversary of a new date, the old date's dropped. Neither outlives the record's
+        going to the recycle bin."""
+        old = None if change.before is None else change.before.get(timer.field)
+        new = None if change.action == "delete" else values.get(timer.field)
+        if change.action not in ("create", "delete") and timer.field not in change.changed:
+            return
+        if change.action != "create":  # left the stage, changed the date, deleted
+            cancel_all(unit.conn, self._timer_prefix(flow, timer, change.entity,
+                                                     change.record_id),
+                       entity=change.entity, record_id=change.record_id,
+                       keep=state.firing)  # the firing one: the worker marks it done
+        if new is None or (new == old and change.action != "create"):
+            return
+        if timer.every is not None:
+            self._set_yearly(unit, state, flow, timer, change.entity, change.record_id, new,
+                             change.action, cause)
+        elif timer.enters(new):
+            self._set(unit, state, flow, timer, change, cause, unit.now + timer.offset, new,
+                      {"entered": to_json(unit.now)}, f"{new}@{to_json(unit.now)}")
+
+    def _restore_timers(self, unit: UnitOfWork, state: _UnitState, flows: _EntityFlows,
+                        change: RecordChange) -> None:
+        """A record back from the recycle bin gets back the timers its going there dropped:
+        of its dates (one that ran stays done), its next anniversaries, and of the stage it
+        is in, counted from when it entered it."""
+        values = change.after or {}
+        for flow, timer in flows.timers:
+            value = values.get(timer.field)
+            if value is None:
+                continue
+            if timer.on_stage:
+                entered = self.history.entered(unit.conn, change.entity, change.record_id,
+                                               timer.field) if timer.enters(value) else None
+                if entered is not None:
+                    self._set(unit, state, flow, timer, change, None, entered + timer.offset,
+                              value, {"entered": to_json(entered)},
+                              f"{value}@{to_json(entered)}")
+            elif timer.every is not None:
+                self._set_yearly(unit, state, flow, timer, change.entity, change.record_id,
+                                 value, change.action, None)
+            else:
+                self._set(unit, state, flow, timer, change, None, self._due(timer, value),
+                          value)
+
+    def _set(self, unit: UnitOfWork, state: _UnitState, flow: Flow, timer: TimerRule,
+             change: RecordChange, cause: int | None, due: datetime, value: Any,
+             data: dict[str, Any] | None = None, suffix: str | None = None, *,
+             at_once: bool = False) -> None:
+        """Schedule one timer of the record (unless its key is taken) and record it as a
+        `scheduled` run (`at_once`: written now, not with the wave)."""
+        key = self._timer_prefix(flow, timer, change.entity, change.record_id) + (
+            str(to_json(value)) if suffix is None else suffix)
+        if not schedule(unit.conn, key, due, kind=TIMER_KIND, entity=change.entity,
+                        record_id=change.record_id,
+                        data={"flow": flow.name, "timer": timer.name,
+                              "value": to_json(value), **(data or {})}):
+            return
+        run = Run(flow.name, f"timers.{timer.name}", flow.config_hash, change.entity,
+                  change.record_id, change.action, "scheduled", f"due {to_json(due)}",
+                  {timer.field: to_json(value)}, cause_id=cause, at=unit.now,
+                  by_user=unit.actor.user_id)
+        if at_once:
+            state.runs.append(run)
+            self.runs.now(unit.conn, run)
+        else:
+            self._write(unit, state, run)
+
+    def _set_yearly(self, unit: UnitOfWork, state: _UnitState, flow: Flow, timer: TimerRule,
+                    entity: str, record_id: int, value: date, event: str, cause: int | None,
+                    after: int | None = None, *, at_once: bool = False) -> None:
+        """Schedule the timer of `value`'s next anniversary due today or later (after the
+        year `after`, when one just fired)."""
+        found = next_yearly(value, timer.offset, self.records.model.settings.zone, unit.now,
+                            after=after)
+        if found is None:
+            return
+        year, due = found
+        change = RecordChange(entity, record_id, event, None, None, (), None, unit.now)
+        self._set(unit, state, flow, timer, change, cause, due, value, {"year": year},
+                  f"{to_json(value)}@{year}", at_once=at_once)
+
+    def _again(self, unit: UnitOfWork, state: _UnitState, flow: Flow, rule: TimerRule,
+               timer: Timer, value: date) -> None:
+        """At a yearly timer's turn: the timer of the next anniversary, in the firing's
+        transaction."""
+        assert timer.entity is not None and timer.record_id is not None
+        fired = timer.data.get("year")
+        self._set_yearly(unit, state, flow, rule, timer.entity, timer.record_id, value,
+                         "timer", None,
+                         after=fired if isinstance(fired, int) else timer.due_at.year,
+                         at_once=True)
+
+    @staticmethod
+    def _timer_prefix(flow: Flow, timer: TimerRule, entity: str, record_id: int) -> str:
+        """What every key of a record's timers of `timer` begins with."""
+        return f"flow:{flow.name}:{timer.name}:{entity}:{record_id}:"
+
     def fire(self, unit: UnitOfWork, timer: Timer) -> None:
         """Run a due timer of a flow: on the record as it is now, if it still holds the
         value the timer was scheduled for and the timer's `when` holds; every outcome is
@@ -268,6 +380,11 @@ class FlowHook:
             run.inputs = jsonable({p[0]: ctx.get(p) for p in rule.when.references
                                    if len(p) == 1})
             run.reason = f"when is not true: {rule.when.source.strip()}"
+        if rule.every is not None and isinstance(values.get(rule.field), date) and (
+                run.reason is None or run.reason.startswith("when ")):
+            # next year's, in this transaction, whether or not `when` holds today (and before
+            # the actions: one that changes the date drops it with the old date)
+            self._again(unit, state, flow, rule, timer, values[rule.field])
         if run.reason is not None:
             self._write(unit, state, run)
             self.runs.many(unit.conn, state.pending)

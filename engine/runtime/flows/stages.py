@@ -88,6 +88,14 @@ class StageHistory:
                                       "field": field, "stage": stage, "entered_at": at,
                                       "entered_by": by})
 
+    def entered(self, conn: Connection, entity: str, record_id: int,
+                field: str) -> datetime | None:
+        """When the record entered the stage of `field` it is in (its open row)."""
+        h = self.table
+        return conn.execute(select(h.c.entered_at).where(
+            h.c.entity == entity, h.c.record_id == record_id, h.c.field == field,
+            h.c.left_at.is_(None)).order_by(h.c.id.desc()).limit(1)).scalar()
+
 
 def stage_history(conn: Connection, history: Table, entity: str,
                   record_id: int) -> list[dict[str, Any]]:

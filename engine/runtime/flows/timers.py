@@ -121,6 +121,18 @@ def cancel(conn: Connection, key: str) -> bool:
     return conn.execute(delete(t).where(t.c.key == key, t.c.state != DONE)).rowcount == 1
 
 
+def cancel_all(conn: Connection, prefix: str, *, entity: str, record_id: int,
+               keep: str | None = None) -> int:
+    """Drop the timers of a record whose keys begin with `prefix`, unless they have run
+    (as `cancel` does) or their key is `keep`; how many were dropped."""
+    t = timer_table()
+    stmt = delete(t).where(t.c.entity == entity, t.c.record_id == record_id,
+                           t.c.key.startswith(prefix, autoescape=True), t.c.state != DONE)
+    if keep is not None:
+        stmt = stmt.where(t.c.key != keep)
+    return conn.execute(stmt).rowcount
+
+
 def retry(conn: Connection, timer_id: int, now: datetime) -> bool:
     """Make a failed timer due again now, with its attempts counted from zero; True when
     it was failed."""
