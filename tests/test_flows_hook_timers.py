@@ -114,6 +114,8 @@ def test_a_request_answered_in_time_is_not_escalated_and_the_run_says_why(
     [skipped] = [r for r in rows_of(env, AUTOMATION_RUN_TABLE, sr["id"])
                  if r["event"] == "timer"]
     assert skipped["result"] == "skipped" and skipped["reason"].startswith("when is not true")
+    # the request keeps the time it was held to, answered or not
+    assert env.records.get(SYSTEM, "service_request", sr["id"])["response_due_at"] is not None
     # a request without a queue has the shipped defaults: normal priority, 8 hours
     normal = request(env, agent, "normal", T0)
     assert due_timers(env, normal["id"]) == [(T0 + timedelta(hours=8), "pending")]
