@@ -85,10 +85,10 @@ class Approvals:
         self.runs = RunWriter(schema.table(AUTOMATION_RUN_TABLE))
         self._moving: WeakKeyDictionary[UnitOfWork, set[tuple[str, int]]] = \
             WeakKeyDictionary()
-        self._dry_runs: WeakKeyDictionary[UnitOfWork, list[Run]] = WeakKeyDictionary()
-        """Per dry-run unit, the runs written in it (its report shows them)."""
         """Per unit, the records an approval is moving (or was submitted) in it: exempt
         from the lock."""
+        self._dry_runs: WeakKeyDictionary[UnitOfWork, list[Run]] = WeakKeyDictionary()
+        """Per dry-run unit, the runs written in it (its report shows them)."""
 
     def today(self) -> date:
         """Today in the organisation's time zone, by the records service's clock."""
