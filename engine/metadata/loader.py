@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
 from engine.metadata.flows import Flow, build_flow
+from engine.metadata.reports import Report, build_report
 from engine.metadata.forms import build_form, default_form
 from engine.metadata.formula_checks import compile_formulas
 from engine.metadata.labels import Label
@@ -115,6 +116,9 @@ def load_model(config_dir: str | Path) -> Model:
     flows: list[Flow] = []
     if not errors:
         flows = _load_flows(root, entities, digest, errors, extra, roles, org)
+    reports: list[Report] = []
+    if not errors:
+        reports = _load_reports(root, entities, digest, errors, extra)
     if errors:
         raise ConfigErrors(errors)
     return Model(
@@ -127,6 +131,7 @@ def load_model(config_dir: str | Path) -> Model:
         forms=tuple(forms),
         settings=settings,
         flows=tuple(flows),
+        reports=tuple(reports),
     )
 
 
@@ -185,6 +190,23 @@ def _load_flows(root: Path, entities: list[Entity], digest: Any, errors: list[Co
     return list(built.values())
 
 
+def _load_reports(root: Path, entities: list[Entity], digest: Any, errors: list[ConfigError],
+                  read: list[Path]) -> list[Report]:
+    """config/reports/*.yaml, each checked against the entities (engine/metadata/reports.py)."""
+    folder = root / "reports"
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
+                   and not p.name.startswith(".")) if folder.is_dir() else []
+    built: list[Report] = []
+    for path in files:
+        doc = _optional_doc(path, "report", digest, errors, read)
+        if doc is None:
+            continue
+        report = build_report(doc, path.stem, entities, errors)
+        if report is not None:
+            built.append(report)
+    return built
+
+
 def _read(path: Path, display: str, errors: list[ConfigError]) -> bytes | None:
     """The file's bytes; None (and an error naming it) when it cannot be read."""
     try:
@@ -212,7 +234,8 @@ def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[Config
         errors.append(doc)
         return None
     if not isinstance(doc.data, dict):
-        guide = {"roles": "access.md", "org": "access.md", "flow": "flows.md"}.get(
+        guide = {"roles": "access.md", "org": "access.md", "flow": "flows.md",
+                 "report": "reports.md"}.get(
             schema_name, "configuration.md")
         errors.append(doc.error([], f"{path.name} is a mapping (see docs/{guide})"))
         return None

@@ -19,6 +19,7 @@ from engine.types import FieldType
 
 if TYPE_CHECKING:
     from engine.metadata.flows import Flow
+    from engine.metadata.reports import Report
 
 AGGREGATES: tuple[str, ...] = ("count", "sum", "min", "max", "avg")
 """What a rollup computes over its child records."""
@@ -337,6 +338,12 @@ class Model:
     """config/settings.yaml (the defaults when there is none)."""
     flows: tuple[Flow, ...] = ()
     """config/flows/*.yaml: stage rules and record triggers (engine/metadata/flows.py)."""
+    reports: tuple[Report, ...] = ()
+    """config/reports/*.yaml: groups and aggregates (engine/metadata/reports.py)."""
+
+    def report(self, name: str) -> Report | None:
+        """The report named `name` (its file's name), or None."""
+        return next((r for r in self.reports if r.name == name), None)
 
     @cached_property
     def derived(self) -> dict[Hashable, Any]:

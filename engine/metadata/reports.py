@@ -1,0 +1,290 @@
+"""config/reports/*.yaml: groups and aggregates of one entity's records (docs/reports.md).
+
+```yaml
+report: sales_funnel                   # the file's name
+label: {en: Sales funnel, zh: 销售漏斗}
+entity: opportunity
+filter: 'stage <> "lost"'              # a condition on the entity (optional)
+groups:                                # levels, outermost first; subtotals per level
+  - stage                              # a field, an engine link (owner) or a dotted path
+  - {field: close_date, bucket: month} # day | week | month | quarter | year
+aggregates:
+  - {name: deals, agg: count}
+  - {name: amount, agg: sum, field: amount, label: {en: Amount, zh: 金额}}
+  - {name: won, agg: count, where: 'stage = "won"'}   # a conditional aggregate
+sort: [-amount]                        # group paths or aggregate names; - descending
+limit: 1000                            # rows returned, subtotals included (≤ 10,000)
+```
+
+Every path and formula is checked against the entity when the configuration loads, and must
+be one the database can compute (the report runs as one SQL statement,
+engine/runtime/reports): a report naming an unknown entity, field or aggregate is refused
+by `crm check` at `file:line:col`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as attr
+from typing import Any
+
+from engine.formula import CompiledFormula, FormulaError, FType, compile_formula
+from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
+from engine.metadata.formula_checks import ENGINE_FIELDS, ENGINE_LINKS, scope_of
+from engine.metadata.labels import Label
+from engine.metadata.model import Entity, Field
+from engine.metadata.yamlio import PathPart, YamlDoc
+from engine.types import FieldType
+
+BUCKETS = ("day", "week", "month", "quarter", "year")
+AGGS = ("count", "count_distinct", "sum", "avg", "min", "max")
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 1_000
+_NUMERIC_AGGS = frozenset({"sum", "avg"})
+_ORDERED = frozenset({FType.NUMBER, FType.DATE, FType.DATETIME, FType.TEXT})
+
+
+@dataclass(frozen=True)
+class ReportGroup:
+    """One level of grouping: the value of `path` (bucketed, for a date) per row."""
+
+    path: str
+    bucket: str | None
+    label: Label
+    type: FType
+    target: str | None
+    """What a reference path links to: an entity, or crm_user for owner and user fields."""
+    compiled: CompiledFormula = attr(compare=False, repr=False)
+    loc: SourceLoc = attr(compare=False, repr=False)
+    ends_on: Field | None = attr(default=None, compare=False, repr=False)
+    """The field the path ends on (None: an engine column or link such as owner)."""
+
+
+@dataclass(frozen=True)
+class ReportAggregate:
+    """`agg` of `path` (count without one counts rows) over the rows meeting `where`."""
+
+    name: str
+    agg: str
+    path: str | None
+    label: Label
+    type: FType
+    """Of the result: a count is a number; min/max keep the field's type."""
+    ends_on: Field | None = attr(default=None, compare=False, repr=False)
+    where: str | None = None
+    compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
+    where_compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
+    loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ReportSort:
+    key: str
+    """A group's path or an aggregate's name."""
+    descending: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    label: Label
+    entity: str
+    groups: tuple[ReportGroup, ...]
+    aggregates: tuple[ReportAggregate, ...]
+    sort: tuple[ReportSort, ...]
+    limit: int
+    file: str
+    loc: SourceLoc = attr(compare=False, repr=False)
+    filter: str | None = None
+    filter_compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
+    description: Label | None = None
+
+    @property
+    def references(self) -> frozenset[tuple[str, ...]]:
+        """Every path of the entity the report reads (to refuse it to a viewer who may not
+        see one of them)."""
+        out: set[tuple[str, ...]] = set()
+        formulas = [self.filter_compiled, *(g.compiled for g in self.groups)]
+        for a in self.aggregates:
+            formulas += [a.compiled, a.where_compiled]
+        for f in formulas:
+            if f is not None:
+                out |= set(f.references)
+        return frozenset(out)
+
+
+def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
+                 errors: list[ConfigError]) -> Report | None:
+    """The report of a schema-valid report file, checked against the model's entities."""
+    data: dict[str, Any] = doc.data
+    before = len(errors)
+    if data["report"] != stem:
+        errors.append(doc.error(["report"], f"report: {data['report']!r} must be the file's "
+                                            f"name ({stem!r})"))
+    by_name = {e.name: e for e in entities}
+    entity = by_name.get(data["entity"])
+    if entity is None:
+        hint = did_you_mean(data["entity"], set(by_name))
+        errors.append(doc.error(["entity"], f"entity: unknown entity {data['entity']!r}{hint}"))
+        return None
+    check = _Checker(doc, entity, entities, errors)
+    filter_compiled = None
+    if "filter" in data:
+        filter_compiled = check.formula(["filter"], data["filter"], FType.BOOLEAN)
+    groups: list[ReportGroup] = []
+    for i, spec in enumerate(data.get("groups", [])):
+        group = check.group(i, spec if isinstance(spec, dict) else {"field": spec})
+        if group is not None:
+            if any(g.path == group.path for g in groups):
+                errors.append(doc.error(["groups", i], f"groups.{i}: {group.path!r} is "
+                                                       "already a group of this report"))
+            groups.append(group)
+    aggregates: list[ReportAggregate] = []
+    for i, spec in enumerate(data["aggregates"]):
+        if any(a.name == spec["name"] for a in aggregates):
+            errors.append(doc.error(["aggregates", i, "name"],
+                                    f"aggregates.{i}.name: {spec['name']!r} is already an "
+                                    "aggregate of this report"))
+        aggregate = check.aggregate(i, spec)
+        if aggregate is not None:
+            aggregates.append(aggregate)
+    sort: list[ReportSort] = []
+    keys = {g.path for g in groups} | {a.name for a in aggregates}
+    for i, raw in enumerate(data.get("sort", [])):
+        key = raw.lstrip("-")
+        if key not in keys:
+            errors.append(doc.error(["sort", i], f"sort.{i}: {key!r} is neither a group nor "
+                                                 f"an aggregate of this report"
+                                                 f"{did_you_mean(key, keys)}"))
+        sort.append(ReportSort(key, raw.startswith("-")))
+    if len(errors) > before:
+        return None
+    name = data["report"]
+    return Report(name=name, label=Label.of(data.get("label"), name.replace("_", " ").capitalize()),
+                  entity=entity.name, groups=tuple(groups), aggregates=tuple(aggregates),
+                  sort=tuple(sort), limit=data.get("limit", DEFAULT_LIMIT), file=doc.file,
+                  loc=doc.loc(["report"]), filter=data.get("filter"),
+                  filter_compiled=filter_compiled,
+                  description=Label.of(data["description"], "") if "description" in data
+                  else None)
+
+
+class _Checker:
+    def __init__(self, doc: YamlDoc, entity: Entity, entities: list[Entity],
+                 errors: list[ConfigError]) -> None:
+        self.doc = doc
+        self.entity = entity
+        self.by_name = {e.name: e for e in entities}
+        self.scope = scope_of(entities, entity.name)
+        self.errors = errors
+
+    def error(self, path: list[PathPart], message: str) -> None:
+        self.errors.append(self.doc.error(path, f"{'.'.join(map(str, path))}: {message}"))
+
+    def formula(self, path: list[PathPart], source: str,
+                expect: FType | None) -> CompiledFormula | None:
+        try:
+            compiled = compile_formula(source, self.scope, expect)
+        except FormulaError as exc:
+            self.errors.append(ConfigError(self.doc.loc(path),
+                                           f"formula {exc.line}:{exc.col}: {exc.message}"))
+            return None
+        if compiled.sql_problem is not None:
+            self.error(path, "the database cannot compute this "
+                             f"({compiled.sql_problem.message}); a report runs in SQL")
+            return None
+        return compiled
+
+    def walk(self, path: list[PathPart], source: str
+             ) -> tuple[CompiledFormula, Field | None, str | None] | None:
+        """The compiled path, the field it ends on and what that field links to."""
+        entity: Entity | None = self.entity
+        last: Field | None = None
+        target: str | None = None
+        parts = source.split(".")
+        for i, part in enumerate(parts):
+            if entity is None:  # past a user link: users have no fields here
+                self.error(path, f"{part!r}: a user has no fields a report reads")
+                return None
+            end = i == len(parts) - 1
+            if entity.has_field(part):
+                last = entity.field(part)
+                target = "crm_user" if last.type is FieldType.USER else last.target
+            elif part in ENGINE_LINKS:
+                last = None
+                target = "crm_user" if part == "owner" else (
+                    "department" if "department" in self.by_name else None)
+            elif part in ENGINE_FIELDS or part == "id":
+                last, target = None, None
+            else:
+                names = set(entity.field_names) | set(ENGINE_LINKS) | set(ENGINE_FIELDS)
+                self.error(path, f"no field {part!r} of {entity.name}"
+                                 f"{did_you_mean(part, names)}")
+                return None
+            if not end:
+                if target is None:
+                    self.error(path, f"{part!r} is not a reference a path can follow")
+                    return None
+                entity = self.by_name.get(target)
+        compiled = self.formula(path, source, None)
+        return None if compiled is None else (compiled, last, target)
+
+    def group(self, i: int, spec: dict[str, Any]) -> ReportGroup | None:
+        raw = self.doc.data["groups"][i]
+        at: list[PathPart] = ["groups", i] if isinstance(raw, str) else ["groups", i, "field"]
+        walked = self.walk(at, spec["field"])
+        if walked is None:
+            return None
+        compiled, f, target = walked
+        bucket = spec.get("bucket")
+        if bucket is not None and compiled.type not in (FType.DATE, FType.DATETIME):
+            self.error(["groups", i, "bucket"], f"{spec['field']!r} is not a date or datetime "
+                                                "field: it has no buckets")
+            return None
+        if compiled.type is FType.MULTICHOICE:
+            self.error(at, f"{spec['field']!r} is a multichoice field: group on one value")
+            return None
+        label = Label.of(spec.get("label"), "") if "label" in spec else (
+            f.label if f is not None else Label.of(None, spec["field"].replace("_", " ")
+                                                   .capitalize()))
+        return ReportGroup(path=spec["field"], bucket=bucket, label=label,
+                           type=FType.TEXT if bucket else compiled.type, ends_on=f,
+                           target=None if bucket else target, compiled=compiled,
+                           loc=self.doc.loc(at))
+
+    def aggregate(self, i: int, spec: dict[str, Any]) -> ReportAggregate | None:
+        base: list[PathPart] = ["aggregates", i]
+        agg = spec["agg"]
+        compiled = f = None
+        kind = FType.NUMBER
+        if "field" in spec:
+            walked = self.walk([*base, "field"], spec["field"])
+            if walked is None:
+                return None
+            compiled, f, _target = walked
+            if agg in _NUMERIC_AGGS and compiled.type is not FType.NUMBER:
+                self.error([*base, "field"], f"{agg} needs a number field; "
+                                             f"{spec['field']!r} is {compiled.type.value}")
+                return None
+            if agg in ("min", "max"):
+                if compiled.type not in _ORDERED:
+                    self.error([*base, "field"], f"{agg} needs a number, date or text field")
+                    return None
+                kind = compiled.type
+        elif agg != "count":
+            self.error([*base, "agg"], f"{agg} needs a field")
+            return None
+        where = None
+        if "where" in spec:
+            where = self.formula([*base, "where"], spec["where"], FType.BOOLEAN)
+            if where is None:
+                return None
+        if "label" in spec:
+            label = Label.of(spec["label"], spec["name"])
+        elif f is not None and agg not in ("count", "count_distinct"):
+            label = f.label
+        else:
+            label = Label.of(None, spec["name"].replace("_", " ").capitalize())
+        return ReportAggregate(name=spec["name"], agg=agg, path=spec.get("field"), label=label,
+                               type=kind, ends_on=f, where=spec.get("where"), compiled=compiled,
+                               where_compiled=where, loc=self.doc.loc(base))
