@@ -20,12 +20,12 @@ from jsonschema.exceptions import ValidationError
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
 from engine.metadata.flows import Flow, build_flow
-from engine.metadata.reports import Report, build_report
 from engine.metadata.forms import build_form, default_form
 from engine.metadata.formula_checks import compile_formulas
 from engine.metadata.labels import Label
 from engine.metadata.model import Cascade, Entity, Field, Form, Model, OrgUnit, Validation
 from engine.metadata.org import load_org
+from engine.metadata.reports import Report, build_report
 from engine.metadata.roles import DEFAULT_ROLES, Roles, build_roles
 from engine.metadata.rollups import check_rollups, resolve_rollups
 from engine.metadata.settings import SiteSettings, load_settings

@@ -1,0 +1,300 @@
+"""A report (engine/metadata/reports.py) as ONE SQL statement, within the viewer's access.
+
+The statement is built on the one secure query (engine/runtime/records/secure.py):
+
+    WITH base AS (SELECT <group values>, <aggregated values> FROM the viewer's rows
+                  WHERE <the report's filter>)
+    SELECT levels.*, <names of linked records> FROM (
+        SELECT ... FROM base GROUP BY ROLLUP (g0, g1)             -- PostgreSQL
+      | SELECT ... GROUP BY g0, g1 UNION ALL ... GROUP BY g0 UNION ALL ... (no GROUP BY)
+                                                                   -- SQLite, the same rows
+    ) AS levels ORDER BY <the grand total first, each subtotal after its group> LIMIT n+1
+
+`base` computes each row's group values (a date bucket as text: 2026-03-02 for a week's
+Monday, 2026-03, 2026-Q1, 2026) and the values each aggregate reads (a conditional
+aggregate reads `CASE WHEN <where> THEN value END`); the levels aggregate those plain
+columns, so no expression with parameters has to be matched between SELECT and GROUP BY.
+Every row of the answer carries `lvl`, how many groups it is keyed on: all of them for a
+group row, fewer for a subtotal, 0 for the grand total. Nothing is aggregated in Python.
+
+A viewer who may not read the entity gets the Forbidden a list gets; a report reading a
+field hidden from the viewer (a field mask of their role) is refused without naming it.
+Datetime buckets are taken in UTC, like the formula date functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.fieldtypes import FIELD_TYPES, FieldType
+from engine.formula import CompiledFormula, FType
+from engine.messages import msg
+from engine.metadata.reports import Report, ReportAggregate, ReportGroup
+from engine.runtime.access import Actor
+from engine.runtime.errors import Forbidden
+from engine.runtime.query_limit import QueryTimeLimit
+from engine.runtime.records import secure
+from engine.runtime.records.names import name_column
+from engine.runtime.records.secure import SecureRows
+
+if TYPE_CHECKING:
+    from engine.runtime.records.service import Records
+
+
+class ReportTimeLimit(QueryTimeLimit):
+    """A report ran past the request's query time limit: the report, not the server, is at
+    fault, so the answer is a 4xx naming the limit."""
+
+    status = 422
+    code = "report_time_limit"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.message = msg("the report ran longer than the %(limit)s s limit "
+                           "(settings.yaml query_time_limit) and was stopped; "
+                           "narrow its filter", limit=f"{seconds:g}")
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    level: int
+    """How many groups the row is keyed on: all for a group row, fewer for a subtotal, 0
+    for the grand total."""
+    keys: tuple[Any, ...]
+    """The group values, outermost first (None past `level`; None within it is blank)."""
+    names: tuple[str | None, ...]
+    """The names of linked records the keys point to (None: no name to show)."""
+    values: dict[str, Any]
+    """Aggregate name → value (an int count, a Decimal, a date or text for min/max)."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    report: Report
+    rows: tuple[ReportRow, ...]
+    """Group rows and subtotals in order, each subtotal after its group's rows."""
+    totals: ReportRow
+    truncated: bool
+    """More rows than the report's limit: the first `limit` are shown."""
+
+
+def may_run(records: Records, actor: Actor, report: Report) -> bool:
+    """Whether `actor` may run `report`: they read its entity and every field it reads."""
+    entity = records.model.entity(report.entity)
+    policy = records.policy
+    if policy.scope(actor, entity.name, "read").name == "NONE":
+        return False
+    return not any(policy.reads_hidden(actor, entity, p) for p in report.references)
+
+
+def secured(records: Records, actor: Actor, report: Report) -> SecureRows:
+    """The rows the report reads, after its access checks."""
+    seen = secure.rows(records, actor, report.entity)
+    records.policy.require(actor, seen.entity, "read")
+    if any(records.policy.reads_hidden(actor, seen.entity, p) for p in report.references):
+        raise Forbidden(msg("this report reads fields you may not see"))
+    return seen
+
+
+def report_statement(records: Records, actor: Actor, report: Report) -> Select[Any]:
+    """The one statement of `report` as `actor` may run it (Forbidden if they may not)."""
+    seen = secured(records, actor, report)
+    dialect = records.engine.dialect.name
+    pg = dialect == "postgresql"
+
+    def sql(formula: CompiledFormula) -> ColumnElement[Any]:
+        return formula.to_sql(seen.path, seen.sql.dialect, seen.sql.clock)
+
+    base_cols: list[ColumnElement[Any]] = []
+    for i, g in enumerate(report.groups):
+        value = sql(g.compiled)
+        if g.bucket is not None:
+            value = _bucket(value, g.bucket, g.compiled.type, pg)
+        base_cols.append(value.label(f"g{i}"))
+    for j, a in enumerate(report.aggregates):
+        read = _read_value(a, seen, sql)
+        if read is not None:
+            base_cols.append(read.label(f"v{j}"))
+    stmt = seen.select(*base_cols) if base_cols else seen.select(literal(1).label("one"))
+    if report.filter_compiled is not None:
+        stmt = stmt.where(seen.condition(report.filter_compiled))
+    base = stmt.cte("report_base")
+
+    n = len(report.groups)
+    aggs = [_aggregate(a, base.c.get(f"v{j}")).label(f"a{j}")
+            for j, a in enumerate(report.aggregates)]
+    keys = [base.c[f"g{i}"] for i in range(n)]
+    if n == 0:
+        levels = select(literal(0, Integer).label("lvl"), *aggs).select_from(base).subquery()
+    elif pg:
+        rolled = sum((func.grouping(k) for k in keys[1:]), func.grouping(keys[0]))
+        levels = select((literal(n, Integer) - rolled).label("lvl"),
+                        *[k.label(f"g{i}") for i, k in enumerate(keys)], *aggs) \
+            .select_from(base).group_by(func.rollup(*keys)).subquery()
+    else:
+        parts = []
+        for lvl in range(n, -1, -1):
+            cols = [keys[i].label(f"g{i}") if i < lvl
+                    else cast(literal(None), _sql_type(report.groups[i])).label(f"g{i}")
+                    for i in range(n)]
+            part = select(literal(lvl, Integer).label("lvl"), *cols, *aggs).select_from(base)
+            parts.append(part.group_by(*keys[:lvl]) if lvl else part)
+        levels = union_all(*parts).subquery()
+
+    names = []
+    for i, g in enumerate(report.groups):
+        shown = name_column(records, actor, g.target, levels.c[f"g{i}"]) \
+            if g.target is not None else None
+        names.append((shown if shown is not None else literal(None, String)).label(f"n{i}"))
+    order: list[ColumnElement[Any]] = [case((levels.c.lvl == 0, 0), else_=1)]
+    by_key = {s.key: s.descending for s in report.sort}
+    for i, g in enumerate(report.groups):
+        order.append(case((levels.c.lvl < i + 1, 1), else_=0))
+        if i == n - 1:
+            for s in report.sort:
+                at = next((j for j, a in enumerate(report.aggregates) if a.name == s.key),
+                          None)
+                if at is not None:
+                    col = levels.c[f"a{at}"]
+                    order.append((col.desc() if s.descending else col.asc()).nulls_last())
+        key = _order_key(g, levels.c[f"g{i}"])
+        order.append((key.desc() if by_key.get(g.path) else key.asc()).nulls_last())
+    return select(levels, *names).order_by(*order).limit(report.limit + 1)
+
+
+def run_report(records: Records, actor: Actor, report: Report) -> ReportResult:
+    """The rows of `report` as `actor` may see them."""
+    stmt = report_statement(records, actor, report)
+    n = len(report.groups)
+    try:
+        with records.engine.connect() as conn:
+            fetched = list(conn.execute(stmt).mappings())
+    except ReportTimeLimit:
+        raise
+    except QueryTimeLimit as exc:
+        raise ReportTimeLimit(exc.seconds) from None
+    rows: list[ReportRow] = []
+    totals: ReportRow | None = None
+    for m in fetched:
+        lvl = int(m["lvl"])
+        row = ReportRow(
+            level=lvl,
+            keys=tuple(m[f"g{i}"] if i < lvl else None for i in range(n)),
+            names=tuple(m[f"n{i}"] if i < lvl else None for i in range(n)),
+            values={a.name: _value(a, m[f"a{j}"]) for j, a in enumerate(report.aggregates)})
+        if lvl == 0 and totals is None:
+            totals = row
+        else:
+            rows.append(row)
+    truncated = len(fetched) > report.limit
+    if truncated:
+        rows = rows[:report.limit - 1]
+    assert totals is not None  # the grand total row is always there, and first
+    return ReportResult(report, tuple(rows), totals, truncated)
+
+
+def _read_value(a: ReportAggregate, seen: SecureRows,
+                sql: Callable[[CompiledFormula], ColumnElement[Any]]
+                ) -> ColumnElement[Any] | None:
+    """What the aggregate reads from each row (a conditional one: the value, or 1, when
+    its condition holds); None: it counts every row."""
+    value = sql(a.compiled) if a.compiled is not None else None
+    if a.where_compiled is None:
+        return value
+    condition = seen.condition(a.where_compiled)
+    return case((condition, value if value is not None else literal(1, Integer)))
+
+
+def _aggregate(a: ReportAggregate, value: ColumnElement[Any] | None) -> ColumnElement[Any]:
+    if value is None:
+        return func.count()
+    if a.agg == "count":
+        return func.count(value)
+    if a.agg == "count_distinct":
+        return func.count(distinct(value))
+    made: ColumnElement[Any] = {"sum": func.sum, "avg": func.avg, "min": func.min,
+                                "max": func.max}[a.agg](value)
+    return made
+
+
+def _bucket(x: ColumnElement[Any], bucket: str, kind: FType, pg: bool) -> ColumnElement[Any]:
+    """A date or datetime as the text of its bucket; datetimes in UTC."""
+    if pg:
+        if kind is FType.DATETIME:
+            x = func.timezone(literal_column("'UTC'"), x)
+        if bucket == "week":
+            return func.to_char(func.date_trunc(literal_column("'week'"), x),
+                                literal_column("'YYYY-MM-DD'"))
+        fmt = {"day": "'YYYY-MM-DD'", "month": "'YYYY-MM'", "quarter": "'YYYY-\"Q\"Q'",
+               "year": "'YYYY'"}[bucket]
+        return func.to_char(x, literal_column(fmt))
+    if bucket == "day":
+        return func.date(x)
+    if bucket == "week":  # the Monday of its week
+        return func.date(x, literal_column("'weekday 0'"), literal_column("'-6 days'"))
+    if bucket == "month":
+        return func.strftime(literal_column("'%Y-%m'"), x)
+    if bucket == "year":
+        return func.strftime(literal_column("'%Y'"), x)
+    quarter = (cast(func.strftime(literal_column("'%m'"), x), Integer) + 2) / 3
+    return func.strftime(literal_column("'%Y'"), x).op("||")(literal_column("'-Q'")) \
+        .op("||")(cast(quarter, Integer))
+
+
+def _sql_type(g: ReportGroup) -> Any:
+    if g.bucket is None and g.type in (FType.NUMBER, FType.REFERENCE):
+        return Integer if g.type is FType.REFERENCE else String
+    return String
+
+
+def _order_key(g: ReportGroup, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A choice field in the order of its options; any other value as it sorts."""
+    f = g.ends_on
+    if g.bucket is None and f is not None and f.type is FieldType.CHOICE and f.options:
+        return case(*[(column == option, n) for n, option in enumerate(f.options)],
+                    else_=len(f.options))
+    return column
+
+
+def _value(a: ReportAggregate, raw: Any) -> Any:
+    if raw is None:
+        return 0 if a.agg in ("count", "count_distinct") else None
+    if a.agg in ("count", "count_distinct"):
+        return int(raw)
+    if a.type is not FType.NUMBER:
+        return raw
+    places = _places(a)
+    try:
+        number = Decimal(repr(raw) if isinstance(raw, float) else str(raw))
+    except InvalidOperation:
+        return None
+    if a.agg == "avg":
+        places = (places or 0) + 2
+    return number if places is None else number.quantize(Decimal(1).scaleb(-places))
+
+
+def _places(a: ReportAggregate) -> int | None:
+    f = a.ends_on
+    if f is None:
+        return None
+    return FIELD_TYPES[f.type].scale or 0
+
+
