@@ -41,6 +41,8 @@ NOTIFICATIONS = {"/api/notifications": {"get"}, "/api/notifications/count": {"ge
                  "/api/notifications/read": {"post"},
                  "/api/notifications/{notification_id}/read": {"post"}}
 """The caller's own notifications: in every caller's document."""
+REPORTS = {"/api/reports": {"get"}, "/api/reports/{report}": {"get"}}
+"""The reports: in every caller's document (each runs within the caller's access)."""
 
 
 def _cap(name: str) -> str:
@@ -257,7 +259,8 @@ def test_every_component_schema_is_valid_json_schema_2020_12(name: str) -> None:
 
 
 def test_every_entity_has_its_routes_and_schemas() -> None:
-    expected_paths: dict[str, set[str]] = {"/api/access/transfer": {"post"}, **NOTIFICATIONS}
+    expected_paths: dict[str, set[str]] = {"/api/access/transfer": {"post"}, **NOTIFICATIONS,
+                                           **REPORTS}
     for e in MODEL.entities:
         n = _cap(e.name)
         assert {n, f"{n}Create", f"{n}Patch", f"{n}Page"} <= set(SCHEMAS)
@@ -324,16 +327,18 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/approvals/{task}/reject": {"post"},
         "/api/{entity}/{record_id}/approvals": {"get"},
         **NOTIFICATIONS,
+        **REPORTS,
     }
     assert {m for m in DOC["paths"]["/api/access/transfer"] if m in METHODS} == {"post"}
     for template, methods in templates.items():
-        if template.startswith("/api/approvals") or template in NOTIFICATIONS:
+        if template.startswith("/api/approvals") or template in NOTIFICATIONS \
+                or template in REPORTS:
             assert {m for m in DOC["paths"][template] if m in METHODS} == methods
     approving = {f.entity for f in env.model.flows if f.approvals}
     for e in env.model.entities:
         for template, methods in templates.items():
             if template == "/api/access/transfer" or template.startswith("/api/approvals") \
-                    or template in NOTIFICATIONS:
+                    or template in NOTIFICATIONS or template in REPORTS:
                 continue
             if template.endswith("/approvals"):
                 path = template.replace("{entity}", e.name)

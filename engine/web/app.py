@@ -52,10 +52,12 @@ from engine.web.pages.lists import Lists
 from engine.web.pages.notifications import NotificationPages
 from engine.web.pages.records import RecordPages
 from engine.web.pages.regarding import RegardingPickers
+from engine.web.pages.reports import ReportPages
 from engine.web.pages.search import Search
 from engine.web.pages.timeline import TimelinePages
 from engine.web.pages.trash import Trash
 from engine.web.pages.tree import Tree
+from engine.web.reports import ReportsApi
 from engine.web.static import StaticAssets
 from engine.web.ui import STATIC, Ui, wants_html
 from engine.web.viewer import LoginRequired
@@ -151,12 +153,14 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *ApprovalPages(model, records, ui, approvals_of(records)).routes(),
         *RegardingPickers(model, records, ui).routes(),
         *NotificationPages(model, records, ui, inbox).routes(),
+        *ReportPages(model, records, ui).routes(),
         *auth.routes(),
         Route("/health", health),
         Mount("/static", StaticAssets(directory=STATIC), name="static"),
         *AttachmentsApi(attachments, api._actor).routes(),
         *ApprovalsApi(approvals_of(records), api).routes(),
         *NotificationsApi(inbox, api._actor).routes(),  # before /api/{entity}
+        *ReportsApi(records, api._actor).routes(),  # before /api/{entity}
         *api.routes(),
     ]
     handlers: dict[Any, Any] = {

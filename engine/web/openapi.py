@@ -26,6 +26,7 @@ from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
 from engine.types import FieldType
 from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
 from engine.web.notifications import NOTIFICATION_SCHEMAS, notification_paths
+from engine.web.reports import REPORT_SCHEMAS, report_paths
 
 
 @dataclass(frozen=True)
@@ -562,6 +563,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
     }
     schemas.update(_ACCESS_SCHEMAS)
     schemas.update(NOTIFICATION_SCHEMAS)
+    schemas.update(REPORT_SCHEMAS)
     paths: dict[str, Any] = {} if caller is not None else {"/api/access/transfer": {
         "post": {"tags": ["access"], "operationId": "transfer_owned",
                  "summary": "Give everything a user owns to another (administrators)",
@@ -570,6 +572,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                                        "content": _json("TransferResult")},
                                **_errors(400, 401, 403, 404, 422)}}}}
     paths.update(notification_paths())
+    paths.update(report_paths())
     for e in model.entities:
         use = EVERYTHING if caller is None else caller.get(e.name)
         if use is None:

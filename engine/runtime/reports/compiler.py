@@ -230,9 +230,11 @@ def _aggregate(a: ReportAggregate, value: ColumnElement[Any] | None) -> ColumnEl
         return func.count(value)
     if a.agg == "count_distinct":
         return func.count(distinct(value))
-    made: ColumnElement[Any] = {"sum": func.sum, "avg": func.avg, "min": func.min,
-                                "max": func.max}[a.agg](value)
-    return made
+    if a.agg == "sum":
+        return func.sum(value)
+    if a.agg == "avg":
+        return func.avg(value)
+    return func.min(value) if a.agg == "min" else func.max(value)
 
 
 def _bucket(x: ColumnElement[Any], bucket: str, kind: FType, pg: bool) -> ColumnElement[Any]:

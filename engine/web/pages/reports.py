@@ -1,0 +1,118 @@
+"""The report pages: `/reports` lists the reports the viewer may run, `/reports/<name>` shows
+one as a table — a row per group, a subtotal after each group of an outer level, the totals
+last — in the viewer's language, numbers formatted as lists format them (engine/web/i18n.py).
+
+Each report runs as one SQL statement within the viewer's access (engine/runtime/reports):
+one they may not run is the 403 page naming no field, an unknown one the 404 page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from engine.fieldtypes import FieldType
+from engine.formula import FType
+from engine.metadata.reports import Report, ReportAggregate, ReportGroup
+from engine.runtime.reports import ReportRow, run_report
+from engine.web.i18n import N_, formatters, translations
+from engine.web.reports import find_report, row_kind, runnable
+from engine.web.ui import PageFamily
+from engine.web.viewer import Viewer, require_viewer
+
+BLANK = N_("(blank)")
+
+
+@dataclass(frozen=True)
+class ShownRow:
+    kind: str
+    """group, subtotal or total"""
+    level: int
+    cells: tuple[str, ...]
+    """The group cells (empty past the row's level), then the aggregates, as text."""
+
+
+class ReportPages(PageFamily):
+    def routes(self) -> list[Route]:
+        return [
+            Route("/reports", self.index, methods=["GET"]),
+            Route("/reports/{report}", self.one, methods=["GET"]),
+        ]
+
+    async def index(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        reports = await run_in_threadpool(runnable, self.records, viewer.user.actor())
+        return self.ui.page(request, "reports.html", {"reports": reports})
+
+    async def one(self, request: Request) -> Response:
+        viewer = require_viewer(request)
+        report = find_report(self.model, str(request.path_params["report"]))
+        context = await run_in_threadpool(partial(self._view, viewer, report))
+        return self.ui.page(request, "report.html", context)
+
+    def _view(self, viewer: Viewer, report: Report) -> dict[str, Any]:
+        result = run_report(self.records, viewer.user.actor(), report)
+        shown = _Shown(report, viewer.language, self.model.settings.currency,
+                       self.model.settings.time_zone)
+        return {"report": report, "entity": self.model.entity(report.entity),
+                "rows": [shown.row(r) for r in result.rows], "totals": shown.row(result.totals),
+                "truncated": result.truncated}
+
+
+class _Shown:
+    """Values of a report's rows as the page shows them."""
+
+    def __init__(self, report: Report, language: str, currency: str, zone: str) -> None:
+        self.report = report
+        self.language = language
+        self.fmt = formatters(language, currency, zone)
+        self.gettext = translations()[language].gettext
+
+    def row(self, r: ReportRow) -> ShownRow:
+        cells = [self.key(g, k, name) if i < r.level else ""
+                 for i, (g, k, name) in enumerate(zip(self.report.groups, r.keys, r.names,
+                                                      strict=True))]
+        cells += [self.value(a, r.values[a.name]) for a in self.report.aggregates]
+        return ShownRow(row_kind(self.report, r), r.level, tuple(cells))
+
+    def key(self, g: ReportGroup, value: Any, name: str | None) -> str:
+        if value is None:
+            return self.gettext(BLANK)
+        f = g.ends_on
+        if g.bucket is not None:
+            return str(value)
+        if g.target is not None:
+            return name if name else f"#{value}"
+        if f is not None and f.type is FieldType.CHOICE:
+            labels = dict(f.option_labels)
+            return labels[value].get(self.language) if value in labels else str(value)
+        if g.type is FType.BOOLEAN:
+            return self.gettext("Yes") if value else self.gettext("No")
+        if g.type is FType.DATE or isinstance(value, date):
+            return self.fmt["date"](value)
+        if g.type is FType.NUMBER:
+            return self.fmt["number"](value)
+        return str(value)
+
+    def value(self, a: ReportAggregate, value: Any) -> str:
+        if value is None:
+            return ""
+        if a.agg in ("count", "count_distinct"):
+            return self.fmt["number"](value)
+        if a.type is FType.NUMBER:
+            kind = a.ends_on.type if a.ends_on is not None else None
+            if kind is FieldType.MONEY:
+                return self.fmt["money"](value)
+            if kind is FieldType.PERCENT:
+                return self.fmt["percent"](value)
+            return self.fmt["number"](value)
+        if a.type is FType.DATE:
+            return self.fmt["date"](value)
+        return str(value)

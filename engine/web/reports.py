@@ -1,0 +1,185 @@
+"""Reports in the JSON API (engine/runtime/reports; docs/reports.md, docs/api.md).
+
+`GET /api/reports` lists the reports the caller may run (they read the report's entity and
+every field it reads); `GET /api/reports/<name>` runs one:
+
+    {"report": "sales_funnel", "label": {"en": ..., "zh": ...}, "entity": "opportunity",
+     "columns": [{"key": "stage", "kind": "group", "label": {...}, "type": "text"},
+                 {"key": "deals", "kind": "aggregate", "agg": "count", "label": {...},
+                  "type": "number"}],
+     "rows": [{"kind": "group", "level": 1, "values": {"stage": "won", "deals": 3},
+               "names": {}}, ...],
+     "totals": {"kind": "total", "level": 0, "values": {"stage": null, "deals": 7}, ...},
+     "truncated": false}
+
+A row's `level` is how many groups it is keyed on; a subtotal (`kind: subtotal`) follows its
+group's rows. `names` holds the names of linked records (owner, queue) by group key. Amounts
+are decimal strings, as in records. A report the caller may not run is a 403 that names no
+field; an unknown one a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine.messages import msg
+from engine.metadata import Model
+from engine.metadata.reports import Report
+from engine.runtime.access import Actor
+from engine.runtime.errors import NotFound
+from engine.runtime.records import Records
+from engine.runtime.reports import ReportResult, ReportRow, may_run, run_report
+
+ActorOf = Callable[[Request], Awaitable[Actor]]
+
+
+def find_report(model: Model, name: str) -> Report:
+    report = model.report(name)
+    if report is None:
+        raise NotFound(msg("no report '%(report)s'", report=name))
+    return report
+
+
+def runnable(records: Records, actor: Actor) -> list[Report]:
+    """The reports `actor` may run, in the order of their files' names."""
+    return [r for r in records.model.reports if may_run(records, actor, r)]
+
+
+def row_kind(report: Report, row: ReportRow) -> str:
+    if row.level == 0:
+        return "total"
+    return "group" if row.level == len(report.groups) else "subtotal"
+
+
+def columns_json(report: Report) -> list[dict[str, Any]]:
+    cols: list[dict[str, Any]] = [
+        {"key": g.path, "kind": "group", "label": g.label.as_dict(), "type": g.type.value,
+         **({"bucket": g.bucket} if g.bucket else {})} for g in report.groups]
+    cols += [{"key": a.name, "kind": "aggregate", "agg": a.agg, "label": a.label.as_dict(),
+              "type": a.type.value} for a in report.aggregates]
+    return cols
+
+
+def result_json(result: ReportResult) -> dict[str, Any]:
+    report = result.report
+
+    def row(r: ReportRow) -> dict[str, Any]:
+        values: dict[str, Any] = {g.path: _plain(k) for g, k in zip(report.groups, r.keys,
+                                                                    strict=True)}
+        values.update({k: _plain(v) for k, v in r.values.items()})
+        names = {g.path: name for g, name in zip(report.groups, r.names, strict=True)
+                 if name is not None}
+        return {"kind": row_kind(report, r), "level": r.level, "values": values,
+                "names": names}
+
+    return {"report": report.name, "label": report.label.as_dict(), "entity": report.entity,
+            "columns": columns_json(report), "rows": [row(r) for r in result.rows],
+            "totals": row(result.totals), "truncated": result.truncated}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+class ReportsApi:
+    def __init__(self, records: Records, actor_of: ActorOf) -> None:
+        self.records = records
+        self.actor_of = actor_of
+
+    def routes(self) -> list[Route]:
+        """Before the entity routes (`/api/{entity}` would take these paths)."""
+        return [
+            Route("/api/reports", self.list, methods=["GET"]),
+            Route("/api/reports/{report}", self.one, methods=["GET"]),
+        ]
+
+    async def list(self, request: Request) -> Response:
+        actor = await self.actor_of(request)
+        reports = await run_in_threadpool(runnable, self.records, actor)
+        return JSONResponse({"items": [
+            {"report": r.name, "label": r.label.as_dict(), "entity": r.entity,
+             "columns": columns_json(r)} for r in reports]})
+
+    async def one(self, request: Request) -> Response:
+        actor = await self.actor_of(request)
+        report = find_report(self.records.model, str(request.path_params["report"]))
+        result = await run_in_threadpool(partial(run_report, self.records, actor, report))
+        return JSONResponse(result_json(result))
+
+
+# -- /openapi.json ----------------------------------------------------------------------
+
+_LABEL = {"type": "object", "additionalProperties": {"type": "string"},
+          "description": "per language: {\"en\": ..., \"zh\": ...}"}
+_COLUMN = {"type": "object", "required": ["key", "kind", "label", "type"], "properties": {
+    "key": {"type": "string", "description": "a group's field path or an aggregate's name"},
+    "kind": {"enum": ["group", "aggregate"]},
+    "agg": {"enum": ["count", "count_distinct", "sum", "avg", "min", "max"]},
+    "bucket": {"enum": ["day", "week", "month", "quarter", "year"]},
+    "label": _LABEL, "type": {"type": "string"}}}
+_ROW = {"type": "object", "required": ["kind", "level", "values", "names"], "properties": {
+    "kind": {"enum": ["group", "subtotal", "total"]},
+    "level": {"type": "integer", "minimum": 0,
+              "description": "how many groups the row is keyed on (0: the grand total)"},
+    "values": {"type": "object", "description": "column key → value (amounts as decimal "
+                                                "strings; a rolled-up group is null)"},
+    "names": {"type": "object", "additionalProperties": {"type": "string"},
+              "description": "group key → the name of the linked record (owner, queue)"}}}
+REPORT_SCHEMAS: dict[str, Any] = {
+    "ReportColumn": _COLUMN,
+    "ReportRow": _ROW,
+    "ReportList": {"type": "object", "required": ["items"], "properties": {"items": {
+        "type": "array", "items": {"type": "object", "required": [
+            "report", "label", "entity", "columns"], "properties": {
+            "report": {"type": "string"}, "label": _LABEL, "entity": {"type": "string"},
+            "columns": {"type": "array",
+                        "items": {"$ref": "#/components/schemas/ReportColumn"}}}}}}},
+    "ReportResult": {"type": "object", "required": [
+        "report", "label", "entity", "columns", "rows", "totals", "truncated"], "properties": {
+        "report": {"type": "string"}, "label": _LABEL, "entity": {"type": "string"},
+        "columns": {"type": "array", "items": {"$ref": "#/components/schemas/ReportColumn"}},
+        "rows": {"type": "array", "items": {"$ref": "#/components/schemas/ReportRow"}},
+        "totals": {"$ref": "#/components/schemas/ReportRow"},
+        "truncated": {"type": "boolean",
+                      "description": "more rows than the report's limit"}}},
+}
+
+
+def report_paths() -> dict[str, Any]:
+    """The report routes (every caller may ask; each answers within their access)."""
+    def ref(name: str) -> dict[str, Any]:
+        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+    def errors(*codes: int) -> dict[str, Any]:
+        return {str(c): {"description": "Error", "content": ref("Error")} for c in codes}
+
+    tag = ["reports"]
+    return {
+        "/api/reports": {"get": {
+            "tags": tag, "operationId": "list_reports",
+            "summary": "The reports you may run",
+            "responses": {"200": {"description": "The reports", "content": ref("ReportList")},
+                          **errors(401)}}},
+        "/api/reports/{report}": {"get": {
+            "tags": tag, "operationId": "run_report",
+            "summary": "Run a report: its groups, subtotals and totals within your access",
+            "parameters": [{"name": "report", "in": "path", "required": True,
+                            "schema": {"type": "string"},
+                            "description": "the report's name (its file's name)"}],
+            "responses": {"200": {"description": "The report's rows",
+                                  "content": ref("ReportResult")},
+                          **errors(401, 403, 404, 422, 503)}}},
+    }
