@@ -3,18 +3,24 @@ answer on a small fixed dataset, on SQLite and PostgreSQL, within the viewer's a
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
+from engine.metadata.errors import ConfigError
+from engine.metadata.reports import Report, build_report
+from engine.metadata.yamlio import parse_yaml
 from engine.runtime.access import SYSTEM
 from engine.runtime.errors import Forbidden
+from engine.runtime.query_limit import QueryLimit, limited
 from engine.runtime.reports import may_run, report_statement, run_report
-from engine.runtime.reports.compiler import ReportResult
+from engine.runtime.reports.compiler import ReportResult, ReportTimeLimit
 from tests.access_helpers import Person, departments, place, user
 from tests.conftest import Env
+from tests.test_web_limits import ACCOUNTS, EXPENSIVE
 
 
 def deals(env: Env) -> tuple[Person, Person]:
@@ -175,3 +181,65 @@ def test_the_engine_itself_may_run_every_report(env: Env) -> None:
     for report in env.model.reports:
         assert may_run(env.records, SYSTEM, report)
         assert run_report(env.records, SYSTEM, report).totals.level == 0
+
+
+def adhoc(env: Env, text: str) -> Report:
+    """A report of the test's own over the shipped entities (no new database)."""
+    doc = parse_yaml(text.encode(), "adhoc.yaml")
+    assert not isinstance(doc, ConfigError)
+    errors: list[ConfigError] = []
+    report = build_report(doc, "adhoc", list(env.model.entities), errors)
+    assert report is not None, errors
+    return report
+
+
+def test_a_report_past_the_time_limit_is_a_4xx_naming_it(env: Env) -> None:
+    now = datetime.now(UTC)
+    who = {"owner_id": env.admin.id, "created_by": env.admin.id, "updated_by": env.admin.id,
+           "created_at": now, "updated_at": now, "version": 1}
+    with env.engine.begin() as conn:
+        conn.execute(insert(env.records.schema.table("account")),
+                     [{"name": f"Account {i:05d}", **who} for i in range(ACCOUNTS)])
+    report = adhoc(env, f"report: adhoc\nentity: account\nfilter: '{EXPENSIVE}'\n"
+                        "aggregates: [{name: n, agg: count}]\n")
+    with limited(QueryLimit(0.2)), pytest.raises(ReportTimeLimit) as stopped:
+        run_report(env.records, env.admin.actor(), report)
+    assert stopped.value.status == 422 and "0.2 s limit" in stopped.value.message
+
+
+def test_buckets_and_conditional_aggregates(env: Env) -> None:
+    account = place(env, "account", {"name": "Acme"})["id"]
+    for day, amount, stage in [("2026-01-05", "100", "won"), ("2026-02-11", "200", "lost"),
+                               ("2026-03-31", "300", "won"), ("2026-04-01", "400", "proposal"),
+                               ("2025-12-31", "50", "won")]:
+        data: dict[str, Any] = {"name": day, "account": account, "amount": amount,
+                                "stage": stage, "close_date": day}
+        if stage == "lost":
+            data["lost_reason"] = "price"
+        place(env, "opportunity", data)
+    report = adhoc(env, """\
+report: adhoc
+entity: opportunity
+groups: [{field: close_date, bucket: quarter}]
+aggregates:
+  - {name: n, agg: count}
+  - {name: won, agg: sum, field: amount, where: 'stage = "won"'}
+  - {name: stages, agg: count_distinct, field: stage}
+  - {name: first, agg: min, field: close_date}
+""")
+    assert table(run_report(env.records, env.admin.actor(), report)) == [
+        (1, "2025-Q4", 1, D("50.00"), 1, date(2025, 12, 31)),
+        (1, "2026-Q1", 3, D("400.00"), 2, date(2026, 1, 5)),
+        (1, "2026-Q2", 1, None, 1, date(2026, 4, 1)),
+        (0, None, 5, D("450.00"), 3, date(2025, 12, 31)),
+    ]
+    for bucket, keys in [("week", ["2025-12-29", "2026-01-05", "2026-02-09", "2026-03-30"]),
+                         ("month", ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04"]),
+                         ("year", ["2025", "2026"]),
+                         ("day", ["2025-12-31", "2026-01-05", "2026-02-11", "2026-03-31",
+                                  "2026-04-01"])]:
+        by = adhoc(env, "report: adhoc\nentity: opportunity\n"
+                        f"groups: [{{field: close_date, bucket: {bucket}}}]\n"
+                        "aggregates: [{name: n, agg: count}]\n")
+        rows = run_report(env.records, env.admin.actor(), by).rows
+        assert [r.keys[0] for r in rows] == keys, bucket
