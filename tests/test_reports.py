@@ -243,3 +243,18 @@ aggregates:
                         "aggregates: [{name: n, agg: count}]\n")
         rows = run_report(env.records, env.admin.actor(), by).rows
         assert [r.keys[0] for r in rows] == keys, bucket
+
+
+def test_a_report_past_its_limit_is_truncated_but_keeps_its_totals(env: Env) -> None:
+    a, _b = deals(env)
+    report = adhoc(env, "report: adhoc\nentity: opportunity\ngroups: [stage]\n"
+                        "aggregates: [{name: n, agg: count}]\nlimit: 3\n")
+    result = run_report(env.records, env.admin.actor(), report)
+    assert result.truncated
+    assert [r.keys[0] for r in result.rows] == ["prospecting", "proposal"]
+    assert result.totals.values == {"n": 7}
+    pipeline = env.model.report("pipeline_by_owner")
+    assert pipeline is not None  # a rep's pipeline: their own deals, their subtotal
+    assert [(r.level, r.keys, r.values["deals"])
+            for r in (*run_report(env.records, a, pipeline).rows,)] == [
+        (2, (a.id, "prospecting"), 1), (2, (a.id, "proposal"), 1), (1, (a.id, None), 2)]

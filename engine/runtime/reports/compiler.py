@@ -48,6 +48,7 @@ from engine.fieldtypes import FIELD_TYPES, FieldType
 from engine.formula import CompiledFormula, FType
 from engine.messages import msg
 from engine.metadata.reports import Report, ReportAggregate, ReportGroup
+from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import Forbidden
 from engine.runtime.query_limit import QueryTimeLimit
@@ -100,7 +101,7 @@ def may_run(records: Records, actor: Actor, report: Report) -> bool:
     """Whether `actor` may run `report`: they read its entity and every field it reads."""
     entity = records.model.entity(report.entity)
     policy = records.policy
-    if policy.scope(actor, entity.name, "read").name == "NONE":
+    if policy.scope(actor, entity.name, "read") is Scope.NONE:
         return False
     return not any(policy.reads_hidden(actor, entity, p) for p in report.references)
 
@@ -187,8 +188,6 @@ def run_report(records: Records, actor: Actor, report: Report) -> ReportResult:
     try:
         with records.engine.connect() as conn:
             fetched = list(conn.execute(stmt).mappings())
-    except ReportTimeLimit:
-        raise
     except QueryTimeLimit as exc:
         raise ReportTimeLimit(exc.seconds) from None
     rows: list[ReportRow] = []
