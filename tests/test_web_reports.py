@@ -4,7 +4,10 @@ shape, the caller's access, and the report page in English and Chinese."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from tests.access_helpers import user
@@ -100,3 +103,13 @@ def test_a_report_page_the_viewer_may_not_run(env: Env) -> None:
     assert "amount" not in refused.text.lower().split("<main")[-1]
     assert client.get("/reports/nothing_here").status_code == 404
     assert "/reports/sales_funnel" not in client.get("/reports").text
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(name=st.text(min_size=1, max_size=40))
+def test_any_report_name_is_a_report_or_a_404(api: TestClient, name: str) -> None:
+    answer = api.get("/api/reports/" + quote(name, safe=""))
+    assert answer.status_code in (200, 404), (name, answer.text)
+    if answer.status_code == 404:
+        assert answer.json()["error"]["code"] == "not_found"
