@@ -23,6 +23,8 @@ triggers:
 timers:
   - {name: stalled, from: stage, stages: [proposal], after: 30d, actions: [...]}  # from entry
   - {name: renewal, from: close_date, every: year, before: 7d, actions: [...]}  # anniversaries
+schedules:                              # on the dates of a holiday of settings.yaml
+  - {name: festival, holiday: spring_festival, before: 3d, when: 'influence >= 4', actions: [...]}
 ```
 
 Every formula is checked against the flow's entity (its `id` too) when the configuration
@@ -218,6 +220,20 @@ class TimerRule:
         return not self.stages or stage in self.stages
 
 
+@dataclass(frozen=True)
+class ScheduleRule:
+    """Actions on each date of a holiday of the organisation's calendar (settings.yaml
+    `holidays`), `offset` from its midnight, for every live record of the flow's entity
+    for which `when` holds then (all of them without `when`)."""
+
+    name: str
+    holiday: str
+    offset: timedelta
+    when: CompiledFormula | None
+    actions: tuple[Action, ...]
+    loc: SourceLoc
+
+
 def duration(text: str) -> timedelta:
     """`30m`, `4h`, `2d` as a timedelta (the schema allows 1-99999 of m, h or d; a timer's
     offset also 0).
@@ -245,6 +261,8 @@ class Flow:
     approvals: tuple[ApprovalRule, ...] = ()
     """Who must approve a record before it moves on (engine/metadata/approvals.py)."""
     conversions: tuple[Conversion, ...] = ()
+    schedules: tuple[ScheduleRule, ...] = ()
+    """Actions on the dates of a holiday, for the records `when` picks then."""
 
 
 CONVERSION_NAMESPACES = ("new", "found")
@@ -319,9 +337,11 @@ class Conversion:
 
 def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
                errors: list[ConfigError], *, roles: Roles = DEFAULT_ROLES,
-               org: tuple[OrgUnit, ...] = ()) -> Flow | None:
+               org: tuple[OrgUnit, ...] = (), holidays: frozenset[str] = frozenset()
+               ) -> Flow | None:
     """The flow of a schema-valid flow file, checked against the model's entities, the
-    roles of roles.yaml and the department names of config/org.yaml (when it has any)."""
+    roles of roles.yaml, the department names of config/org.yaml (when it has any) and the
+    holidays of settings.yaml."""
     data: dict[str, Any] = doc.data
     by_name = {e.name: e for e in entities}
     entity = by_name.get(data["entity"])
@@ -354,6 +374,16 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
         timer = check.timer(i, spec, stages)
         if timer is not None:
             timers.append(timer)
+    schedules: list[ScheduleRule] = []
+    for i, spec in enumerate(data.get("schedules", [])):
+        if spec["name"] in names:
+            errors.append(doc.error(["schedules", i, "name"],
+                                    f"schedules.{i}.name: {spec['name']!r} is already a "
+                                    "trigger, timer or schedule of this flow"))
+        names.add(spec["name"])
+        scheduled = check.schedule(i, spec, holidays)
+        if scheduled is not None:
+            schedules.append(scheduled)
     approvals = build_approvals(
         data.get("approvals", []), entity, roles, org, error=check.error,
         compile=check.compile, own_field=check.own_field, loc=doc.loc, duration=duration)
@@ -370,6 +400,7 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
     if len(errors) > before:
         return None
     return Flow(name=data["flow"], entity=entity.name, timers=tuple(timers),
+                schedules=tuple(schedules),
                 approvals=approvals, conversions=tuple(conversions),
                 label=Label.of(data.get("label"), data["flow"].replace("_", " ").capitalize()),
                 stages=stages, triggers=tuple(triggers), file=doc.file, loc=doc.loc(["flow"]),
@@ -656,6 +687,27 @@ class _Checker:
         return TimerRule(spec["name"], f.name, offset, when, tuple(actions),
                          self.doc.loc([*base, "name"]), on_stage=on_stage,
                          stages=tuple(spec.get("stages", ())), every=every)
+
+    def schedule(self, i: int, spec: dict[str, Any],
+                 holidays: frozenset[str]) -> ScheduleRule | None:
+        base: list[PathPart] = ["schedules", i]
+        before = len(self.errors)
+        if spec["holiday"] not in holidays:
+            self.error([*base, "holiday"], f"no holiday {spec['holiday']!r} in settings.yaml "
+                                           f"holidays{did_you_mean(spec['holiday'], holidays)}")
+        offset = duration(spec["after"]) if "after" in spec else \
+            -duration(spec["before"]) if "before" in spec else timedelta(0)
+        when = self.compile([*base, "when"], spec["when"], FType.BOOLEAN) \
+            if "when" in spec else None
+        actions: list[Action] = []
+        for j, a in enumerate(spec["actions"]):
+            action = self.action([*base, "actions", j], a, frozenset({"update"}))
+            if action is not None:
+                actions.append(action)
+        if len(self.errors) > before:
+            return None
+        return ScheduleRule(spec["name"], spec["holiday"], offset, when, tuple(actions),
+                            self.doc.loc([*base, "name"]))
 
     def action(self, path: list[PathPart], spec: dict[str, Any],
                on: frozenset[str]) -> Action | None:

@@ -115,7 +115,8 @@ def load_model(config_dir: str | Path) -> Model:
         forms = _load_forms(root, entities, digest, errors, extra)
     flows: list[Flow] = []
     if not errors:
-        flows = _load_flows(root, entities, digest, errors, extra, roles, org)
+        flows = _load_flows(root, entities, digest, errors, extra, roles, org,
+                            frozenset(h.name for h in settings.holidays))
     reports: list[Report] = []
     if not errors:
         reports = _load_reports(root, entities, digest, errors, extra)
@@ -169,7 +170,8 @@ def _load_forms(root: Path, entities: list[Entity], digest: Any, errors: list[Co
 
 
 def _load_flows(root: Path, entities: list[Entity], digest: Any, errors: list[ConfigError],
-                read: list[Path], roles: Roles, org: tuple[OrgUnit, ...]) -> list[Flow]:
+                read: list[Path], roles: Roles, org: tuple[OrgUnit, ...],
+                holidays: frozenset[str] = frozenset()) -> list[Flow]:
     """config/flows/*.yaml, each checked against the entities (engine/metadata/flows.py)."""
     folder = root / "flows"
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
@@ -179,7 +181,8 @@ def _load_flows(root: Path, entities: list[Entity], digest: Any, errors: list[Co
         doc = _optional_doc(path, "flow", digest, errors, read)
         if doc is None:
             continue
-        flow = build_flow(doc, path.read_bytes(), entities, errors, roles=roles, org=org)
+        flow = build_flow(doc, path.read_bytes(), entities, errors, roles=roles, org=org,
+                          holidays=holidays)
         if flow is None:
             continue
         if flow.name in built:

@@ -5,6 +5,8 @@ currency: CNY
 query_time_limit: 10      # seconds each query of a request may run
 requests_per_user: 8      # requests one user may have running at once
 time_zone: Asia/Shanghai  # the organisation's: pages, inputs, TODAY(), numbering; IANA
+holidays:                 # flows' schedules run on their dates (engine/metadata/holidays.py)
+  spring_festival: {label: {en: Spring Festival, zh: 春节}, dates: [2026-02-17, 2027-02-06]}
 ```
 
 >>> SiteSettings().currency, SiteSettings().query_time_limit, SiteSettings().time_zone
@@ -24,6 +26,7 @@ from babel.numbers import get_territory_currencies, list_currencies
 from engine.metadata.delivery import SmtpSettings, WebhookSettings, load_smtp, load_webhooks
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.files import KNOWN_TYPES, AttachmentSettings
+from engine.metadata.holidays import Holiday, load_holidays
 from engine.metadata.yamlio import YamlDoc
 
 DEFAULT_CURRENCY = "CNY"
@@ -50,6 +53,12 @@ class SiteSettings:
     """Private targets flows' webhooks may call (engine/metadata/delivery.py)."""
     smtp: SmtpSettings | None = None
     """The mail server flows' emails go through; None: emails wait in the outbox."""
+    holidays: tuple[Holiday, ...] = ()
+    """The organisation's holiday calendar (engine/metadata/holidays.py): flows' schedules
+    run on its dates."""
+
+    def holiday(self, name: str) -> Holiday | None:
+        return next((h for h in self.holidays if h.name == name), None)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -90,7 +99,8 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
         query_time_limit=float(doc.data.get("query_time_limit", DEFAULT_QUERY_TIME_LIMIT)),
         requests_per_user=int(doc.data.get("requests_per_user", DEFAULT_REQUESTS_PER_USER)),
         time_zone=time_zone, attachments=_attachments(doc, errors),
-        webhooks=load_webhooks(doc, errors), smtp=load_smtp(doc, errors))
+        webhooks=load_webhooks(doc, errors), smtp=load_smtp(doc, errors),
+        holidays=load_holidays(doc, errors))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())

@@ -29,14 +29,16 @@ the flows by entity, so a write of an entity without flows costs one dictionary 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import insert, select
 
+from engine.formula import FormulaError
 from engine.metadata.flow_people import AssignAction, TeamAction
 from engine.metadata.flows import (
     Action,
@@ -44,6 +46,7 @@ from engine.metadata.flows import (
     EmailAction,
     Flow,
     NotifyAction,
+    ScheduleRule,
     SetAction,
     StageRules,
     TimerRule,
@@ -56,6 +59,7 @@ from engine.runtime.flows.assignment import People
 from engine.runtime.flows.email import enqueue_email
 from engine.runtime.flows.recurrence import next_yearly
 from engine.runtime.flows.runs import Run, RunWriter, jsonable
+from engine.runtime.flows.schedules import Ensurer, set_next
 from engine.runtime.flows.stages import StageHistory, check_move, rules_apply
 from engine.runtime.flows.timers import Timer, cancel, cancel_all, register, schedule
 from engine.runtime.flows.webhooks import enqueue_webhook
@@ -121,6 +125,8 @@ class FlowHook:
         for entity in self.approvals.entities:
             self.by_entity.setdefault(entity, _EntityFlows((), ()))
         self._state: WeakKeyDictionary[UnitOfWork, _UnitState] = WeakKeyDictionary()
+        self.ensure_schedules = Ensurer(records, TIMER_KIND)
+        """Sets the next holiday date of every schedule (each worker pass calls it)."""
 
     def runs_in(self, unit: UnitOfWork) -> list[Run]:
         """The evaluations made in `unit` so far (a dry run reports them)."""
@@ -357,6 +363,10 @@ class FlowHook:
         an automation run of the record."""
         flow = next((f for f in self.records.model.flows if f.name == timer.data.get("flow")),
                     None)
+        if "schedule" in timer.data:
+            if flow is not None:
+                self._fire_schedule(unit, flow, timer)
+            return
         rule = None if flow is None else next(
             (t for t in flow.timers if t.name == timer.data.get("timer")), None)
         if flow is None or rule is None or timer.entity is None or timer.record_id is None:
@@ -406,6 +416,71 @@ class FlowHook:
         finally:
             state.running.pop()
             state.firing = None
+
+    # -- schedules (`schedules:` of a flow, on the holiday calendar: schedules.py) ----------
+
+    def _fire_schedule(self, unit: UnitOfWork, flow: Flow, timer: Timer) -> None:
+        """A schedule's date has come: set the next date's timer, then run the actions on
+        every live record of the flow's entity for which `when` holds now, each as a run of
+        its own, all in the timer's transaction. A date no longer in the calendar, or a
+        timer a day or more late (the worker was stopped over the holiday), runs nothing."""
+        rule = next((s for s in flow.schedules if s.name == timer.data.get("schedule")), None)
+        holiday = None if rule is None else self.records.model.settings.holiday(rule.holiday)
+        if rule is None or holiday is None:
+            return  # the schedule or its holiday left the configuration
+        day = date.fromisoformat(str(timer.data.get("date")))
+        set_next(unit.conn, self.records, flow, rule, unit.now, kind=TIMER_KIND, after=day)
+        if day not in holiday.dates or unit.now >= timer.due_at + LATE:
+            return
+        state = self._state.get(unit)
+        if state is None:
+            state = self._state[unit] = _UnitState()
+        records = self.records
+        c = records.compiled(flow.entity)
+        for values in self._scheduled_rows(unit, flow.entity, rule):
+            ctx = records.record_context(unit.conn, c, values)
+            if rule.when is not None and not rule.when.holds(ctx):
+                continue  # the SQL filter let it through (or there was none)
+            change = RecordChange(flow.entity, values["id"], "timer", values, values, (),
+                                  None, unit.now)
+            planned = self._plan(unit, rule.actions, change, ctx, values, "timer")
+            run = Run(flow.name, f"schedules.{rule.name}", flow.config_hash, flow.entity,
+                      values["id"], "timer", "fired", None,
+                      {"holiday": rule.holiday, "date": day.isoformat()}, at=unit.now,
+                      by_user=None)
+            run.actions = [p[1] for p in planned]
+            run.diff = {k: v for p in planned if p[0] == "set" for k, v in p[2].items()}
+            run_id = self.runs.now(unit.conn, run)
+            state.runs.append(run)
+            state.running.append(run_id)
+            try:
+                for n, (kind, described, data) in enumerate(planned):
+                    self._act(unit, change, kind, described, data, f"flow:{run_id}:{n}")
+            finally:
+                state.running.pop()
+
+    def _scheduled_rows(self, unit: UnitOfWork, entity: str,
+                        rule: ScheduleRule) -> Iterator[dict[str, Any]]:
+        """The live records of `entity` a schedule may run on, in pages of SCHEDULE_PAGE by
+        id: filtered by `when` in SQL when it compiles there (else every one: the caller
+        checks `when` in Python)."""
+        c = self.records.compiled(entity)
+        t = c.table
+        where: list[Any] = [t.c.deleted_at.is_(None)]
+        if rule.when is not None and rule.when.sql_capable:
+            sql = self.records.sql_fields(None)
+            with suppress(FormulaError):  # else Python decides
+                where.append(rule.when.sql_condition(lambda path: sql.path(c.entity, t, path),
+                                                     sql.dialect, sql.clock))
+        last = 0
+        while True:
+            page = [dict(r) for r in unit.conn.execute(
+                select(t).where(*where, t.c.id > last).order_by(t.c.id)
+                .limit(SCHEDULE_PAGE)).mappings()]
+            yield from page
+            if len(page) < SCHEDULE_PAGE:
+                return
+            last = page[-1]["id"]
 
     def _moved(self, unit: UnitOfWork, state: _UnitState, flow: Flow, rules: StageRules,
                change: RecordChange, ctx: RecordContext, values: Any, cause: int | None,
@@ -617,6 +692,11 @@ def _flow_actor(owner: int | None, writer: Actor) -> Actor:
 
 TIMER_KIND = "flow"
 """The kind of the timers flows schedule (engine/runtime/flows/timers.py)."""
+SCHEDULE_PAGE = 200
+"""Records a schedule reads at a time."""
+LATE = timedelta(days=1)
+"""A schedule's timer run this late (the worker was stopped) does nothing: care a day
+after the holiday is no care."""
 
 
 def _fire(unit: UnitOfWork, timer: Timer) -> None:
@@ -629,7 +709,15 @@ def _fire(unit: UnitOfWork, timer: Timer) -> None:
     raise LookupError("this records service runs no flows: the timer cannot fire")
 
 
-register(TIMER_KIND, _fire)
+def _ensure(records: Records, now: datetime) -> None:
+    """The worker's pass preparer: the next holiday date of every flow schedule set."""
+    for name, hook in records.hooks.before_commit:
+        if name == HOOK_NAME and isinstance(hook, FlowHook):
+            hook.ensure_schedules(now)
+            return
+
+
+register(TIMER_KIND, _fire, _ensure)
 
 
 def install_flows(records: Records) -> FlowHook | None:

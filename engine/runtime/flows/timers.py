@@ -69,6 +69,10 @@ class Timer:
 
 
 Handler = Callable[["UnitOfWork", Timer], None]
+Preparer = Callable[["Records", datetime], None]
+"""Run at the start of each worker pass (engine/runtime/flows/worker.py): sets timers that
+come from no write (a flow's schedules on the holiday calendar:
+engine/runtime/flows/schedules.py)."""
 
 
 @dataclass
@@ -76,6 +80,7 @@ class TimerKinds:
     """Which handler runs the timers of each kind."""
 
     handlers: dict[str, Handler] = field(default_factory=dict)
+    preparers: dict[str, Preparer] = field(default_factory=dict)
 
     def register(self, kind: str, handler: Handler) -> None:
         """`handler` runs the timers of `kind` from now on (a later registration of the
@@ -86,14 +91,36 @@ class TimerKinds:
     def get(self, kind: str) -> Handler | None:
         return self.handlers.get(kind)
 
+    def prepare(self, kind: str, preparer: Preparer) -> None:
+        """`preparer(records, now)` runs at the start of each pass (before the due timers
+        are claimed): it may set timers of `kind` due now or later."""
+        self.preparers[kind] = preparer
+
+    def prepare_pass(self, records: Records, now: datetime) -> None:
+        """Run the preparers; one that fails is logged, and the pass goes on."""
+        for kind, preparer in self.preparers.items():
+            try:
+                preparer(records, now)
+            except Exception as exc:
+                log.warning("preparing the timers of kind %s failed: %s", kind, exc)
+
 
 KINDS = TimerKinds()
 """The handlers `run_due` uses unless it is given others."""
 
 
-def register(kind: str, handler: Handler) -> None:
-    """Run the timers of `kind` with `handler(unit, timer)`."""
+def register(kind: str, handler: Handler, preparer: Preparer | None = None) -> None:
+    """Run the timers of `kind` with `handler(unit, timer)` (and `preparer` at the start of
+    each pass)."""
     KINDS.register(kind, handler)
+    if preparer is not None:
+        KINDS.prepare(kind, preparer)
+
+
+def prepare(records: Records, now: datetime, kinds: TimerKinds | None = None) -> None:
+    """What a worker pass does before it runs the due timers: the preparers of `kinds`
+    (the registered ones by default) set the timers that come from no write."""
+    (KINDS if kinds is None else kinds).prepare_pass(records, now)
 
 
 def timer_table() -> Table:

@@ -1,7 +1,9 @@
 """The flows worker (`crm worker`): passes of due timers, then the outbox.
 
-Each pass runs the timers due now (engine/runtime/flows/timers.py: their database effects
-exactly once, each in its own transaction), then delivers the outbox messages due now
+Each pass sets the timers that come from no write (the next date of each flow schedule on
+the holiday calendar: engine/runtime/flows/schedules.py), runs the timers due now
+(engine/runtime/flows/timers.py: their database effects exactly once, each in its own
+transaction), then delivers the outbox messages due now
 (engine/runtime/flows/outbox.py: after commit, at least once) — so an email or webhook a
 timer enqueued goes out in the same pass. Between passes the worker sleeps `interval`
 seconds, unless a pass took a full batch (more is waiting). Any number of workers may run:
@@ -21,7 +23,7 @@ from datetime import datetime
 from engine.metadata.settings import SiteSettings
 from engine.runtime.flows.email import EmailSender
 from engine.runtime.flows.outbox import EMAIL, WEBHOOK, DeliveryRun, Sender, deliver_due
-from engine.runtime.flows.timers import TimerKinds, TimerRun, run_due_timers
+from engine.runtime.flows.timers import TimerKinds, TimerRun, prepare, run_due_timers
 from engine.runtime.flows.webhooks import WebhookSender
 from engine.runtime.records import Records
 
@@ -84,8 +86,10 @@ class Worker:
         self.clock = clock or (lambda: records.clock())
 
     def run_once(self, now: datetime | None = None) -> Pass:
-        """One pass: the due timers, then the due outbox messages."""
+        """One pass: the timers that come from no write set (a flow's next holiday
+        dates), the due timers, then the due outbox messages."""
         at = self.clock() if now is None else now
+        prepare(self.records, at, self.kinds)
         timers = run_due_timers(self.records, at, worker_id=self.worker_id, batch=self.batch,
                                 kinds=self.kinds)
         deliveries = deliver_due(self.records.engine, at, self.senders,
