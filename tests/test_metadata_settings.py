@@ -3,6 +3,8 @@ the configuration loads, with `file:line:col` errors like every other config fil
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,7 @@ def errors(root: Path) -> list[str]:
 
 def test_the_shipped_config_sets_cny() -> None:
     model = load_model(CONFIG)
-    assert model.settings == SiteSettings(currency="CNY")
+    assert replace(model.settings, holidays=()) == SiteSettings(currency="CNY")
     assert "config/settings.yaml" in [s.replace(str(CONFIG.parent) + "/", "")
                                       for s in model.sources]
 
@@ -93,3 +95,41 @@ def test_an_unknown_time_zone_is_refused_with_a_hint(config: Path) -> None:
     assert errors(config) == [
         "config/settings.yaml:2:12: time_zone: unknown time zone 'Asia/Shangai'; an IANA name "
         "such as Asia/Shanghai or UTC (did you mean 'Asia/Shanghai'?)"]
+
+
+def test_the_shipped_holiday_calendar_has_the_lunar_festivals() -> None:
+    settings = load_model(CONFIG).settings
+    assert [h.name for h in settings.holidays] == ["spring_festival", "mid_autumn", "new_year"]
+    spring, autumn, new_year = settings.holidays
+    assert spring.label.get("zh") == "春节" and autumn.label.get("zh") == "中秋节"
+    assert spring.dates == (date(2026, 2, 17), date(2027, 2, 6), date(2028, 1, 26),
+                            date(2029, 2, 13), date(2030, 2, 3))
+    assert autumn.dates == (date(2026, 9, 25), date(2027, 9, 15), date(2028, 10, 3),
+                            date(2029, 9, 22), date(2030, 9, 12))
+    assert new_year.dates == tuple(date(y, 1, 1) for y in range(2026, 2031))
+
+
+def test_holiday_dates_are_kept_in_order(config: Path) -> None:
+    (config / "settings.yaml").write_text(
+        "holidays:\n  lantern:\n    dates: [2027-02-20, 2026-03-03]\n", encoding="utf-8")
+    [lantern] = load_model(config).settings.holidays
+    assert lantern.dates == (date(2026, 3, 3), date(2027, 2, 20))
+    assert lantern.label.get("zh") == "Lantern"  # no label: its name
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("holidays:\n  sf:\n    dates: [2026-02-17, 2026-02-30]\n",
+     "config/settings.yaml:3:25: holidays.sf.dates.1: '2026-02-30' is not a date (YYYY-MM-DD)"),
+    ("holidays:\n  sf:\n    dates: ['17.02.2026']\n",
+     "config/settings.yaml:3:13: holidays.sf.dates.0: '17.02.2026' is not a date "
+     "(YYYY-MM-DD)"),
+    ("holidays:\n  sf:\n    dates:\n      - 2026-02-17\n      - 2026-12-31\n",
+     "config/settings.yaml:5:9: holidays.sf.dates.1: 2026 already has a date (2026-02-17); "
+     "a holiday has one date a year"),
+    ("holidays:\n  sf:\n    label: {en: SF}\n",
+     "config/settings.yaml:3:5: holidays.sf: missing key 'dates'"),
+])
+def test_a_bad_holiday_is_refused_with_its_place(config: Path, text: str,
+                                                 expected: str) -> None:
+    (config / "settings.yaml").write_text(text, encoding="utf-8")
+    assert errors(config) == [expected]

@@ -75,6 +75,8 @@ def test_the_list_of_flows_and_the_navigation_link(env: Env) -> None:
     assert "<code>make_contract</code>" in row
     row = html.split('<tr id="flow-quote_approval">')[1].split("</tr>")[0]
     assert "Approvals: <code>quote_review</code>" in row
+    row = html.split('<tr id="flow-holiday_care">')[1].split("</tr>")[0]
+    assert "Holiday schedules: <code>spring_festival</code>, <code>mid_autumn</code>" in row
     assert 'href="/admin/flows" aria-current="page"' in html
     assert '<select id="flow-test-flow" name="flow"' in html
 

@@ -1,9 +1,9 @@
 """The flows admin page (`/admin/flows`): the configured flows, and a dry run of a change.
 
 The list shows each flow of config/flows — its name, label, entity, file and what it has
-(stage rules, triggers, timers, approvals, conversions by name). The form below it runs a
-change through the whole write pipeline inside a dry run (`POST /admin/flows/test`, CSRF
-like every form) with engine.runtime.flows.dryrun.flow_test, the function `crm flow test`
+(stage rules, triggers, timers, holiday schedules, approvals, conversions by name). The
+form below it runs a change through the whole write pipeline inside a dry run
+(`POST /admin/flows/test`, CSRF like every form) with engine.runtime.flows.dryrun.flow_test, the function `crm flow test`
 calls: an update of an existing record (its id and the changed values) or a new record
 (its field values), as JSON objects. The answer shows each rule evaluation (passed, fired,
 skipped or refused and why), the field changes, the records it would create and the
@@ -215,6 +215,7 @@ def _summary(model: Model, flow: Flow, language: str) -> dict[str, Any]:
         "stage_field": stages.field if stages else None,
         "triggers": [t.name for t in flow.triggers],
         "timers": [t.name for t in flow.timers],
+        "schedules": [s.name for s in flow.schedules],
         "approvals": [a.name for a in flow.approvals],
         "conversions": [c.name for c in flow.conversions],
     }
