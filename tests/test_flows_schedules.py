@@ -144,7 +144,7 @@ ACTIONS = "actions: [{notify: {to: owner, message: hi}}]"
     (f"{{name: s, holiday: new_year, before: 3d, after: 1d, {ACTIONS}}}", "schedules.0"),
     (f"{{name: s, holiday: new_year, when: 'influence + 1', {ACTIONS}}}",
      "formula 1:1: this formula gives a number, but a boolean is needed here"),
-    (f"{{name: s, holiday: new_year, actions: [{{set: {{no_such: '1'}}}}]}}",
+    ("{name: s, holiday: new_year, actions: [{set: {no_such: '1'}}]}",
      "schedules.0.actions.0.set.no_such: no field 'no_such' of contact"),
     (f"{{name: s, from: birthday, holiday: new_year, {ACTIONS}}}", "unknown key 'from'"),
 ])

@@ -3,13 +3,13 @@
 The list shows each flow of config/flows — its name, label, entity, file and what it has
 (stage rules, triggers, timers, holiday schedules, approvals, conversions by name). The
 form below it runs a change through the whole write pipeline inside a dry run
-(`POST /admin/flows/test`, CSRF like every form) with engine.runtime.flows.dryrun.flow_test, the function `crm flow test`
-calls: an update of an existing record (its id and the changed values) or a new record
-(its field values), as JSON objects. The answer shows each rule evaluation (passed, fired,
-skipped or refused and why), the field changes, the records it would create and the
-notifications, emails, webhooks, timers and approvals it would queue — or the refusal —
-and nothing is written. htmx swaps the result in place; without it the whole page comes
-back with the result.
+(`POST /admin/flows/test`, CSRF like every form) with engine.runtime.flows.dryrun.flow_test,
+the function `crm flow test` calls: an update of an existing record (its id and the changed
+values) or a new record (its field values), as JSON objects. The answer shows each rule
+evaluation (passed, fired, skipped or refused and why), the field changes, the records it
+would create and the notifications, emails, webhooks, timers and approvals it would queue —
+or the refusal — and nothing is written. htmx swaps the result in place; without it the
+whole page comes back with the result.
 
 Administrators only (403 otherwise, and the navigation link shows only to them). A bad
 question — an unknown flow, a record that is not there, JSON that is not an object, an
