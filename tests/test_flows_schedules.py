@@ -12,11 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from engine.metadata import ConfigErrors, load_model
+from engine.metadata.holidays import Holiday
+from engine.metadata.labels import Label
 from engine.runtime.access import SYSTEM
 from engine.runtime.flows import hook
+from engine.runtime.flows.schedules import next_date
 from engine.runtime.flows.timers import run_due, timer_table
 from engine.runtime.flows.worker import Worker
 from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE
@@ -130,6 +135,26 @@ def test_a_calendar_without_a_date_left_sets_nothing(env: Env) -> None:
     env.records.clock = lambda: after
     Worker(env.records, {}, worker_id="w").run_once(after)
     assert schedule_timers(env) == []
+
+
+# -- the next date ---------------------------------------------------------------------------
+
+@given(st.sets(st.dates(date(2020, 1, 1), date(2040, 12, 31)), max_size=8),
+       st.datetimes(datetime(2019, 1, 1), datetime(2042, 1, 1), timezones=st.just(UTC)),
+       st.integers(-10, 10), st.none() | st.dates(date(2020, 1, 1), date(2040, 12, 31)))
+def test_the_next_date_is_the_first_not_past_and_after_the_last_run(
+        dates: set[date], now: datetime, days: int, after: date | None) -> None:
+    holiday = Holiday("h", Label.of(None, "H"), tuple(sorted(dates)))
+    offset = timedelta(days=days)
+    today = datetime.combine(now.date(), datetime.min.time(), tzinfo=UTC)
+    fits = [d for d in sorted(dates) if (after is None or d > after)
+            and datetime.combine(d, datetime.min.time(), tzinfo=UTC) + offset >= today]
+    found = next_date(holiday, offset, UTC, now, after=after)
+    if not fits:
+        assert found is None
+    else:
+        assert found == (fits[0], datetime.combine(fits[0], datetime.min.time(), tzinfo=UTC)
+                         + offset)
 
 
 # -- configuration mistakes -----------------------------------------------------------------
