@@ -223,7 +223,8 @@ def test_nobody_approves_by_setting_the_approved_option_themselves(env: Env,
         with pytest.raises(Invalid) as refused:
             env.records.update(actor, "expense", expense["id"], {"status": "approved"},
                                expense["version"])
-        assert "set status to submitted to send it for approval" in str(refused.value)
+        assert "only through its approval (Expense approval): set status to submitted to " \
+            "send it for approval" in str(refused.value)
         assert list(refused.value.fields) == ["status"]
     resp = org.client(org.rep).post("/api/expense", json={
         "subject": "Dinner", "category": "entertainment", "amount": "80.00", "status": "approved"})

@@ -31,7 +31,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, func, insert, select, update
 
 from engine.fieldtypes import Regarding
-from engine.messages import msg
+from engine.messages import LabelMessage, msg
 from engine.metadata.approvals import ApprovalRule, Approver, Step
 from engine.metadata.flows import Flow
 from engine.runtime.access import SYSTEM, Actor
@@ -134,8 +134,9 @@ class Approvals:
                 raise Invalid(
                     msg("%(entity)s %(id)s is approved only through its approval "
                         "(%(approval)s): set %(field)s to %(submit)s to send it for approval",
-                        entity=change.entity, id=change.record_id, approval=str(rule.label),
-                        field=rule.field, submit=rule.submit),
+                        entity=change.entity, id=change.record_id,
+                        approval=LabelMessage(rule.label), field=rule.field,
+                        submit=rule.submit),
                     {rule.field: msg("%(approved)s is given by the approvers: choose "
                                      "%(submit)s to send it for approval",
                                      approved=rule.approved, submit=rule.submit)})
@@ -169,10 +170,10 @@ class Approvals:
             raise Conflict(msg("%(entity)s %(id)s is waiting for approval (%(approval)s, "
                                "step %(step)s) and cannot be changed until it is decided",
                                entity=change.entity, id=change.record_id,
-                               approval=str(rule.label), step=row.step))
+                               approval=LabelMessage(rule.label), step=row.step))
         raise Conflict(msg("%(entity)s %(id)s was approved (%(approval)s) and is locked",
                            entity=change.entity, id=change.record_id,
-                           approval=str(rule.label)))
+                           approval=LabelMessage(rule.label)))
 
     def _cancel_pending(self, unit: UnitOfWork, change: RecordChange) -> None:
         """A record deleted by an administrator: its pending approval ends."""
