@@ -18,6 +18,7 @@ from engine.metadata import load_model
 from engine.runtime.assembly import records_service
 from tests.browser.conftest import REPO, LiveServer, screenshot
 from tests.browser.test_browser_scenario import field, pick, sign_in
+from tests.deals import accept_quote
 
 pytestmark = pytest.mark.browser
 
@@ -97,6 +98,7 @@ def test_main_pages_work_under_the_policy(watched: tuple[Any, list[str]],
                                       "reports_to": chief["id"]})
     deal = records.create(admin, "opportunity", {"name": "Harbour deal", "account": acme["id"],
                                                  "amount": "1000", "stage": "proposal"})
+    deal = accept_quote(records, deal["id"])  # the dry run below wins it
 
     answer = page.goto("/login")
     assert answer is not None

@@ -11,6 +11,7 @@ from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
 from tests.browser.conftest import REPO, LiveServer, screenshot
+from tests.deals import win
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +27,7 @@ def test_marking_notifications_read_drops_the_header_count(page: Any,
     for name in ("Turbines", "Harbour cranes"):
         deal = records.create(rep.actor(), "opportunity", {"name": name,
                                                            "account": acme["id"]})
-        records.update(SYSTEM, "opportunity", deal["id"], {"stage": "won"}, deal["version"])
+        win(records, SYSTEM, deal["id"])  # on an accepted quote, as the pipeline asks
 
     page.goto("/login")
     page.get_by_label("User name").fill("rep")
