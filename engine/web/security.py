@@ -198,14 +198,18 @@ _TOO_LARGE = "\x00too-large"
 
 async def _given_token(scope: Scope, receive: Receive) -> tuple[Receive, str | None]:
     """The token the request sends: the header, else the form field. A form body is read
-    here and replayed to the route, which then reads it as if untouched."""
-    for key, value in scope.get("headers", []):
-        if key == CSRF_HEADER.encode():
-            return receive, value.decode("latin-1")
+    here and replayed to the route, which then reads it as if untouched. A URL-encoded body
+    is held to MAX_FORM_BYTES whichever way the token comes (htmx sends it as a header;
+    a multipart body is bounded by its parser per field and spools its files)."""
+    header: str | None = None
     ctype = ""
     for key, value in scope.get("headers", []):
-        if key == b"content-type":
+        if key == CSRF_HEADER.encode():
+            header = value.decode("latin-1")
+        elif key == b"content-type":
             ctype = value.decode("latin-1").split(";")[0].strip().lower()
+    if header is not None and ctype != "application/x-www-form-urlencoded":
+        return receive, header
     if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return receive, None
     chunks: list[bytes] = []
@@ -223,7 +227,9 @@ async def _given_token(scope: Scope, receive: Receive) -> tuple[Receive, str | N
         more = message.get("more_body", False)
     body = b"".join(chunks)
     token: str | None
-    if ctype == "application/x-www-form-urlencoded":
+    if header is not None:
+        token = header
+    elif ctype == "application/x-www-form-urlencoded":
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         token = next((v for k, v in pairs if k == CSRF_FIELD), None)
     else:
