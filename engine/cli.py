@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -419,6 +419,75 @@ def access_explain(ctx: Context, user_name: str, entity: str, record_id: int) ->
     for name, verdict in out["fields"].items():
         if verdict["read"] == "hidden" or verdict["write"] == "readonly":
             click.echo(f"  field {name}: {verdict['write']} ({verdict['reason']})")
+
+
+@main.command("export")
+@click.argument("entity", required=False)
+@click.option("--report", "report_name", default=None, help="export this report's rows instead")
+@click.option("-o", "--output", "output", required=True,
+              help="the file to write: .csv or .xlsx (the format is its extension)")
+@click.option("--user", "user_name", default=None,
+              help="export as this user: their export scope and fields (default: everyone's)")
+@click.option("--language", default="en", show_default=True, help="headers' language (en, zh)")
+@pass_ctx
+def export_command(ctx: Context, entity: str | None, report_name: str | None, output: str,
+                   user_name: str | None, language: str) -> None:
+    """Write ENTITY's records, or a report's rows (--report NAME), to a CSV or XLSX file."""
+    from babel.numbers import get_currency_symbol
+
+    from engine.runtime import export
+    from engine.runtime.access import SYSTEM
+    from engine.runtime.records.exported import export_list
+    from engine.runtime.records.query import ListQuery
+    from engine.runtime.reports import run_report
+    from engine.runtime.reports.exported import report_export
+    from engine.runtime.users import Users
+
+    fmt = export.format_of(output)
+    if fmt is None:
+        fail(f"cannot tell the format of {output!r}: name a .csv or .xlsx file")
+    if (entity is None) == (report_name is None):
+        fail("name an entity or --report NAME (one of them)")
+    model = ctx.model()
+    report = model.report(report_name) if report_name is not None else None
+    if report_name is not None and report is None:
+        fail(f"no report {report_name!r}; reports: "
+             f"{', '.join(r.name for r in model.reports) or '-'}")
+    if entity is not None and not model.has_entity(entity):
+        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    currency = model.settings.currency
+    money = export.money_format(str(get_currency_symbol(currency, "zh_CN"
+                                                        if currency == "CNY" else "en")))
+    engine = ctx.engine()
+    count = 0
+    try:
+        records = _records(engine, model)
+        actor = SYSTEM if user_name is None else Users(engine, records.schema).by_name(
+            user_name).actor()
+        rows: Iterable[Mapping[str, Any]]
+        if report is not None:
+            columns, rows = report_export(run_report(records, actor, report, "export"),
+                                          language)
+        else:
+            assert entity is not None
+            found = export_list(records, actor, entity, ListQuery(), locale=language)
+            columns, rows = found.columns, found.rows
+
+        def counted(items: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+            nonlocal count
+            for item in items:
+                count += 1
+                yield item
+
+        with open(output, "wb") as target:
+            export.write(fmt, target, columns, counted(rows), money=money)
+    except RecordError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {output!r}: {exc.strerror or exc}")
+    finally:
+        engine.dispose()
+    click.echo(f"wrote {count} row(s) to {output}")
 
 
 @user.command("token")

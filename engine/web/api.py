@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.messages import localize, msg
+from engine.runtime import export
 from engine.runtime.access import Actor
 from engine.runtime.access.bulk import require_page_size
 from engine.runtime.access.reachable import may_reach
@@ -29,8 +30,9 @@ from engine.runtime.flows.conversions import convert
 from engine.runtime.flows.explain import automation
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
+from engine.runtime.records.exported import export_list
 from engine.runtime.records.lines import LINES_KEY, line_edits_of, read_lines, save_with_lines
-from engine.runtime.records.query import parse_list_params
+from engine.runtime.records.query import ListQuery, parse_list_params
 from engine.runtime.records.regarding import titled
 from engine.runtime.records.timeline import MAX_PAGE as TIMELINE_MAX
 from engine.runtime.records.timeline import PAGE as TIMELINE_PAGE
@@ -38,6 +40,7 @@ from engine.runtime.records.timeline import items_json, timeline
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
 from engine.web.errors import api_language
+from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import translations
 from engine.web.limits import admit
 from engine.web.numbers import whole_number
@@ -181,18 +184,35 @@ class Api:
             return JSONResponse(await self._titled(actor, entity, record), status_code=201,
                                 headers={"Location": f"/api/{entity}/{record['id']}"})
         params = _single_params(request)
+        fmt = export_format(params)
         query = parse_list_params(compiled.entity, params, reserved=frozenset({"filter"}),
                                   hidden=self.records.policy.hidden_fields(actor,
                                                                            compiled.entity))
-        require_page_size(self.records.policy, actor, compiled.entity, query.page_size)
         if params.get("filter"):
             query = replace(query, filter=self.records.compile_filter(
                 entity, params["filter"], actor))
+        if fmt is not None:
+            return await self._export(request, actor, entity, query, fmt)
+        require_page_size(self.records.policy, actor, compiled.entity, query.page_size)
         page = await self._run(self.records.list_records, actor, entity, query)
         items = await self._run(titled, self.records, actor, entity, page.items)
         return JSONResponse({"items": [_out(r) for r in items], "total": page.total,
                              "total_exact": page.total_exact, "page": page.page,
                              "page_size": page.page_size, "next_cursor": page.next_cursor})
+
+    async def _export(self, request: Request, actor: Actor, entity: str, query: ListQuery,
+                      fmt: str) -> Response:
+        """The list as a CSV or XLSX file: its conditions, filter and sort, not its page;
+        the rows and fields `actor` may export (engine/runtime/records/exported.py)."""
+        records = self.records
+        language = api_language(request)
+        money = currency_format(records.model.settings.currency)
+
+        def write(target: IO[bytes]) -> None:
+            found = export_list(records, actor, entity, query, locale=language)
+            export.write(fmt, target, found.columns, found.rows, money=money)
+
+        return await export_response(fmt, entity, write)
 
     async def one(self, request: Request) -> Response:
         actor = await self._actor(request)

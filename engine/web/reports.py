@@ -16,6 +16,10 @@ A row's `level` is how many groups it is keyed on; a subtotal (`kind: subtotal`)
 group's rows. `names` holds the names of linked records (owner, queue) by group key. Amounts
 are decimal strings, as in records. A report the caller may not run is a 403 that names no
 field; an unknown one a 404.
+
+`?format=csv|xlsx` writes the same rows, subtotals and the total row as a file through the
+one export writer (engine/runtime/export.py): a first column marks each row's kind (group,
+subtotal, total); the rows are those of the caller's `export` scope (403 without one).
 """
 
 from __future__ import annotations
@@ -31,13 +35,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.messages import msg
+from engine.messages import localize, msg
 from engine.metadata import Model
 from engine.metadata.reports import Report
+from engine.runtime import export
 from engine.runtime.access import Actor
 from engine.runtime.errors import NotFound
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportResult, ReportRow, may_run, run_report
+from engine.runtime.reports.exported import report_export, row_kind
+from engine.web.errors import api_language
+from engine.web.exports import currency_format, export_format, export_response
+from engine.web.i18n import translations
 
 ActorOf = Callable[[Request], Awaitable[Actor]]
 
@@ -52,12 +61,6 @@ def find_report(model: Model, name: str) -> Report:
 def runnable(records: Records, actor: Actor) -> list[Report]:
     """The reports `actor` may run, in the order of their files' names."""
     return [r for r in records.model.reports if may_run(records, actor, r)]
-
-
-def row_kind(report: Report, row: ReportRow) -> str:
-    if row.level == 0:
-        return "total"
-    return "group" if row.level == len(report.groups) else "subtotal"
 
 
 def columns_json(report: Report) -> list[dict[str, Any]]:
@@ -116,8 +119,29 @@ class ReportsApi:
     async def one(self, request: Request) -> Response:
         actor = await self.actor_of(request)
         report = find_report(self.records.model, str(request.path_params["report"]))
+        params = {k: v for k, v in request.query_params.items() if k == "format"}
+        fmt = export_format(params)
+        if fmt is not None:
+            return await self._export(request, actor, report, fmt)
         result = await run_in_threadpool(partial(run_report, self.records, actor, report))
         return JSONResponse(result_json(result))
+
+    async def _export(self, request: Request, actor: Actor, report: Report,
+                      fmt: str) -> Response:
+        records = self.records
+        language = api_language(request)
+        money = currency_format(records.model.settings.currency)
+        gettext = translations()[language].gettext
+
+        def word(text: str) -> str:
+            return localize(msg(text), gettext, language)
+
+        def write(target: Any) -> None:
+            result = run_report(records, actor, report, "export")
+            columns, rows = report_export(result, language, word)
+            export.write(fmt, target, columns, rows, money=money)
+
+        return await export_response(fmt, report.name, write)
 
 
 # -- /openapi.json ----------------------------------------------------------------------

@@ -212,3 +212,12 @@ class SecureRows:
     def grouped(self, key: ColumnElement[Any], *values: ColumnElement[Any]) -> Select[Any]:
         """Per value of `key` (labelled group_value), `values` (aggregates) over the rows."""
         return self.select(key.label("group_value"), *values).group_by(key)
+
+
+def exported(records: Records, actor: Actor, entity: str) -> SecureRows:
+    """The live rows of `entity` that `actor` may export: the `export` scope of their roles
+    (own, department, all, as `read` scopes rows), and the fields they may read. Forbidden
+    when their roles grant no export of the entity; NotFound for an unknown entity."""
+    seen = rows(records, actor, entity, "export")
+    records.policy.require(actor, seen.entity, "export")
+    return seen

@@ -106,18 +106,24 @@ def may_run(records: Records, actor: Actor, report: Report) -> bool:
     return not any(policy.reads_hidden(actor, entity, p) for p in report.references)
 
 
-def secured(records: Records, actor: Actor, report: Report) -> SecureRows:
-    """The rows the report reads, after its access checks."""
-    seen = secure.rows(records, actor, report.entity)
+def secured(records: Records, actor: Actor, report: Report,
+            action: str = "read") -> SecureRows:
+    """The rows the report reads, after its access checks. `action` export: the rows of
+    the actor's export scope (an export of the report; Forbidden without it)."""
+    seen = secure.rows(records, actor, report.entity, action)
     records.policy.require(actor, seen.entity, "read")
+    if action != "read":
+        records.policy.require(actor, seen.entity, action)
     if any(records.policy.reads_hidden(actor, seen.entity, p) for p in report.references):
         raise Forbidden(msg("this report reads fields you may not see"))
     return seen
 
 
-def report_statement(records: Records, actor: Actor, report: Report) -> Select[Any]:
-    """The one statement of `report` as `actor` may run it (Forbidden if they may not)."""
-    seen = secured(records, actor, report)
+def report_statement(records: Records, actor: Actor, report: Report,
+                     action: str = "read") -> Select[Any]:
+    """The one statement of `report` as `actor` may run it (Forbidden if they may not);
+    `action` export: over the rows they may export."""
+    seen = secured(records, actor, report, action)
     dialect = records.engine.dialect.name
     pg = dialect == "postgresql"
 
@@ -181,9 +187,10 @@ def report_statement(records: Records, actor: Actor, report: Report) -> Select[A
     return select(levels, *names).order_by(*order).limit(report.limit + 1)
 
 
-def run_report(records: Records, actor: Actor, report: Report) -> ReportResult:
-    """The rows of `report` as `actor` may see them."""
-    stmt = report_statement(records, actor, report)
+def run_report(records: Records, actor: Actor, report: Report,
+               action: str = "read") -> ReportResult:
+    """The rows of `report` as `actor` may see them (`action` export: may export them)."""
+    stmt = report_statement(records, actor, report, action)
     n = len(report.groups)
     try:
         with records.engine.connect() as conn:

@@ -22,8 +22,9 @@ from engine.fieldtypes import FieldType
 from engine.formula import FType
 from engine.metadata.reports import Report, ReportAggregate, ReportGroup
 from engine.runtime.reports import ReportRow, run_report
+from engine.runtime.reports.exported import row_kind
 from engine.web.i18n import N_, formatters, translations
-from engine.web.reports import find_report, row_kind, runnable
+from engine.web.reports import find_report, runnable
 from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 

@@ -1,0 +1,68 @@
+"""A report's rows as an export writes them (engine/runtime/export.py): the group rows,
+each subtotal after its group's rows, then the total row, each marked by its kind in a
+first column. Which rows: run_report(..., "export"), the caller's export scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.fieldtypes import FieldType
+from engine.formula import FType
+from engine.messages import N_
+from engine.metadata.reports import Report
+from engine.runtime.export import Column
+from engine.runtime.reports.compiler import ReportResult, ReportRow
+
+
+def row_kind(report: Report, row: ReportRow) -> str:
+    """group, subtotal (keyed on fewer groups) or total (on none)."""
+    if row.level == 0:
+        return "total"
+    return "group" if row.level == len(report.groups) else "subtotal"
+
+
+KIND = "__kind"
+KIND_WORDS = {"group": N_("Group"), "subtotal": N_("Subtotal"), "total": N_("Total")}
+_FTYPES = {FType.NUMBER: FieldType.DECIMAL, FType.DATE: FieldType.DATE,
+           FType.DATETIME: FieldType.DATETIME, FType.BOOLEAN: FieldType.BOOLEAN}
+_NUMBERS = (FieldType.MONEY, FieldType.PERCENT, FieldType.INTEGER)
+
+
+def report_export(result: ReportResult, language: str, word: Callable[[str], str] = str
+                  ) -> tuple[list[Column], list[dict[str, Any]]]:
+    """The columns and rows of a report's export: a first column naming each row's kind
+    (group, subtotal, total; `word` puts an English word in the reader's language),
+    the groups (headers and choice labels in `language`; linked records by name, buckets
+    as text), then the aggregates typed as their fields (money as
+    money, a count as an integer)."""
+    report = result.report
+    columns = [Column(KIND, word(N_("Row")))]
+    for g in report.groups:
+        field = g.ends_on
+        kind: FieldType | None = None  # a bucket, a linked record's name: text
+        if g.bucket is None and g.target is None:
+            kind = (field.type if field is not None and field.type in _NUMBERS
+                    else _FTYPES.get(g.type))
+        options = ({o: field.option_label(o, language) for o in field.options}
+                   if field is not None and field.options else {})
+        columns.append(Column(g.path, g.label.get(language), kind, options))
+    for a in report.aggregates:
+        field = a.ends_on
+        if a.agg in ("count", "count_distinct"):
+            kind = FieldType.INTEGER
+        elif field is not None and field.type in (*_NUMBERS, FieldType.DATE,
+                                                   FieldType.DATETIME):
+            kind = field.type
+        else:
+            kind = _FTYPES.get(a.type)
+        columns.append(Column(a.name, a.label.get(language), kind))
+
+    def row(r: ReportRow) -> dict[str, Any]:
+        out: dict[str, Any] = {KIND: word(KIND_WORDS[row_kind(report, r)])}
+        for g, key, name in zip(report.groups, r.keys, r.names, strict=True):
+            out[g.path] = name if name is not None and key is not None else key
+        out.update(r.values)
+        return out
+
+    return columns, [*(row(r) for r in result.rows), row(result.totals)]
