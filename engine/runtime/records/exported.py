@@ -109,8 +109,10 @@ def export_list(records: Records, actor: Actor, entity: str, query: ListQuery, *
 
 def _rows(records: Records, stmt: Select[Any], write: Any,
           links: dict[str, str]) -> Iterator[dict[str, Any]]:
-    with records.engine.connect() as conn:
-        result = conn.execution_options(yield_per=1000).execute(stmt)
+    # yield_per on the statement alone: set on the connection it would stream the
+    # transaction's own first statement too (the time limit's set_config, engine/runtime/db.py)
+    with records.engine.connect() as conn, \
+            conn.execute(stmt, execution_options={"yield_per": 1000}) as result:
         for row in result.mappings():
             out: dict[str, Any] = write(row)
             for key in links:
