@@ -628,3 +628,15 @@ def test_the_described_filters_are_exactly_the_accepted_ones(
                 assert set(error["fields"]) == {key}, (key, error)
     assert set(properties) <= {n if op == "eq" else f"{n}__{op}"
                                for n in names for op in OPERATORS}
+
+
+def test_the_export_format_and_its_files_are_described() -> None:
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    for path in ("/api/opportunity", "/api/reports/{report}"):
+        op = DOC["paths"][path]["get"]
+        fmt = next(p for p in op["parameters"] if p["name"] == "format")
+        assert fmt["in"] == "query" and fmt["schema"] == {"enum": ["json", "csv", "xlsx"]}
+        content = op["responses"]["200"]["content"]
+        assert {"application/json", "text/csv", xlsx} <= set(content)
+        assert content[xlsx]["schema"] == {"type": "string", "format": "binary"}
+        assert "400" in op["responses"] and "403" in op["responses"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,21 @@ from engine.runtime.export import CHUNK, FORMATS, MEDIA_TYPES, file_name, money_
 from engine.web.i18n import home_symbol
 
 SPOOL = 1024 * 1024
+
+EXPORT_FORMAT: dict[str, Any] = {
+    "name": "format", "in": "query", "schema": {"enum": ["json", "csv", "xlsx"]},
+    "description": "csv or xlsx: the whole answer as a file (Content-Disposition: attachment) "
+                   "instead of JSON, with the rows and fields your export scope (roles.yaml "
+                   "`export`) allows, else 403; a list keeps its filters and sort, no paging, "
+                   "at most 1,000,000 rows (more: 413). Text cells starting with = + - @, a "
+                   "tab or a carriage return get a leading '. Another format: 400."}
+EXPORT_FILES: dict[str, Any] = {
+    "text/csv": {"schema": {"type": "string", "format": "binary"},
+                 "example": "\ufeffID,Name\r\n1,Acme\r\n"},
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+        "schema": {"type": "string", "format": "binary"}},
+}
+"""The files `?format=csv|xlsx` answers with (engine/web/exports.py)."""
 
 Writer = Callable[[IO[bytes]], None]
 """Writes the export (its rows read in the same thread) into a binary file."""

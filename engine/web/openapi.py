@@ -25,6 +25,7 @@ from engine.runtime.access.policy import AccessPolicy
 from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
 from engine.types import FieldType
 from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
+from engine.web.exports import EXPORT_FILES, EXPORT_FORMAT
 from engine.web.notifications import NOTIFICATION_SCHEMAS, notification_paths
 from engine.web.reports import REPORT_SCHEMAS, report_paths
 
@@ -248,6 +249,7 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
          "description": "a boolean formula the records must satisfy, e.g. "
                         "`amount > 1000 AND stage = \"won\"` (see docs/formula.md)"},
         _filters(e, hidden),
+        EXPORT_FORMAT,
     ]
     tag = [e.name]
     explain: dict[str, Any] = {}
@@ -267,8 +269,9 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
         f"/api/{e.name}": {
             "get": {"tags": tag, "operationId": f"list_{e.name}",
                     "summary": f"List {e.plural.get()}", "parameters": list_params,
-                    "responses": {"200": {"description": "A page", "content": _json(f"{n}Page")},
-                                  **_errors(400, 401, 403, 404)}},
+                    "responses": {"200": {"description": "A page; with `format`, the file",
+                                          "content": {**_json(f"{n}Page"), **EXPORT_FILES}},
+                                  **_errors(400, 401, 403, 404, 413)}},
             "post": {"tags": tag, "operationId": f"create_{e.name}",
                      "summary": f"Create a {e.label.get()}",
                      "requestBody": {"required": True, "content": _json(f"{n}Create")},

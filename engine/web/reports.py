@@ -45,7 +45,13 @@ from engine.runtime.records import Records
 from engine.runtime.reports import ReportResult, ReportRow, may_run, run_report
 from engine.runtime.reports.exported import report_export, row_kind
 from engine.web.errors import api_language
-from engine.web.exports import currency_format, export_format, export_response
+from engine.web.exports import (
+    EXPORT_FILES,
+    EXPORT_FORMAT,
+    currency_format,
+    export_format,
+    export_response,
+)
 from engine.web.i18n import translations
 
 ActorOf = Callable[[Request], Awaitable[Actor]]
@@ -202,8 +208,11 @@ def report_paths() -> dict[str, Any]:
             "summary": "Run a report: its groups, subtotals and totals within your access",
             "parameters": [{"name": "report", "in": "path", "required": True,
                             "schema": {"type": "string"},
-                            "description": "the report's name (its file's name)"}],
-            "responses": {"200": {"description": "The report's rows",
-                                  "content": ref("ReportResult")},
-                          **errors(401, 403, 404, 422, 503)}}},
+                            "description": "the report's name (its file's name)"},
+                           EXPORT_FORMAT],
+            "responses": {"200": {"description": "The report's rows; with `format`, the file "
+                                                 "(a first column marks group, subtotal and "
+                                                 "total rows)",
+                                  "content": {**ref("ReportResult"), **EXPORT_FILES}},
+                          **errors(400, 401, 403, 404, 422, 503)}}},
     }
