@@ -14,10 +14,18 @@ from starlette.testclient import TestClient
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env
 from tests.test_reports import deals
+from tests.web_helpers import sign_in
 
 HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)"]
 """Records trim the blanks around a name: a leading tab or CR is tested on the writer itself
 (tests/test_export.py)."""
+
+
+def browser(env: Env, name: str = "admin", password: str = "admin-password") -> TestClient:
+    client = env.client()
+    client.headers["Accept"] = "text/html,application/xhtml+xml"
+    assert sign_in(client, name, password).status_code == 303
+    return client
 
 
 def read_csv(body: bytes) -> list[list[str]]:
@@ -107,3 +115,31 @@ def test_a_reps_report_export_is_their_rows_and_marketing_is_refused(env: Env) -
     mkt = env.client(env.users.new_token(user(env, "mkt", "marketing").name))
     refused = mkt.get("/api/reports/sales_funnel?format=xlsx")
     assert refused.status_code == 403 and "amount" not in refused.text
+
+
+def test_the_list_and_report_pages_link_their_exports(env: Env) -> None:
+    sh = departments(env)["SH"]
+    a = user(env, "rep_a", "sales_rep", department=sh)
+    place(env, "account", {"name": "Mine =x"}, owner=a, department=sh)
+    place(env, "account", {"name": "Other"}, owner=a, department=sh)
+    client = browser(env, "rep_a", "a-password")
+    page = client.get("/e/account?name__contains=Mine&sort=-name&page=1")
+    assert page.status_code == 200
+    link = "/e/account/export?name__contains=Mine&amp;sort=-name&amp;format=xlsx"
+    assert link in page.text and "Export:" in page.text
+    got = client.get(link.replace("&amp;", "&"))
+    assert got.status_code == 200
+    assert got.headers["content-disposition"] == 'attachment; filename="account.xlsx"'
+    assert [r[1] for r in read_xlsx(got.content)[1:]] == ["Mine =x"]
+    assert client.get("/e/account/export?format=doc").status_code == 400
+    report = client.get("/reports/pipeline_by_owner")
+    assert '/reports/pipeline_by_owner/export?format=csv' in report.text
+    rows = read_csv(client.get("/reports/pipeline_by_owner/export?format=csv").content)
+    assert rows[0][0] == "Row" and rows[-1][0] == "Total"
+    mkt = user(env, "mkt", "marketing")
+    marketing = browser(env, mkt.name, "a-password")
+    opportunities = marketing.get("/e/opportunity")
+    assert opportunities.status_code == 200 and "/e/opportunity/export" not in opportunities.text
+    assert marketing.get("/e/opportunity/export?format=csv").status_code == 403
+    assert env.client().get("/e/account/export?format=csv",
+                            follow_redirects=False).status_code in (302, 303, 401)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode
 
 from markupsafe import Markup, escape
@@ -24,10 +24,12 @@ from engine.messages import by_field, msg
 from engine.metadata import Model
 from engine.metadata.model import Entity
 from engine.metadata.roles import Scope
+from engine.runtime import export
 from engine.runtime.access import Actor
 from engine.runtime.access.bulk import require_page_size
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.records import Records
+from engine.runtime.records.exported import export_list
 from engine.runtime.records.permitted import permitted_ids
 from engine.runtime.records.query import Condition, ListQuery, Page
 from engine.runtime.views import (
@@ -41,6 +43,7 @@ from engine.runtime.views import (
 )
 from engine.types import NUMERIC_TYPES, TEXT_TYPES, FieldType
 from engine.web.auth import read_form
+from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import N_, translations
 from engine.web.pages.assigning import AWAY, away_notice
 from engine.web.pages.fields import entity_of
@@ -104,6 +107,8 @@ class ListView:
     can_create: bool = False
     can_delete: bool = False
     can_update: bool = False
+    can_export: bool = False
+    """Whether the viewer's roles grant `export` on the entity (the export links show)."""
     editable: frozenset[int] = frozenset()
     """Ids of the rows the viewer may edit (the policy's update predicate, one query)."""
     deletable: frozenset[int] = frozenset()
@@ -124,6 +129,11 @@ class ListView:
                 params[key] = value
         query = state_query(params)
         return f"/e/{self.entity.name}" + (f"?{query}" if query else "")
+
+    def export_url(self, fmt: str) -> str:
+        """This list's records (its filters and sort, not its page) as a CSV or XLSX file."""
+        query = state_query({**self.params, "format": fmt}, drop=("page", "page_size"))
+        return f"/e/{self.entity.name}/export?{query}"
 
     def page_url(self, number: int) -> str:
         return self.url(page=str(number) if number > 1 else None)
@@ -165,6 +175,7 @@ class Lists(PageFamily):
     def routes(self) -> list[Route]:
         return [
             Route("/e/{entity}", self.list_page, methods=["GET"]),
+            Route("/e/{entity}/export", self.export, methods=["GET"]),
             Route("/e/{entity}/views", self.save_view, methods=["POST"]),
             Route("/e/{entity}/views/{view_id:id}/delete", self.delete_view,
                   methods=["POST"]),
@@ -216,6 +227,7 @@ class Lists(PageFamily):
         view.can_create = policy.scope(actor, entity.name, "create") is not Scope.NONE
         view.can_delete = policy.scope(actor, entity.name, "delete") is not Scope.NONE
         view.can_update = policy.scope(actor, entity.name, "update") is not Scope.NONE
+        view.can_export = policy.scope(actor, entity.name, "export") is not Scope.NONE
         columns = visible_columns(self.records, actor, entity)
         view.link_index = link_index(entity, columns)
         gettext = translations()[language].gettext
@@ -253,6 +265,29 @@ class Lists(PageFamily):
             if with_views:
                 view.views = self.views.list(viewer.user.id, entity.name, conn)
         return view
+
+    async def export(self, request: Request) -> Response:
+        """`/e/<entity>/export?format=csv|xlsx&<the list's filters and sort>`: the list's
+        records as a file, within the viewer's export scope (engine/web/exports.py); the
+        same as `GET /api/<entity>?format=` for a signed-in viewer."""
+        viewer = require_viewer(request)
+        entity = entity_of(self.model, request.path_params["entity"])
+        raw = {k: v for k, v in request.query_params.items()
+               if k not in ("cursor", "deleted", "page", "page_size")}
+        fmt = export_format(raw) or "csv"
+        actor = viewer.user.actor()
+        records = self.records
+        money = currency_format(self.model.settings.currency)
+
+        def write(target: IO[bytes]) -> None:
+            state = parse_state(entity, clean_params(raw),
+                                records.policy.hidden_fields(actor, entity),
+                                zone=self.model.settings.zone)
+            found = export_list(records, actor, entity.name,
+                                self.query_of(actor, entity, state), locale=viewer.language)
+            export.write(fmt, target, found.columns, found.rows, money=money)
+
+        return await export_response(fmt, entity.name, write)
 
     def query_of(self, actor: Actor, entity: Entity, state: ListState) -> ListQuery:
         return list_query(self.records, actor, entity, state)

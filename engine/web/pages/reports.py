@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,8 +21,11 @@ from starlette.routing import Route
 from engine.fieldtypes import FieldType
 from engine.formula import FType
 from engine.metadata.reports import Report, ReportAggregate, ReportGroup
+from engine.metadata.roles import Scope
+from engine.runtime import export
 from engine.runtime.reports import ReportRow, run_report
-from engine.runtime.reports.exported import row_kind
+from engine.runtime.reports.exported import report_export, row_kind
+from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import N_, formatters, translations
 from engine.web.reports import find_report, runnable
 from engine.web.ui import PageFamily
@@ -45,7 +48,27 @@ class ReportPages(PageFamily):
         return [
             Route("/reports", self.index, methods=["GET"]),
             Route("/reports/{report}", self.one, methods=["GET"]),
+            Route("/reports/{report}/export", self.export, methods=["GET"]),
         ]
+
+    async def export(self, request: Request) -> Response:
+        """`/reports/<name>/export?format=csv|xlsx`: the report's rows as a file, within the
+        viewer's export scope (as `GET /api/reports/<name>?format=`)."""
+        viewer = require_viewer(request)
+        report = find_report(self.model, str(request.path_params["report"]))
+        fmt = export_format(dict(request.query_params)) or "csv"
+        actor = viewer.user.actor()
+        records = self.records
+        language = viewer.language
+        money = currency_format(self.model.settings.currency)
+        gettext = translations()[language].gettext
+
+        def write(target: IO[bytes]) -> None:
+            result = run_report(records, actor, report, "export")
+            columns, rows = report_export(result, language, gettext)
+            export.write(fmt, target, columns, rows, money=money)
+
+        return await export_response(fmt, report.name, write)
 
     async def index(self, request: Request) -> Response:
         viewer = require_viewer(request)
@@ -62,7 +85,10 @@ class ReportPages(PageFamily):
         result = run_report(self.records, viewer.user.actor(), report)
         shown = _Shown(report, viewer.language, self.model.settings.currency,
                        self.model.settings.time_zone)
+        may_export = self.records.policy.scope(viewer.user.actor(), report.entity,
+                                               "export") is not Scope.NONE
         return {"report": report, "entity": self.model.entity(report.entity),
+                "may_export": may_export,
                 "rows": [shown.row(r) for r in result.rows], "totals": shown.row(result.totals),
                 "truncated": result.truncated}
 
