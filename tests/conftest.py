@@ -151,6 +151,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+def write_settings(config_dir: Path, text: str) -> Path:
+    """Give a config copy a settings.yaml of the test's own, which keeps the shipped holiday
+    calendar (the shipped flows' schedules name its holidays) after the test's text."""
+    lines = (CONFIG / "settings.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("holidays:")
+    end = next((n for n in range(start + 1, len(lines))
+                if lines[n] and not lines[n].startswith((" ", "#"))), len(lines))
+    calendar = "\n".join(lines[start:end]) + "\n"
+    path = config_dir / "settings.yaml"
+    path.write_text(f"{text}\n{calendar}" if text else calendar, encoding="utf-8")
+    return path
+
+
 def replace_roles(config_dir: Path, text: str) -> Path:
     """Give a config copy a roles.yaml of the test's own. The shipped flows name the shipped
     roles (approvers, assignment pools), which such a file does not have: they go too."""

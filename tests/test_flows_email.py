@@ -35,7 +35,7 @@ from engine.runtime.flows.outbox import (
     deliver_due,
     messages,
 )
-from tests.conftest import Env
+from tests.conftest import Env, write_settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -187,17 +187,16 @@ def test_a_subject_cannot_add_headers() -> None:
 
 
 def test_settings_read_smtp(config_dir: Path) -> None:
-    (config_dir / "settings.yaml").write_text(
-        "smtp: {host: smtp.example.com, port: 587, from: crm@example.com, starttls: true,\n"
-        "       username: crm, password_env: CRM_SMTP_PASSWORD}\n", encoding="utf-8")
+    write_settings(config_dir,
+                   "smtp: {host: smtp.example.com, port: 587, from: crm@example.com, "
+                   "starttls: true,\n       username: crm, password_env: CRM_SMTP_PASSWORD}\n")
     assert load_model(config_dir).settings.smtp == SmtpSettings(
         host="smtp.example.com", port=587, sender="crm@example.com", starttls=True,
         username="crm", password_env="CRM_SMTP_PASSWORD")
-    (config_dir / "settings.yaml").write_text("smtp: {host: mail, from: crm@example.com}\n",
-                                              encoding="utf-8")
+    write_settings(config_dir, "smtp: {host: mail, from: crm@example.com}\n")
     assert load_model(config_dir).settings.smtp == SmtpSettings(host="mail",
                                                                 sender="crm@example.com")
-    (config_dir / "settings.yaml").unlink()
+    write_settings(config_dir, "")  # no smtp key
     assert load_model(config_dir).settings.smtp is None
 
 

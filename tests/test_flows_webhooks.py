@@ -48,7 +48,7 @@ from engine.runtime.flows.webhooks import (
     signature,
     verify,
 )
-from tests.conftest import Env
+from tests.conftest import Env, write_settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET = "s3cret-of-the-erp"
@@ -285,11 +285,10 @@ def config(config_dir: Path) -> Path:
 
 
 def test_settings_read_the_allow_list(config: Path) -> None:
-    (config / "settings.yaml").write_text(
-        "webhooks:\n  allow: [127.0.0.1, 10.20.0.0/16, ERP.internal.]\n", encoding="utf-8")
+    write_settings(config, "webhooks:\n  allow: [127.0.0.1, 10.20.0.0/16, ERP.internal.]\n")
     assert load_model(config).settings.webhooks == WebhookSettings(
         allow=("127.0.0.1/32", "10.20.0.0/16", "erp.internal"))
-    (config / "settings.yaml").unlink()
+    write_settings(config, "")  # no webhooks key
     assert load_model(config).settings.webhooks == WebhookSettings()
 
 

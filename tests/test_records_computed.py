@@ -20,7 +20,7 @@ from engine.runtime.errors import BadRequest, Invalid
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.schema import apply_plan, plan_schema
 from tests.access_helpers import add_fields
-from tests.conftest import Env, EnvFactory, replace_roles
+from tests.conftest import Env, EnvFactory, replace_roles, write_settings
 
 DEAL = """entity: deal
 fields:
@@ -319,8 +319,7 @@ def test_today_is_the_date_in_the_organisations_time_zone_in_python_and_sql(
     March 1 there: TODAY() is March 1 in a default formula (Python), a
     computed field and a filter (SQL) and the form's preview (Python) alike."""
     (config_dir / "entities" / "deal.yaml").write_text(DEAL, encoding="utf-8")
-    (config_dir / "settings.yaml").write_text("currency: CNY\ntime_zone: Asia/Shanghai\n",
-                                              encoding="utf-8")
+    write_settings(config_dir, "currency: CNY\ntime_zone: Asia/Shanghai\n")
     env = make_env(config_dir)
     records, actor = env.records, env.admin.actor()
     records.clock = lambda: datetime(2024, 2, 29, 23, 30, tzinfo=UTC)

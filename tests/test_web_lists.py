@@ -19,7 +19,7 @@ from engine.runtime.errors import Invalid, NotFound
 from engine.runtime.records import totals
 from engine.runtime.views import SavedViews, parse_state
 from tests.access_helpers import departments, place, user
-from tests.conftest import Env, EnvFactory
+from tests.conftest import Env, EnvFactory, write_settings
 from tests.web_helpers import csrf_of, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -71,7 +71,7 @@ def test_money_shows_the_currency_in_each_language_and_the_api_keeps_decimals(
 
 def test_the_currency_comes_from_config_settings(make_env: EnvFactory,
                                                  config_dir: Path) -> None:
-    (config_dir / "settings.yaml").write_text("currency: USD\n", encoding="utf-8")
+    write_settings(config_dir, "currency: USD\n")
     env = make_env(config_dir)
     acme = env.records.create(env.admin.actor(), "account", {"name": "Acme"})
     deal = opp(env, "Big deal", acme["id"], amount="2500", stage="proposal")
