@@ -166,6 +166,31 @@ def test_plan_lines_remind_their_executor_before_they_fall_due(env: Env, agent: 
     assert len(rows_of(env, NOTIFICATION_TABLE, line["id"])) == 1
 
 
+def test_the_owner_of_a_planned_activity_is_reminded_an_hour_before(env: Env,
+                                                                    agent: Any) -> None:
+    env.records.clock = lambda: T0
+    account = env.records.create(SYSTEM, "account", {"name": "Acme"})
+
+    def activity(subject: str, due: datetime) -> dict[str, Any]:
+        return place(env, "activity", {"subject": subject, "kind": "visit",
+                                       "account": account["id"], "due_at": due.isoformat()},
+                     owner=agent)
+
+    visit = activity("Plant visit", T0 + timedelta(hours=3))
+    done = activity("Call done early", T0 + timedelta(hours=3))
+    env.records.update(agent, "activity", done["id"], {"status": "done"}, done["version"])
+    past = activity("Entered after the fact", T0 - timedelta(days=2))
+    assert [d for _, d, _ in timers(env, visit["id"])] == [T0 + timedelta(hours=2)]
+    fired_at = T0 + timedelta(hours=2, minutes=1)
+    env.records.clock = lambda: fired_at
+    run_due(env.records, fired_at, worker_id="w")
+    [note] = rows_of(env, NOTIFICATION_TABLE, visit["id"])
+    assert note["user_id"] == agent.id and "due in an hour" in note["message"]["en"]
+    assert rows_of(env, NOTIFICATION_TABLE, done["id"]) == []
+    assert rows_of(env, NOTIFICATION_TABLE, past["id"]) == []  # nothing to remind of
+    assert [s for _, _, s in timers(env, past["id"])] == ["done"]
+
+
 @pytest.mark.parametrize(("spec", "expected"), [
     ("  - {name: t, from: subject, after: 1h, actions: [{set: {escalation_level: '1'}}]}\n",
      "timers.0.from: subject is a text field; a timer counts from a stored date or datetime "
