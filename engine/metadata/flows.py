@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.formula import (
     CompiledFormula,
@@ -66,6 +67,9 @@ EVENTS = ("create", "update", "delete", "stage")
 stage field changed (on create or update)."""
 NOT_YET: tuple[str, ...] = ()
 """Action kinds the schema names but the engine does not run yet."""
+
+R = TypeVar("R")
+"""A rule a flow file lists by name (a trigger, timer, schedule or conversion)."""
 
 
 @dataclass(frozen=True)
@@ -353,50 +357,33 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
     check = _Checker(doc, entity, entities, errors, org_names(org) if org else None,
                      frozenset(roles.names))
     stages = check.stages(data["stages"]) if "stages" in data else None
-    triggers: list[Trigger] = []
     names: set[str] = set()
-    for i, spec in enumerate(data.get("triggers", [])):
-        if spec["name"] in names:
-            errors.append(doc.error(["triggers", i, "name"],
-                                    f"triggers.{i}.name: {spec['name']!r} is already a "
-                                    "trigger of this flow"))
-        names.add(spec["name"])
-        trigger = check.trigger(i, spec, stages)
-        if trigger is not None:
-            triggers.append(trigger)
-    timers: list[TimerRule] = []
-    for i, spec in enumerate(data.get("timers", [])):
-        if spec["name"] in names:
-            errors.append(doc.error(["timers", i, "name"],
-                                    f"timers.{i}.name: {spec['name']!r} is already a "
-                                    "trigger or timer of this flow"))
-        names.add(spec["name"])
-        timer = check.timer(i, spec, stages)
-        if timer is not None:
-            timers.append(timer)
-    schedules: list[ScheduleRule] = []
-    for i, spec in enumerate(data.get("schedules", [])):
-        if spec["name"] in names:
-            errors.append(doc.error(["schedules", i, "name"],
-                                    f"schedules.{i}.name: {spec['name']!r} is already a "
-                                    "trigger, timer or schedule of this flow"))
-        names.add(spec["name"])
-        scheduled = check.schedule(i, spec, holidays)
-        if scheduled is not None:
-            schedules.append(scheduled)
+
+    def named(key: str, taken_by: str, build: Callable[[int, dict[str, Any]], R | None]
+              ) -> list[R]:
+        """The rules of list `key`, each built by `build`; a name one of the flow's rules
+        already has is an error (`taken_by`: what the earlier ones are, as the message
+        says it)."""
+        built: list[R] = []
+        for i, spec in enumerate(data.get(key, [])):
+            if spec["name"] in names:
+                errors.append(doc.error([key, i, "name"],
+                                        f"{key}.{i}.name: {spec['name']!r} is already a "
+                                        f"{taken_by} of this flow"))
+            names.add(spec["name"])
+            rule = build(i, spec)
+            if rule is not None:
+                built.append(rule)
+        return built
+
+    triggers = named("triggers", "trigger", lambda i, spec: check.trigger(i, spec, stages))
+    timers = named("timers", "trigger or timer", lambda i, spec: check.timer(i, spec, stages))
+    schedules = named("schedules", "trigger, timer or schedule",
+                      lambda i, spec: check.schedule(i, spec, holidays))
     approvals = build_approvals(
         data.get("approvals", []), entity, roles, org, error=check.error,
         compile=check.compile, own_field=check.own_field, loc=doc.loc, duration=duration)
-    conversions: list[Conversion] = []
-    for i, spec in enumerate(data.get("conversions", [])):
-        if spec["name"] in names:
-            errors.append(doc.error(["conversions", i, "name"],
-                                    f"conversions.{i}.name: {spec['name']!r} is already a "
-                                    "trigger, timer or conversion of this flow"))
-        names.add(spec["name"])
-        conversion = check.conversion(i, spec)
-        if conversion is not None:
-            conversions.append(conversion)
+    conversions = named("conversions", "trigger, timer or conversion", check.conversion)
     if len(errors) > before:
         return None
     return Flow(name=data["flow"], entity=entity.name, timers=tuple(timers),
