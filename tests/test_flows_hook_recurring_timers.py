@@ -21,6 +21,7 @@ from engine.runtime.flows.worker import Worker
 from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env
+from tests.test_flows_hook_timers import plan_line
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -266,13 +267,7 @@ def test_a_changed_blank_or_deleted_birthday_keeps_the_timers_in_step(env: Env) 
 
 def test_a_record_back_from_the_recycle_bin_gets_its_date_timers_back(env: Env) -> None:
     Clock(env, T0)
-    finance = user(env, "fin", "finance")
-    account = env.records.create(SYSTEM, "account", {"name": "Acme"})
-    contract = env.records.create(SYSTEM, "contract", {"name": "Presses",
-                                                        "account": account["id"]})
-    line = env.records.create(SYSTEM, "execution_plan_line", {
-        "contract": contract["id"], "kind": "installment", "description": "First 30 %",
-        "due_date": "2027-01-10", "planned_amount": "30000", "executor": finance.id})
+    line = plan_line(env, user(env, "fin", "finance"))
     before = [(k, due) for k, due, _ in timers(env, line["id"], "due_soon")
               + timers(env, line["id"], "overdue")]
     assert len(before) == 2

@@ -142,14 +142,19 @@ def test_a_changed_time_or_priority_moves_the_timer_and_a_deleted_record_keeps_n
     assert run_due(env.records, later + timedelta(hours=3), worker_id="w") == 0
 
 
-def test_plan_lines_remind_their_executor_before_they_fall_due(env: Env, agent: Any) -> None:
-    finance = user(env, "fin", "finance")
+def plan_line(env: Env, executor: Any) -> dict[str, Any]:
+    """A contract's first installment, due 2027-01-10, with its executor."""
     account = env.records.create(SYSTEM, "account", {"name": "Acme"})
     contract = env.records.create(SYSTEM, "contract", {"name": "Presses",
                                                         "account": account["id"]})
-    line = env.records.create(SYSTEM, "execution_plan_line", {
+    return env.records.create(SYSTEM, "execution_plan_line", {
         "contract": contract["id"], "kind": "installment", "description": "First 30 %",
-        "due_date": "2027-01-10", "planned_amount": "30000", "executor": finance.id})
+        "due_date": "2027-01-10", "planned_amount": "30000", "executor": executor.id})
+
+
+def test_plan_lines_remind_their_executor_before_they_fall_due(env: Env, agent: Any) -> None:
+    finance = user(env, "fin", "finance")
+    line = plan_line(env, finance)
     zone = env.model.settings.zone
     midnight = datetime.combine(date(2027, 1, 10), datetime.min.time(), tzinfo=zone)
     due = sorted(d for k, d, _ in timers(env, line["id"]))
