@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from starlette.testclient import TestClient
 
-from engine.metadata import Model, load_model
+from engine.metadata import ConfigErrors, Model, load_model
 from engine.runtime.assembly import records_service
 from engine.runtime.db import normalize_url, open_engine, unreachable
 from engine.runtime.records import Records
@@ -149,6 +149,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with templates.admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def broken_flow_errors(config_dir: Path, text: str) -> list[str]:
+    """Load a config copy with flows/broken.yaml holding `text`: the errors naming it."""
+    (config_dir / "flows" / "broken.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigErrors) as caught:
+        load_model(config_dir)
+    return [str(e) for e in caught.value.errors if "broken.yaml" in str(e)]
 
 
 def write_settings(config_dir: Path, text: str) -> Path:

@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from engine.metadata import ConfigErrors, load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.flows.timers import run_due, timer_table
 from engine.runtime.flows.worker import Worker
 from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE
 from tests.access_helpers import departments, place, user
-from tests.conftest import Env
+from tests.conftest import Env, broken_flow_errors
 from tests.test_flows_hook_timers import plan_line
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -304,12 +303,8 @@ ACTIONS = "actions: [{notify: {to: owner, message: hi}}]"
 def test_timer_mistakes_are_named_where_they_are(config_dir: Path, entity: str, spec: str,
                                                  expected: str) -> None:
     stages = "stages: {field: stage}\n" if entity == "opportunity" else ""
-    path = config_dir / "flows" / "broken.yaml"
-    path.write_text(f"flow: broken\nentity: {entity}\n{stages}timers:\n  - {spec}\n",
-                    encoding="utf-8")
-    with pytest.raises(ConfigErrors) as caught:
-        load_model(config_dir)
-    found = [str(e) for e in caught.value.errors if "broken.yaml" in str(e)]
+    found = broken_flow_errors(
+        config_dir, f"flow: broken\nentity: {entity}\n{stages}timers:\n  - {spec}\n")
     assert len(found) == 1 and expected in found[0], found
     line = 5 if stages else 4
     assert found[0].split(":")[1] == str(line) and found[0].split(":")[2].isdigit()

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.metadata import ConfigErrors, load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.flows.timers import run_due, timer_table
 from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE
 from tests.access_helpers import departments, place, user
-from tests.conftest import Env
+from tests.conftest import Env, broken_flow_errors
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -209,11 +208,7 @@ def test_the_owner_of_a_planned_activity_is_reminded_an_hour_before(env: Env,
 ])
 def test_timer_mistakes_are_named_where_they_are(config_dir: Path, spec: str,
                                                  expected: str) -> None:
-    path = config_dir / "flows" / "broken.yaml"
-    path.write_text("flow: broken\nentity: service_request\ntimers:\n" + spec,
-                    encoding="utf-8")
-    with pytest.raises(ConfigErrors) as caught:
-        load_model(config_dir)
-    found = [str(e) for e in caught.value.errors if "broken.yaml" in str(e)]
+    found = broken_flow_errors(config_dir,
+                               "flow: broken\nentity: service_request\ntimers:\n" + spec)
     assert len(found) == 1 and expected in found[0], found
     assert found[0].split(":")[1] == "4"  # the line of the timer

@@ -26,7 +26,7 @@ from engine.runtime.flows.timers import run_due, timer_table
 from engine.runtime.flows.worker import Worker
 from engine.runtime.schema.tables import AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE
 from tests.access_helpers import departments, place, user
-from tests.conftest import Env
+from tests.conftest import Env, broken_flow_errors
 
 T0 = datetime(2027, 1, 20, 9, 0, tzinfo=UTC)
 SPRING = "flow:holiday_care:schedule:spring_festival:"
@@ -175,12 +175,8 @@ ACTIONS = "actions: [{notify: {to: owner, message: hi}}]"
 ])
 def test_schedule_mistakes_are_named_where_they_are(config_dir: Path, spec: str,
                                                     expected: str) -> None:
-    path = config_dir / "flows" / "broken.yaml"
-    path.write_text(f"flow: broken\nentity: contact\nschedules:\n  - {spec}\n",
-                    encoding="utf-8")
-    with pytest.raises(ConfigErrors) as caught:
-        load_model(config_dir)
-    found = [str(e) for e in caught.value.errors if "broken.yaml" in str(e)]
+    found = broken_flow_errors(config_dir,
+                               f"flow: broken\nentity: contact\nschedules:\n  - {spec}\n")
     assert len(found) == 1 and expected in found[0], found
     assert found[0].split(":")[1] == "4" and found[0].split(":")[2].isdigit()
 
