@@ -347,11 +347,8 @@ def build_flow(doc: YamlDoc, raw: bytes, entities: list[Entity],
     roles of roles.yaml, the department names of config/org.yaml (when it has any) and the
     holidays of settings.yaml."""
     data: dict[str, Any] = doc.data
-    by_name = {e.name: e for e in entities}
-    entity = by_name.get(data["entity"])
+    entity = doc.entity("entity", entities, errors)
     if entity is None:
-        hint = did_you_mean(data["entity"], set(by_name))
-        errors.append(doc.error(["entity"], f"entity: unknown entity {data['entity']!r}{hint}"))
         return None
     before = len(errors)
     check = _Checker(doc, entity, entities, errors, org_names(org) if org else None,

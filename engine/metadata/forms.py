@@ -59,12 +59,10 @@ _NOT_IN_LISTS = (FieldType.TEXTAREA, FieldType.MULTICHOICE)
 def build_form(doc: YamlDoc, entities: list[Entity], errors: list[ConfigError]) -> Form | None:
     """The form of a schema-valid forms file, checked against its entity."""
     data = doc.data
-    by_name = {e.name: e for e in entities}
-    entity = by_name.get(data["form"])
+    entity = doc.entity("form", entities, errors)
     if entity is None:
-        hint = did_you_mean(data["form"], set(by_name))
-        errors.append(doc.error(["form"], f"form: unknown entity {data['form']!r}{hint}"))
         return None
+    by_name = {e.name: e for e in entities}
     before = len(errors)
     default = default_form(entity, entities)
     columns = default.list_columns

@@ -121,11 +121,8 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
     if data["report"] != stem:
         errors.append(doc.error(["report"], f"report: {data['report']!r} must be the file's "
                                             f"name ({stem!r})"))
-    by_name = {e.name: e for e in entities}
-    entity = by_name.get(data["entity"])
+    entity = doc.entity("entity", entities, errors)
     if entity is None:
-        hint = did_you_mean(data["entity"], set(by_name))
-        errors.append(doc.error(["entity"], f"entity: unknown entity {data['entity']!r}{hint}"))
         return None
     check = _Checker(doc, entity, entities, errors)
     filter_compiled = None

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -16,7 +16,10 @@ from ruamel.yaml.composer import Composer
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
-from engine.metadata.errors import ConfigError, SourceLoc
+from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
+
+if TYPE_CHECKING:
+    from engine.metadata.model import Entity
 
 PathPart = str | int
 
@@ -108,6 +111,17 @@ class YamlDoc:
 
     def error(self, path: Sequence[PathPart], message: str, *, key: bool = False) -> ConfigError:
         return ConfigError(self.loc(path, key=key), message)
+
+    def entity(self, key: str, entities: Sequence[Entity],
+               errors: list[ConfigError]) -> Entity | None:
+        """The entity top-level `key` names; an unknown one is an error at it (with a
+        did-you-mean) and None."""
+        name = self.data[key]
+        found = next((e for e in entities if e.name == name), None)
+        if found is None:
+            hint = did_you_mean(name, [e.name for e in entities])
+            errors.append(self.error([key], f"{key}: unknown entity {name!r}{hint}"))
+        return found
 
 
 def _own_pos(node: Any) -> tuple[int, int]:
