@@ -128,18 +128,25 @@ def test_the_query_stops_when_the_client_disconnects(make_env: EnvFactory,
     assert b'"query_cancelled"' in body
 
 
-def _forward(started: threading.Event) -> Callable[..., None]:
+def _forward(started: threading.Event,
+             release: threading.Event | None = None) -> Callable[..., None]:
+    """Sets `started` when the expensive query is about to run; with `release`, holds it
+    there until `release` is set."""
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if "replace(" in statement.lower():
             started.set()
+            if release is not None:
+                assert release.wait(60)
     return seen
 
 
 def test_one_user_may_run_only_so_many_requests_at_once(make_env: EnvFactory,
                                                        config_dir: Path) -> None:
     env = limited_env(make_env, config_dir, query_time_limit=1, requests_per_user=1)
-    started = threading.Event()
-    event.listen(env.engine, "before_cursor_execute", _forward(started))
+    started, release = threading.Event(), threading.Event()
+    # The expensive request is held just before its query until the others have been asked:
+    # on a loaded machine its one second could otherwise run out before they arrive.
+    event.listen(env.engine, "before_cursor_execute", _forward(started, release))
     app_client = env.client(env.users.new_token("admin"))
     other = env.users.add("second_admin", ["admin"], password="second-password")
     other_client = env.client(env.users.new_token(other.name))
@@ -160,6 +167,7 @@ def test_one_user_may_run_only_so_many_requests_at_once(make_env: EnvFactory,
     assert "requests_per_user" in r.json()["error"]["message"]
     # Someone else is not held back by it.
     assert other_client.get("/api/account", params={"page_size": 1}).status_code == 200
+    release.set()
     first.join()
     assert answers == [503]
     # Once it has ended, the user may ask again.

@@ -79,6 +79,9 @@ def pick(page: Any, row: Any, text: str) -> None:
     expect(row.locator(".pick-list button")).to_have_count(1)
     row.locator(".pick-list button").click()
     expect(row.locator('.picker input[type="hidden"]')).not_to_have_value("")
+    # htmx focuses the new search box when it settles: typing before that would land there.
+    expect(row.locator(".picker")).not_to_have_class(re.compile(r"\bhtmx-added\b"))
+    expect(box).to_be_focused()
 
 
 def test_add_two_lines_see_the_live_totals_and_save(
