@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from engine.metadata.dashboards import Dashboard, build_dashboard
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
 from engine.metadata.flows import Flow, build_flow
@@ -120,6 +121,9 @@ def load_model(config_dir: str | Path) -> Model:
     reports: list[Report] = []
     if not errors:
         reports = _load_reports(root, entities, digest, errors, extra)
+    dashboards: list[Dashboard] = []
+    if not errors:
+        dashboards = _load_dashboards(root, reports, roles, digest, errors, extra)
     if errors:
         raise ConfigErrors(errors)
     return Model(
@@ -133,6 +137,7 @@ def load_model(config_dir: str | Path) -> Model:
         settings=settings,
         flows=tuple(flows),
         reports=tuple(reports),
+        dashboards=tuple(dashboards),
     )
 
 
@@ -210,6 +215,24 @@ def _load_reports(root: Path, entities: list[Entity], digest: Any, errors: list[
     return built
 
 
+def _load_dashboards(root: Path, reports: list[Report], roles: Roles, digest: Any,
+                     errors: list[ConfigError], read: list[Path]) -> list[Dashboard]:
+    """config/dashboards/*.yaml in the order of their files' names, each checked against the
+    reports and roles (engine/metadata/dashboards.py)."""
+    folder = root / "dashboards"
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")
+                   and not p.name.startswith(".")) if folder.is_dir() else []
+    built: list[Dashboard] = []
+    for path in files:
+        doc = _optional_doc(path, "dashboard", digest, errors, read)
+        if doc is None:
+            continue
+        dashboard = build_dashboard(doc, path.stem, reports, roles.names, errors)
+        if dashboard is not None:
+            built.append(dashboard)
+    return built
+
+
 def _read(path: Path, display: str, errors: list[ConfigError]) -> bytes | None:
     """The file's bytes; None (and an error naming it) when it cannot be read."""
     try:
@@ -238,7 +261,7 @@ def _optional_doc(path: Path, schema_name: str, digest: Any, errors: list[Config
         return None
     if not isinstance(doc.data, dict):
         guide = {"roles": "access.md", "org": "access.md", "flow": "flows.md",
-                 "report": "reports.md"}.get(
+                 "report": "reports.md", "dashboard": "dashboards.md"}.get(
             schema_name, "configuration.md")
         errors.append(doc.error([], f"{path.name} is a mapping (see docs/{guide})"))
         return None

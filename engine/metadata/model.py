@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -18,6 +18,7 @@ from engine.metadata.settings import SiteSettings
 from engine.types import FieldType
 
 if TYPE_CHECKING:
+    from engine.metadata.dashboards import Dashboard
     from engine.metadata.flows import Flow
     from engine.metadata.reports import Report
 
@@ -340,10 +341,22 @@ class Model:
     """config/flows/*.yaml: stage rules and record triggers (engine/metadata/flows.py)."""
     reports: tuple[Report, ...] = ()
     """config/reports/*.yaml: groups and aggregates (engine/metadata/reports.py)."""
+    dashboards: tuple[Dashboard, ...] = ()
+    """config/dashboards/*.yaml in the order of their files' names: report widgets, the home
+    page of some roles (engine/metadata/dashboards.py)."""
 
     def report(self, name: str) -> Report | None:
         """The report named `name` (its file's name), or None."""
         return next((r for r in self.reports if r.name == name), None)
+
+    def dashboard(self, name: str) -> Dashboard | None:
+        """The dashboard named `name` (its file's name), or None."""
+        return next((d for d in self.dashboards if d.name == name), None)
+
+    def dashboard_of(self, roles: Sequence[str]) -> Dashboard | None:
+        """The home dashboard of a user holding `roles`: the first dashboard, in the order of
+        the files' names, naming one of them (None: the plain home page)."""
+        return next((d for d in self.dashboards if set(d.roles) & set(roles)), None)
 
     @cached_property
     def derived(self) -> dict[Hashable, Any]:

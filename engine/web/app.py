@@ -46,6 +46,7 @@ from engine.web.pages.attachments import AttachmentPages
 from engine.web.pages.automation import AutomationPages
 from engine.web.pages.board import Board
 from engine.web.pages.calendar import Calendar
+from engine.web.pages.dashboards import DashboardPages
 from engine.web.pages.flows_admin import FlowsAdmin
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
@@ -154,6 +155,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *RegardingPickers(model, records, ui).routes(),
         *NotificationPages(model, records, ui, inbox).routes(),
         *ReportPages(model, records, ui).routes(),
+        *DashboardPages(model, records, ui).routes(),
         *auth.routes(),
         Route("/health", health),
         Mount("/static", StaticAssets(directory=STATIC), name="static"),

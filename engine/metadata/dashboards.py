@@ -1,0 +1,121 @@
+"""config/dashboards/*.yaml: a home page of report widgets for some roles (docs/dashboards.md).
+
+```yaml
+dashboard: sales_manager               # the file's name
+label: {en: Sales manager, zh: 销售经理}
+roles: [sales_manager]                 # roles of roles.yaml this dashboard is the home of
+widgets:                               # in the order shown, left to right on a 3-column grid
+  - {report: sales_funnel, show: table, width: 2}
+  - {report: sales_funnel, aggregate: weighted, show: total,     # a KPI: one number, large
+     label: {en: Weighted pipeline, zh: 加权管道金额}}
+  - {report: pipeline_by_owner, show: chart, width: 3, limit: 12}
+```
+
+A widget names a report of config/reports and how to show it: `table` (its rows, the first
+`limit` of them, and its totals), `total` (its totals row; with `aggregate`, that one number)
+or `chart`. Every name is checked when the configuration loads: a dashboard naming an unknown
+role, report or aggregate is refused by `crm check` at `file:line:col`.
+
+Which dashboard a user sees: the first, in the order of the files' names, whose `roles`
+holds one of the user's roles (engine/web/dashboards.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as attr
+from typing import Any
+
+from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
+from engine.metadata.labels import Label
+from engine.metadata.reports import Report
+from engine.metadata.yamlio import YamlDoc
+
+SHOWS = ("table", "chart", "total")
+WIDTHS = (1, 2, 3)
+DEFAULT_ROWS = 10
+"""Rows a table widget shows when it names no `limit`."""
+
+
+@dataclass(frozen=True)
+class Widget:
+    """One report on a dashboard."""
+
+    report: str
+    show: str
+    """table, chart or total"""
+    label: Label
+    """Its heading: the widget's own label, else the report's."""
+    width: int
+    """Columns of the dashboard's 3-column grid it spans."""
+    limit: int
+    """Rows a table (or a chart falling back to its table) shows at most."""
+    aggregate: str | None = None
+    """With show total: the one aggregate shown large (a KPI); None shows every one."""
+    loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    name: str
+    label: Label
+    roles: tuple[str, ...]
+    widgets: tuple[Widget, ...]
+    file: str
+    loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
+
+
+def build_dashboard(doc: YamlDoc, stem: str, reports: Sequence[Report],
+                    roles: Sequence[str], errors: list[ConfigError]) -> Dashboard | None:
+    """The dashboard of a schema-valid dashboard file, its roles and reports checked."""
+    data: dict[str, Any] = doc.data
+    before = len(errors)
+    if data["dashboard"] != stem:
+        errors.append(doc.error(["dashboard"], f"dashboard: {data['dashboard']!r} must be "
+                                               f"the file's name ({stem!r})"))
+    for i, role in enumerate(data["roles"]):
+        if role not in roles:
+            errors.append(doc.error(["roles", i], f"roles.{i}: no role {role!r} in roles.yaml"
+                                                  f"{did_you_mean(role, roles)}"))
+    by_name = {r.name: r for r in reports}
+    widgets: list[Widget] = []
+    for i, spec in enumerate(data["widgets"]):
+        widget = _widget(doc, i, spec, by_name, errors)
+        if widget is not None:
+            widgets.append(widget)
+    if len(errors) > before:
+        return None
+    name = data["dashboard"]
+    return Dashboard(name=name,
+                     label=Label.of(data.get("label"), name.replace("_", " ").capitalize()),
+                     roles=tuple(data["roles"]), widgets=tuple(widgets), file=doc.file,
+                     loc=doc.loc(["dashboard"]))
+
+
+def _widget(doc: YamlDoc, i: int, spec: dict[str, Any], reports: dict[str, Report],
+            errors: list[ConfigError]) -> Widget | None:
+    at = f"widgets.{i}"
+    report = reports.get(spec["report"])
+    if report is None:
+        errors.append(doc.error(["widgets", i, "report"],
+                                f"{at}.report: no report {spec['report']!r} in config/reports"
+                                f"{did_you_mean(spec['report'], reports)}"))
+        return None
+    aggregate = spec.get("aggregate")
+    if aggregate is not None:
+        names = [a.name for a in report.aggregates]
+        if spec["show"] != "total":
+            errors.append(doc.error(["widgets", i, "aggregate"],
+                                    f"{at}.aggregate: only a widget with show: total shows "
+                                    "one aggregate"))
+            return None
+        if aggregate not in names:
+            errors.append(doc.error(["widgets", i, "aggregate"],
+                                    f"{at}.aggregate: report {report.name!r} has no aggregate "
+                                    f"{aggregate!r}{did_you_mean(aggregate, names)}"))
+            return None
+    label = Label.of(spec["label"], report.label.get()) if "label" in spec else report.label
+    return Widget(report=report.name, show=spec["show"], label=label,
+                  width=spec.get("width", 1), limit=spec.get("limit", DEFAULT_ROWS),
+                  aggregate=aggregate, loc=doc.loc(["widgets", i]))

@@ -1,0 +1,117 @@
+"""What a role's dashboard (config/dashboards, engine/metadata/dashboards.py) shows a viewer.
+
+The home page (`/`, engine/web/home.py) shows the dashboard of the viewer's roles
+(Model.dashboard_of: the first, by file name, naming one of them) above their own open
+records. The page itself runs no report: it lays out one placeholder per widget whose report
+the viewer may run (engine/runtime/reports may_run: they read its entity and every field it
+reads — a widget of any other report is left out, naming nothing), and each placeholder
+fetches its widget with htmx (`hx-trigger="load"`, engine/web/pages/dashboards.py). So the
+page shows at once, each widget is its own request within the query time limit
+(settings.yaml `query_time_limit`), and a widget whose report runs past it shows a short
+message in its place while the others show their numbers.
+
+A widget runs its report as the viewer, like the report page: the rows they may read, in
+their language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.metadata.dashboards import Dashboard, Widget
+from engine.metadata.reports import Report, ReportAggregate
+from engine.runtime.access import Actor
+from engine.runtime.records import Records
+from engine.runtime.reports import ReportTimeLimit, may_run, run_report
+from engine.web.i18n import N_
+from engine.web.pages.reports import ShownRow
+from engine.web.pages.reports import _Shown as Shown
+
+TIME_LIMIT = N_("This report took too long to run here; open it to narrow it down.")
+
+
+@dataclass(frozen=True)
+class PlacedWidget:
+    """A widget the viewer may run, where the page puts it."""
+
+    index: int
+    """Its position in the dashboard file (the address of its fragment)."""
+    widget: Widget
+    report: Report
+    href: str
+    """The full report."""
+    src: str
+    """The widget's own fragment, which runs the report."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class WidgetView:
+    """A widget's content after running its report as the viewer."""
+
+    widget: Widget
+    report: Report
+    href: str
+    failed: str | None = None
+    """A msgid shown in place of the numbers (the report ran past the time limit)."""
+    rows: tuple[ShownRow, ...] = ()
+    """table: the first `limit` rows (groups and subtotals)."""
+    totals: ShownRow | None = None
+    more: bool = False
+    """table: the report has more rows than the widget shows."""
+    figures: tuple[Figure, ...] = ()
+    """total: each aggregate of the totals row (one, large, for a KPI)."""
+    chart: str | None = None
+    """chart: the rendered SVG (None: the chart falls back to its table)."""
+
+    @property
+    def shown_as(self) -> str:
+        """How the widget is drawn: table, total or chart (a chart without an SVG renderer
+        is drawn as its table)."""
+        if self.widget.show == "chart" and self.chart is None:
+            return "table"
+        return self.widget.show
+
+
+def placed_widgets(records: Records, actor: Actor,
+                   dashboard: Dashboard) -> tuple[PlacedWidget, ...]:
+    """The widgets of `dashboard` whose report `actor` may run, in the file's order."""
+    placed: list[PlacedWidget] = []
+    for i, w in enumerate(dashboard.widgets):
+        report = records.model.report(w.report)
+        if report is None or not may_run(records, actor, report):
+            continue
+        placed.append(PlacedWidget(i, w, report, f"/reports/{report.name}",
+                                   f"/dashboards/{dashboard.name}/widgets/{i}"))
+    return tuple(placed)
+
+
+def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -> WidgetView:
+    """Run the widget's report as `actor` (Forbidden if they may not) and shape its result;
+    past the query time limit, a view saying so instead of an error."""
+    model = records.model
+    report = model.report(widget.report)
+    assert report is not None  # the loader checked the name
+    href = f"/reports/{report.name}"
+    try:
+        result = run_report(records, actor, report)
+    except ReportTimeLimit:
+        return WidgetView(widget, report, href, failed=TIME_LIMIT)
+    shown = Shown(report, language, model.settings.currency, model.settings.time_zone)
+    if widget.show == "total":
+        aggregates: tuple[ReportAggregate, ...] = tuple(
+            a for a in report.aggregates
+            if widget.aggregate is None or a.name == widget.aggregate)
+        figures = tuple(Figure(a.label.get(language),
+                               shown.value(a, result.totals.values[a.name]))
+                        for a in aggregates)
+        return WidgetView(widget, report, href, figures=figures)
+    rows = tuple(shown.row(r) for r in result.rows[:widget.limit])
+    more = result.truncated or len(result.rows) > widget.limit
+    return WidgetView(widget, report, href, rows=rows, totals=shown.row(result.totals),
+                      more=more)

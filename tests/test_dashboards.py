@@ -1,0 +1,241 @@
+"""Dashboards per role (config/dashboards, engine/metadata/dashboards.py,
+engine/web/dashboards.py, engine/web/pages/dashboards.py): load errors at their place, which
+dashboard a user gets, and the home page's widgets run as the viewer on both databases."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+from starlette.testclient import TestClient
+
+from engine.metadata import load_model
+from engine.metadata.dashboards import Dashboard, Widget
+from engine.metadata.errors import ConfigErrors
+from engine.metadata.labels import Label
+from engine.metadata.model import Model
+from engine.runtime.assembly import records_service
+from engine.runtime.query_limit import QueryLimit, limited
+from engine.runtime.reports import may_run
+from engine.web.app import create_app
+from engine.web.dashboards import TIME_LIMIT, placed_widgets, widget_view
+from tests.access_helpers import departments, place, user
+from tests.conftest import TEST_HASHER, Env
+from tests.test_reports import adhoc, deals
+from tests.test_web_limits import ACCOUNTS, EXPENSIVE
+from tests.web_helpers import sign_in
+
+SHIPPED = ["executive", "sales_manager", "sales_rep", "service_manager"]
+
+
+def browser(env: Env, name: str, model: Model | None = None) -> TestClient:
+    """A client signed in as `name` (made by tests.access_helpers.user), on an app of
+    `model` (the env's by default)."""
+    client = env.client() if model is None else TestClient(
+        create_app(model, env.engine, password_hasher=TEST_HASHER),
+        raise_server_exceptions=False)
+    client.headers["Accept"] = "text/html,application/xhtml+xml"
+    password = "admin-password" if name == "admin" else "a-password"
+    assert sign_in(client, name, password).status_code == 303
+    return client
+
+
+def widget_sources(page: str) -> list[str]:
+    return re.findall(r'hx-get="(/dashboards/[a-z_]+/widgets/\d+)" hx-trigger="load"', page)
+
+
+def fragment(client: TestClient, src: str) -> str:
+    answer = client.get(src, headers={"HX-Request": "true"})
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+# -- the files ---------------------------------------------------------------------------
+
+
+def broken_dashboard_errors(config_dir: Path, text: str) -> list[str]:
+    (config_dir / "dashboards" / "broken.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigErrors) as caught:
+        load_model(config_dir)
+    return [str(e).removeprefix(f"{config_dir.parent}/") for e in caught.value.errors]
+
+
+def test_mistakes_are_named_at_their_place(config_dir: Path) -> None:
+    errors = broken_dashboard_errors(config_dir, """\
+dashboard: broke
+roles: [sales_rep, sales_rpe]
+widgets:
+  - {report: sales_funnel, show: table}
+  - {report: sales_funnle, show: table}
+  - {report: sales_funnel, aggregate: weigthed, show: total}
+  - {report: sales_funnel, aggregate: deals, show: table}
+""")
+    assert errors == [
+        "config/dashboards/broken.yaml:1:12: dashboard: 'broke' must be the file's name "
+        "('broken')",
+        "config/dashboards/broken.yaml:2:20: roles.1: no role 'sales_rpe' in roles.yaml "
+        "(did you mean 'sales_rep'?)",
+        "config/dashboards/broken.yaml:5:14: widgets.1.report: no report 'sales_funnle' in "
+        "config/reports (did you mean 'sales_funnel'?)",
+        "config/dashboards/broken.yaml:6:39: widgets.2.aggregate: report 'sales_funnel' has "
+        "no aggregate 'weigthed' (did you mean 'weighted'?)",
+        "config/dashboards/broken.yaml:7:39: widgets.3.aggregate: only a widget with "
+        "show: total shows one aggregate",
+    ]
+
+
+def test_the_schema_refuses_unknown_keys_and_widths(config_dir: Path) -> None:
+    errors = broken_dashboard_errors(config_dir, """\
+dashboard: broken
+roles: [sales_rep]
+widgets:
+  - {report: sales_funnel, show: pie, width: 4, colour: red}
+""")
+    joined = "\n".join(errors)
+    assert all(e.startswith("config/dashboards/broken.yaml:4:") for e in errors), errors
+    assert "show" in joined and "width" in joined and "colour" in joined
+
+
+def test_the_shipped_dashboards_and_who_gets_which(env: Env) -> None:
+    model = env.model
+    assert [d.name for d in model.dashboards] == SHIPPED  # by file name
+    assert {d.name: d.roles for d in model.dashboards} == {n: (n,) for n in SHIPPED}
+    for d in model.dashboards:
+        assert d.label.get("zh") != d.label.get("en")
+        for w in d.widgets:
+            assert w.label.get("zh") != w.label.get("en"), (d.name, w.report)
+    # the first, by file name, naming one of the user's roles; none for the others
+    assert model.dashboard_of(("sales_rep",)).name == "sales_rep"  # type: ignore[union-attr]
+    both = model.dashboard_of(("sales_rep", "sales_manager"))
+    assert both is not None and both.name == "sales_manager"
+    assert model.dashboard_of(("admin",)) is None
+    assert model.dashboard_of(()) is None
+    # every widget of a shipped dashboard runs for each role it is the home of
+    for d in model.dashboards:
+        for role in d.roles:
+            who = user(env, f"u_{role}", role)
+            for w in d.widgets:
+                report = model.report(w.report)
+                assert report is not None and may_run(env.records, who, report), (role, w)
+
+
+# -- the home page -----------------------------------------------------------------------
+
+
+def test_a_sales_reps_dashboard_counts_only_their_records(env: Env) -> None:
+    deals(env)  # rep_a: 1000 prospecting, 2000 proposal, 500 lost; rep_b: four more
+    client = browser(env, "rep_a")
+    page = client.get("/").text
+    sources = widget_sources(page)
+    dashboard = env.model.dashboard("sales_rep")
+    assert dashboard is not None
+    assert sources == [f"/dashboards/sales_rep/widgets/{i}"
+                       for i in range(len(dashboard.widgets))]
+    assert '<a href="/reports/sales_funnel">My funnel amount</a>' in page
+    assert 'id="open-opportunity"' in page  # the rest of the home page stays
+    amount, weighted, count = (fragment(client, s) for s in sources[:3])
+    assert "<dd>¥3,500.00</dd>" in amount
+    assert "<dd>¥1,100.00</dd>" in weighted  # 10 % of 1,000 and 50 % of 2,000
+    assert re.search(r"<dd>3</dd>", count)
+    funnel = fragment(client, sources[3])  # a chart: drawn as its table until charts land
+    cells = re.findall(r'<td class="number">([^<]*)</td>', funnel)
+    assert cells == ["1", "¥1,000.00", "¥100.00", "1", "¥2,000.00", "¥1,000.00",
+                     "1", "¥500.00", "¥0.00"]
+    assert "<strong>3</strong>" in funnel and "rep_b" not in funnel
+    # the whole department's, for their manager
+    user(env, "boss", "sales_manager", department=departments(env)["SH"])
+    boss = browser(env, "boss")
+    manager = boss.get("/").text
+    assert widget_sources(manager)[0] == "/dashboards/sales_manager/widgets/0"
+    assert "<dd>¥12,700.00</dd>" in fragment(boss, "/dashboards/sales_manager/widgets/0")
+
+
+def test_the_dashboard_in_chinese(env: Env) -> None:
+    deals(env)
+    rep = env.users.by_name("rep_a")
+    env.users.set_locale(rep.id, "zh-CN")
+    client = browser(env, "rep_a")
+    page = client.get("/").text
+    assert "我的漏斗金额" in page and "加载中…" in page
+    table = fragment(client, "/dashboards/sales_rep/widgets/4")
+    assert "丢单原因" not in table or "合计" in table
+    assert "合计" in table and "丢单数" in table
+
+
+def test_a_table_widget_shows_its_limit_and_links_the_rest(env: Env) -> None:
+    deals(env)
+    client = browser(env, "admin")
+    one = Widget("pipeline_by_owner", "table", Label.of("Top", "Top"), 1, 2)
+    model = replace(env.model, dashboards=(Dashboard("mine", Label.of("Mine", "Mine"),
+                                                     ("admin",), (one,), "mine.yaml"),))
+    client = browser(env, "admin", model)
+    body = fragment(client, "/dashboards/mine/widgets/0")
+    assert len(re.findall(r'<tr class="report-(?:group|subtotal)"', body)) == 2
+    assert '<a href="/reports/pipeline_by_owner">' in body  # the rest in the full report
+    assert "<strong>3</strong>" in body  # the totals row counts every row
+    assert client.get("/dashboards/mine/widgets/1").status_code == 404
+    assert client.get("/dashboards/nope").status_code == 404
+    page = client.get("/dashboards/mine").text
+    assert widget_sources(page) == ["/dashboards/mine/widgets/0"]
+
+
+def test_a_widget_the_viewer_may_not_run_is_left_out(env: Env) -> None:
+    user(env, "svc", "service_manager", department=departments(env)["BJ"])
+    place(env, "account", {"name": "Acme"})
+    secret = Widget("sales_funnel", "table", Label.of("Secret funnel", "Secret funnel"), 2, 5)
+    service = Widget("service_requests_by_queue", "total",
+                     Label.of("Service requests", "x"), 1, 5, aggregate="requests")
+    mixed = Dashboard("service_manager", Label.of("Service", "Service"), ("service_manager",),
+                      (secret, service), "service_manager.yaml")
+    model = replace(env.model, dashboards=(mixed,))
+    client = browser(env, "svc", model)
+    page = client.get("/").text
+    assert widget_sources(page) == ["/dashboards/service_manager/widgets/1"]
+    assert "Secret funnel" not in page and "sales_funnel" not in page
+    assert "<dd>0</dd>" in fragment(client, "/dashboards/service_manager/widgets/1")
+    refused = client.get("/dashboards/service_manager/widgets/0",
+                         headers={"HX-Request": "true"})
+    assert refused.status_code == 403
+    assert "amount" not in refused.text and "Secret" not in refused.text
+    # a user with no dashboard, or none of whose widgets they may run, has today's home
+    user(env, "mkt", "marketing")
+    home = browser(env, "mkt", replace(env.model, dashboards=(
+        replace(mixed, roles=("marketing",)),))).get("/").text
+    assert widget_sources(home) == [] and 'class="dashboard-grid"' not in home
+    assert "Records you can see" in home
+    assert widget_sources(browser(env, "admin").get("/").text) == []
+
+
+def test_a_slow_widget_shows_a_message_in_its_place(env: Env) -> None:
+    now = datetime.now(UTC)
+    who = {"owner_id": env.admin.id, "created_by": env.admin.id, "updated_by": env.admin.id,
+           "created_at": now, "updated_at": now, "version": 1}
+    with env.engine.begin() as conn:
+        conn.execute(insert(env.records.schema.table("account")),
+                     [{"name": f"Account {i:05d}", **who} for i in range(ACCOUNTS)])
+    slow = adhoc(env, f"report: adhoc\nentity: account\nfilter: '{EXPENSIVE}'\n"
+                      "aggregates: [{name: n, agg: count}]\n")
+    fast = replace(adhoc(env, "report: adhoc\nentity: account\n"
+                              "aggregates: [{name: n, agg: count}]\n"), name="quick")
+    board = Dashboard("admin", Label.of("Admin", "Admin"), ("admin",), (
+        Widget("adhoc", "total", Label.of("Slow", "Slow"), 1, 5),
+        Widget("quick", "total", Label.of("Fast", "Fast"), 1, 5)), "admin.yaml")
+    model = replace(env.model, reports=(*env.model.reports, slow, fast), dashboards=(board,),
+                    settings=replace(env.model.settings, query_time_limit=0.2))
+    records = records_service(env.engine, model)
+    with limited(QueryLimit(0.2)):
+        view = widget_view(records, env.admin.actor(), board.widgets[0], "en")
+    assert view.failed == TIME_LIMIT and view.figures == ()
+    # over HTTP: the page shows at once, the slow widget says so, the fast one counts
+    client = browser(env, "admin", model)
+    page = client.get("/")
+    assert page.status_code == 200
+    assert widget_sources(page.text) == ["/dashboards/admin/widgets/0",
+                                         "/dashboards/admin/widgets/1"]
+    assert "took too long" in fragment(client, "/dashboards/admin/widgets/0")
+    assert f"<dd>{ACCOUNTS:,}</dd>" in fragment(client, "/dashboards/admin/widgets/1")
+    assert [p.index for p in placed_widgets(records, env.admin.actor(), board)] == [0, 1]
