@@ -33,6 +33,7 @@ from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
 from engine.metadata.formula_checks import ENGINE_FIELDS, ENGINE_LINKS, scope_of
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field
+from engine.metadata.report_charts import ReportChart, build_chart
 from engine.metadata.yamlio import PathPart, YamlDoc
 from engine.types import FieldType
 
@@ -98,6 +99,8 @@ class Report:
     filter: str | None = None
     filter_compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
     description: Label | None = None
+    chart: ReportChart | None = None
+    """What the page draws above the table (engine/metadata/report_charts.py)."""
 
     @property
     def references(self) -> frozenset[tuple[str, ...]]:
@@ -156,6 +159,10 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
         sort.append(ReportSort(key, raw.startswith("-")))
     if len(errors) > before:
         return None
+    chart = build_chart(doc, [g.path for g in groups], {a.name: a.type for a in aggregates},
+                        errors)
+    if len(errors) > before:
+        return None
     name = data["report"]
     return Report(name=name, label=Label.of(data.get("label"), name.replace("_", " ").capitalize()),
                   entity=entity.name, groups=tuple(groups), aggregates=tuple(aggregates),
@@ -163,7 +170,7 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
                   loc=doc.loc(["report"]), filter=data.get("filter"),
                   filter_compiled=filter_compiled,
                   description=Label.of(data["description"], "") if "description" in data
-                  else None)
+                  else None, chart=chart)
 
 
 class _Checker:
