@@ -42,7 +42,8 @@ def report_errors(config: Path, text: str, name: str = "deals.yaml") -> list[str
 def test_the_shipped_reports_load() -> None:
     model = shipped_model()
     assert [r.name for r in model.reports] == ["lost_reasons", "pipeline_by_owner",
-                                               "sales_funnel", "service_requests_by_queue"]
+                                               "sales_funnel", "service_requests_by_queue",
+                                               "stage_plan_gantt"]
     funnel = model.report("sales_funnel")
     assert funnel is not None and funnel.entity == "opportunity"
     assert [g.path for g in funnel.groups] == ["stage"]

@@ -73,8 +73,8 @@ def build_chart(doc: YamlDoc, groups: list[str], aggregates: dict[str, FType],
     before = len(errors)
 
     def error(path: list[PathPart], message: str) -> None:
-        errors.append(doc.error(["chart", *path], f"chart.{'.'.join(map(str, path))}: "
-                                                  f"{message}"))
+        where = ".".join(map(str, ["chart", *path]))
+        errors.append(doc.error(["chart", *path], f"{where}: {message}"))
 
     kind = spec["type"]
     x = spec["x"]

@@ -23,7 +23,7 @@ from engine.formula import FType
 from engine.metadata.reports import Report, ReportAggregate, ReportGroup
 from engine.metadata.roles import Scope
 from engine.runtime import export
-from engine.runtime.reports import ReportRow, run_report
+from engine.runtime.reports import ReportResult, ReportRow, run_report
 from engine.runtime.reports.exported import report_export, row_kind
 from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import N_, formatters, translations
@@ -90,7 +90,15 @@ class ReportPages(PageFamily):
         return {"report": report, "entity": self.model.entity(report.entity),
                 "may_export": may_export,
                 "rows": [shown.row(r) for r in result.rows], "totals": shown.row(result.totals),
-                "truncated": result.truncated}
+                "truncated": result.truncated, "chart": _chart(report, result, viewer.language,
+                                                                self.model.settings)}
+
+
+def _chart(report: Report, result: ReportResult, language: str, settings: Any) -> Any:
+    """The report's chart above its table (engine/web/charts), from the same result."""
+    from engine.web.charts import chart_svg  # the charts format values with _Shown below
+
+    return chart_svg(report, result, language, settings.currency, zone=settings.time_zone)
 
 
 class _Shown:
