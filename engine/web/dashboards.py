@@ -23,6 +23,7 @@ from engine.metadata.reports import Report, ReportAggregate
 from engine.runtime.access import Actor
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportTimeLimit, may_run, run_report
+from engine.web.charts import chart_svg
 from engine.web.i18n import N_
 from engine.web.pages.reports import ShownRow
 from engine.web.pages.reports import _Shown as Shown
@@ -111,7 +112,12 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
                                shown.value(a, result.totals.values[a.name]))
                         for a in aggregates)
         return WidgetView(widget, report, href, figures=figures)
+    chart = None
+    if widget.show == "chart":  # the report's chart (engine/web/charts), else its table
+        chart = chart_svg(report, result, language, model.settings.currency,
+                          zone=model.settings.time_zone,
+                          ident=f"widget-{widget.loc.line}-{widget.loc.col}-{report.name}")
     rows = tuple(shown.row(r) for r in result.rows[:widget.limit])
     more = result.truncated or len(result.rows) > widget.limit
     return WidgetView(widget, report, href, rows=rows, totals=shown.row(result.totals),
-                      more=more)
+                      more=more, chart=chart)
