@@ -302,7 +302,7 @@ def test_the_report_page_shows_the_chart_above_the_table(env: Env) -> None:
     page = client.get("/reports/pipeline_by_owner")
     assert page.status_code == 200
     text = page.text
-    assert text.index('<figure class="chart chart-stacked_bar"') < text.index(
+    assert text.index('<figure class="chart chart-kind-stacked_bar"') < text.index(
         '<table class="report"')
     figure = parsed(re.search(r"<figure.*?</figure>", text, re.DOTALL)[0])  # type: ignore[index]
     tips = [t.text for t in figure.iter(f"{SVG}title")]

@@ -142,7 +142,7 @@ def test_a_sales_reps_dashboard_counts_only_their_records(env: Env) -> None:
     assert "<dd>¥1,100.00</dd>" in weighted  # 10 % of 1,000 and 50 % of 2,000
     assert re.search(r"<dd>3</dd>", count)
     funnel = fragment(client, sources[3])  # the report's chart (engine/web/charts)
-    assert '<figure class="chart chart-funnel"' in funnel and 'role="img"' in funnel
+    assert '<figure class="chart chart-kind-funnel"' in funnel and 'role="img"' in funnel
     tips = re.findall(r"<title[^>]*>([^<]*)</title>", funnel)
     assert tips == ["Sales funnel", "Prospecting: ¥1,000.00", "Proposal: ¥2,000.00",
                     "Lost: ¥500.00"]

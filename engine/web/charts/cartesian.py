@@ -39,7 +39,7 @@ def cartesian(kind: str, data: Categorical, tick_text: Callable[[float], str],
         if i % every:
             continue
         if rotate:
-            d.add("text", fit(name, BOTTOM + 20), x=cx, y=HEIGHT - BOTTOM + 14,
+            d.add("text", fit(name, BOTTOM - 8), x=cx, y=HEIGHT - BOTTOM + 14,
                   text_anchor="end", transform=f"rotate(-40 {cx:.1f} {HEIGHT - BOTTOM + 14})",
                   class_="chart-label")
         else:
