@@ -337,3 +337,20 @@ def test_the_stage_plan_gantt_over_real_records(env: Env) -> None:
     assert any(t.startswith("Acme <renewal> · Qualification · Actual: Jan 26, 2026 – (not "
                             "finished)") for t in tips)
     assert "Acme &lt;renewal&gt;" in page.text and "<renewal>" not in page.text
+
+
+def test_an_inner_x_is_put_in_order_across_the_outer_groups() -> None:
+    """A line per owner over the stages (groups [owner, stage], x the inner stage): the
+    stages in the order of their options though each owner's rows list only theirs, the
+    owners (linked users) by name."""
+    r = report("pipeline_by_owner", ReportChart(type="line", x="stage", y=("amount",),
+                                                series="owner"))
+    rows = (ReportRow(2, (1, "proposal"), ("Ann", None), {"amount": Decimal(2)}),
+            ReportRow(2, (2, "prospecting"), ("Bo", None), {"amount": Decimal(1)}),
+            ReportRow(2, (3, "negotiation"), ("Al", None), {"amount": Decimal(3)}))
+    total = ReportRow(0, (None, None), (None, None), {"amount": Decimal(6)})
+    d = drawing(r, ReportResult(r, rows, total, False), "en", "CNY")
+    assert d is not None
+    assert [s.text for s in d.of("text", "chart-label")] == [
+        "Prospecting", "Proposal", "Negotiation"]
+    assert [text for _, text in d.legend] == ["Al", "Ann", "Bo"]  # owners by name

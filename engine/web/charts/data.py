@@ -79,7 +79,7 @@ def chart_data(report: Report, chart: ReportChart, result: ReportResult,
     if chart.type == "gantt":
         return Gantt(tuple(_gantt_bar(report, chart, r, shown, aggregates) for r in rows))
     xi = groups.index(chart.x)
-    x_order = _Order(report.groups[xi], by_options=xi > 0)
+    x_order = _Order(report.groups[xi], inner=xi > 0)
     for r in rows:
         x_order.see(r.keys[xi], shown.key(report.groups[xi], r, xi))
     categories = x_order.ordered()
@@ -98,7 +98,7 @@ def chart_data(report: Report, chart: ReportChart, result: ReportResult,
             series.append(Series(shown.text(a.label), tuple(values), tuple(texts)))
         return Categorical(labels, tuple(series))
     si = groups.index(chart.series)
-    s_order = _Order(report.groups[si], by_options=True)
+    s_order = _Order(report.groups[si], inner=True)
     for r in rows:
         s_order.see(r.keys[si], shown.key(report.groups[si], r, si))
     a = aggregates[chart.y[0]]
@@ -114,13 +114,16 @@ def chart_data(report: Report, chart: ReportChart, result: ReportResult,
 
 
 class _Order:
-    """A group's values in the order the chart shows them: the order the report's rows give
-    them (its sort), but an inner group's (or a series') choices in the order of the options,
-    as they are not sorted across the outer groups."""
+    """A group's values in the order the chart shows them: the outer group's in the order
+    the report's rows give them (its sort); an inner group's (or a series') gathered across
+    the outer groups, so put in order here: choices in the order of their options, linked
+    records by name, other values (date buckets, numbers, text) by value, blank last."""
 
-    def __init__(self, group: ReportGroup, by_options: bool) -> None:
+    def __init__(self, group: ReportGroup, inner: bool) -> None:
         f = group.ends_on
-        self.options = list(f.options) if (by_options and group.bucket is None and f is not None
+        self.inner = inner
+        self.by_name = group.target is not None
+        self.options = list(f.options) if (group.bucket is None and f is not None
                                            and f.type is FieldType.CHOICE and f.options) else []
         self.labels: dict[Hashable, str] = {}
 
@@ -129,10 +132,19 @@ class _Order:
 
     def ordered(self) -> list[Hashable]:
         seen = list(self.labels)
-        if not self.options:
+        if not self.inner:
             return seen
-        rank: dict[Hashable, int] = {o: i for i, o in enumerate(self.options)}
-        return sorted(seen, key=lambda k: (rank.get(k, len(rank)), seen.index(k)))
+        if self.options:
+            rank: dict[Hashable, int] = {o: i for i, o in enumerate(self.options)}
+            return sorted(seen, key=lambda k: (rank.get(k, len(rank)), seen.index(k)))
+        present = [k for k in seen if k is not None]
+        blank = [k for k in seen if k is None]
+        try:
+            if self.by_name:
+                return sorted(present, key=lambda k: self.labels[k]) + blank
+            return sorted(present) + blank  # type: ignore[type-var]
+        except TypeError:  # values that do not compare: as the rows give them
+            return seen
 
 
 def _gantt_bar(report: Report, chart: ReportChart, row: ReportRow, shown: Shown,
