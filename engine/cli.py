@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
 from engine.metadata import ConfigErrors, Model, load_model
+from engine.metadata.report_text import renamed, report_from_text
+from engine.metadata.reports import Report
 from engine.runtime.assembly import records_service
 from engine.runtime.db import open_engine, refresh_statistics
 from engine.runtime.errors import RecordError
 from engine.runtime.files.store import DiskStore
 from engine.runtime.org import seed_org
 from engine.runtime.records import Records
+from engine.runtime.reports.saved import SavedReports
 from engine.runtime.schema import PlanError, apply_plan, build_schema, plan_schema
 from engine.settings import Settings, SettingsError, files_dir, trusted_proxies
 
@@ -721,3 +726,49 @@ def webhook_replay(ctx: Context, message_id: int) -> None:
     finally:
         engine.dispose()
     click.echo(f"webhook {message_id}: pending; `crm worker` sends it")
+
+
+@main.group()
+def report() -> None:
+    """Reports saved from the report builder (docs/reports.md, "Report builder")."""
+
+
+@report.command("export")
+@click.argument("report_id", type=int)
+@click.option("-o", "--output", "output", required=True,
+              help="the report file to write: config/reports/<name>.yaml")
+@click.option("--force", is_flag=True, help="replace the file if it exists")
+@pass_ctx
+def report_export(ctx: Context, report_id: int, output: str, force: bool) -> None:
+    """Write saved report REPORT_ID (the N of /reports/saved-N) as a report file: its
+    name is the file's name, and the file is checked as `crm check` checks it."""
+    path = Path(output)
+    if path.suffix != ".yaml":
+        fail(f"{output}: a report file's name ends in .yaml")
+    if not _REPORT_NAME.match(path.stem):
+        fail(f"{path.stem!r}: a report's name is lower case letters, digits and _, "
+             "starting with a letter")
+    if path.exists() and not force:
+        fail(f"{output} exists; --force replaces it")
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        saved = SavedReports(_records(engine, model)).definition(report_id)
+    finally:
+        engine.dispose()
+    if saved is None:
+        fail(f"no saved report {report_id}")
+    text = renamed(saved.definition, path.stem)
+    checked = report_from_text(text, output, model.entities) if text is not None else []
+    if text is None or not isinstance(checked, Report):
+        for err in checked if isinstance(checked, list) else []:
+            click.echo(str(err), err=True)
+        fail(f"saved report {report_id} does not pass the configuration's checks")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    click.echo(f"wrote {output} (report {path.stem}, from saved report {report_id})")
+
+
+_REPORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

@@ -53,6 +53,7 @@ from engine.web.pages.lists import Lists
 from engine.web.pages.notifications import NotificationPages
 from engine.web.pages.records import RecordPages
 from engine.web.pages.regarding import RegardingPickers
+from engine.web.pages.report_builder import ReportBuilder
 from engine.web.pages.reports import ReportPages
 from engine.web.pages.search import Search
 from engine.web.pages.timeline import TimelinePages
@@ -154,6 +155,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *ApprovalPages(model, records, ui, approvals_of(records)).routes(),
         *RegardingPickers(model, records, ui).routes(),
         *NotificationPages(model, records, ui, inbox).routes(),
+        *ReportBuilder(model, records, ui).routes(),  # before /reports/{report}
         *ReportPages(model, records, ui).routes(),
         *DashboardPages(model, records, ui).routes(),
         *auth.routes(),

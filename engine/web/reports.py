@@ -44,6 +44,7 @@ from engine.runtime.errors import NotFound
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportResult, ReportRow, may_run, run_report
 from engine.runtime.reports.exported import report_export, row_kind
+from engine.runtime.reports.saved import SavedReports
 from engine.web.errors import api_language
 from engine.web.exports import (
     EXPORT_FILES,
@@ -64,9 +65,19 @@ def find_report(model: Model, name: str) -> Report:
     return report
 
 
+def report_for(records: Records, actor: Actor, name: str) -> Report:
+    """The report named `name` as `actor` may ask for it: a file of config/reports, or a
+    saved report's address (`saved-<id>`, engine/runtime/reports/saved.py) they see."""
+    saved = SavedReports(records).report(actor, name)
+    return saved if saved is not None else find_report(records.model, name)
+
+
 def runnable(records: Records, actor: Actor) -> list[Report]:
-    """The reports `actor` may run, in the order of their files' names."""
-    return [r for r in records.model.reports if may_run(records, actor, r)]
+    """The reports `actor` may run: the files' in the order of their names, then the saved
+    reports they see (their own and the shared ones), by name."""
+    saved = [s.report for s in SavedReports(records).visible(actor)
+             if s.report is not None and may_run(records, actor, s.report)]
+    return [r for r in records.model.reports if may_run(records, actor, r)] + saved
 
 
 def columns_json(report: Report) -> list[dict[str, Any]]:
@@ -124,7 +135,8 @@ class ReportsApi:
 
     async def one(self, request: Request) -> Response:
         actor = await self.actor_of(request)
-        report = find_report(self.records.model, str(request.path_params["report"]))
+        report = await run_in_threadpool(report_for, self.records, actor,
+                                         str(request.path_params["report"]))
         params = {k: v for k, v in request.query_params.items() if k == "format"}
         fmt = export_format(params)
         if fmt is not None:

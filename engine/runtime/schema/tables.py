@@ -50,12 +50,13 @@ OUTBOX_TABLE = "crm_outbox"
 APPROVAL_TABLE = "crm_approval"
 APPROVAL_TASK_TABLE = "crm_approval_task"
 DELEGATION_TABLE = "crm_delegation"
+SAVED_REPORT_TABLE = "crm_saved_report"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
                  ROLLUP_STATE_TABLE, AUTONUMBER_TABLE, TIMER_TABLE, OUTBOX_TABLE,
                  STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE,
-                 APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE)
+                 APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -458,6 +459,21 @@ def _system_tables(md: MetaData) -> None:
         Column("ends_on", Date, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
         Index("ix_crm_delegation_user", "user_id"),
+    )
+    # Reports saved from the report builder (engine/runtime/reports/saved.py): the YAML of a
+    # config/reports file, its author, and whether everyone who may run it sees it.
+    Table(
+        SAVED_REPORT_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("owner_id", BigInteger,
+               ForeignKey(f"{USER_TABLE}.id", name="fk_crm_saved_report_owner_id"),
+               nullable=False),
+        Column("name", String(63), nullable=False),
+        Column("shared", Boolean, nullable=False, server_default="0"),
+        Column("definition", Text, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Index("ix_crm_saved_report_owner", "owner_id"),
     )
     # Flow timers (engine/runtime/flows/timers.py): one row per due action, its key unique;
     # a worker claims due rows and applies a row's effects and marks it done in one

@@ -25,9 +25,10 @@ from engine.metadata.roles import Scope
 from engine.runtime import export
 from engine.runtime.reports import ReportResult, ReportRow, run_report
 from engine.runtime.reports.exported import report_export, row_kind
+from engine.runtime.reports.saved import SavedReports, saved_id
 from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import N_, formatters, translations
-from engine.web.reports import find_report, runnable
+from engine.web.reports import report_for, runnable
 from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
@@ -55,9 +56,10 @@ class ReportPages(PageFamily):
         """`/reports/<name>/export?format=csv|xlsx`: the report's rows as a file, within the
         viewer's export scope (as `GET /api/reports/<name>?format=`)."""
         viewer = require_viewer(request)
-        report = find_report(self.model, str(request.path_params["report"]))
-        fmt = export_format(dict(request.query_params)) or "csv"
         actor = viewer.user.actor()
+        report = await run_in_threadpool(report_for, self.records, actor,
+                                         str(request.path_params["report"]))
+        fmt = export_format(dict(request.query_params)) or "csv"
         records = self.records
         language = viewer.language
         money = currency_format(self.model.settings.currency)
@@ -77,9 +79,23 @@ class ReportPages(PageFamily):
 
     async def one(self, request: Request) -> Response:
         viewer = require_viewer(request)
-        report = find_report(self.model, str(request.path_params["report"]))
+        report = await run_in_threadpool(report_for, self.records, viewer.user.actor(),
+                                         str(request.path_params["report"]))
         context = await run_in_threadpool(partial(self._view, viewer, report))
+        context.update(await run_in_threadpool(self._saved, viewer, report))
         return self.ui.page(request, "report.html", context)
+
+    def _saved(self, viewer: Viewer, report: Report) -> dict[str, Any]:
+        """A saved report's links: edit and delete (its author, an administrator), its YAML
+        (an administrator); engine/web/pages/report_builder.py."""
+        report_id = saved_id(report.name)
+        if report_id is None:
+            return {}
+        actor = viewer.user.actor()
+        store = SavedReports(self.records)
+        saved = store.get(actor, report_id)
+        return {"saved": saved, "may_edit": store.may_edit(actor, saved),
+                "may_export_yaml": self.records.policy.is_admin(actor)}
 
     def _view(self, viewer: Viewer, report: Report) -> dict[str, Any]:
         result = run_report(self.records, viewer.user.actor(), report)
