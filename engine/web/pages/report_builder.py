@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from engine.messages import Message, msg
 from engine.metadata.errors import ConfigError
+from engine.metadata.labels import Label
 from engine.metadata.reports import BUCKETS, MAX_LIMIT, Report
 from engine.metadata.yamlio import parse_yaml
 from engine.runtime.access import Actor
@@ -275,6 +276,8 @@ class ReportBuilder(PageFamily):
                 "group_rows": min(len(draft.groups) + 1, MAX_GROUPS),
                 "agg_rows": min(len(draft.aggregates) + 1, MAX_AGGREGATES),
                 "names": draft.names(), "max_limit": MAX_LIMIT, "action": action,
+                "agg_labels": {a["name"]: Label.of(a.get("label"), a["name"]) for a in definition(
+                    draft, options, viewer.language)["aggregates"]},
                 "saved": saved, "saved_id": saved.id if saved is not None else "",
                 "labels": {o.path: o.label for o in options},
                 "problems": []}
