@@ -257,6 +257,9 @@ def test_the_form_is_redrawn_for_the_choices_made(env: Env) -> None:
                         data=form(client, entity="account", was_entity="opportunity",
                                   group_0="stage"))
     assert 'name="group_0"' in other.text and 'value="stage" selected' not in other.text
+    elsewhere = client.post("/reports/builder/form", headers=hx,
+                            data=form(client, action="https://example.org/steal"))
+    assert 'action="/reports/new"' in elsewhere.text and "example.org" not in elsewhere.text
 
 
 def test_an_admin_exports_a_saved_report_that_passes_crm_check(env: Env,

@@ -17,6 +17,7 @@ administrators) to put into config/reports, as `crm report export` writes it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -54,6 +55,7 @@ from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
 PREVIEW_ROWS = 50
+_ACTION = re.compile(r"^/reports/(new|saved-[1-9][0-9]{0,17}/edit)$")
 AGG_WORDS = {"count": N_("Count"), "count_distinct": N_("Count distinct"), "sum": N_("Sum"),
              "avg": N_("Average"), "min": N_("Minimum"), "max": N_("Maximum")}
 BUCKET_WORDS = {"day": N_("Day"), "week": N_("Week"), "month": N_("Month"),
@@ -134,8 +136,11 @@ class ReportBuilder(PageFamily):
         form = await read_form(request)
         actor = viewer.user.actor()
         draft = draft_of(form, self._default_entity(actor))
-        context = self._context(viewer, draft, form.get("action", "/reports/new"), None)
-        context["saved_id"] = form.get("saved", "")
+        action = form.get("action", "")
+        if not _ACTION.match(action):  # where the form is sent: this builder's pages only
+            action = "/reports/new"
+        context = self._context(viewer, draft, action, None)
+        context["saved_id"] = form.get("saved", "")[:20]
         return self.ui.page(request, "report_builder_form.html", context)
 
     async def check(self, request: Request) -> Response:
