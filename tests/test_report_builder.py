@@ -96,6 +96,14 @@ def test_preview_runs_the_draft_on_live_data(env: Env) -> None:
     total = re.search(r'<tr class="report-total">.*?</tr>', html, re.S)
     assert total is not None and "¥10,000.00" in total.group(0) and ">4<" in total.group(0)
     assert "Sum of Amount" in html
+    funnel = client.post("/reports/builder/preview", headers=headers(client),
+                         data=form(client, group_0="stage", agg_1="sum", agg_field_1="amount",
+                                   chart="funnel"))
+    assert funnel.status_code == 200 and "<svg" in funnel.text
+    assert "Funnel chart" in funnel.text
+    two = client.post("/reports/builder/preview", headers=headers(client),
+                      data=form(client, group_0="stage", group_1="owner", chart="bar"))
+    assert two.status_code == 422 and "chart" in two.text and "<svg" not in two.text
     broken = client.post("/reports/builder/preview", headers=headers(client),
                          data=form(client, group_0="stag"))
     assert broken.status_code == 422 and "not a field you may report on" in broken.text
@@ -268,7 +276,9 @@ def test_an_admin_exports_a_saved_report_that_passes_crm_check(env: Env,
     client = browser(env)
     name = save(client, label="Pipeline by month", name="pipeline_by_month",
                 group_0="close_date", bucket_0="month", group_1="stage", agg_1="sum",
-                agg_field_1="weighted", filter='stage <> "lost"', limit="500", shared="1")
+                agg_field_1="weighted", filter='stage <> "lost"', limit="500", shared="1",
+                chart="stacked_bar")
+    assert "<svg" in client.get(f"/reports/{name}").text
     download = client.get(f"/reports/{name}/yaml")
     assert download.status_code == 200
     assert 'filename="pipeline_by_month.yaml"' in download.headers["content-disposition"]
@@ -281,6 +291,7 @@ def test_an_admin_exports_a_saved_report_that_passes_crm_check(env: Env,
     model = load_model(config)  # what crm check loads
     report = model.report("pipeline_by_month")
     assert report is not None and [g.path for g in report.groups] == ["close_date", "stage"]
+    assert report.chart is not None and report.chart.series == "stage"
     # the CLI writes the same file under the name it is given
     report_id = saved_id(name)
     out = config / "reports" / "pipeline_monthly.yaml"

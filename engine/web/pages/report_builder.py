@@ -36,6 +36,7 @@ from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound
 from engine.runtime.reports import run_report
 from engine.runtime.reports.saved import SavedReport, SavedReports, saved_id
 from engine.web.auth import read_form
+from engine.web.charts import chart_svg
 from engine.web.i18n import N_
 from engine.web.pages.report_draft import (
     MAX_AGGREGATES,
@@ -58,6 +59,8 @@ PREVIEW_ROWS = 50
 _ACTION = re.compile(r"^/reports/(new|saved-[1-9][0-9]{0,17}/edit)$")
 AGG_WORDS = {"count": N_("Count"), "count_distinct": N_("Count distinct"), "sum": N_("Sum"),
              "avg": N_("Average"), "min": N_("Minimum"), "max": N_("Maximum")}
+CHART_WORDS = {"bar": N_("Bar chart"), "stacked_bar": N_("Stacked bar chart"),
+               "line": N_("Line chart"), "pie": N_("Pie chart"), "funnel": N_("Funnel chart")}
 BUCKET_WORDS = {"day": N_("Day"), "week": N_("Week"), "month": N_("Month"),
                 "quarter": N_("Quarter"), "year": N_("Year")}
 
@@ -234,7 +237,10 @@ class ReportBuilder(PageFamily):
         result = run_report(self.records, actor, capped)
         shown = _Shown(capped, viewer.language, self.model.settings.currency,
                        self.model.settings.time_zone)
-        context.update(rows=[shown.row(r) for r in result.rows],
+        settings = self.model.settings
+        context.update(chart=chart_svg(capped, result, viewer.language, settings.currency,
+                                       zone=settings.time_zone, ident="builder-chart"),
+                       rows=[shown.row(r) for r in result.rows],
                        totals=shown.row(result.totals), truncated=result.truncated,
                        cap=PREVIEW_ROWS)
         return context
@@ -277,7 +283,8 @@ class ReportBuilder(PageFamily):
         return {"draft": draft, "entities": entities, "options": options,
                 "dated": {o.path for o in options if o.dated},
                 "fits": {agg: [o for o in options if o.fits(agg)] for agg in AGG_WORDS},
-                "aggs": AGG_WORDS, "buckets": [(b, BUCKET_WORDS[b]) for b in BUCKETS],
+                "aggs": AGG_WORDS, "charts": CHART_WORDS,
+                "buckets": [(b, BUCKET_WORDS[b]) for b in BUCKETS],
                 "group_rows": min(len(draft.groups) + 1, MAX_GROUPS),
                 "agg_rows": min(len(draft.aggregates) + 1, MAX_AGGREGATES),
                 "names": draft.names(), "max_limit": MAX_LIMIT, "action": action,

@@ -28,6 +28,9 @@ from engine.metadata.roles import Scope
 from engine.runtime.access import AccessPolicy, Actor
 from engine.types import FieldType
 
+BUILT_CHARTS = ("bar", "stacked_bar", "line", "pie", "funnel")
+"""The chart types the builder makes (a Gantt chart needs dates it does not ask for)."""
+_SERIES_CHARTS = frozenset({"stacked_bar", "line"})
 MAX_GROUPS = 4
 """As the report schema allows (groups: maxItems 4)."""
 MAX_AGGREGATES = 10
@@ -82,6 +85,8 @@ class Draft:
     desc: bool = False
     limit: str = ""
     shared: bool = False
+    chart: str = ""
+    """A chart type of BUILT_CHARTS, or "" for none."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys of an edited definition the builder does not show (description, where ...),
     kept as they were."""
@@ -182,7 +187,8 @@ def draft_of(form: Mapping[str, str], default_entity: str) -> Draft:
                   name=form.get("name", "").strip()[:63],
                   filter=form.get("filter", "").replace("\r\n", "\n")[:MAX_FILTER],
                   sort=form.get("sort", "")[:130], desc=form.get("desc", "") == "1",
-                  limit=form.get("limit", "").strip()[:6], shared=form.get("shared") == "1")
+                  limit=form.get("limit", "").strip()[:6], shared=form.get("shared") == "1",
+                  chart=form.get("chart", "") if form.get("chart", "") in BUILT_CHARTS else "")
     if form.get("was_entity", entity) != entity:  # another entity: its fields are others
         draft.filter = ""
         return draft
@@ -254,6 +260,9 @@ def definition(draft: Draft, options: list[PathOption], language: str) -> dict[s
         out["sort"] = [("-" if draft.desc else "") + draft.sort]
     if draft.limit:
         out["limit"] = int(draft.limit) if draft.limit.isdigit() else draft.limit
+    chart = _chart(draft, aggregates, by_path)
+    if chart is not None:
+        out["chart"] = chart
     for key, value in draft.extra.items():
         if key not in out and key not in _MANAGED:
             out[key] = value
@@ -261,7 +270,28 @@ def definition(draft: Draft, options: list[PathOption], language: str) -> dict[s
 
 
 _MANAGED = frozenset({"report", "label", "entity", "filter", "groups", "aggregates", "sort",
-                      "limit", "description"})
+                      "limit", "description", "chart"})
+
+
+def _chart(draft: Draft, aggregates: list[dict[str, Any]],
+           by_path: dict[str, PathOption]) -> dict[str, Any] | None:
+    """The chart of the draft's type: its first group across, its second as the series
+    (stacked bar, line), the aggregates giving numbers as the values (one with a series,
+    a pie or a funnel). A chart the report cannot have is named by the validator."""
+    if not draft.chart:
+        return None
+    if not draft.groups:
+        return {"type": draft.chart, "x": "", "y": []}  # the validator says what is missing
+    numbers = [a["name"] for a in aggregates
+               if a["agg"] in ("count", "count_distinct", "sum", "avg")
+               or (a.get("field") in by_path and by_path[a["field"]].type is FType.NUMBER)]
+    chart: dict[str, Any] = {"type": draft.chart, "x": draft.groups[0][0]}
+    series = draft.chart in _SERIES_CHARTS and len(draft.groups) > 1
+    if series:
+        chart["series"] = draft.groups[1][0]
+    one = series or draft.chart in ("pie", "funnel")
+    chart["y"] = numbers[:1] if one else numbers
+    return chart
 
 
 def _agg_label(agg: str, option: PathOption | None) -> dict[str, str]:
@@ -290,12 +320,16 @@ def draft_from(data: Mapping[str, Any], shared: bool) -> Draft:
         sort, desc = first.lstrip("-"), first.startswith("-")
     extra = {k: v for k, v in data.items() if k not in _MANAGED or k in ("description",
                                                                          "aggregates")}
+    chart = data.get("chart")
+    chart_type = str(chart.get("type", "")) if isinstance(chart, Mapping) else ""
+    if chart is not None and chart_type not in BUILT_CHARTS:
+        extra["chart"] = chart  # one the builder does not make (a Gantt chart): kept
     return Draft(entity=str(data.get("entity", "")), label=str(label),
                  name=str(data.get("report", "")), filter=str(data.get("filter", "")),
                  groups=groups[:MAX_GROUPS], aggregates=aggregates[:MAX_AGGREGATES] or
                  [("count", "")], sort=sort, desc=desc,
                  limit=str(data["limit"]) if "limit" in data else "", shared=shared,
-                 extra=extra)
+                 chart=chart_type if chart_type in BUILT_CHARTS else "", extra=extra)
 
 
 __all__ = ["MAX_AGGREGATES", "MAX_GROUPS", "MAX_LIMIT", "Draft", "PathOption", "definition",
