@@ -434,10 +434,14 @@ def access_explain(ctx: Context, user_name: str, entity: str, record_id: int) ->
 @click.option("--user", "user_name", default=None,
               help="export as this user: their export scope and fields (default: everyone's)")
 @click.option("--language", default="en", show_default=True, help="headers' language (en, zh)")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="a report parameter's value (repeatable): period=this_year, "
+                   "period_from=2026-01-01, department=mine, owner=any")
 @pass_ctx
 def export_command(ctx: Context, entity: str | None, report_name: str | None, output: str,
-                   user_name: str | None, language: str) -> None:
-    """Write ENTITY's records, or a report's rows (--report NAME), to a CSV or XLSX file."""
+                   user_name: str | None, language: str, params: tuple[str, ...]) -> None:
+    """Write ENTITY's records, or a report's rows (--report NAME, its parameters by
+    --param NAME=VALUE), to a CSV or XLSX file."""
     from babel.numbers import get_currency_symbol
 
     from engine.runtime import export
@@ -446,6 +450,7 @@ def export_command(ctx: Context, entity: str | None, report_name: str | None, ou
     from engine.runtime.records.query import ListQuery
     from engine.runtime.reports import run_report
     from engine.runtime.reports.exported import report_export
+    from engine.runtime.reports.params import resolve
     from engine.runtime.users import Users
 
     fmt = export.format_of(output)
@@ -460,6 +465,21 @@ def export_command(ctx: Context, entity: str | None, report_name: str | None, ou
              f"{', '.join(r.name for r in model.reports) or '-'}")
     if entity is not None and not model.has_entity(entity):
         fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    given: dict[str, str] = {}
+    for item in params:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            fail(f"--param {item!r}: write NAME=VALUE")
+        given[key.strip()] = value.strip()
+    if given and report is None:
+        fail("--param sets a report's parameters: use it with --report NAME")
+    if report is not None:
+        known = {p.name for p in report.parameters}
+        known |= {f"{n}_{end}" for n in known for end in ("from", "to")}
+        for key in given:
+            if key not in known:
+                fail(f"--param {key}: report {report.name!r} has no such parameter; its "
+                     f"parameters: {', '.join(sorted(known)) or '-'}")
     currency = model.settings.currency
     money = export.money_format(str(get_currency_symbol(currency, "zh_CN"
                                                         if currency == "CNY" else "en")))
@@ -471,8 +491,9 @@ def export_command(ctx: Context, entity: str | None, report_name: str | None, ou
             user_name).actor()
         rows: Iterable[Mapping[str, Any]]
         if report is not None:
-            columns, rows = report_export(run_report(records, actor, report, "export"),
-                                          language)
+            values = resolve(records, actor, report, given)
+            columns, rows = report_export(run_report(records, actor, report, "export",
+                                                     values), language)
         else:
             assert entity is not None
             found = export_list(records, actor, entity, ListQuery(), locale=language)

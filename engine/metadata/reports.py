@@ -14,6 +14,8 @@ aggregates:
   - {name: won, agg: count, where: 'stage = "won"'}   # a conditional aggregate
 sort: [-amount]                        # group paths or aggregate names; - descending
 limit: 1000                            # rows returned, subtotals included (≤ 10,000)
+parameters:                            # set by the viewer (engine/metadata/report_params.py)
+  - {name: period, kind: period, field: close_date, default: this_quarter}
 ```
 
 Every path and formula is checked against the entity when the configuration loads, and must
@@ -34,6 +36,7 @@ from engine.metadata.formula_checks import ENGINE_FIELDS, ENGINE_LINKS, scope_of
 from engine.metadata.labels import Label
 from engine.metadata.model import Entity, Field
 from engine.metadata.report_charts import ReportChart, build_chart
+from engine.metadata.report_params import ReportParameter, build_parameters
 from engine.metadata.yamlio import PathPart, YamlDoc
 from engine.types import FieldType
 
@@ -101,13 +104,20 @@ class Report:
     description: Label | None = None
     chart: ReportChart | None = None
     """What the page draws above the table (engine/metadata/report_charts.py)."""
+    parameters: tuple[ReportParameter, ...] = ()
+    """Values the viewer sets (a period, a department, an owner), each with a default."""
+
+    def parameter(self, kind: str) -> ReportParameter | None:
+        """The report's first parameter of `kind` (period, department, owner)."""
+        return next((p for p in self.parameters if p.kind == kind), None)
 
     @property
     def references(self) -> frozenset[tuple[str, ...]]:
         """Every path of the entity the report reads (to refuse it to a viewer who may not
         see one of them)."""
         out: set[tuple[str, ...]] = set()
-        formulas = [self.filter_compiled, *(g.compiled for g in self.groups)]
+        formulas = [self.filter_compiled, *(g.compiled for g in self.groups),
+                    *(p.compiled for p in self.parameters)]
         for a in self.aggregates:
             formulas += [a.compiled, a.where_compiled]
         for f in formulas:
@@ -157,6 +167,8 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
                                                  f"an aggregate of this report"
                                                  f"{did_you_mean(key, keys)}"))
         sort.append(ReportSort(key, raw.startswith("-")))
+    parameters = build_parameters(doc, entity, "department" in check.by_name, check.walk,
+                                  errors)
     if len(errors) > before:
         return None
     chart = build_chart(doc, [g.path for g in groups], {a.name: a.type for a in aggregates},
@@ -170,7 +182,7 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
                   loc=doc.loc(["report"]), filter=data.get("filter"),
                   filter_compiled=filter_compiled,
                   description=Label.of(data["description"], "") if "description" in data
-                  else None, chart=chart)
+                  else None, chart=chart, parameters=parameters)
 
 
 class _Checker:

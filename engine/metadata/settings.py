@@ -5,6 +5,7 @@ currency: CNY
 query_time_limit: 10      # seconds each query of a request may run
 requests_per_user: 8      # requests one user may have running at once
 time_zone: Asia/Shanghai  # the organisation's: pages, inputs, TODAY(), numbering; IANA
+fiscal_year_start: 4      # the month the fiscal year starts in (reports' quarters, years)
 holidays:                 # flows' schedules run on their dates (engine/metadata/holidays.py)
   spring_festival: {label: {en: Spring Festival, zh: 春节}, dates: [2026-02-17, 2027-02-06]}
 ```
@@ -53,6 +54,9 @@ class SiteSettings:
     """Private targets flows' webhooks may call (engine/metadata/delivery.py)."""
     smtp: SmtpSettings | None = None
     """The mail server flows' emails go through; None: emails wait in the outbox."""
+    fiscal_year_start: int = 1
+    """The month (1-12) the fiscal year starts in: reports' quarter and year buckets and
+    period presets follow it (engine/runtime/reports/fiscal.py)."""
     holidays: tuple[Holiday, ...] = ()
     """The organisation's holiday calendar (engine/metadata/holidays.py): flows' schedules
     run on its dates."""
@@ -98,7 +102,8 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
     limits = SiteSettings(
         query_time_limit=float(doc.data.get("query_time_limit", DEFAULT_QUERY_TIME_LIMIT)),
         requests_per_user=int(doc.data.get("requests_per_user", DEFAULT_REQUESTS_PER_USER)),
-        time_zone=time_zone, attachments=_attachments(doc, errors),
+        time_zone=time_zone, fiscal_year_start=int(doc.data.get("fiscal_year_start", 1)),
+        attachments=_attachments(doc, errors),
         webhooks=load_webhooks(doc, errors), smtp=load_smtp(doc, errors),
         holidays=load_holidays(doc, errors))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)

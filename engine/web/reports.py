@@ -10,12 +10,19 @@ every field it reads); `GET /api/reports/<name>` runs one:
      "rows": [{"kind": "group", "level": 1, "values": {"stage": "won", "deals": 3},
                "names": {}}, ...],
      "totals": {"kind": "total", "level": 0, "values": {"stage": null, "deals": 7}, ...},
-     "truncated": false}
+     "truncated": false, "parameters": {"period": {"value": "this_year",
+     "from": "2026-01-01", "to": "2026-12-31"}, "owner": {"value": "any"}}}
 
 A row's `level` is how many groups it is keyed on; a subtotal (`kind: subtotal`) follows its
 group's rows. `names` holds the names of linked records (owner, queue) by group key. Amounts
 are decimal strings, as in records. A report the caller may not run is a 403 that names no
 field; an unknown one a 404.
+
+The report's parameters are read from the query string (`?period=this_year`,
+`?period=custom&period_from=2026-01-01&period_to=2026-03-31`, `?department=mine`,
+`?owner=7`; engine/runtime/reports/params.py), a missing one taking its default; the answer
+echoes the values used under `parameters`. A value a parameter does not take is a 422
+naming the parameter and the values it takes.
 
 `?format=csv|xlsx` writes the same rows, subtotals and the total row as a file through the
 one export writer (engine/runtime/export.py): a first column marks each row's kind (group,
@@ -27,7 +34,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +43,7 @@ from starlette.routing import Route
 
 from engine.messages import localize, msg
 from engine.metadata import Model
+from engine.metadata.report_params import parameters_schema
 from engine.metadata.reports import Report
 from engine.runtime import export
 from engine.runtime.access import Actor
@@ -45,6 +52,7 @@ from engine.runtime.records import Records
 from engine.runtime.reports import ReportResult, ReportRow, may_run, run_report
 from engine.runtime.reports.exported import report_export, row_kind
 from engine.runtime.reports.saved import SavedReports
+from engine.runtime.reports.params import resolve
 from engine.web.errors import api_language
 from engine.web.exports import (
     EXPORT_FILES,
@@ -80,6 +88,11 @@ def runnable(records: Records, actor: Actor) -> list[Report]:
     return [r for r in records.model.reports if may_run(records, actor, r)] + saved
 
 
+def parameter_query(request: Request) -> dict[str, str]:
+    """The query string of a report's address, but its `format`: the parameters' values."""
+    return {k: v for k, v in request.query_params.items() if k != "format"}
+
+
 def columns_json(report: Report) -> list[dict[str, Any]]:
     cols: list[dict[str, Any]] = [
         {"key": g.path, "kind": "group", "label": g.label.as_dict(), "type": g.type.value,
@@ -103,7 +116,8 @@ def result_json(result: ReportResult) -> dict[str, Any]:
 
     return {"report": report.name, "label": report.label.as_dict(), "entity": report.entity,
             "columns": columns_json(report), "rows": [row(r) for r in result.rows],
-            "totals": row(result.totals), "truncated": result.truncated}
+            "totals": row(result.totals), "truncated": result.truncated,
+            "parameters": {v.name: v.as_json() for v in result.parameters}}
 
 
 def _plain(value: Any) -> Any:
@@ -141,7 +155,13 @@ class ReportsApi:
         fmt = export_format(params)
         if fmt is not None:
             return await self._export(request, actor, report, fmt)
-        result = await run_in_threadpool(partial(run_report, self.records, actor, report))
+        given = parameter_query(request)
+
+        def run() -> ReportResult:
+            values = resolve(self.records, actor, report, given)
+            return run_report(self.records, actor, report, values=values)
+
+        result = await run_in_threadpool(run)
         return JSONResponse(result_json(result))
 
     async def _export(self, request: Request, actor: Actor, report: Report,
@@ -154,8 +174,11 @@ class ReportsApi:
         def word(text: str) -> str:
             return localize(msg(text), gettext, language)
 
+        given = parameter_query(request)
+
         def write(target: Any) -> None:
-            result = run_report(records, actor, report, "export")
+            values = resolve(records, actor, report, given)
+            result = run_report(records, actor, report, "export", values)
             columns, rows = report_export(result, language, word)
             export.write(fmt, target, columns, rows, money=money)
 
@@ -196,8 +219,17 @@ REPORT_SCHEMAS: dict[str, Any] = {
         "rows": {"type": "array", "items": {"$ref": "#/components/schemas/ReportRow"}},
         "totals": {"$ref": "#/components/schemas/ReportRow"},
         "truncated": {"type": "boolean",
-                      "description": "more rows than the report's limit"}}},
+                      "description": "more rows than the report's limit"},
+        "parameters": parameters_schema()}},
 }
+
+
+_PARAMS = {"name": "params", "in": "query", "required": False, "style": "form",
+           "explode": True, "schema": {"type": "object",
+                                       "additionalProperties": {"type": "string"}},
+           "description": "the report's parameters: `<name>=<value>` (a period preset or "
+                          "custom with `<name>_from`/`<name>_to` as YYYY-MM-DD; mine, all or "
+                          "a department id; me, any or a user id)"}
 
 
 def report_paths() -> dict[str, Any]:
@@ -221,7 +253,7 @@ def report_paths() -> dict[str, Any]:
             "parameters": [{"name": "report", "in": "path", "required": True,
                             "schema": {"type": "string"},
                             "description": "the report's name (its file's name)"},
-                           EXPORT_FORMAT],
+                           EXPORT_FORMAT, _PARAMS],
             "responses": {"200": {"description": "The report's rows; with `format`, the file "
                                                  "(a first column marks group, subtotal and "
                                                  "total rows)",

@@ -19,12 +19,15 @@ group row, fewer for a subtotal, 0 for the grand total. Nothing is aggregated in
 
 A viewer who may not read the entity gets the Forbidden a list gets; a report reading a
 field hidden from the viewer (a field mask of their role) is refused without naming it.
-Datetime buckets are taken in UTC, like the formula date functions.
+Datetime buckets are taken in UTC, like the formula date functions. Quarter and year
+buckets follow the fiscal year (settings.yaml `fiscal_year_start`,
+engine/runtime/reports/fiscal.py). The report's parameters (engine/runtime/reports/params.py)
+narrow `base` like its filter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -55,6 +58,8 @@ from engine.runtime.query_limit import QueryTimeLimit
 from engine.runtime.records import secure
 from engine.runtime.records.names import name_column
 from engine.runtime.records.secure import SecureRows
+from engine.runtime.reports import fiscal
+from engine.runtime.reports.params import ParamValue, conditions, resolve
 
 if TYPE_CHECKING:
     from engine.runtime.records.service import Records
@@ -67,11 +72,17 @@ class ReportTimeLimit(QueryTimeLimit):
     status = 422
     code = "report_time_limit"
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, period: str | None = None) -> None:
         super().__init__(seconds)
-        self.message = msg("the report ran longer than the %(limit)s s limit "
-                           "(settings.yaml query_time_limit) and was stopped; "
-                           "narrow its filter", limit=f"{seconds:g}")
+        if period is None:
+            self.message = msg("the report ran longer than the %(limit)s s limit "
+                               "(settings.yaml query_time_limit) and was stopped; "
+                               "narrow its filter", limit=f"{seconds:g}")
+        else:
+            self.message = msg("the report ran longer than the %(limit)s s limit "
+                               "(settings.yaml query_time_limit) and was stopped; "
+                               "choose a shorter period (its parameter %(param)s) or "
+                               "narrow its filter", limit=f"{seconds:g}", param=period)
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,8 @@ class ReportResult:
     totals: ReportRow
     truncated: bool
     """More rows than the report's limit: the first `limit` are shown."""
+    parameters: tuple[ParamValue, ...] = ()
+    """The values of the report's parameters the rows were computed with."""
 
 
 def may_run(records: Records, actor: Actor, report: Report) -> bool:
@@ -120,12 +133,17 @@ def secured(records: Records, actor: Actor, report: Report,
 
 
 def report_statement(records: Records, actor: Actor, report: Report,
-                     action: str = "read") -> Select[Any]:
+                     action: str = "read",
+                     values: Sequence[ParamValue] | None = None) -> Select[Any]:
     """The one statement of `report` as `actor` may run it (Forbidden if they may not);
-    `action` export: over the rows they may export."""
+    `action` export: over the rows they may export. `values`: of its parameters (None:
+    their defaults)."""
     seen = secured(records, actor, report, action)
+    if values is None:
+        values = resolve(records, actor, report, {})
     dialect = records.engine.dialect.name
     pg = dialect == "postgresql"
+    start = records.model.settings.fiscal_year_start
 
     def sql(formula: CompiledFormula) -> ColumnElement[Any]:
         return formula.to_sql(seen.path, seen.sql.dialect, seen.sql.clock)
@@ -134,7 +152,7 @@ def report_statement(records: Records, actor: Actor, report: Report,
     for i, g in enumerate(report.groups):
         value = sql(g.compiled)
         if g.bucket is not None:
-            value = _bucket(value, g.bucket, g.compiled.type, pg)
+            value = _bucket(value, g.bucket, g.compiled.type, pg, start)
         base_cols.append(value.label(f"g{i}"))
     for j, a in enumerate(report.aggregates):
         read = _read_value(a, seen, sql)
@@ -143,6 +161,9 @@ def report_statement(records: Records, actor: Actor, report: Report,
     stmt = seen.select(*base_cols) if base_cols else seen.select(literal(1).label("one"))
     if report.filter_compiled is not None:
         stmt = stmt.where(seen.condition(report.filter_compiled))
+    narrowed = conditions(records, actor, report, seen, values)
+    if narrowed:
+        stmt = stmt.where(*narrowed)
     base = stmt.cte("report_base")
 
     n = len(report.groups)
@@ -188,15 +209,20 @@ def report_statement(records: Records, actor: Actor, report: Report,
 
 
 def run_report(records: Records, actor: Actor, report: Report,
-               action: str = "read") -> ReportResult:
-    """The rows of `report` as `actor` may see them (`action` export: may export them)."""
-    stmt = report_statement(records, actor, report, action)
+               action: str = "read",
+               values: Sequence[ParamValue] | None = None) -> ReportResult:
+    """The rows of `report` as `actor` may see them (`action` export: may export them),
+    with its parameters' `values` (None: their defaults)."""
+    if values is None:
+        values = resolve(records, actor, report, {})
+    stmt = report_statement(records, actor, report, action, values)
     n = len(report.groups)
     try:
         with records.engine.connect() as conn:
             fetched = list(conn.execute(stmt).mappings())
     except QueryTimeLimit as exc:
-        raise ReportTimeLimit(exc.seconds) from None
+        period = report.parameter("period")
+        raise ReportTimeLimit(exc.seconds, period.name if period else None) from None
     rows: list[ReportRow] = []
     totals: ReportRow | None = None
     for m in fetched:
@@ -214,7 +240,7 @@ def run_report(records: Records, actor: Actor, report: Report,
     if truncated:
         rows = rows[:report.limit - 1]
     assert totals is not None  # the grand total row is always there, and first
-    return ReportResult(report, tuple(rows), totals, truncated)
+    return ReportResult(report, tuple(rows), totals, truncated, tuple(values))
 
 
 def _read_value(a: ReportAggregate, seen: SecureRows,
@@ -243,11 +269,15 @@ def _aggregate(a: ReportAggregate, value: ColumnElement[Any] | None) -> ColumnEl
     return func.min(value) if a.agg == "min" else func.max(value)
 
 
-def _bucket(x: ColumnElement[Any], bucket: str, kind: FType, pg: bool) -> ColumnElement[Any]:
-    """A date or datetime as the text of its bucket; datetimes in UTC."""
+def _bucket(x: ColumnElement[Any], bucket: str, kind: FType, pg: bool,
+            fiscal_start: int = 1) -> ColumnElement[Any]:
+    """A date or datetime as the text of its bucket; datetimes in UTC; quarters and years
+    of a fiscal year that does not start in January as FY2026-Q1, FY2026."""
+    if pg and kind is FType.DATETIME:
+        x = func.timezone(literal_column("'UTC'"), x)
+    if fiscal_start != 1 and bucket in ("quarter", "year"):
+        return fiscal.bucket_sql(x, bucket, fiscal_start, pg)
     if pg:
-        if kind is FType.DATETIME:
-            x = func.timezone(literal_column("'UTC'"), x)
         if bucket == "week":
             return func.to_char(func.date_trunc(literal_column("'week'"), x),
                                 literal_column("'YYYY-MM-DD'"))

@@ -4,14 +4,22 @@ last — in the viewer's language, numbers formatted as lists format them (engin
 
 Each report runs as one SQL statement within the viewer's access (engine/runtime/reports):
 one they may not run is the 403 page naming no field, an unknown one the 404 page.
+
+The report's parameters are a GET form above the table (the query string holds their
+values: `?period=this_year&owner=me`; a bad one is the page again with the form, its
+message and 422); every row, subtotal and cell links to the list of its records
+(engine/runtime/reports/drill.py); administrators get `/reports/<name>/sql`, its SQL and
+the database's plan for it (engine/runtime/reports/explain.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from typing import IO, Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,12 +31,17 @@ from engine.formula import FType
 from engine.metadata.reports import Report, ReportAggregate, ReportGroup
 from engine.metadata.roles import Scope
 from engine.runtime import export
+from engine.runtime.errors import Forbidden, Invalid
 from engine.runtime.reports import ReportResult, ReportRow, run_report
+from engine.runtime.reports.drill import drill_query
+from engine.runtime.reports.explain import explain
 from engine.runtime.reports.exported import report_export, row_kind
+from engine.runtime.reports.params import ParamValue, resolve
 from engine.runtime.reports.saved import SavedReports, saved_id
 from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import N_, formatters, translations
-from engine.web.reports import report_for, runnable
+from engine.web.pages.report_form import parameter_form
+from engine.web.reports import parameter_query, report_for, runnable
 from engine.web.ui import PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
@@ -42,6 +55,9 @@ class ShownRow:
     level: int
     cells: tuple[str, ...]
     """The group cells (empty past the row's level), then the aggregates, as text."""
+    links: tuple[str | None, ...] = ()
+    """Per cell, the list of the records it stands for (None: no link): the innermost
+    group cell of the row, and each aggregate."""
 
 
 class ReportPages(PageFamily):
@@ -50,6 +66,7 @@ class ReportPages(PageFamily):
             Route("/reports", self.index, methods=["GET"]),
             Route("/reports/{report}", self.one, methods=["GET"]),
             Route("/reports/{report}/export", self.export, methods=["GET"]),
+            Route("/reports/{report}/sql", self.sql, methods=["GET"]),
         ]
 
     async def export(self, request: Request) -> Response:
@@ -64,9 +81,11 @@ class ReportPages(PageFamily):
         language = viewer.language
         money = currency_format(self.model.settings.currency)
         gettext = translations()[language].gettext
+        given = parameter_query(request)
 
         def write(target: IO[bytes]) -> None:
-            result = run_report(records, actor, report, "export")
+            values = resolve(records, actor, report, given)
+            result = run_report(records, actor, report, "export", values)
             columns, rows = report_export(result, language, gettext)
             export.write(fmt, target, columns, rows, money=money)
 
@@ -81,9 +100,11 @@ class ReportPages(PageFamily):
         viewer = require_viewer(request)
         report = await run_in_threadpool(report_for, self.records, viewer.user.actor(),
                                          str(request.path_params["report"]))
-        context = await run_in_threadpool(partial(self._view, viewer, report))
+        given = parameter_query(request)
+        context = await run_in_threadpool(partial(self._view, viewer, report, given))
         context.update(await run_in_threadpool(self._saved, viewer, report))
-        return self.ui.page(request, "report.html", context)
+        return self.ui.page(request, "report.html", context,
+                            status=422 if context["problem"] else 200)
 
     def _saved(self, viewer: Viewer, report: Report) -> dict[str, Any]:
         """A saved report's links: edit and delete (its author, an administrator), its YAML
@@ -97,24 +118,80 @@ class ReportPages(PageFamily):
         return {"saved": saved, "may_edit": store.may_edit(actor, saved),
                 "may_export_yaml": self.records.policy.is_admin(actor)}
 
-    def _view(self, viewer: Viewer, report: Report) -> dict[str, Any]:
-        result = run_report(self.records, viewer.user.actor(), report)
+    def _view(self, viewer: Viewer, report: Report,
+              given: Mapping[str, str]) -> dict[str, Any]:
+        actor = viewer.user.actor()
+        records = self.records
+        problem: Invalid | None = None
+        try:
+            values = resolve(records, actor, report, given)
+        except Invalid as exc:  # the form again, with its message, over the defaults
+            problem = exc
+            values = resolve(records, actor, report, {})
+        result = run_report(records, actor, report, values=values)
         shown = _Shown(report, viewer.language, self.model.settings.currency,
                        self.model.settings.time_zone)
-        may_export = self.records.policy.scope(viewer.user.actor(), report.entity,
-                                               "export") is not Scope.NONE
+        fiscal = self.model.settings.fiscal_year_start
+        may_export = records.policy.scope(actor, report.entity, "export") is not Scope.NONE
+        query = _query(values)
         return {"report": report, "entity": self.model.entity(report.entity),
-                "may_export": may_export,
-                "rows": [shown.row(r) for r in result.rows], "totals": shown.row(result.totals),
+                "may_export": may_export, "problem": problem,
+                "form": parameter_form(records, actor, values, viewer.language),
+                "query": query, "may_see_sql": records.policy.is_admin(actor),
+                "rows": [shown.row(r, _links(report, values, r, fiscal))
+                         for r in result.rows],
+                "totals": shown.row(result.totals,
+                                    _links(report, values, result.totals, fiscal)),
                 "truncated": result.truncated, "chart": _chart(report, result, viewer.language,
                                                                 self.model.settings)}
 
+    async def sql(self, request: Request) -> Response:
+        """`/reports/<name>/sql`: the report's statement as the viewer runs it, with the
+        parameters' values, and the database's plan for it; administrators only."""
+        viewer = require_viewer(request)
+        actor = viewer.user.actor()
+        if not self.records.policy.is_admin(actor):
+            raise Forbidden(ONLY_ADMINS)
+        report = await run_in_threadpool(report_for, self.records, actor,
+                                         str(request.path_params["report"]))
+        given = parameter_query(request)
 
-def _chart(report: Report, result: ReportResult, language: str, settings: Any) -> Any:
-    """The report's chart above its table (engine/web/charts), from the same result."""
-    from engine.web.charts import chart_svg  # the charts format values with _Shown below
+        def load() -> dict[str, Any]:
+            values = resolve(self.records, actor, report, given)
+            return {"report": report, "explained": explain(self.records, actor, report,
+                                                           values),
+                    "query": _query(values)}
 
-    return chart_svg(report, result, language, settings.currency, zone=settings.time_zone)
+        context = await run_in_threadpool(load)
+        return self.ui.page(request, "report_sql.html", context)
+
+
+ONLY_ADMINS = N_("Only administrators may see a report's SQL.")
+
+
+def _query(values: Sequence[ParamValue]) -> str:
+    """The parameters' values as a query string ("" for none), for the page's links."""
+    out: dict[str, str] = {}
+    for v in values:
+        out.update(v.query())
+    return urlencode(out)
+
+
+def _links(report: Report, values: Sequence[ParamValue], row: ReportRow,
+           fiscal: int) -> tuple[str | None, ...]:
+    """The drill-down links of a row's cells (engine/runtime/reports/drill.py)."""
+    def link(params: dict[str, str] | None) -> str | None:
+        if params is None:
+            return None
+        return f"/e/{report.entity}" + (f"?{urlencode(params)}" if params else "")
+
+    whole = link(drill_query(report, values, row, fiscal))
+    cells: list[str | None] = [whole if i == row.level - 1 else None
+                               for i in range(len(report.groups))]
+    cells += [link(drill_query(report, values, row, fiscal, a)) if a.where or (
+        a.path is not None and a.agg in ("count", "count_distinct")) else whole
+        for a in report.aggregates]
+    return tuple(cells)
 
 
 class _Shown:
@@ -126,12 +203,12 @@ class _Shown:
         self.fmt = formatters(language, currency, zone)
         self.gettext = translations()[language].gettext
 
-    def row(self, r: ReportRow) -> ShownRow:
+    def row(self, r: ReportRow, links: tuple[str | None, ...] = ()) -> ShownRow:
         cells = [self.key(g, k, name) if i < r.level else ""
                  for i, (g, k, name) in enumerate(zip(self.report.groups, r.keys, r.names,
                                                       strict=True))]
         cells += [self.value(a, r.values[a.name]) for a in self.report.aggregates]
-        return ShownRow(row_kind(self.report, r), r.level, tuple(cells))
+        return ShownRow(row_kind(self.report, r), r.level, tuple(cells), links)
 
     def key(self, g: ReportGroup, value: Any, name: str | None) -> str:
         if value is None:
@@ -167,3 +244,10 @@ class _Shown:
         if a.type is FType.DATE:
             return self.fmt["date"](value)
         return str(value)
+
+
+def _chart(report: Report, result: ReportResult, language: str, settings: Any) -> Any:
+    """The report's chart above its table (engine/web/charts), from the same result."""
+    from engine.web.charts import chart_svg  # the charts format values with _Shown below
+
+    return chart_svg(report, result, language, settings.currency, zone=settings.time_zone)
