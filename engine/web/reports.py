@@ -51,8 +51,8 @@ from engine.runtime.errors import NotFound
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportResult, ReportRow, may_run, run_report
 from engine.runtime.reports.exported import report_export, row_kind
-from engine.runtime.reports.saved import SavedReports
 from engine.runtime.reports.params import resolve
+from engine.runtime.reports.saved import SavedReports
 from engine.web.errors import api_language
 from engine.web.exports import (
     EXPORT_FILES,
