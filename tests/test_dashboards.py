@@ -169,13 +169,14 @@ def test_the_dashboard_in_chinese(env: Env) -> None:
 
 def test_a_table_widget_shows_its_limit_and_links_the_rest(env: Env) -> None:
     deals(env)
-    client = browser(env, "admin")
-    one = Widget("pipeline_by_owner", "table", Label.of("Top", "Top"), 1, 2)
+    one = Widget("pipeline_by_owner", "table", Label.of("Top", "Top"), 1, 3)
     model = replace(env.model, dashboards=(Dashboard("mine", Label.of("Mine", "Mine"),
                                                      ("admin",), (one,), "mine.yaml"),))
     client = browser(env, "admin", model)
     body = fragment(client, "/dashboards/mine/widgets/0")
-    assert len(re.findall(r'<tr class="report-(?:group|subtotal)"', body)) == 2
+    assert re.findall(r'<tr class="report-(group|subtotal)"', body) == [
+        "group", "group", "subtotal"]  # of 5: rep_a's two deals and their subtotal
+    assert "Subtotal: rep_a" in body and "rep_b" not in body
     assert '<a href="/reports/pipeline_by_owner">' in body  # the rest in the full report
     assert "<strong>3</strong>" in body  # the totals row counts every row
     assert client.get("/dashboards/mine/widgets/1").status_code == 404
