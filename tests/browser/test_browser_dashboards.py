@@ -39,11 +39,13 @@ def test_a_sales_reps_dashboard_loads_its_widgets(page: Any, live_server: LiveSe
     expect(amount.locator("dd")).to_have_text("¥4,000.00")  # loaded by htmx: mine only
     expect(page.locator("#widget-1 dd")).to_have_text("¥2,900.00")  # 50 % + 80 %
     expect(page.locator("#widget-2 dd")).to_have_text("2")
-    funnel = page.locator("#widget-3")
-    expect(funnel.locator("tfoot")).to_contain_text("¥4,000.00")
+    expect(page.locator("#widget-3 figure svg[role=img]")).to_be_visible()  # the funnel chart
+    pipeline = page.locator("#widget-5")
+    expect(pipeline.locator("tfoot")).to_contain_text("¥4,000.00")
+    expect(pipeline.locator("tbody")).not_to_contain_text("Not mine")
     expect(page.locator(".widget-body", has_text="Loading")).to_have_count(0)
     screenshot(page, "dashboard-sales-rep")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: widgets stack
-    expect(funnel.locator("tfoot")).to_be_visible()
+    expect(pipeline.locator("tfoot")).to_be_visible()
     screenshot(page, "dashboard-sales-rep-narrow")
     assert page.dialogs == []
