@@ -9,6 +9,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
@@ -23,14 +24,17 @@ from engine.runtime.errors import Invalid
 from engine.runtime.query_limit import QueryLimit, limited
 from engine.runtime.reports import run_report
 from engine.runtime.reports.compiler import ReportTimeLimit
+from engine.runtime.reports.drill import drill_query
 from engine.runtime.reports.explain import explain
 from engine.runtime.reports.fiscal import bucket_name, key_range, preset_range
 from engine.runtime.reports.params import resolve
 from tests.access_helpers import departments, place, user
-from tests.conftest import Env, EnvFactory, write_settings
+from tests.conftest import Env, EnvFactory, shipped_model, write_settings
 from tests.test_export import run
+from tests.test_report_drilldown import listed
 from tests.test_reports import adhoc
 from tests.test_web_limits import ACCOUNTS, EXPENSIVE
+from tests.test_web_reports import browser
 
 BY_STAGE = """\
 report: adhoc
@@ -49,10 +53,7 @@ def load_errors(text: str) -> list[str]:
     doc = parse_yaml(text.encode(), "adhoc.yaml")
     assert not isinstance(doc, ConfigError)
     errors: list[ConfigError] = []
-    from engine.metadata import load_model
-
-    model = load_model(Path(__file__).resolve().parents[1] / "config")
-    build_report(doc, "adhoc", list(model.entities), errors)
+    build_report(doc, "adhoc", list(shipped_model().entities), errors)
     return [str(e) for e in errors]
 
 
@@ -286,6 +287,14 @@ def test_fiscal_quarters_and_years_on_the_database(make_env: EnvFactory,
     rows = run_report(env.records, env.admin.actor(), adhoc(env, by.format("year"))).rows
     assert [(r.keys[0], r.values["n"]) for r in rows] == [
         ("FY2025", 1), ("FY2026", 6), ("FY2027", 1)]
+    # a fiscal bucket drills to the list of exactly its records
+    client = browser(env)
+    for bucket in ("quarter", "year"):
+        report = adhoc(env, by.format(bucket))
+        for row in run_report(env.records, env.admin.actor(), report).rows:
+            query = drill_query(report, (), row, 4)
+            assert query is not None
+            assert listed(client, "/e/opportunity?" + urlencode(query)) == row.values["n"]
     # the presets follow the fiscal year: this year on 2026-05-01 is FY2026
     assert counts(env, BY_STAGE, {"period": "this_year"}, today=date(2026, 5, 1)) == {"won": 6}
     assert counts(env, BY_STAGE, {"period": "this_quarter"}, today=date(2027, 2, 1)) == {
