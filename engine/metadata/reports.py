@@ -18,6 +18,22 @@ parameters:                            # set by the viewer (engine/metadata/repo
   - {name: period, kind: period, field: close_date, default: this_quarter}
 ```
 
+A detail report lists records instead of groups (docs/reports.md "Detail reports"):
+
+```yaml
+report: quote_details
+entity: quote
+columns:                               # a field path, or a formula with a name
+  - number
+  - account                            # a linked record: shown by its name
+  - {field: opportunity.stage, label: {en: Deal stage, zh: 商机阶段}}
+  - {name: margin, formula: 'total - cost_total', label: {en: Margin, zh: 毛利}}
+aggregates: [{name: total, agg: sum, field: total}]   # optional: a totals row
+sort: [-total]
+```
+
+An aggregate reads a field (`field:`) or a formula (`formula: 'amount * probability / 100'`).
+
 Every path and formula is checked against the entity when the configuration loads, and must
 be one the database can compute (the report runs as one SQL statement,
 engine/runtime/reports): a report naming an unknown entity, field or aggregate is refused
@@ -79,6 +95,26 @@ class ReportAggregate:
     compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
     where_compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
     loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
+    formula: str | None = None
+    """An aggregate of a formula (`formula:` instead of `field:`), computed by the database."""
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    """A column of a detail report: a field path (`path`) or a formula (`formula`), its value
+    per record."""
+
+    name: str
+    """Its key in the answer's rows and in `sort`: the path, or the formula's name."""
+    label: Label
+    type: FType
+    compiled: CompiledFormula = attr(compare=False, repr=False)
+    path: str | None = None
+    formula: str | None = None
+    target: str | None = None
+    """What a reference path links to (shown by the linked record's name)."""
+    ends_on: Field | None = attr(default=None, compare=False, repr=False)
+    loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -104,6 +140,9 @@ class Report:
     description: Label | None = None
     chart: ReportChart | None = None
     """What the page draws above the table (engine/metadata/report_charts.py)."""
+    columns: tuple[ReportColumn, ...] = ()
+    """A detail report's columns: a row per record (no groups); its aggregates, if any,
+    are its totals row."""
     parameters: tuple[ReportParameter, ...] = ()
     """Values the viewer sets (a period, a department, an owner), each with a default."""
 
@@ -117,7 +156,8 @@ class Report:
         see one of them)."""
         out: set[tuple[str, ...]] = set()
         formulas = [self.filter_compiled, *(g.compiled for g in self.groups),
-                    *(p.compiled for p in self.parameters)]
+                    *(p.compiled for p in self.parameters),
+                    *(c.compiled for c in self.columns)]
         for a in self.aggregates:
             formulas += [a.compiled, a.where_compiled]
         for f in formulas:
@@ -149,8 +189,22 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
                 errors.append(doc.error(["groups", i], f"groups.{i}: {group.path!r} is "
                                                        "already a group of this report"))
             groups.append(group)
+    columns: list[ReportColumn] = []
+    for i, spec in enumerate(data.get("columns", [])):
+        column = check.column(i, spec if isinstance(spec, dict) else {"field": spec})
+        if column is not None:
+            if any(c.name == column.name for c in columns):
+                errors.append(doc.error(["columns", i], f"columns.{i}: {column.name!r} is "
+                                                        "already a column of this report"))
+            columns.append(column)
+    if "columns" in data and "groups" in data:
+        errors.append(doc.error(["groups"], "groups: a detail report (columns) has no "
+                                            "groups; its aggregates are its totals row"))
+    if "columns" not in data and "aggregates" not in data:
+        errors.append(doc.error([], "a report needs aggregates (of groups) or columns "
+                                    "(a detail report)"))
     aggregates: list[ReportAggregate] = []
-    for i, spec in enumerate(data["aggregates"]):
+    for i, spec in enumerate(data.get("aggregates", [])):
         if any(a.name == spec["name"] for a in aggregates):
             errors.append(doc.error(["aggregates", i, "name"],
                                     f"aggregates.{i}.name: {spec['name']!r} is already an "
@@ -160,11 +214,14 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
             aggregates.append(aggregate)
     sort: list[ReportSort] = []
     keys = {g.path for g in groups} | {a.name for a in aggregates}
+    if "columns" in data:  # a detail report sorts its rows by its columns
+        keys = {c.name for c in columns}
     for i, raw in enumerate(data.get("sort", [])):
         key = raw.lstrip("-")
         if key not in keys:
-            errors.append(doc.error(["sort", i], f"sort.{i}: {key!r} is neither a group nor "
-                                                 f"an aggregate of this report"
+            what = ("is not a column" if "columns" in data
+                    else "is neither a group nor an aggregate")
+            errors.append(doc.error(["sort", i], f"sort.{i}: {key!r} {what} of this report"
                                                  f"{did_you_mean(key, keys)}"))
         sort.append(ReportSort(key, raw.startswith("-")))
     parameters = build_parameters(doc, entity, "department" in check.by_name, check.walk,
@@ -182,7 +239,7 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
                   loc=doc.loc(["report"]), filter=data.get("filter"),
                   filter_compiled=filter_compiled,
                   description=Label.of(data["description"], "") if "description" in data
-                  else None, chart=chart, parameters=parameters)
+                  else None, chart=chart, parameters=parameters, columns=tuple(columns))
 
 
 class _Checker:
@@ -287,8 +344,21 @@ class _Checker:
                     self.error([*base, "field"], f"{agg} needs a number, date or text field")
                     return None
                 kind = compiled.type
+        elif "formula" in spec:
+            compiled = self.formula([*base, "formula"], spec["formula"], None)
+            if compiled is None:
+                return None
+            if agg in _NUMERIC_AGGS and compiled.type is not FType.NUMBER:
+                self.error([*base, "formula"], f"{agg} needs a number; the formula gives "
+                                               f"{compiled.type.value}")
+                return None
+            if agg in ("min", "max"):
+                if compiled.type not in _ORDERED:
+                    self.error([*base, "formula"], f"{agg} needs a number, date or text")
+                    return None
+                kind = compiled.type
         elif agg != "count":
-            self.error([*base, "agg"], f"{agg} needs a field")
+            self.error([*base, "agg"], f"{agg} needs a field or a formula")
             return None
         where = None
         if "where" in spec:
@@ -302,5 +372,40 @@ class _Checker:
         else:
             label = Label.of(None, spec["name"].replace("_", " ").capitalize())
         return ReportAggregate(name=spec["name"], agg=agg, path=spec.get("field"), label=label,
+                               formula=spec.get("formula"),
                                type=kind, ends_on=f, where=spec.get("where"), compiled=compiled,
                                where_compiled=where, loc=self.doc.loc(base))
+
+    def column(self, i: int, spec: dict[str, Any]) -> ReportColumn | None:
+        """A detail report's column: a field path, or a named formula."""
+        raw = self.doc.data["columns"][i]
+        at: list[PathPart] = ["columns", i]
+        if "formula" in spec:
+            if "name" not in spec:
+                self.error(at, "a formula column needs a name")
+                return None
+            compiled = self.formula([*at, "formula"], spec["formula"], None)
+            if compiled is None:
+                return None
+            if compiled.type is FType.MULTICHOICE:
+                self.error([*at, "formula"], "a multichoice value cannot be a column")
+                return None
+            return ReportColumn(name=spec["name"], formula=spec["formula"],
+                                label=Label.of(spec.get("label"), spec["name"].replace(
+                                    "_", " ").capitalize()),
+                                type=compiled.type, compiled=compiled, loc=self.doc.loc(at))
+        if "field" not in spec:
+            self.error(at, "a column is a field path or {name, formula}")
+            return None
+        if not isinstance(raw, str):
+            at = [*at, "field"]
+        walked = self.walk(at, spec["field"])
+        if walked is None:
+            return None
+        compiled, f, target = walked
+        label = Label.of(spec.get("label"), "") if "label" in spec else (
+            f.label if f is not None else Label.of(None, spec["field"].replace("_", " ")
+                                                   .capitalize()))
+        return ReportColumn(name=spec.get("name", spec["field"]), path=spec["field"],
+                            label=label, type=compiled.type, compiled=compiled,
+                            target=target, ends_on=f, loc=self.doc.loc(at))

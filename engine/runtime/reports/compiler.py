@@ -138,6 +138,9 @@ def report_statement(records: Records, actor: Actor, report: Report,
     """The one statement of `report` as `actor` may run it (Forbidden if they may not);
     `action` export: over the rows they may export. `values`: of its parameters (None:
     their defaults)."""
+    if report.columns:
+        from engine.runtime.reports.detail import detail_statement  # it builds on this module
+        return detail_statement(records, actor, report, action, values)
     seen = secured(records, actor, report, action)
     if values is None:
         values = resolve(records, actor, report, {})
@@ -212,9 +215,13 @@ def run_report(records: Records, actor: Actor, report: Report,
                action: str = "read",
                values: Sequence[ParamValue] | None = None) -> ReportResult:
     """The rows of `report` as `actor` may see them (`action` export: may export them),
-    with its parameters' `values` (None: their defaults)."""
+    with its parameters' `values` (None: their defaults). A detail report (`columns`) runs
+    as engine/runtime/reports/detail.py builds it."""
     if values is None:
         values = resolve(records, actor, report, {})
+    if report.columns:
+        from engine.runtime.reports.detail import run_detail  # it builds on this module
+        return run_detail(records, actor, report, action, values)
     stmt = report_statement(records, actor, report, action, values)
     n = len(report.groups)
     try:
@@ -331,8 +338,14 @@ def _value(a: ReportAggregate, raw: Any) -> Any:
 
 def _places(a: ReportAggregate) -> int | None:
     f = a.ends_on
-    if f is None:
-        return None
+    if f is None:  # a formula's number: to the cent, as money
+        return 2 if a.formula is not None else None
     return FIELD_TYPES[f.type].scale or 0
 
 
+
+
+read_value = _read_value
+"""What an aggregate reads from each row (for engine/runtime/reports/detail.py)."""
+aggregate_sql = _aggregate
+aggregate_value = _value
