@@ -14,7 +14,9 @@ every field it reads); `GET /api/reports/<name>` runs one:
      "from": "2026-01-01", "to": "2026-12-31"}, "owner": {"value": "any"}}}
 
 A row's `level` is how many groups it is keyed on; a subtotal (`kind: subtotal`) follows its
-group's rows. `names` holds the names of linked records (owner, queue) by group key. Amounts
+group's rows. A detail report (`columns:`) answers a row per record (`kind: detail`, level
+1) with its columns (`kind: column`) in `values`, and its aggregates in `totals`. `names`
+holds the names of linked records (owner, queue) by group (or column) key. Amounts
 are decimal strings, as in records. A report the caller may not run is a 403 that names no
 field; an unknown one a 404.
 
@@ -94,7 +96,12 @@ def parameter_query(request: Request) -> dict[str, str]:
 
 
 def columns_json(report: Report) -> list[dict[str, Any]]:
+    """A detail report's columns (kind `column`; a formula's with its `formula`), then its
+    aggregates; a grouped report's groups, then its aggregates."""
     cols: list[dict[str, Any]] = [
+        {"key": c.name, "kind": "column", "label": c.label.as_dict(), "type": c.type.value,
+         **({"formula": c.formula} if c.formula else {})} for c in report.columns]
+    cols += [
         {"key": g.path, "kind": "group", "label": g.label.as_dict(), "type": g.type.value,
          **({"bucket": g.bucket} if g.bucket else {})} for g in report.groups]
     cols += [{"key": a.name, "kind": "aggregate", "agg": a.agg, "label": a.label.as_dict(),
@@ -105,11 +112,12 @@ def columns_json(report: Report) -> list[dict[str, Any]]:
 def result_json(result: ReportResult) -> dict[str, Any]:
     report = result.report
 
+    keyed = [g.path for g in report.groups] or [c.name for c in report.columns]
+
     def row(r: ReportRow) -> dict[str, Any]:
-        values: dict[str, Any] = {g.path: _plain(k) for g, k in zip(report.groups, r.keys,
-                                                                    strict=True)}
+        values: dict[str, Any] = {key: _plain(k) for key, k in zip(keyed, r.keys, strict=True)}
         values.update({k: _plain(v) for k, v in r.values.items()})
-        names = {g.path: name for g, name in zip(report.groups, r.names, strict=True)
+        names = {key: name for key, name in zip(keyed, r.names, strict=True)
                  if name is not None}
         return {"kind": row_kind(report, r), "level": r.level, "values": values,
                 "names": names}
@@ -190,13 +198,15 @@ class ReportsApi:
 _LABEL = {"type": "object", "additionalProperties": {"type": "string"},
           "description": "per language: {\"en\": ..., \"zh\": ...}"}
 _COLUMN = {"type": "object", "required": ["key", "kind", "label", "type"], "properties": {
-    "key": {"type": "string", "description": "a group's field path or an aggregate's name"},
-    "kind": {"enum": ["group", "aggregate"]},
+    "key": {"type": "string", "description": "a group's field path, a detail report's "
+                                            "column or an aggregate's name"},
+    "kind": {"enum": ["group", "column", "aggregate"]},
+    "formula": {"type": "string", "description": "a formula column's formula"},
     "agg": {"enum": ["count", "count_distinct", "sum", "avg", "min", "max"]},
     "bucket": {"enum": ["day", "week", "month", "quarter", "year"]},
     "label": _LABEL, "type": {"type": "string"}}}
 _ROW = {"type": "object", "required": ["kind", "level", "values", "names"], "properties": {
-    "kind": {"enum": ["group", "subtotal", "total"]},
+    "kind": {"enum": ["group", "subtotal", "total", "detail"]},
     "level": {"type": "integer", "minimum": 0,
               "description": "how many groups the row is keyed on (0: the grand total)"},
     "values": {"type": "object", "description": "column key → value (amounts as decimal "

@@ -16,14 +16,18 @@ from engine.runtime.reports.compiler import ReportResult, ReportRow
 
 
 def row_kind(report: Report, row: ReportRow) -> str:
-    """group, subtotal (keyed on fewer groups) or total (on none)."""
+    """group, subtotal (keyed on fewer groups) or total (on none); detail: a row of a
+    detail report (engine/runtime/reports/detail.py)."""
     if row.level == 0:
         return "total"
+    if report.columns:
+        return "detail"
     return "group" if row.level == len(report.groups) else "subtotal"
 
 
 KIND = "__kind"
-KIND_WORDS = {"group": N_("Group"), "subtotal": N_("Subtotal"), "total": N_("Total")}
+KIND_WORDS = {"group": N_("Group"), "subtotal": N_("Subtotal"), "total": N_("Total"),
+              "detail": N_("Record")}
 _FTYPES = {FType.NUMBER: FieldType.DECIMAL, FType.DATE: FieldType.DATE,
            FType.DATETIME: FieldType.DATETIME, FType.BOOLEAN: FieldType.BOOLEAN}
 _NUMBERS = (FieldType.MONEY, FieldType.PERCENT, FieldType.INTEGER)
@@ -38,6 +42,15 @@ def report_export(result: ReportResult, language: str, word: Callable[[str], str
     money, a count as an integer)."""
     report = result.report
     columns = [Column(KIND, word(N_("Row")))]
+    for c in report.columns:  # a detail report: a column per column, as groups are
+        on = c.ends_on
+        typed: FieldType | None = None  # a linked record's name: text
+        if c.target is None:
+            typed = (on.type if on is not None and on.type in (
+                *_NUMBERS, FieldType.DATE, FieldType.DATETIME) else _FTYPES.get(c.type))
+        columns.append(Column(c.name, c.label.get(language), typed,
+                              {o: on.option_label(o, language) for o in on.options}
+                              if on is not None and on.options else {}))
     for g in report.groups:
         field = g.ends_on
         kind: FieldType | None = None  # a bucket, a linked record's name: text
@@ -47,7 +60,10 @@ def report_export(result: ReportResult, language: str, word: Callable[[str], str
         options = ({o: field.option_label(o, language) for o in field.options}
                    if field is not None and field.options else {})
         columns.append(Column(g.path, g.label.get(language), kind, options))
+    shown = {c.name for c in report.columns}
     for a in report.aggregates:
+        if a.name in shown:  # a detail report's total under its column of the same name
+            continue
         field = a.ends_on
         if a.agg in ("count", "count_distinct"):
             kind = FieldType.INTEGER
@@ -60,8 +76,9 @@ def report_export(result: ReportResult, language: str, word: Callable[[str], str
 
     def row(r: ReportRow) -> dict[str, Any]:
         out: dict[str, Any] = {KIND: word(KIND_WORDS[row_kind(report, r)])}
-        for g, key, name in zip(report.groups, r.keys, r.names, strict=True):
-            out[g.path] = name if name is not None and key is not None else key
+        keyed = [g.path for g in report.groups] or [c.name for c in report.columns]
+        for path, key, name in zip(keyed, r.keys, r.names, strict=True):
+            out[path] = name if name is not None and key is not None else key
         out.update(r.values)
         return out
 

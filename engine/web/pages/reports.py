@@ -40,6 +40,7 @@ from engine.runtime.reports.params import ParamValue, resolve
 from engine.runtime.reports.saved import SavedReports, saved_id
 from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import N_, formatters, translations
+from engine.web.pages.report_detail import detail_table
 from engine.web.pages.report_form import parameter_form
 from engine.web.reports import parameter_query, report_for, runnable
 from engine.web.ui import PageFamily
@@ -101,6 +102,9 @@ class ReportPages(PageFamily):
         report = await run_in_threadpool(report_for, self.records, viewer.user.actor(),
                                          str(request.path_params["report"]))
         given = parameter_query(request)
+        if report.columns:  # a detail report: a row per record
+            context = await run_in_threadpool(partial(self._detail, viewer, report, given))
+            return self.ui.page(request, "report_detail.html", context)
         context = await run_in_threadpool(partial(self._view, viewer, report, given))
         context.update(await run_in_threadpool(self._saved, viewer, report))
         return self.ui.page(request, "report.html", context,
@@ -117,6 +121,24 @@ class ReportPages(PageFamily):
         saved = store.get(actor, report_id)
         return {"saved": saved, "may_edit": store.may_edit(actor, saved),
                 "may_export_yaml": self.records.policy.is_admin(actor)}
+
+    def _detail(self, viewer: Viewer, report: Report,
+                given: Mapping[str, str]) -> dict[str, Any]:
+        """A detail report's page (engine/web/pages/report_detail.py), with its parameters'
+        values from the query (their defaults when they are not valid)."""
+        actor = viewer.user.actor()
+        try:
+            values = resolve(self.records, actor, report, given)
+        except Invalid:
+            values = resolve(self.records, actor, report, {})
+        result = run_report(self.records, actor, report, values=values)
+        settings = self.model.settings
+        shown = _Shown(report, viewer.language, settings.currency, settings.time_zone)
+        may_export = self.records.policy.scope(actor, report.entity,
+                                               "export") is not Scope.NONE
+        return {"report": report, "may_export": may_export, "truncated": result.truncated,
+                "table": detail_table(result, viewer.language, settings.currency,
+                                      settings.time_zone, shown.value)}
 
     def _view(self, viewer: Viewer, report: Report,
               given: Mapping[str, str]) -> dict[str, Any]:
