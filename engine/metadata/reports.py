@@ -42,7 +42,7 @@ by `crm check` at `file:line:col`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as attr
 from typing import Any
 
@@ -212,6 +212,10 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
         aggregate = check.aggregate(i, spec)
         if aggregate is not None:
             aggregates.append(aggregate)
+    by_column = {c.name: c for c in columns}
+    for i, a in enumerate(aggregates):  # a total under its column takes the column's label
+        if a.name in by_column and "label" not in data["aggregates"][i]:
+            aggregates[i] = replace(a, label=by_column[a.name].label)
     sort: list[ReportSort] = []
     keys = {g.path for g in groups} | {a.name for a in aggregates}
     if "columns" in data:  # a detail report sorts its rows by its columns

@@ -136,7 +136,8 @@ def run_detail(records: Records, actor: Actor, report: Report,
 
 def cell(column: ReportColumn, raw: Any) -> Any:
     """A column's value as the database gave it, typed: a number as a Decimal (a field's
-    to its scale, a formula's to the cent), a date as a date, a yes/no as a bool."""
+    to its scale, an integer as an int, a formula's to the cent), a date as a date, a
+    yes/no as a bool."""
     if raw is None:
         return None
     if column.type is FType.NUMBER:
@@ -147,6 +148,8 @@ def cell(column: ReportColumn, raw: Any) -> Any:
         f = column.ends_on
         if f is not None and f.type in FIELD_TYPES:
             places = FIELD_TYPES[f.type].scale or 0
+            if places == 0:  # an integer (a count, a position): an int, as records give it
+                return int(number)
             return number.quantize(Decimal(1).scaleb(-places))
         return number.quantize(Decimal("0.01"))  # a formula's number: to the cent
     if column.type is FType.BOOLEAN:
