@@ -334,6 +334,9 @@ class _Checker:
         agg = spec["agg"]
         compiled = f = None
         kind = FType.NUMBER
+        if "field" in spec and "formula" in spec:
+            self.error([*base, "formula"], "an aggregate reads a field or a formula, not both")
+            return None
         if "field" in spec:
             walked = self.walk([*base, "field"], spec["field"])
             if walked is None:
