@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
 
@@ -358,3 +358,16 @@ def test_the_cli_export_takes_parameters(env: Env, tmp_path: Path) -> None:
                         (("--param", "period=soon"), "does not take 'soon'")]:
         bad = run(env, "export", "--report", "sales_funnel", "-o", str(out), *args)
         assert bad.exit_code == 1 and words in bad.output, (args, bad.output)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(period=st.text(max_size=20), start=st.text(max_size=12), department=st.text(max_size=14),
+       owner=st.text(max_size=14))
+def test_any_parameter_value_is_an_answer_or_a_422(api: Any, period: str, start: str,
+                                                   department: str, owner: str) -> None:
+    answer = api.get("/api/reports/sales_funnel", params={
+        "period": period, "period_from": start, "department": department, "owner": owner})
+    assert answer.status_code in (200, 422), answer.text
+    if answer.status_code == 422:
+        assert answer.json()["error"]["code"] == "invalid"
