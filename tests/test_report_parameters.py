@@ -330,6 +330,11 @@ def test_the_api_echoes_the_values_it_used_and_refuses_bad_ones(env: Env, api: A
         "period": {"value": "custom", "from": "2026-01-01", "to": "2026-03-31"},
         "department": {"value": str(ids["EAST"])}, "owner": {"value": "any"}}
     assert body["totals"]["values"]["deals"] == 2
+    listed_ = {r["report"]: r for r in api.get("/api/reports").json()["items"]}
+    assert listed_["sales_funnel"]["parameters"][0] == {
+        "name": "period", "kind": "period", "field": "close_date", "default": "all",
+        "label": {"en": "Close date", "zh": "预计成交日期"}}
+    assert listed_["lost_reasons"]["parameters"] == []
     default = api.get("/api/reports/sales_funnel").json()
     assert default["parameters"]["period"] == {"value": "all", "from": None, "to": None}
     assert default["totals"]["values"]["deals"] == 5

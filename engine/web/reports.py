@@ -95,6 +95,12 @@ def parameter_query(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if k != "format"}
 
 
+def parameters_json(report: Report) -> list[dict[str, Any]]:
+    """The report's parameters as `GET /api/reports` lists them."""
+    return [{"name": p.name, "kind": p.kind, "label": p.label.as_dict(), "default": p.default,
+             **({"field": p.field} if p.field else {})} for p in report.parameters]
+
+
 def columns_json(report: Report) -> list[dict[str, Any]]:
     """A detail report's columns (kind `column`; a formula's with its `formula`), then its
     aggregates; a grouped report's groups, then its aggregates."""
@@ -153,7 +159,8 @@ class ReportsApi:
         reports = await run_in_threadpool(runnable, self.records, actor)
         return JSONResponse({"items": [
             {"report": r.name, "label": r.label.as_dict(), "entity": r.entity,
-             "columns": columns_json(r)} for r in reports]})
+             "columns": columns_json(r), "parameters": parameters_json(r)}
+            for r in reports]})
 
     async def one(self, request: Request) -> Response:
         actor = await self.actor_of(request)
@@ -221,7 +228,13 @@ REPORT_SCHEMAS: dict[str, Any] = {
             "report", "label", "entity", "columns"], "properties": {
             "report": {"type": "string"}, "label": _LABEL, "entity": {"type": "string"},
             "columns": {"type": "array",
-                        "items": {"$ref": "#/components/schemas/ReportColumn"}}}}}}},
+                        "items": {"$ref": "#/components/schemas/ReportColumn"}},
+            "parameters": {"type": "array", "items": {
+                "type": "object", "required": ["name", "kind", "label", "default"],
+                "properties": {"name": {"type": "string"},
+                               "kind": {"enum": ["period", "department", "owner"]},
+                               "label": _LABEL, "default": {"type": "string"},
+                               "field": {"type": "string"}}}}}}}}},
     "ReportResult": {"type": "object", "required": [
         "report", "label", "entity", "columns", "rows", "totals", "truncated"], "properties": {
         "report": {"type": "string"}, "label": _LABEL, "entity": {"type": "string"},
