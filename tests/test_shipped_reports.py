@@ -29,6 +29,7 @@ from engine.runtime.access import SYSTEM
 from engine.runtime.reports import ReportResult, run_report
 from tests.access_helpers import Person, departments, place, user
 from tests.conftest import Env
+from tests.test_web_reports import browser
 
 
 def D(text: str) -> Decimal:
@@ -458,3 +459,25 @@ def test_every_shipped_report_has_a_description_and_labels_in_both_languages(
         assert text.get("en") and text.get("zh"), (name, text)
         assert text.get("zh") != text.get("en"), (name, text)
     assert run_report(env.records, SYSTEM, report).totals.level == 0
+
+
+def test_every_shipped_report_page_shows_in_english_and_chinese(env: Env) -> None:
+    """Each report's page (a grouped one with its chart, a detail one with its rows) over
+    the dataset, in both languages; the forecast draws its stacked bars."""
+    w = world(env)
+    leads(env, w)
+    contracts(env, w)
+    client = browser(env)
+    for report in env.model.reports:
+        page = client.get(f"/reports/{report.name}")
+        assert page.status_code == 200, report.name
+        assert f"<h1>{report.label.get('en')}</h1>" in page.text, report.name
+    forecast = client.get("/reports/forecast_by_month").text
+    assert "<svg" in forecast and "Commit" in forecast
+    details = client.get("/reports/overdue_receivables").text
+    assert details.count('<tr class="report-detail">') == 1 and "K1" in details
+    env.users.set_locale(env.admin.id, "zh-CN")
+    for report in env.model.reports:
+        page = client.get(f"/reports/{report.name}")
+        assert page.status_code == 200, report.name
+        assert f"<h1>{report.label.get('zh')}</h1>" in page.text, report.name
