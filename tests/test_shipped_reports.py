@@ -481,3 +481,29 @@ def test_every_shipped_report_page_shows_in_english_and_chinese(env: Env) -> Non
         page = client.get(f"/reports/{report.name}")
         assert page.status_code == 200, report.name
         assert f"<h1>{report.label.get('zh')}</h1>" in page.text, report.name
+
+
+def test_quote_details_narrowed_by_the_quote_period(env: Env) -> None:
+    """A detail report's parameter: the API, the page (its form) and the export narrow the
+    rows to the quotes of the period; a bad value is a 422, never a 500."""
+    w = world(env)
+    x, _y = products(env)
+    quote = place(env, "quote", {"name": "Q-Acme", "account": w.ids["acme"],
+                                 "quoted_on": "2026-03-05"})["id"]
+    place(env, "quote_line", {"quote": quote, "position": 1, "product": x, "quantity": "2"})
+    api = env.client(env.users.new_token("admin"))
+    march = "period=custom&period_from=2026-03-01&period_to=2026-03-31"
+    april = "period=custom&period_from=2026-04-01&period_to=2026-04-30"
+    assert len(api.get(f"/api/reports/quote_details?{march}").json()["rows"]) == 1
+    empty = api.get(f"/api/reports/quote_details?{april}").json()
+    assert empty["rows"] == [] and empty["totals"]["values"]["line_total"] is None
+    assert api.get("/api/reports/quote_details?period=fortnight").status_code == 422
+    client = browser(env)
+    page = client.get(f"/reports/quote_details?{april}").text
+    assert 'id="report-parameters"' in page and "Quoted in" in page
+    assert '<tr class="report-detail">' not in page and "No records to show." in page
+    assert f"/reports/quote_details/export?format=csv&amp;{april.replace('&', '&amp;')}" in page
+    assert client.get("/reports/quote_details?period=fortnight").status_code == 422
+    exported = client.get(f"/reports/quote_details/export?format=csv&{march}")
+    assert exported.status_code == 200
+    assert len(exported.content.decode("utf-8-sig").strip().splitlines()) == 1 + 1 + 1

@@ -104,7 +104,8 @@ class ReportPages(PageFamily):
         given = parameter_query(request)
         if report.columns:  # a detail report: a row per record
             context = await run_in_threadpool(partial(self._detail, viewer, report, given))
-            return self.ui.page(request, "report_detail.html", context)
+            return self.ui.page(request, "report_detail.html", context,
+                                status=422 if context["problem"] else 200)
         context = await run_in_threadpool(partial(self._view, viewer, report, given))
         context.update(await run_in_threadpool(self._saved, viewer, report))
         return self.ui.page(request, "report.html", context,
@@ -125,18 +126,24 @@ class ReportPages(PageFamily):
     def _detail(self, viewer: Viewer, report: Report,
                 given: Mapping[str, str]) -> dict[str, Any]:
         """A detail report's page (engine/web/pages/report_detail.py), with its parameters'
-        values from the query (their defaults when they are not valid)."""
+        form and values from the query (a 422 with the form's message over their defaults
+        when they are not valid), as a grouped report's page."""
         actor = viewer.user.actor()
+        records = self.records
+        problem: Invalid | None = None
         try:
-            values = resolve(self.records, actor, report, given)
-        except Invalid:
-            values = resolve(self.records, actor, report, {})
-        result = run_report(self.records, actor, report, values=values)
+            values = resolve(records, actor, report, given)
+        except Invalid as exc:  # the form again, with its message, over the defaults
+            problem = exc
+            values = resolve(records, actor, report, {})
+        result = run_report(records, actor, report, values=values)
         settings = self.model.settings
         shown = _Shown(report, viewer.language, settings.currency, settings.time_zone)
-        may_export = self.records.policy.scope(actor, report.entity,
-                                               "export") is not Scope.NONE
+        may_export = records.policy.scope(actor, report.entity, "export") is not Scope.NONE
         return {"report": report, "may_export": may_export, "truncated": result.truncated,
+                "problem": problem, "query": _query(values),
+                "form": parameter_form(records, actor, values, viewer.language),
+                "may_see_sql": records.policy.is_admin(actor),
                 "table": detail_table(result, viewer.language, settings.currency,
                                       settings.time_zone, shown.value)}
 
