@@ -73,6 +73,7 @@ widgets:
   - {report: sales_funnle, show: table}
   - {report: sales_funnel, aggregate: weigthed, show: total}
   - {report: sales_funnel, aggregate: deals, show: table}
+  - {report: sales_funnel, show: table, parameters: {perod: this_quarter, owner: mine}}
 """)
     assert errors == [
         "config/dashboards/broken.yaml:1:12: dashboard: 'broke' must be the file's name "
@@ -85,6 +86,10 @@ widgets:
         "no aggregate 'weigthed' (did you mean 'weighted'?)",
         "config/dashboards/broken.yaml:7:39: widgets.3.aggregate: only a widget with "
         "show: total shows one aggregate",
+        "config/dashboards/broken.yaml:8:54: widgets.4.parameters: report 'sales_funnel' has "
+        "no parameter 'perod' (did you mean 'period'?)",
+        "config/dashboards/broken.yaml:8:82: widgets.4.parameters.owner: 'mine' is not a "
+        "value of kind owner; one of me, any (did you mean 'me'?)",
     ]
 
 
@@ -241,3 +246,28 @@ def test_a_slow_widget_shows_a_message_in_its_place(env: Env) -> None:
     assert "took too long" in fragment(client, "/dashboards/admin/widgets/0")
     assert f"<dd>{ACCOUNTS:,}</dd>" in fragment(client, "/dashboards/admin/widgets/1")
     assert [p.index for p in placed_widgets(records, env.admin.actor(), board)] == [0, 1]
+
+
+def test_a_widget_runs_its_report_with_its_parameters(env: Env) -> None:
+    deals(env)  # seven deals of rep_a and rep_b in SH, none with a close date
+    boss = user(env, "boss", "sales_manager", department=departments(env)["SH"])
+    account = place(env, "account", {"name": "Initech"})["id"]
+    today = datetime.now(env.model.settings.zone).date()
+    place(env, "opportunity", {"name": "Boss's", "account": account, "amount": "800",
+                               "stage": "proposal", "close_date": today.isoformat()},
+          owner=boss)
+    mine = Widget("sales_funnel", "total", Label.of("Mine", "Mine"), 1, 5, aggregate="deals",
+                  parameters=(("owner", "me"),))
+    quarter = Widget("sales_funnel", "total", Label.of("Q", "Q"), 1, 5, aggregate="amount",
+                     parameters=(("period", "this_quarter"),))
+    every = Widget("sales_funnel", "total", Label.of("All", "All"), 1, 5, aggregate="amount")
+    board = Dashboard("sales_manager", Label.of("Team", "Team"), ("sales_manager",),
+                      (mine, quarter, every), "sales_manager.yaml")
+    client = browser(env, "boss", replace(env.model, dashboards=(board,)))
+    page = client.get("/").text
+    assert '<a href="/reports/sales_funnel?owner=me">Mine</a>' in page
+    assert '<a href="/reports/sales_funnel?period=this_quarter">Q</a>' in page
+    assert '<a href="/reports/sales_funnel">All</a>' in page
+    assert "<dd>1</dd>" in fragment(client, "/dashboards/sales_manager/widgets/0")
+    assert "<dd>¥800.00</dd>" in fragment(client, "/dashboards/sales_manager/widgets/1")
+    assert "<dd>¥13,500.00</dd>" in fragment(client, "/dashboards/sales_manager/widgets/2")

@@ -18,7 +18,7 @@ DOC = DOCS / "dashboards.md"
 def test_every_dashboard_key_is_documented() -> None:
     keys = _keys(schema("dashboard"))
     assert {"dashboard", "roles", "widgets", "report", "show", "aggregate", "width", "limit",
-            "table", "chart", "total"} <= keys
+            "table", "chart", "total", "parameters"} <= keys
     documented = set(re.findall(r"`([a-z_]+)`", DOC.read_text(encoding="utf-8")))
     assert keys - documented == set()
 
@@ -34,7 +34,8 @@ def test_the_example_is_a_dashboard_that_loads(config_dir: Path) -> None:
     (config_dir / "dashboards" / "sales_manager.yaml").write_text(block, encoding="utf-8")
     dashboard = load_model(config_dir).dashboard("sales_manager")
     assert dashboard is not None and [w.report for w in dashboard.widgets] == [
-        "sales_funnel", "sales_funnel", "lost_reasons", "pipeline_by_owner"]
+        "sales_funnel", "sales_funnel", "sales_funnel", "lost_reasons", "pipeline_by_owner"]
+    assert dashboard.widgets[2].parameters == (("period", "this_quarter"), ("owner", "me"))
 
 
 def test_every_shipped_dashboard_is_listed() -> None:

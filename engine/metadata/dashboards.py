@@ -9,12 +9,15 @@ widgets:                               # in the order shown, left to right on a 
   - {report: sales_funnel, aggregate: weighted, show: total,     # a KPI: one number, large
      label: {en: Weighted pipeline, zh: 加权管道金额}}
   - {report: pipeline_by_owner, show: chart, width: 3, limit: 12}
+  - {report: sales_funnel, aggregate: amount, show: total,       # the report's parameters
+     parameters: {period: this_quarter, owner: me}}
 ```
 
 A widget names a report of config/reports and how to show it: `table` (its rows, the first
 `limit` of them, and its totals), `total` (its totals row; with `aggregate`, that one number)
-or `chart`. Every name is checked when the configuration loads: a dashboard naming an unknown
-role, report or aggregate is refused by `crm check` at `file:line:col`.
+or `chart`, with values for the report's `parameters` (its defaults otherwise). Every name is
+checked when the configuration loads: a dashboard naming an unknown role, report, aggregate,
+parameter or parameter value is refused by `crm check` at `file:line:col`.
 
 Which dashboard a user sees: the first, in the order of the files' names, whose `roles`
 holds one of the user's roles (engine/web/dashboards.py).
@@ -30,7 +33,7 @@ from typing import Any
 from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
 from engine.metadata.labels import Label
 from engine.metadata.reports import Report
-from engine.metadata.yamlio import YamlDoc
+from engine.metadata.yamlio import PathPart, YamlDoc
 
 SHOWS = ("table", "chart", "total")
 WIDTHS = (1, 2, 3)
@@ -53,6 +56,9 @@ class Widget:
     """Rows a table (or a chart falling back to its table) shows at most."""
     aggregate: str | None = None
     """With show total: the one aggregate shown large (a KPI); None shows every one."""
+    parameters: tuple[tuple[str, str], ...] = ()
+    """Values of the report's parameters (name, value: a preset, mine, all, me or any); the
+    others take their defaults."""
     loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
 
 
@@ -115,7 +121,32 @@ def _widget(doc: YamlDoc, i: int, spec: dict[str, Any], reports: dict[str, Repor
                                     f"{at}.aggregate: report {report.name!r} has no aggregate "
                                     f"{aggregate!r}{did_you_mean(aggregate, names)}"))
             return None
+    parameters = _parameters(doc, i, report, spec.get("parameters", {}), errors)
+    if parameters is None:
+        return None
     label = Label.of(spec["label"], report.label.get()) if "label" in spec else report.label
     return Widget(report=report.name, show=spec["show"], label=label,
                   width=spec.get("width", 1), limit=spec.get("limit", DEFAULT_ROWS),
-                  aggregate=aggregate, loc=doc.loc(["widgets", i]))
+                  aggregate=aggregate, parameters=parameters, loc=doc.loc(["widgets", i]))
+
+
+def _parameters(doc: YamlDoc, i: int, report: Report, given: dict[str, str],
+                errors: list[ConfigError]) -> tuple[tuple[str, str], ...] | None:
+    """The widget's values of the report's parameters, each a named value of its kind (a
+    period preset; mine or all; me or any): ids and custom ranges differ between
+    databases and days, so a dashboard does not name them."""
+    before = len(errors)
+    known = {p.name: p for p in report.parameters}
+    for name, value in given.items():
+        at: list[PathPart] = ["widgets", i, "parameters", name]
+        p = known.get(name)
+        if p is None:
+            errors.append(doc.error(at, f"widgets.{i}.parameters: report {report.name!r} has "
+                                        f"no parameter {name!r}{did_you_mean(name, known)}",
+                                    key=True))
+        elif value not in p.choices:
+            errors.append(doc.error(at, f"widgets.{i}.parameters.{name}: {value!r} is not a "
+                                        f"value of kind {p.kind}; one of "
+                                        f"{', '.join(p.choices)}"
+                                        f"{did_you_mean(value, p.choices)}"))
+    return tuple(given.items()) if len(errors) == before else None

@@ -17,12 +17,14 @@ their language.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from engine.metadata.dashboards import Dashboard, Widget
 from engine.metadata.reports import Report, ReportAggregate
 from engine.runtime.access import Actor
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportTimeLimit, may_run, run_report
+from engine.runtime.reports.params import resolve
 from engine.web.charts import chart_svg
 from engine.web.i18n import N_
 from engine.web.pages.reports import ShownRow
@@ -87,9 +89,15 @@ def placed_widgets(records: Records, actor: Actor,
         report = records.model.report(w.report)
         if report is None or not may_run(records, actor, report):
             continue
-        placed.append(PlacedWidget(i, w, report, f"/reports/{report.name}",
+        placed.append(PlacedWidget(i, w, report, report_href(w),
                                    f"/dashboards/{dashboard.name}/widgets/{i}"))
     return tuple(placed)
+
+
+def report_href(widget: Widget) -> str:
+    """The full report, with the widget's parameter values."""
+    query = f"?{urlencode(widget.parameters)}" if widget.parameters else ""
+    return f"/reports/{widget.report}{query}"
 
 
 def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -> WidgetView:
@@ -98,9 +106,10 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
     model = records.model
     report = model.report(widget.report)
     assert report is not None  # the loader checked the name
-    href = f"/reports/{report.name}"
+    href = report_href(widget)
     try:
-        result = run_report(records, actor, report)
+        values = resolve(records, actor, report, dict(widget.parameters))
+        result = run_report(records, actor, report, values=values)
     except ReportTimeLimit:
         return WidgetView(widget, report, href, failed=TIME_LIMIT)
     shown = Shown(report, language, model.settings.currency, model.settings.time_zone)
