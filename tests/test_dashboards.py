@@ -29,7 +29,7 @@ from tests.test_reports import adhoc, deals
 from tests.test_web_limits import ACCOUNTS, EXPENSIVE
 from tests.web_helpers import sign_in
 
-SHIPPED = ["executive", "sales_manager", "sales_rep", "service_manager"]
+SHIPPED = ["executive", "finance", "sales_manager", "sales_rep", "service_manager"]
 
 
 def browser(env: Env, name: str, model: Model | None = None) -> TestClient:
@@ -271,3 +271,37 @@ def test_a_widget_runs_its_report_with_its_parameters(env: Env) -> None:
     assert "<dd>1</dd>" in fragment(client, "/dashboards/sales_manager/widgets/0")
     assert "<dd>¥800.00</dd>" in fragment(client, "/dashboards/sales_manager/widgets/1")
     assert "<dd>¥13,500.00</dd>" in fragment(client, "/dashboards/sales_manager/widgets/2")
+
+
+def test_a_detail_report_widget_is_a_row_per_record(env: Env) -> None:
+    from tests.test_report_detail import DETAIL
+
+    deals(env)
+    detail = replace(adhoc(env, DETAIL), name="deal_list")
+    board = Dashboard("admin", Label.of("Admin", "Admin"), ("admin",), (
+        Widget("deal_list", "table", Label.of("Deals", "Deals"), 3, 2),
+        Widget("deal_list", "total", Label.of("Amount", "Amount"), 1, 5, aggregate="amount"),
+        Widget("deal_list", "chart", Label.of("Chart", "Chart"), 1, 5)), "admin.yaml")
+    model = replace(env.model, reports=(*env.model.reports, detail), dashboards=(board,))
+    client = browser(env, "admin", model)
+    table = fragment(client, "/dashboards/admin/widgets/0")
+    rows = re.findall(r'<tr class="report-detail"><td>([^<]*)</td>', table)
+    assert rows == ["rep_b 4000", "rep_b 3000"]  # the first two of four, largest first
+    assert "<strong>¥10,000.00</strong>" in table  # the totals over all four
+    assert '<a href="/reports/deal_list">See the whole report</a>' in table
+    assert "<dd>¥10,000.00</dd>" in fragment(client, "/dashboards/admin/widgets/1")
+    # no chart of its own: its table
+    assert "rep_b 4000" in fragment(client, "/dashboards/admin/widgets/2")
+
+
+def test_a_total_needs_aggregates(config_dir: Path) -> None:
+    (config_dir / "reports" / "deal_names.yaml").write_text(
+        "report: deal_names\nentity: opportunity\ncolumns: [name, stage]\n", encoding="utf-8")
+    errors = broken_dashboard_errors(config_dir, """\
+dashboard: broken
+roles: [sales_rep]
+widgets:
+  - {report: deal_names, show: total}
+""")
+    assert errors == ["config/dashboards/broken.yaml:4:32: widgets.0.show: report "
+                      "'deal_names' has no aggregates to total; show it as a table"]

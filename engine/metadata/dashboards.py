@@ -108,6 +108,11 @@ def _widget(doc: YamlDoc, i: int, spec: dict[str, Any], reports: dict[str, Repor
                                 f"{at}.report: no report {spec['report']!r} in config/reports"
                                 f"{did_you_mean(spec['report'], reports)}"))
         return None
+    if spec["show"] == "total" and not report.aggregates:
+        errors.append(doc.error(["widgets", i, "show"],
+                                f"{at}.show: report {report.name!r} has no aggregates to "
+                                "total; show it as a table"))
+        return None
     aggregate = spec.get("aggregate")
     if aggregate is not None:
         names = [a.name for a in report.aggregates]

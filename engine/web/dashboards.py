@@ -16,7 +16,7 @@ their language.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from engine.metadata.dashboards import Dashboard, Widget
@@ -27,6 +27,7 @@ from engine.runtime.reports import ReportTimeLimit, may_run, run_report
 from engine.runtime.reports.params import resolve
 from engine.web.charts import chart_svg
 from engine.web.i18n import N_
+from engine.web.pages.report_detail import DetailTable, detail_table
 from engine.web.pages.reports import ShownRow
 from engine.web.pages.reports import _Shown as Shown
 
@@ -71,6 +72,8 @@ class WidgetView:
     """total: each aggregate of the totals row (one, large, for a KPI)."""
     chart: str | None = None
     """chart: the rendered SVG (None: the chart falls back to its table)."""
+    detail: DetailTable | None = None
+    """table of a detail report (`columns`): a row per record, the first `limit`."""
 
     @property
     def shown_as(self) -> str:
@@ -126,7 +129,12 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
         chart = chart_svg(report, result, language, model.settings.currency,
                           zone=model.settings.time_zone,
                           ident=f"widget-{widget.loc.line}-{widget.loc.col}-{report.name}")
-    rows = tuple(shown.row(r) for r in result.rows[:widget.limit])
     more = result.truncated or len(result.rows) > widget.limit
+    if report.columns:  # a detail report: a row per record
+        table = detail_table(result, language, model.settings.currency,
+                             model.settings.time_zone, shown.value)
+        table = replace(table, rows=table.rows[:widget.limit])
+        return WidgetView(widget, report, href, detail=table, more=more, chart=chart)
+    rows = tuple(shown.row(r) for r in result.rows[:widget.limit])
     return WidgetView(widget, report, href, rows=rows, totals=shown.row(result.totals),
                       more=more, chart=chart)
