@@ -305,3 +305,17 @@ widgets:
 """)
     assert errors == ["config/dashboards/broken.yaml:4:32: widgets.0.show: report "
                       "'deal_names' has no aggregates to total; show it as a table"]
+
+
+def test_every_shipped_widget_shows_for_its_role(env: Env) -> None:
+    deals(env)
+    for d in env.model.dashboards:
+        role = d.roles[0]
+        user(env, f"w_{role}", role, department=departments(env)["SH"])
+        client = browser(env, f"w_{role}")
+        sources = widget_sources(client.get("/").text)
+        assert sources == [f"/dashboards/{d.name}/widgets/{i}" for i in range(len(d.widgets))]
+        for src, w in zip(sources, d.widgets, strict=True):
+            body = fragment(client, src)
+            shape = {"total": "<dl", "table": "<table", "chart": '<figure class="chart'}
+            assert shape[w.show] in body, (d.name, w)
