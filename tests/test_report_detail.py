@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl import load_workbook
 from sqlalchemy import event
 
 from engine.runtime.errors import Forbidden
@@ -206,3 +209,45 @@ def test_a_detail_report_over_http(config_dir: Path, make_env: Any) -> None:
     env.users.set_locale(env.admin.id, "zh-CN")
     zh = browser(env).get("/reports/adhoc").text
     assert "<h1>商机清单</h1>" in zh and "预期" in zh and "赢单" in zh
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(limit=st.integers(min_value=1, max_value=9), descending=st.booleans(),
+       key=st.sampled_from(["amount", "name", "stage"]))
+def test_any_sort_and_limit_is_the_records_in_that_order(env: Env, limit: int,
+                                                         descending: bool, key: str) -> None:
+    """The first `limit` rows in the order of `key`, the totals over all of them."""
+    columns = "columns: [name, stage, amount]\n"
+    everything = adhoc(env, f"report: adhoc\nentity: opportunity\n{columns}")
+    if not run_report(env.records, env.admin.actor(), everything).rows:
+        deals(env)  # once per test: the examples share the database
+    rows = [r.keys for r in run_report(env.records, env.admin.actor(), everything).rows]
+    stages = list(env.model.entity("opportunity").field("stage").options)
+
+    def order(keys: tuple[Any, ...]) -> Any:
+        return {"name": keys[0], "stage": stages.index(keys[1]), "amount": keys[2]}[key]
+
+    report = adhoc(env, f"report: adhoc\nentity: opportunity\n{columns}"
+                        "aggregates: [{name: amount, agg: sum, field: amount}]\n"
+                        f"sort: [{'-' if descending else ''}{key}]\nlimit: {limit}\n")
+    result = run_report(env.records, env.admin.actor(), report)
+    ranked = sorted(rows, key=order, reverse=descending)
+    assert [order(k) for k in (r.keys for r in result.rows)] == [
+        order(k) for k in ranked[:limit]]  # ties (a stage, an amount) in either order
+    assert result.truncated == (len(rows) > limit)
+    assert result.totals.values == {"amount": D("12700.00")}
+
+
+def test_a_detail_report_to_excel_has_typed_cells(config_dir: Path, make_env: Any) -> None:
+    env = detail_config(config_dir, make_env)
+    deals(env)
+    api = env.client(env.users.new_token("admin"))
+    answer = api.get("/api/reports/adhoc?format=xlsx")
+    assert answer.status_code == 200
+    sheet = load_workbook(io.BytesIO(answer.content), read_only=True).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:2] == ("Row", "Name")
+    assert rows[1][:6] == ("Record", "rep_b 4000", "Acme", "rep_b", "Won", 4000)
+    assert rows[-1][0] == "Total" and rows[-1][5] == 10000 and rows[-1][7] == 4
