@@ -45,7 +45,7 @@ def browser(env: Env, name: str, model: Model | None = None) -> TestClient:
 
 
 def widget_sources(page: str) -> list[str]:
-    return re.findall(r'hx-get="(/dashboards/[a-z_]+/widgets/\d+)" hx-trigger="load"', page)
+    return re.findall(r'hx-get="(/dashboards/[a-z_]+/widgets/\d+)" hx-trigger="load, retry"', page)
 
 
 def fragment(client: TestClient, src: str) -> str:

@@ -17,6 +17,8 @@ their language.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode
 
 from engine.metadata.dashboards import Dashboard, Widget
@@ -121,7 +123,7 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
             a for a in report.aggregates
             if widget.aggregate is None or a.name == widget.aggregate)
         figures = tuple(Figure(a.label.get(language),
-                               shown.value(a, result.totals.values[a.name]))
+                               shown.value(a, _total(a, result.totals.values[a.name])))
                         for a in aggregates)
         return WidgetView(widget, report, href, figures=figures)
     chart = None
@@ -138,3 +140,11 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
     rows = tuple(shown.row(r) for r in result.rows[:widget.limit])
     return WidgetView(widget, report, href, rows=rows, totals=shown.row(result.totals),
                       more=more, chart=chart)
+
+
+def _total(a: ReportAggregate, value: Any) -> Any:
+    """A figure's value: a count or sum over no rows is 0 (SQL's SUM of none is NULL); an
+    average, minimum or maximum of none stays blank."""
+    if value is None and a.agg in ("count", "count_distinct", "sum"):
+        return Decimal(0) if a.agg == "sum" else 0
+    return value

@@ -3,10 +3,13 @@ shows at once and each widget loads its report with htmx, counting only the rep'
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import tests.browser.conftest as live
 from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
@@ -48,4 +51,36 @@ def test_a_sales_reps_dashboard_loads_its_widgets(page: Any, live_server: LiveSe
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: widgets stack
     expect(pipeline.locator("tfoot")).to_be_visible()
     screenshot(page, "dashboard-sales-rep-narrow")
+    assert page.dialogs == []
+
+
+@pytest.fixture
+def two_requests_per_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live server's model lets one user have two requests running at once."""
+    model = load_model(REPO / "config")
+    model = replace(model, settings=replace(model.settings, requests_per_user=2))
+
+    def patched(_path: Path) -> Any:
+        return model
+
+    monkeypatch.setattr(live, "load_model", patched)
+
+
+def test_widgets_refused_as_too_many_requests_ask_again(
+        two_requests_per_user: None, page: Any, live_server: LiveServer) -> None:
+    """The executive's dashboard has ten widgets, all loading at once; a user may have two
+    requests running: the refused ones (429) ask again until every widget shows."""
+    from playwright.sync_api import expect
+
+    live_server.users.add("boss", ["executive"], password="boss-password")
+    page.goto("/login")
+    page.get_by_label("User name").fill("boss")
+    page.get_by_label("Password").fill("boss-password")
+    page.keyboard.press("Enter")
+    widgets = page.locator(".dashboard-grid .widget-body")
+    expect(widgets).to_have_count(10)
+    expect(page.locator(".widget-body", has_text="Loading")).to_have_count(0, timeout=30_000)
+    expect(page.locator(".widget-failed")).to_have_count(0)
+    expect(page.locator("#widget-0 dd")).to_have_text("¥0.00")  # a sum of no deals
+    assert page.locator(".widget-body[data-tries]").count() > 0  # some were refused first
     assert page.dialogs == []
