@@ -32,8 +32,9 @@ limit: 50
 
 
 SHIPPED = [
-    "branch_results", "campaign_results", "collection_plan", "competitor_by_product_line",
-    "competitor_win_loss", "contract_execution", "customer_lifecycle", "employee_performance",
+    "activities_by_owner", "branch_results", "campaign_results", "collection_plan",
+    "competitor_by_product_line", "competitor_win_loss", "contract_execution",
+    "customer_composition", "customer_lifecycle", "employee_performance",
     "expenses_vs_budget", "forecast_by_month", "lead_conversion", "lost_reasons",
     "overdue_receivables", "pipeline_by_owner", "quote_details", "sales_funnel",
     "service_compliance", "service_plans", "service_requests_by_queue", "stage_plan_gantt",

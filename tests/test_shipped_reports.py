@@ -449,7 +449,8 @@ def test_expenses_against_budget(env: Env) -> None:
                                   "customer_lifecycle", "quote_details", "collection_plan",
                                   "overdue_receivables", "contract_execution",
                                   "service_compliance", "service_plans", "work_orders",
-                                  "expenses_vs_budget"])
+                                  "expenses_vs_budget", "customer_composition",
+                                  "activities_by_owner"])
 def test_every_shipped_report_has_a_description_and_labels_in_both_languages(
         env: Env, name: str) -> None:
     report = env.model.report(name)
@@ -507,3 +508,44 @@ def test_quote_details_narrowed_by_the_quote_period(env: Env) -> None:
     exported = client.get(f"/reports/quote_details/export?format=csv&{march}")
     assert exported.status_code == 200
     assert len(exported.content.decode("utf-8-sig").strip().splitlines()) == 1 + 1 + 1
+
+
+def test_customer_composition_by_industry_and_tier(env: Env) -> None:
+    w = world(env)
+    acme = env.records.get(SYSTEM, "account", w.ids["acme"])
+    env.records.update(SYSTEM, "account", acme["id"], {"tier": "key", "status": "customer"},
+                       acme["version"])
+    assert table(run(env, "customer_composition")) == [
+        (2, "manufacturing", "key", 1, 1, D("0.00"), D("0.00")),
+        (1, "manufacturing", None, 1, 1, D("0.00"), D("0.00")),
+        (2, "energy", "standard", 1, 0, D("4000.00"), D("0.00")),  # the default tier
+        (1, "energy", None, 1, 0, D("4000.00"), D("0.00")),
+        (2, None, "standard", 1, 0, D("0.00"), D("0.00")),
+        (1, None, None, 1, 0, D("0.00"), D("0.00")),
+        (0, None, None, 3, 1, D("4000.00"), D("0.00")),
+    ]
+
+
+def test_activities_by_owner_and_kind(env: Env) -> None:
+    w = world(env)
+    for owner, kind, status, minutes, cost in [(w.a, "call", "done", 30, "10"),
+                                               (w.a, "call", "planned", 15, None),
+                                               (w.a, "meeting", "planned", 60, None),
+                                               (w.b, "visit", "done", 120, "500")]:
+        data: dict[str, Any] = {"subject": kind, "kind": kind, "status": status,
+                                "duration_minutes": minutes,
+                                "due_at": "2026-03-02T10:00:00Z"}
+        if cost:
+            data["cost"] = cost
+        place(env, "activity", data, owner=owner, department=owner.department_id)
+    a, b = w.a.id, w.b.id
+    assert table(run(env, "activities_by_owner")) == [
+        (2, a, "call", 2, 1, 45, D("10.00")),
+        (2, a, "meeting", 1, 0, 60, None),
+        (1, a, None, 3, 1, 105, D("10.00")),
+        (2, b, "visit", 1, 1, 120, D("500.00")),
+        (1, b, None, 1, 1, 120, D("500.00")),
+        (0, None, None, 4, 2, 225, D("510.00")),
+    ]
+    assert table(run(env, "activities_by_owner", w.a))[-1] == (0, None, None, 3, 1, 105,
+                                                                D("10.00"))

@@ -30,8 +30,8 @@ def test_the_api_lists_the_reports_the_caller_may_run(env: Env, api: TestClient)
     user(env, "mkt", "marketing")  # opportunity.amount is hidden; no service requests
     mkt = env.client(env.users.new_token("mkt"))
     assert [r["report"] for r in mkt.get("/api/reports").json()["items"]] == [
-        "competitor_by_product_line", "expenses_vs_budget", "lead_conversion",
-        "stage_plan_gantt"]  # none of them reads a deal's amount
+        "activities_by_owner", "competitor_by_product_line", "expenses_vs_budget",
+        "lead_conversion", "stage_plan_gantt"]  # none of them reads a deal's amount
     assert api.get("/api/reports", headers={"Authorization": ""}).status_code == 401
 
 
