@@ -696,6 +696,24 @@ def worker(ctx: Context, once: bool, worker_id: str | None, interval: float) -> 
         engine.dispose()
 
 
+@main.command()
+@pass_ctx
+def snapshot(ctx: Context) -> None:
+    """Take a pipeline snapshot now: every open opportunity's stage, amounts, forecast
+    category, close date, owner and department (docs/forecast.md)."""
+    from engine.runtime.reports.snapshots import take
+
+    model = ctx.model()
+    engine = ctx.engine()
+    try:
+        taken = take(_records(engine, model))
+    except RecordError as exc:
+        fail(str(exc.message))
+    finally:
+        engine.dispose()
+    click.echo(f"snapshot {taken.id}: {taken.deals} open deals at {taken.taken_at.isoformat()}")
+
+
 @main.group()
 def webhook() -> None:
     """The webhooks' delivery log (the outbox): list, replay."""

@@ -28,6 +28,7 @@ from engine.metadata.delivery import SmtpSettings, WebhookSettings, load_smtp, l
 from engine.metadata.errors import ConfigError, did_you_mean
 from engine.metadata.files import KNOWN_TYPES, AttachmentSettings
 from engine.metadata.holidays import Holiday, load_holidays
+from engine.metadata.snapshots import SnapshotSchedule, load_snapshot_schedule
 from engine.metadata.yamlio import YamlDoc
 
 DEFAULT_CURRENCY = "CNY"
@@ -60,6 +61,9 @@ class SiteSettings:
     holidays: tuple[Holiday, ...] = ()
     """The organisation's holiday calendar (engine/metadata/holidays.py): flows' schedules
     run on its dates."""
+    pipeline_snapshots: SnapshotSchedule | None = None
+    """When the worker takes a pipeline snapshot (engine/metadata/snapshots.py); None:
+    only on demand."""
 
     def holiday(self, name: str) -> Holiday | None:
         return next((h for h in self.holidays if h.name == name), None)
@@ -105,7 +109,8 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
         time_zone=time_zone, fiscal_year_start=int(doc.data.get("fiscal_year_start", 1)),
         attachments=_attachments(doc, errors),
         webhooks=load_webhooks(doc, errors), smtp=load_smtp(doc, errors),
-        holidays=load_holidays(doc, errors))
+        holidays=load_holidays(doc, errors),
+        pipeline_snapshots=load_snapshot_schedule(doc))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())

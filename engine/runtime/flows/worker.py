@@ -5,7 +5,9 @@ the holiday calendar: engine/runtime/flows/schedules.py), runs the timers due no
 (engine/runtime/flows/timers.py: their database effects exactly once, each in its own
 transaction), then delivers the outbox messages due now
 (engine/runtime/flows/outbox.py: after commit, at least once) — so an email or webhook a
-timer enqueued goes out in the same pass. Between passes the worker sleeps `interval`
+timer enqueued goes out in the same pass. A pass also takes the pipeline snapshot of the
+current period when settings.yaml `pipeline_snapshots` asks for one and it is not there
+(engine/runtime/reports/snapshots.py). Between passes the worker sleeps `interval`
 seconds, unless a pass took a full batch (more is waiting). Any number of workers may run:
 they claim rows, never share one.
 """
@@ -26,6 +28,7 @@ from engine.runtime.flows.outbox import EMAIL, WEBHOOK, DeliveryRun, Sender, del
 from engine.runtime.flows.timers import TimerKinds, TimerRun, prepare, run_due_timers
 from engine.runtime.flows.webhooks import WebhookSender
 from engine.runtime.records import Records
+from engine.runtime.reports.snapshots import ScheduledSnapshots
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +87,17 @@ class Worker:
         self.batch = batch
         self.kinds = kinds
         self.clock = clock or (lambda: records.clock())
+        self.snapshots = ScheduledSnapshots(records)
 
     def run_once(self, now: datetime | None = None) -> Pass:
         """One pass: the timers that come from no write set (a flow's next holiday
         dates), the due timers, then the due outbox messages."""
         at = self.clock() if now is None else now
         prepare(self.records, at, self.kinds)
+        taken = self.snapshots(at)  # settings.yaml pipeline_snapshots: once per period
+        if taken is not None:
+            log.info("worker %s: pipeline snapshot %s taken (%s deals)", self.worker_id,
+                     taken.id, taken.deals)
         timers = run_due_timers(self.records, at, worker_id=self.worker_id, batch=self.batch,
                                 kinds=self.kinds)
         deliveries = deliver_due(self.records.engine, at, self.senders,

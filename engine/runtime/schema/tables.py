@@ -51,12 +51,15 @@ APPROVAL_TABLE = "crm_approval"
 APPROVAL_TASK_TABLE = "crm_approval_task"
 DELEGATION_TABLE = "crm_delegation"
 SAVED_REPORT_TABLE = "crm_saved_report"
+SNAPSHOT_TABLE = "crm_pipeline_snapshot"
+SNAPSHOT_ROW_TABLE = "crm_pipeline_snapshot_row"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
                  ROLLUP_STATE_TABLE, AUTONUMBER_TABLE, TIMER_TABLE, OUTBOX_TABLE,
                  STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE,
-                 APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE)
+                 APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE,
+                 SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -205,6 +208,7 @@ def _cyclic_links(model: Model) -> frozenset[tuple[str, str]]:
 
 
 def _system_tables(md: MetaData) -> None:
+    _snapshot_tables(md)
     Table(
         USER_TABLE, md,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -516,6 +520,38 @@ def _system_tables(md: MetaData) -> None:
         Column("sent_at", UtcDateTime),
         Index("uq_crm_outbox_key", "key", unique=True),
         Index("ix_crm_outbox_next", "next_attempt_at"),
+    )
+
+
+def _snapshot_tables(md: MetaData) -> None:
+    """Pipeline snapshots (engine/runtime/reports/snapshots.py; docs/forecast.md), kept
+    without a time limit: a header per snapshot — `period` the schedule's period of a
+    scheduled one (unique: one per period, whichever worker takes it), NULL on demand — and
+    one row per open opportunity as it stood then. No foreign key to the deal: its history
+    outlives it."""
+    Table(
+        SNAPSHOT_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("taken_at", UtcDateTime, nullable=False),
+        Column("taken_by", BigInteger),
+        Column("kind", String(20), nullable=False),  # scheduled, on_demand
+        Column("period", String(20)),
+        Index("uq_crm_pipeline_snapshot_period", "period", unique=True),
+    )
+    Table(
+        SNAPSHOT_ROW_TABLE, md,
+        Column("snapshot_id", BigInteger,
+               ForeignKey(f"{SNAPSHOT_TABLE}.id", name="fk_crm_pipeline_snapshot_row_snap"),
+               primary_key=True),
+        Column("record_id", BigInteger, primary_key=True),
+        Column("stage", String(64)),
+        Column("amount", ExactDecimal(*DECIMAL_SHAPES[FieldType.MONEY])),
+        Column("probability", ExactDecimal(*DECIMAL_SHAPES[FieldType.PERCENT])),
+        Column("weighted", ExactDecimal(*DECIMAL_SHAPES[FieldType.MONEY])),
+        Column("forecast_category", String(64)),
+        Column("close_date", Date),
+        Column("owner_id", BigInteger),
+        Column("department_id", BigInteger),
     )
 
 
