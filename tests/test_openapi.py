@@ -43,6 +43,10 @@ NOTIFICATIONS = {"/api/notifications": {"get"}, "/api/notifications/count": {"ge
 """The caller's own notifications: in every caller's document."""
 REPORTS = {"/api/reports": {"get"}, "/api/reports/{report}": {"get"}}
 """The reports: in every caller's document (each runs within the caller's access)."""
+PIPELINE = {"/api/pipeline/snapshots": {"get", "post"}, "/api/pipeline/forecast": {"get"},
+            "/api/pipeline/waterfall": {"get"}}
+"""Pipeline snapshots: in every caller's document (each answers within the caller's
+access)."""
 
 
 def _cap(name: str) -> str:
@@ -260,7 +264,7 @@ def test_every_component_schema_is_valid_json_schema_2020_12(name: str) -> None:
 
 def test_every_entity_has_its_routes_and_schemas() -> None:
     expected_paths: dict[str, set[str]] = {"/api/access/transfer": {"post"}, **NOTIFICATIONS,
-                                           **REPORTS}
+                                           **REPORTS, **PIPELINE}
     for e in MODEL.entities:
         n = _cap(e.name)
         assert {n, f"{n}Create", f"{n}Patch", f"{n}Page"} <= set(SCHEMAS)
@@ -328,17 +332,19 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/{entity}/{record_id}/approvals": {"get"},
         **NOTIFICATIONS,
         **REPORTS,
+        **PIPELINE,
     }
     assert {m for m in DOC["paths"]["/api/access/transfer"] if m in METHODS} == {"post"}
     for template, methods in templates.items():
         if template.startswith("/api/approvals") or template in NOTIFICATIONS \
-                or template in REPORTS:
+                or template in REPORTS or template in PIPELINE:
             assert {m for m in DOC["paths"][template] if m in METHODS} == methods
     approving = {f.entity for f in env.model.flows if f.approvals}
     for e in env.model.entities:
         for template, methods in templates.items():
             if template == "/api/access/transfer" or template.startswith("/api/approvals") \
-                    or template in NOTIFICATIONS or template in REPORTS:
+                    or template in NOTIFICATIONS or template in REPORTS \
+                    or template in PIPELINE:
                 continue
             if template.endswith("/approvals"):
                 path = template.replace("{entity}", e.name)

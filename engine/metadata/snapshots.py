@@ -28,7 +28,7 @@ class SnapshotSchedule:
     weekday: str = "monday"
     """The day of the week a weekly snapshot is due."""
     day: int = 1
-    """The day of the month (1–28) a monthly snapshot is due."""
+    """The day of the month (1 to 28) a monthly snapshot is due."""
 
     def due_on(self, today: date) -> date:
         """The due date of the period `today` is in: the latest due date on or before it.

@@ -48,6 +48,7 @@ from engine.web.pages.board import Board
 from engine.web.pages.calendar import Calendar
 from engine.web.pages.dashboards import DashboardPages
 from engine.web.pages.flows_admin import FlowsAdmin
+from engine.web.pages.forecast import ForecastPages
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
 from engine.web.pages.notifications import NotificationPages
@@ -59,6 +60,7 @@ from engine.web.pages.search import Search
 from engine.web.pages.timeline import TimelinePages
 from engine.web.pages.trash import Trash
 from engine.web.pages.tree import Tree
+from engine.web.pipeline import PipelineApi
 from engine.web.reports import ReportsApi
 from engine.web.static import StaticAssets
 from engine.web.ui import STATIC, Ui, wants_html
@@ -156,6 +158,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *RegardingPickers(model, records, ui).routes(),
         *NotificationPages(model, records, ui, inbox).routes(),
         *ReportBuilder(model, records, ui).routes(),  # before /reports/{report}
+        *ForecastPages(model, records, ui).routes(),  # before /reports/{report}
         *ReportPages(model, records, ui).routes(),
         *DashboardPages(model, records, ui).routes(),
         *auth.routes(),
@@ -165,6 +168,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *ApprovalsApi(approvals_of(records), api).routes(),
         *NotificationsApi(inbox, api._actor).routes(),  # before /api/{entity}
         *ReportsApi(records, api._actor).routes(),  # before /api/{entity}
+        *PipelineApi(records, api._actor).routes(),  # before /api/{entity}
         *api.routes(),
     ]
     handlers: dict[Any, Any] = {

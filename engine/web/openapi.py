@@ -27,6 +27,7 @@ from engine.types import FieldType
 from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
 from engine.web.exports import EXPORT_FILES, EXPORT_FORMAT
 from engine.web.notifications import NOTIFICATION_SCHEMAS, notification_paths
+from engine.web.pipeline import PIPELINE_SCHEMAS, pipeline_paths
 from engine.web.reports import REPORT_SCHEMAS, report_paths
 
 
@@ -567,6 +568,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
     schemas.update(_ACCESS_SCHEMAS)
     schemas.update(NOTIFICATION_SCHEMAS)
     schemas.update(REPORT_SCHEMAS)
+    schemas.update(PIPELINE_SCHEMAS)
     paths: dict[str, Any] = {} if caller is not None else {"/api/access/transfer": {
         "post": {"tags": ["access"], "operationId": "transfer_owned",
                  "summary": "Give everything a user owns to another (administrators)",
@@ -576,6 +578,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                                **_errors(400, 401, 403, 404, 422)}}}}
     paths.update(notification_paths())
     paths.update(report_paths())
+    paths.update(pipeline_paths())
     for e in model.entities:
         use = EVERYTHING if caller is None else caller.get(e.name)
         if use is None:

@@ -180,6 +180,12 @@ class ScheduledSnapshots:
 # -- reading ---------------------------------------------------------------------------------
 
 
+def reads_history(records: Records, actor: Actor) -> bool:
+    """Whether `actor` may read snapshots at all: they read opportunities (no query)."""
+    return supported(records.model) and \
+        records.policy.scope(actor, ENTITY, "read") is not Scope.NONE
+
+
 def seen_rows(records: Records, actor: Actor, snapshot_ids: Sequence[int] | None = None,
               *, reads: Sequence[str] = ()) -> tuple[SecureRows, Subquery]:
     """The snapshot rows `actor` may see, as the one secure query of the opportunity over

@@ -4,11 +4,11 @@ close-date period went from what one snapshot held to what a later one holds.
     start  (the deals of `from` whose close date is in the period)
     + new          deals in `to`'s period that `from` did not hold (new, or reopened)
     + increases    deals in the period in both whose amount rose (by how much)
-    − decreases    … whose amount fell
-    − won, − lost  deals of `from`'s period that `to` no longer holds, as they stand now
-    − removed      … that are neither won nor lost now (deleted, or open again)
+    - decreases    … whose amount fell
+    - won, - lost  deals of `from`'s period that `to` no longer holds, as they stand now
+    - removed      … that are neither won nor lost now (deleted, or open again)
     + moved in     deals `from` held outside the period whose close date moved into it
-    − moved out    deals of `from`'s period whose close date moved out of it
+    - moved out    deals of `from`'s period whose close date moved out of it
     ± transferred  deals the viewer saw in one snapshot only, their owner or department
                    having changed (no step for a reader of every deal)
     = end   (the deals of `to` whose close date is in the period)
@@ -38,6 +38,7 @@ from sqlalchemy.sql.selectable import Subquery
 from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest
+from engine.runtime.records import secure
 from engine.runtime.reports.snapshots import (
     Snapshot,
     find_snapshot,
@@ -185,3 +186,18 @@ def step_deals(records: Records, actor: Actor, start_id: int, end_id: int, step:
                       None if m["vb"] is None else money(m["vb"]), money(m["change"]))
              for m in found[:limit]]
     return deals, len(found) > limit
+
+
+def deal_names(records: Records, actor: Actor, ids: list[int]) -> dict[int, str]:
+    """The names of those deals `actor` may read now (live ones), by id: a drill-down shows
+    the others by number only."""
+    if not ids:
+        return {}
+    seen = secure.rows(records, actor, "opportunity")
+    entity = seen.entity
+    if entity.title in seen.hidden or not entity.has_field(entity.title):
+        return {}
+    stmt = seen.select(seen.table.c.id, seen.column(entity.title)) \
+        .where(seen.table.c.id.in_(ids))
+    with records.engine.connect() as conn:
+        return {int(i): str(name) for i, name in conn.execute(stmt) if name is not None}

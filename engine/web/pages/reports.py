@@ -38,6 +38,7 @@ from engine.runtime.reports.explain import explain
 from engine.runtime.reports.exported import report_export, row_kind
 from engine.runtime.reports.params import ParamValue, resolve
 from engine.runtime.reports.saved import SavedReports, saved_id
+from engine.runtime.reports.snapshots import reads_history
 from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import N_, formatters, translations
 from engine.web.pages.report_detail import detail_table
@@ -95,7 +96,9 @@ class ReportPages(PageFamily):
     async def index(self, request: Request) -> Response:
         viewer = require_viewer(request)
         reports = await run_in_threadpool(runnable, self.records, viewer.user.actor())
-        return self.ui.page(request, "reports.html", {"reports": reports})
+        return self.ui.page(request, "reports.html", {
+            "reports": reports,
+            "forecast_history": reads_history(self.records, viewer.user.actor())})
 
     async def one(self, request: Request) -> Response:
         viewer = require_viewer(request)
