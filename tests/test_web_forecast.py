@@ -36,6 +36,10 @@ def test_the_page_as_an_administrator(world: World) -> None:
     by_category = html.split('id="forecast-by-category"')[1].split("</section>")[0]
     assert _row(by_category, "data-snapshot", world.first) == (
         "Jan 4, 2027, 8:00:00 AM ¥1,170.00 ¥2,500.00 ¥2,400.00 ¥6,070.00 6")
+    chart = by_category.split('id="forecast-trend-chart"')[1].split("</figure>")[0]
+    assert '<svg' in chart and 'role="img"' in chart
+    assert "<title>Jan 4 · Total: ¥6,070.00</title>" in chart  # the total line, first point
+    assert "Total</li>" in chart  # a line per category and the total, in the legend
     waterfall = html.split('id="waterfall"')[1].split("</section>")[0]
     assert _row(waterfall, "data-step", "won").startswith("Won 1 -¥1,000.00")
     assert _row(waterfall, "data-step", "moved_out") == "Moved out of the period 1 -¥5,000.00"

@@ -138,10 +138,13 @@ def take(records: Records, actor: Actor = SYSTEM, *, kind: str = ON_DEMAND,
         if stage.closed:
             chosen = chosen.where(seen.column("stage").not_in(stage.closed)
                                   | seen.column("stage").is_(None))
-        done = conn.execute(insert(rows).from_select(
+        conn.execute(insert(rows).from_select(
             ["snapshot_id", "record_id", *FIELDS, "owner_id", "department_id"], chosen))
-        deals = done.rowcount
-    return Snapshot(snapshot_id, taken_at, actor.user_id, kind, period, max(deals, 0))
+        # counted, not the cursor's rowcount: a request's time-limited connection (PostgreSQL)
+        # does not report it
+        deals = conn.execute(select(func.count()).select_from(rows)
+                             .where(rows.c.snapshot_id == snapshot_id)).scalar_one()
+    return Snapshot(snapshot_id, taken_at, actor.user_id, kind, period, int(deals))
 
 
 class ScheduledSnapshots:

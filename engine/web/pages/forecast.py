@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlencode
 
+from babel.dates import format_skeleton
+from babel.numbers import format_compact_decimal
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -42,9 +46,11 @@ from engine.runtime.reports.waterfall import (
     waterfall,
 )
 from engine.web.auth import read_form
-from engine.web.i18n import N_, formatters, translations
+from engine.web.charts.cartesian import cartesian
+from engine.web.charts.data import Categorical, Series
+from engine.web.i18n import N_, babel_locale, formatters, translations
 from engine.web.pipeline import WaterfallAsk, history, waterfall_ask
-from engine.web.ui import PageFamily
+from engine.web.ui import TEMPLATES, PageFamily
 from engine.web.viewer import Viewer, require_viewer
 
 PAGE = "/reports/forecast_history"
@@ -144,6 +150,8 @@ class ForecastPages(PageFamily):
             "waterfall": None, "waterfall_error": None,
             "measures": [(m, gettext(MEASURE_LABELS[m])) for m in MEASURES],
         }
+        context["chart"] = _trend_chart(snapshots, cells, month, categories, viewer.language,
+                                        fmt["money"], gettext)
         context["trend"] = _trend(snapshots, cells, context["trend_months"], fmt["money"])
         context["trend_months_shown"] = [m if m else gettext(NO_DATE)
                                          for m in context["trend_months"]]
@@ -240,3 +248,46 @@ def _trend(snapshots: list[Snapshot], cells: list[ForecastCell], months: list[st
 
 def _zero() -> Decimal:
     return Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class _LineChart:
+    type: str = "line"
+
+
+def _trend_chart(snapshots: list[Snapshot], cells: list[ForecastCell], month: str,
+                 categories: list[tuple[str, str]], language: str, money: Any,
+                 gettext: Any) -> Markup | None:
+    """The forecast of `month` over the snapshots, oldest first: a line per forecast
+    category and one for the total (engine/web/charts: server-rendered SVG, no
+    JavaScript). None with fewer than two snapshots."""
+    if len(snapshots) < 2:
+        return None
+    ordered = list(reversed(snapshots))
+    locale = babel_locale(language)
+    days = tuple(format_skeleton("MMMd", s.taken_at, locale=locale) for s in ordered)
+
+    def line(name: str, keep: Any) -> Series:
+        values = []
+        for s in ordered:
+            mine = [c.weighted for c in cells
+                    if c.snapshot_id == s.id and c.month == month and keep(c)]
+            values.append(sum(mine, start=_zero()))
+        return Series(name, tuple(float(v) for v in values),
+                      tuple(str(money(v)) for v in values))
+
+    series = [line(text, lambda c, key=key: c.category == key) for key, text in categories]
+    series.append(line(gettext("Total"), lambda c: True))
+    drawn = cartesian("line", Categorical(days, tuple(series)),
+                      lambda v: format_compact_decimal(v, locale=locale, fraction_digits=1),
+                      gettext("Snapshot"), gettext("Weighted amount"))
+    title = gettext("Forecast for %(month)s as of each snapshot") % {"month": month}
+    return Markup(_charts().get_template("chart.html").render(  # noqa: S704 - autoescaped
+        drawing=drawn, chart=_LineChart(), ident="forecast-trend-chart", title=title,
+        desc=title, empty="", stylesheet="/static/charts.css"))
+
+
+@cache
+def _charts() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES),
+                       autoescape=select_autoescape(("html", "svg"), default=True))
