@@ -29,6 +29,7 @@ from bench import (
     flows_worker,
     formula,
     pages,
+    reports,
     single_create,
 )
 from bench.env import REPO, now_text
@@ -53,6 +54,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     # --rows caps the updates (2,000) and the timers (the 100,000)
     flows.NAME: lambda a, say: flows.section(min(a.rows, 2_000), say),
     flows_worker.NAME: lambda a, say: flows_worker.section(min(a.rows, 100_000), say),
+    reports.NAME: lambda a, say: reports.run(a.rows, say),
+    # --rows below 1,000,000: the export at a tenth of it and at it
+    reports.NAME_EXPORT: lambda a, say: reports.section_export(a.rows, say),
 }
 
 
