@@ -82,6 +82,28 @@ def test_no_cell_text_starts_like_a_formula(text: str) -> None:
     assert out in (text, "'" + text)
 
 
+@given(st.one_of(st.integers(-10**12, 10**12),
+                 st.decimals(-10**9, 10**9, places=4, allow_nan=False)))
+def test_a_number_cell_is_its_value_whether_given_as_number_or_text(value: int | Decimal
+                                                                     ) -> None:
+    # numbers as the database gives them take a short way; text takes the parsing one
+    for kind in (FieldType.MONEY, FieldType.DECIMAL, FieldType.PERCENT, FieldType.INTEGER):
+        column = Column("x", "X", kind)
+        as_number = export.xlsx_value(column, value)
+        assert as_number == export.xlsx_value(column, str(value))
+        assert type(as_number) is (int if kind is FieldType.INTEGER else Decimal)
+    assert export.xlsx_value(Column("x", "X"), value) == value
+
+
+@given(st.text(max_size=30))
+def test_a_text_cell_is_its_label_neutralised(text: str) -> None:
+    plain, choice = Column("x", "X"), Column("x", "X", FieldType.CHOICE, {"won": "=won"})
+    assert export.xlsx_value(plain, text) == (neutralise(text) if text else None)
+    label = choice.options.get(text, text)
+    assert export.xlsx_value(choice, text) == (neutralise(label) if text else None)
+    assert export.xlsx_value(choice, "won") == "'=won"
+
+
 def test_typed_xlsx_cells() -> None:
     book = load_workbook(io.BytesIO(b"".join(export.xlsx_chunks(
         COLUMNS, [sample()], money=export.money_format("¥")))))
