@@ -132,10 +132,44 @@ FROM opportunity WHERE deleted_at IS NULL
 GROUP BY ROLLUP ({_MONTH['postgresql']}) ORDER BY 1, 2""",
     },
 }
+# The shipped forecast (config/reports/forecast_by_month.yaml, when there is one): deals,
+# amount and Σ amount * probability by close month and forecast category, lost deals left
+# out; a subtotal per month after its categories, the totals row first.
+_CATEGORY = ("CASE stage WHEN 'won' THEN 'closed' WHEN 'lost' THEN 'omitted' ELSE "
+             "coalesce(forecast_override, CASE stage WHEN 'proposal' THEN 'best_case' "
+             "WHEN 'negotiation' THEN 'commit' ELSE 'pipeline' END) END")
+_CATEGORY_ORDER = ("CASE category WHEN 'pipeline' THEN 0 WHEN 'best_case' THEN 1 "
+                   "WHEN 'commit' THEN 2 WHEN 'closed' THEN 3 WHEN 'omitted' THEN 4 "
+                   "ELSE 5 END")
+HAND["forecast_by_month"] = {
+    "sqlite": f"""
+WITH g AS (SELECT {_MONTH['sqlite']} AS month, {_CATEGORY} AS category, count(*) AS deals,
+                  sum(amount) AS amount, sum({_WEIGHTED}) AS forecast
+           FROM opportunity WHERE deleted_at IS NULL AND stage <> 'lost'
+           GROUP BY month, category)
+SELECT lvl, month, category, deals, amount, forecast FROM (
+  SELECT 0 AS lvl, NULL AS month, NULL AS category, sum(deals) AS deals,
+         sum(amount) AS amount, sum(forecast) AS forecast, 0 AS pos FROM g
+  UNION ALL SELECT 1, month, NULL, sum(deals), sum(amount), sum(forecast), 9 FROM g
+            GROUP BY month
+  UNION ALL SELECT 2, month, category, deals, amount, forecast, {_CATEGORY_ORDER} FROM g)
+ORDER BY lvl = 0 DESC, month, pos""",
+    "postgresql": f"""
+SELECT 2 - grouping(month) - grouping(category) AS lvl, month, category, count(*),
+       sum(amount), sum({_WEIGHTED})
+FROM (SELECT *, {_MONTH['postgresql']} AS month, {_CATEGORY} AS category
+      FROM opportunity WHERE deleted_at IS NULL AND stage <> 'lost') AS o
+GROUP BY ROLLUP (month, category)
+ORDER BY grouping(month) DESC, month, grouping(category), {_CATEGORY_ORDER}""",
+}
 TITLES = {"sales_funnel": "sales funnel (config/reports/sales_funnel.yaml): count, amount, "
                           "weighted by stage + totals",
           "bench_forecast_by_month": "forecast by close month (defined in bench/reports.py): "
-                                     "amount, weighted by month + totals"}
+                                     "amount, weighted by month + totals",
+          "forecast_by_month": "forecast by close month and category "
+                               "(config/reports/forecast_by_month.yaml): count, amount, "
+                               "Σ amount * probability by month and category, month subtotals "
+                               "+ totals"}
 
 
 # -- set-up ----------------------------------------------------------------------------------
@@ -226,9 +260,9 @@ def same_answer(result: ReportResult, hand: Sequence[Sequence[Any]]) -> str | No
     if len(ours) != len(hand):
         return f"{len(ours)} rows against {len(hand)}"
     for row, other in zip(ours, hand, strict=True):
-        key = row.keys[0] if row.level else None
+        key = list(row.keys)
         values = list(row.values.values())
-        if row.level != other[0] or key != other[1] or not all(
+        if row.level != other[0] or key != list(other[1:1 + len(key)]) or not all(
                 _close(v, w) for v, w in zip(values, other[-len(values):], strict=True)):
             return f"{row.level} {key} {values} against {list(other)}"
     return None
@@ -260,7 +294,8 @@ def measure_reports(database: str, scratch: Scratch, model: Model, rows: int,
     out: list[Row] = []
     for name in HAND:
         report: Report | None = model.report(name)
-        assert report is not None
+        if report is None:  # the shipped forecast, before it is shipped
+            continue
         sql = text(HAND[name][dialect])
 
         def ours(r: Report = report) -> ReportResult:
