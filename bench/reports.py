@@ -248,12 +248,12 @@ def pg_drop(url: str) -> None:
 
 
 def _close(a: Any, b: Any) -> bool:
-    """Equal within a cent, or within 1e-12 of the value: SQLite sums money as floats, and
+    """Equal within a cent, or within 1e-11 of the value: SQLite sums money as floats, and
     a million of them summed in another order differ in the last places."""
     if a is None or b is None:
         return a is None and b is None
     x, y = Decimal(str(a)), Decimal(str(b))
-    return abs(x - y) <= max(Decimal("0.02"), abs(x) * Decimal("1e-12"))
+    return abs(x - y) <= max(Decimal("0.02"), abs(x) * Decimal("1e-11"))
 
 
 def same_answer(result: ReportResult, hand: Sequence[Sequence[Any]]) -> str | None:
@@ -368,7 +368,7 @@ def run(rows: int, say: Callable[[str], None] = print) -> Section:
         "ROLLUP (…)`, on SQLite the groups in a CTE and the totals row summed from them "
         "(`UNION ALL`). The SQL is in bench/reports.py HAND.",
         "Before timing, both answers are compared row by row (the same groups in the same "
-        "order, the same counts, sums within a cent or 1e-12 of the sum: SQLite adds money as "
+        "order, the same counts, sums within a cent or 1e-11 of the sum: SQLite adds money as "
         "floats, and a million of them added in another order differ in the last places).",
         f"data: {rows:,} opportunities on 1,000 accounts made by one INSERT … SELECT per "
         "100,000 rows (bench/reports_data.py), then ANALYZE; a scratch SQLite file in bench/ "
