@@ -521,8 +521,8 @@ def notes_for(load_before: str) -> list[str]:
         "of the same 33 columns (the account by a LEFT JOIN, the formula fields as CASE "
         "expressions), choices mapped to their labels by dicts, the same typed cells and "
         "number formats, openpyxl write-only straight to the file. The two files hold the "
-        "same cells (the first 20,000 rows compared; weighted amounts within a cent: the "
-        "engine rounds half even).",
+        "same cells (the first 20,000 rows compared; weighted amounts within a cent: a "
+        "half cent computed in floating point rounds either way).",
         "Each figure is the operating system's account of the finished process (wall from "
         "just before its start to its exit; CPU user + system and peak RSS `ru_maxrss` from "
         "getrusage of a small launcher's children, so the benchmark's own memory is not "
