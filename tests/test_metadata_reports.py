@@ -38,7 +38,7 @@ SHIPPED = [
     "expenses_vs_budget", "forecast_by_month", "lead_conversion", "lost_reasons",
     "overdue_receivables", "pipeline_by_owner", "quote_details", "sales_funnel",
     "service_compliance", "service_plans", "service_requests_by_queue", "stage_plan_gantt",
-    "work_orders"]
+    "targets_vs_actual", "won_by_quarter", "work_orders"]
 """The shipped reports, in the order of their files' names."""
 
 

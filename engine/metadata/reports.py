@@ -34,6 +34,10 @@ sort: [-total]
 
 An aggregate reads a field (`field:`) or a formula (`formula: 'amount * probability / 100'`).
 
+`across: {field: close_date, bucket: quarter}` makes a cross-tab (its values as columns);
+an aggregate with `computed:` computes from the aggregates before it; `sources:` instead of
+`entity` blends several entities on shared group names (engine/metadata/report_sources.py).
+
 Every path and formula is checked against the entity when the configuration loads, and must
 be one the database can compute (the report runs as one SQL statement,
 engine/runtime/reports): a report naming an unknown entity, field or aggregate is refused
@@ -46,7 +50,14 @@ from dataclasses import dataclass, replace
 from dataclasses import field as attr
 from typing import Any
 
-from engine.formula import CompiledFormula, FormulaError, FType, compile_formula
+from engine.formula import (
+    CompiledFormula,
+    EntityScope,
+    FieldSpec,
+    FormulaError,
+    FType,
+    compile_formula,
+)
 from engine.metadata.errors import ConfigError, SourceLoc, did_you_mean
 from engine.metadata.formula_checks import ENGINE_FIELDS, ENGINE_LINKS, scope_of
 from engine.metadata.labels import Label
@@ -97,6 +108,10 @@ class ReportAggregate:
     loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
     formula: str | None = None
     """An aggregate of a formula (`formula:` instead of `field:`), computed by the database."""
+    computed: str | None = None
+    """agg `computed`: a number formula over the other aggregates of the same row (or
+    cross-tab column), such as `actual / target * 100` (docs/reports.md)."""
+    computed_compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,28 @@ class ReportColumn:
     """What a reference path links to (shown by the linked record's name)."""
     ends_on: Field | None = attr(default=None, compare=False, repr=False)
     loc: SourceLoc = attr(default=SourceLoc("", 0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ReportSource:
+    """One entity whose rows a blended report (`sources:`) reads: its groups (in the
+    report's group order) and the aggregates it computes (engine/metadata/report_sources.py)."""
+
+    entity: str
+    groups: tuple[ReportGroup | None, ...]
+    """Per group of the report, in its order; None: this source leaves it blank."""
+    aggregates: tuple[ReportAggregate, ...]
+    loc: SourceLoc = attr(compare=False, repr=False)
+    filter: str | None = None
+    filter_compiled: CompiledFormula | None = attr(default=None, compare=False, repr=False)
+
+    @property
+    def references(self) -> frozenset[tuple[str, ...]]:
+        """Every path of the source's entity it reads."""
+        formulas = [self.filter_compiled, *(g.compiled for g in self.groups if g is not None)]
+        for a in self.aggregates:
+            formulas += [a.compiled, a.where_compiled]
+        return frozenset(p for f in formulas if f is not None for p in f.references)
 
 
 @dataclass(frozen=True)
@@ -145,6 +182,10 @@ class Report:
     are its totals row."""
     parameters: tuple[ReportParameter, ...] = ()
     """Values the viewer sets (a period, a department, an owner), each with a default."""
+    across: ReportGroup | None = None
+    """The cross-tab's column field: its values become columns (docs/reports.md)."""
+    sources: tuple[ReportSource, ...] = ()
+    """A blended report's entities (`sources:`); `entity` is then the first one's."""
 
     def parameter(self, kind: str) -> ReportParameter | None:
         """The report's first parameter of `kind` (period, department, owner)."""
@@ -153,11 +194,15 @@ class Report:
     @property
     def references(self) -> frozenset[tuple[str, ...]]:
         """Every path of the entity the report reads (to refuse it to a viewer who may not
-        see one of them)."""
+        see one of them); a blended report's: those of its first source (each source is
+        checked on its own, engine/runtime/reports/blended.py)."""
+        if self.sources:
+            return self.sources[0].references
         out: set[tuple[str, ...]] = set()
         formulas = [self.filter_compiled, *(g.compiled for g in self.groups),
                     *(p.compiled for p in self.parameters),
-                    *(c.compiled for c in self.columns)]
+                    *(c.compiled for c in self.columns),
+                    self.across.compiled if self.across is not None else None]
         for a in self.aggregates:
             formulas += [a.compiled, a.where_compiled]
         for f in formulas:
@@ -174,21 +219,46 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
     if data["report"] != stem:
         errors.append(doc.error(["report"], f"report: {data['report']!r} must be the file's "
                                             f"name ({stem!r})"))
-    entity = doc.entity("entity", entities, errors)
-    if entity is None:
-        return None
-    check = _Checker(doc, entity, entities, errors)
-    filter_compiled = None
-    if "filter" in data:
-        filter_compiled = check.formula(["filter"], data["filter"], FType.BOOLEAN)
     groups: list[ReportGroup] = []
-    for i, spec in enumerate(data.get("groups", [])):
-        group = check.group(i, spec if isinstance(spec, dict) else {"field": spec})
-        if group is not None:
-            if any(g.path == group.path for g in groups):
-                errors.append(doc.error(["groups", i], f"groups.{i}: {group.path!r} is "
-                                                       "already a group of this report"))
-            groups.append(group)
+    aggregates: list[ReportAggregate] = []
+    sources: tuple[ReportSource, ...] = ()
+    filter_compiled = across = None
+    if "sources" in data:
+        from engine.metadata.report_sources import build_sources  # it builds on _Checker
+
+        if "columns" in data:
+            errors.append(doc.error(["columns"], "columns: a report with sources has no "
+                                                 "columns (it is not a detail report)"))
+        blended = build_sources(doc, entities, errors)
+        if blended is None:
+            return None
+        sources, groups, aggregates = blended
+        entity = next(e for e in entities if e.name == sources[0].entity)
+        check = _Checker(doc, entity, entities, errors)
+    else:
+        if "entity" not in data:
+            errors.append(doc.error([], "a report needs an `entity` (or `sources`)"))
+            return None
+        found = doc.entity("entity", entities, errors)
+        if found is None:
+            return None
+        entity = found
+        check = _Checker(doc, entity, entities, errors)
+        if "filter" in data:
+            filter_compiled = check.formula(["filter"], data["filter"], FType.BOOLEAN)
+        for i, spec in enumerate(data.get("groups", [])):
+            group = check.group(["groups", i], spec)
+            if group is not None:
+                if any(g.path == group.path for g in groups):
+                    errors.append(doc.error(["groups", i], f"groups.{i}: {group.path!r} is "
+                                                           "already a group of this report"))
+                groups.append(group)
+        if "across" in data:
+            across = check.group(["across"], data["across"])
+            if across is not None and any(g.path == across.path for g in groups):
+                check.error(["across"], f"{across.path!r} is already a group of this report")
+            if "columns" in data:
+                check.error(["across"], "a detail report (columns) has no cross-tab")
     columns: list[ReportColumn] = []
     for i, spec in enumerate(data.get("columns", [])):
         column = check.column(i, spec if isinstance(spec, dict) else {"field": spec})
@@ -200,22 +270,31 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
     if "columns" in data and "groups" in data:
         errors.append(doc.error(["groups"], "groups: a detail report (columns) has no "
                                             "groups; its aggregates are its totals row"))
-    if "columns" not in data and "aggregates" not in data:
+    if "columns" not in data and "aggregates" not in data and not sources:
         errors.append(doc.error([], "a report needs aggregates (of groups) or columns "
                                     "(a detail report)"))
-    aggregates: list[ReportAggregate] = []
     for i, spec in enumerate(data.get("aggregates", [])):
         if any(a.name == spec["name"] for a in aggregates):
             errors.append(doc.error(["aggregates", i, "name"],
                                     f"aggregates.{i}.name: {spec['name']!r} is already an "
                                     "aggregate of this report"))
-        aggregate = check.aggregate(i, spec)
+        if "computed" in spec:
+            aggregate = check.computed_aggregate(["aggregates", i], spec, aggregates)
+        elif sources:
+            check.error(["aggregates", i], "a blended report's aggregates are its sources'; "
+                                           "here only `computed` aggregates")
+            aggregate = None
+        else:
+            aggregate = check.aggregate(["aggregates", i], spec)
         if aggregate is not None:
             aggregates.append(aggregate)
     by_column = {c.name: c for c in columns}
     for i, a in enumerate(aggregates):  # a total under its column takes the column's label
         if a.name in by_column and "label" not in data["aggregates"][i]:
             aggregates[i] = replace(a, label=by_column[a.name].label)
+        if a.computed is not None and "columns" in data:
+            check.error(["aggregates", i], "a detail report's totals are aggregates of its "
+                                           "records, not `computed`")
     sort: list[ReportSort] = []
     keys = {g.path for g in groups} | {a.name for a in aggregates}
     if "columns" in data:  # a detail report sorts its rows by its columns
@@ -228,6 +307,10 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
             errors.append(doc.error(["sort", i], f"sort.{i}: {key!r} {what} of this report"
                                                  f"{did_you_mean(key, keys)}"))
         sort.append(ReportSort(key, raw.startswith("-")))
+    if sources and "parameters" in data:
+        errors.append(doc.error(["parameters"], "parameters: a report with sources has no "
+                                                "parameters (each source has its own fields); "
+                                                "narrow the sources' filters"))
     parameters = build_parameters(doc, entity, "department" in check.by_name, check.walk,
                                   errors)
     if len(errors) > before:
@@ -243,7 +326,8 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
                   loc=doc.loc(["report"]), filter=data.get("filter"),
                   filter_compiled=filter_compiled,
                   description=Label.of(data["description"], "") if "description" in data
-                  else None, chart=chart, parameters=parameters, columns=tuple(columns))
+                  else None, chart=chart, parameters=parameters, columns=tuple(columns),
+                  across=across, sources=sources)
 
 
 class _Checker:
@@ -306,17 +390,19 @@ class _Checker:
         compiled = self.formula(path, source, None)
         return None if compiled is None else (compiled, last, target)
 
-    def group(self, i: int, spec: dict[str, Any]) -> ReportGroup | None:
-        raw = self.doc.data["groups"][i]
-        at: list[PathPart] = ["groups", i] if isinstance(raw, str) else ["groups", i, "field"]
+    def group(self, base: list[PathPart], raw: str | dict[str, Any]) -> ReportGroup | None:
+        """The group (or cross-tab column field) `raw` at `base`: a path, or a mapping with
+        `field`, `bucket` and `label`."""
+        spec = raw if isinstance(raw, dict) else {"field": raw}
+        at: list[PathPart] = base if isinstance(raw, str) else [*base, "field"]
         walked = self.walk(at, spec["field"])
         if walked is None:
             return None
         compiled, f, target = walked
         bucket = spec.get("bucket")
         if bucket is not None and compiled.type not in (FType.DATE, FType.DATETIME):
-            self.error(["groups", i, "bucket"], f"{spec['field']!r} is not a date or datetime "
-                                                "field: it has no buckets")
+            self.error([*base, "bucket"], f"{spec['field']!r} is not a date or datetime "
+                                          "field: it has no buckets")
             return None
         if compiled.type is FType.MULTICHOICE:
             self.error(at, f"{spec['field']!r} is a multichoice field: group on one value")
@@ -329,8 +415,35 @@ class _Checker:
                            target=None if bucket else target, compiled=compiled,
                            loc=self.doc.loc(at))
 
-    def aggregate(self, i: int, spec: dict[str, Any]) -> ReportAggregate | None:
-        base: list[PathPart] = ["aggregates", i]
+    def computed_aggregate(self, base: list[PathPart], spec: dict[str, Any],
+                           before: list[ReportAggregate]) -> ReportAggregate | None:
+        """agg `computed`: a number formula over the aggregates listed before it."""
+        if "agg" in spec or "field" in spec or "where" in spec or "formula" in spec:
+            self.error(base, "a `computed` aggregate has no agg, field, formula or where: it "
+                             "computes from the aggregates before it")
+            return None
+        numbers = {a.name: FieldSpec(FType.NUMBER) for a in before if a.type is FType.NUMBER}
+        scope = EntityScope({"report": numbers}, "report")
+        try:
+            compiled = compile_formula(spec["computed"], scope, FType.NUMBER)
+        except FormulaError as exc:
+            self.errors.append(ConfigError(self.doc.loc([*base, "computed"]),
+                                           f"formula {exc.line}:{exc.col}: {exc.message}"))
+            return None
+        if compiled.sql_problem is not None:
+            self.error([*base, "computed"], "the database cannot compute this "
+                                            f"({compiled.sql_problem.message}); a report "
+                                            "runs in SQL")
+            return None
+        label = Label.of(spec.get("label"), spec["name"].replace("_", " ").capitalize())
+        return ReportAggregate(name=spec["name"], agg="computed", path=None, label=label,
+                               type=FType.NUMBER, loc=self.doc.loc(base),
+                               computed=spec["computed"], computed_compiled=compiled)
+
+    def aggregate(self, base: list[PathPart], spec: dict[str, Any]) -> ReportAggregate | None:
+        if "agg" not in spec:
+            self.error(base, "an aggregate needs `agg` (or `computed`)")
+            return None
         agg = spec["agg"]
         compiled = f = None
         kind = FType.NUMBER

@@ -13,6 +13,10 @@ every field it reads); `GET /api/reports/<name>` runs one:
      "truncated": false, "parameters": {"period": {"value": "this_year",
      "from": "2026-01-01", "to": "2026-12-31"}, "owner": {"value": "any"}}}
 
+A cross-tab (`across:`) adds `"across": {"key", "label", "type", "values": [{"value",
+"name"?}]}` and, per row, `"across": [{aggregate: value}, ...]` in the order of the values;
+a blended report (`sources:`) adds `"sources": [entity, ...]` (docs/reports.md).
+
 A row's `level` is how many groups it is keyed on; a subtotal (`kind: subtotal`) follows its
 group's rows. A detail report (`columns:`) answers a row per record (`kind: detail`, level
 1) with its columns (`kind: column`) in `values`, and its aggregates in `totals`. `names`
@@ -111,8 +115,20 @@ def columns_json(report: Report) -> list[dict[str, Any]]:
         {"key": g.path, "kind": "group", "label": g.label.as_dict(), "type": g.type.value,
          **({"bucket": g.bucket} if g.bucket else {})} for g in report.groups]
     cols += [{"key": a.name, "kind": "aggregate", "agg": a.agg, "label": a.label.as_dict(),
-              "type": a.type.value} for a in report.aggregates]
+              "type": a.type.value, **({"computed": a.computed} if a.computed else {})}
+             for a in report.aggregates]
     return cols
+
+
+def across_json(result: ReportResult) -> dict[str, Any]:
+    """A cross-tab's column field and its values, in the order of each row's `across`."""
+    across = result.report.across
+    assert across is not None
+    return {"key": across.path, "label": across.label.as_dict(), "type": across.type.value,
+            **({"bucket": across.bucket} if across.bucket else {}),
+            "values": [{"value": _plain(c.value),
+                        **({"name": c.name} if c.name is not None else {})}
+                       for c in result.across_values]}
 
 
 def result_json(result: ReportResult) -> dict[str, Any]:
@@ -125,13 +141,21 @@ def result_json(result: ReportResult) -> dict[str, Any]:
         values.update({k: _plain(v) for k, v in r.values.items()})
         names = {key: name for key, name in zip(keyed, r.names, strict=True)
                  if name is not None}
-        return {"kind": row_kind(report, r), "level": r.level, "values": values,
-                "names": names}
+        out = {"kind": row_kind(report, r), "level": r.level, "values": values,
+               "names": names}
+        if report.across is not None:
+            out["across"] = [{k: _plain(v) for k, v in cells.items()} for cells in r.across]
+        return out
 
-    return {"report": report.name, "label": report.label.as_dict(), "entity": report.entity,
-            "columns": columns_json(report), "rows": [row(r) for r in result.rows],
-            "totals": row(result.totals), "truncated": result.truncated,
-            "parameters": {v.name: v.as_json() for v in result.parameters}}
+    out = {"report": report.name, "label": report.label.as_dict(), "entity": report.entity,
+           "columns": columns_json(report), "rows": [row(r) for r in result.rows],
+           "totals": row(result.totals), "truncated": result.truncated,
+           "parameters": {v.name: v.as_json() for v in result.parameters}}
+    if report.across is not None:
+        out["across"] = across_json(result)
+    if report.sources:
+        out["sources"] = [s.entity for s in report.sources]
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -209,7 +233,9 @@ _COLUMN = {"type": "object", "required": ["key", "kind", "label", "type"], "prop
                                             "column or an aggregate's name"},
     "kind": {"enum": ["group", "column", "aggregate"]},
     "formula": {"type": "string", "description": "a formula column's formula"},
-    "agg": {"enum": ["count", "count_distinct", "sum", "avg", "min", "max"]},
+    "agg": {"enum": ["count", "count_distinct", "sum", "avg", "min", "max", "computed"]},
+    "computed": {"type": "string",
+                 "description": "agg computed: a formula over the row's other aggregates"},
     "bucket": {"enum": ["day", "week", "month", "quarter", "year"]},
     "label": _LABEL, "type": {"type": "string"}}}
 _ROW = {"type": "object", "required": ["kind", "level", "values", "names"], "properties": {
@@ -219,7 +245,20 @@ _ROW = {"type": "object", "required": ["kind", "level", "values", "names"], "pro
     "values": {"type": "object", "description": "column key → value (amounts as decimal "
                                                 "strings; a rolled-up group is null)"},
     "names": {"type": "object", "additionalProperties": {"type": "string"},
-              "description": "group key → the name of the linked record (owner, queue)"}}}
+              "description": "group key → the name of the linked record (owner, queue)"},
+    "across": {"type": "array", "items": {"type": "object"},
+               "description": "a cross-tab's cells: per value of `across.values`, in "
+                              "order, aggregate key → value (`values` holds the row's "
+                              "totals)"}}}
+_ACROSS = {"type": "object", "required": ["key", "label", "type", "values"], "properties": {
+    "key": {"type": "string", "description": "the cross-tab field's path"},
+    "label": _LABEL, "type": {"type": "string"},
+    "bucket": {"enum": ["day", "week", "month", "quarter", "year"]},
+    "values": {"type": "array", "items": {"type": "object", "required": ["value"],
+                                          "properties": {"value": {},
+                                                         "name": {"type": "string"}}},
+               "description": "the columns: the field's values (a choice's options in "
+                              "order; linked records with their names), at most 50"}}}
 REPORT_SCHEMAS: dict[str, Any] = {
     "ReportColumn": _COLUMN,
     "ReportRow": _ROW,
@@ -243,7 +282,11 @@ REPORT_SCHEMAS: dict[str, Any] = {
         "totals": {"$ref": "#/components/schemas/ReportRow"},
         "truncated": {"type": "boolean",
                       "description": "more rows than the report's limit"},
-        "parameters": parameters_schema()}},
+        "parameters": parameters_schema(),
+        "across": {"$ref": "#/components/schemas/ReportAcross"},
+        "sources": {"type": "array", "items": {"type": "string"},
+                    "description": "a blended report's entities, in order"}}},
+    "ReportAcross": _ACROSS,
 }
 
 

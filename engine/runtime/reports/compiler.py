@@ -46,9 +46,10 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CTE
 
 from engine.fieldtypes import FIELD_TYPES, FieldType
-from engine.formula import CompiledFormula, FType
+from engine.formula import CompiledFormula, FType, SystemClock
 from engine.messages import msg
 from engine.metadata.reports import Report, ReportAggregate, ReportGroup
 from engine.metadata.roles import Scope
@@ -58,7 +59,8 @@ from engine.runtime.query_limit import QueryTimeLimit
 from engine.runtime.records import secure
 from engine.runtime.records.names import name_column
 from engine.runtime.records.secure import SecureRows
-from engine.runtime.reports import fiscal
+from engine.runtime.reports import crosstab, fiscal
+from engine.runtime.reports.crosstab import AcrossValue
 from engine.runtime.reports.params import ParamValue, conditions, resolve
 
 if TYPE_CHECKING:
@@ -96,6 +98,9 @@ class ReportRow:
     """The names of linked records the keys point to (None: no name to show)."""
     values: dict[str, Any]
     """Aggregate name → value (an int count, a Decimal, a date or text for min/max)."""
+    across: tuple[dict[str, Any], ...] = ()
+    """A cross-tab's cells: per column (ReportResult.columns, in order) aggregate name →
+    value, as `values` holds the row's totals."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,17 @@ class ReportResult:
     """More rows than the report's limit: the first `limit` are shown."""
     parameters: tuple[ParamValue, ...] = ()
     """The values of the report's parameters the rows were computed with."""
+    across_values: tuple[AcrossValue, ...] = ()
+    """A cross-tab's columns: the values of its `across` field (engine/runtime/reports/
+    crosstab.py); empty for a report without one."""
 
 
 def may_run(records: Records, actor: Actor, report: Report) -> bool:
     """Whether `actor` may run `report`: they read its entity and every field it reads."""
+    if report.sources:
+        from engine.runtime.reports import blended
+
+        return blended.may_run(records, actor, report)
     entity = records.model.entity(report.entity)
     policy = records.policy
     if policy.scope(actor, entity.name, "read") is Scope.NONE:
@@ -141,37 +153,39 @@ def report_statement(records: Records, actor: Actor, report: Report,
     if report.columns:
         from engine.runtime.reports.detail import detail_statement  # it builds on this module
         return detail_statement(records, actor, report, action, values)
-    seen = secured(records, actor, report, action)
-    if values is None:
-        values = resolve(records, actor, report, {})
+    return _compiled(records, actor, report, action, values)[0]
+
+
+def _compiled(records: Records, actor: Actor, report: Report, action: str = "read",
+              values: Sequence[ParamValue] | None = None,
+              ) -> tuple[Select[Any], tuple[AcrossValue, ...]]:
+    """The statement, and a cross-tab's columns (read by its first query)."""
     dialect = records.engine.dialect.name
     pg = dialect == "postgresql"
-    start = records.model.settings.fiscal_year_start
+    if report.sources:
+        from engine.runtime.reports import blended
 
-    def sql(formula: CompiledFormula) -> ColumnElement[Any]:
-        return formula.to_sql(seen.path, seen.sql.dialect, seen.sql.clock)
-
-    base_cols: list[ColumnElement[Any]] = []
-    for i, g in enumerate(report.groups):
-        value = sql(g.compiled)
-        if g.bucket is not None:
-            value = _bucket(value, g.bucket, g.compiled.type, pg, start)
-        base_cols.append(value.label(f"g{i}"))
-    for j, a in enumerate(report.aggregates):
-        read = _read_value(a, seen, sql)
-        if read is not None:
-            base_cols.append(read.label(f"v{j}"))
-    stmt = seen.select(*base_cols) if base_cols else seen.select(literal(1).label("one"))
-    if report.filter_compiled is not None:
-        stmt = stmt.where(seen.condition(report.filter_compiled))
-    narrowed = conditions(records, actor, report, seen, values)
-    if narrowed:
-        stmt = stmt.where(*narrowed)
-    base = stmt.cte("report_base")
+        base = blended.base_cte(records, actor, report, action)
+    else:
+        base = _base(records, actor, report, action, values, pg)
+    columns: tuple[AcrossValue, ...] = ()
+    if report.across is not None:
+        try:
+            with records.engine.connect() as conn:
+                columns = crosstab.fetch_values(records, actor, report, base, conn)
+        except QueryTimeLimit as exc:
+            period = report.parameter("period")
+            raise ReportTimeLimit(exc.seconds, period.name if period else None) from None
 
     n = len(report.groups)
     aggs = [_aggregate(a, base.c.get(f"v{j}")).label(f"a{j}")
-            for j, a in enumerate(report.aggregates)]
+            for j, a in enumerate(report.aggregates) if a.computed_compiled is None]
+    if report.across is not None:
+        x = base.c[crosstab.ACROSS]
+        aggs += [_aggregate(a, crosstab.within(x, c.value, base.c.get(f"v{j}")))
+                 .label(f"c{k}_{j}")
+                 for k, c in enumerate(columns) for j, a in enumerate(report.aggregates)
+                 if a.computed_compiled is None]
     keys = [base.c[f"g{i}"] for i in range(n)]
     if n == 0:
         levels = select(literal(0, Integer).label("lvl"), *aggs).select_from(base).subquery()
@@ -191,6 +205,7 @@ def report_statement(records: Records, actor: Actor, report: Report,
         levels = union_all(*parts).subquery()
 
     names = []
+    names += _formulas(report, levels.c, len(columns), dialect)
     for i, g in enumerate(report.groups):
         shown = name_column(records, actor, g.target, levels.c[f"g{i}"]) \
             if g.target is not None else None
@@ -204,11 +219,82 @@ def report_statement(records: Records, actor: Actor, report: Report,
                 at = next((j for j, a in enumerate(report.aggregates) if a.name == s.key),
                           None)
                 if at is not None:
-                    col = levels.c[f"a{at}"]
+                    col = _formula_column(report, levels.c, at, None, dialect)
                     order.append((col.desc() if s.descending else col.asc()).nulls_last())
         key = _order_key(g, levels.c[f"g{i}"])
         order.append((key.desc() if by_key.get(g.path) else key.asc()).nulls_last())
-    return select(levels, *names).order_by(*order).limit(report.limit + 1)
+    return select(levels, *names).order_by(*order).limit(report.limit + 1), columns
+
+
+def _base(records: Records, actor: Actor, report: Report, action: str,
+          values: Sequence[ParamValue] | None, pg: bool) -> CTE:
+    """The report's rows as a CTE: g<i> per group, v<j> per aggregate reading a value,
+    x the cross-tab's value."""
+    seen = secured(records, actor, report, action)
+    if values is None:
+        values = resolve(records, actor, report, {})
+    start = records.model.settings.fiscal_year_start
+
+    def sql(formula: CompiledFormula) -> ColumnElement[Any]:
+        return formula.to_sql(seen.path, seen.sql.dialect, seen.sql.clock)
+
+    base_cols: list[ColumnElement[Any]] = []
+    for i, g in enumerate(report.groups):
+        base_cols.append(group_value(g, seen, pg, start).label(f"g{i}"))
+    for j, a in enumerate(report.aggregates):
+        read = _read_value(a, seen, sql)
+        if read is not None:
+            base_cols.append(read.label(f"v{j}"))
+    if report.across is not None:
+        base_cols.append(group_value(report.across, seen, pg, start).label(crosstab.ACROSS))
+    stmt = seen.select(*base_cols) if base_cols else seen.select(literal(1).label("one"))
+    if report.filter_compiled is not None:
+        stmt = stmt.where(seen.condition(report.filter_compiled))
+    narrowed = conditions(records, actor, report, seen, values)
+    if narrowed:
+        stmt = stmt.where(*narrowed)
+    return stmt.cte("report_base")
+
+
+def group_value(g: ReportGroup, seen: SecureRows, pg: bool,
+                fiscal_start: int = 1) -> ColumnElement[Any]:
+    """A group's (or cross-tab field's) value per row: bucketed, for a date."""
+    value = g.compiled.to_sql(seen.path, seen.sql.dialect, seen.sql.clock)
+    if g.bucket is not None:
+        value = _bucket(value, g.bucket, g.compiled.type, pg, fiscal_start)
+    return value
+
+
+def sql_type(g: ReportGroup) -> Any:
+    """The SQL type of a group's value (for a blank one of the same type)."""
+    return _sql_type(g)
+
+
+def _formulas(report: Report, c: Any, columns: int, dialect: str) -> list[ColumnElement[Any]]:
+    """The `computed` aggregates over the other aggregates' columns: f<j> per row, and
+    fc<k>_<j> per cross-tab column k."""
+    out: list[ColumnElement[Any]] = []
+    for j, a in enumerate(report.aggregates):
+        if a.computed_compiled is not None:
+            out.append(_formula_column(report, c, j, None, dialect).label(f"f{j}"))
+            out += [_formula_column(report, c, j, k, dialect).label(f"fc{k}_{j}")
+                    for k in range(columns)]
+    return out
+
+
+def _formula_column(report: Report, c: Any, j: int, k: int | None,
+                    dialect: str) -> ColumnElement[Any]:
+    """Aggregate j's column in the levels (`c`): read, or computed by its formula."""
+    a = report.aggregates[j]
+    if a.computed_compiled is None:
+        read: ColumnElement[Any] = c[f"a{j}"] if k is None else c[f"c{k}_{j}"]
+        return read
+    at = {b.name: i for i, b in enumerate(report.aggregates[:j])}
+
+    def column(path: tuple[str, ...]) -> ColumnElement[Any]:
+        return _formula_column(report, c, at[path[0]], k, dialect)
+
+    return a.computed_compiled.to_sql(column, dialect, SystemClock())
 
 
 def run_report(records: Records, actor: Actor, report: Report,
@@ -222,7 +308,7 @@ def run_report(records: Records, actor: Actor, report: Report,
     if report.columns:
         from engine.runtime.reports.detail import run_detail  # it builds on this module
         return run_detail(records, actor, report, action, values)
-    stmt = report_statement(records, actor, report, action, values)
+    stmt, columns = _compiled(records, actor, report, action, values)
     n = len(report.groups)
     try:
         with records.engine.connect() as conn:
@@ -238,7 +324,11 @@ def run_report(records: Records, actor: Actor, report: Report,
             level=lvl,
             keys=tuple(m[f"g{i}"] if i < lvl else None for i in range(n)),
             names=tuple(m[f"n{i}"] if i < lvl else None for i in range(n)),
-            values={a.name: _value(a, m[f"a{j}"]) for j, a in enumerate(report.aggregates)})
+            values={a.name: _value(a, m[_key(a, j, None)])
+                    for j, a in enumerate(report.aggregates)},
+            across=tuple({a.name: _value(a, m[_key(a, j, k)])
+                          for j, a in enumerate(report.aggregates)}
+                         for k in range(len(columns))))
         if lvl == 0 and totals is None:
             totals = row
         else:
@@ -247,7 +337,14 @@ def run_report(records: Records, actor: Actor, report: Report,
     if truncated:
         rows = rows[:report.limit - 1]
     assert totals is not None  # the grand total row is always there, and first
-    return ReportResult(report, tuple(rows), totals, truncated, tuple(values))
+    return ReportResult(report, tuple(rows), totals, truncated, tuple(values), columns)
+
+
+def _key(a: ReportAggregate, j: int, k: int | None) -> str:
+    """The answer's column of aggregate j (in cross-tab column k)."""
+    if a.computed_compiled is not None:
+        return f"f{j}" if k is None else f"fc{k}_{j}"
+    return f"a{j}" if k is None else f"c{k}_{j}"
 
 
 def _read_value(a: ReportAggregate, seen: SecureRows,
@@ -333,6 +430,8 @@ def _value(a: ReportAggregate, raw: Any) -> Any:
         return None
     if a.agg == "avg":
         places = (places or 0) + 2
+    if a.computed_compiled is not None:
+        places = 2
     return number if places is None else number.quantize(Decimal(1).scaleb(-places))
 
 
@@ -341,8 +440,6 @@ def _places(a: ReportAggregate) -> int | None:
     if f is None:  # a formula's number: to the cent, as money
         return 2 if a.formula is not None else None
     return FIELD_TYPES[f.type].scale or 0
-
-
 
 
 read_value = _read_value

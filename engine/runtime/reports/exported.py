@@ -13,6 +13,7 @@ from engine.messages import N_
 from engine.metadata.reports import Report
 from engine.runtime.export import Column
 from engine.runtime.reports.compiler import ReportResult, ReportRow
+from engine.runtime.reports.crosstab import AcrossValue
 
 
 def row_kind(report: Report, row: ReportRow) -> str:
@@ -61,25 +62,47 @@ def report_export(result: ReportResult, language: str, word: Callable[[str], str
                    if field is not None and field.options else {})
         columns.append(Column(g.path, g.label.get(language), kind, options))
     shown = {c.name for c in report.columns}
-    for a in report.aggregates:
-        if a.name in shown:  # a detail report's total under its column of the same name
-            continue
-        field = a.ends_on
-        if a.agg in ("count", "count_distinct"):
-            kind = FieldType.INTEGER
-        elif field is not None and field.type in (*_NUMBERS, FieldType.DATE,
-                                                   FieldType.DATETIME):
-            kind = field.type
-        else:
-            kind = _FTYPES.get(a.type)
-        columns.append(Column(a.name, a.label.get(language), kind))
+    heads = [(f"@{k}", across_title(report, c, language)) for k, c in
+             enumerate(result.across_values)]
+    if heads:
+        heads.append(("", word(N_("Total"))))
+    for suffix, head in heads or [("", "")]:
+        for a in report.aggregates:
+            if a.name in shown:  # a detail report's total under its column of the same name
+                continue
+            field = a.ends_on
+            if a.agg in ("count", "count_distinct"):
+                kind = FieldType.INTEGER
+            elif field is not None and field.type in (*_NUMBERS, FieldType.DATE,
+                                                       FieldType.DATETIME):
+                kind = field.type
+            else:
+                kind = _FTYPES.get(a.type)
+            title = a.label.get(language)
+            columns.append(Column(a.name + suffix, f"{head} · {title}" if head else title,
+                                  kind))
 
     def row(r: ReportRow) -> dict[str, Any]:
         out: dict[str, Any] = {KIND: word(KIND_WORDS[row_kind(report, r)])}
         keyed = [g.path for g in report.groups] or [c.name for c in report.columns]
         for path, key, name in zip(keyed, r.keys, r.names, strict=True):
             out[path] = name if name is not None and key is not None else key
+        for k, cells in enumerate(r.across):
+            out.update({f"{name}@{k}": value for name, value in cells.items()})
         out.update(r.values)
         return out
 
     return columns, [*(row(r) for r in result.rows), row(result.totals)]
+
+
+def across_title(report: Report, column: AcrossValue, language: str) -> str:
+    """A cross-tab column's title: a choice's label in `language`, a linked record's name
+    (`#id` when the reader may not see it), a bucket or other value as text."""
+    across = report.across
+    assert across is not None
+    field = across.ends_on
+    if across.target is not None:
+        return column.name if column.name else f"#{column.value}"
+    if across.bucket is None and field is not None and field.options:
+        return field.option_label(column.value, language)
+    return str(column.value)

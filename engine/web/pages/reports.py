@@ -35,7 +35,7 @@ from engine.runtime.errors import Forbidden, Invalid
 from engine.runtime.reports import ReportResult, ReportRow, run_report
 from engine.runtime.reports.drill import drill_query
 from engine.runtime.reports.explain import explain
-from engine.runtime.reports.exported import report_export, row_kind
+from engine.runtime.reports.exported import across_title, report_export, row_kind
 from engine.runtime.reports.params import ParamValue, resolve
 from engine.runtime.reports.saved import SavedReports, saved_id
 from engine.runtime.reports.snapshots import reads_history
@@ -168,6 +168,7 @@ class ReportPages(PageFamily):
         query = _query(values)
         return {"report": report, "entity": self.model.entity(report.entity),
                 "may_export": may_export, "problem": problem,
+                "across": [across_title(report, c, viewer.language) for c in result.across_values],
                 "form": parameter_form(records, actor, values, viewer.language),
                 "query": query, "may_see_sql": records.policy.is_admin(actor),
                 "rows": [shown.row(r, _links(report, values, r, fiscal))
@@ -239,6 +240,13 @@ class _Shown:
         cells = [self.key(g, k, name) if i < r.level else ""
                  for i, (g, k, name) in enumerate(zip(self.report.groups, r.keys, r.names,
                                                       strict=True))]
+        for across in r.across:
+            cells += [self.value(a, across[a.name]) for a in self.report.aggregates]
+        if self.report.sources:  # a blended report's rows are not one entity's list
+            links = ()
+        elif r.across and links:  # a cross-tab's column cells have no drill-down (yet)
+            n = len(self.report.groups)
+            links = (*links[:n], *(None,) * (len(cells) - len(links)), *links[n:])
         cells += [self.value(a, r.values[a.name]) for a in self.report.aggregates]
         return ShownRow(row_kind(self.report, r), r.level, tuple(cells), links)
 
