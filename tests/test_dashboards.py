@@ -319,3 +319,18 @@ def test_every_shipped_widget_shows_for_its_role(env: Env) -> None:
             body = fragment(client, src)
             shape = {"total": "<dl", "table": "<table", "chart": '<figure class="chart'}
             assert shape[w.show] in body, (d.name, w)
+
+
+def test_a_cross_tab_widget_has_a_column_per_value(env: Env) -> None:
+    a, _b = deals(env)
+    account = place(env, "account", {"name": "Globex"})["id"]
+    year = datetime.now(env.model.settings.zone).year
+    place(env, "opportunity", {"name": "Q1 win", "account": account, "amount": "900",
+                               "stage": "won", "close_date": f"{year}-02-10"}, owner=a)
+    client = browser(env, "admin", replace(env.model, dashboards=(Dashboard(
+        "admin", Label.of("A", "A"), ("admin",),
+        (Widget("won_by_quarter", "table", Label.of("Won", "Won"), 2, 10),), "a.yaml"),)))
+    body = fragment(client, "/dashboards/admin/widgets/0")
+    assert f'<th scope="colgroup" colspan="2">{year}-Q1</th>' in body
+    assert '<th scope="colgroup" colspan="2">Total</th>' in body
+    assert "¥900.00" in body and "rep_a" in body

@@ -26,6 +26,7 @@ from engine.metadata.reports import Report, ReportAggregate
 from engine.runtime.access import Actor
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportTimeLimit, may_run, run_report
+from engine.runtime.reports.exported import across_title
 from engine.runtime.reports.params import resolve
 from engine.web.charts import chart_svg
 from engine.web.i18n import N_
@@ -74,6 +75,8 @@ class WidgetView:
     """total: each aggregate of the totals row (one, large, for a KPI)."""
     chart: str | None = None
     """chart: the rendered SVG (None: the chart falls back to its table)."""
+    across: tuple[str, ...] = ()
+    """table of a cross-tab: the titles of its column values (each with every aggregate)."""
     detail: DetailTable | None = None
     """table of a detail report (`columns`): a row per record, the first `limit`."""
 
@@ -138,8 +141,9 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
         table = replace(table, rows=table.rows[:widget.limit])
         return WidgetView(widget, report, href, detail=table, more=more, chart=chart)
     rows = tuple(shown.row(r) for r in result.rows[:widget.limit])
+    across = tuple(across_title(report, c, language) for c in result.across_values)
     return WidgetView(widget, report, href, rows=rows, totals=shown.row(result.totals),
-                      more=more, chart=chart)
+                      more=more, chart=chart, across=across)
 
 
 def _total(a: ReportAggregate, value: Any) -> Any:
