@@ -8,6 +8,8 @@ through SQLAlchemy `text()` on the same engine and database, on SQLite and on Po
   stage, and the totals row;
 - a forecast by close month (FORECAST below, not shipped): amount and weighted amount by
   the close date's month, and the totals row.
+- the shipped forecast by close month and category (config/reports/forecast_by_month.yaml,
+  when there is one): two levels, a subtotal per month.
 
 Both sides answer the same rows (checked before timing); the hand-written SQL is what one
 writes for that answer: GROUP BY ROLLUP on PostgreSQL, the groups once and the totals row
@@ -172,6 +174,18 @@ TITLES = {"sales_funnel": "sales funnel (config/reports/sales_funnel.yaml): coun
                                "(config/reports/forecast_by_month.yaml): count, amount, "
                                "Σ amount * probability by month and category, month subtotals "
                                "+ totals"}
+
+
+SQLITE_NOTE = (
+    "SQLite: the compiler's statement materialises its per-row CTE (report_base, "
+    "1,000,000 rows; EXPLAIN QUERY PLAN: MATERIALIZE report_base) and aggregates it once "
+    "per level (UNION ALL of the groups, each subtotal level and the totals row); the "
+    "hand SQL aggregates the rows once and sums the few group rows for the subtotals and "
+    "the totals. With two groups that is three passes against one, and the shipped "
+    "forecast (month by category) is over the target there. Summing the coarser levels "
+    "from the finest one where every aggregate allows it (count, sum, min, max) would be "
+    "the fix in engine/runtime/reports/compiler.py; not done here (the compiler was being "
+    "changed by others this round). PostgreSQL's ROLLUP aggregates once on both sides.")
 
 
 # -- set-up ----------------------------------------------------------------------------------
@@ -377,6 +391,7 @@ def run(rows: int, say: Callable[[str], None] = print) -> Section:
         "figures are medians of wall time in this process. The machine is shared (2 cores): "
         f"load average {load_before} before, {load_text()} after.",
     ]
+    notes.append(SQLITE_NOTE)
     if pg_note:
         notes.append(pg_note)
     notes.append("The target-vs-actual cross-tab of the issue is not in this benchmark: the "
