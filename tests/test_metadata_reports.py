@@ -36,7 +36,8 @@ SHIPPED = [
     "competitor_by_product_line", "competitor_win_loss", "contract_execution",
     "customer_composition", "customer_lifecycle", "employee_performance",
     "expenses_vs_budget", "forecast_by_month", "lead_conversion", "lost_reasons",
-    "overdue_receivables", "pipeline_by_owner", "quote_details", "sales_funnel",
+    "overdue_receivables", "pipeline_by_owner", "quote_details", "resource_planning",
+    "sales_funnel",
     "service_compliance", "service_plans", "service_requests_by_queue", "stage_plan_gantt",
     "targets_vs_actual", "won_by_quarter", "work_orders"]
 """The shipped reports, in the order of their files' names."""

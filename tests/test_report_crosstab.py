@@ -178,6 +178,17 @@ aggregates:
   - {name: ratio, computed: 'deals / amount'}
 """)
     assert errors and errors[0].startswith("adhoc.yaml:5:") and "amount" in errors[0]
+    # Not over another computed aggregate: written out in full, chains of them would grow
+    # the statement past every bound.
+    errors = broken(env, """report: adhoc
+entity: opportunity
+aggregates:
+  - {name: deals, agg: count}
+  - {name: amount, agg: sum, field: amount}
+  - {name: average, computed: 'amount / deals'}
+  - {name: doubled, computed: 'average * 2'}
+""")
+    assert errors and errors[0].startswith("adhoc.yaml:7:") and "average" in errors[0]
 
 
 _ACCOUNTS = count()

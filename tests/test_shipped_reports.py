@@ -549,3 +549,70 @@ def test_activities_by_owner_and_kind(env: Env) -> None:
     ]
     assert table(run(env, "activities_by_owner", w.a))[-1] == (0, None, None, 3, 1, 105,
                                                                 D("10.00"))
+
+
+def planning_world(env: Env) -> tuple[Person, dict[str, int]]:
+    """rep_a (Shanghai): a 10,000 amount target this year (and others the report ignores),
+    deals won 3,000 this year and 1,000 last year, three lost, one open; eight accounts:
+    four targets, two prospects, one at opportunity, one signed. rep_b (Beijing): no target,
+    one deal won this year for 1,000, one signed account."""
+    depts = departments(env)
+    a = user(env, "rep_a", "sales_rep", department=depts["SH"])
+    b = user(env, "rep_b", "sales_rep", department=depts["BJ"])
+    year = date.today().year
+    for metric, value, start in [("amount", "10000", year), ("quantity", "99", year),
+                                 ("amount", "5000", year - 1)]:
+        place(env, "sales_target", {"name": f"{metric} {start}", "metric": metric,
+                                    "target_value": value, "salesperson": a.id,
+                                    "target_department": depts["SH"],
+                                    "period_start": f"{start}-01-01",
+                                    "period_end": f"{start}-12-31"},
+              owner=a, department=depts["SH"])
+    for who, lifecycles in [(a, ["target"] * 3 + ["prospect"] * 2 + ["opportunity", "signed"]),
+                            (b, ["signed"])]:
+        for n, lifecycle in enumerate(lifecycles):
+            place(env, "account", {"name": f"{who.name} account {n}", "lifecycle": lifecycle},
+                  owner=who, department=who.department_id)
+    account = place(env, "account", {"name": "Deals"}, owner=a, department=depts["SH"])["id"]
+    for who, amount, stage, close in [(a, "3000", "won", f"{year}-02-01"),
+                                      (a, "1000", "won", f"{year - 1}-06-01"),
+                                      (a, "500", "lost", f"{year}-03-01"),
+                                      (a, "700", "lost", f"{year}-04-01"),
+                                      (a, "900", "lost", f"{year - 1}-04-01"),
+                                      (a, "2000", "prospecting", f"{year}-12-31"),
+                                      (b, "1000", "won", f"{year}-05-01")]:
+        extra = {"lost_reason": "price"} if stage == "lost" else {}
+        place(env, "opportunity", {"name": f"{who.name} {amount}", "account": account,
+                                   "amount": amount, "stage": stage, "close_date": close,
+                                   **extra}, owner=who, department=who.department_id)
+    return a, depts
+
+
+PLANNING = ("target", "won_this_year", "won_amount", "won", "decided", "accounts",
+            "prospects", "with_opportunity", "open_target", "average_deal", "win_rate",
+            "deals_needed", "opportunities_needed", "prospects_needed", "targets_needed")
+
+
+def test_resource_planning_from_measured_conversion_rates(env: Env) -> None:
+    a, depts = planning_world(env)
+    result = run(env, "resource_planning")
+    assert [name for name in result.rows[0].values] == list(PLANNING)
+    rows = {r.keys[0]: tuple(r.values.values()) for r in result.rows}
+    # Shanghai: 7,000 of the target still open; 4,000 won over 2 deals is 2,000 a deal: 3.5
+    # won deals, 4; 2 won of 5 decided: 8.75 opportunities, 9; 2 of the 4 prospects reached
+    # opportunity: 17.5 prospects, 18; 4 of the 8 accounts became prospects: 35 targets.
+    assert rows[depts["SH"]] == (D("10000"), D("3000"), D("4000"), 2, 5, 8, 4, 2, D("7000"),
+                                 D("2000"), D("40"), 4, 9, 18, 35)
+    # Beijing has no target: nothing is needed, though its rates are measured.
+    assert rows[depts["BJ"]] == (None, D("1000"), D("1000"), 1, 1, 1, 1, 1, None, D("1000"),
+                                 D("100"), None, None, None, None)
+    # The company: 6,000 open at 1,666.67 a deal: 3.6 deals, 4; 3 of 6 won: 7.2
+    # opportunities, 8; 3 of 5 prospects reached opportunity: 12 prospects; 5 of 9: 21.6
+    # targets, 22.
+    assert tuple(result.totals.values.values()) == (
+        D("10000"), D("4000"), D("5000"), 3, 6, 9, 5, 3, D("6000"), D("1666.67"), D("50"),
+        4, 8, 12, 22)
+    # A sales rep plans from their own targets, deals and accounts.
+    mine = run(env, "resource_planning", a)
+    assert [r.keys[0] for r in mine.rows] == [depts["SH"]]
+    assert tuple(mine.totals.values.values()) == rows[depts["SH"]]

@@ -422,7 +422,10 @@ class _Checker:
             self.error(base, "a `computed` aggregate has no agg, field, formula or where: it "
                              "computes from the aggregates before it")
             return None
-        numbers = {a.name: FieldSpec(FType.NUMBER) for a in before if a.type is FType.NUMBER}
+        # Not over another computed aggregate: the statement writes each formula out in
+        # full, so a chain of them would grow its SQL past every bound.
+        numbers = {a.name: FieldSpec(FType.NUMBER) for a in before
+                   if a.type is FType.NUMBER and a.computed is None}
         scope = EntityScope({"report": numbers}, "report")
         try:
             compiled = compile_formula(spec["computed"], scope, FType.NUMBER)
