@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from starlette.testclient import TestClient
 
 from engine.metadata import load_model
-from engine.metadata.dashboards import Dashboard, Widget
+from engine.metadata.dashboards import FORECAST_TREND, Dashboard, Widget
 from engine.metadata.errors import ConfigErrors
 from engine.metadata.labels import Label
 from engine.metadata.model import Model
@@ -22,7 +22,7 @@ from engine.runtime.assembly import records_service
 from engine.runtime.query_limit import QueryLimit, limited
 from engine.runtime.reports import may_run
 from engine.web.app import create_app
-from engine.web.dashboards import TIME_LIMIT, placed_widgets, widget_view
+from engine.web.dashboards import TIME_LIMIT, _sees_forecast, placed_widgets, widget_view
 from tests.access_helpers import departments, place, user
 from tests.conftest import TEST_HASHER, Env
 from tests.test_reports import adhoc, deals
@@ -124,6 +124,9 @@ def test_the_shipped_dashboards_and_who_gets_which(env: Env) -> None:
         for role in d.roles:
             who = user(env, f"u_{role}", role)
             for w in d.widgets:
+                if w.report == FORECAST_TREND:  # not a report: the forecast trend
+                    assert _sees_forecast(env.records, who), (role, w)
+                    continue
                 report = model.report(w.report)
                 assert report is not None and may_run(env.records, who, report), (role, w)
 
@@ -318,6 +321,9 @@ def test_every_shipped_widget_shows_for_its_role(env: Env) -> None:
         for src, w in zip(sources, d.widgets, strict=True):
             body = fragment(client, src)
             shape = {"total": "<dl", "table": "<table", "chart": '<figure class="chart'}
+            if w.report == FORECAST_TREND:  # no snapshots taken here
+                assert "two pipeline snapshots" in body, (d.name, w)
+                continue
             assert shape[w.show] in body, (d.name, w)
 
 
@@ -334,3 +340,50 @@ def test_a_cross_tab_widget_has_a_column_per_value(env: Env) -> None:
     assert f'<th scope="colgroup" colspan="2">{year}-Q1</th>' in body
     assert '<th scope="colgroup" colspan="2">Total</th>' in body
     assert "¥900.00" in body and "rep_a" in body
+
+
+# -- the forecast trend ------------------------------------------------------------------
+
+
+def test_the_forecast_trend_widget_draws_the_snapshots_within_access(env: Env) -> None:
+    from tests.test_reports_waterfall import build
+
+    world = build(env)  # two snapshots a week apart; deals of rep_a and rep_b (Shanghai)
+    manager = user(env, "trend_manager", "sales_manager", department=departments(env)["SH"])
+    dashboard = env.model.dashboard("sales_manager")
+    assert dashboard is not None
+    at = next(i for i, w in enumerate(dashboard.widgets) if w.report == FORECAST_TREND)
+    client = browser(env, manager.name)
+    src = f"/dashboards/sales_manager/widgets/{at}"
+    assert src in widget_sources(client.get("/").text)
+    assert 'href="/reports/forecast_history"' in client.get("/").text
+    body = fragment(client, src)
+    # March 2027 as of each snapshot: the total line's points are the page's numbers
+    assert 'id="forecast-trend-chart"' in body and 'role="img"' in body
+    assert "<title>Jan 4 · Total: ¥6,070.00</title>" in body
+    # rep_a sees the trend of their own deals only: not the department's total
+    mine = widget_view(env.records, world.a, dashboard.widgets[at], "en")
+    assert mine.chart is not None and "¥6,070.00" not in mine.chart
+    assert "<title>Jan 4 · Total:" in mine.chart
+
+
+def test_the_forecast_trend_before_two_snapshots_and_its_mistakes(env: Env,
+                                                                  config_dir: Path) -> None:
+    dashboard = env.model.dashboard("executive")
+    assert dashboard is not None
+    w = next(w for w in dashboard.widgets if w.report == FORECAST_TREND)
+    view = widget_view(env.records, env.admin.actor(), w, "zh-CN")
+    assert view.chart is None and view.failed is not None and "two" in view.failed
+    errors = broken_dashboard_errors(config_dir, """\
+dashboard: broken
+roles: [sales_rep]
+widgets:
+  - {report: forecast_history, show: table}
+  - {report: forecast_history, show: chart, limit: 5}
+""")
+    assert errors == [
+        "config/dashboards/broken.yaml:4:38: widgets.0.show: the forecast_history widget is "
+        "a chart (show: chart)",
+        "config/dashboards/broken.yaml:5:52: widgets.1.limit: the forecast_history widget "
+        "has no limit: it draws the forecast trend",
+    ]

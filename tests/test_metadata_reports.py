@@ -103,3 +103,11 @@ def test_a_bad_report_is_refused_at_its_place(config_dir: Path, text: str,
                                               expected: str) -> None:
     errors = report_errors(config_dir, text)
     assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize("name", ["new", "forecast_history"])
+def test_a_report_may_not_take_the_name_of_a_reports_page(config_dir: Path, name: str) -> None:
+    errors = report_errors(config_dir, GOOD.replace("report: deals", f"report: {name}", 1),
+                           f"{name}.yaml")
+    assert errors == [f"{config_dir}/reports/{name}.yaml:1:9: report: {name!r} is the address "
+                      f"of a page of its own (/reports/{name}); name the report otherwise"]

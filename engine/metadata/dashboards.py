@@ -13,7 +13,8 @@ widgets:                               # in the order shown, left to right on a 
      parameters: {period: this_quarter, owner: me}}
 ```
 
-A widget names a report of config/reports and how to show it: `table` (its rows, the first
+A widget names a report of config/reports (or `forecast_history`: the trend chart of the
+pipeline snapshots, docs/forecast.md) and how to show it: `table` (its rows, the first
 `limit` of them, and its totals), `total` (its totals row; with `aggregate`, that one number)
 or `chart`, with values for the report's `parameters` (its defaults otherwise). Every name is
 checked when the configuration loads: a dashboard naming an unknown role, report, aggregate,
@@ -39,6 +40,10 @@ SHOWS = ("table", "chart", "total")
 WIDTHS = (1, 2, 3)
 DEFAULT_ROWS = 10
 """Rows a table widget shows when it names no `limit`."""
+FORECAST_TREND = "forecast_history"
+"""Not a report file: the forecast history page's trend chart (docs/forecast.md), over the
+pipeline snapshots the viewer may see."""
+FORECAST_LABEL = Label.of({"en": "Forecast trend", "zh": "预测趋势"}, "Forecast trend")
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ def build_dashboard(doc: YamlDoc, stem: str, reports: Sequence[Report],
 def _widget(doc: YamlDoc, i: int, spec: dict[str, Any], reports: dict[str, Report],
             errors: list[ConfigError]) -> Widget | None:
     at = f"widgets.{i}"
+    if spec["report"] == FORECAST_TREND:
+        return _forecast_widget(doc, i, spec, errors)
     report = reports.get(spec["report"])
     if report is None:
         errors.append(doc.error(["widgets", i, "report"],
@@ -133,6 +140,25 @@ def _widget(doc: YamlDoc, i: int, spec: dict[str, Any], reports: dict[str, Repor
     return Widget(report=report.name, show=spec["show"], label=label,
                   width=spec.get("width", 1), limit=spec.get("limit", DEFAULT_ROWS),
                   aggregate=aggregate, parameters=parameters, loc=doc.loc(["widgets", i]))
+
+
+def _forecast_widget(doc: YamlDoc, i: int, spec: dict[str, Any],
+                     errors: list[ConfigError]) -> Widget | None:
+    """The forecast trend of the pipeline snapshots (not a report file): a chart only."""
+    for key in ("aggregate", "parameters", "limit"):
+        if key in spec:
+            errors.append(doc.error(["widgets", i, key],
+                                    f"widgets.{i}.{key}: the {FORECAST_TREND} widget has no "
+                                    f"{key}: it draws the forecast trend"))
+            return None
+    if spec["show"] != "chart":
+        errors.append(doc.error(["widgets", i, "show"],
+                                f"widgets.{i}.show: the {FORECAST_TREND} widget is a chart "
+                                "(show: chart)"))
+        return None
+    label = Label.of(spec["label"], "Forecast trend") if "label" in spec else FORECAST_LABEL
+    return Widget(report=FORECAST_TREND, show="chart", label=label,
+                  width=spec.get("width", 1), limit=DEFAULT_ROWS, loc=doc.loc(["widgets", i]))
 
 
 def _parameters(doc: YamlDoc, i: int, report: Report, given: dict[str, str],

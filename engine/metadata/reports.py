@@ -69,6 +69,8 @@ from engine.types import FieldType
 
 BUCKETS = ("day", "week", "month", "quarter", "year")
 AGGS = ("count", "count_distinct", "sum", "avg", "min", "max")
+RESERVED = frozenset({"new", "forecast_history"})
+"""Names of pages under /reports/ (the builder, the forecast history) no report may take."""
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
 _NUMERIC_AGGS = frozenset({"sum", "avg"})
@@ -216,6 +218,10 @@ def build_report(doc: YamlDoc, stem: str, entities: list[Entity],
     """The report of a schema-valid report file, checked against the model's entities."""
     data: dict[str, Any] = doc.data
     before = len(errors)
+    if data["report"] in RESERVED:
+        errors.append(doc.error(["report"], f"report: {data['report']!r} is the address of "
+                                            "a page of its own (/reports/"
+                                            f"{data['report']}); name the report otherwise"))
     if data["report"] != stem:
         errors.append(doc.error(["report"], f"report: {data['report']!r} must be the file's "
                                             f"name ({stem!r})"))

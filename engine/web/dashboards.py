@@ -21,20 +21,26 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from engine.metadata.dashboards import Dashboard, Widget
+from engine.metadata.dashboards import FORECAST_TREND, Dashboard, Widget
 from engine.metadata.reports import Report, ReportAggregate
+from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
+from engine.runtime.errors import Forbidden
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportTimeLimit, may_run, run_report
 from engine.runtime.reports.exported import across_title
 from engine.runtime.reports.params import resolve
+from engine.runtime.reports.snapshots import supported
 from engine.web.charts import chart_svg
 from engine.web.i18n import N_
+from engine.web.pages.forecast import trend_chart
 from engine.web.pages.report_detail import DetailTable, detail_table
 from engine.web.pages.reports import ShownRow
 from engine.web.pages.reports import _Shown as Shown
 
 TIME_LIMIT = N_("This report took too long to run here; open it to narrow it down.")
+TOO_FEW_SNAPSHOTS = N_("The trend shows once two pipeline snapshots have been taken.")
+FORECAST_PAGE = "/reports/forecast_history"
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ class PlacedWidget:
     index: int
     """Its position in the dashboard file (the address of its fragment)."""
     widget: Widget
-    report: Report
+    report: Report | None
+    """None for the forecast trend (FORECAST_TREND), which is not a report file."""
     href: str
     """The full report."""
     src: str
@@ -62,7 +69,7 @@ class WidgetView:
     """A widget's content after running its report as the viewer."""
 
     widget: Widget
-    report: Report
+    report: Report | None
     href: str
     failed: str | None = None
     """A msgid shown in place of the numbers (the report ran past the time limit)."""
@@ -94,12 +101,27 @@ def placed_widgets(records: Records, actor: Actor,
     """The widgets of `dashboard` whose report `actor` may run, in the file's order."""
     placed: list[PlacedWidget] = []
     for i, w in enumerate(dashboard.widgets):
+        src = f"/dashboards/{dashboard.name}/widgets/{i}"
+        if w.report == FORECAST_TREND:
+            if _sees_forecast(records, actor):
+                placed.append(PlacedWidget(i, w, None, FORECAST_PAGE, src))
+            continue
         report = records.model.report(w.report)
         if report is None or not may_run(records, actor, report):
             continue
-        placed.append(PlacedWidget(i, w, report, report_href(w),
-                                   f"/dashboards/{dashboard.name}/widgets/{i}"))
+        placed.append(PlacedWidget(i, w, report, report_href(w), src))
     return tuple(placed)
+
+
+def _sees_forecast(records: Records, actor: Actor) -> bool:
+    """Whether `actor` sees a forecast in the snapshots: the configuration keeps them, and
+    they read opportunities and their amount."""
+    if not supported(records.model):
+        return False
+    entity = records.model.entity("opportunity")
+    policy = records.policy
+    return policy.scope(actor, entity.name, "read") is not Scope.NONE and not any(
+        policy.reads_hidden(actor, entity, (f,)) for f in ("amount", "weighted"))
 
 
 def report_href(widget: Widget) -> str:
@@ -112,6 +134,12 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
     """Run the widget's report as `actor` (Forbidden if they may not) and shape its result;
     past the query time limit, a view saying so instead of an error."""
     model = records.model
+    if widget.report == FORECAST_TREND:
+        if not _sees_forecast(records, actor):
+            raise Forbidden(N_("You may not see the forecast."))
+        chart = trend_chart(records, actor, language)
+        return WidgetView(widget, None, FORECAST_PAGE, chart=chart,
+                          failed=None if chart is not None else TOO_FEW_SNAPSHOTS)
     report = model.report(widget.report)
     assert report is not None  # the loader checked the name
     href = report_href(widget)

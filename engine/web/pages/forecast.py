@@ -30,7 +30,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from engine.runtime.access import Actor
 from engine.runtime.errors import Forbidden
+from engine.runtime.records import Records
 from engine.runtime.reports.snapshots import (
     ForecastCell,
     Snapshot,
@@ -122,23 +124,10 @@ class ForecastPages(PageFamily):
             raise Forbidden(N_("There are no pipeline snapshots in this configuration."))
         actor = viewer.user.actor()
         fmt, gettext = self._shown(viewer)
-        hidden = False
-        try:
-            snapshots, cells = history(self.records, actor, 12)
-        except Forbidden:
-            # amounts hidden from the viewer (a viewer who may not read deals at all is
-            # refused by the listing itself)
-            snapshots, cells, hidden = list_snapshots(self.records, actor, 12), [], True
+        h = _history(self.records, actor, viewer.language, params.get("month"))
+        snapshots, cells, hidden = h.snapshots, h.cells, h.hidden
+        month, months, categories = h.month, h.months, h.categories
         when = {s.id: fmt["datetime"](s.taken_at) for s in snapshots}
-        today = self.records.clock().astimezone(self.model.settings.zone)
-        months = sorted({c.month for c in cells if c.month is not None})
-        month = params.get("month") or _nearest(months, f"{today:%Y-%m}")
-        entity = self.model.entity("opportunity")
-        category_field = entity.field("forecast_category")
-        labels = dict(category_field.option_labels)
-        present = {c.category for c in cells}
-        categories = [(c, labels[c].get(viewer.language) if c in labels else c)
-                      for c in category_field.options if c in present]
         context: dict[str, Any] = {
             "snapshots": [(s, when[s.id], gettext(KIND_LABELS.get(s.kind, s.kind)))
                           for s in snapshots],
@@ -197,6 +186,55 @@ class ForecastPages(PageFamily):
                                           if ask.period_text else {})})
         return {"step_label": gettext(STEP_LABELS.get(step, step)), "rows": rows,
                 "truncated": more, "back": back, "ask": ask}
+
+
+@dataclass(frozen=True)
+class _History:
+    """The latest snapshots as the viewer may see them, and the close month shown."""
+
+    snapshots: list[Snapshot]
+    cells: list[ForecastCell]
+    hidden: bool
+    """Amounts are hidden from the viewer: the snapshots without their forecast."""
+    month: str
+    months: list[str]
+    categories: list[tuple[str, str]]
+    """The forecast categories present, in the field's order, with their labels."""
+
+
+def _history(records: Records, actor: Actor, language: str, month: str | None) -> _History:
+    hidden = False
+    try:
+        snapshots, cells = history(records, actor, 12)
+    except Forbidden:
+        # amounts hidden from the viewer (a viewer who may not read deals at all is
+        # refused by the listing itself)
+        snapshots, cells, hidden = list_snapshots(records, actor, 12), [], True
+    today = records.clock().astimezone(records.model.settings.zone)
+    months = sorted({c.month for c in cells if c.month is not None})
+    category_field = records.model.entity("opportunity").field("forecast_category")
+    labels = dict(category_field.option_labels)
+    present = {c.category for c in cells}
+    categories = [(c, labels[c].get(language) if c in labels else c)
+                  for c in category_field.options if c in present]
+    return _History(snapshots, cells, hidden, month or _nearest(months, f"{today:%Y-%m}"),
+                    months, categories)
+
+
+def trend_chart(records: Records, actor: Actor, language: str) -> Markup | None:
+    """The forecast page's trend chart — the nearest close month's weighted forecast per
+    category over the latest snapshots — for a dashboard widget (engine/web/dashboards.py);
+    None with fewer than two snapshots or amounts hidden from `actor`. Forbidden when the
+    configuration keeps no snapshots or `actor` may not read opportunities."""
+    if not supported(records.model):
+        raise Forbidden(N_("There are no pipeline snapshots in this configuration."))
+    h = _history(records, actor, language, None)
+    if h.hidden:
+        return None
+    settings = records.model.settings
+    fmt = formatters(language, settings.currency, settings.time_zone)
+    return _trend_chart(h.snapshots, h.cells, h.month, h.categories, language, fmt["money"],
+                        translations()[language].gettext)
 
 
 def _nearest(months: list[str], current: str) -> str:
