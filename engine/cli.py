@@ -811,3 +811,7 @@ def report_export(ctx: Context, report_id: int, output: str, force: bool) -> Non
 
 
 _REPORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+if __name__ == "__main__":  # `python -m engine.cli` as `crm`
+    main()
