@@ -194,6 +194,8 @@ def _compiled(records: Records, actor: Actor, report: Report, action: str = "rea
         levels = select((literal(n, Integer) - rolled).label("lvl"),
                         *[k.label(f"g{i}") for i, k in enumerate(keys)], *aggs) \
             .select_from(base).group_by(func.rollup(*keys)).subquery()
+    elif _rolls_up(report):
+        levels = _levels_from_finest(report, base, keys, aggs)
     else:
         parts = []
         for lvl in range(n, -1, -1):
@@ -357,6 +359,46 @@ def _read_value(a: ReportAggregate, seen: SecureRows,
         return value
     condition = seen.condition(a.where_compiled)
     return case((condition, value if value is not None else literal(1, Integer)))
+
+
+_ROLLING: dict[str, Any] = {"count": func.sum, "sum": func.sum, "min": func.min, "max": func.max}
+"""How a subtotal of each aggregate is computed from the finest groups' values."""
+
+
+def _rolls_up(report: Report) -> bool:
+    """Whether every aggregate's subtotal follows from the finest groups' values (counts
+    and sums add up, minima and maxima of minima and maxima; not averages or distinct
+    counts)."""
+    return all(a.computed_compiled is not None or a.agg in _ROLLING
+               for a in report.aggregates)
+
+
+def _levels_from_finest(report: Report, base: Any, keys: Sequence[ColumnElement[Any]],
+                        aggs: Sequence[Any]) -> Any:
+    """SQLite's levels when the aggregates roll up: the finest groups from the rows once,
+    each coarser level from them — rather than every level from the rows (the rows'
+    CTE would then be materialised and read once per level)."""
+    n = len(keys)
+    finest = select(*[k.label(f"g{i}") for i, k in enumerate(keys)], *aggs) \
+        .select_from(base).group_by(*keys).cte("report_finest")
+    kinds = {f"a{j}": a.agg for j, a in enumerate(report.aggregates)}
+    names = [a.name for a in aggs]  # a<j>, and c<k>_<j> for a cross-tab's columns
+
+    def rolled(name: str) -> ColumnElement[Any]:
+        kind = kinds[name if name.startswith("a") else f"a{name.rsplit('_', 1)[1]}"]
+        out: ColumnElement[Any] = _ROLLING[kind](finest.c[name]).label(name)
+        return out
+
+    parts = [select(literal(n, Integer).label("lvl"), *[finest.c[f"g{i}"] for i in range(n)],
+                    *[finest.c[name] for name in names])]
+    for lvl in range(n - 1, -1, -1):
+        cols = [finest.c[f"g{i}"] if i < lvl
+                else cast(literal(None), _sql_type(report.groups[i])).label(f"g{i}")
+                for i in range(n)]
+        part = select(literal(lvl, Integer).label("lvl"), *cols,
+                      *[rolled(name) for name in names]).select_from(finest)
+        parts.append(part.group_by(*[finest.c[f"g{i}"] for i in range(lvl)]) if lvl else part)
+    return union_all(*parts).subquery()
 
 
 def _aggregate(a: ReportAggregate, value: ColumnElement[Any] | None) -> ColumnElement[Any]:
