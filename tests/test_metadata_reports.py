@@ -34,7 +34,7 @@ limit: 50
 SHIPPED = [
     "activities_by_owner", "branch_results", "campaign_results", "collection_plan",
     "competitor_by_product_line", "competitor_win_loss", "contract_execution",
-    "customer_composition", "customer_lifecycle", "employee_performance",
+    "customer_composition", "customer_lifecycle", "employee_performance", "employee_scorecard",
     "expenses_vs_budget", "forecast_by_month", "lead_conversion", "lost_reasons",
     "overdue_receivables", "pipeline_by_owner", "quote_details", "resource_planning",
     "sales_funnel",

@@ -616,3 +616,33 @@ def test_resource_planning_from_measured_conversion_rates(env: Env) -> None:
     mine = run(env, "resource_planning", a)
     assert [r.keys[0] for r in mine.rows] == [depts["SH"]]
     assert tuple(mine.totals.values.values()) == rows[depts["SH"]]
+
+
+def test_employee_scorecard_from_four_entities(env: Env) -> None:
+    w = world(env)
+    k1 = contracts(env, w)["k1"]  # executing, 5,000; K2 is a draft (not counted)
+    env.records.assign(SYSTEM, "contract", k1, owner=w.b.id, department=w.b.department_id)
+    env.records.assign(SYSTEM, "account", w.ids["acme"], owner=w.a.id,
+                       department=w.a.department_id)
+    for owner, status in [(w.a, "done"), (w.a, "done"), (w.a, "planned"), (w.b, "done")]:
+        place(env, "activity", {"subject": "call", "kind": "call", "status": status},
+              owner=owner, department=owner.department_id)
+    queue = place(env, "service_queue", {"name": "Hotline"})["id"]
+    for n, kind in enumerate(["complaint", "complaint", "repair"]):
+        place(env, "service_request", {"subject": f"r{n}", "account": w.ids["acme"],
+                                       "request_type": kind, "priority": "normal",
+                                       "queue": queue})
+    a, b = w.a.id, w.b.id
+    # won amount, won, decided, signed contracts, their amount, activities done,
+    # complaints on their customers, win rate
+    assert table(run(env, "employee_scorecard")) == [
+        (1, a, None, 0, 1, 0, None, 2, 2, D("0")),
+        (1, b, D("4000.00"), 1, 2, 1, D("5000.00"), 1, 0, D("50")),
+        (0, None, D("4000.00"), 1, 3, 1, D("5000.00"), 3, 2, D("33.3")),
+    ]
+    # rep_a: their own deals and activities; not rep_b's contract, and not the complaints,
+    # which the service desk owns (a rep reads the service requests they own)
+    assert table(run(env, "employee_scorecard", w.a)) == [
+        (1, a, None, 0, 1, 0, None, 2, 0, D("0")),
+        (0, None, None, 0, 1, 0, None, 2, 0, D("0")),
+    ]
