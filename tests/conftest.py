@@ -173,10 +173,12 @@ def write_settings(config_dir: Path, text: str) -> Path:
 
 
 def replace_roles(config_dir: Path, text: str) -> Path:
-    """Give a config copy a roles.yaml of the test's own. The shipped flows name the shipped
-    roles (approvers, assignment pools), which such a file does not have: they go too."""
+    """Give a config copy a roles.yaml of the test's own. The shipped flows (approvers,
+    assignment pools) and dashboards (the roles they are the home of) name the shipped
+    roles, which such a file does not have: they go too."""
     (config_dir / "roles.yaml").write_text(text, encoding="utf-8")
     shutil.rmtree(config_dir / "flows", ignore_errors=True)
+    shutil.rmtree(config_dir / "dashboards", ignore_errors=True)
     return config_dir
 
 

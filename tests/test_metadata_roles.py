@@ -118,6 +118,7 @@ def test_without_roles_yaml_only_admin_exists(workdir: Path) -> None:
     Path("config/roles.yaml").unlink()
     Path("config/org.yaml").unlink()
     shutil.rmtree("config/flows")  # the shipped flows name the shipped roles
+    shutil.rmtree("config/dashboards")  # and so do the shipped dashboards
     model = load_model("config")
     assert model.roles == DEFAULT_ROLES
     assert model.org == ()

@@ -73,6 +73,8 @@ class WidgetView:
     href: str
     failed: str | None = None
     """A msgid shown in place of the numbers (the report ran past the time limit)."""
+    notice: str | None = None
+    """A msgid shown in place of a chart that has nothing to draw yet (not a failure)."""
     rows: tuple[ShownRow, ...] = ()
     """table: the first `limit` rows (groups and subtotals)."""
     totals: ShownRow | None = None
@@ -139,7 +141,7 @@ def widget_view(records: Records, actor: Actor, widget: Widget, language: str) -
             raise Forbidden(N_("You may not see the forecast."))
         chart = trend_chart(records, actor, language)
         return WidgetView(widget, None, FORECAST_PAGE, chart=chart,
-                          failed=None if chart is not None else TOO_FEW_SNAPSHOTS)
+                          notice=None if chart is not None else TOO_FEW_SNAPSHOTS)
     report = model.report(widget.report)
     assert report is not None  # the loader checked the name
     href = report_href(widget)

@@ -68,8 +68,8 @@ def two_requests_per_user(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_widgets_refused_as_too_many_requests_ask_again(
         two_requests_per_user: None, page: Any, live_server: LiveServer) -> None:
-    """The executive's dashboard has twelve widgets, all loading at once; a user may have two
-    requests running: the refused ones (429) ask again until every widget shows."""
+    """The executive's dashboard has thirteen widgets, all loading at once; a user may have
+    two requests running: the refused ones (429) ask again until every widget shows."""
     from playwright.sync_api import expect
 
     live_server.users.add("boss", ["executive"], password="boss-password")
@@ -78,7 +78,7 @@ def test_widgets_refused_as_too_many_requests_ask_again(
     page.get_by_label("Password").fill("boss-password")
     page.keyboard.press("Enter")
     widgets = page.locator(".dashboard-grid .widget-body")
-    expect(widgets).to_have_count(12)
+    expect(widgets).to_have_count(13)
     expect(page.locator(".widget-body", has_text="Loading")).to_have_count(0, timeout=30_000)
     expect(page.locator(".widget-failed")).to_have_count(0)
     expect(page.locator("#widget-0 dd")).to_have_text("¥0.00")  # a sum of no deals

@@ -31,7 +31,9 @@ from engine.formula import FType
 from engine.metadata.reports import Report, ReportAggregate, ReportGroup
 from engine.metadata.roles import Scope
 from engine.runtime import export
+from engine.runtime.access import Actor
 from engine.runtime.errors import Forbidden, Invalid
+from engine.runtime.records import Records
 from engine.runtime.reports import ReportResult, ReportRow, run_report
 from engine.runtime.reports.drill import drill_query
 from engine.runtime.reports.explain import explain
@@ -133,12 +135,7 @@ class ReportPages(PageFamily):
         when they are not valid), as a grouped report's page."""
         actor = viewer.user.actor()
         records = self.records
-        problem: Invalid | None = None
-        try:
-            values = resolve(records, actor, report, given)
-        except Invalid as exc:  # the form again, with its message, over the defaults
-            problem = exc
-            values = resolve(records, actor, report, {})
+        values, problem = _resolved(records, actor, report, given)
         result = run_report(records, actor, report, values=values)
         settings = self.model.settings
         shown = _Shown(report, viewer.language, settings.currency, settings.time_zone)
@@ -154,12 +151,7 @@ class ReportPages(PageFamily):
               given: Mapping[str, str]) -> dict[str, Any]:
         actor = viewer.user.actor()
         records = self.records
-        problem: Invalid | None = None
-        try:
-            values = resolve(records, actor, report, given)
-        except Invalid as exc:  # the form again, with its message, over the defaults
-            problem = exc
-            values = resolve(records, actor, report, {})
+        values, problem = _resolved(records, actor, report, given)
         result = run_report(records, actor, report, values=values)
         shown = _Shown(report, viewer.language, self.model.settings.currency,
                        self.model.settings.time_zone)
@@ -225,6 +217,16 @@ def _links(report: Report, values: Sequence[ParamValue], row: ReportRow,
         a.path is not None and a.agg in ("count", "count_distinct")) else whole
         for a in report.aggregates]
     return tuple(cells)
+
+
+def _resolved(records: Records, actor: Actor, report: Report, given: Mapping[str, str]
+              ) -> tuple[tuple[ParamValue, ...], Invalid | None]:
+    """The report's parameter values from the query; values it does not take give the
+    form again with its message, over the defaults."""
+    try:
+        return resolve(records, actor, report, given), None
+    except Invalid as exc:
+        return resolve(records, actor, report, {}), exc
 
 
 class _Shown:
