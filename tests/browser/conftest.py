@@ -13,14 +13,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy import Engine
 
 from engine.metadata import load_model
+from engine.metadata.model import Model
 from engine.runtime.db import open_engine
 from engine.runtime.schema import apply_plan, build_schema
 from engine.runtime.users import Users
@@ -65,12 +68,12 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """The app with the shipped config on a new SQLite file, served by uvicorn in a thread
-    on a free port of 127.0.0.1; user `admin` has the password ADMIN_PASSWORD."""
-    model = load_model(REPO / "config")
-    engine = open_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+@contextmanager
+def served(model: Model, database: Path) -> Iterator[tuple[LiveServer, Engine]]:
+    """The app of `model` on a new SQLite file at `database`, served by uvicorn in a thread
+    on a free port of 127.0.0.1, and its engine (for a test's own records); user `admin` has
+    the password ADMIN_PASSWORD."""
+    engine = open_engine(f"sqlite:///{database}")
     apply_plan(engine, model)
     users = Users(engine, build_schema(model))
     users.add("admin", ["admin"], password=ADMIN_PASSWORD, display_name="Admin")
@@ -89,12 +92,19 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", users)
+        yield LiveServer(f"http://127.0.0.1:{port}", users), engine
     finally:
         server.should_exit = True
         thread.join(timeout=START_TIMEOUT_S)
         sock.close()
         engine.dispose()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The app with the shipped config on a new SQLite file (see `served`)."""
+    with served(load_model(REPO / "config"), tmp_path / "crm.db") as (server, _engine):
+        yield server
 
 
 @pytest.fixture

@@ -5,27 +5,19 @@ on the record. Served with the line-item test config (tests/lines_world.py)."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
-from engine.runtime.db import open_engine
 from engine.runtime.records import ListQuery, Records
 from engine.runtime.records.lines import read_lines
-from engine.runtime.schema import apply_plan, build_schema
-from engine.runtime.users import Users
-from engine.web.app import create_app
-from tests.browser.conftest import ADMIN_PASSWORD, START_TIMEOUT_S, LiveServer, screenshot
+from tests.browser.conftest import ADMIN_PASSWORD, LiveServer, screenshot, served
 from tests.lines_world import write_lines_config
 
 pytestmark = pytest.mark.browser
@@ -36,33 +28,11 @@ def lines_records(tmp_path: Path) -> Iterator[tuple[LiveServer, Records]]:
     """The app with the line-item config on a new SQLite file, with two products, and the
     records service on the same database (to read what the browser saved)."""
     model = load_model(write_lines_config(tmp_path / "config"))
-    engine = open_engine(f"sqlite:///{tmp_path / 'crm.db'}")
-    apply_plan(engine, model)
-    users = Users(engine, build_schema(model))
-    users.add("admin", ["admin"], password=ADMIN_PASSWORD, display_name="Admin")
-    records = records_service(engine, model)
-    for name in ("Rotor blade", "Gearbox"):
-        records.create(SYSTEM, "product", {"name": name})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(model, engine), log_level="warning",
-                                           lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", users), records
-    finally:
-        server.should_exit = True
-        thread.join(timeout=START_TIMEOUT_S)
-        sock.close()
-        engine.dispose()
+    with served(model, tmp_path / "crm.db") as (server, engine):
+        records = records_service(engine, model)
+        for name in ("Rotor blade", "Gearbox"):
+            records.create(SYSTEM, "product", {"name": name})
+        yield server, records
 
 
 @pytest.fixture

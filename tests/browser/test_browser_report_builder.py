@@ -5,29 +5,21 @@ live data, save it, reload it and see the same table (engine/web/pages/report_bu
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from engine.metadata import load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
-from engine.runtime.db import open_engine
-from engine.runtime.schema import apply_plan, build_schema
-from engine.runtime.users import Users
-from engine.web.app import create_app
 from tests.browser.conftest import (
     ADMIN_PASSWORD,
     REPO,
-    START_TIMEOUT_S,
     LiveServer,
     screenshot,
+    served,
 )
 
 pytestmark = pytest.mark.browser
@@ -37,39 +29,17 @@ pytestmark = pytest.mark.browser
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     """The shipped config on a new SQLite file with five opportunities of one account."""
     model = load_model(REPO / "config")
-    engine = open_engine(f"sqlite:///{tmp_path / 'crm.db'}")
-    apply_plan(engine, model)
-    users = Users(engine, build_schema(model))
-    users.add("admin", ["admin"], password=ADMIN_PASSWORD, display_name="Admin")
-    records = records_service(engine, model)
-    account = records.create(SYSTEM, "account", {"name": "Acme"})["id"]
-    for amount, stage in [("1000", "prospecting"), ("2000", "proposal"), ("3000", "proposal"),
-                          ("4000", "won"), ("500", "lost")]:
-        data: dict[str, Any] = {"name": f"Deal {amount}", "account": account,
-                                "amount": amount, "stage": stage}
-        if stage == "lost":
-            data["lost_reason"] = "price"
-        records.create(SYSTEM, "opportunity", data)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(model, engine), log_level="warning",
-                                           lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", users)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=START_TIMEOUT_S)
-        sock.close()
-        engine.dispose()
+    with served(model, tmp_path / "crm.db") as (server, engine):
+        records = records_service(engine, model)
+        account = records.create(SYSTEM, "account", {"name": "Acme"})["id"]
+        for amount, stage in [("1000", "prospecting"), ("2000", "proposal"), ("3000", "proposal"),
+                              ("4000", "won"), ("500", "lost")]:
+            data: dict[str, Any] = {"name": f"Deal {amount}", "account": account,
+                                    "amount": amount, "stage": stage}
+            if stage == "lost":
+                data["lost_reason"] = "price"
+            records.create(SYSTEM, "opportunity", data)
+        yield server
 
 
 def cells(table: Any) -> list[list[str]]:
