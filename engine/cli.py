@@ -103,6 +103,7 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
         seeded = seed_org(records)
         refreshed = _refresh_rollups(records)
         numbered = _number_existing(records)
+        matched = _match_keys(records)
         refresh_statistics(engine)
     except PlanError as exc:
         for err in exc.errors:
@@ -123,6 +124,8 @@ def migrate(ctx: Context, plan_only: bool, allow_destructive: bool, drop_archive
         click.echo(f"computed rollups {'; '.join(refreshed)}")
     if numbered:
         click.echo(f"numbered existing records {'; '.join(numbered)}")
+    if matched:
+        click.echo(f"computed duplicate match keys {'; '.join(matched)}")
 
 
 @main.command()
@@ -149,6 +152,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, with_worker: bool) -
         records = _records(engine, model)
         refreshed = _refresh_rollups(records)
         numbered = _number_existing(records)
+        _match_keys(records)
     except PlanError as exc:
         for err in exc.errors:
             click.echo(f"error: {err}", err=True)
@@ -570,6 +574,15 @@ def _number_existing(records: Any) -> list[str]:
     from engine.runtime.records.autonumber import number_existing
 
     return [f"{name}: {rows:,} records" for name, rows in number_existing(records)]
+
+
+def _match_keys(records: Any) -> list[str]:
+    """Compute the duplicate rules' match keys of every record of the entities whose rules
+    changed (engine/runtime/imports/duplicates.py); returns what was computed over existing
+    records ("account: 2,400 keys")."""
+    from engine.runtime.imports.duplicates import refresh_match_keys
+
+    return [f"{name}: {keys:,} keys" for name, keys in refresh_match_keys(records) if keys]
 
 
 @main.group()

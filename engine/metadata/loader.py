@@ -18,6 +18,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from engine.metadata.dashboards import Dashboard, build_dashboard
+from engine.metadata.duplicates import build_duplicates
 from engine.metadata.errors import ConfigError, ConfigErrors, SourceLoc, did_you_mean
 from engine.metadata.fields import check_field, check_rename
 from engine.metadata.flows import Flow, build_flow
@@ -443,6 +444,8 @@ class _ModelBuilder:
                 hint = did_you_mean(target, set(specs))
                 self.errors.append(doc.error(["validations", i, "field"],
                                              f"validations: no field {target!r}{hint}"))
+        duplicates = () if not p.clean("duplicates") or not isinstance(specs, dict) \
+            else build_duplicates(doc, data.get("duplicates"), built, specs, self.errors)
         if len(self.errors) > before or p.bad or name is None or not isinstance(specs, dict):
             return None
         if title is None:
@@ -456,6 +459,7 @@ class _ModelBuilder:
             area=data.get("area", "customers"),
             menu=bool(data.get("menu", True)),
             attachments=bool(data.get("attachments", False)),
+            duplicates=duplicates,
             fields=tuple(built),
             loc=doc.loc(["entity"]),
             file=doc.file,

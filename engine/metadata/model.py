@@ -187,6 +187,21 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class DuplicateRule:
+    """One duplicate rule of an entity (`duplicates: [{match: [name, city]}]`): two records
+    are duplicates when every field of `match` holds the same normalised value in both
+    (engine/runtime/imports/duplicates.py)."""
+
+    match: tuple[str, ...]
+    loc: SourceLoc
+
+    @property
+    def name(self) -> str:
+        """How the rule is named in match keys and answers: its fields, comma-separated."""
+        return ",".join(self.match)
+
+
+@dataclass(frozen=True)
 class Cascade:
     """When a record is assigned, its `entity` children (records whose reference field points
     to it) that the old owner owned, and that satisfy `when`, follow it to the new owner."""
@@ -299,6 +314,8 @@ class Entity:
     parent (lines, links between two records)."""
     attachments: bool = False
     """Records carry a list of attached files (engine/runtime/files/attachments.py)."""
+    duplicates: tuple[DuplicateRule, ...] = ()
+    """When two records are duplicates (engine/runtime/imports/duplicates.py)."""
 
     @cached_property
     def _by_name(self) -> dict[str, Field]:

@@ -13,6 +13,7 @@ from engine.metadata.model import Model
 from engine.runtime.files.purge import install_attachments
 from engine.runtime.files.store import DiskStore, FileStore
 from engine.runtime.flows.hook import install_flows
+from engine.runtime.imports.duplicates import install_duplicates
 from engine.runtime.records import Records
 from engine.runtime.records.service import Clock
 from engine.runtime.rollups.hook import install_rollups
@@ -28,4 +29,5 @@ def records_service(engine: Engine, model: Model, clock: Clock | None = None,
     install_parent_rules(records)
     install_flows(records)  # after rollups: a flow's rules read the rollups' new values
     install_attachments(records, DiskStore() if files is None else files)
+    install_duplicates(records)  # duplicate rules' match keys (engine/runtime/imports/)
     return records

@@ -53,13 +53,16 @@ DELEGATION_TABLE = "crm_delegation"
 SAVED_REPORT_TABLE = "crm_saved_report"
 SNAPSHOT_TABLE = "crm_pipeline_snapshot"
 SNAPSHOT_ROW_TABLE = "crm_pipeline_snapshot_row"
+MATCH_KEY_TABLE = "crm_match_key"
+MATCH_STATE_TABLE = "crm_match_state"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
                  ROLLUP_STATE_TABLE, AUTONUMBER_TABLE, TIMER_TABLE, OUTBOX_TABLE,
                  STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE,
                  APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE,
-                 SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE)
+                 SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE,
+                 MATCH_KEY_TABLE, MATCH_STATE_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -209,6 +212,7 @@ def _cyclic_links(model: Model) -> frozenset[tuple[str, str]]:
 
 def _system_tables(md: MetaData) -> None:
     _snapshot_tables(md)
+    _match_tables(md)
     Table(
         USER_TABLE, md,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -552,6 +556,29 @@ def _snapshot_tables(md: MetaData) -> None:
         Column("close_date", Date),
         Column("owner_id", BigInteger),
         Column("department_id", BigInteger),
+    )
+
+
+def _match_tables(md: MetaData) -> None:
+    """Duplicate rules' match keys (engine/runtime/imports/duplicates.py): per record of an
+    entity with `duplicates:` rules, one row per rule its values fill — the rule (its
+    fields, comma-separated) and a digest of the normalised values — kept by a
+    before-commit hook, so finding a record's duplicates is an index look-up. The state
+    row says which rules (and normalisation) an entity's keys were last computed for; a
+    change is recomputed by `crm migrate`."""
+    Table(
+        MATCH_KEY_TABLE, md,
+        Column("entity", String(63), primary_key=True),
+        Column("record_id", BigInteger, primary_key=True),
+        Column("rule", String(255), primary_key=True),
+        Column("key", String(32), nullable=False),
+        Index("ix_crm_match_key_key", "entity", "rule", "key"),
+    )
+    Table(
+        MATCH_STATE_TABLE, md,
+        Column("entity", String(63), primary_key=True),
+        Column("signature", Text, nullable=False),
+        Column("computed_at", UtcDateTime, nullable=False),
     )
 
 
