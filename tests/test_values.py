@@ -216,10 +216,16 @@ def test_money_refuses_non_finite(raw: Any) -> None:
     assert problem(FieldType.MONEY, raw) == "must be a finite number"
 
 
-@pytest.mark.parametrize("raw", ["abc", "1,5", "1,50", "1.2.3", "$100", "12%", "1 000",
+@pytest.mark.parametrize("raw", ["abc", "1,5", "1,50", "1.2.3", "12%", "1 00",
                                  True, False, {"v": 1}, ["1"], date(2025, 1, 1)])
 def test_money_refuses_non_numbers(raw: Any) -> None:
     assert problem(FieldType.MONEY, raw) == "must be a number"
+
+
+def test_money_refuses_another_currencys_mark() -> None:
+    # the install's currency is CNY by default: a dollar amount is not silently yuan
+    assert problem(FieldType.MONEY, "$100") == \
+        "is written in another currency ($); amounts here are in CNY and are not converted"
 
 
 @pytest.mark.parametrize("raw", ["10000000000000", "-10000000000000", "1e999999999",
@@ -297,8 +303,8 @@ def test_date_accepts(raw: Any, stored: date) -> None:
     assert result == stored and type(result) is date
 
 
-@pytest.mark.parametrize("raw", ["2025-02-30", "2023-02-29", "31/03/2025", "2025-13-01",
-                                 "03/31/2025", "tomorrow", 20250331, 1.5, ["2025-03-31"]])
+@pytest.mark.parametrize("raw", ["2025-02-30", "2023-02-29", "31/02/2025", "2025-13-01",
+                                 "13/13/2025", "tomorrow", 20250331, 1.5, ["2025-03-31"]])
 def test_date_refuses(raw: Any) -> None:
     assert problem(FieldType.DATE, raw) == "must be a date like 2025-03-31"
 
@@ -324,7 +330,7 @@ def test_datetime_accepts_and_stores_utc(raw: Any, stored: datetime) -> None:
     assert result.utcoffset() == timedelta(0) and result.tzinfo is UTC
 
 
-@pytest.mark.parametrize("raw", ["31.03.2025 14:30", "2025-03-31T25:00", "2025-02-30T10:00",
+@pytest.mark.parametrize("raw", ["31.02.2025 14:30", "2025-03-31T25:00", "2025-02-30T10:00",
                                  "now", 1743431400, 1.5, date(2025, 3, 31)])
 def test_datetime_refuses(raw: Any) -> None:
     assert problem(FieldType.DATETIME, raw) == "must be a date and time like 2025-03-31T14:30:00Z"

@@ -35,6 +35,7 @@ DEFAULT_CURRENCY = "CNY"
 DEFAULT_QUERY_TIME_LIMIT = 10.0
 DEFAULT_REQUESTS_PER_USER = 8
 DEFAULT_TIME_ZONE = "UTC"
+DEFAULT_IMPORT_MAX_MB = 200.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,19 @@ class SiteSettings:
     pipeline_snapshots: SnapshotSchedule | None = None
     """When the worker takes a pipeline snapshot (engine/metadata/snapshots.py); None:
     only on demand."""
+    date_order: str = "dmy"
+    """How a date typed with the day and month both 12 or less is read: "dmy" (5/12/2026
+    is 5 December) or "mdy" (12/5/2026 is 5 December); a year first is always y/m/d."""
+    import_max_mb: float = DEFAULT_IMPORT_MAX_MB
+    """The largest file an import may read (settings.yaml `imports.max_size_mb`)."""
+
+    @property
+    def day_first(self) -> bool:
+        return self.date_order != "mdy"
+
+    @property
+    def import_max_bytes(self) -> int:
+        return int(self.import_max_mb * 1024 * 1024)
 
     def holiday(self, name: str) -> Holiday | None:
         return next((h for h in self.holidays if h.name == name), None)
@@ -110,7 +124,10 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
         attachments=_attachments(doc, errors),
         webhooks=load_webhooks(doc, errors), smtp=load_smtp(doc, errors),
         holidays=load_holidays(doc, errors),
-        pipeline_snapshots=load_snapshot_schedule(doc))
+        pipeline_snapshots=load_snapshot_schedule(doc),
+        date_order=str(doc.data.get("date_order", "dmy")),
+        import_max_mb=float((doc.data.get("imports") or {}).get("max_size_mb",
+                                                                 DEFAULT_IMPORT_MAX_MB)))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -16,6 +17,12 @@ from typing import Any
 from engine.fieldtypes import Regarding, json_date, json_datetime, json_decimal, json_regarding
 from engine.messages import msg
 from engine.metadata.model import Field
+from engine.runtime.value_text import (
+    CurrencyMismatch,
+    parse_date_text,
+    parse_datetime_text,
+    parse_number_text,
+)
 from engine.types import DECIMAL_SHAPES, TEXT_DEFAULT_MAX, FieldType, text_shape_problem
 
 
@@ -29,20 +36,33 @@ class ValueProblem(ValueError):
 
 Coercer = Callable[[Any], Any]
 
-# A comma in a number is a thousands separator only: "1,234.5" yes, "1,5" (a decimal comma) no.
-_GROUPED_RE = re.compile(r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
-_TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
-_FALSE = frozenset({"false", "0", "no", "n", "off", "f"})
+
+@dataclass(frozen=True)
+class InputRules:
+    """The install's reading of typed text (settings.yaml): which of day and month comes
+    first in 5/12/2026, and the currency whose marks an amount may carry."""
+
+    day_first: bool = True
+    currency: str = "CNY"
+
+
+DEFAULT_RULES = InputRules()
+
+_TRUE = frozenset({"true", "1", "yes", "y", "on", "t", "是", "对", "真", "√", "✓", "✔"})
+_FALSE = frozenset({"false", "0", "no", "n", "off", "f", "否", "错", "假", "\u00d7", "✗", "✘"})
+# Between a multichoice's options: a comma, a semicolon or the Chinese enumeration comma.
+_LIST_SEP_RE = re.compile("[,;、\uff0c\uff1b]")  # the full-width comma and semicolon too
 
 
 def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "") or value == []
 
 
-def coercer_for(f: Field) -> Coercer:
-    """The function that turns any accepted input for `f` into its stored value (blank → None)."""
+def coercer_for(f: Field, rules: InputRules = DEFAULT_RULES) -> Coercer:
+    """The function that turns any accepted input for `f` into its stored value (blank → None);
+    `rules`: how the install reads ambiguous dates and currency marks."""
     make = COERCERS[f.type]
-    inner = make(f)
+    inner = make(f, rules)
 
     def coerce(value: Any) -> Any:
         if is_blank(value):
@@ -52,7 +72,7 @@ def coercer_for(f: Field) -> Coercer:
     return coerce
 
 
-def _text(f: Field) -> Coercer:
+def _text(f: Field, _rules: InputRules) -> Coercer:
     limit = f.max_length or TEXT_DEFAULT_MAX.get(f.type, 255)
 
     def coerce(value: Any) -> str:
@@ -80,22 +100,19 @@ def _text(f: Field) -> Coercer:
     return coerce
 
 
-def _parse_number(value: Any) -> Decimal:
-    """A JSON number, Decimal or form/CSV string as a Decimal; raises InvalidOperation.
+def _parse_number(value: Any, currency: str | None = None) -> Decimal:
+    """A JSON number, Decimal or form/CSV string as a Decimal (text as people type it:
+    engine/runtime/value_text.py); raises InvalidOperation, or CurrencyMismatch for money
+    in another currency.
 
-    >>> _parse_number(" 1,234.50 ")
-    Decimal('1234.50')
+    >>> _parse_number(" 1,234.50 "), _parse_number("12万")
+    (Decimal('1234.50'), Decimal('120000'))
     """
     if isinstance(value, (int, Decimal)):
         return Decimal(value)  # no detour through str: huge ints stay cheap
     if isinstance(value, float):
         return Decimal(str(value))  # the shortest repr, so 19.99 stays 19.99
-    text = str(value).strip()
-    if "," in text:
-        if not _GROUPED_RE.match(text):
-            raise InvalidOperation(text)
-        text = text.replace(",", "")
-    return Decimal(text)
+    return parse_number_text(str(value), currency=currency)
 
 
 def _bounds(f: Field, value: Decimal | int) -> None:
@@ -105,7 +122,7 @@ def _bounds(f: Field, value: Decimal | int) -> None:
         raise ValueProblem(msg("must be at most %(max)s", max=f.max))
 
 
-def _integer(f: Field) -> Coercer:
+def _integer(f: Field, _rules: InputRules) -> Coercer:
     def coerce(value: Any) -> int:
         if isinstance(value, bool):
             raise ValueProblem(msg("must be a whole number"))
@@ -131,18 +148,23 @@ def _integer(f: Field) -> Coercer:
     return coerce
 
 
-def _decimal(f: Field) -> Coercer:
+def _decimal(f: Field, rules: InputRules) -> Coercer:
     precision, scale = DECIMAL_SHAPES[f.type]
     limit = Decimal(10) ** (precision - scale)
     quantum = Decimal(1).scaleb(-scale)
+    currency = rules.currency if f.type is FieldType.MONEY else None
 
     def coerce(value: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
             raise ValueProblem(msg("must be a number"))
         if isinstance(value, str) and f.type is FieldType.PERCENT:
-            value = value.strip().removesuffix("%")
+            value = unicodedata.normalize("NFKC", value).strip().removesuffix("%")
         try:
-            d = _parse_number(value)
+            d = _parse_number(value, currency)
+        except CurrencyMismatch as e:
+            raise ValueProblem(msg("is written in another currency (%(mark)s); amounts here "
+                                   "are in %(currency)s and are not converted",
+                                   mark=e.mark, currency=rules.currency)) from None
         except InvalidOperation:
             raise ValueProblem(msg("must be a number")) from None
         if not d.is_finite():
@@ -160,7 +182,7 @@ def _decimal(f: Field) -> Coercer:
     return coerce
 
 
-def _boolean(_f: Field) -> Coercer:
+def _boolean(_f: Field, _rules: InputRules) -> Coercer:
     def coerce(value: Any) -> bool:
         if isinstance(value, bool):
             return value
@@ -177,7 +199,7 @@ def _boolean(_f: Field) -> Coercer:
     return coerce
 
 
-def _date(_f: Field) -> Coercer:
+def _date(_f: Field, rules: InputRules) -> Coercer:
     def coerce(value: Any) -> date:
         if isinstance(value, datetime):
             return value.date()
@@ -188,12 +210,16 @@ def _date(_f: Field) -> Coercer:
                 return date.fromisoformat(value.strip())
             except ValueError:
                 pass
+            try:  # as typed in China and elsewhere: 2025/3/31, 2025年3月31日, 31/3/2025
+                return parse_date_text(value, day_first=rules.day_first)
+            except ValueError:
+                pass
         raise ValueProblem(msg("must be a date like 2025-03-31"))
 
     return coerce
 
 
-def _datetime(_f: Field) -> Coercer:
+def _datetime(_f: Field, rules: InputRules) -> Coercer:
     def coerce(value: Any) -> datetime:
         if isinstance(value, datetime):
             parsed = value
@@ -204,8 +230,7 @@ def _datetime(_f: Field) -> Coercer:
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
-                raise ValueProblem(
-                    msg("must be a date and time like 2025-03-31T14:30:00Z")) from None
+                parsed = _typed_datetime(value, rules)
         else:
             raise ValueProblem(msg("must be a date and time like 2025-03-31T14:30:00Z"))
         if parsed.tzinfo is None:
@@ -221,7 +246,15 @@ def _datetime(_f: Field) -> Coercer:
     return coerce
 
 
-def _choice(f: Field) -> Coercer:
+def _typed_datetime(value: str, rules: InputRules) -> datetime:
+    try:  # as typed in China and elsewhere: 2025/3/31 14:30, 2025年3月31日 下午2:30
+        return parse_datetime_text(value, day_first=rules.day_first)
+    except (ValueError, OverflowError):
+        raise ValueProblem(
+            msg("must be a date and time like 2025-03-31T14:30:00Z")) from None
+
+
+def _choice(f: Field, _rules: InputRules) -> Coercer:
     options = frozenset(f.options)
     shown = ", ".join(f.options)
 
@@ -233,12 +266,12 @@ def _choice(f: Field) -> Coercer:
     return coerce
 
 
-def _multichoice(f: Field) -> Coercer:
+def _multichoice(f: Field, _rules: InputRules) -> Coercer:
     options = f.options
     shown = ", ".join(options)
 
     def coerce(value: Any) -> list[str] | None:
-        items = value.split(",") if isinstance(value, str) else value
+        items = _LIST_SEP_RE.split(value) if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
             raise ValueProblem(msg("must be a list of options from: %(options)s", options=shown))
         chosen = {i.strip() for i in items if i.strip()}
@@ -252,7 +285,7 @@ def _multichoice(f: Field) -> Coercer:
     return coerce
 
 
-def _link(_f: Field) -> Coercer:
+def _link(_f: Field, _rules: InputRules) -> Coercer:
     def coerce(value: Any) -> int:
         if isinstance(value, bool):
             raise ValueProblem(msg("must be a record id"))
@@ -270,7 +303,7 @@ def _link(_f: Field) -> Coercer:
 _REGARDING_RE = re.compile(r"^([a-z][a-z0-9_]{0,62}):([0-9]{1,19})$")
 
 
-def _regarding(f: Field) -> Coercer:
+def _regarding(f: Field, _rules: InputRules) -> Coercer:
     """{"entity": "account", "id": 12} (JSON) or "account:12" (a form, a CSV cell, a filter)
     to a Regarding; the entity must be one the field may point to (whether that record
     exists, and may be read, is checked with the other links)."""
@@ -295,7 +328,7 @@ def _regarding(f: Field) -> Coercer:
 
 
 # The coercer maker of each field type (engine/fieldtypes.py declares the rest of a type).
-COERCERS: dict[FieldType, Callable[[Field], Coercer]] = {
+COERCERS: dict[FieldType, Callable[[Field, InputRules], Coercer]] = {
     FieldType.TEXT: _text,
     FieldType.TEXTAREA: _text,
     FieldType.EMAIL: _text,

@@ -92,7 +92,14 @@ from engine.runtime.schema.tables import (
     Schema,
     build_schema,
 )
-from engine.runtime.values import Coercer, ValueProblem, coercer_for, is_blank, to_json
+from engine.runtime.values import (
+    Coercer,
+    InputRules,
+    ValueProblem,
+    coercer_for,
+    is_blank,
+    to_json,
+)
 from engine.types import ENGINE_COLUMNS, FieldType
 
 Clock = Callable[[], datetime]
@@ -195,7 +202,8 @@ class Records:
         self._clocked = {e.name: self.sql_fields().reads_clock(e) for e in model.entities}
 
     def _compile(self, entity: Entity) -> Compiled:
-        coercers = {f.name: coercer_for(f) for f in entity.stored_fields}
+        rules = InputRules(self.model.settings.day_first, self.model.settings.currency)
+        coercers = {f.name: coercer_for(f, rules) for f in entity.stored_fields}
         defaults: dict[str, Any] = {}
         for f in entity.stored_fields:
             if f.default is not None and f.default_formula is None:
