@@ -646,3 +646,20 @@ def test_the_export_format_and_its_files_are_described() -> None:
         assert {"application/json", "text/csv", xlsx} <= set(content)
         assert content[xlsx]["schema"] == {"type": "string", "format": "binary"}
         assert "400" in op["responses"] and "403" in op["responses"]
+
+
+def test_every_post_takes_an_idempotency_key() -> None:
+    """engine/web/idempotency.py keys every POST under /api: each one says so, with the
+    answers a key may bring."""
+    posts = [(path, item["post"]) for path, item in DOC["paths"].items() if "post" in item]
+    assert posts
+    for path, post in posts:
+        keys = [p for p in post.get("parameters", []) if p.get("name") == "Idempotency-Key"]
+        assert len(keys) == 1, path
+        assert keys[0]["in"] == "header" and keys[0]["required"] is False
+        assert keys[0]["schema"]["maxLength"] == 255
+        assert {"400", "409", "422"} <= set(post["responses"]), path
+    for item in DOC["paths"].values():
+        for method in set(item) & (METHODS - {"post"}):
+            assert all(p.get("name") != "Idempotency-Key"
+                       for p in item[method].get("parameters", []))

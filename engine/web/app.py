@@ -24,6 +24,7 @@ from engine.runtime.errors import RecordError
 from engine.runtime.files.attachments import Attachments
 from engine.runtime.files.store import DiskStore
 from engine.runtime.flows.hook import approvals_of
+from engine.runtime.idempotency import IdempotencyKeys
 from engine.runtime.notifications import Notifications, unread_column
 from engine.runtime.query_limit import ConnectionsBusy
 from engine.runtime.records import Records
@@ -38,6 +39,7 @@ from engine.web.errors import http_message, on_http_error, on_record_error, on_u
 from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
 from engine.web.i18n import N_
+from engine.web.idempotency import IdempotencyGuard
 from engine.web.limits import RequestLimits
 from engine.web.notifications import NotificationsApi
 from engine.web.pages.admin import AccessAdmin
@@ -180,7 +182,9 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
     }
     limits = Middleware(RequestLimits, time_limit=model.settings.query_time_limit,
                         per_user=model.settings.requests_per_user)
-    app = _App(routes=routes, exception_handlers=handlers, middleware=[limits, auth.guard()])
+    idempotency = Middleware(IdempotencyGuard, keys=IdempotencyKeys(engine), users=users)
+    app = _App(routes=routes, exception_handlers=handlers,
+               middleware=[limits, auth.guard(), idempotency])
     app.state.services = services
     return app
 

@@ -608,6 +608,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                 "responses": {"200": {"description": "{items}", "content": {
                     "application/json": {"schema": {"type": "object"}}}},
                     **_errors(401, 403, 404)}}}
+    _idempotency_keys(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "MetaCRM API", "version": model.config_hash[:12],
@@ -674,3 +675,26 @@ def _approval_paths() -> dict[str, Any]:
             "responses": {"200": {"description": "The approval's new state", "content": plain},
                           **_errors(400, 401, 404, 409, 422)}}},
     }
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Any 1 to 255 visible ASCII characters, new for each new request: a retry "
+                   "with the same key gets the first answer again (marked with the header "
+                   "`Idempotent-Replayed: true`) and never writes twice. 422 when the key "
+                   "was used for another request, 409 while that request still runs. Keys "
+                   "are the caller's and kept 24 hours (docs/api.md).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}}
+
+
+def _idempotency_keys(paths: dict[str, Any]) -> None:
+    """Every POST takes an Idempotency-Key (engine/web/idempotency.py), and may answer
+    the 400, 409 and 422 that come with one."""
+    for item in paths.values():
+        post = item.get("post")
+        if post is None:
+            continue
+        post["parameters"] = [*post.get("parameters", []), IDEMPOTENCY_KEY]
+        responses = post.setdefault("responses", {})
+        for code, answer in _errors(400, 409, 422).items():
+            responses.setdefault(code, answer)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -55,6 +56,7 @@ SNAPSHOT_TABLE = "crm_pipeline_snapshot"
 SNAPSHOT_ROW_TABLE = "crm_pipeline_snapshot_row"
 MATCH_KEY_TABLE = "crm_match_key"
 MATCH_STATE_TABLE = "crm_match_state"
+IDEMPOTENCY_TABLE = "crm_idempotency"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
@@ -62,7 +64,7 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
                  STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE,
                  APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE,
                  SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE,
-                 MATCH_KEY_TABLE, MATCH_STATE_TABLE)
+                 MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -524,6 +526,24 @@ def _system_tables(md: MetaData) -> None:
         Column("sent_at", UtcDateTime),
         Index("uq_crm_outbox_key", "key", unique=True),
         Index("ix_crm_outbox_next", "next_attempt_at"),
+    )
+    # Idempotency keys of API POSTs (engine/runtime/idempotency.py, docs/api.md): one row per
+    # caller and key, claimed before the request runs, marked `committed` in the transaction
+    # of the request's writes, holding the answer once it is known; kept 24 hours.
+    Table(
+        IDEMPOTENCY_TABLE, md,
+        Column("user_id", BigInteger, primary_key=True),
+        Column("key", String(255), primary_key=True),
+        Column("request_hash", String(64), nullable=False),
+        Column("claim", String(32), nullable=False),  # the request holding the key now
+        Column("state", String(10), nullable=False),  # running, committed, done
+        Column("claimed_at", UtcDateTime, nullable=False),
+        Column("expires_at", UtcDateTime, nullable=False),
+        Column("written", JSON),  # what the request's writes changed: ["account/12", ...]
+        Column("status", Integer),
+        Column("headers", JSON),
+        Column("body", LargeBinary),
+        Index("ix_crm_idempotency_expires", "expires_at"),
     )
 
 
