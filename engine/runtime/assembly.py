@@ -15,6 +15,7 @@ from engine.runtime.files.store import DiskStore, FileStore
 from engine.runtime.flows.hook import install_flows
 from engine.runtime.idempotency import install_idempotency
 from engine.runtime.imports.duplicates import install_duplicates
+from engine.runtime.imports.merge import install_merge_undo
 from engine.runtime.records import Records
 from engine.runtime.records.service import Clock
 from engine.runtime.rollups.hook import install_rollups
@@ -27,6 +28,7 @@ def records_service(engine: Engine, model: Model, clock: Clock | None = None,
     attachments are stored (by default a DiskStore under data/files)."""
     records = Records(engine, model) if clock is None else Records(engine, model, clock)
     install_idempotency(records)  # first: a write of a request whose key was taken over stops
+    install_merge_undo(records)  # before rollups: a restore's undone merge is rolled up
     install_rollups(records)
     install_parent_rules(records)
     install_flows(records)  # after rollups: a flow's rules read the rollups' new values

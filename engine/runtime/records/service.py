@@ -901,8 +901,8 @@ class Records:
         return self.compiled(entity).entity.field(name)
 
 
-# Audit fields besides the entity's own: assignment and team changes.
-_ENGINE_AUDITED = frozenset({"owner_id", "department_id", "team", "attachments"})
+# Audit fields besides the entity's own: assignment and team changes, merges.
+_ENGINE_AUDITED = frozenset({"owner_id", "department_id", "team", "attachments", "merge"})
 
 _SCOPE_WORDS = {Scope.OWN: N_("records you own or share as a team member"),
                 Scope.DEPARTMENT: N_("records of your department"),

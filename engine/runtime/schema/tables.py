@@ -57,6 +57,7 @@ SNAPSHOT_ROW_TABLE = "crm_pipeline_snapshot_row"
 MATCH_KEY_TABLE = "crm_match_key"
 MATCH_STATE_TABLE = "crm_match_state"
 IDEMPOTENCY_TABLE = "crm_idempotency"
+MERGE_TABLE = "crm_merge"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
@@ -64,7 +65,7 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
                  STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE,
                  APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE,
                  SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE,
-                 MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE)
+                 MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE, MERGE_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -215,6 +216,7 @@ def _cyclic_links(model: Model) -> frozenset[tuple[str, str]]:
 def _system_tables(md: MetaData) -> None:
     _snapshot_tables(md)
     _match_tables(md)
+    _merge_table(md)
     Table(
         USER_TABLE, md,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -599,6 +601,25 @@ def _match_tables(md: MetaData) -> None:
         Column("entity", String(63), primary_key=True),
         Column("signature", Text, nullable=False),
         Column("computed_at", UtcDateTime, nullable=False),
+    )
+
+
+def _merge_table(md: MetaData) -> None:
+    """Merges of two records into one (engine/runtime/imports/merge.py): what moved and the
+    survivor's values before, so that restoring the merged-away record undoes it. No
+    foreign keys: the rows outlive both records' purge."""
+    Table(
+        MERGE_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("survivor_id", BigInteger, nullable=False),
+        Column("loser_id", BigInteger, nullable=False),
+        Column("merged_at", UtcDateTime, nullable=False),
+        Column("merged_by", BigInteger),
+        Column("detail", Text, nullable=False),  # JSON: fields, cleared, moved, team, files
+        Column("undone_at", UtcDateTime),
+        Column("undone_by", BigInteger),
+        Index("ix_crm_merge_loser", "entity", "loser_id"),
     )
 
 
