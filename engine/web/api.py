@@ -28,6 +28,7 @@ from engine.runtime.errors import (
 )
 from engine.runtime.flows.conversions import convert
 from engine.runtime.flows.explain import automation
+from engine.runtime.imports.merge import merge
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.exported import export_list
@@ -43,6 +44,7 @@ from engine.web.errors import api_language
 from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import translations
 from engine.web.limits import admit
+from engine.web.merging import merge_body
 from engine.web.numbers import whole_number
 from engine.web.openapi import build_openapi, caller_of
 from engine.web.viewer import viewer_of
@@ -342,6 +344,12 @@ class Api:
             return JSONResponse({"record": _out(result["record"]),
                                  "cascaded": result["cascaded"],
                                  "visible": result["visible"]})
+        if action == "merge":  # the record of the URL survives (engine/web/merging.py)
+            loser, versions, take = merge_body(await self._body(request))
+            merged = await self._run(partial(merge, self.records, actor, entity, record_id,
+                                             loser, take=take, versions=versions))
+            return JSONResponse({**merged, "record": await self._titled(actor, entity,
+                                                                        merged["record"])})
         # a flow's conversion (engine/runtime/flows/conversions.py); unknown: a 404 naming
         # the actions there are
         body = await self._body(request) if await _has_body(request) else {}

@@ -53,6 +53,7 @@ from engine.web.pages.flows_admin import FlowsAdmin
 from engine.web.pages.forecast import ForecastPages
 from engine.web.pages.forms import FormPages
 from engine.web.pages.lists import Lists
+from engine.web.pages.merging import MergePages
 from engine.web.pages.notifications import NotificationPages
 from engine.web.pages.records import RecordPages
 from engine.web.pages.regarding import RegardingPickers
@@ -153,6 +154,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *AccessAdmin(model, records, users, ui).routes(),
         *FlowsAdmin(model, records, ui).routes(),
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
+        *MergePages(model, records, ui).routes(),
         *AttachmentPages(model, records, ui, attachments).routes(),
         *TimelinePages(model, records, ui).routes(),
         *AutomationPages(model, records, ui).routes(),

@@ -26,6 +26,7 @@ from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
 from engine.types import FieldType
 from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
 from engine.web.exports import EXPORT_FILES, EXPORT_FORMAT
+from engine.web.merging import MERGE_SCHEMAS, merge_paths
 from engine.web.notifications import NOTIFICATION_SCHEMAS, notification_paths
 from engine.web.pipeline import PIPELINE_SCHEMAS, pipeline_paths
 from engine.web.reports import REPORT_SCHEMAS, report_paths
@@ -589,6 +590,10 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
         if e.attachments or any(f.type is FieldType.FILE for f in e.fields):
             schemas.update(ATTACHMENT_SCHEMAS)
             paths.update(attachment_paths(e.name, e.label.get(), use.actions))
+        merging = merge_paths(e.name, use.actions)
+        if merging:
+            schemas.update(MERGE_SCHEMAS)
+            paths.update(merging)
         child = model.form(e.name).lines
         child_use = None if child is None else (
             EVERYTHING if caller is None else caller.get(child.entity))

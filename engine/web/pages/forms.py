@@ -38,7 +38,9 @@ MAX_QUERY = 200
 # Pickers outside a record's own fields (the assign and team forms): name -> what it picks.
 PSEUDO_PICKS = {"_owner": "user", "_department": "department", "_member": "user"}
 PSEUDO_LABELS = {"_owner": N_("Owner"), "_department": N_("Department"),
-                 "_member": N_("User")}
+                 "_member": N_("User"), "_merge": N_("Record")}
+SAME_ENTITY_PICK = "_merge"
+"""The merge page's picker (engine/web/pages/merging.py): a record of the same entity."""
 
 _RECORD_PAGE = re.compile(r"/e/[a-z][a-z0-9_]*/[0-9]+")
 NEW_TITLE = N_("New %(entity)s")
@@ -280,6 +282,8 @@ class FormPages(PageFamily):
         """What the picker `name` of `entity` picks; 404 for anything else."""
         if name in PSEUDO_PICKS:
             return PSEUDO_PICKS[name]
+        if name == SAME_ENTITY_PICK:
+            return entity.name
         name = slot_field(name)  # a picker in a line grid's row: lines-3-product
         mask = self.records.policy.mask(viewer.user.actor(), entity)
         target = link_target(entity.field(name)) if entity.has_field(name) else None
@@ -299,6 +303,8 @@ class FormPages(PageFamily):
             return pickers.assignable_departments(actor, entity, text)
         if target == "user":
             return pickers.users(actor, text)
+        if name == SAME_ENTITY_PICK:
+            return pickers.titled(actor, viewer.language, entity, text)
         return pickers.references(actor, viewer.language, entity, slot_field(name), text,
                                   posted)
 

@@ -165,6 +165,21 @@ class Pickers:
         return [Hit(int(r["id"]), str(r.get(other.title) or f"#{r['id']}"),
                     contexts[int(r["id"])], suggested=r in first) for r in first + rest]
 
+    def titled(self, actor: Actor, language: str, other: Entity, text: str) -> list[Hit]:
+        """Records of `other` whose title contains `text`, through the list service (the
+        viewer's access), with their context; at most PICK_LIMIT."""
+        params = {"page_size": str(PICK_LIMIT), "sort": other.title}
+        if text:
+            params[f"{other.title}__contains"] = text
+        try:
+            rows = self.records.list_records(actor, other.name,
+                                             parse_list_params(other, params)).items
+        except RecordError:
+            return []
+        contexts = self._contexts(actor, language, other, rows)
+        return [Hit(int(r["id"]), str(r.get(other.title) or f"#{r['id']}"),
+                    contexts[int(r["id"])]) for r in rows]
+
     def bind(self, actor: Actor, language: str, entity: Entity, narrowing: CompiledFormula,
              posted: Mapping[str, list[str]]) -> BoundFilter:
         """The picker_filter with `$record` read from what the form holds: the values typed

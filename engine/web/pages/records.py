@@ -38,6 +38,7 @@ from engine.web.i18n import N_
 from engine.web.pages.assigning import AssignOrder
 from engine.web.pages.fields import Display, Shown, entity_of, link_target
 from engine.web.pages.forms import first_value, read_posted, whole
+from engine.web.pages.merging import MERGED, audit_text, undo_of
 from engine.web.pages.recycled import recycled_page, restorable
 from engine.web.pages.tree import tree_shape
 from engine.web.pages.widgets import FormModel, Widget
@@ -48,11 +49,12 @@ RELATED_ROWS = 20
 ACTIONS = {"create": N_("Created"), "update": N_("Changed"),
            "delete": N_("Moved to the recycle bin"), "restore": N_("Restored"),
            "assign": N_("Assigned"), "team": N_("Team changed"),
-           "purge": N_("Deleted for good"), "attachment": N_("Files changed")}
+           "purge": N_("Deleted for good"), "attachment": N_("Files changed"),
+           "merge": N_("Merged"), "unmerge": N_("Merge undone")}
 ENGINE_LABELS = {"owner_id": N_("Owner"), "department_id": N_("Department"),
-                 "team": N_("Team"), "attachments": N_("Attachments")}
+                 "team": N_("Team"), "attachments": N_("Attachments"), "merge": N_("Merge")}
 ACCESS_LABELS = {"read": N_("Can read"), "edit": N_("Can edit")}
-NOTICES = {"assigned": N_("The record was assigned."),
+NOTICES = {"assigned": N_("The record was assigned."), "merged": MERGED,
            "team": N_("The team was updated."),
            "saved": N_("Changes saved.")}
 # A related list's newest rows and how many there are in all.
@@ -155,9 +157,13 @@ class RecordPages(PageFamily):
                 raise
             return await run_in_threadpool(recycled_page, self.ui, self.records, request,
                                            viewer, entity, binned)
-        notice = self._notice(entity, request.query_params.get("done", ""),
-                              request.query_params.get("what", ""))
-        return self.ui.page(request, "detail.html", {"d": view, "notice": notice})
+        done = request.query_params.get("done", "")
+        notice = self._notice(entity, done, request.query_params.get("what", ""))
+        undo = None if done != "merged" else await run_in_threadpool(
+            undo_of, self.records, viewer.user.actor(), entity,
+            whole(request.query_params.get("loser")))
+        return self.ui.page(request, "detail.html", {"d": view, "notice": notice,
+                                                     "undo_merge": undo})
 
     def _notice(self, entity: Entity, done: str, what: str) -> str:
         """`?done=` after a redirect → its notice (a fixed set: nothing typed is echoed).
@@ -354,6 +360,8 @@ class RecordPages(PageFamily):
             return f"{value.get('user', '')} ({value.get('access', '')})"
         if name == "attachments" and isinstance(value, dict):  # a file added or removed
             return str(value.get("file_name", ""))
+        if name == "merge" and isinstance(value, dict):  # engine/runtime/imports/merge.py
+            return audit_text(value, entity, display)
         target = self._target_of(entity, name)
         if target is not None and name in ("owner_id", "department_id"):
             return display.title(target, value).text if isinstance(value, int) else str(value)
