@@ -173,3 +173,32 @@ def test_the_merge_page_is_for_those_who_may(env: Env) -> None:
     rep = client_for(env, "rep")
     assert f"/e/account/{s}/merge" not in rep.get(f"/e/account/{s}").text
     assert rep.get(f"/e/account/{s}/merge").status_code == 403
+
+
+def test_possible_duplicates_on_the_record_page_lead_to_the_merge(env: Env) -> None:
+    r = env.records
+    s = r.create(SYSTEM, "account", {"name": "Sany Heavy", "phone": "+86 731 8888 1234"})["id"]
+    other = r.create(SYSTEM, "account", {"name": "三一重工股份有限公司",
+                                         "phone": "0731-88881234"})["id"]
+    unrelated = r.create(SYSTEM, "account", {"name": "XCMG", "phone": "0516-1"})["id"]
+    client = client_for(env, "admin", "admin-password")
+    page = client.get(f"/e/account/{s}").text
+    section = page.split('id="possible-duplicates"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/e/account/{s}/merge?other={other}"' in section
+    assert f"/e/account/{unrelated}" not in section
+    merging = client.get(f"/e/account/{s}/merge").text
+    assert f'href="/e/account/{s}/merge?other={other}"' in merging
+    # an entity without duplicate rules shows none
+    opp = r.create(SYSTEM, "opportunity", {"name": "x", "account": s})["id"]
+    assert 'id="possible-duplicates"' not in client.get(f"/e/opportunity/{opp}").text
+
+
+def test_the_binned_loser_says_restoring_undoes_the_merge(env: Env, api: TestClient) -> None:
+    s, l_, _ = _pair(env)
+    api.post(f"/api/account/{s}/actions/merge", json={
+        "loser": l_, "versions": {str(s): _version(env, s), str(l_): _version(env, l_)}})
+    client = client_for(env, "admin", "admin-password")
+    page = client.get(f"/e/account/{l_}")
+    assert page.status_code == 410
+    assert "It was merged into “Huawei Co., Ltd.”; restoring it undoes the merge." in page.text
+    assert f'href="/e/account/{s}"' in page.text

@@ -25,6 +25,7 @@ from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.runtime.access import Actor
 from engine.runtime.errors import STALE_VERSION, Conflict, Forbidden, NotFound, RecordError
+from engine.runtime.imports.duplicates import Candidate, find_duplicates
 from engine.runtime.imports.merge import children, merge
 from engine.runtime.org import DEPARTMENT
 from engine.runtime.records import Records
@@ -62,6 +63,8 @@ class MergeView:
     rows: list[Row] = field(default_factory=list)
     moving: list[tuple[str, int]] = field(default_factory=list)
     """(label of an entity, how many of its records move) — those the viewer may read."""
+    duplicates: list[Candidate] = field(default_factory=list)
+    """Records the entity's duplicate rules match (engine/runtime/imports/duplicates.py)."""
 
 
 class MergePages(PageFamily):
@@ -97,6 +100,7 @@ class MergePages(PageFamily):
         view = MergeView(entity, record, title_of(entity, record), Widget(
             name=PICK, label="", kind="picker", pick_url=f"/e/{entity.name}/pick/{PICK}"))
         if other_id is None or other_id == record_id:
+            view.duplicates = possible_duplicates(self.records, actor, entity, record)
             return view
         other = self.records.get(actor, entity.name, other_id)
         with self.records.reading() as conn:
@@ -178,6 +182,18 @@ def audit_text(value: dict[str, Any], entity: Entity, display: Display) -> str:
                           if entity.has_field(n) else str(n) for n in kept)
         out.append(display.gettext(KEPT) % {"fields": names})
     return "; ".join(out)
+
+
+def possible_duplicates(records: Records, actor: Actor, entity: Entity,
+                        record: dict[str, Any]) -> list[Candidate]:
+    """The live records `actor` may read that the entity's duplicate rules match with
+    `record` (as the actor reads it); none for an entity without rules."""
+    if not entity.duplicates:
+        return []
+    with records.reading() as conn:
+        found = find_duplicates(conn, records, actor, entity.name, record,
+                                exclude_id=int(record["id"]))
+    return [c for c in found if c.id is not None]
 
 
 def undo_of(records: Records, actor: Actor, entity: Entity, loser: int | None

@@ -38,7 +38,7 @@ from engine.web.i18n import N_
 from engine.web.pages.assigning import AssignOrder
 from engine.web.pages.fields import Display, Shown, entity_of, link_target
 from engine.web.pages.forms import first_value, read_posted, whole
-from engine.web.pages.merging import MERGED, audit_text, undo_of
+from engine.web.pages.merging import MERGED, audit_text, possible_duplicates, undo_of
 from engine.web.pages.recycled import recycled_page, restorable
 from engine.web.pages.tree import tree_shape
 from engine.web.pages.widgets import FormModel, Widget
@@ -162,8 +162,12 @@ class RecordPages(PageFamily):
         undo = None if done != "merged" else await run_in_threadpool(
             undo_of, self.records, viewer.user.actor(), entity,
             whole(request.query_params.get("loser")))
+        duplicates = [] if not (view.can_update and view.can_delete) else \
+            await run_in_threadpool(possible_duplicates, self.records, viewer.user.actor(),
+                                    entity, view.record)
         return self.ui.page(request, "detail.html", {"d": view, "notice": notice,
-                                                     "undo_merge": undo})
+                                                     "undo_merge": undo,
+                                                     "duplicates": duplicates})
 
     def _notice(self, entity: Entity, done: str, what: str) -> str:
         """`?done=` after a redirect → its notice (a fixed set: nothing typed is echoed).

@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 from engine.metadata.model import Entity
 from engine.runtime.errors import Forbidden, NotFound
+from engine.runtime.imports.merge import merge_of
 from engine.runtime.records import Records
-from engine.web.pages.fields import Display
+from engine.web.pages.fields import Display, titles
 from engine.web.pages.table import title_of
 from engine.web.ui import Ui
 from engine.web.viewer import Viewer
@@ -39,7 +40,15 @@ def recycled_page(ui: Ui, records: Records, request: Request, viewer: Viewer, en
     display = Display(records.model, records, viewer.user.actor(), viewer.language)
     deleted_by = record.get("deleted_by")
     display.load([("user", deleted_by)])
+    merged = merge_of(records, entity.name, int(record["id"]))
+    into: tuple[int, str] | None = None  # the survivor, named only to its readers
+    if merged is not None:
+        survivor = int(merged["survivor_id"])
+        found = titles(records.model, records, viewer.user.actor(), entity.name, [survivor])
+        if survivor in found:
+            into = (survivor, found[survivor] or f"#{survivor}")
     return ui.page(request, "recycled.html", {
         "entity": entity, "record": record, "record_title": title_of(entity, record),
         "deleted_by": display.title("user", deleted_by).text if deleted_by else "",
+        "merged": merged is not None, "merged_into": into,
     }, status=410)
