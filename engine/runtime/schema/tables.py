@@ -58,6 +58,7 @@ MATCH_KEY_TABLE = "crm_match_key"
 MATCH_STATE_TABLE = "crm_match_state"
 IDEMPOTENCY_TABLE = "crm_idempotency"
 MERGE_TABLE = "crm_merge"
+IMPORT_MAPPING_TABLE = "crm_import_mapping"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
@@ -65,7 +66,8 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
                  STAGE_HISTORY_TABLE, AUTOMATION_RUN_TABLE, NOTIFICATION_TABLE,
                  APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE,
                  SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE,
-                 MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE, MERGE_TABLE)
+                 MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE, MERGE_TABLE,
+                 IMPORT_MAPPING_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -217,6 +219,7 @@ def _system_tables(md: MetaData) -> None:
     _snapshot_tables(md)
     _match_tables(md)
     _merge_table(md)
+    _import_mapping_table(md)
     Table(
         USER_TABLE, md,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -677,3 +680,25 @@ def _entity_table(md: MetaData, entity: Entity, has_department: bool,
                 # (engine/runtime/records/query.py `page_statement`) reads its page here.
                 indexes.append(Index(constraint_name("ixo", name, f.name), owner, key))
     return Table(name, md, *columns, *indexes)
+
+
+def _import_mapping_table(md: MetaData) -> None:
+    """Column mappings saved from the import page (engine/runtime/imports/saved_mappings.py):
+    per entity and author, shared with everyone or not, with the headers of the file it was
+    made for (to offer it again for a file like it) and the column → field map."""
+    Table(
+        IMPORT_MAPPING_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("owner_id", BigInteger,
+               ForeignKey(f"{USER_TABLE}.id", name="fk_crm_import_mapping_owner_id"),
+               nullable=False),
+        Column("name", String(100), nullable=False),
+        Column("shared", Boolean, nullable=False, server_default="0"),
+        Column("headers", JSON, nullable=False),
+        Column("columns", JSON, nullable=False),
+        Column("key", String(63)),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Index("ix_crm_import_mapping_entity", "entity", "owner_id"),
+    )
