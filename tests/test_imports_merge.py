@@ -5,6 +5,7 @@ one unit of work; restoring the loser undoes it; access, unique values, trees, v
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from engine.runtime.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.runtime.imports.merge import children, merge, merge_of
 from engine.runtime.schema.tables import ATTACHMENT_TABLE, MERGE_TABLE
 from tests.access_helpers import departments, place, user
-from tests.conftest import Env
+from tests.conftest import Env, EnvFactory
 
 
 class World:
@@ -309,3 +310,32 @@ def test_files_attached_to_the_loser_move_and_come_back(world: World) -> None:
     assert holder() == world.s
     world.restore()
     assert holder() == world.l
+
+
+def test_a_unique_reference_to_both_records_cannot_move(config_dir: Path,
+                                                        make_env: EnvFactory) -> None:
+    """A competitor that is the one main rival of an account: two of them, one for each
+    record, cannot both point to the survivor; one alone moves."""
+    path = config_dir / "entities" / "competitor.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "fields:\n", "fields:\n  primary_of: {type: reference, to: account, unique: true}\n",
+        1), encoding="utf-8")
+    env = make_env(config_dir)
+    r = env.records
+    s = r.create(SYSTEM, "account", {"name": "S"})["id"]
+    l_ = r.create(SYSTEM, "account", {"name": "L"})["id"]
+    on_l = r.create(SYSTEM, "competitor", {"name": "a", "primary_of": l_})["id"]
+    on_s = r.create(SYSTEM, "competitor", {"name": "b", "primary_of": s})["id"]
+
+    def versions() -> dict[int, int]:
+        return {rid: r.get(SYSTEM, "account", rid)["version"] for rid in (s, l_)}
+
+    admin = env.admin.actor()
+    with pytest.raises(Conflict) as exc:
+        merge(r, admin, "account", s, l_, take={}, versions=versions())
+    assert "Competitor's Primary of" in str(exc.value.message)
+    assert r.get(SYSTEM, "competitor", on_l)["primary_of"] == l_
+    r.update(SYSTEM, "competitor", on_s, {"primary_of": None},
+             r.get(SYSTEM, "competitor", on_s)["version"])
+    merge(r, admin, "account", s, l_, take={}, versions=versions())
+    assert r.get(SYSTEM, "competitor", on_l)["primary_of"] == s

@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from engine.runtime.access import SYSTEM
-from engine.runtime.errors import NotFound
+from engine.runtime.errors import Invalid, NotFound
+from engine.web.merging import merge_body
 from tests.access_helpers import departments, place, user
 from tests.conftest import Env
 from tests.test_web_forms import client_for
@@ -202,3 +205,37 @@ def test_the_binned_loser_says_restoring_undoes_the_merge(env: Env, api: TestCli
     assert page.status_code == 410
     assert "It was merged into “Huawei Co., Ltd.”; restoring it undoes the merge." in page.text
     assert f'href="/e/account/{s}"' in page.text
+
+
+def test_timelines_show_the_merge(env: Env, api: TestClient) -> None:
+    s, l_, _ = _pair(env)
+    api.post(f"/api/account/{s}/actions/merge", json={
+        "loser": l_, "versions": {str(s): _version(env, s), str(l_): _version(env, l_)}})
+    answer = api.get(f"/api/account/{s}/timeline")
+    assert answer.status_code == 200, answer.text
+    assert "merge" in [i.get("action") for i in answer.json()["items"]]
+    client = client_for(env, "admin", "admin-password")
+    page = client.get(f"/e/account/{s}/timeline")
+    assert page.status_code == 200 and "Merged" in page.text
+    api.post(f"/api/account/{l_}/actions/restore")
+    assert client.get(f"/e/account/{s}").status_code == 200
+    assert "Merge undone" in client.get(f"/e/account/{s}/timeline").text
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+                     | st.floats(allow_nan=False),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["loser", "versions", "take", "x"]), _JSON,
+                       max_size=4))
+def test_any_body_is_read_or_refused_with_422(body: dict[str, Any]) -> None:
+    try:
+        loser, versions, take = merge_body(body)
+    except Invalid as exc:
+        assert exc.fields
+        return
+    assert loser > 0 and versions and all(k > 0 and v > 0 for k, v in versions.items())
+    assert set(take.values()) <= {"survivor", "loser"}
