@@ -826,5 +826,117 @@ def report_export(ctx: Context, report_id: int, output: str, force: bool) -> Non
 _REPORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+
+@main.command("import")
+@click.argument("entity")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--mapping", "mapping_file", default=None, type=click.Path(dir_okay=False),
+              help="a saved mapping (YAML or JSON: column -> field); default: by names and "
+                   "labels (en, zh)")
+@click.option("--key", default=None,
+              help="upsert by this unique field or external id: existing records updated")
+@click.option("--dry-run", is_flag=True, help="check everything, write nothing")
+@click.option("--errors", "errors_file", default=None, type=click.Path(dir_okay=False),
+              help="where bad rows go (default: FILE's name + .errors, same format)")
+@click.option("--on-duplicate", type=click.Choice(["skip", "update", "create"]),
+              default="skip", show_default=True,
+              help="a row that matches the entity's duplicate rules: skip it, update the "
+                   "match, or create it anyway")
+@click.option("--as", "user_name", default=None,
+              help="import as this user: their access, they own the records "
+                   "(default: the engine)")
+@pass_ctx
+def import_command(ctx: Context, entity: str, file: str, mapping_file: str | None,
+                   key: str | None, dry_run: bool, errors_file: str | None,
+                   on_duplicate: str, user_name: str | None) -> None:
+    """Import FILE (CSV or XLSX) into ENTITY's records; bad rows go to an error file.
+    Resumable: run the same command again after an interruption and it goes on where it
+    stopped."""
+    from engine.runtime.access import SYSTEM
+    from engine.runtime.imports.jobs import ImportOptions, open_job
+    from engine.runtime.imports.mapping import load_mapping
+    from engine.runtime.users import Users
+
+    path = Path(file)
+    if not path.is_file():
+        fail(f"{file}: no such file")
+    model = ctx.model()
+    if not model.has_entity(entity):
+        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    engine = ctx.engine()
+    try:
+        records = _records(engine, model)
+        actor = SYSTEM if user_name is None else Users(engine, records.schema).by_name(
+            user_name).actor()
+        mapping = None
+        if mapping_file is not None:
+            try:
+                mapping = load_mapping(Path(mapping_file))
+            except OSError as exc:
+                fail(f"{mapping_file}: {exc.strerror or exc}")
+        options = ImportOptions(entity=entity, mapping=mapping, key=key,
+                                on_duplicate=on_duplicate,  # type: ignore[arg-type]
+                                dry_run=dry_run)
+        job = open_job(records, actor, path, options, file_name=path.name,
+                       errors=Path(errors_file) if errors_file else None)
+        if job.rows_done:
+            click.echo(f"resuming import job {job.id} at row {job.rows_done + 1:,}",
+                       err=True)
+        job = _run_import(records, actor, job.id)
+    except RecordError as exc:
+        for name, problem in (getattr(exc, "fields", None) or {}).items():
+            click.echo(f"{file}: column {name}: {problem}", err=True)
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    if job.status != "done":
+        fail(f"import job {job.id} {job.status} after {job.rows_done:,} row(s): "
+             f"{job.message or ''} (run the same command again to resume)")
+    what = "would be " if job.dry_run else ""
+    click.echo(f"{'dry run: ' if job.dry_run else ''}{job.rows_done:,} row(s): "
+               f"{job.created:,} {what}created, {job.updated:,} {what}updated, "
+               f"{job.skipped:,} skipped, {job.failed:,} failed")
+    if job.error_file is not None:
+        click.echo(f"{job.failed + job.skipped:,} row(s) not imported, with their problems, "
+                   f"in {job.error_file}: fix them there and import that file")
+
+
+def _run_import(records: Any, actor: Any, job_id: int) -> Any:
+    """Run the job with a progress bar (rows, rows/s, ETA) on a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from engine.runtime.imports.jobs import Job, run_job
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return run_job(records, actor, job_id)
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("import", total=None, rate="-")
+        first: list[int] = []
+
+        def progress(job: Job) -> None:
+            if not first:  # a resumed job: its speed and ETA count from here
+                first.append(job.rows_done)
+                bar.reset(task, total=job.total_rows, completed=job.rows_done, rate="-")
+                return
+            elapsed = bar.tasks[0].elapsed or 0.0
+            rate = (job.rows_done - first[0]) / elapsed if elapsed > 0 else 0.0
+            bar.update(task, total=job.total_rows, completed=job.rows_done,
+                       rate=f"{rate:,.0f}")
+
+        return run_job(records, actor, job_id, progress=progress)
+
+
 if __name__ == "__main__":  # `python -m engine.cli` as `crm`
     main()

@@ -36,7 +36,8 @@ READS = {"allowed", "audited_fields", "compile_filter", "compiled", "explain", "
 OWN_TRANSACTIONS = {"runtime/records/unit.py", "runtime/users.py", "runtime/sessions.py",
                     "runtime/drafts.py", "runtime/views.py", "runtime/db.py",
                     "runtime/schema/apply.py", "runtime/flows/outbox.py",
-                    "runtime/notifications.py", "runtime/reports/saved.py"}
+                    "runtime/notifications.py", "runtime/reports/saved.py",
+                    "runtime/imports/jobs.py"}
 
 
 class Recorder:

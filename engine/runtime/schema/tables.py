@@ -59,6 +59,8 @@ MATCH_STATE_TABLE = "crm_match_state"
 IDEMPOTENCY_TABLE = "crm_idempotency"
 MERGE_TABLE = "crm_merge"
 IMPORT_MAPPING_TABLE = "crm_import_mapping"
+IMPORT_JOB_TABLE = "crm_import_job"
+IMPORT_ERROR_TABLE = "crm_import_error"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
@@ -67,7 +69,8 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
                  APPROVAL_TABLE, APPROVAL_TASK_TABLE, DELEGATION_TABLE, SAVED_REPORT_TABLE,
                  SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE,
                  MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE, MERGE_TABLE,
-                 IMPORT_MAPPING_TABLE)
+                 IMPORT_MAPPING_TABLE,
+                 IMPORT_JOB_TABLE, IMPORT_ERROR_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -220,6 +223,7 @@ def _system_tables(md: MetaData) -> None:
     _match_tables(md)
     _merge_table(md)
     _import_mapping_table(md)
+    _import_tables(md)
     Table(
         USER_TABLE, md,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -549,6 +553,52 @@ def _system_tables(md: MetaData) -> None:
         Column("headers", JSON),
         Column("body", LargeBinary),
         Index("ix_crm_idempotency_expires", "expires_at"),
+    )
+
+
+def _import_tables(md: MetaData) -> None:
+    """Import jobs (engine/runtime/imports/jobs.py): one row per job — who imports which
+    file (its sha256) with which options (`options_key`: their hash, how a rerun finds the
+    job to resume), its status and progress, advanced in each batch's transaction — and
+    the bad rows kept for the error file (original cells, problems by column)."""
+    Table(
+        IMPORT_JOB_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("user_id", BigInteger),  # NULL: the engine (crm import without --as)
+        Column("file_name", String(255), nullable=False),
+        Column("file_path", Text, nullable=False),
+        Column("file_hash", String(64), nullable=False),
+        Column("options", JSON, nullable=False),
+        Column("options_key", String(64), nullable=False),
+        Column("dry_run", Boolean, nullable=False, server_default="0"),
+        # pending, running, done, failed, cancelled
+        Column("status", String(10), nullable=False),
+        Column("total_rows", Integer),
+        Column("rows_done", Integer, nullable=False, server_default="0"),
+        Column("created", Integer, nullable=False, server_default="0"),
+        Column("updated", Integer, nullable=False, server_default="0"),
+        Column("skipped", Integer, nullable=False, server_default="0"),
+        Column("failed", Integer, nullable=False, server_default="0"),
+        Column("error_path", Text),
+        Column("duplicates", JSON),
+        Column("message", Text),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("started_at", UtcDateTime),
+        Column("finished_at", UtcDateTime),
+        Index("ix_crm_import_job_resume", "user_id", "file_hash", "status"),
+        Index("ix_crm_import_job_entity", "entity", "id"),
+    )
+    Table(
+        IMPORT_ERROR_TABLE, md,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("job_id", BigInteger,
+               ForeignKey(f"{IMPORT_JOB_TABLE}.id", name="fk_crm_import_error_job_id"),
+               nullable=False),
+        Column("data_row", Integer, nullable=False),  # 1: the first row under the header
+        Column("cells", JSON, nullable=False),
+        Column("problems", JSON, nullable=False),
+        Index("ix_crm_import_error_job", "job_id", "data_row"),
     )
 
 

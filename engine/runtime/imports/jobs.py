@@ -1,0 +1,591 @@
+"""Import jobs: a file's rows into an entity, resumable, in batches, bad rows to an error file.
+
+A job is a row of `crm_import_job` (engine/runtime/schema/tables.py): who imports what file
+(its sha256) with which options, its status and progress. `open_job` makes one — or finds
+the unfinished job of the same user, file and options, which is how running the same import
+again resumes it. `run_job` reads the file's rows from where the job stopped and handles
+them in batches; each batch is ONE unit of work of the records service (records/unit.py)
+that writes the batch's records (creates through the set-wise bulk path, updates one by
+one), its bad rows (`crm_import_error`) and the job's new progress together. So a process
+killed anywhere — SIGKILL included — leaves whole batches behind, and the next run starts
+with the first row no batch committed: no row twice, no row lost.
+
+Per-row problems never stop an import: a row whose text does not read as its field's
+type, that fails validation, or that is a duplicate the options say to skip is left out
+and kept, with its original text and a column naming each problem, for the error file
+written when the job ends (CSV in UTF-8 with a BOM, or XLSX, as the input). A batch that
+fails as a whole for an unexpected reason is tried again row by row, so only the rows at
+fault fail. A dry run does everything inside rolled-back units and keeps only the job's
+counts, the duplicates for review and the error file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Connection, RowMapping, Table, insert, select, update
+
+from engine.messages import msg
+from engine.runtime.access import Actor
+from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
+from engine.runtime.imports.duplicates import find_duplicates_many
+from engine.runtime.imports.keys import find_by_key
+from engine.runtime.imports.mapping import (
+    ERRORS_COLUMN,
+    ColumnMap,
+    RowCoercer,
+    check_mapping,
+    guess_mapping,
+)
+from engine.runtime.imports.sources import open_source
+from engine.runtime.records import Records
+from engine.runtime.records.imports import bulk_create
+from engine.runtime.records.unit import UnitOfWork
+from engine.runtime.schema.tables import IMPORT_ERROR_TABLE, IMPORT_JOB_TABLE
+
+log = logging.getLogger(__name__)
+
+BATCH = 2_000
+MAX_DUPLICATES = 500  # rows with duplicate candidates kept on the job for review
+OnDuplicate = Literal["skip", "update", "create"]
+ON_DUPLICATE: tuple[OnDuplicate, ...] = ("skip", "update", "create")
+STATUSES = ("pending", "running", "done", "failed", "cancelled")
+UNFINISHED = ("pending", "running", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What to import and how. `choices`: per data row (1 = the first row under the
+    header), skip / update / create for a row with duplicate candidates, over
+    `on_duplicate`."""
+
+    entity: str
+    mapping: ColumnMap | None = None
+    key: str | None = None
+    on_duplicate: OnDuplicate = "skip"
+    choices: Mapping[int, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"entity": self.entity,
+                "mapping": None if self.mapping is None else dict(self.mapping),
+                "key": self.key, "on_duplicate": self.on_duplicate,
+                "choices": {str(k): v for k, v in sorted(self.choices.items())},
+                "dry_run": self.dry_run}
+
+
+@dataclass(frozen=True)
+class DuplicateRow:
+    """A row of the file that matched existing records: its data-row number, a few of its
+    values (as text), and the candidates (id, title, rule)."""
+
+    row: int
+    values_summary: str
+    candidates: list[dict[str, Any]]
+
+
+@dataclass
+class Job:
+    id: int
+    entity: str
+    user_id: int | None
+    file_name: str
+    file_path: str
+    file_hash: str
+    options: dict[str, Any]
+    status: str
+    total_rows: int | None
+    rows_done: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    error_path: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    message: str | None
+    duplicates: list[DuplicateRow] = field(default_factory=list)
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.options.get("dry_run"))
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def error_file(self) -> Path | None:
+        """The error file, once written (a job with bad rows, when it ends)."""
+        if self.error_path is None or self.failed + self.skipped == 0:
+            return None
+        path = Path(self.error_path)
+        return path if path.exists() else None
+
+    @property
+    def mapping(self) -> ColumnMap:
+        return dict(self.options.get("resolved_mapping") or {})
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def error_path_for(path: Path) -> Path:
+    """Where a file's error file goes by default: beside it, `<name>.errors.<ext>`."""
+    suffix = ".xlsx" if path.suffix.lower() == ".xlsx" else ".csv"
+    return path.with_name(f"{path.stem}.errors{suffix}")
+
+
+def _tables(records: Records) -> tuple[Table, Table]:
+    return records.schema.table(IMPORT_JOB_TABLE), records.schema.table(IMPORT_ERROR_TABLE)
+
+
+def _job(row: RowMapping) -> Job:
+    dups = [DuplicateRow(d["row"], d["values_summary"], d["candidates"])
+            for d in (row["duplicates"] or [])]
+    return Job(id=row["id"], entity=row["entity"], user_id=row["user_id"],
+               file_name=row["file_name"], file_path=row["file_path"],
+               file_hash=row["file_hash"], options=dict(row["options"] or {}),
+               status=row["status"], total_rows=row["total_rows"],
+               rows_done=row["rows_done"], created=row["created"], updated=row["updated"],
+               skipped=row["skipped"], failed=row["failed"], error_path=row["error_path"],
+               started_at=row["started_at"], finished_at=row["finished_at"],
+               created_at=row["created_at"], message=row["message"], duplicates=dups)
+
+
+def _options_key(options: ImportOptions) -> str:
+    return hashlib.sha256(json.dumps(options.as_json(), sort_keys=True,
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+def _require(records: Records, actor: Actor, options: ImportOptions) -> None:
+    """Import needs `create` on the entity, and `update` when it may update records."""
+    c = records.compiled(options.entity)
+    records.policy.require(actor, c.entity, "create")
+    if options.key is not None or options.on_duplicate == "update" \
+            or "update" in options.choices.values():
+        records.policy.require(actor, c.entity, "update")
+
+
+def _check_options(records: Records, actor: Actor, options: ImportOptions) -> None:
+    if not records.model.has_entity(options.entity):
+        raise NotFound(msg("no entity %(entity)s", entity=options.entity))
+    problems: dict[str, str] = {}
+    if options.on_duplicate not in ON_DUPLICATE:
+        problems["on_duplicate"] = msg("must be skip, update or create")
+    for row, choice in options.choices.items():
+        if choice not in ON_DUPLICATE:
+            problems[f"choices.{row}"] = msg("must be skip, update or create")
+    if options.key is not None:
+        entity = records.compiled(options.entity).entity
+        f = entity.field(options.key) if entity.has_field(options.key) else None
+        if f is None or not (f.unique or getattr(f, "external_id", False)):
+            problems["key"] = msg("%(field)s is not a unique field or external id of "
+                                  "%(entity)s", field=options.key, entity=options.entity)
+    if problems:
+        raise BadRequest(msg("invalid import options"), problems)
+
+
+def open_job(records: Records, actor: Actor, path: Path, options: ImportOptions, *,
+             file_name: str, errors: Path | None = None) -> Job:
+    """A new import job of `path` (an uploaded or local file) — or the unfinished job of
+    the same user, file contents and options, so that running the same import again
+    resumes it. Checks access, the options and the mapping (Invalid: problems by column)."""
+    path = Path(path)
+    _check_options(records, actor, options)
+    _require(records, actor, options)
+    digest = file_hash(path)
+    key = _options_key(options)
+    jobs, _ = _tables(records)
+    if not options.dry_run:
+        with records.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(
+                jobs.c.user_id.is_(None) if actor.user_id is None
+                else jobs.c.user_id == actor.user_id,
+                jobs.c.file_hash == digest, jobs.c.options_key == key,
+                jobs.c.status.in_(UNFINISHED)).order_by(jobs.c.id.desc())).mappings().first()
+        if row is not None:
+            job = _job(row)
+            if Path(job.file_path).exists():
+                return job
+    source = open_source(path)
+    headers = list(source.headers)
+    mapping = dict(options.mapping) if options.mapping is not None \
+        else dict(guess_mapping(records.compiled(options.entity).entity, headers))
+    problems = check_mapping(records, actor, options.entity, headers, mapping)
+    if problems:
+        raise Invalid(msg("the columns cannot be imported as they are mapped"),
+                      dict(problems))
+    if not mapping:
+        raise Invalid(msg("no column of the file matches a field of %(entity)s",
+                          entity=options.entity), {})
+    if options.key is not None and options.key not in mapping.values():
+        raise Invalid(msg("no column is mapped to the key %(field)s", field=options.key),
+                      {"key": msg("no column is mapped to it")})
+    now = records.clock()
+    stored = {**options.as_json(), "resolved_mapping": mapping, "headers": headers}
+    with records.writer.begin() as conn:
+        job_id = conn.execute(insert(jobs).values(
+            entity=options.entity, user_id=actor.user_id, file_name=file_name,
+            file_path=str(path.resolve()), file_hash=digest, options=stored,
+            options_key=key, dry_run=options.dry_run, status="pending",
+            total_rows=None, rows_done=0, created=0, updated=0, skipped=0, failed=0,
+            error_path=str((errors or error_path_for(path)).resolve()),
+            duplicates=[], created_at=now).returning(jobs.c.id)).scalar_one()
+    return get_job(records, actor, job_id)
+
+
+def get_job(records: Records, actor: Actor, job_id: int) -> Job:
+    """The job: the user's own, or any for an administrator (404 otherwise)."""
+    jobs, _ = _tables(records)
+    with records.engine.connect() as conn:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+    if row is None or (row["user_id"] != actor.user_id
+                       and not records.policy.is_admin(actor)):
+        raise NotFound(msg("no import job %(id)s", id=job_id))
+    return _job(row)
+
+
+def jobs_of(records: Records, actor: Actor, entity: str, limit: int = 20) -> list[Job]:
+    """The latest import jobs of `entity` the actor may see (their own; an
+    administrator's: everyone's), newest first."""
+    jobs, _ = _tables(records)
+    stmt = select(jobs).where(jobs.c.entity == entity)
+    if not records.policy.is_admin(actor):
+        stmt = stmt.where(jobs.c.user_id == actor.user_id)
+    with records.engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(jobs.c.id.desc()).limit(limit)).mappings().all()
+    return [_job(r) for r in rows]
+
+
+# -- running a job --------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    """What one batch did: counts, its bad rows (row, cells, problems by column) and its
+    rows with duplicate candidates."""
+
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    errors: list[tuple[int, list[str], dict[str, str]]] = field(default_factory=list)
+    duplicates: list[DuplicateRow] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors) - self.skipped
+
+
+class _Runner:
+    def __init__(self, records: Records, actor: Actor, job: Job) -> None:
+        self.records, self.actor, self.job = records, actor, job
+        self.entity = job.entity
+        self.c = records.compiled(job.entity)
+        opts = job.options
+        self.headers: list[str] = list(opts["headers"])
+        self.mapping: ColumnMap = dict(opts["resolved_mapping"])
+        self.column_of = {f: col for col, f in self.mapping.items()}
+        self.key: str | None = opts.get("key")
+        self.on_duplicate: str = opts.get("on_duplicate") or "skip"
+        self.choices = {int(k): v for k, v in (opts.get("choices") or {}).items()}
+        self.dry_run = bool(opts.get("dry_run"))
+        self.coercer = RowCoercer(records, actor, job.entity, self.headers, self.mapping)
+        self.jobs, self.errors = _tables(records)
+
+    def column(self, name: str) -> str:
+        """The file's column a field's problem belongs to (the field's name when unmapped:
+        a rule on the whole record, a default)."""
+        return self.column_of.get(name, name)
+
+    # One batch, one unit of work: its records, bad rows and the job's progress together.
+    def batch(self, rows: Sequence[tuple[int, list[str]]]) -> _Outcome:
+        out = _Outcome()
+        with self.records.unit(self.actor, dry_run=self.dry_run) as u:
+            self._handle(u, rows, out)
+            if not self.dry_run:
+                self._advance(u.conn, len(rows), out)
+        if self.dry_run:
+            with self.records.writer.begin() as conn:
+                self._advance(conn, len(rows), out)
+        return out
+
+    def _handle(self, u: UnitOfWork, rows: Sequence[tuple[int, list[str]]],
+                out: _Outcome) -> None:
+        conn = u.conn
+        coerced = self.coercer.batch(conn, [cells for _, cells in rows])
+        good: list[tuple[int, list[str], dict[str, Any]]] = []
+        for (number, cells), (values, problems) in zip(rows, coerced, strict=True):
+            if problems:
+                out.errors.append((number, cells, {str(k): str(v) for k, v in
+                                                   problems.items()}))
+            else:
+                good.append((number, cells, dict(values)))
+        updates: list[tuple[int, list[str], int, int, dict[str, Any]]] = []
+        new = good
+        if self.key is not None and good:
+            wanted = [v.get(self.key) for _, _, v in good if v.get(self.key) is not None]
+            found = find_by_key(conn, self.records, self.actor, self.entity, self.key,
+                                wanted) if wanted else {}
+            new = []
+            for number, cells, values in good:
+                hit = found.get(values.get(self.key))
+                if hit is not None:
+                    updates.append((number, cells, hit[0], hit[1], values))
+                else:
+                    new.append((number, cells, values))
+        creates: list[tuple[int, list[str], dict[str, Any]]] = []
+        if new:
+            candidates = find_duplicates_many(conn, self.records, self.actor, self.entity,
+                                              [v for _, _, v in new])
+            for i, (number, cells, values) in enumerate(new):
+                found_dups = candidates.get(i) or []
+                if not found_dups:
+                    creates.append((number, cells, values))
+                    continue
+                out.duplicates.append(DuplicateRow(
+                    number, _summary(self.headers, cells),
+                    [{"id": d.id, "title": d.title, "rule": d.rule} for d in found_dups]))
+                choice = self.choices.get(number, self.on_duplicate)
+                if choice == "create":
+                    creates.append((number, cells, values))
+                elif choice == "update":
+                    first = found_dups[0]
+                    version = self._version(conn, first.id)
+                    if version is None:
+                        out.errors.append((number, cells, {"_record": str(msg(
+                            "the duplicate %(title)s to update is gone",
+                            title=first.title))}))
+                    else:
+                        updates.append((number, cells, first.id, version, values))
+                else:
+                    out.skipped += 1
+                    names = ", ".join(f"{d.title} (#{d.id})" for d in found_dups[:3])
+                    out.errors.append((number, cells, {"_record": str(msg(
+                        "skipped: a possible duplicate of %(records)s", records=names))}))
+        if creates:
+            result = bulk_create(self.records, self.actor, self.entity,
+                                 [v for _, _, v in creates], unit=u,
+                                 batch_size=len(creates) + 1)
+            out.created += result.created
+            for index, problems in result.errors:
+                number, cells, _ = creates[index]
+                out.errors.append((number, cells, {self.column(k): str(v)
+                                                   for k, v in problems.items()}))
+        for number, cells, record_id, version, values in updates:
+            data = {k: v for k, v in values.items() if k != self.key}
+            savepoint = conn.begin_nested()
+            kept = len(u.changes)
+            try:
+                self.records.update(self.actor, self.entity, record_id, data, version,
+                                    unit=u)
+            except RecordError as exc:
+                savepoint.rollback()
+                del u.changes[kept:]
+                out.errors.append((number, cells, _problems(exc, self.column)))
+            else:
+                savepoint.commit()
+                out.updated += 1
+
+    def _version(self, conn: Connection, record_id: int) -> int | None:
+        t = self.c.table
+        return conn.execute(select(t.c.version).where(
+            t.c.id == record_id, t.c.deleted_at.is_(None))).scalar()
+
+    def _advance(self, conn: Connection, count: int, out: _Outcome) -> None:
+        """The job's progress and the batch's bad rows, in the batch's transaction."""
+        j = self.jobs
+        if out.errors:
+            conn.execute(insert(self.errors), [
+                {"job_id": self.job.id, "data_row": n, "cells": cells, "problems": problems}
+                for n, cells, problems in out.errors])
+        values: dict[str, Any] = {
+            "rows_done": j.c.rows_done + count, "created": j.c.created + out.created,
+            "updated": j.c.updated + out.updated, "skipped": j.c.skipped + out.skipped,
+            "failed": j.c.failed + out.failed}
+        if out.duplicates and len(self.job.duplicates) < MAX_DUPLICATES:
+            kept = conn.execute(select(j.c.duplicates).where(j.c.id == self.job.id)
+                                ).scalar() or []
+            room = MAX_DUPLICATES - len(kept)
+            values["duplicates"] = kept + [d.__dict__ for d in out.duplicates[:room]]
+        conn.execute(update(j).where(j.c.id == self.job.id).values(**values))
+
+    def failed_rows(self, rows: Sequence[tuple[int, list[str]]], problem: str) -> None:
+        """Rows that fail even alone for a reason of their own: kept as failed."""
+        out = _Outcome(errors=[(n, cells, {"_record": problem}) for n, cells in rows])
+        with self.records.writer.begin() as conn:
+            self._advance(conn, len(rows), out)
+
+
+def run_job(records: Records, actor: Actor, job_id: int, *,
+            progress: Callable[[Job], None] | None = None,
+            should_stop: Callable[[], bool] | None = None,
+            batch_size: int = BATCH) -> Job:
+    """Run (or resume) the job to its end: from the first row no batch committed, batch by
+    batch; then the error file. `progress(job)` after every batch; `should_stop()` is asked
+    between batches (the job is then `cancelled`, and running it again resumes it)."""
+    job = get_job(records, actor, job_id)
+    if job.status == "done":
+        return job
+    path = Path(job.file_path)
+    if not path.exists() or file_hash(path) != job.file_hash:
+        return _end(records, actor, job, "failed", str(msg(
+            "the file %(name)s is gone or changed since the import started",
+            name=job.file_name)))
+    if job.dry_run and job.rows_done:  # a dry run keeps nothing to resume from: again
+        _reset(records, job)
+    _set(records, job.id, status="running", message=None,
+         started_at=job.started_at or records.clock())
+    try:
+        runner = _Runner(records, actor, get_job(records, actor, job_id))
+        if job.total_rows is None:
+            _set(records, job.id, total_rows=_count(path))
+        job = get_job(records, actor, job_id)
+        if progress is not None:
+            progress(job)
+        rows = _numbered(path, job.rows_done)
+        while True:
+            if should_stop is not None and should_stop():
+                return _end(records, actor, job, "cancelled", None)
+            chunk = list(islice(rows, batch_size))
+            if not chunk:
+                break
+            try:
+                runner.batch(chunk)
+            except Exception:  # unexpected: the batch again, row by row
+                log.info("import job %s: batch at row %s failed; row by row", job.id,
+                         chunk[0][0], exc_info=True)
+                for one in chunk:
+                    try:
+                        runner.batch([one])
+                    except Exception as exc:  # this row alone fails
+                        runner.failed_rows([one], _reason(exc))
+            job = get_job(records, actor, job_id)
+            runner.job = job
+            if progress is not None:
+                progress(job)
+    except Exception as exc:
+        log.exception("import job %s failed", job_id)
+        return _end(records, actor, get_job(records, actor, job_id), "failed", _reason(exc))
+    return _end(records, actor, job, "done", None)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+
+
+def _problems(exc: RecordError, column: Callable[[str], str]) -> dict[str, str]:
+    fields = getattr(exc, "fields", None) or {}
+    if fields:
+        return {column(k): str(v) for k, v in fields.items()}
+    return {"_record": str(exc)}
+
+
+def _set(records: Records, job_id: int, **values: Any) -> None:
+    jobs, _ = _tables(records)
+    with records.writer.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+
+
+def _reset(records: Records, job: Job) -> None:
+    jobs, errors = _tables(records)
+    with records.writer.begin() as conn:
+        conn.execute(errors.delete().where(errors.c.job_id == job.id))
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+            rows_done=0, created=0, updated=0, skipped=0, failed=0, duplicates=[]))
+
+
+def _end(records: Records, actor: Actor, job: Job, status: str, message: str | None) -> Job:
+    """Mark the job ended and write its error file (from every run's bad rows)."""
+    _set(records, job.id, status=status, message=message,
+         finished_at=records.clock() if status == "done" else None)
+    job = get_job(records, actor, job.id)
+    if job.error_path is not None and job.failed + job.skipped:
+        try:
+            write_error_file(records, job)
+        except OSError as exc:
+            _set(records, job.id, message=str(msg("cannot write the error file: %(reason)s",
+                                                  reason=exc.strerror or str(exc))))
+    return get_job(records, actor, job.id)
+
+
+def _numbered(path: Path, skip: int) -> Iterator[tuple[int, list[str]]]:
+    """The data rows (1 = the first under the header) after the first `skip`."""
+    rows = open_source(path).rows()
+    for number, cells in enumerate(rows, start=1):
+        if number > skip:
+            yield number, [("" if c is None else str(c)) for c in cells]
+
+
+def _count(path: Path) -> int:
+    source = open_source(path)
+    known = getattr(source, "total", None)
+    if isinstance(known, int):
+        return known
+    return sum(1 for _ in source.rows())
+
+
+def _summary(headers: Sequence[str], cells: Sequence[str]) -> str:
+    shown = [f"{h}: {c}" for h, c in zip(headers, cells, strict=False) if str(c).strip()]
+    return "; ".join(shown[:4])
+
+
+# -- the error file ---------------------------------------------------------------------
+
+
+def error_rows(records: Records, job: Job) -> Iterator[list[str]]:
+    """The bad rows of the job, in file order: original cells, then the problems."""
+    _, errors = _tables(records)
+    width = len(job.options.get("headers") or [])
+    with records.engine.connect() as conn:
+        result = conn.execution_options(yield_per=1_000).execute(
+            select(errors.c.cells, errors.c.problems).where(errors.c.job_id == job.id)
+            .order_by(errors.c.data_row, errors.c.id))
+        for cells, problems in result:
+            cells = list(cells) + [""] * (width - len(cells))
+            named = [f"{k}: {v}" if k != "_record" else str(v) for k, v in problems.items()]
+            yield [*cells, "; ".join(named)]
+
+
+def write_error_file(records: Records, job: Job) -> Path:
+    """The job's bad rows in the input's format: CSV in UTF-8 with a BOM (Excel opens it)
+    or XLSX (every cell text, as typed)."""
+    assert job.error_path is not None
+    path = Path(job.error_path)
+    headers = [*list(job.options.get("headers") or []), ERRORS_COLUMN]
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("errors")
+        sheet.append(headers)
+        for row in error_rows(records, job):
+            cells = []
+            for text in row:
+                cell = WriteOnlyCell(sheet, value=text)
+                cell.data_type = "s"  # the text as typed, never a formula
+                cells.append(cell)
+            sheet.append(cells)
+        book.save(path)
+    else:
+        with open(path, "w", encoding="utf-8-sig", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(headers)
+            writer.writerows(error_rows(records, job))
+    return path

@@ -1,0 +1,208 @@
+"""Import jobs (engine/runtime/imports/jobs.py): counts, the error file and its re-import,
+upsert by a key, duplicates per the options and per row, dry runs, resuming, access — on
+both databases."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faker import Faker
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import func, select
+
+from engine.runtime.access import Actor
+from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound
+from engine.runtime.imports.jobs import ImportOptions, Job, get_job, jobs_of, open_job, run_job
+from engine.runtime.imports.mapping import ERRORS_COLUMN
+from engine.runtime.schema.tables import IMPORT_ERROR_TABLE, IMPORT_JOB_TABLE
+from tests.conftest import Env
+
+HEADERS = ["客户名称", "城市", "邮箱", "员工人数", "行业"]
+
+
+def write_csv(path: Path, rows: Sequence[Sequence[Any]], headers: Sequence[str] = HEADERS,
+              encoding: str = "utf-8-sig") -> Path:
+    with open(path, "w", encoding=encoding, newline="") as f:
+        w = csv.writer(f)
+        w.writerow(headers)
+        w.writerows(rows)
+    return path
+
+
+def write_xlsx(path: Path, rows: Sequence[Sequence[Any]],
+               headers: Sequence[str] = HEADERS) -> Path:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(list(headers))
+    for r in rows:
+        sheet.append(list(r))
+    book.save(path)
+    return path
+
+
+def read_errors(path: Path) -> list[list[str]]:
+    if path.suffix == ".xlsx":
+        sheet = load_workbook(path, read_only=True).active
+        assert sheet is not None
+        return [["" if v is None else str(v) for v in r] for r in sheet.iter_rows(
+            values_only=True)]
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM, so Excel opens it"
+    return list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+
+
+def customers(n: int, seed: int = 15) -> list[list[str]]:
+    fake = Faker("zh_CN")
+    Faker.seed(seed)
+    return [[f"{fake.company()}{i}", fake.city(), f"c{i}@{fake.domain_name()}",
+             str(fake.random_int(1, 5000)), "制造业"] for i in range(n)]
+
+
+def count(env: Env, entity: str) -> int:
+    t = env.records.compiled(entity).table
+    with env.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+
+def run(env: Env, path: Path, actor: Actor | None = None, batch_size: int = 7,
+        **options: Any) -> Job:
+    """Import `path` into accounts (in batches of 7, so a few batches run)."""
+    actor = actor or env.admin.actor()
+    opts = ImportOptions(entity=options.pop("entity", "account"), **options)
+    job = open_job(env.records, actor, path, opts, file_name=path.name)
+    return run_job(env.records, actor, job.id, batch_size=batch_size)
+
+
+def test_bad_rows_go_to_the_error_file_and_come_back_in_fixed(env: Env,
+                                                              tmp_path: Path) -> None:
+    rows = customers(30)
+    rows[3][3] = "很多"                 # not a number
+    rows[5][0] = ""                     # the name is required
+    rows[9][0] = rows[8][0]             # the same name twice in the file
+    rows[20][2] = "not-an-email"
+    source = write_csv(tmp_path / "客户.csv", rows)
+    job = run(env, source)
+    assert (job.status, job.rows_done, job.total_rows) == ("done", 30, 30)
+    assert (job.created, job.updated, job.skipped, job.failed) == (26, 0, 0, 4)
+    assert count(env, "account") == 26
+    assert job.error_file is not None and job.error_file.suffix == ".csv"
+    errors = read_errors(job.error_file)
+    assert errors[0] == [*HEADERS, ERRORS_COLUMN]
+    assert [e[:-1] for e in errors[1:]] == [rows[3], rows[5], rows[9], rows[20]]
+    assert errors[1][-1].startswith("员工人数: ")
+    assert errors[2][-1].startswith("客户名称: ")
+    assert "邮箱: " in errors[4][-1]
+    # fixed and imported again: all in
+    fixed = [e[:-1] for e in errors[1:]]
+    fixed[0][3] = "120"
+    fixed[1][0] = "新客户有限公司"
+    fixed[2][0] = rows[9][0] + "分公司"
+    fixed[3][2] = "ok@example.cn"
+    again = run(env, write_csv(tmp_path / "fixed.csv", fixed, errors[0][:-1]))
+    assert (again.status, again.created, again.failed) == ("done", 4, 0)
+    assert again.error_file is None
+    assert count(env, "account") == 30
+
+
+def test_xlsx_in_xlsx_errors_out_and_formulas_stay_text(env: Env, tmp_path: Path) -> None:
+    rows = customers(5)
+    rows[1][3] = "=1+1"
+    job = run(env, write_xlsx(tmp_path / "客户.xlsx", rows))
+    assert (job.created, job.failed) == (4, 1)
+    assert job.error_file is not None and job.error_file.suffix == ".xlsx"
+    errors = read_errors(job.error_file)
+    assert errors[1][:-1] == rows[1]
+    sheet = load_workbook(job.error_file).active
+    assert sheet is not None
+    assert sheet.cell(2, 4).data_type == "s"
+
+
+def test_upsert_by_a_unique_key_updates_with_the_version(env: Env, tmp_path: Path) -> None:
+    a = env.admin.actor()
+    acme = env.records.create(a, "account", {"name": "华为技术有限公司", "city": "深圳"})
+    rows = [["华为技术有限公司", "东莞", "", "", ""], ["小米科技有限责任公司", "北京", "", "", ""]]
+    job = run(env, write_csv(tmp_path / "u.csv", rows), key="name")
+    assert (job.created, job.updated, job.failed) == (1, 1, 0)
+    after = env.records.get(a, "account", acme["id"])
+    assert (after["city"], after["version"]) == ("东莞", acme["version"] + 1)
+    history = env.records.history(a, "account", acme["id"])
+    assert any(h.get("field") == "city" for h in history)
+
+
+def test_a_dry_run_writes_nothing_but_the_job(env: Env, tmp_path: Path) -> None:
+    rows = customers(12)
+    rows[2][3] = "x"
+    tables = [t for t in env.records.schema.metadata.sorted_tables
+              if t.name not in (IMPORT_JOB_TABLE, IMPORT_ERROR_TABLE)]
+
+    def counts() -> dict[str, int]:
+        with env.engine.connect() as conn:
+            return {t.name: int(conn.execute(select(func.count()).select_from(t))
+                                .scalar_one()) for t in tables}
+
+    before = counts()
+    job = run(env, write_csv(tmp_path / "d.csv", rows), dry_run=True)
+    assert counts() == before
+    assert (job.status, job.created, job.failed, job.rows_done) == ("done", 11, 1, 12)
+    assert job.error_file is not None and len(read_errors(job.error_file)) == 2
+
+
+def test_duplicates_skip_update_create_and_per_row_choices(env: Env, tmp_path: Path) -> None:
+    a = env.admin.actor()
+    old = env.records.create(a, "account", {"name": "旧客户", "email": "dup@example.cn"})
+    rows = [["新客户甲", "上海", "dup@example.cn", "", ""],
+            ["新客户乙", "上海", "dup@example.cn", "", ""],
+            ["新客户丙", "上海", "other@example.cn", "", ""]]
+    source = write_csv(tmp_path / "dup.csv", rows)
+    review = run(env, source, dry_run=True)
+    assert [d.row for d in review.duplicates] == [1, 2]
+    assert review.duplicates[0].candidates[0]["id"] == old["id"]
+    assert review.skipped == 2
+    job = run(env, source, choices={1: "update", 2: "create"})
+    assert (job.created, job.updated, job.skipped) == (2, 1, 0)
+    assert env.records.get(a, "account", old["id"])["name"] == "新客户甲"
+
+
+def test_a_rerun_resumes_and_a_done_job_is_not_run_twice(env: Env, tmp_path: Path) -> None:
+    a = env.admin.actor()
+    source = write_csv(tmp_path / "r.csv", customers(20))
+    opts = ImportOptions(entity="account")
+    job = open_job(env.records, a, source, opts, file_name="r.csv")
+    calls = iter(range(100))
+    stopped = run_job(env.records, a, job.id, batch_size=7,
+                      should_stop=lambda: next(calls) >= 2)
+    assert (stopped.status, stopped.rows_done, count(env, "account")) == ("cancelled", 14, 14)
+    again = open_job(env.records, a, source, opts, file_name="r.csv")
+    assert again.id == job.id
+    done = run_job(env.records, a, again.id, batch_size=7)
+    assert (done.status, done.rows_done, done.created, count(env, "account")) == \
+        ("done", 20, 20, 20)
+    fresh = open_job(env.records, a, source, opts, file_name="r.csv")
+    assert fresh.id != job.id  # a finished import is a new job when run again
+    assert [j.id for j in jobs_of(env.records, a, "account", 5)] == [fresh.id, job.id]
+
+
+def test_access(env: Env, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "a.csv", customers(3))
+    admin = env.admin.actor()
+    job = open_job(env.records, admin, source, ImportOptions(entity="account"),
+                   file_name="a.csv")
+    env.users.add("viewer", roles=["presales"], password="secret-123")
+    viewer = env.users.by_name("viewer").actor()
+    with pytest.raises(Forbidden):
+        open_job(env.records, viewer, source, ImportOptions(entity="account"),
+                 file_name="a.csv")
+    with pytest.raises(NotFound):
+        get_job(env.records, viewer, job.id)
+    with pytest.raises(BadRequest):
+        open_job(env.records, admin, source, ImportOptions(entity="account", key="city"),
+                 file_name="a.csv")
+    with pytest.raises(Invalid):
+        open_job(env.records, admin, source,
+                 ImportOptions(entity="account", mapping={"城市": "open_deals"}),
+                 file_name="a.csv")
