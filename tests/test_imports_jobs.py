@@ -154,14 +154,16 @@ def test_a_dry_run_writes_nothing_but_the_job(env: Env, tmp_path: Path) -> None:
 
 def test_duplicates_skip_update_create_and_per_row_choices(env: Env, tmp_path: Path) -> None:
     a = env.admin.actor()
-    old = env.records.create(a, "account", {"name": "旧客户", "email": "dup@example.cn"})
-    rows = [["新客户甲", "上海", "dup@example.cn", "", ""],
-            ["新客户乙", "上海", "dup@example.cn", "", ""],
-            ["新客户丙", "上海", "other@example.cn", "", ""]]
-    source = write_csv(tmp_path / "dup.csv", rows)
+    old = env.records.create(a, "account", {"name": "旧客户", "phone": "13800138000"})
+    rows = [["新客户甲", "上海", "138 0013 8000"],
+            ["新客户乙", "上海", "+86 13800138000"],
+            ["新客户丙", "上海", "13900139000"]]
+    source = write_csv(tmp_path / "dup.csv", rows, ["客户名称", "城市", "电话"])
     review = run(env, source, dry_run=True)
     assert [d.row for d in review.duplicates] == [1, 2]
     assert review.duplicates[0].candidates[0]["id"] == old["id"]
+    assert review.duplicates[1].candidates[1] == {"id": None, "title": "新客户甲",
+                                                  "rule": ["phone"], "row": 1}
     assert review.skipped == 2
     job = run(env, source, choices={1: "update", 2: "create"})
     assert (job.created, job.updated, job.skipped) == (2, 1, 0)

@@ -358,14 +358,18 @@ class _Runner:
                 if not found_dups:
                     creates.append((number, cells, values))
                     continue
-                out.duplicates.append(DuplicateRow(
-                    number, _summary(self.headers, cells),
-                    [{"id": d.id, "title": d.title, "rule": d.rule} for d in found_dups]))
+                listed = [{"id": d.id, "title": d.title, "rule": list(d.rule),
+                           **({"row": new[d.row][0]} if d.row is not None else {})}
+                          for d in found_dups]
+                out.duplicates.append(DuplicateRow(number, _summary(self.headers, cells),
+                                                   listed))
                 choice = self.choices.get(number, self.on_duplicate)
+                stored = [d for d in found_dups if d.id is not None]
                 if choice == "create":
                     creates.append((number, cells, values))
-                elif choice == "update":
-                    first = found_dups[0]
+                elif choice == "update" and stored:
+                    first = stored[0]
+                    assert first.id is not None
                     version = self._version(conn, first.id)
                     if version is None:
                         out.errors.append((number, cells, {"_record": str(msg(
@@ -373,11 +377,11 @@ class _Runner:
                             title=first.title))}))
                     else:
                         updates.append((number, cells, first.id, version, values))
-                else:
+                else:  # skip — or update, but the match is an earlier row of the file
                     out.skipped += 1
-                    names = ", ".join(f"{d.title} (#{d.id})" for d in found_dups[:3])
                     out.errors.append((number, cells, {"_record": str(msg(
-                        "skipped: a possible duplicate of %(records)s", records=names))}))
+                        "skipped: a possible duplicate of %(records)s",
+                        records=", ".join(_named(d, new) for d in found_dups[:3])))}))
         if creates:
             result = bulk_create(self.records, self.actor, self.entity,
                                  [v for _, _, v in creates], unit=u,
@@ -538,6 +542,14 @@ def _count(path: Path) -> int:
     if isinstance(known, int):
         return known
     return sum(1 for _ in source.rows())
+
+
+def _named(candidate: Any, rows: Sequence[tuple[int, list[str], dict[str, Any]]]) -> str:
+    """A duplicate candidate as the error file names it: a record, or a row of the file."""
+    if candidate.id is not None:
+        return f"{candidate.title} (#{candidate.id})"
+    return str(msg("%(title)s (row %(row)s of this file)", title=candidate.title,
+                   row=rows[candidate.row][0]))
 
 
 def _summary(headers: Sequence[str], cells: Sequence[str]) -> str:
