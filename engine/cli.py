@@ -831,8 +831,8 @@ _REPORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 @click.argument("entity")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--mapping", "mapping_file", default=None, type=click.Path(dir_okay=False),
-              help="a saved mapping (YAML or JSON: column -> field); default: by names and "
-                   "labels (en, zh)")
+              help="a mapping file (docs/import.md: entity, columns, key); columns it does "
+                   "not name are matched by field name or label (en, zh)")
 @click.option("--key", default=None,
               help="upsert by this unique field or external id: existing records updated")
 @click.option("--dry-run", is_flag=True, help="check everything, write nothing")
@@ -871,9 +871,16 @@ def import_command(ctx: Context, entity: str, file: str, mapping_file: str | Non
         mapping = None
         if mapping_file is not None:
             try:
-                mapping = load_mapping(Path(mapping_file))
+                mapping = load_mapping(Path(mapping_file), model)
+            except ConfigErrors as exc:
+                for err in exc.errors:
+                    click.echo(str(err), err=True)
+                fail(f"{mapping_file}: {len(exc.errors)} problem(s); nothing was imported")
             except OSError as exc:
                 fail(f"{mapping_file}: {exc.strerror or exc}")
+            if mapping.entity and mapping.entity != entity:
+                fail(f"{mapping_file}: the mapping is for {mapping.entity}, not {entity}")
+            key = key or mapping.key
         options = ImportOptions(entity=entity, mapping=mapping, key=key,
                                 on_duplicate=on_duplicate,  # type: ignore[arg-type]
                                 dry_run=dry_run)
@@ -885,7 +892,7 @@ def import_command(ctx: Context, entity: str, file: str, mapping_file: str | Non
         job = _run_import(records, actor, job.id)
     except RecordError as exc:
         for name, problem in (getattr(exc, "fields", None) or {}).items():
-            click.echo(f"{file}: column {name}: {problem}", err=True)
+            click.echo(f"{file}: {name}: {problem}", err=True)
         fail(str(exc))
     finally:
         engine.dispose()

@@ -4,7 +4,6 @@ command, ends with every row once (both databases)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -70,10 +69,13 @@ def test_bad_input_exits_1_with_the_problem(env: Env, db_url: str, tmp_path: Pat
     assert entity.exit_code == 1 and "no entity 'nothing'" in entity.stderr
     key = crm(db_url, "import", "account", str(source), "--key", "city")
     assert key.exit_code == 1 and "city" in key.stderr
-    mapping = tmp_path / "m.json"
-    mapping.write_text(json.dumps({"城市": "open_deals"}), encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("entity: account\ncolumns:\n  城市: open_deals\n", encoding="utf-8")
     mapped = crm(db_url, "import", "account", str(source), "--mapping", str(mapping))
-    assert mapped.exit_code == 1 and "column 城市" in mapped.stderr
+    assert mapped.exit_code == 1 and "column 城市" in mapped.stderr, mapped.stderr
+    mapping.write_text("entity: account\ncolumns:\n  城市: [city]\n", encoding="utf-8")
+    shaped = crm(db_url, "import", "account", str(source), "--mapping", str(mapping))
+    assert shaped.exit_code == 1 and f"{mapping}:3:" in shaped.stderr, shaped.stderr
     assert count(env, "account") == 0
 
 

@@ -45,8 +45,9 @@ from engine.runtime.imports.mapping import (
     RowCoercer,
     check_mapping,
     guess_mapping,
+    writable_fields,
 )
-from engine.runtime.imports.sources import open_source
+from engine.runtime.imports.sources import Source, open_source
 from engine.runtime.records import Records
 from engine.runtime.records.imports import bulk_create
 from engine.runtime.records.unit import UnitOfWork
@@ -77,7 +78,7 @@ class ImportOptions:
 
     def as_json(self) -> dict[str, Any]:
         return {"entity": self.entity,
-                "mapping": None if self.mapping is None else dict(self.mapping),
+                "mapping": None if self.mapping is None else dict(self.mapping.columns),
                 "key": self.key, "on_duplicate": self.on_duplicate,
                 "choices": {str(k): v for k, v in sorted(self.choices.items())},
                 "dry_run": self.dry_run}
@@ -134,7 +135,9 @@ class Job:
 
     @property
     def mapping(self) -> ColumnMap:
-        return dict(self.options.get("resolved_mapping") or {})
+        """The columns as the job maps them (given, the rest guessed)."""
+        return ColumnMap(dict(self.options.get("resolved_mapping") or {}), self.entity,
+                         self.options.get("key"))
 
 
 def file_hash(path: Path) -> str:
@@ -223,22 +226,21 @@ def open_job(records: Records, actor: Actor, path: Path, options: ImportOptions,
             job = _job(row)
             if Path(job.file_path).exists():
                 return job
-    source = open_source(path)
+    source = _source(records, path)
     headers = list(source.headers)
-    mapping = dict(options.mapping) if options.mapping is not None \
-        else dict(guess_mapping(records.compiled(options.entity).entity, headers))
-    problems = check_mapping(records, actor, options.entity, headers, mapping)
-    if problems:
-        raise Invalid(msg("the columns cannot be imported as they are mapped"),
-                      dict(problems))
-    if not mapping:
+    entity = records.compiled(options.entity).entity
+    writable = writable_fields(records, actor, entity)
+    guessed = guess_mapping(records.model, entity, headers, writable=writable)
+    mapping = guessed if options.mapping is None \
+        else options.mapping.for_headers(headers, guessed)
+    mapping = ColumnMap(mapping.columns, entity.name, options.key, mapping.locs)
+    check_mapping(records.model, entity, mapping, headers, writable)
+    if not mapping.mapped():
         raise Invalid(msg("no column of the file matches a field of %(entity)s",
                           entity=options.entity), {})
-    if options.key is not None and options.key not in mapping.values():
-        raise Invalid(msg("no column is mapped to the key %(field)s", field=options.key),
-                      {"key": msg("no column is mapped to it")})
     now = records.clock()
-    stored = {**options.as_json(), "resolved_mapping": mapping, "headers": headers}
+    stored = {**options.as_json(), "resolved_mapping": dict(mapping.columns),
+              "headers": headers}
     with records.writer.begin() as conn:
         job_id = conn.execute(insert(jobs).values(
             entity=options.entity, user_id=actor.user_id, file_name=file_name,
@@ -299,13 +301,13 @@ class _Runner:
         self.c = records.compiled(job.entity)
         opts = job.options
         self.headers: list[str] = list(opts["headers"])
-        self.mapping: ColumnMap = dict(opts["resolved_mapping"])
-        self.column_of = {f: col for col, f in self.mapping.items()}
+        self.mapping = job.mapping
+        self.column_of = {f: col for col, f in self.mapping.mapped().items()}
         self.key: str | None = opts.get("key")
         self.on_duplicate: str = opts.get("on_duplicate") or "skip"
         self.choices = {int(k): v for k, v in (opts.get("choices") or {}).items()}
         self.dry_run = bool(opts.get("dry_run"))
-        self.coercer = RowCoercer(records, actor, job.entity, self.headers, self.mapping)
+        self.coercer = RowCoercer(records, actor, job.entity, self.mapping, self.headers)
         self.jobs, self.errors = _tables(records)
 
     def column(self, name: str) -> str:
@@ -392,7 +394,8 @@ class _Runner:
                 out.errors.append((number, cells, {self.column(k): str(v)
                                                    for k, v in problems.items()}))
         for number, cells, record_id, version, values in updates:
-            data = {k: v for k, v in values.items() if k != self.key}
+            # a blank cell leaves the record's value as it is (it does not clear it)
+            data = {k: v for k, v in values.items() if k != self.key and v is not None}
             savepoint = conn.begin_nested()
             kept = len(u.changes)
             try:
@@ -458,11 +461,11 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
     try:
         runner = _Runner(records, actor, get_job(records, actor, job_id))
         if job.total_rows is None:
-            _set(records, job.id, total_rows=_count(path))
+            _set(records, job.id, total_rows=_count(records, path))
         job = get_job(records, actor, job_id)
         if progress is not None:
             progress(job)
-        rows = _numbered(path, job.rows_done)
+        rows = _numbered(records, path, job.rows_done)
         while True:
             if should_stop is not None and should_stop():
                 return _end(records, actor, job, "cancelled", None)
@@ -528,20 +531,23 @@ def _end(records: Records, actor: Actor, job: Job, status: str, message: str | N
     return get_job(records, actor, job.id)
 
 
-def _numbered(path: Path, skip: int) -> Iterator[tuple[int, list[str]]]:
-    """The data rows (1 = the first under the header) after the first `skip`."""
-    rows = open_source(path).rows()
+def _source(records: Records, path: Path) -> Source:
+    """The file, read within the install's size limit (settings.yaml imports.max_size_mb)."""
+    return open_source(path, max_bytes=records.model.settings.import_max_bytes)
+
+
+def _numbered(records: Records, path: Path, skip: int) -> Iterator[tuple[int, list[str]]]:
+    """The data rows (1 = the first under the header; blank rows are not counted) after
+    the first `skip`."""
+    rows = _source(records, path).rows()
     for number, cells in enumerate(rows, start=1):
         if number > skip:
             yield number, [("" if c is None else str(c)) for c in cells]
 
 
-def _count(path: Path) -> int:
-    source = open_source(path)
-    known = getattr(source, "total", None)
-    if isinstance(known, int):
-        return known
-    return sum(1 for _ in source.rows())
+def _count(records: Records, path: Path) -> int:
+    """The file's data rows (read through once: a CSV file's count is only estimated)."""
+    return sum(1 for _ in _source(records, path).rows())
 
 
 def _named(candidate: Any, rows: Sequence[tuple[int, list[str], dict[str, Any]]]) -> str:
@@ -570,7 +576,8 @@ def error_rows(records: Records, job: Job) -> Iterator[list[str]]:
             .order_by(errors.c.data_row, errors.c.id))
         for cells, problems in result:
             cells = list(cells) + [""] * (width - len(cells))
-            named = [f"{k}: {v}" if k != "_record" else str(v) for k, v in problems.items()]
+            named = [str(v) if k in ("_record", "") or str(v).startswith(k)
+                     else f"{k}: {v}" for k, v in problems.items()]
             yield [*cells, "; ".join(named)]
 
 
