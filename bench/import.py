@@ -76,6 +76,25 @@ class Child:
     output: str
 
 
+def one_rollup(dest: Path, *, flows: bool = False) -> tuple[Path, list[str]]:
+    """bench/bulk_insert.py's one-rollup copy of config/, less the reports that read the
+    rollups it leaves out and the dashboards that show those reports, and (unless `flows`)
+    without config/flows (not timed)."""
+    config, dropped = one_rollup_config(dest)
+    if not flows:
+        for flow in sorted((config / "flows").glob("*.yaml")):
+            flow.unlink()
+    gone: set[str] = set()
+    for report in sorted((config / "reports").glob("*.yaml")):
+        if any(name in report.read_text(encoding="utf-8") for name in dropped):
+            gone.add(report.stem)
+            report.unlink()
+    for board in sorted((config / "dashboards").glob("*.yaml")):
+        if any(name in board.read_text(encoding="utf-8") for name in gone):
+            board.unlink()
+    return config, dropped
+
+
 def write_csv(path: Path, n_rows: int, account_ids: list[int]) -> None:
     """The opportunities as a spreadsheet export has them: text, a header of field names."""
     with open(path, "w", encoding="utf-8", newline="") as f:
@@ -169,7 +188,7 @@ def run(n_rows: int, say: Callable[[str], None] = print) -> Section:
                                        for k in ("ours", "small", "raw"))
     load_before = load_text()
     try:
-        config, dropped = one_rollup_config(work / "config")
+        config, dropped = one_rollup(work / "config")
         env = fresh_env(raw_path, config)
         ids = env.account_ids
         env.engine.dispose()
@@ -257,7 +276,7 @@ def run_pg(n_rows: int, say: Callable[[str], None] = print) -> Section | None:
     admin = pg_admin()
     load_before = load_text()
     try:
-        config, _ = one_rollup_config(work / "config")
+        config, _ = one_rollup(work / "config")
         for schema in ("bench_import_raw", "bench_import_ours"):
             pg_recreate_schema(admin, schema)
         raw_env = fresh_pg_env(pg_schema_url("bench_import_raw"), None, config)
