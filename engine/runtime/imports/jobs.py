@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,7 +39,6 @@ from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.imports.duplicates import find_duplicates_many
-from engine.runtime.imports.keys import find_by_key
 from engine.runtime.imports.mapping import (
     ERRORS_COLUMN,
     ColumnMap,
@@ -49,7 +49,9 @@ from engine.runtime.imports.mapping import (
 )
 from engine.runtime.imports.sources import Source, open_source
 from engine.runtime.records import Records
+from engine.runtime.records.bulk import live_target
 from engine.runtime.records.imports import bulk_create
+from engine.runtime.records.unique import unique_column, unique_key
 from engine.runtime.records.unit import UnitOfWork
 from engine.runtime.schema.tables import IMPORT_ERROR_TABLE, IMPORT_JOB_TABLE
 
@@ -342,11 +344,14 @@ class _Runner:
         new = good
         if self.key is not None and good:
             wanted = [v.get(self.key) for _, _, v in good if v.get(self.key) is not None]
-            found = find_by_key(conn, self.records, self.actor, self.entity, self.key,
-                                wanted) if wanted else {}
+            found = _find_by_key(conn, self.records, self.actor, self.entity, self.key,
+                                 wanted) if wanted else {}
+            key_field = self.c.entity.field(self.key)
             new = []
             for number, cells, values in good:
-                hit = found.get(values.get(self.key))
+                value = values.get(self.key)
+                hit = None if value is None else found.get(value, found.get(
+                    unique_key(self.c.entity, key_field, value)))
                 if hit is not None:
                     updates.append((number, cells, hit[0], hit[1], values))
                 else:
@@ -490,6 +495,34 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
         log.exception("import job %s failed", job_id)
         return _end(records, actor, get_job(records, actor, job_id), "failed", _reason(exc))
     return _end(records, actor, job, "done", None)
+
+
+_CHUNK = 500
+
+
+def _find_by_key(conn: Connection, records: Records, actor: Actor, entity: str, key: str,
+                 values: Sequence[Any]) -> dict[Any, tuple[int, int]]:
+    """The live records whose `key` is one of `values`: {value: (id, version)} — through
+    engine/runtime/imports/keys.py `find_by_key` (external ids, access) when it is there,
+    else compared as unique values compare (a name ignoring case)."""
+    try:
+        keys: Any = importlib.import_module("engine.runtime.imports.keys")
+    except ImportError:
+        keys = None
+    if keys is not None and hasattr(keys, "find_by_key"):
+        found: dict[Any, tuple[int, int]] = keys.find_by_key(conn, records, actor, entity,
+                                                             key, list(values))
+        return found
+    c = records.compiled(entity)
+    f = c.entity.field(key)
+    column = unique_column(c.entity, f, c.table.c[key], conn.dialect.name)
+    wanted = sorted({unique_key(c.entity, f, v) for v in values}, key=str)
+    out: dict[Any, tuple[int, int]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        stmt = select(column, c.table.c.id, c.table.c.version).where(
+            column.in_(wanted[start:start + _CHUNK]), live_target(c.table))
+        out.update({k: (i, v) for k, i, v in conn.execute(stmt)})
+    return out
 
 
 def _reason(exc: Exception) -> str:
