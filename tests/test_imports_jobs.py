@@ -241,7 +241,7 @@ def test_ten_thousand_chinese_customers_bad_rows_fixed_and_imported_again(
         cells[2] = "fixed@example.cn" if cells[2] == "no-at-sign" else cells[2]
         cells[0] = cells[0] or "补录客户有限公司"
         if cells[0] == rows[4_000][0]:
-            cells[0] += "（二）"
+            cells[0] += "二分部"
         fixed.append(cells)
     again = run(env, write_xlsx(tmp_path / "客户导出.errors-fixed.xlsx", fixed,
                                 errors[0][:-1]))
