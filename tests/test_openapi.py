@@ -283,6 +283,8 @@ def test_every_entity_has_its_routes_and_schemas() -> None:
             expected_paths[f"/api/{e.name}/{{record_id}}/explain/{{field}}"] = {"get"}
         if e.name != "department":
             expected_paths[f"/api/{e.name}/{{record_id}}/actions/merge"] = {"post"}
+        if e.duplicates:
+            expected_paths[f"/api/{e.name}/duplicates"] = {"get"}
         if _has_files(e):
             files = f"/api/{e.name}/{{record_id}}/attachments"
             expected_paths[files] = {"get", "post"}
@@ -315,6 +317,7 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
     assert templates == {
         "/api/{entity}": {"get", "post"},
         "/api/{entity}/{record_id}": {"get", "patch", "delete"},
+        "/api/{entity}/duplicates": {"get"},
         "/api/{entity}/{record_id}/history": {"get"},
         "/api/{entity}/{record_id}/timeline": {"get"},
         "/api/{entity}/{record_id}/automation": {"get"},
@@ -357,6 +360,9 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
                 assert path not in DOC["paths"]
                 continue
             if "/attachments" in template and not _has_files(e):
+                assert path not in DOC["paths"]
+                continue
+            if template.endswith("/duplicates") and not e.duplicates:
                 assert path not in DOC["paths"]
                 continue
             assert {m for m in DOC["paths"][path] if m in METHODS} == methods
@@ -665,3 +671,23 @@ def test_every_post_takes_an_idempotency_key() -> None:
         for method in set(item) & (METHODS - {"post"}):
             assert all(p.get("name") != "Idempotency-Key"
                        for p in item[method].get("parameters", []))
+
+
+def test_duplicates_are_described_where_an_entity_has_rules(env: Env) -> None:
+    """The create of an entity with duplicate rules takes allow_duplicate and may answer 409
+    with the candidates; /api/<entity>/duplicates takes the rules' fields."""
+    create = DOC["paths"]["/api/account"]["post"]
+    assert [p["name"] for p in create["parameters"]] == ["allow_duplicate", "Idempotency-Key"]
+    assert "409" in create["responses"]
+    assert [p["name"] for p in DOC["paths"]["/api/product"]["post"]["parameters"]] == [
+        "Idempotency-Key"]
+    ask = DOC["paths"]["/api/account/duplicates"]["get"]
+    assert [p["name"] for p in ask["parameters"]] == ["name", "phone", "city"]
+    assert "candidates" in SCHEMAS["Error"]["properties"]["error"]["properties"]
+    api = env.client(env.users.new_token("admin"))
+    api.post("/api/account", json={"name": "Acme", "city": "Bonn"})
+    refused = api.post("/api/account", json={"name": "ACME Ltd", "city": "Bonn"})
+    assert refused.status_code == 409
+    Draft202012Validator(SCHEMAS["Error"]).validate(refused.json())
+    for item in refused.json()["error"]["candidates"]:
+        Draft202012Validator(SCHEMAS["DuplicateCandidate"]).validate(item)

@@ -29,6 +29,7 @@ from engine.runtime.errors import (
 from engine.runtime.flows.conversions import convert
 from engine.runtime.flows.explain import automation
 from engine.runtime.imports.merge import merge
+from engine.runtime.imports.guard import create_unless_duplicate
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.exported import export_list
@@ -40,6 +41,7 @@ from engine.runtime.records.timeline import PAGE as TIMELINE_PAGE
 from engine.runtime.records.timeline import items_json, timeline
 from engine.runtime.users import Users
 from engine.runtime.values import to_json
+from engine.web.duplicates import ALLOW_DUPLICATE, lookup
 from engine.web.errors import api_language
 from engine.web.exports import currency_format, export_format, export_response
 from engine.web.i18n import translations
@@ -81,6 +83,7 @@ class Api:
                   methods=["GET"]),
             Route("/api/access/transfer", self.transfer, methods=["POST"]),
             Route("/api/{entity}", self.list_or_create, methods=["GET", "POST"]),
+            Route("/api/{entity}/duplicates", self.duplicates, methods=["GET"]),
             Route("/api/{entity}/{record_id}", self.one, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/{entity}/{record_id}/history", self.history, methods=["GET"]),
             Route("/api/{entity}/{record_id}/timeline", self.timeline, methods=["GET"]),
@@ -182,7 +185,9 @@ class Api:
                                         data, None, edits)
                 return JSONResponse(_with_lines(saved), status_code=201,
                                     headers={"Location": f"/api/{entity}/{saved['id']}"})
-            record = await self._run(self.records.create, actor, entity, data)
+            allow = _flag(_single_params(request), ALLOW_DUPLICATE)
+            record = await self._run(partial(create_unless_duplicate, allow_duplicate=allow),
+                                     self.records, actor, entity, data)
             return JSONResponse(await self._titled(actor, entity, record), status_code=201,
                                 headers={"Location": f"/api/{entity}/{record['id']}"})
         params = _single_params(request)
@@ -201,6 +206,13 @@ class Api:
         return JSONResponse({"items": [_out(r) for r in items], "total": page.total,
                              "total_exact": page.total_exact, "page": page.page,
                              "page_size": page.page_size, "next_cursor": page.next_cursor})
+
+    async def duplicates(self, request: Request) -> Response:
+        """The records a new one with these values would duplicate (engine/web/duplicates.py)."""
+        actor = await self._actor(request)
+        found = await self._run(lookup, self.records, actor, self._entity(request),
+                                _single_params(request))
+        return JSONResponse({"items": [c.to_json() for c in found]})
 
     async def _export(self, request: Request, actor: Actor, entity: str, query: ListQuery,
                       fmt: str) -> Response:

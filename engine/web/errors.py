@@ -34,7 +34,8 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
 def error_response(status: int, message: str, fields: Mapping[str, str] | None = None,
                    code: str | None = None, headers: dict[str, str] | None = None,
                    language: str = "en",
-                   lines: Mapping[int, Mapping[str, str]] | None = None) -> JSONResponse:
+                   lines: Mapping[int, Mapping[str, str]] | None = None,
+                   extra: Mapping[str, Any] | None = None) -> JSONResponse:
     """The error answer: `message` and `fields` (Message values, or plain text) rendered in
     `language`, with their ids and parameters beside them; `lines`: a save with line items,
     the problems of each line by its row (engine/runtime/records/lines.py), the same way."""
@@ -55,6 +56,8 @@ def error_response(status: int, message: str, fields: Mapping[str, str] | None =
         body["error"]["line_messages"] = {
             str(row): {k: field_messages(v, gettext, language) for k, v in problems.items()}
             for row, problems in sorted(lines.items())}
+    if extra:  # what an error carries besides (a duplicate's candidates)
+        body["error"].update(extra)
     headers = {**(headers or {}), "Content-Language": language}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -74,7 +77,8 @@ async def on_record_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RecordError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return error_response(exc.status, exc.message, exc.fields, exc.code, headers,
-                          api_language(request), line_problems(exc))
+                          api_language(request), line_problems(exc),
+                          getattr(exc, "extra", None))
 
 
 def http_message(request: Request, exc: HTTPException) -> Message:

@@ -25,6 +25,7 @@ from engine.runtime.access.policy import AccessPolicy
 from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
 from engine.types import FieldType
 from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
+from engine.web.duplicates import ALLOW_PARAMETER, DUPLICATE_SCHEMAS, duplicate_paths
 from engine.web.exports import EXPORT_FILES, EXPORT_FORMAT
 from engine.web.merging import MERGE_SCHEMAS, merge_paths
 from engine.web.notifications import NOTIFICATION_SCHEMAS, notification_paths
@@ -491,6 +492,10 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
             "type": "object", "required": ["code", "message", "fields"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"},
                 "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "candidates": {"type": "array", "description": "a create refused as a "
+                               "duplicate (409 `duplicate`): the records it matches, each "
+                               "with `id`, `title` and the `matched` fields",
+                               "items": {"type": "object"}},
                 "lines": {"type": "object", "description": "a save with line items: each "
                           "line's problems by its row (from 0) and field",
                           "additionalProperties": {"type": "object", "additionalProperties":
@@ -587,6 +592,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
         schemas.update(_entity_schemas(e, use))
         paths.update(_entity_paths(e, use))
         _add_conversions(model, e, caller, use, schemas, paths)
+        _add_duplicates(e, use, schemas, paths)
         if e.attachments or any(f.type is FieldType.FILE for f in e.fields):
             schemas.update(ATTACHMENT_SCHEMAS)
             paths.update(attachment_paths(e.name, e.label.get(), use.actions))
@@ -624,6 +630,21 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
         "components": {"schemas": schemas, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _add_duplicates(e: Entity, use: EntityUse, schemas: dict[str, Any],
+                    paths: dict[str, Any]) -> None:
+    """An entity with duplicate rules: its create takes `allow_duplicate` (else 409 with the
+    candidates), and `/api/<entity>/duplicates` asks first (engine/web/duplicates.py)."""
+    if not e.duplicates:
+        return
+    create = paths.get(f"/api/{e.name}", {}).get("post")
+    if create is not None:
+        create["parameters"] = [*create.get("parameters", []), ALLOW_PARAMETER]
+    found = duplicate_paths(e, use.actions, use.hidden, _errors(400, 401, 403, 404))
+    if found:
+        schemas.update(DUPLICATE_SCHEMAS)
+        paths.update(found)
 
 
 def _approval_paths() -> dict[str, Any]:

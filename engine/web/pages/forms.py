@@ -22,11 +22,13 @@ from starlette.routing import Route
 from engine.messages import msg
 from engine.metadata.model import Entity
 from engine.runtime.errors import STALE_VERSION, BadRequest, Conflict, Invalid, NotFound
+from engine.runtime.imports.guard import DuplicateFound, create_unless_duplicate
 from engine.runtime.records.computed import RECORD_KEY
 from engine.runtime.records.lines import LINES_KEY, save_with_lines
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
 from engine.web.numbers import whole_number
+from engine.web.pages.duplicates import ALLOW_FIELD, DuplicateItem, duplicate_items
 from engine.web.pages.fields import entity_of, link_target, titles
 from engine.web.pages.line_grid import ORDER_KEY, GridView, LineGridForm, slot_field
 from engine.web.pages.pickers import OTHERS, SUGGESTED, Hit, Pickers, include_for
@@ -64,6 +66,8 @@ class FormView:
     status: int = 200
     grid: GridView | None = None
     """The line-item grid (engine/web/pages/line_grid.py), when the form has one."""
+    duplicates: list[DuplicateItem] = field(default_factory=list)
+    """A new record matching others: the warning's candidates (engine/web/pages/duplicates.py)."""
 
 
 class FormPages(PageFamily):
@@ -115,6 +119,7 @@ class FormPages(PageFamily):
         errors: dict[str, str] = {}
         status = 200
         conflict = ""
+        duplicates: list[DuplicateItem] = []
         grid = LineGridForm.of(self.model, self.records, actor, viewer.language, entity, None)
         if grid is not None:
             grid.read_rows(posted, from_post=saving or ORDER_KEY in posted)
@@ -122,13 +127,18 @@ class FormPages(PageFamily):
         if saving:
             try:
                 values = fm.submitted(typed, ev.states, creating=True)
+                allow = first_value(posted, ALLOW_FIELD) == "1"
                 created = save_with_lines(self.records, actor, entity.name, None, values, None,
                                           grid.edits()) if grid is not None \
-                    else self.records.create(actor, entity.name, values)
+                    else create_unless_duplicate(self.records, actor, entity.name, values,
+                                                 allow_duplicate=allow)
                 return after_save(next_url, f"/e/{entity.name}/{created['id']}",
                                   "created", entity.name)
             except Invalid as exc:
                 errors, status = self._refused(exc, grid), 422
+            except DuplicateFound as exc:
+                duplicates, status = duplicate_items(entity, exc.candidates,
+                                                     viewer.language), 409
             except Conflict as exc:
                 self._refused(exc, grid)
                 conflict, status = exc.message, 409
@@ -139,6 +149,7 @@ class FormPages(PageFamily):
         view.top_errors = self._top_errors(fm, view, errors, viewer) + ([conflict] if conflict
                                                                         else [])
         view.grid = grid.view(viewer.language) if grid is not None else None
+        view.duplicates = duplicates
         return view
 
     def _edit(self, viewer: Viewer, entity: Entity, record_id: int,
