@@ -28,8 +28,8 @@ from engine.runtime.errors import (
 )
 from engine.runtime.flows.conversions import convert
 from engine.runtime.flows.explain import automation
-from engine.runtime.imports.merge import merge
 from engine.runtime.imports.guard import create_unless_duplicate
+from engine.runtime.imports.merge import merge
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.exported import export_list
