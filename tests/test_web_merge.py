@@ -145,9 +145,13 @@ def test_the_merge_page_flow(env: Env) -> None:
     # the history on the page shows the merge
     assert "Merged" in landed.text and f"merged #{l_} into this record" in landed.text
     # undo: the restore button of the notice
-    undone = client.post(f"/e/account/{l_}/restore", data={"csrf_token": csrf_of(landed.text)},
+    assert 'name="then" value="unmerged"' in landed.text
+    undone = client.post(f"/e/account/{l_}/restore", data={"csrf_token": csrf_of(landed.text),
+                                                          "then": "unmerged"},
                          follow_redirects=False)
     assert undone.status_code == 303
+    assert undone.headers["location"] == f"/e/account/{l_}?done=unmerged"
+    assert "The merge was undone" in client.get(undone.headers["location"]).text
     assert not _binned(env, l_)
     assert env.records.get(SYSTEM, "account", s)["phone"] is None
     assert env.records.get(SYSTEM, "opportunity", opp)["account"] == l_

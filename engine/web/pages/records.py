@@ -55,6 +55,8 @@ ENGINE_LABELS = {"owner_id": N_("Owner"), "department_id": N_("Department"),
                  "team": N_("Team"), "attachments": N_("Attachments"), "merge": N_("Merge")}
 ACCESS_LABELS = {"read": N_("Can read"), "edit": N_("Can edit")}
 NOTICES = {"assigned": N_("The record was assigned."), "merged": MERGED,
+           "unmerged": N_("The merge was undone: this record is back, with the records that "
+                          "referred to it."),
            "team": N_("The team was updated."),
            "saved": N_("Changes saved.")}
 # A related list's newest rows and how many there are in all.

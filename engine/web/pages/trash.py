@@ -153,8 +153,12 @@ class Trash(PageFamily):
         viewer = require_viewer(request)
         entity = entity_of(self.model, request.path_params["entity"])
         record_id = int(request.path_params["record_id"])
+        form = await read_form(request)
         await run_in_threadpool(self.records.restore, viewer.user.actor(), entity.name,
                                 record_id)
+        if form.get("then") == "unmerged":  # the merge notice's Undo button
+            return RedirectResponse(f"/e/{entity.name}/{record_id}?done=unmerged",
+                                    status_code=303)
         return RedirectResponse(f"/e/{entity.name}/trash?notice=restored", status_code=303)
 
 
