@@ -257,3 +257,38 @@ def test_cell_text_of_each_kind() -> None:
     assert cell_text(_Cell(datetime(2026, 12, 5), "yyyy/m/d h:mm")) == "2026-12-05 00:00:00"
     assert cell_text(_Cell("#N/A")) == "#N/A"
     assert cell_text(_Cell(True)) == "TRUE"
+
+
+def test_xlsx_without_a_size_opens_without_reading_it_through(tmp_path: Path) -> None:
+    """Write-only workbooks (this engine's exports among them) record no <dimension>:
+    opening one must not parse the whole sheet, and every row is still read."""
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("data")
+    ws.append(["name", "amount"])
+    for i in range(3_000):
+        ws.append([f"Company {i}", i])
+    path = tmp_path / "nosize.xlsx"
+    wb.save(path)
+    source = open_source(path)
+    assert source.row_count_hint is None  # no size recorded, none guessed
+    rows = list(source.rows())
+    assert len(rows) == 3_000 and rows[-1] == ["Company 2999", "2999"]
+
+
+def test_xlsx_with_a_wrong_size_is_read_to_its_end(tmp_path: Path) -> None:
+    import zipfile
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    for row in (["name"], ["A"], ["B"], ["C"]):
+        ws.append(row)
+    good = tmp_path / "good.xlsx"
+    wb.save(good)
+    bad = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b'<dimension ref="A1:A4"/>', b'<dimension ref="A1"/>')
+            dst.writestr(item, data)
+    assert list(open_source(bad).rows()) == [["A"], ["B"], ["C"]]

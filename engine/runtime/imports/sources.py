@@ -341,9 +341,9 @@ def _open_xlsx(path: Path, sheet: str | None) -> Source:
 
 
 def _workbook(path: Path) -> Any:
-    from openpyxl import load_workbook  # imported when an XLSX file is read, not before
+    from engine.runtime.imports.workbooks import open_workbook  # only when XLSX is read
     try:
-        return load_workbook(path, read_only=True, data_only=True)
+        return open_workbook(path)
     except Exception:  # zipfile, XML and openpyxl errors alike: the file is not a workbook
         raise ImportFileError(msg("the file is not an Excel workbook that can be read; "
                                   "save it again as .xlsx or CSV")) from None
@@ -366,6 +366,7 @@ def _xlsx_rows(source: Source) -> Iterator[tuple[int, list[str]]]:
     workbook = _workbook(source.path)
     try:
         ws = _sheet(workbook, source.sheet)
+        ws.reset_dimensions()  # some writers record a wrong size ("A1"): read every row
         for number, row in enumerate(ws.iter_rows(min_row=2), start=2):
             cells = [cell_text(c) for c in row]
             while cells and cells[-1] == "":
