@@ -247,3 +247,23 @@ def test_ten_thousand_chinese_customers_bad_rows_fixed_and_imported_again(
                                 errors[0][:-1]))
     assert (again.created, again.failed, again.skipped) == (4, 0, 0)
     assert count(env, "account") == 10_000
+
+
+def test_a_second_process_running_the_same_job_writes_nothing_twice(
+        env: Env, tmp_path: Path) -> None:
+    """Another run of the job commits a batch behind this one's back: this one's batch
+    is rolled back and it stops, leaving the job to the other."""
+    a = env.admin.actor()
+    source = write_csv(tmp_path / "twice.csv", customers(10))
+    job = open_job(env.records, a, source, ImportOptions(entity="account"),
+                   file_name="twice.csv")
+    jobs = env.records.schema.table(IMPORT_JOB_TABLE)
+
+    def the_other_runs(seen: Job) -> None:
+        if seen.rows_done == 0:
+            with env.engine.begin() as conn:
+                conn.execute(jobs.update().where(jobs.c.id == seen.id)
+                             .values(rows_done=jobs.c.rows_done + 7))
+
+    after = run_job(env.records, a, job.id, batch_size=7, progress=the_other_runs)
+    assert (after.rows_done, after.created, count(env, "account")) == (7, 0, 0)

@@ -296,9 +296,14 @@ class _Outcome:
         return len(self.errors) - self.skipped
 
 
+class Overtaken(Exception):
+    """Another process advanced the job: this one stops (its batch rolled back)."""
+
+
 class _Runner:
     def __init__(self, records: Records, actor: Actor, job: Job) -> None:
         self.records, self.actor, self.job = records, actor, job
+        self.done = job.rows_done  # the rows this runner knows are done
         self.entity = job.entity
         self.c = records.compiled(job.entity)
         opts = job.options
@@ -435,7 +440,14 @@ class _Runner:
                                 ).scalar() or []
             room = MAX_DUPLICATES - len(kept)
             values["duplicates"] = kept + [d.__dict__ for d in out.duplicates[:room]]
-        conn.execute(update(j).where(j.c.id == self.job.id).values(**values))
+        # Only from the row this runner last saw: a second process running the same job
+        # (started twice, or a rerun while the first still runs) finds the job moved on
+        # and its batch is rolled back, so no row is imported twice.
+        moved = conn.execute(update(j).where(j.c.id == self.job.id,
+                                             j.c.rows_done == self.done).values(**values))
+        if moved.rowcount != 1:
+            raise Overtaken(self.job.id)
+        self.done += count
 
     def failed_rows(self, rows: Sequence[tuple[int, list[str]]], problem: str) -> None:
         """Rows that fail even alone for a reason of their own: kept as failed."""
@@ -479,18 +491,25 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
                 break
             try:
                 runner.batch(chunk)
+            except Overtaken:
+                raise
             except Exception:  # unexpected: the batch again, row by row
                 log.info("import job %s: batch at row %s failed; row by row", job.id,
                          chunk[0][0], exc_info=True)
                 for one in chunk:
                     try:
                         runner.batch([one])
+                    except Overtaken:
+                        raise
                     except Exception as exc:  # this row alone fails
                         runner.failed_rows([one], _reason(exc))
             job = get_job(records, actor, job_id)
             runner.job = job
             if progress is not None:
                 progress(job)
+    except Overtaken:  # another process runs the job: it finishes it
+        log.warning("import job %s is being run by another process; this one stops", job_id)
+        return get_job(records, actor, job_id)
     except Exception as exc:
         log.exception("import job %s failed", job_id)
         return _end(records, actor, get_job(records, actor, job_id), "failed", _reason(exc))
