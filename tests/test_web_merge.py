@@ -243,3 +243,15 @@ def test_any_body_is_read_or_refused_with_422(body: dict[str, Any]) -> None:
         return
     assert loser > 0 and versions and all(k > 0 and v > 0 for k, v in versions.items())
     assert set(take.values()) <= {"survivor", "loser"}
+
+
+def test_a_retried_merge_with_its_idempotency_key_gets_the_first_answer(
+        env: Env, api: TestClient) -> None:
+    s, l_, _ = _pair(env)
+    body = {"loser": l_, "versions": {str(s): _version(env, s), str(l_): _version(env, l_)}}
+    headers = {"Idempotency-Key": "merge-huawei-1"}
+    first = api.post(f"/api/account/{s}/actions/merge", json=body, headers=headers)
+    again = api.post(f"/api/account/{s}/actions/merge", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
