@@ -271,3 +271,17 @@ def test_messages_in_chinese(api: TestClient) -> None:
     error = assert_error(resp, 400, "bad_request")
     assert "Idempotency-Key" in error["message"]
     assert any("\u4e00" <= ch <= "\u9fff" for ch in error["message"])
+
+
+def test_a_body_declared_too_large_is_refused_before_it_is_read(api: TestClient,
+                                                                env: Env) -> None:
+    from engine.web.idempotency import MAX_BODY
+
+    def body() -> Any:
+        yield b"{}"
+
+    resp = api.post("/api/account", content=body(), headers={
+        HEADER: "huge", "content-type": "application/json",
+        "content-length": str(MAX_BODY + 1)})
+    assert_error(resp, 413, "too_large")
+    assert _row(env, "huge") is None

@@ -158,6 +158,9 @@ def _key(given: list[bytes]) -> str:
 async def _read_body(scope: Scope, receive: Receive, into: IO[bytes]) -> str | None:
     """Read the whole body into `into` and hash the request; None when the client left."""
     headers = Headers(scope=scope)
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:  # refused before a byte is read
+        raise _TooLarge()
     media, _, params = headers.get("content-type", "").partition(";")
     media = media.strip().lower()
     hashed = hashlib.sha256()
