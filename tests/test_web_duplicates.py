@@ -72,3 +72,26 @@ def test_no_warning_names_a_record_the_viewer_may_not_read(env: Env) -> None:
                          follow_redirects=False)
     assert answer.status_code == 303, answer.text
     assert "Acme GmbH" not in answer.text
+
+
+def test_a_live_hint_while_typing(env: Env, pages: TestClient) -> None:
+    first = env.records.create(SYSTEM, "contact", {
+        "full_name": "李伟", "email": "li.wei@acme.cn",
+        "account": env.records.create(SYSTEM, "account", {"name": "Acme"})["id"]})
+    sign_in(pages)
+    page = pages.get("/e/contact/new").text
+    assert '<div id="duplicate-hint" aria-live="polite"></div>' in page
+    token = csrf_of(page)
+    hint = pages.post("/e/contact/preview", data={"csrf_token": token, "full_name": "Li",
+                                                  "email": "LI.WEI@acme.cn "}).text
+    assert '<div id="duplicate-hint" hx-swap-oob="true"' in hint
+    assert f'<a href="/e/contact/{first["id"]}" target="_blank" rel="noopener">李伟</a>' in hint
+    assert "same Email" in hint
+    none = pages.post("/e/contact/preview", data={"csrf_token": token, "email": "x@y.cn"}).text
+    assert '<div id="duplicate-hint" hx-swap-oob="true" aria-live="polite"></div>' in none
+    # editing a record: no hint (it would name the record itself)
+    edit = pages.post("/e/contact/preview", data={"csrf_token": token,
+                                                  "record_id": str(first["id"]),
+                                                  "email": "li.wei@acme.cn"}).text
+    assert "duplicate-hint" not in edit
+    assert "duplicate-hint" not in pages.get("/e/product/new").text

@@ -28,7 +28,7 @@ from engine.runtime.records.lines import LINES_KEY, save_with_lines
 from engine.web.auth import safe_next
 from engine.web.i18n import N_, translations
 from engine.web.numbers import whole_number
-from engine.web.pages.duplicates import ALLOW_FIELD, DuplicateItem, duplicate_items
+from engine.web.pages.duplicates import ALLOW_FIELD, DuplicateItem, duplicate_items, live_hint
 from engine.web.pages.fields import entity_of, link_target, titles
 from engine.web.pages.line_grid import ORDER_KEY, GridView, LineGridForm, slot_field
 from engine.web.pages.pickers import OTHERS, SUGGESTED, Hit, Pickers, include_for
@@ -68,6 +68,8 @@ class FormView:
     """The line-item grid (engine/web/pages/line_grid.py), when the form has one."""
     duplicates: list[DuplicateItem] = field(default_factory=list)
     """A new record matching others: the warning's candidates (engine/web/pages/duplicates.py)."""
+    hint: bool = False
+    """A new record of an entity with duplicate rules: the form has a live duplicate hint."""
 
 
 class FormPages(PageFamily):
@@ -150,6 +152,7 @@ class FormPages(PageFamily):
                                                                         else [])
         view.grid = grid.view(viewer.language) if grid is not None else None
         view.duplicates = duplicates
+        view.hint = bool(entity.duplicates)
         return view
 
     def _edit(self, viewer: Viewer, entity: Entity, record_id: int,
@@ -237,8 +240,13 @@ class FormPages(PageFamily):
         entity = entity_of(self.model, request.path_params["entity"])
         posted = await read_posted(request)
         computed, changed = await run_in_threadpool(self._preview, viewer, entity, posted)
+        hint = None
+        if first_value(posted, "record_id") is None:  # a new record: does it exist already?
+            hint = await run_in_threadpool(live_hint, self.records, viewer.user.actor(),
+                                           entity, posted, viewer.language)
         return self.ui.page(request, "form_preview.html",
-                            {"computed": computed, "changed": changed})
+                            {"computed": computed, "changed": changed, "hint": hint,
+                             "entity": entity})
 
     def _preview(self, viewer: Viewer, entity: Entity,
                  posted: dict[str, list[str]]) -> tuple[list[Widget], list[Widget]]:
