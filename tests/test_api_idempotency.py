@@ -285,3 +285,17 @@ def test_a_body_declared_too_large_is_refused_before_it_is_read(api: TestClient,
         "content-length": str(MAX_BODY + 1)})
     assert_error(resp, 413, "too_large")
     assert _row(env, "huge") is None
+
+
+def test_work_left_running_after_the_answer_does_not_touch_the_key(api: TestClient,
+                                                                   env: Env) -> None:
+    """A thread the request started that writes after the answer was stored (it inherited
+    the request's context) leaves the stored answer alone."""
+    keys = IdempotencyKeys(env.engine)
+    claim = keys.claim(env.admin.id, "later", "h")
+    assert isinstance(claim, Claim)
+    keys.store(claim, 201, [("content-type", "application/json")], b"{}")
+    claim.active = False
+    with holding(claim):
+        env.records.create(env.admin.actor(), "account", {"name": "Afterwards"})
+    assert _row(env, "later")["state"] == "done"

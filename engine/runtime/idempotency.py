@@ -91,6 +91,9 @@ class Claim:
     request_hash: str
     token: str
     committed: bool = False
+    active: bool = True
+    """False once the request has answered: work it left running (a background thread
+    that inherited the context) no longer writes on its behalf."""
     units: WeakSet[UnitOfWork] = field(default_factory=WeakSet)
 
 
@@ -231,7 +234,7 @@ def install_idempotency(records: Records) -> None:
 
     def mark(unit: UnitOfWork, changes: Sequence[RecordChange]) -> None:
         claim = _HOLDING.get()
-        if claim is None or unit.dry_run or not changes:
+        if claim is None or not claim.active or unit.dry_run or not changes:
             return
         keys.mark(unit, claim, changes)
 

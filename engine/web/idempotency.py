@@ -118,6 +118,7 @@ class IdempotencyGuard:
                 return
             status = int(start["status"])
             body = b"".join(chunks)
+            claim.active = False
             try:
                 if status >= 500:
                     await run_in_threadpool(self.keys.release, claim)
@@ -136,6 +137,7 @@ class IdempotencyGuard:
             with holding(claim):
                 await self.app(scope, receive, keep)
         finally:
+            claim.active = False
             if not settled:  # the route raised, or the request was cancelled
                 try:
                     await run_in_threadpool(self.keys.release, claim)
