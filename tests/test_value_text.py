@@ -220,3 +220,16 @@ def test_any_text_is_a_value_or_a_problem(ftype: FieldType, text: str,
         coerce(text)
     except ValueProblem as e:
         assert str(e)
+
+
+@pytest.mark.parametrize("text", ["a" + " " * 9_998 + "a", "1" + " " * 5_000 + "1" * 4_000,
+                                  "2026/1/1 " + "1:" * 4_000, "上午" * 3_000, "T" * 10_000])
+def test_long_cells_are_refused_at_once(text: str) -> None:
+    """A cell may hold 10,000 characters: the date patterns are not tried on text that long
+    (the time pattern backtracked for minutes on 10,000 spaces between two letters)."""
+    with pytest.raises(ValueError):
+        parse_datetime_text(text)
+    with pytest.raises(ValueError):
+        parse_date_text(text)
+    with pytest.raises(ValueProblem):
+        coercer_for(field(FieldType.DATETIME))(text)

@@ -50,6 +50,11 @@ _TIME = re.compile(
     r"\s*(?P<tz>z|utc|gmt|[+-]\d{2}(?::?\d{2})?)?$")
 
 
+MAX_DATE_TEXT = 64
+"""The longest text read as a date or a date and time: no spelling comes near it, and the
+patterns are never tried on long text (where backtracking would cost)."""
+
+
 def plain(text: str) -> str:
     """NFKC (full-width digits, letters and marks to their plain forms), trimmed,
     lower-cased.
@@ -70,6 +75,8 @@ def parse_date_text(text: str, *, day_first: bool = True) -> date:
     (datetime.date(2026, 5, 12), datetime.date(2026, 12, 31))
     """
     t = plain(text)
+    if len(t) > MAX_DATE_TEXT:
+        raise ValueError("too long for a date")
     if m := _YMD.match(t) or _YMD_ZH.match(t) or _COMPACT.match(t):
         return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     if m := _XXY.match(t):
@@ -100,6 +107,8 @@ def parse_datetime_text(text: str, *, day_first: bool = True) -> datetime:
     (datetime.datetime(2026, 12, 5, 14, 30), datetime.datetime(2026, 12, 25, 14, 30))
     """
     t = plain(text)
+    if len(t) > MAX_DATE_TEXT:
+        raise ValueError("too long for a date and time")
     m = _TIME.match(t)
     if m is None:
         return datetime.combine(parse_date_text(t, day_first=day_first), datetime.min.time())
