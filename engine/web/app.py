@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -52,6 +53,7 @@ from engine.web.pages.dashboards import DashboardPages
 from engine.web.pages.flows_admin import FlowsAdmin
 from engine.web.pages.forecast import ForecastPages
 from engine.web.pages.forms import FormPages
+from engine.web.pages.imports import ImportPages
 from engine.web.pages.lists import Lists
 from engine.web.pages.merging import MergePages
 from engine.web.pages.notifications import NotificationPages
@@ -112,6 +114,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
     throttle = LoginThrottle(engine, records.schema, throttle_policy(settings))
     services = Services(model, engine, records, users, sessions, throttle)
     ui = Ui(model, policy=records.policy)
+    imports = ImportPages(model, records, ui, Path(settings.files_dir) / "imports")
     auth = WebAuth(users, sessions, throttle, ui, settings)
 
     async def health(request: Request) -> Response:
@@ -153,6 +156,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *Calendar(model, records, ui).routes(),
         *AccessAdmin(model, records, users, ui).routes(),
         *FlowsAdmin(model, records, ui).routes(),
+        *imports.routes(),  # before /e/{entity}/{record_id}
         *FormPages(model, records, ui).routes(), *RecordPages(model, records, ui).routes(),
         *MergePages(model, records, ui).routes(),
         *AttachmentPages(model, records, ui, attachments).routes(),
@@ -188,6 +192,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
     app = _App(routes=routes, exception_handlers=handlers,
                middleware=[limits, auth.guard(), idempotency])
     app.state.services = services
+    app.state.imports = imports.runner
     return app
 
 
