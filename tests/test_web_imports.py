@@ -247,7 +247,7 @@ def test_bad_files_get_a_clear_message(env: Env, tmp_path: Path, name: str,
 
 def test_a_file_past_the_limit_is_refused(env: Env, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(import_pages, "MAX_IMPORT_MB", 0.001)  # about 1 KB
+    monkeypatch.setattr(import_pages, "limit_mb", lambda model: 0.001)  # about 1 KB
     client = browser(env, tmp_path / "files")
     sent = upload(client, "big.csv", csv_bytes([["公司", "城市", "", "", ""]] * 200))
     assert sent.status_code == 413 and "larger than" in sent.text

@@ -21,7 +21,7 @@ import json
 import re
 import secrets
 import shutil
-from collections.abc import Generator, Mapping
+from collections.abc import Collection, Generator, Mapping
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from itertools import islice
@@ -45,7 +45,6 @@ from engine.runtime.imports import mapping as import_mapping
 from engine.runtime.imports.background import ImportRunner, Rate
 from engine.runtime.imports.sources import open_source
 from engine.runtime.records import Records
-from engine.types import FieldType
 from engine.web.attachments import content_disposition
 from engine.web.i18n import N_
 from engine.web.pages.fields import entity_of
@@ -53,8 +52,6 @@ from engine.web.ui import PageFamily, Ui
 from engine.web.uploads import read_upload
 from engine.web.viewer import Viewer, require_viewer
 
-MAX_IMPORT_MB = 100
-"""The largest file the page takes (a million-row CSV is about this size)."""
 SAMPLES = 3
 RECENT = 10
 FIRST_PROBLEMS = 20
@@ -181,11 +178,9 @@ class ImportPages(PageFamily):
         return entity
 
     def writable(self, actor: Actor, entity: Entity) -> list[Field]:
-        """The fields the actor may give a value from a file: not derived (computed, rollup,
-        autonumber), not a file, not hidden or read-only for them."""
-        mask = self.records.policy.mask(actor, entity)
-        return [f for f in entity.fields if not f.derived and f.type is not FieldType.FILE
-                and f.name not in mask.hidden and f.name not in mask.readonly]
+        """The fields the actor may give a value from a file, in the entity's order."""
+        names = import_mapping.writable_fields(self.records, actor, entity)
+        return [f for f in entity.fields if f.name in names]
 
     def _job(self, viewer: Viewer, entity: Entity, job_id: int) -> import_jobs.Job:
         """The job, when it is the viewer's (or they are an admin) and of this entity."""
@@ -221,30 +216,31 @@ class ImportPages(PageFamily):
         recent = await run_in_threadpool(import_jobs.jobs_of, self.records,
                                          viewer.user.actor(), entity.name, limit=RECENT)
         return self._page(request, "import_start.html", {
-            "entity": entity, "recent": [self.view(j) for j in recent], "max_mb": MAX_IMPORT_MB,
+            "entity": entity, "recent": [self.view(j) for j in recent],
+            "max_mb": f"{limit_mb(self.model):g}",
             "error": error.message if error else None,
             "base": f"/e/{entity.name}/import"}, status=error.status if error else 200)
 
     async def upload(self, request: Request) -> Response:
         viewer = require_viewer(request)
         entity = self._entity(request, viewer)
-        limit = MAX_IMPORT_MB * 1024 * 1024
+        limit = int(limit_mb(self.model) * 1024 * 1024)
         try:
             sent = await read_upload(request, lambda: self.store.writer(limit), limit,
                                      lambda: FileTooLarge(msg(
                                          "the file is larger than the limit of %(limit)s MB",
-                                         limit=MAX_IMPORT_MB)))
+                                         limit=f"{limit_mb(self.model):g}")))
         except RecordError as exc:
             return await self._start_page(request, viewer, entity, exc)
         try:
-            kept = await run_in_threadpool(self._keep, viewer, entity, sent)
+            kept = await run_in_threadpool(self._keep, viewer, entity, sent, limit)
         except RecordError as exc:
             return await self._start_page(request, viewer, entity, exc)
         finally:
             sent.discard()
         return _go(request, f"/e/{entity.name}/import/u/{kept.token}")
 
-    def _keep(self, viewer: Viewer, entity: Entity, sent: Any) -> Upload:
+    def _keep(self, viewer: Viewer, entity: Entity, sent: Any, limit: int) -> Upload:
         file_name = (sent.file_name or "").replace("\\", "/").rsplit("/", 1)[-1][:200]
         suffix = Path(file_name).suffix.lower()
         with sent.blob.reader() as f:
@@ -263,7 +259,7 @@ class ImportPages(PageFamily):
         with sent.blob.reader() as f, upload.path.open("wb") as out:
             shutil.copyfileobj(f, out)
         try:
-            source = open_source(upload.path)
+            source = open_source(upload.path, max_bytes=limit)
             if not [h for h in source.headers if h]:
                 raise BadRequest(msg("the file has no header row"))
         except RecordError:
@@ -348,9 +344,10 @@ class ImportPages(PageFamily):
         if key is not None and key not in names:
             raise BadRequest(msg("%(field)s is not a field you may import into",
                                  field=key[:80]))
-        return import_jobs.ImportOptions(entity=entity.name, mapping=column_map(columns),
-                                         key=key, on_duplicate=on_duplicate_of(form),
-                                         choices={}, dry_run=dry_run)
+        return import_jobs.ImportOptions(entity=entity.name,
+                                         mapping=column_map(entity, columns, key), key=key,
+                                         on_duplicate=on_duplicate_of(form), choices={},
+                                         dry_run=dry_run)
 
     def _open(self, viewer: Viewer, entity: Entity, upload: Upload,
               form: Mapping[str, str]) -> int:
@@ -360,6 +357,7 @@ class ImportPages(PageFamily):
         options = self._options(actor, entity, headers, form, dry_run=dry_run)
         save_as = (form.get("save_as") or "").strip()
         if save_as:
+            assert options.mapping is not None
             save_mapping(self.records, actor, entity, save_as[:100], headers,
                          options.mapping)
         job = import_jobs.open_job(self.records, actor, upload.path, options,
@@ -428,7 +426,7 @@ class ImportPages(PageFamily):
         real = import_jobs.open_job(
             self.records, actor, Path(job.file_path),
             import_jobs.ImportOptions(entity=entity.name,
-                                      mapping=options.get("resolved_mapping"),
+                                      mapping=job.mapping,
                                       key=options.get("key"), on_duplicate=on_duplicate,
                                       choices=choices, dry_run=False),
             file_name=job.file_name)
@@ -491,21 +489,28 @@ class JobView:
 # -- the mapping module's calls (engine/runtime/imports/mapping.py) ----------------------
 
 
+def limit_mb(model: Model) -> float:
+    """The largest file an import may read (settings.yaml `imports.max_size_mb`)."""
+    return model.settings.import_max_mb
+
+
 def first_mapping(records: Records, actor: Actor, entity: Entity, headers: list[str],
-                  writable: set[str]) -> tuple[dict[str, str | None], bool]:
+                  writable: Collection[str]) -> tuple[dict[str, str | None], bool]:
     """The mapping the page proposes: {header: field or None}, and whether it is a saved
     one (the best saved mapping for these headers, else the guess by name or label)."""
-    guessed = import_mapping.guess_mapping(entity, headers)
-    return {h: (f if f in writable else None) for h, f in dict(guessed).items()}, False
+    guessed = import_mapping.guess_mapping(records.model, entity, headers, writable=writable)
+    return dict(guessed.columns), False
 
 
-def column_map(columns: Mapping[str, str | None]) -> Any:
-    """The mapping module's ColumnMap of {header: field or None}."""
-    return {h: f for h, f in columns.items() if f}
+def column_map(entity: Entity, columns: Mapping[str, str | None],
+               key: str | None) -> import_mapping.ColumnMap:
+    """The mapping module's ColumnMap of {header: field or None} (every column named, so
+    none is guessed again)."""
+    return import_mapping.ColumnMap(dict(columns), entity.name, key)
 
 
 def save_mapping(records: Records, actor: Actor, entity: Entity, name: str,
-                 headers: list[str], mapping: Any) -> None:
+                 headers: list[str], mapping: import_mapping.ColumnMap) -> None:
     """Keep the mapping under `name` for the next file with these headers."""
 
 
