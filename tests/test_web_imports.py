@@ -356,3 +356,21 @@ def test_error_file_of_an_xlsx_is_xlsx(env: Env, tmp_path: Path) -> None:
     assert sent.status_code == 200
     rows = list(load_workbook(io.BytesIO(sent.content)).active.iter_rows(values_only=True))
     assert rows[1][1] == "成都"
+
+
+def test_a_saved_mapping_maps_the_next_file_with_these_headers(env: Env, tmp_path: Path
+                                                               ) -> None:
+    client = browser(env, tmp_path / "files")
+    headers = ["客户名称", "所在地"]  # 所在地 names no field: the user maps it to the city
+    first = uploaded(client, "a.csv", csv_bytes([["甲公司", "杭州"]], headers))
+    assert form_of(client.get(first).text)["col1"] == ""
+    job_id = submit(client, first, "import", col1="city", save_as="老系统导出")
+    finished(client, job_id)
+    second = uploaded(client, "b.csv", csv_bytes([["乙公司", "苏州"]], headers))
+    page = client.get(second)
+    assert form_of(page.text)["col1"] == "city"
+    assert "as you saved them" in page.text
+    finished(client, submit(client, second, "import"))
+    t = env.records.compiled("account").table
+    with env.engine.connect() as conn:
+        assert conn.execute(select(t.c.city).where(t.c.name == "乙公司")).scalar_one() == "苏州"

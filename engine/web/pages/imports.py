@@ -43,6 +43,7 @@ from engine.runtime.files.store import DiskStore
 from engine.runtime.imports import jobs as import_jobs
 from engine.runtime.imports import mapping as import_mapping
 from engine.runtime.imports.background import ImportRunner, Rate
+from engine.runtime.imports.saved_mappings import best_saved_mapping, save_mapping
 from engine.runtime.imports.sources import open_source
 from engine.runtime.records import Records
 from engine.web.attachments import content_disposition
@@ -358,8 +359,8 @@ class ImportPages(PageFamily):
         save_as = (form.get("save_as") or "").strip()
         if save_as:
             assert options.mapping is not None
-            save_mapping(self.records, actor, entity, save_as[:100], headers,
-                         options.mapping)
+            save_mapping(self.records, actor, entity.name, save_as[:100], options.mapping,
+                         headers)
         job = import_jobs.open_job(self.records, actor, upload.path, options,
                                    file_name=upload.file_name)
         self.runner.start(actor, job.id)
@@ -497,9 +498,15 @@ def limit_mb(model: Model) -> float:
 def first_mapping(records: Records, actor: Actor, entity: Entity, headers: list[str],
                   writable: Collection[str]) -> tuple[dict[str, str | None], bool]:
     """The mapping the page proposes: {header: field or None}, and whether it is a saved
-    one (the best saved mapping for these headers, else the guess by name or label)."""
+    one (the best saved mapping for these headers — its columns, the rest guessed — else
+    the guess by name or label)."""
     guessed = import_mapping.guess_mapping(records.model, entity, headers, writable=writable)
-    return dict(guessed.columns), False
+    saved = best_saved_mapping(records, actor, entity.name, headers)
+    if saved is None:
+        return dict(guessed.columns), False
+    merged = saved.mapping.for_headers(headers, guessed)
+    return {h: (f if f in writable else None) for h, f in merged.columns.items()
+            if h in headers}, True
 
 
 def column_map(entity: Entity, columns: Mapping[str, str | None],
@@ -507,11 +514,6 @@ def column_map(entity: Entity, columns: Mapping[str, str | None],
     """The mapping module's ColumnMap of {header: field or None} (every column named, so
     none is guessed again)."""
     return import_mapping.ColumnMap(dict(columns), entity.name, key)
-
-
-def save_mapping(records: Records, actor: Actor, entity: Entity, name: str,
-                 headers: list[str], mapping: import_mapping.ColumnMap) -> None:
-    """Keep the mapping under `name` for the next file with these headers."""
 
 
 def on_duplicate_of(values: Mapping[str, Any]) -> import_jobs.OnDuplicate:
