@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 from engine.metadata.errors import SourceLoc
 from engine.metadata.model import Field, Label
@@ -233,3 +234,22 @@ def test_long_cells_are_refused_at_once(text: str) -> None:
         parse_date_text(text)
     with pytest.raises(ValueProblem):
         coercer_for(field(FieldType.DATETIME))(text)
+
+
+def test_the_api_reads_typed_values_with_the_installs_rules(api: TestClient) -> None:
+    """The records service reads what a spreadsheet holds, by settings.yaml's rules (the
+    shipped config: CNY, day first)."""
+    resp = api.post("/api/account", json={"name": "上海汽车", "annual_revenue": "¥12万",
+                                          "credit_limit": "RMB 1,234.50", "employees": "1 200"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert (body["annual_revenue"], body["credit_limit"], body["employees"]) == \
+        ("120000.00", "1234.50", 1200)
+    deal = api.post("/api/opportunity", json={"name": "X", "account": body["id"],
+                                              "close_date": "5/12/2026", "amount": "$5"})
+    assert deal.status_code == 422
+    assert "another currency" in deal.json()["error"]["fields"]["amount"]
+    deal = api.post("/api/opportunity", json={"name": "X", "account": body["id"],
+                                              "close_date": "5/12/2026"})
+    assert deal.status_code == 201, deal.text
+    assert deal.json()["close_date"] == "2026-12-05"
