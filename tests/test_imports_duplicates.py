@@ -3,6 +3,7 @@ match keys every write keeps, candidates within the asker's access, batches."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +24,8 @@ from engine.runtime.imports.duplicates import (
     stale_match_keys,
 )
 from engine.runtime.schema.tables import MATCH_KEY_TABLE, MATCH_STATE_TABLE
-from tests.access_helpers import place, user
-from tests.conftest import Env, shipped_model
+from tests.access_helpers import place, user, write_roles
+from tests.conftest import Env, EnvFactory, shipped_model
 
 # -- normalisation ---------------------------------------------------------------------------
 
@@ -262,3 +263,20 @@ def test_migrate_computes_the_keys_of_existing_records(env: Env) -> None:
     assert refresh_match_keys(r) == []
     with env.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(keys)).scalar_one() == 7
+
+
+def test_a_rule_on_a_field_hidden_from_the_asker_is_not_used(make_env: EnvFactory,
+                                                             config_dir: Path) -> None:
+    """Matching by a field the asker may not see would tell them what it holds."""
+    write_roles(config_dir, "roles:\n  admin: {admin: true}\n  clerk:\n    entities:\n"
+                "      account: {read: all, create: all}\n    fields:\n"
+                "      account: {phone: hidden}\n")
+    env = make_env(config_dir)
+    clerk = user(env, "clerk", "clerk")
+    a = env.records.create(SYSTEM, "account", {"name": "Acme", "city": "Bonn",
+                                               "phone": "0228 1234"})
+    assert [c.id for c in _find(env, {"phone": "0228-1234"})] == [a["id"]]
+    assert _find(env, {"phone": "0228-1234"}, clerk) == []
+    assert [(c.id, c.rule) for c in _find(env, {"name": "ACME", "city": "Bonn",
+                                                 "phone": "0228-1234"}, clerk)] \
+        == [(a["id"], ("name", "city"))]
