@@ -190,7 +190,8 @@ def test_every_shipped_role_gets_a_document_true_to_its_roles(env: Env, role: st
             node = node[part]
     needs = {("", "get"): "read", ("", "post"): "create", ("/{record_id}", "get"): "read",
              ("/{record_id}", "patch"): "update", ("/{record_id}", "delete"): "delete",
-             ("/{record_id}/team", "post"): "update", ("/{record_id}/history", "get"): "read"}
+             ("/{record_id}/team", "post"): "update", ("/{record_id}/history", "get"): "read",
+             ("/changes", "get"): "read"}
     for e in MODEL.entities:
         allowed = {a for a in ("create", "read", "update", "delete", "export", "assign")
                    if policy.scope(actor, e.name, a).value != "none"}
@@ -267,10 +268,11 @@ def test_every_entity_has_its_routes_and_schemas() -> None:
                                            **REPORTS, **PIPELINE}
     for e in MODEL.entities:
         n = _cap(e.name)
-        assert {n, f"{n}Create", f"{n}Patch", f"{n}Page"} <= set(SCHEMAS)
+        assert {n, f"{n}Create", f"{n}Patch", f"{n}Page", f"{n}Changes"} <= set(SCHEMAS)
         expected_paths |= {
             f"/api/{e.name}": {"get", "post"},
             f"/api/{e.name}/{{record_id}}": {"get", "patch", "delete"},
+            f"/api/{e.name}/changes": {"get"},
             f"/api/{e.name}/{{record_id}}/history": {"get"},
             f"/api/{e.name}/{{record_id}}/timeline": {"get"},
             f"/api/{e.name}/{{record_id}}/automation": {"get"},
@@ -318,6 +320,7 @@ def test_every_api_route_of_the_app_is_described(env: Env) -> None:
         "/api/{entity}": {"get", "post"},
         "/api/{entity}/{record_id}": {"get", "patch", "delete"},
         "/api/{entity}/duplicates": {"get"},
+        "/api/{entity}/changes": {"get"},
         "/api/{entity}/{record_id}/history": {"get"},
         "/api/{entity}/{record_id}/timeline": {"get"},
         "/api/{entity}/{record_id}/automation": {"get"},
@@ -527,6 +530,9 @@ def test_records_of_every_entity_validate_against_their_schemas(
         assert not list(validator(f"{n}Patch").iter_errors(patch))
         history = api.get(f"/api/{e.name}/{made[e.name]}/history").json()
         assert not list(validator("History").iter_errors(history))
+        changes = api.get(f"/api/{e.name}/changes").json()
+        assert not list(validator(f"{n}Changes").iter_errors(changes)), e.name
+        assert {i["id"] for i in changes["items"]} >= {made[e.name]}
         # a flow that sets fields of a new record does so as a change of its own
         set_on_create = any(
             f.entity == e.name and "create" in t.on and any(a.kind == "set" for a in t.actions)

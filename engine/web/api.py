@@ -33,6 +33,7 @@ from engine.runtime.imports.merge import merge
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
 from engine.runtime.records.exported import export_list
+from engine.runtime.records.feed import DEFAULT_LIMIT, check_limit, read_changes
 from engine.runtime.records.lines import LINES_KEY, line_edits_of, read_lines, save_with_lines
 from engine.runtime.records.query import ListQuery, parse_list_params
 from engine.runtime.records.regarding import titled
@@ -84,6 +85,7 @@ class Api:
             Route("/api/access/transfer", self.transfer, methods=["POST"]),
             Route("/api/{entity}", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/{entity}/duplicates", self.duplicates, methods=["GET"]),
+            Route("/api/{entity}/changes", self.changes, methods=["GET"]),
             Route("/api/{entity}/{record_id}", self.one, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/{entity}/{record_id}/history", self.history, methods=["GET"]),
             Route("/api/{entity}/{record_id}/timeline", self.timeline, methods=["GET"]),
@@ -275,6 +277,24 @@ class Api:
             raise BadRequest(msg("include takes lines, for an entity with line items"),
                              {"include": msg("unknown include '%(value)s'", value=include[:40])})
         return True
+
+    async def changes(self, request: Request) -> Response:
+        """What happened to the entity's records since `since`, in commit order, as the
+        caller may see it (engine/runtime/records/feed.py; docs/api.md "Changes feed")."""
+        actor = await self._actor(request)
+        entity = self._entity(request)
+        self.records.compiled(entity)
+        params = _single_params(request)
+        raw = params.get("limit")
+        limit = DEFAULT_LIMIT if raw is None else whole_number(raw)
+        page = await self._run(read_changes, self.records, actor, entity,
+                               params.get("since"), check_limit(limit or 0))
+        records = [i.record for i in page.items if i.record is not None]
+        titled_records = iter(await self._run(titled, self.records, actor, entity, records))
+        items = [{"cursor": i.cursor, "action": i.action, "id": i.id, "at": to_json(i.at),
+                  "record": None if i.record is None else _out(next(titled_records))}
+                 for i in page.items]
+        return JSONResponse({"items": items, "next_cursor": page.next_cursor})
 
     async def history(self, request: Request) -> Response:
         actor = await self._actor(request)

@@ -22,6 +22,8 @@ from engine.metadata.roles import ACTIONS, Scope
 from engine.runtime.access.actor import Actor
 from engine.runtime.access.bulk import ORDINARY_PAGE_SIZE
 from engine.runtime.access.policy import AccessPolicy
+from engine.runtime.records.feed import DEFAULT_LIMIT as DEFAULT_CHANGES
+from engine.runtime.records.feed import MAX_LIMIT as MAX_CHANGES
 from engine.runtime.records.query import ENGINE_SORTABLE, MAX_PAGE_SIZE
 from engine.types import FieldType
 from engine.web.attachments import ATTACHMENT_SCHEMAS, attachment_paths
@@ -114,6 +116,22 @@ def _entity_schemas(e: Entity, use: EntityUse) -> dict[str, Any]:
             "page": {"type": "integer"}, "page_size": {"type": "integer"},
             "next_cursor": {"type": ["string", "null"]}},
             "required": ["items", "total", "total_exact", "page", "page_size", "next_cursor"]},
+        f"{name}Changes": {"type": "object", "required": ["items", "next_cursor"],
+                           "properties": {
+            "next_cursor": {"type": "string", "description": "`since` of the next request: "
+                            "store it; never null"},
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["cursor", "action", "id", "at", "record"],
+                "properties": {
+                    "cursor": {"type": "string", "description": "resumes right after this "
+                               "change"},
+                    "action": {"enum": ["create", "update", "delete", "restore", "purge"]},
+                    "id": {"type": "integer"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "record": {"description": "the record as the caller may read it now; "
+                               "null when purged or no longer readable by the caller",
+                               "oneOf": [{"$ref": f"#/components/schemas/{name}"},
+                                         {"type": "null"}]}}}}}},
     }
 
 
@@ -203,7 +221,8 @@ def _entity_paths(e: Entity, use: EntityUse) -> dict[str, Any]:
         for path in [f"/api/{e.name}", f"/api/{e.name}/{{record_id}}",
                      f"/api/{e.name}/{{record_id}}/team"]:
             paths[path].pop("get")
-        for path in [f"/api/{e.name}/{{record_id}}/history",
+        for path in [f"/api/{e.name}/changes",
+                     f"/api/{e.name}/{{record_id}}/history",
                      f"/api/{e.name}/{{record_id}}/timeline",
                      f"/api/{e.name}/{{record_id}}/automation",
                      f"/api/{e.name}/{{record_id}}/explain/{{field}}",
@@ -302,6 +321,23 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
                       "description": "refuse (409) unless the record is at this version"}],
                 "responses": {"204": {"description": "In the recycle bin"},
                               **_errors(400, 401, 403, 404, 409)}},
+        },
+        f"/api/{e.name}/changes": {
+            "get": {"tags": tag, "operationId": f"changes_{e.name}",
+                    "summary": f"Changes of {e.plural.get()} since a cursor, in commit order",
+                    "description": "every create, update, delete, restore and purge the caller "
+                                   "may see (docs/api.md, Changes feed): pull until a page "
+                                   "comes back empty, and keep next_cursor",
+                    "parameters": [
+                        {"name": "since", "in": "query", "schema": {"type": "string"},
+                         "description": "next_cursor (or an item's cursor) of an earlier "
+                                        "request; from the start without it"},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1,
+                                    "maximum": MAX_CHANGES, "default": DEFAULT_CHANGES}}],
+                    "responses": {"200": {"description": "The changes after `since`",
+                                          "content": _json(f"{n}Changes")},
+                                  **_errors(400, 401, 403, 404, 422)}},
         },
         f"/api/{e.name}/{{record_id}}/history": {
             "get": {"tags": tag, "operationId": f"history_{e.name}",

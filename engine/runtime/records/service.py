@@ -88,6 +88,7 @@ from engine.runtime.schema.tables import (
     ATTACHMENT_TABLE,
     AUDIT_TABLE,
     AUTONUMBER_TABLE,
+    CHANGE_TABLE,
     USER_TABLE,
     Schema,
     build_schema,
@@ -191,6 +192,7 @@ class Records:
         # Formulas read the same clock, even when a test swaps `clock` afterwards.
         self.formula_clock = RecordsClock(lambda: self.clock(), model.settings.zone)
         self.audit = self.schema.table(AUDIT_TABLE)
+        self.change_log = self.schema.table(CHANGE_TABLE)
         self.counters = self.schema.table(AUTONUMBER_TABLE)
         self.users = self.schema.table(USER_TABLE)
         self.nulls_small = engine.dialect.name == "sqlite"
@@ -668,7 +670,7 @@ class Records:
             yield joined
             return
         with open_unit(self.writer, actor, self.clock(), self.hooks, self.audit,
-                       dry_run=dry_run) as u:
+                       dry_run=dry_run, change_log=self.change_log) as u:
             yield u
 
     def dry_run(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> DryRun[T]:

@@ -18,7 +18,8 @@ work (`Records.unit`) or joins the one it is given, and tells it what it changed
    — the path's own changes 0, a change a hook made because of a depth-n change n + 1.
    Past `MAX_DEPTH` the whole write fails, with an error naming the chain;
 6. the audit rows, written from the change set, in one shape for every path
-   (`engine/runtime/audit.py` `audit_rows`);
+   (`engine/runtime/audit.py` `audit_rows`), then the change log the changes feed reads
+   (`engine/runtime/records/changelog.py`: one row per record, in commit order);
 7. commit — or, in a dry run, roll back to a savepoint taken when the unit opened, and hand
    the change set back;
 8. hooks **after commit** (an outbox for notifications and webhooks): they see what was
@@ -43,6 +44,7 @@ from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.audit import audit_rows
 from engine.runtime.errors import Conflict
+from engine.runtime.records.changelog import write_log
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
@@ -120,13 +122,15 @@ class UnitOfWork:
     """One transaction's writes: the connection, who writes, when, and the change set."""
 
     def __init__(self, conn: Connection, actor: Actor, now: datetime, hooks: Hooks,
-                 audit: Table, *, dry_run: bool = False) -> None:
+                 audit: Table, *, dry_run: bool = False,
+                 change_log: Table | None = None) -> None:
         self.conn = conn
         self.actor = actor
         self.now = now
         self.hooks = hooks
         self.dry_run = dry_run  # for hooks: nothing of this unit will stay
         self._audit = audit
+        self._change_log = change_log  # None: no feed is kept (a bare unit in a test)
         self.changes: list[RecordChange] = []
         self._shown = 0  # changes[:_shown] have been shown to the before-commit hooks
         self._cause: RecordChange | None = None
@@ -179,7 +183,8 @@ class UnitOfWork:
                     self._cause, self._depth = outer
 
     def finish(self) -> None:
-        """Hooks, then the audit rows of the whole change set."""
+        """Hooks, then the audit rows of the whole change set, then its change-log rows
+        (last: they take the lock that orders the log by commit, held until commit)."""
         self.settle()
         rows = [row for c in self.changes if c.audited
                 for row in audit_rows(at=c.at, user_id=c.actor, entity=c.entity,
@@ -187,6 +192,8 @@ class UnitOfWork:
                                       changes=c.changes)]
         if rows:
             self.conn.execute(insert(self._audit), rows)
+        if self._change_log is not None:
+            write_log(self.conn, self._change_log, self.changes)
 
     def after_commit(self) -> None:
         for name, hook in self.hooks.after_commit:
@@ -207,13 +214,15 @@ def _chain(last: RecordChange) -> str:
 
 @contextmanager
 def open_unit(writer: Engine, actor: Actor, now: datetime, hooks: Hooks, audit: Table,
-              *, dry_run: bool = False) -> Iterator[UnitOfWork]:
+              *, dry_run: bool = False,
+              change_log: Table | None = None) -> Iterator[UnitOfWork]:
     """A new unit of work in a new write transaction; committed when the block ends, then
     the after-commit hooks run. When the block raises, nothing of it stays. A dry run does
     everything inside a savepoint, then rolls it and the transaction back."""
     with writer.connect() as conn, conn.begin() as transaction:
         savepoint = conn.begin_nested() if dry_run else None
-        unit = UnitOfWork(conn, actor, now, hooks, audit, dry_run=dry_run)
+        unit = UnitOfWork(conn, actor, now, hooks, audit, dry_run=dry_run,
+                          change_log=change_log)
         yield unit
         unit.finish()
         if savepoint is not None:

@@ -61,6 +61,7 @@ MERGE_TABLE = "crm_merge"
 IMPORT_MAPPING_TABLE = "crm_import_mapping"
 IMPORT_JOB_TABLE = "crm_import_job"
 IMPORT_ERROR_TABLE = "crm_import_error"
+CHANGE_TABLE = "crm_change"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
@@ -70,7 +71,7 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
                  SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE,
                  MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE, MERGE_TABLE,
                  IMPORT_MAPPING_TABLE,
-                 IMPORT_JOB_TABLE, IMPORT_ERROR_TABLE)
+                 IMPORT_JOB_TABLE, IMPORT_ERROR_TABLE, CHANGE_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -553,6 +554,21 @@ def _system_tables(md: MetaData) -> None:
         Column("headers", JSON),
         Column("body", LargeBinary),
         Index("ix_crm_idempotency_expires", "expires_at"),
+    )
+    # The change log behind the changes feed (engine/runtime/records/changelog.py, feed.py;
+    # docs/api.md "Changes feed"): one row per record a unit of work changed, `seq` in commit
+    # order. `owner_id`/`department_id`: the record's before the change (after, for a
+    # create), which says who could see it then. Grows with writes: nothing deletes rows.
+    Table(
+        CHANGE_TABLE, md,
+        Column("seq", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        Column("action", String(10), nullable=False),  # create update delete restore purge
+        Column("at", UtcDateTime, nullable=False),
+        Column("owner_id", BigInteger),
+        Column("department_id", BigInteger),
+        Index("ix_crm_change_entity_seq", "entity", "seq"),
     )
 
 

@@ -1,0 +1,161 @@
+"""The changes feed (`GET /api/<entity>/changes`): what happened to an entity's records since
+a cursor, in commit order, as the caller may see it (docs/api.md "Changes feed").
+
+It reads the change log (engine/runtime/records/changelog.py) by keyset — `seq` after the
+cursor, in order, at most `limit` rows — and joins each row to its record as the caller may
+read it *now* (recycle bin included), in one statement, so the rows, the records and the
+log's head come from one snapshot. A row is the caller's when:
+
+- its record is readable by the caller now: the item carries the record (hidden fields
+  never; a record in the recycle bin shows `deleted_at`); or
+- the caller could see the record as it stood before the change (its owner and department
+  then, kept in the log row, read with the caller's read scope): the record has since left
+  their sight — purged, or given to someone they may not see — and the item carries
+  `"record": null`, which a copy reads as "gone".
+
+Other rows are skipped without a trace (not even their ids), but the cursor still moves
+past them: when a page is not full, `next_cursor` is the log's head as that same snapshot
+saw it, so a caller that sees little does not scan the same rows again.
+
+Never missed, never repeated: the log's `seq` is its commit order, so every row at or below
+the head a snapshot sees is already in it, and a row committed later has a higher `seq`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, and_, bindparam, func, or_, select, true
+
+from engine.messages import msg
+from engine.runtime.errors import BadRequest, Invalid
+from engine.runtime.records import secure
+
+if TYPE_CHECKING:
+    from engine.runtime.access import Actor
+    from engine.runtime.records.service import Records
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1_000
+_PREFIX = "chg1:"
+_MAX_CURSOR = 64
+_MAX_SEQ = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Change:
+    """One item of the feed: the change's place (`cursor`), what happened, to which record,
+    when, and the record as the caller may read it now (None: gone for the caller)."""
+
+    cursor: str
+    action: str
+    id: int
+    at: datetime
+    record: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ChangesPage:
+    items: list[Change]
+    next_cursor: str
+
+
+def encode_cursor(seq: int) -> str:
+    """The opaque cursor of a place in the log (after `seq`)."""
+    return base64.urlsafe_b64encode(f"{_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The log place a cursor names (0: the start); BadRequest naming `since` when it is not
+    a cursor this feed gave."""
+    if cursor is None or cursor == "":
+        return 0
+    bad = BadRequest(msg("invalid changes cursor"),
+                     {"since": msg("not a cursor of this feed: send next_cursor as it came")})
+    if len(cursor) > _MAX_CURSOR or not cursor.isascii():
+        raise bad
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise bad from None
+    digits = text.removeprefix(_PREFIX)
+    if not text.startswith(_PREFIX) or not (digits.isascii() and digits.isdigit()) \
+            or len(digits) > 19 or int(digits) > _MAX_SEQ or encode_cursor(int(digits)) != cursor:
+        raise bad
+    return int(digits)
+
+
+def check_limit(limit: int) -> int:
+    """`limit` when it is within 1..MAX_LIMIT; Invalid (422) naming the bound otherwise."""
+    if not 0 < limit <= MAX_LIMIT:
+        raise Invalid(msg("invalid changes parameters"), {"limit": msg(
+            "must be a whole number from %(lo)s to %(hi)s", lo=1, hi=MAX_LIMIT)})
+    return limit
+
+
+def read_changes(records: Records, actor: Actor, entity: str, since: str | None = None,
+                 limit: int = DEFAULT_LIMIT) -> ChangesPage:
+    """The changes of `entity`'s records after the cursor `since` (from the start without
+    one) that `actor` may hear of, at most `limit`, in commit order; see the module."""
+    c = records.compiled(entity)
+    records.policy.require(actor, c.entity, "read")
+    after = decode_cursor(since)
+    check_limit(limit)
+
+    def build() -> Select[Any]:
+        return _statement(records, actor, entity)
+
+    stmt = (build() if records.reads_clock(c)
+            else records.statement(("changes", entity, actor), build))
+    write = records.row_writer(actor, c)
+    items: list[Change] = []
+    head = after
+    with records.reading() as conn:
+        for row in conn.execute(stmt, {"since": after, "limit": limit}).mappings():
+            head = max(head, row["_head"] or 0)
+            if row["_seq"] is None:  # the log's head alone: nothing after the cursor
+                continue
+            record = None if row["id"] is None else write(dict(row))
+            items.append(Change(encode_cursor(row["_seq"]), row["_action"], row["_rid"],
+                                row["_at"], record))
+    if len(items) == limit:  # a full page: more may follow the last item
+        return ChangesPage(items, items[-1].cursor)
+    return ChangesPage(items, encode_cursor(head))
+
+
+def _statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
+    """The feed's one statement: the log's head for `entity`, LEFT JOIN the page of log rows
+    after :since the actor may hear of (at most :limit), each with its record as the actor
+    may read it (NULL columns when they may not)."""
+    c = records.compiled(entity)
+    log = records.change_log
+    t = c.table
+    # the log with the columns a read scope looks at (id, owner_id, department_id), so the
+    # actor's scope can be read against the record as it stood before the change
+    ch = select(log.c.seq, log.c.entity, log.c.action, log.c.at,
+                log.c.record_id.label("id"), log.c.owner_id,
+                log.c.department_id).subquery("ch")
+    now = secure.rows(records, actor, entity, deleted=None)
+    then = secure.rows(records, actor, entity, deleted=None, table=ch).predicate
+    on = t.c.id == ch.c.id
+    if now.predicate is not None:
+        on = and_(on, now.predicate)
+    heard: Callable[[], list[Any]] = (
+        (lambda: []) if then is None else (lambda: [or_(t.c.id.is_not(None), then)]))
+    page = (select(ch.c.seq.label("_seq"), ch.c.action.label("_action"),
+                   ch.c.at.label("_at"), ch.c.id.label("_rid"), *now.record_columns())
+            .select_from(ch.outerjoin(t, on))
+            .where(ch.c.entity == entity, ch.c.seq > bindparam("since"), *heard())
+            .order_by(ch.c.seq)
+            .limit(bindparam("limit"))
+            .subquery("page"))
+    head = (select(func.max(log.c.seq).label("_head"))
+            .where(log.c.entity == entity).subquery("head"))
+    return (select(head.c._head, *page.c)
+            .select_from(head.outerjoin(page, true()))
+            .order_by(page.c._seq))
