@@ -25,6 +25,7 @@ from bench import (
     add_field,
     api_list,
     bulk_insert,
+    changes,
     expensive_filters,
     flows,
     flows_worker,
@@ -61,6 +62,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     # bench/import.py (a keyword as a name: loaded by importlib)
     "import": lambda a, say: importlib.import_module("bench.import").run(a.rows, say),
     "import_pg": lambda a, say: importlib.import_module("bench.import").run_pg(a.rows, say),
+    changes.NAME: lambda a, say: changes.run(a.rows, say),
 }
 
 
