@@ -108,7 +108,7 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
     check_limit(limit)
 
     def build() -> Select[Any]:
-        return _statement(records, actor, entity)
+        return feed_statement(records, actor, entity)
 
     stmt = (build() if records.reads_clock(c)
             else records.statement(("changes", entity, actor), build))
@@ -128,7 +128,7 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
     return ChangesPage(items, encode_cursor(head))
 
 
-def _statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
+def feed_statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
     """The feed's one statement: the log's head for `entity`, LEFT JOIN the page of log rows
     after :since the actor may hear of (at most :limit), each with its record as the actor
     may read it (NULL columns when they may not)."""
