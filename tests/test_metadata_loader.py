@@ -161,6 +161,24 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "unique-on-boolean": (
         "entity: deal\nfields:\n  name: {type: text}\n  active: {type: boolean, unique: true}\n",
         ["4:35: fields.active.unique does not fit a boolean field"]),
+    "external-id-on-a-non-text-field": (
+        "entity: deal\nfields:\n  name: {type: text}\n"
+        "  code: {type: integer, external_id: true}\n"
+        "  mail: {type: email, external_id: true}\n",
+        ["4:25: fields.code.external_id does not fit an integer field: only a text field "
+         "can hold a record's external id",
+         "5:23: fields.mail.external_id does not fit an email field: only a text field "
+         "can hold a record's external id"]),
+    "two-external-ids": (
+        "entity: deal\nfields:\n  name: {type: text}\n"
+        "  erp: {type: text, external_id: true}\n"
+        "  sap: {type: text, external_id: true}\n",
+        ["5:21: fields.sap.external_id: 'erp' is already this entity's external id "
+         "(at most one)"]),
+    "external-id-on-a-computed-field": (
+        "entity: deal\nfields:\n  name: {type: text}\n"
+        "  code: {type: text, formula: 'UPPER(name)', external_id: true}\n",
+        ["4:46: fields.code.external_id does not fit a computed field (it has a formula)"]),
     "unique-on-textarea-and-multichoice": (
         "entity: deal\nfields:\n  notes: {type: textarea, unique: true}\n"
         "  tags: {type: multichoice, options: [a], unique: true}\n",
@@ -794,3 +812,13 @@ def test_a_default_of_the_wrong_shape_is_an_error(cfg: Config, ftype: str, defau
     assert len(errors) == 1
     assert errors[0].startswith(f"{X}:3:")
     assert errors[0].endswith(f"fields.f.default {message}")
+
+
+def test_an_external_id_is_a_unique_key(tmp_path: Path) -> None:
+    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities" / "deal.yaml").write_text(
+        "entity: deal\nfields:\n  name: {type: text}\n"
+        "  erp: {type: text, external_id: true}\n  plain: {type: text}\n", encoding="utf-8")
+    deal = load_model(tmp_path).entity("deal")
+    assert deal.field("erp").external_id and deal.field("erp").unique
+    assert not deal.field("plain").external_id and not deal.field("name").external_id

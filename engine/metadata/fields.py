@@ -26,9 +26,9 @@ from engine.types import (
 )
 
 _COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "default",
-                          "renamed_from", "formula"})
+                          "renamed_from", "formula", "external_id"})
 # A computed field has no column: nothing to require, index, default or rename.
-_NOT_WITH_FORMULA = ("required", "unique", "index", "default", "renamed_from")
+_NOT_WITH_FORMULA = ("required", "unique", "index", "default", "renamed_from", "external_id")
 # The field types a formula can compute (links and multichoice hold no formula values).
 COMPUTABLE = frozenset(t for t, entry in FIELD_TYPES.items() if entry.computable)
 # The length a value may have when the field declares no max_length (as the coercer checks).
@@ -60,7 +60,10 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
     entry = FIELD_TYPES[ftype]
     allowed = _COMMON_KEYS | entry.options
     for key in spec:
-        if key == "search" and ftype not in TEXT_TYPES:
+        if key == "external_id" and ftype is not FieldType.TEXT:
+            error([key], f".external_id does not fit {a_type(ftype)}: only a text field can "
+                  "hold a record's external id", key=True)
+        elif key == "search" and ftype not in TEXT_TYPES:
             error([key], f".search does not fit {a_type(ftype)}: only text, textarea, email, "
                   "phone and url fields can be searched", key=True)
         elif key not in allowed:
@@ -132,8 +135,10 @@ def check_field(doc: YamlDoc, name: str, spec: dict[str, Any],
         label=Label.of(spec.get("label"), name.replace("_", " ").capitalize()),
         loc=doc.loc(base, key=True),
         required=bool(spec.get("required", False)),
-        unique=bool(spec.get("unique", False)),
+        # an external id is a unique key (its unique index, its checks: as `unique`)
+        unique=bool(spec.get("unique", False) or spec.get("external_id", False)),
         index=bool(spec.get("index", False)),
+        external_id=bool(spec.get("external_id", False)),
         board=bool(spec.get("board", False)),
         closed=tuple(spec.get("closed", ())),
         calendar=bool(spec.get("calendar", False)),

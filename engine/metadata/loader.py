@@ -499,6 +499,12 @@ class _ModelBuilder:
             self._check_links(doc, fname, spec)
             if field is not None and not problem:
                 built.append(field)
+        keys = [f for f in built if f.external_id]
+        for f in keys[1:]:  # one external id per entity: the record's code in one system
+            self.errors.append(doc.error(
+                ["fields", f.name, "external_id"], f"fields.{f.name}.external_id: "
+                f"{keys[0].name!r} is already this entity's external id (at most one)",
+                key=True))
         for f in built:  # a regarding field's two columns (engine/runtime/schema/tables.py)
             if f.type is FieldType.REGARDING:
                 for column in (f"{f.name}_entity", f"{f.name}_id"):

@@ -86,6 +86,9 @@ class Field:
     required: bool = False
     unique: bool = False
     index: bool = False
+    external_id: bool = False
+    """The record's key in another system (an ERP's code): a unique text field, usable as
+    an import's key and to name a reference target (engine/runtime/imports/keys.py)."""
     board: bool = False
     closed: tuple[str, ...] = ()
     """Choice options that end the work on a record (a won or lost deal, a done activity);
