@@ -29,6 +29,7 @@ from engine.runtime.errors import (
 from engine.runtime.flows.conversions import convert
 from engine.runtime.flows.explain import automation
 from engine.runtime.imports.guard import create_unless_duplicate
+from engine.runtime.imports.keys import with_external_ids
 from engine.runtime.imports.merge import merge
 from engine.runtime.records import Records
 from engine.runtime.records.access_explain import explain_access
@@ -123,21 +124,21 @@ class Api:
                                                  caller_of(self.records.policy, actor))
         return JSONResponse(self._documents[key])
 
-    async def _body(self, request: Request) -> dict[str, Any]:
+    async def _body(self, request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype not in ("application/json", ""):
             raise UnsupportedMedia(msg("send JSON (Content-Type: application/json), not %(type)s",
                                        type=ctype))
         declared = request.headers.get("content-length")
         size_declared = whole_number(declared) if declared else None
-        if size_declared is not None and size_declared > MAX_BODY:
-            raise TooLarge(msg("request body is larger than %(limit)s bytes", limit=MAX_BODY))
+        if size_declared is not None and size_declared > limit:
+            raise TooLarge(msg("request body is larger than %(limit)s bytes", limit=limit))
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_BODY:
-                raise TooLarge(msg("request body is larger than %(limit)s bytes", limit=MAX_BODY))
+            if size > limit:
+                raise TooLarge(msg("request body is larger than %(limit)s bytes", limit=limit))
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
@@ -187,6 +188,7 @@ class Api:
                                         data, None, edits)
                 return JSONResponse(_with_lines(saved), status_code=201,
                                     headers={"Location": f"/api/{entity}/{saved['id']}"})
+            data = await self._run(with_external_ids, self.records, actor, entity, data)
             allow = _flag(_single_params(request), ALLOW_DUPLICATE)
             record = await self._run(partial(create_unless_duplicate, allow_duplicate=allow),
                                      self.records, actor, entity, data)
@@ -255,6 +257,7 @@ class Api:
                 saved = await self._run(save_with_lines, self.records, actor, entity,
                                         record_id, data, version, edits)
                 return JSONResponse(_with_lines(saved))
+            data = await self._run(with_external_ids, self.records, actor, entity, data)
             record = await self._run(self.records.update, actor, entity, record_id, data, version)
             return JSONResponse(await self._titled(actor, entity, record))
         raw_version = _single_params(request).get("version", "")

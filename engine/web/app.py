@@ -36,6 +36,7 @@ from engine.web.api import Api
 from engine.web.approvals import ApprovalsApi
 from engine.web.attachments import AttachmentsApi
 from engine.web.auth import WebAuth, throttle_policy
+from engine.web.bulk_api import BulkApi
 from engine.web.errors import http_message, on_http_error, on_record_error, on_unexpected
 from engine.web.headers import SecurityHeaders
 from engine.web.home import Home
@@ -177,6 +178,7 @@ def create_app(model: Model, engine: Engine, settings: WebSettings | None = None
         *NotificationsApi(inbox, api._actor).routes(),  # before /api/{entity}
         *ReportsApi(records, api._actor).routes(),  # before /api/{entity}
         *PipelineApi(records, api._actor).routes(),  # before /api/{entity}
+        *BulkApi(records, api).routes(),  # before /api/{entity}/{record_id}
         *api.routes(),
     ]
     handlers: dict[Any, Any] = {

@@ -31,6 +31,8 @@ from engine.web.duplicates import ALLOW_PARAMETER, DUPLICATE_SCHEMAS, duplicate_
 from engine.web.exports import EXPORT_FILES, EXPORT_FORMAT
 from engine.web.merging import MERGE_SCHEMAS, merge_paths
 from engine.web.notifications import NOTIFICATION_SCHEMAS, notification_paths
+from engine.web.openapi_bulk import SCHEMAS as BULK_SCHEMAS
+from engine.web.openapi_bulk import add_external_refs, bulk_paths, bulk_schemas
 from engine.web.pipeline import PIPELINE_SCHEMAS, pipeline_paths
 from engine.web.reports import REPORT_SCHEMAS, report_paths
 
@@ -535,7 +537,16 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                 "lines": {"type": "object", "description": "a save with line items: each "
                           "line's problems by its row (from 0) and field",
                           "additionalProperties": {"type": "object", "additionalProperties":
-                                                   {"type": "string"}}}}}}},
+                                                   {"type": "string"}}},
+                "items": {"type": "object", "description": "a bulk write "
+                          "(POST /api/<entity>/bulk): each refused item's problem by its "
+                          "index (from 0)", "additionalProperties": {
+                              "type": "object", "required": ["code", "message", "fields"],
+                              "properties": {"code": {"type": "string"},
+                                             "message": {"type": "string"},
+                                             "fields": {"type": "object",
+                                                        "additionalProperties":
+                                                        {"type": "string"}}}}}}}}},
         "History": {"type": "object", "properties": {
             "total": {"type": "integer"},
             "items": {"type": "array", "items": {"type": "object", "properties": {
@@ -611,6 +622,7 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
     schemas.update(NOTIFICATION_SCHEMAS)
     schemas.update(REPORT_SCHEMAS)
     schemas.update(PIPELINE_SCHEMAS)
+    schemas.update(BULK_SCHEMAS)
     paths: dict[str, Any] = {} if caller is not None else {"/api/access/transfer": {
         "post": {"tags": ["access"], "operationId": "transfer_owned",
                  "summary": "Give everything a user owns to another (administrators)",
@@ -627,6 +639,9 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
             continue
         schemas.update(_entity_schemas(e, use))
         paths.update(_entity_paths(e, use))
+        add_external_refs(model, e, schemas, _cap(e.name))  # engine/web/openapi_bulk.py
+        schemas.update(bulk_schemas(e, use.hidden, schemas, _cap(e.name)))
+        paths.update(bulk_paths(e, use.actions, _cap(e.name)))
         _add_conversions(model, e, caller, use, schemas, paths)
         _add_duplicates(e, use, schemas, paths)
         if e.attachments or any(f.type is FieldType.FILE for f in e.fields):

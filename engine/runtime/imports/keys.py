@@ -157,10 +157,69 @@ def resolve_external_ids(conn: Connection, records: Records, actor: Actor, entit
     if ext is None:
         return {v: msg("%(entity)s has no external id field", entity=t_entity.label)
                 for v in wanted}
-    found = find_by_key(conn, records, actor, target, ext.name, wanted)
+    hidden = ext.name in records.policy.hidden_fields(actor, t_entity)
+    found = {} if hidden else find_by_key(conn, records, actor, target, ext.name, wanted)
     return {v: found[v][0] if v in found else
             msg("no %(entity)s with external id %(value)s", entity=t_entity.label,
                 value=to_json(v)) for v in wanted}
+
+
+def is_external_ref(value: Any) -> bool:
+    """Whether an API value names a record by its external id: `{"external_id": "ERP-1"}`."""
+    return isinstance(value, dict) and len(value) == 1 and "external_id" in value
+
+
+def replace_external_ids(conn: Connection, records: Records, actor: Actor, entity: str,
+                         items: list[dict[str, Any]]) -> dict[int, dict[str, str]]:
+    """Put the target id in place of each reference value of `items` (records of `entity`,
+    as an API body gives them) written `{"external_id": "ERP-1"}`, one query per field;
+    the problems (no such record the actor may read, a value that is not text) by the
+    item's index and field. A field the actor may not see is left alone (the write refuses
+    it as unknown)."""
+    c = records.compiled(entity)
+    hidden = records.policy.hidden_fields(actor, c.entity)
+    problems: dict[int, dict[str, str]] = {}
+    for f in c.entity.fields:
+        if f.type not in (FieldType.REFERENCE, FieldType.DEPARTMENT) or f.name in hidden \
+                or f.computed:
+            continue
+        wanted: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            value = item.get(f.name)
+            if not isinstance(value, dict) or not is_external_ref(value):
+                continue
+            ext = value["external_id"]
+            if not isinstance(ext, str) or not ext.strip():
+                problems.setdefault(i, {})[f.name] = msg(
+                    "an external id is text, as {\"external_id\": \"ERP-1\"}")
+                continue
+            wanted.setdefault(ext, []).append(i)
+        if not wanted:
+            continue
+        got = resolve_external_ids(conn, records, actor, entity, f.name, list(wanted))
+        for ext, at in wanted.items():
+            answer = got[ext]
+            for i in at:
+                if isinstance(answer, int):
+                    items[i][f.name] = answer
+                else:
+                    problems.setdefault(i, {})[f.name] = answer
+    return problems
+
+
+def with_external_ids(records: Records, actor: Actor, entity: str,
+                      data: dict[str, Any]) -> dict[str, Any]:
+    """One record's values (an API create or update) with each `{"external_id": ...}`
+    reference value replaced by the target's id; Invalid naming the fields it cannot
+    resolve. Values without one come back as they were, without a query."""
+    if not any(isinstance(v, dict) and is_external_ref(v) for v in data.values()):
+        return data
+    out = [dict(data)]
+    with records.reading() as conn:
+        problems = replace_external_ids(conn, records, actor, entity, out)
+    if problems:
+        raise Invalid(msg("%(entity)s is not valid", entity=entity), problems[0])
+    return out[0]
 
 
 # -- the parts -----------------------------------------------------------------------------
