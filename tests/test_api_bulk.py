@@ -214,7 +214,8 @@ def test_errors_in_chinese(env: Env, api: TestClient) -> None:
 
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-5, 2**64), st.text(max_size=8),
-                    st.floats(allow_nan=False), st.lists(st.integers(), max_size=2),
+                    st.floats(allow_nan=False, allow_infinity=False),
+                    st.lists(st.integers(), max_size=2),
                     st.dictionaries(st.sampled_from(["id", "external_id", "x"]),
                                     st.one_of(st.integers(), st.text(max_size=4)),
                                     max_size=2))
@@ -243,3 +244,30 @@ def test_records_written_through_the_service_are_found(env: Env) -> None:
     api = env.client(env.users.new_token("admin"))
     r = bulk(api, "account", [{"external_id": "D-1", "city": "Tianjin"}], key="external_id")
     assert r.json()["items"][0]["action"] == "updated"
+
+
+def test_duplicates_are_refused_unless_allowed(env: Env, api: TestClient) -> None:
+    old = bulk(api, "account", [{"name": "Acme Ltd", "phone": "010-12345678"}]).json()
+    items = [{"name": "ACME Co., Ltd.", "phone": "+86 10 1234 5678"},
+             {"name": "Beta", "phone": "021-5555 0000"},
+             {"name": "Beta Trading", "phone": "02155550000"}]
+    r = bulk(api, "account", items)
+    assert r.status_code == 409, r.text
+    refused = r.json()["error"]["items"]
+    assert set(refused) == {"0", "2"} and refused["0"]["code"] == "duplicate"
+    assert refused["0"]["candidates"][0]["id"] == old["items"][0]["id"]
+    assert refused["2"]["candidates"][0]["row"] == 1  # an earlier item of the request
+    assert count(env, "account") == 1
+    r = api.post("/api/account/bulk?allow_duplicate=1", json={"items": items})
+    assert r.status_code == 200, r.text
+    assert count(env, "account") == 4
+
+
+def test_an_idempotency_key_replays_a_bulk_write(env: Env, api: TestClient) -> None:
+    body = {"items": [{"name": f"Once {i}"} for i in range(3)]}
+    first = api.post("/api/account/bulk", json=body, headers={"Idempotency-Key": "bulk-1"})
+    again = api.post("/api/account/bulk", json=body, headers={"Idempotency-Key": "bulk-1"})
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert count(env, "account") == 3

@@ -11,6 +11,7 @@ index under `error.items`, and nothing written.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from engine.messages import localize, msg
 from engine.runtime.errors import Invalid, RecordError
-from engine.runtime.imports.upsert import MAX_ITEMS, ItemsRefused, write_many
+from engine.runtime.imports.upsert import MAX_ITEMS, Duplicate, ItemsRefused, write_many
 from engine.runtime.records import Records
 from engine.web.errors import api_language, error_response, field_messages
 from engine.web.i18n import translations
@@ -66,9 +67,10 @@ class BulkApi:
         if key is not None and not isinstance(key, str):
             raise Invalid(msg("key names a field: the external id or a unique field"),
                           {"key": msg("must be a field name")})
+        allow = request.query_params.get("allow_duplicate", "0").lower() in ("1", "true")
         try:
-            written = await run_in_threadpool(write_many, self.records, actor, entity,
-                                              items, key)
+            written = await run_in_threadpool(partial(write_many, allow_duplicate=allow),
+                                              self.records, actor, entity, items, key)
         except ItemsRefused as exc:
             return refused_response(exc, api_language(request))
         return JSONResponse({"items": [w.json() for w in written]})
@@ -83,6 +85,7 @@ def refused_response(exc: ItemsRefused, language: str) -> Response:
         str(i): {"code": e.code, "message": localize(e.message, gettext, language),
                  "fields": {k: localize(v, gettext, language) for k, v in e.fields.items()},
                  "field_messages": {k: field_messages(v, gettext, language)
-                                    for k, v in e.fields.items()}}
+                                    for k, v in e.fields.items()},
+                 **({"candidates": e.candidates} if isinstance(e, Duplicate) else {})}
         for i, e in exc.items.items()}
     return JSONResponse(body, status_code=exc.status, headers={"Content-Language": language})

@@ -544,6 +544,8 @@ def build_openapi(model: Model, caller: Caller | None = None) -> dict[str, Any]:
                               "type": "object", "required": ["code", "message", "fields"],
                               "properties": {"code": {"type": "string"},
                                              "message": {"type": "string"},
+                                             "candidates": {"type": "array", "items": {
+                                                 "type": "object"}},
                                              "fields": {"type": "object",
                                                         "additionalProperties":
                                                         {"type": "string"}}}}}}}}},

@@ -77,6 +77,10 @@ def bulk_paths(e: Entity, actions: frozenset[str] | set[str], name: str) -> dict
         "tags": [e.name], "operationId": f"bulk_{e.name}",
         "summary": f"Create, update or upsert up to {MAX_ITEMS:,} {e.plural.get()}, "
                    "all or nothing",
+        "parameters": [{"name": "allow_duplicate", "in": "query", "required": False,
+                        "schema": {"type": "boolean"},
+                        "description": "create items the entity's duplicate rules match "
+                                       "(refused by default, with their candidates)"}],
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{name}Bulk"}}}},
         "responses": {

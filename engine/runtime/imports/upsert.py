@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import Conflict, Invalid, RecordError
+from engine.runtime.imports.duplicates import find_duplicates_many
 from engine.runtime.imports.keys import CHUNK, find_by_key, key_field, replace_external_ids
 from engine.runtime.records.unique import unique_key
 from engine.runtime.values import ValueProblem, to_json
@@ -53,6 +54,18 @@ class Written:
                 "action": self.action}
 
 
+class Duplicate(Conflict):
+    """An item that would create a record the entity's duplicate rules match (engine/
+    runtime/imports/duplicates.py): `candidates`, the matching records the writer may read
+    (or earlier items of the request, by `row`)."""
+
+    code = "duplicate"
+
+    def __init__(self, message: str, candidates: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
 class ItemsRefused(RecordError):
     """Some items were refused, so nothing was written: each one's problem by its index.
     409 when every problem is a conflict (a stale version), else 422."""
@@ -67,11 +80,13 @@ class ItemsRefused(RecordError):
 
 
 def write_many(records: Records, actor: Actor, entity: str,
-               items: Sequence[Mapping[str, Any]], key: str | None = None) -> list[Written]:
+               items: Sequence[Mapping[str, Any]], key: str | None = None, *,
+               allow_duplicate: bool = False) -> list[Written]:
     """Create, update or upsert `items` of `entity` as `actor`, all in one unit of work;
-    ItemsRefused (nothing written) when any item is refused. Invalid when `key` is not a
-    key field the actor may see; Forbidden when items would create and the actor may not
-    (or may not read the entity at all)."""
+    ItemsRefused (nothing written) when any item is refused — an item that would create a
+    record the entity's duplicate rules match too, unless `allow_duplicate`. Invalid when
+    `key` is not a key field the actor may see; Forbidden when items would create and the
+    actor may not (or may not read the entity at all)."""
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "read")
     if len(items) > MAX_ITEMS:
@@ -117,6 +132,8 @@ def write_many(records: Records, actor: Actor, entity: str,
             else:
                 savepoint.commit()
                 out.append(Written(i, row["id"], row["version"], "updated"))
+        if creates and not allow_duplicate:
+            _refuse_duplicates(records, actor, entity, conn, creates, problems)
         if creates:
             try:
                 result = records.bulk_create(actor, entity, [v for _, v in creates], unit=u)
@@ -215,6 +232,26 @@ def _plan(records: Records, actor: Actor, entity: str, data: list[dict[str, Any]
         # hidden record holds is refused by the unique check, which names no record)
         creates.append((i, values))
     return updates, creates
+
+
+def _refuse_duplicates(records: Records, actor: Actor, entity: str, conn: Connection,
+                      creates: list[tuple[int, dict[str, Any]]],
+                      problems: dict[int, RecordError]) -> None:
+    """Each create the duplicate rules match (a record the writer may read, or an earlier
+    item) is refused with its candidates; set-wise, one query per rule."""
+    found = find_duplicates_many(conn, records, actor, entity, [v for _, v in creates])
+    for j, candidates in sorted(found.items()):
+        i = creates[j][0]
+        if i in problems:
+            continue
+        shown = [c.to_json() for c in candidates]
+        for c in shown:
+            if c.get("row") is not None:
+                c["row"] = creates[c["row"]][0]  # the item's index in the request
+        problems[i] = Duplicate(msg("%(entity)s may already exist (%(titles)s); send "
+                                    "?allow_duplicate=1 to create it anyway", entity=entity,
+                                    titles=", ".join(c.title for c in candidates[:5])),
+                                shown)
 
 
 def _versions(records: Records, conn: Connection, entity: str, ids: list[int]) -> dict[int, int]:
