@@ -299,3 +299,18 @@ def test_work_left_running_after_the_answer_does_not_touch_the_key(api: TestClie
     with holding(claim):
         env.records.create(env.admin.actor(), "account", {"name": "Afterwards"})
     assert _row(env, "later")["state"] == "done"
+
+
+def test_a_retried_bulk_write_is_done_once(api: TestClient, env: Env) -> None:
+    before = row_count(env, "account")
+    body = {"items": [{"name": f"Bulk {i}"} for i in range(3)]}
+    first = _post(api, "/api/account/bulk", body, "bulk-1")
+    assert first.status_code == 200, first.text
+    again = _post(api, "/api/account/bulk", body, "bulk-1")
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert row_count(env, "account") == before + 3
+    row = _row(env, "bulk-1")
+    assert row["state"] == "done"
+    assert sorted(row["written"]) == sorted(f"account/{x['id']}"
+                                            for x in first.json()["items"])
