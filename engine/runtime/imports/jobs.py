@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +38,7 @@ from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.imports.duplicates import find_duplicates_many
+from engine.runtime.imports.keys import find_by_key
 from engine.runtime.imports.mapping import (
     ERRORS_COLUMN,
     ColumnMap,
@@ -49,9 +49,8 @@ from engine.runtime.imports.mapping import (
 )
 from engine.runtime.imports.sources import Source, open_source
 from engine.runtime.records import Records
-from engine.runtime.records.bulk import live_target
 from engine.runtime.records.imports import bulk_create
-from engine.runtime.records.unique import unique_column, unique_key
+from engine.runtime.records.unique import unique_key
 from engine.runtime.records.unit import UnitOfWork
 from engine.runtime.schema.tables import IMPORT_ERROR_TABLE, IMPORT_JOB_TABLE
 
@@ -521,27 +520,9 @@ _CHUNK = 500
 
 def _find_by_key(conn: Connection, records: Records, actor: Actor, entity: str, key: str,
                  values: Sequence[Any]) -> dict[Any, tuple[int, int]]:
-    """The live records whose `key` is one of `values`: {value: (id, version)} — through
-    engine/runtime/imports/keys.py `find_by_key` (external ids, access) when it is there,
-    else compared as unique values compare (a name ignoring case)."""
-    try:
-        keys: Any = importlib.import_module("engine.runtime.imports.keys")
-    except ImportError:
-        keys = None
-    if keys is not None and hasattr(keys, "find_by_key"):
-        found: dict[Any, tuple[int, int]] = keys.find_by_key(conn, records, actor, entity,
-                                                             key, list(values))
-        return found
-    c = records.compiled(entity)
-    f = c.entity.field(key)
-    column = unique_column(c.entity, f, c.table.c[key], conn.dialect.name)
-    wanted = sorted({unique_key(c.entity, f, v) for v in values}, key=str)
-    out: dict[Any, tuple[int, int]] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        stmt = select(column, c.table.c.id, c.table.c.version).where(
-            column.in_(wanted[start:start + _CHUNK]), live_target(c.table))
-        out.update({k: (i, v) for k, i, v in conn.execute(stmt)})
-    return out
+    """The live records the actor may read whose `key` is one of `values`: {value: (id,
+    version)} (engine/runtime/imports/keys.py)."""
+    return dict(find_by_key(conn, records, actor, entity, key, list(values)))
 
 
 def _reason(exc: Exception) -> str:

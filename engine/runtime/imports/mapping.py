@@ -30,6 +30,7 @@ from engine.metadata.model import Entity, Field, Model
 from engine.metadata.yamlio import YamlDoc, read_yaml
 from engine.runtime.access import Actor
 from engine.runtime.errors import Invalid
+from engine.runtime.imports import keys
 from engine.runtime.value_text import parse_datetime_text
 from engine.runtime.values import InputRules, ValueProblem, coercer_for, is_blank
 from engine.types import FieldType
@@ -453,19 +454,5 @@ def _problem(header: str, text: str, why: str) -> str:
 def resolve_references(conn: Connection, records: Records, actor: Actor, entity: str,
                        field_name: str, texts: Sequence[str]) -> dict[str, int | str]:
     """Each text's record id (or a problem message): by id, external id or unique title
-    (engine/runtime/imports/keys.py); until keys.py is there, by id alone."""
-    try:
-        import importlib
-        keys: Any = importlib.import_module("engine.runtime.imports.keys")
-    except ImportError:
-        keys = None
-    if keys is not None and hasattr(keys, "resolve_references"):
-        result: dict[str, int | str] = keys.resolve_references(
-            conn, records, actor, entity, field_name, list(texts))
-        return result
-    out: dict[str, int | str] = {}
-    for text in texts:
-        t = text.strip()
-        out[text] = int(t) if t.isascii() and t.isdigit() and 0 < int(t) < 2**63 \
-            else msg("no record with this id")
-    return out
+    (engine/runtime/imports/keys.py)."""
+    return keys.resolve_references(conn, records, actor, entity, field_name, list(texts))
