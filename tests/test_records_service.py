@@ -535,6 +535,28 @@ def test_bulk_create_checks_links(env: Env) -> None:
     assert records.get(a, "contact", result.ids[0])["full_name"] == "Ann"
 
 
+def test_bulk_create_of_coerced_rows_keeps_every_other_check(env: Env) -> None:
+    """An import's rows hold stored values already (coerced=True): taken as they are,
+    while engine columns, required fields and unique values are still checked."""
+    from decimal import Decimal
+
+    from engine.runtime.records.imports import bulk_create
+    a, records = actor(env), env.records
+    result = bulk_create(records, a, "product", [
+        {"name": "Pump", "code": "P-1", "list_price": Decimal("10.50")},  # 0 good
+        {"code": "P-2", "list_price": None},                                # 1 required
+        {"name": "Seal", "code": "S-1", "id": 5},                           # 2 engine column
+        {"name": "Pump again", "code": "P-1"},                              # 3 twice
+    ], coerced=True)
+    assert result.created == 1
+    assert [i for i, _ in result.errors] == [1, 2, 3]
+    assert result.errors[0] == (1, {"name": "is required"})
+    assert "id" in result.errors[1][1] and "code" in result.errors[2][1]
+    pump = records.get(a, "product", result.ids[0])
+    assert (pump["name"], pump["code"], Decimal(str(pump["list_price"]))) == (
+        "Pump", "P-1", Decimal("10.50"))
+
+
 # -- list_records(fields=) -----------------------------------------------------------------
 
 

@@ -396,7 +396,7 @@ class _Runner:
         if creates:
             result = bulk_create(self.records, self.actor, self.entity,
                                  [v for _, _, v in creates], unit=u,
-                                 batch_size=len(creates) + 1)
+                                 batch_size=len(creates) + 1, coerced=True)
             out.created += result.created
             for index, problems in result.errors:
                 number, cells, _ = creates[index]

@@ -40,13 +40,15 @@ class BulkResult:
 
 def bulk_create(records: Records, actor: Actor, entity: str,
                 rows: Iterable[Mapping[str, Any]], *, batch_size: int = BULK_BATCH,
-                owner: Actor | None = None, unit: UnitOfWork | None = None) -> BulkResult:
+                owner: Actor | None = None, unit: UnitOfWork | None = None,
+                coerced: bool = False) -> BulkResult:
     """Validate and insert many rows; rows with problems are skipped and reported.
 
     Each batch is a unit of work of its own (records/unit.py) that commits on its own —
     or all go in `unit` when given. Returns the ids created, in input order. `owner`: whose
     records they become (an import on someone's behalf; administrators only), by default
-    the actor's.
+    the actor's. `coerced`: the rows hold stored values already (made by the same
+    coercers, as an import's RowCoercer does), so they are not coerced a second time.
     """
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "create")
@@ -59,7 +61,8 @@ def bulk_create(records: Records, actor: Actor, entity: str,
     seen_unique: dict[str, set[Any]] = {f.name: set() for f in c.entity.fields if f.unique}
     for index, data in enumerate(rows):
         problems: dict[str, str] = {}
-        values = records.coerce(c, data, creating=True, errors=problems, mask=mask)
+        values = records.coerce(c, data, creating=True, errors=problems, mask=mask,
+                                coerced=coerced)
         for name, seen in seen_unique.items():
             v = values.get(name)
             if v is not None and name not in problems:

@@ -375,16 +375,23 @@ class Records:
     # -- validation ----------------------------------------------------------------------
 
     def coerce(self, c: Compiled, data: Mapping[str, Any], *, creating: bool,
-                  errors: dict[str, str], mask: FieldMask) -> dict[str, Any]:
+                  errors: dict[str, str], mask: FieldMask,
+                  coerced: bool = False) -> dict[str, Any]:
         """Coerce `data` into column values, collecting every problem into `errors`.
 
         A field hidden from the writer is as unknown to them as a field that does not exist.
+        `coerced`: the values of writable plain fields are already stored values made by
+        the same coercers (an import's RowCoercer), so they are taken as they are; every
+        other check (hidden, read-only, engine-kept fields, defaults, required) still runs.
         """
         values: dict[str, Any] = {}
         entity = c.entity
         plain, hidden, readonly = c.plain, mask.hidden, mask.readonly
         for key, raw in data.items():
             if key in plain and key not in hidden and key not in readonly:
+                if coerced:
+                    values[key] = raw
+                    continue
                 try:
                     values[key] = c.coercers[key](raw)
                 except ValueProblem as exc:
