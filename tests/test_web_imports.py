@@ -374,3 +374,15 @@ def test_a_saved_mapping_maps_the_next_file_with_these_headers(env: Env, tmp_pat
     t = env.records.compiled("account").table
     with env.engine.connect() as conn:
         assert conn.execute(select(t.c.city).where(t.c.name == "乙公司")).scalar_one() == "苏州"
+
+
+def test_a_fixed_error_file_imports_again(env: Env, tmp_path: Path) -> None:
+    """The error file of an error file: the job page shows it whatever its columns."""
+    client = browser(env, tmp_path / "files")
+    job_id = submit(client, uploaded(client, "a.csv", csv_bytes([["", "北京", "", "", ""]])),
+                    "import")
+    finished(client, job_id)
+    errors = client.get(f"/e/account/import/jobs/{job_id}/errors").content
+    again = submit(client, uploaded(client, "a-errors.csv", errors), "import")
+    html = finished(client, again)
+    assert 'data-status="done"' in html and count(html, "failed") == 1

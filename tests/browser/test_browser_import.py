@@ -30,6 +30,8 @@ pytestmark = pytest.mark.browser
 
 ROWS = 10_000
 PASSWORD = "new-user-password"
+WAIT_MS = 60_000
+"""The machine may be busy: a sign-in hashes a password, a page of 10,000 rows is read."""
 HEADERS = ["客户名称", "所在城市", "行业", "电话", "邮箱", "客户等级", "成立日期", "员工人数",
            "创建日期", "负责人"]
 INDUSTRIES = ["制造业", "航空", "汽车", "能源", "建筑", "物流", "医疗", "公共部门", "其他"]
@@ -118,7 +120,7 @@ def sign_in(page: Any, name: str, password: str) -> None:
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password").fill(password)
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible(timeout=WAIT_MS)
 
 
 def upload_and_map(page: Any, file: Path) -> None:
@@ -129,7 +131,7 @@ def upload_and_map(page: Any, file: Path) -> None:
     page.get_by_role("link", name="Import", exact=True).click()
     page.locator("#import-file").set_input_files(str(file))
     page.get_by_role("button", name="Upload").click()
-    expect(page.locator("#import-mapping")).to_be_visible()
+    expect(page.locator("#import-mapping")).to_be_visible(timeout=WAIT_MS)
     # the columns are guessed from their Chinese labels
     expect(page.get_by_label("客户名称", exact=True)).to_have_value("name")
     expect(page.get_by_label("行业", exact=True)).to_have_value("industry")
@@ -173,6 +175,7 @@ def test_a_new_user_imports_ten_thousand_customers(page: Any, world: Any,
     export = tmp_path / "客户列表导出_2024.xlsx"
     rows = export_file(export)
 
+    page.set_default_timeout(WAIT_MS)
     sign_in(page, "xiaoli", PASSWORD)
     upload_and_map(page, export)
     page.get_by_role("button", name="Check", exact=True).click()
@@ -182,7 +185,7 @@ def test_a_new_user_imports_ten_thousand_customers(page: Any, world: Any,
     assert counted(page, "total") == ROWS
     assert counted(page, "failed") == len(BAD)
     duplicates = page.locator("table.import-duplicates tbody tr")
-    expect(duplicates).to_have_count(len(EXISTING))
+    expect(duplicates).to_have_count(len(EXISTING), timeout=WAIT_MS)
     # each duplicate row links its candidate; the user decides row by row
     expect(page.locator("table.import-duplicates").get_by_role("link", name="华为技术",
                                                                exact=True)).to_be_visible()
@@ -192,7 +195,7 @@ def test_a_new_user_imports_ten_thousand_customers(page: Any, world: Any,
     page.locator("#import-run").get_by_role("button", name="Import", exact=True).click()
 
     # the progress bar, live, then the result
-    expect(page.locator("#import-progress")).to_be_visible()
+    expect(page.locator("#import-progress")).to_be_visible(timeout=WAIT_MS)
     finished(page)
     screenshot(page, "import-done")
     assert counted(page, "created") == ROWS - len(BAD) - 2  # less the update and the skip
@@ -229,12 +232,15 @@ def test_a_new_user_imports_ten_thousand_customers(page: Any, world: Any,
 
     # every good customer is in exactly once
     after = accounts(engine, records)
-    assert all(count == 1 for count in after.values())
+    twice = [name for name, count in after.items() if count != 1]
+    assert not twice, twice[:5]
     expected = {str(r[0]) for r in rows if r[0]} | {"补录客户有限公司"}
     expected -= {"比亚迪股份有限公司"}  # skipped: the existing 比亚迪 stands for it
     expected -= {"华为技术有限公司"}  # updated the existing 华为技术 instead
-    assert set(after) == expected | set(before)
-    assert sum(after.values()) == len(before) + ROWS - 2
+    missing, extra = expected - set(after), set(after) - expected - set(before)
+    assert not missing and not extra, (sorted(missing)[:5], sorted(extra)[:5])
+    total = sum(after.values())
+    assert total == len(before) + ROWS - 2, total
     t = records.compiled("account").table
     with engine.connect() as conn:
         phone = conn.execute(select(t.c.phone).where(t.c.name == "华为技术")).scalar_one()

@@ -388,10 +388,7 @@ class ImportPages(PageFamily):
         problems: list[str] = []
         error_file = job.error_file if view.finished else None
         if error_file is not None:  # its first rows: each ends with its problems
-            rows = open_source(error_file).rows()
-            with closing(rows) if isinstance(rows, Generator) else nullcontext():
-                problems = [str(cells[-1]) for cells in islice(rows, FIRST_PROBLEMS)
-                            if cells]
+            problems = first_problems(error_file)
         return {"entity": entity, "job": view, "problems": problems,
                 "duplicates": job.duplicates[:DUPLICATE_ROWS], "choices": import_jobs.ON_DUPLICATE,
                 "mine": job.user_id == viewer.user.id, "base": f"/e/{entity.name}/import"}
@@ -488,6 +485,17 @@ class JobView:
 
 
 # -- the mapping module's calls (engine/runtime/imports/mapping.py) ----------------------
+
+
+def first_problems(error_file: Path) -> list[str]:
+    """The problems of the first rows of an error file (its last column); none when the
+    file cannot be read as an import file (the page shows the job all the same)."""
+    try:
+        rows = open_source(error_file).rows()
+        with closing(rows) if isinstance(rows, Generator) else nullcontext():
+            return [str(cells[-1]) for cells in islice(rows, FIRST_PROBLEMS) if cells]
+    except (RecordError, OSError):
+        return []
 
 
 def limit_mb(model: Model) -> float:
