@@ -109,6 +109,27 @@ def test_bad_rows_go_to_the_error_file_and_come_back_in_fixed(env: Env,
     assert count(env, "account") == 30
 
 
+def test_an_error_file_imported_again_still_failing_has_one_problems_column(
+        env: Env, tmp_path: Path) -> None:
+    """An error file imported as it is (its problems column too) whose rows fail again
+    gives an error file with the original columns and one problems column — the new
+    problems — which can itself be imported again."""
+    rows = customers(3)
+    rows[1][3] = "很多"
+    first = run(env, write_csv(tmp_path / "a.csv", rows))
+    assert first.error_file is not None
+    errors = read_errors(first.error_file)
+    second = run(env, write_csv(tmp_path / "b.csv", errors[1:], errors[0]))
+    assert (second.created, second.failed) == (0, 1)
+    assert second.error_file is not None
+    again = read_errors(second.error_file)
+    assert again[0] == [*HEADERS, ERRORS_COLUMN]
+    assert again[1][:-1] == rows[1] and again[1][-1].startswith("员工人数 '很多': ")
+    again[1][3] = "12"
+    third = run(env, write_csv(tmp_path / "c.csv", again[1:], again[0]))
+    assert (third.created, third.failed) == (1, 0)
+
+
 def test_xlsx_in_xlsx_errors_out_as_text(env: Env, tmp_path: Path) -> None:
     rows = customers(5)
     rows[1][3] = "1e3 人"

@@ -45,6 +45,7 @@ from engine.runtime.imports.mapping import (
     RowCoercer,
     check_mapping,
     guess_mapping,
+    header_key,
     writable_fields,
 )
 from engine.runtime.imports.sources import Source, open_source
@@ -602,16 +603,27 @@ def _summary(headers: Sequence[str], cells: Sequence[str]) -> str:
 def error_rows(records: Records, job: Job) -> Iterator[list[str]]:
     """The bad rows of the job, in file order: original cells, then the problems."""
     _, errors = _tables(records)
-    width = len(job.options.get("headers") or [])
+    headers = list(job.options.get("headers") or [])
+    width = len(headers)
+    kept = _without_old_problems(headers)
     with records.engine.connect() as conn:
         result = conn.execution_options(yield_per=1_000).execute(
             select(errors.c.cells, errors.c.problems).where(errors.c.job_id == job.id)
             .order_by(errors.c.data_row, errors.c.id))
         for cells, problems in result:
             cells = list(cells) + [""] * (width - len(cells))
+            cells = [cells[i] for i in kept]
             named = [str(v) if k in ("_record", "") or str(v).startswith(k)
                      else f"{k}: {v}" for k, v in problems.items()]
             yield [*cells, "; ".join(named)]
+
+
+def _without_old_problems(headers: Sequence[str]) -> list[int]:
+    """The positions of the columns an error file repeats: all but the problems column of
+    an earlier error file (an error file imported again and failing again gets one problems
+    column, the new one, not two of the same name)."""
+    old = header_key(ERRORS_COLUMN)
+    return [i for i, h in enumerate(headers) if header_key(h) != old]
 
 
 def write_error_file(records: Records, job: Job) -> Path:
@@ -619,7 +631,8 @@ def write_error_file(records: Records, job: Job) -> Path:
     or XLSX (every cell text, as typed)."""
     assert job.error_path is not None
     path = Path(job.error_path)
-    headers = [*list(job.options.get("headers") or []), ERRORS_COLUMN]
+    original = list(job.options.get("headers") or [])
+    headers = [*(original[i] for i in _without_old_problems(original)), ERRORS_COLUMN]
     if path.suffix.lower() == ".xlsx":
         from openpyxl import Workbook
         from openpyxl.cell import WriteOnlyCell
