@@ -535,6 +535,19 @@ def test_bulk_create_checks_links(env: Env) -> None:
     assert records.get(a, "contact", result.ids[0])["full_name"] == "Ann"
 
 
+def test_bulk_create_returns_the_ids_in_input_order_and_later_creates_follow(env: Env) -> None:
+    """The ids come back in input order (on PostgreSQL reserved from the table's sequence
+    before the insert), and a later single create takes a fresh id after them."""
+    a, records = actor(env), env.records
+    names = [f"Product {i:03d}" for i in range(250)]
+    result = records.bulk_create(a, "product", [{"name": n, "code": n[-3:]} for n in names],
+                                 batch_size=100)
+    assert result.created == 250 and len(set(result.ids)) == 250
+    assert [records.get(a, "product", rid)["name"] for rid in result.ids] == names
+    later = records.create(a, "product", {"name": "Later", "code": "LATER"})
+    assert later["id"] > max(result.ids)
+
+
 def test_bulk_create_of_coerced_rows_keeps_every_other_check(env: Env) -> None:
     """An import's rows hold stored values already (coerced=True): taken as they are,
     while engine columns, required fields and unique values are still checked."""
