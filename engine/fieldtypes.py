@@ -104,7 +104,9 @@ def json_date(value: Any) -> Any:
 def json_datetime(value: Any) -> Any:
     """An instant in ISO 8601 UTC: "2025-03-31T14:30:00Z"."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if value.tzinfo is not UTC:  # read back from the database: already UTC
+            value = value.astimezone(UTC)
+        return value.isoformat().replace("+00:00", "Z")
     return value
 
 

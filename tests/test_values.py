@@ -15,11 +15,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from engine.fieldtypes import Regarding
 from engine.metadata.errors import SourceLoc
 from engine.metadata.model import Field, Label
 from engine.runtime.access import SYSTEM
 from engine.runtime.records.query import parse_list_params
-from engine.runtime.values import ValueProblem, coercer_for, is_blank, to_json
+from engine.runtime.values import ValueProblem, coercer_for, is_blank, record_json, to_json
 from engine.types import FieldType
 from tests.conftest import Env, EnvFactory
 
@@ -407,6 +408,23 @@ def test_to_json() -> None:
     assert to_json(date(2025, 3, 31)) == "2025-03-31"
     assert to_json(["a", "b"]) == ["a", "b"]
     assert to_json(None) is None and to_json(True) is True and to_json(3) == 3
+    assert to_json(Regarding.of("account", 5)) == {"entity": "account", "id": 5}
+
+
+_JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=5),
+    st.floats(allow_nan=False), st.decimals(allow_nan=False, allow_infinity=False),
+    st.dates(), st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))])),
+    st.lists(st.sampled_from(["a", "b"]), max_size=2),
+    st.builds(lambda i: Regarding.of("account", i), st.integers(1, 99)))
+
+
+@given(st.dictionaries(st.text(max_size=3), _JSON_VALUES, max_size=6))
+def test_record_json_is_to_json_of_each_value(record: dict[str, Any]) -> None:
+    # record_json skips the call for values that are their own JSON form: the same answer
+    out = record_json(record)
+    assert out == {k: to_json(v) for k, v in record.items()}
+    assert list(out) == list(record)
 
 
 # -- through the database (SQLite and PostgreSQL) --------------------------------------------

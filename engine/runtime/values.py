@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -352,9 +352,19 @@ COERCERS: dict[FieldType, Callable[[Field, InputRules], Coercer]] = {
 }
 
 
+# Types whose values are their own JSON form (exact types: a subclass, such as Regarding of
+# str, takes the checks below).
+_AS_IS: frozenset[type] = frozenset({type(None), str, int, bool, float, list, dict})
+
+
 def to_json(value: Any) -> Any:
     """A stored value as JSON: Decimal as a string (exact), dates and times in ISO 8601;
     the JSON forms of engine/fieldtypes.py, chosen by the value for callers without a field."""
+    kind = type(value)
+    if kind in _AS_IS:  # most values of a record: one look-up (a page of 1,000 has ~40,000)
+        return value
+    if kind is Decimal:
+        return str(value)
     if isinstance(value, Regarding):
         return json_regarding(value)
     if isinstance(value, Decimal):
@@ -364,3 +374,9 @@ def to_json(value: Any) -> Any:
     if isinstance(value, date):
         return json_date(value)
     return value
+
+
+def record_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`to_json` of each value of a record (the API's answer), the values that are their own
+    JSON form kept without a call."""
+    return {k: v if type(v) in _AS_IS else to_json(v) for k, v in record.items()}

@@ -42,7 +42,7 @@ from engine.runtime.records.timeline import MAX_PAGE as TIMELINE_MAX
 from engine.runtime.records.timeline import PAGE as TIMELINE_PAGE
 from engine.runtime.records.timeline import items_json, timeline
 from engine.runtime.users import Users
-from engine.runtime.values import to_json
+from engine.runtime.values import record_json, to_json
 from engine.web.duplicates import ALLOW_DUPLICATE, lookup
 from engine.web.errors import api_language
 from engine.web.exports import currency_format, export_format, export_response
@@ -69,7 +69,7 @@ class UnsupportedMedia(RecordError):
 
 
 def _out(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: to_json(v) for k, v in record.items()}
+    return record_json(record)
 
 
 class Api:

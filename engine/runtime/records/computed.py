@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Hashable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, FromClause, select
@@ -168,16 +169,33 @@ class SqlFields:
 
 def field_value(f: Field, value: Any) -> Any:
     """A formula result as the field's type stores it: numbers rounded to its places."""
-    if value is None or not isinstance(value, (Decimal, int)) or isinstance(value, bool):
-        return value
-    places = 0 if f.type is FieldType.INTEGER else DECIMAL_SHAPES.get(f.type, (0, None))[1]
+    return value_rounder(f.type)(value)
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+@cache
+def value_rounder(kind: FieldType) -> Callable[[Any], Any]:
+    """`field_value` for a field of type `kind`, its rounding step worked out once (for
+    many rows): numbers rounded to the type's places, other values as they are."""
+    places = 0 if kind is FieldType.INTEGER else DECIMAL_SHAPES.get(kind, (0, None))[1]
     if places is None:
-        return value
-    try:
-        rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    except InvalidOperation:
-        return None
-    return int(rounded) if f.type is FieldType.INTEGER else rounded
+        return _unchanged
+    quantum = Decimal(1).scaleb(-places)
+    integer = kind is FieldType.INTEGER
+
+    def rounded(value: Any) -> Any:
+        if value is None or not isinstance(value, (Decimal, int)) or isinstance(value, bool):
+            return value
+        try:
+            out = Decimal(value).quantize(quantum, rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            return None
+        return int(out) if integer else out
+
+    return rounded
 
 
 class RecordContext:

@@ -116,13 +116,17 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
     items: list[Change] = []
     head = after
     with records.reading() as conn:
-        for row in conn.execute(stmt, {"since": after, "limit": limit}).mappings():
-            head = max(head, row["_head"] or 0)
-            if row["_seq"] is None:  # the log's head alone: nothing after the cursor
+        result = conn.execute(stmt, {"since": after, "limit": limit})
+        keys = list(result.keys())
+        at = {k: keys.index(k) for k in ("_head", "_seq", "_action", "_at", "_rid", "id")}
+        i_head, i_seq, i_action, i_at, i_rid, i_id = at.values()
+        for row in result.all():  # plain tuples: a mapping per row costs more than the row
+            head = max(head, row[i_head] or 0)
+            if row[i_seq] is None:  # the log's head alone: nothing after the cursor
                 continue
-            record = None if row["id"] is None else write(dict(row))
-            items.append(Change(encode_cursor(row["_seq"]), row["_action"], row["_rid"],
-                                row["_at"], record))
+            record = None if row[i_id] is None else write(dict(zip(keys, row, strict=True)))
+            items.append(Change(encode_cursor(row[i_seq]), row[i_action], row[i_rid],
+                                row[i_at], record))
     if len(items) == limit:  # a full page: more may follow the last item
         return ChangesPage(items, items[-1].cursor)
     return ChangesPage(items, encode_cursor(head))

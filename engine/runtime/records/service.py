@@ -59,7 +59,7 @@ from engine.runtime.records.computed import (
     RecordsClock,
     SqlFields,
     failing_rules,
-    field_value,
+    value_rounder,
 )
 from engine.runtime.records.files import check_files
 from engine.runtime.records.imports import BULK_BATCH, BulkResult, bulk_create
@@ -107,6 +107,7 @@ Clock = Callable[[], datetime]
 S = TypeVar("S", bound=Executable)
 T = TypeVar("T")
 STATEMENT_CACHE_SIZE = 4096
+_UNREAD = object()  # a computed field the row does not carry
 
 
 def _utcnow() -> datetime:
@@ -257,19 +258,23 @@ class Records:
         """`row_out` for many rows: which fields the actor reads, and how, is worked out
         once here rather than once per row."""
         hidden = self.policy.hidden_fields(actor, c.entity)
-        plan = [(f.name, f if f.computed else None) for f in c.entity.fields
-                if f.name not in hidden and (only is None or f.name in only)]
+        shown = [f for f in c.entity.fields
+                 if f.name not in hidden and (only is None or f.name in only)]
+        names = [f.name for f in shown]
+        computed = [(f.name, value_rounder(f.type)) for f in shown if f.computed]
+        lazy = frozenset(name for name, _ in computed)  # absent when SQL cannot compute it
 
         def write(row: Mapping[str, Any]) -> dict[str, Any]:
             out = {k: row[k] for k in ENGINE_COLUMNS if k in row}
             if out.get("deleted_at") is None:
                 out.pop("deleted_at", None)
                 out.pop("deleted_by", None)
-            for name, f in plan:
-                if f is None:
-                    out[name] = row[name]
-                elif name in row:
-                    out[name] = field_value(f, row[name])
+            out.update({name: row.get(name, _UNREAD) if name in lazy else row[name]
+                        for name in names})
+            for name, rounded in computed:
+                value = out[name]
+                if value is not _UNREAD:
+                    out[name] = rounded(value)
                 else:  # a formula the database cannot run (ISNEW, ISCHANGED, PRIORVALUE)
                     out[name] = self.record_context(None, c, row).get((name,))
             return out
