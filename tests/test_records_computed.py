@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,10 @@ from sqlalchemy import event
 
 from engine.metadata import load_model
 from engine.runtime.errors import BadRequest, Invalid
+from engine.runtime.records.computed import value_rounder
 from engine.runtime.records.query import parse_list_params
 from engine.runtime.schema import apply_plan, plan_schema
+from engine.types import DECIMAL_SHAPES, FieldType
 from tests.access_helpers import add_fields
 from tests.conftest import Env, EnvFactory, replace_roles, write_settings
 
@@ -445,3 +447,25 @@ def test_only_formulas_reading_other_records_are_built_per_reader(
     assert built("opportunity", "weighted") == built("opportunity", "score") == 1
     assert built("deal", "headroom") == built("deal", "double_headroom") == len(readers)
     assert built("deal", "days_left") == 0  # reads the clock: built per query
+
+
+def _rounded_once(kind: FieldType, value: Any) -> Any:
+    """field_value as it was written before value_rounder: everything worked out per call."""
+    if value is None or not isinstance(value, (Decimal, int)) or isinstance(value, bool):
+        return value
+    places = 0 if kind is FieldType.INTEGER else DECIMAL_SHAPES.get(kind, (0, None))[1]
+    if places is None:
+        return value
+    try:
+        out = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return None
+    return int(out) if kind is FieldType.INTEGER else out
+
+
+@given(st.sampled_from(list(FieldType)),
+       st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3),
+                 st.decimals(allow_nan=False, allow_infinity=False)))
+def test_value_rounder_rounds_as_field_value_did(kind: FieldType, value: Any) -> None:
+    assert value_rounder(kind)(value) == _rounded_once(kind, value)
+    assert type(value_rounder(kind)(value)) is type(_rounded_once(kind, value))

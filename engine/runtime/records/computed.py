@@ -172,6 +172,9 @@ def field_value(f: Field, value: Any) -> Any:
     return value_rounder(f.type)(value)
 
 
+_WHOLE = 10**27  # a whole number Decimal's default context quantizes without a problem
+
+
 def _unchanged(value: Any) -> Any:
     return value
 
@@ -187,6 +190,8 @@ def value_rounder(kind: FieldType) -> Callable[[Any], Any]:
     integer = kind is FieldType.INTEGER
 
     def rounded(value: Any) -> Any:
+        if integer and type(value) is int and -_WHOLE < value < _WHOLE:  # not a bool
+            return value
         if value is None or not isinstance(value, (Decimal, int)) or isinstance(value, bool):
             return value
         try:
