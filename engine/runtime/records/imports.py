@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Null, Table, func, insert, select
 
 from engine.messages import msg
 from engine.runtime.access import Actor
@@ -117,12 +117,37 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
             ids = reserve_ids(conn, c.table, len(params))
             for rid, p in zip(ids, params, strict=True):
                 p["id"] = rid
-            conn.execute(insert(c.table), params)
+            copy_rows(conn, c.table, params)
         entity = c.entity.name
         for rid, (_, v), w in zip(ids, good, written, strict=True):
             work.change(entity, rid, "create", after={**engine_values, **w, "id": rid},
                         changes=[(k, None, x) for k, x in v.items() if x is not None])
     return ids
+
+def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` (all with the same keys, values checked already) into `table` with
+    one COPY on the connection's own psycopg connection, inside its transaction; each value
+    goes through its column type's bind processing as an INSERT would take it."""
+    if not rows:
+        return
+    names = list(rows[0])
+    dialect = conn.dialect
+    processors = [table.c[n].type.bind_processor(dialect) for n in names]
+    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    target = dialect.identifier_preparer.format_table(table)
+    driver: Any = conn.connection.driver_connection
+    with driver.cursor() as cur, cur.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            values = []
+            for n, proc in zip(names, processors, strict=True):
+                v = row[n]
+                if isinstance(v, Null):
+                    v = None
+                elif proc is not None and v is not None:
+                    v = proc(v)
+                values.append(v)
+            copy.write_row(values)
+
 
 def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """`count` new ids of `table` from its sequence (PostgreSQL), ascending."""
