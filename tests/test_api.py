@@ -188,7 +188,7 @@ def test_unknown_entity_is_404_for_every_route(api: TestClient, env: Env) -> Non
 def test_create_422_reports_every_field_at_once(api: TestClient, env: Env) -> None:
     before = db_state(env)
     resp = api.post("/api/opportunity", json={
-        "amount": "12.345", "stage": "sold", "close_date": "31/03/2025", "colour": "red",
+        "amount": "12.345", "stage": "sold", "close_date": "31/13/2025", "colour": "red",
         "id": 7, "version": 3, "owner_id": 1, "primary_contact": "x"})
     error = assert_error(resp, 422, "invalid")
     assert error["message"] == "opportunity is not valid"
