@@ -57,6 +57,12 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def known_entity(model: Model, entity: str) -> None:
+    """Exit 1 naming the entities there are, unless `entity` is one of them."""
+    if not model.has_entity(entity):
+        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+
+
 pass_ctx = click.make_pass_decorator(Context)
 
 
@@ -267,8 +273,7 @@ def formula(ctx: Context, expr: str, entity: str, record_json: str | None) -> No
     from engine.runtime.values import to_json
 
     model = ctx.model()
-    if not model.has_entity(entity):
-        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    known_entity(model, entity)
     try:
         data = json.loads(record_json) if record_json else {}
     except json.JSONDecodeError as exc:
@@ -408,8 +413,7 @@ def access_explain(ctx: Context, user_name: str, entity: str, record_id: int) ->
     from engine.runtime.users import Users
 
     model = ctx.model()
-    if not model.has_entity(entity):
-        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    known_entity(model, entity)
     engine = ctx.engine()
     try:
         records = _records(engine, model)
@@ -861,8 +865,7 @@ def import_command(ctx: Context, entity: str, file: str, mapping_file: str | Non
     if not path.is_file():
         fail(f"{file}: no such file")
     model = ctx.model()
-    if not model.has_entity(entity):
-        fail(f"no entity {entity!r}; entities: {', '.join(model.entity_names)}")
+    known_entity(model, entity)
     engine = ctx.engine()
     try:
         records = _records(engine, model)

@@ -65,6 +65,7 @@ def set_field(config: Path, entity: str, name: str, spec: str | None) -> int:
         assert at is not None, f"{entity}.{name} is not in the YAML"
         del lines[at]
         _drop_from_form(config, entity, name)
+        _drop_from_duplicate_rules(lines, name)
     elif at is None:
         at = lines.index("fields:\n") + 1
         lines.insert(at, f"  {name}: {spec}\n")
@@ -72,6 +73,25 @@ def set_field(config: Path, entity: str, name: str, spec: str | None) -> int:
         lines[at] = f"  {name}: {spec}\n"
     path.write_text("".join(lines), encoding="utf-8")
     return at + 1
+
+
+def _drop_from_duplicate_rules(lines: list[str], name: str) -> None:
+    """Take a removed field out of the entity's one-line `duplicates:` rules, keeping the
+    line count (callers name lines of the file): a rule left empty becomes a comment, and
+    so does `duplicates:` when no rule is left."""
+    start = next((i for i, line in enumerate(lines) if line == "duplicates:\n"), None)
+    if start is None:
+        return
+    at, live = start + 1, 0
+    while at < len(lines) and lines[at].startswith("  "):
+        rule = re.fullmatch(r"  - match: \[(.*)\]\n", lines[at])
+        if rule is not None:
+            kept = [f.strip() for f in rule.group(1).split(",") if f.strip() != name]
+            lines[at] = f"  - match: [{', '.join(kept)}]\n" if kept else "  # rule removed\n"
+            live += bool(kept)
+        at += 1
+    if not live:
+        lines[start] = "# duplicates: no rule left\n"
 
 
 def yaml_loc(config: Path, entity: str, line: int) -> str:
