@@ -156,6 +156,14 @@ def test_money_in_another_currency_is_refused(text: str, mark: str) -> None:
                                              "€": "EUR", "美元": "USD"}[mark]) > 0
 
 
+@pytest.mark.parametrize("text", ["12abc", "abc 12", "12 xyz"])
+def test_three_letters_that_name_no_currency_are_no_number(text: str) -> None:
+    """Only a currency symbol, word or ISO 4217 code is a currency mark: `12abc` is not an
+    amount in a currency "ABC" but a typing mistake ("must be a number")."""
+    with pytest.raises(InvalidOperation):
+        parse_number_text(text, currency="CNY")
+
+
 @settings(max_examples=300)
 @given(st.decimals(min_value=Decimal("-9999999999999.99"), max_value=Decimal("9999999999999.99"),
                    places=2, allow_nan=False, allow_infinity=False))

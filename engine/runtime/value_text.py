@@ -27,6 +27,8 @@ import unicodedata
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+from babel.numbers import list_currencies
+
 _MONTHS = {name: i + 1 for i, names in enumerate((
     ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
     ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
@@ -153,6 +155,7 @@ CURRENCY_MARKS: dict[str, frozenset[str]] = {
     "港元": frozenset({"HKD"}), "港币": frozenset({"HKD"}), "日元": frozenset({"JPY"}),
 }
 _MARKS = sorted(CURRENCY_MARKS, key=len, reverse=True)
+_ISO_CODES = frozenset(list_currencies())
 _MARK_RE = "|".join(re.escape(m) for m in _MARKS) + r"|[a-z]{3}"
 _LEADING_MARK = re.compile(rf"^([+-]?)\s*({_MARK_RE})\s*(?=[\d.+(-])")
 _TRAILING_MARK = re.compile(rf"(?<=[\d.)万亿])\s*({_MARK_RE})$")
@@ -206,14 +209,20 @@ def parse_number_text(text: str, *, currency: str | None = None) -> Decimal:
 
 def _without_mark(t: str, currency: str) -> str:
     m = _LEADING_MARK.match(t)
-    if m:
+    if m and _is_mark(m.group(2)):
         _check_mark(m.group(2), currency)
         return (m.group(1) + t[m.end():]).strip()
     m = _TRAILING_MARK.search(t)
-    if m:
+    if m and _is_mark(m.group(1)):
         _check_mark(m.group(1), currency)
         return t[:m.start()].strip()
     return t
+
+
+def _is_mark(mark: str) -> bool:
+    """A currency symbol or word above, or an ISO 4217 code (`12abc` is no amount in a
+    currency "ABC", just not a number)."""
+    return mark in CURRENCY_MARKS or mark.upper() in _ISO_CODES
 
 
 def _check_mark(mark: str, currency: str) -> None:
