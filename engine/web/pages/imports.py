@@ -39,6 +39,7 @@ from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest, Forbidden, NotFound, RecordError
+from engine.runtime.files.attachments import FileTooLarge, UnsupportedFile
 from engine.runtime.files.store import DiskStore
 from engine.runtime.imports import jobs as import_jobs
 from engine.runtime.imports import mapping as import_mapping
@@ -66,16 +67,6 @@ CHOICE_LABELS = {"skip": N_("Skip"), "update": N_("Update the existing record"),
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _COLUMN = re.compile(r"^col(\d{1,4})$")
 _ROW = re.compile(r"^dup(\d{1,9})$")
-
-
-class FileTooLarge(RecordError):
-    status = 413
-    code = "too_large"
-
-
-class NotImportable(RecordError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 @dataclass(frozen=True)
@@ -250,10 +241,10 @@ class ImportPages(PageFamily):
             raise BadRequest(msg("the file is empty"))
         problem = sniff(head, suffix)
         if problem == "type":
-            raise NotImportable(msg("import a CSV or Excel (.xlsx) file; %(name)s is "
+            raise UnsupportedFile(msg("import a CSV or Excel (.xlsx) file; %(name)s is "
                                     "neither", name=file_name or "?"))
         if problem is not None:
-            raise NotImportable(msg("%(name)s is not a readable CSV or Excel (.xlsx) file",
+            raise UnsupportedFile(msg("%(name)s is not a readable CSV or Excel (.xlsx) file",
                                     name=file_name))
         upload = self.uploads.new(viewer.user.id, entity.name, file_name)
         sent.blob.finish()
@@ -268,7 +259,7 @@ class ImportPages(PageFamily):
             raise
         except Exception as exc:  # the reader's own errors: a broken file
             self.uploads.discard(upload)
-            raise NotImportable(msg("%(name)s could not be read: %(why)s", name=file_name,
+            raise UnsupportedFile(msg("%(name)s could not be read: %(why)s", name=file_name,
                                     why=str(exc)[:200])) from None
         return upload
 
