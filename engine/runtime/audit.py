@@ -12,6 +12,10 @@ from sqlalchemy import Connection, Select, Table, bindparam, func, select
 
 from engine.runtime.values import to_json
 
+# the columns of an audit row, in the order audit_rows' dicts hold them
+AUDIT_COLUMNS = ("at", "user_id", "entity", "record_id", "action", "field", "old_value",
+                 "new_value")
+
 
 def dump_value(value: Any) -> str | None:
     return None if value is None else json.dumps(to_json(value), ensure_ascii=False)

@@ -29,8 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
+from engine.runtime.records.driver_insert import insert_rows
 from engine.runtime.records.locks import hold
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ FEED_ACTIONS = {"create": "create", "update": "update", "delete": "delete",
 _FINAL = frozenset({"delete", "restore", "purge"})
 # the one lock every writer of the log takes (engine/runtime/records/locks.py)
 LOG_LOCK = ("crm_change", "commit order")
+_COLUMNS = ("entity", "record_id", "action", "at", "owner_id", "department_id")
 
 
 def log_rows(changes: Sequence[RecordChange]) -> list[dict[str, Any]]:
@@ -84,4 +86,4 @@ def write_log(conn: Connection, table: Table, changes: Sequence[RecordChange]) -
     if not rows:
         return
     hold(conn, *LOG_LOCK)  # held until commit: sequence order = commit order
-    conn.execute(insert(table), rows)
+    insert_rows(conn, table, _COLUMNS, [tuple(r[k] for k in _COLUMNS) for r in rows])

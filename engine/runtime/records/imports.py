@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Null, Table, func, insert, select
+from sqlalchemy import Connection
 
 from engine.messages import msg
 from engine.runtime.access import Actor
@@ -18,6 +18,7 @@ from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
 from engine.runtime.records.autonumber import assign_numbers
 from engine.runtime.records.bulk import Batch, drop_unlinked_and_taken
+from engine.runtime.records.driver_insert import insert_rows, new_ids
 from engine.runtime.records.regarding import check_regarding
 from engine.runtime.records.unique import unique_key
 from engine.runtime.values import to_json
@@ -103,58 +104,22 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
         assign_numbers(conn, records.counters, c.entity, [v for _, v in good], now,
                        records.model.settings.zone)
         written = [{n: v.get(n) for n in names} for _, v in good]
-        params = [{**engine_values, **c.empty_rollups, **c.db_values(w)} for w in written]
-        if records.engine.dialect.name == "sqlite":
-            # SQLite: ordered RETURNING would make SQLAlchemy insert row by row. Inside
-            # this write transaction new rowids only grow, so sorted ids are input order.
-            result = conn.execute(insert(c.table).returning(c.table.c.id), params)
-            ids = sorted(r[0] for r in result)
-        else:
-            # PostgreSQL: the batch's ids reserved from the table's sequence, then one
-            # executemany of one short statement (psycopg parses it once and pipelines the
-            # rows); a multi-row VALUES … RETURNING of the whole batch costs far more to
-            # send than to run.
-            ids = reserve_ids(conn, c.table, len(params))
-            for rid, p in zip(ids, params, strict=True):
-                p["id"] = rid
-            copy_rows(conn, c.table, params)
+        stored = [c.db_values(w) for w in written]
+        # the batch's ids handed out first (records/driver_insert.py), then one driver
+        # call: executemany on SQLite, COPY on PostgreSQL — the same stored values an
+        # insert() would write, without its per-row parameter processing
+        ids = new_ids(conn, c.table, len(stored))
+        keys = list(stored[0])
+        shared = {k: x for k, x in {**engine_values, **c.empty_rollups}.items()
+                  if k not in stored[0]}
+        insert_rows(conn, c.table, ["id", *keys],
+                    [(rid, *[s[k] for k in keys]) for rid, s in zip(ids, stored, strict=True)],
+                    constants=shared)
         entity = c.entity.name
         for rid, (_, v), w in zip(ids, good, written, strict=True):
             work.change(entity, rid, "create", after={**engine_values, **w, "id": rid},
                         changes=[(k, None, x) for k, x in v.items() if x is not None])
     return ids
-
-def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` (all with the same keys, values checked already) into `table` with
-    one COPY on the connection's own psycopg connection, inside its transaction; each value
-    goes through its column type's bind processing as an INSERT would take it."""
-    if not rows:
-        return
-    names = list(rows[0])
-    dialect = conn.dialect
-    processors = [table.c[n].type.bind_processor(dialect) for n in names]
-    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-    target = dialect.identifier_preparer.format_table(table)
-    driver: Any = conn.connection.driver_connection
-    with driver.cursor() as cur, cur.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            values = []
-            for n, proc in zip(names, processors, strict=True):
-                v = row[n]
-                if isinstance(v, Null):
-                    v = None
-                elif proc is not None and v is not None:
-                    v = proc(v)
-                values.append(v)
-            copy.write_row(values)
-
-
-def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
-    """`count` new ids of `table` from its sequence (PostgreSQL), ascending."""
-    sequence = conn.execute(select(func.pg_get_serial_sequence(table.name, "id"))).scalar_one()
-    return sorted(conn.execute(select(func.nextval(sequence)).select_from(
-        func.generate_series(1, count))).scalars())
-
 
 def _drop_unregarded(records: Records, conn: Connection, actor: Actor, c: Compiled,
                      batch: Batch, errors: list[tuple[int, dict[str, str]]]) -> Batch:

@@ -38,13 +38,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from engine.messages import msg
 from engine.runtime.access import Actor
-from engine.runtime.audit import audit_rows
+from engine.runtime.audit import AUDIT_COLUMNS, audit_rows
 from engine.runtime.errors import Conflict
 from engine.runtime.records.changelog import write_log
+from engine.runtime.records.driver_insert import insert_rows
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
@@ -191,7 +192,8 @@ class UnitOfWork:
                                       record_id=c.record_id, action=c.action,
                                       changes=c.changes)]
         if rows:
-            self.conn.execute(insert(self._audit), rows)
+            insert_rows(self.conn, self._audit, AUDIT_COLUMNS,
+                        [tuple(r[k] for k in AUDIT_COLUMNS) for r in rows])
         if self._change_log is not None:
             write_log(self.conn, self._change_log, self.changes)
 
