@@ -292,12 +292,7 @@ class Api:
         limit = DEFAULT_LIMIT if raw is None else whole_number(raw)
         page = await self._run(read_changes, self.records, actor, entity,
                                params.get("since"), check_limit(limit or 0))
-        records = [i.record for i in page.items if i.record is not None]
-        titled_records = iter(await self._run(titled, self.records, actor, entity, records))
-        items = [{"cursor": i.cursor, "action": i.action, "id": i.id, "at": to_json(i.at),
-                  "record": None if i.record is None else _out(next(titled_records))}
-                 for i in page.items]
-        return JSONResponse({"items": items, "next_cursor": page.next_cursor})
+        return JSONResponse({"items": page.items, "next_cursor": page.next_cursor})
 
     async def history(self, request: Request) -> Response:
         actor = await self._actor(request)

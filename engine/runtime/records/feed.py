@@ -26,15 +26,18 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Select, and_, bindparam, func, or_, select, true
+from sqlalchemy.types import TypeEngine
 
 from engine.messages import msg
 from engine.runtime.errors import BadRequest, Invalid
 from engine.runtime.records import secure
+from engine.runtime.records.json_rows import RecordJson, column_json, column_types, raw_select
+from engine.runtime.records.regarding import regarding_fields, titled
 
 if TYPE_CHECKING:
     from engine.runtime.access import Actor
@@ -48,21 +51,29 @@ _MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True)
-class Change:
-    """One item of the feed: the change's place (`cursor`), what happened, to which record,
-    when, and the record as the caller may read it now (None: gone for the caller)."""
-
-    cursor: str
-    action: str
-    id: int
-    at: datetime
-    record: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
 class ChangesPage:
-    items: list[Change]
+    items: list[dict[str, Any]]
+    """Each change as the API answers it: its place (`cursor`), what happened (`action`), to
+    which record (`id`), when (`at`), and the record as the caller may read it now, as JSON
+    (None: gone for the caller)."""
     next_cursor: str
+
+
+@dataclass
+class _Shape:
+    """The feed's statement for one entity and reader, as run (raw columns), the names and
+    types of its columns, and its JSON writers by the driver's column type codes."""
+
+    stmt: Select[Any]
+    columns: tuple[tuple[str, TypeEngine[Any]], ...]
+    at: tuple[int, ...]
+    """Where the columns _head, _seq, _action, _at, _rid and the record's id are."""
+    writers: dict[tuple[Any, ...], tuple[RecordJson, Callable[[Any], Any]]] = \
+        field(default_factory=dict)
+
+
+_SHAPES: WeakKeyDictionary[Records, dict[tuple[str, Actor], _Shape]] = WeakKeyDictionary()
+_SHAPES_SIZE = 4096
 
 
 def encode_cursor(seq: int) -> str:
@@ -107,29 +118,62 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
     after = decode_cursor(since)
     check_limit(limit)
 
-    def build() -> Select[Any]:
-        return feed_statement(records, actor, entity)
-
-    stmt = (build() if records.reads_clock(c)
-            else records.statement(("changes", entity, actor), build))
-    write = records.row_writer(actor, c)
-    items: list[Change] = []
+    shape = _shape(records, actor, entity)
+    items: list[dict[str, Any]] = []
     head = after
     with records.reading() as conn:
-        result = conn.execute(stmt, {"since": after, "limit": limit})
-        keys = list(result.keys())
-        at = {k: keys.index(k) for k in ("_head", "_seq", "_action", "_at", "_rid", "id")}
-        i_head, i_seq, i_action, i_at, i_rid, i_id = at.values()
-        for row in result.all():  # plain tuples: a mapping per row costs more than the row
+        result = conn.execute(shape.stmt, {"since": after, "limit": limit})
+        coltypes = tuple(d[1] for d in result.cursor.description)
+        i_head, i_seq, i_action, i_at, i_rid, i_id = shape.at
+        found = shape.writers.get(coltypes)
+        if found is None:
+            found = shape.writers[coltypes] = (
+                RecordJson(records, actor, c, shape.columns, coltypes),
+                column_json(shape.columns[i_at][1], records.engine.dialect, coltypes[i_at])
+                or _same)
+        write, at_json = found
+        for row in result.all():  # the driver's rows, as they came
             head = max(head, row[i_head] or 0)
             if row[i_seq] is None:  # the log's head alone: nothing after the cursor
                 continue
-            record = None if row[i_id] is None else write(dict(zip(keys, row, strict=True)))
-            items.append(Change(encode_cursor(row[i_seq]), row[i_action], row[i_rid],
-                                row[i_at], record))
+            items.append({"cursor": encode_cursor(row[i_seq]), "action": row[i_action],
+                          "id": row[i_rid], "at": at_json(row[i_at]),
+                          "record": None if row[i_id] is None else write(row)})
+    if regarding_fields(c.entity):  # their titles, as the reader may read them
+        kept = [i["record"] for i in items if i["record"] is not None]
+        shown = iter(titled(records, actor, entity, kept))
+        for item in items:
+            if item["record"] is not None:
+                item["record"] = next(shown)
     if len(items) == limit:  # a full page: more may follow the last item
-        return ChangesPage(items, items[-1].cursor)
+        return ChangesPage(items, items[-1]["cursor"])
     return ChangesPage(items, encode_cursor(head))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _shape(records: Records, actor: Actor, entity: str) -> _Shape:
+    """The feed's statement for `actor` as run, built once per reader (each time for an
+    entity whose computed fields read the clock)."""
+    if records.reads_clock(records.compiled(entity)):
+        return _built(records, actor, entity)
+    shapes = _SHAPES.setdefault(records, {})
+    found = shapes.get((entity, actor))
+    if found is None:
+        if len(shapes) >= _SHAPES_SIZE:
+            shapes.clear()
+        found = shapes[(entity, actor)] = _built(records, actor, entity)
+    return found
+
+
+def _built(records: Records, actor: Actor, entity: str) -> _Shape:
+    stmt = feed_statement(records, actor, entity)
+    columns = column_types(stmt)
+    names = [name for name, _kind in columns]
+    return _Shape(raw_select(stmt), columns, tuple(
+        names.index(k) for k in ("_head", "_seq", "_action", "_at", "_rid", "id")))
 
 
 def feed_statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
