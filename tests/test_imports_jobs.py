@@ -210,6 +210,35 @@ def test_a_rerun_resumes_and_a_done_job_is_not_run_twice(env: Env, tmp_path: Pat
     assert [j.id for j in jobs_of(env.records, a, "account", 5)] == [fresh.id, job.id]
 
 
+def test_a_file_unreadable_near_its_end_fails_before_any_row_is_imported(
+        env: Env, tmp_path: Path) -> None:
+    rows = [*customers(30), ["Last Co", "上海", "x@y.cn", "1", "制" * 10_001]]
+    job = run(env, write_csv(tmp_path / "bad.csv", rows))
+    assert (job.status, job.rows_done, job.total_rows, count(env, "account")) == \
+        ("failed", 0, None, 0)
+    assert job.message is not None and "row 32, column E holds 10,001 characters" in job.message
+
+
+def test_a_resumed_job_counts_its_rows_and_starts_after_the_done_ones(
+        env: Env, tmp_path: Path) -> None:
+    a = env.admin.actor()
+    rows = customers(20)
+    rows[5:5] = [["", " ", "", "", ""], ["", "", "", "", ""]]  # blank rows are not counted
+    source = write_csv(tmp_path / "b.csv", rows)
+    job = open_job(env.records, a, source, ImportOptions(entity="account"), file_name="b.csv")
+    calls = iter(range(100))
+    stopped = run_job(env.records, a, job.id, batch_size=3,
+                      should_stop=lambda: next(calls) >= 2)
+    assert (stopped.rows_done, stopped.total_rows, count(env, "account")) == (6, 20, 6)
+    done = run_job(env.records, a, job.id, batch_size=3)
+    assert (done.status, done.rows_done, done.total_rows, count(env, "account")) == \
+        ("done", 20, 20, 20)
+    names = {r[0] for r in customers(20)}
+    t = env.records.compiled("account").table
+    with env.engine.connect() as conn:
+        assert set(conn.execute(select(t.c.name)).scalars()) == names
+
+
 def test_access(env: Env, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "a.csv", customers(3))
     admin = env.admin.actor()

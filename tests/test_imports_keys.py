@@ -122,6 +122,13 @@ def test_references_by_id_external_id_and_name(env: Env) -> None:
     assert isinstance(got["Nobody"], Message) and "Nobody" in got["Nobody"]
 
 
+def test_a_text_with_a_nul_names_no_record_and_reaches_no_query(env: Env) -> None:
+    a = _account(env, "Acme", "ERP-1")
+    got = _resolve(env, SYSTEM, "contact", "account", ["Ac\x00me", "ERP-1\x00", "Acme"])
+    assert got == {"Acme": a["id"]}  # PostgreSQL would refuse the NUL as a parameter
+    assert _resolve(env, SYSTEM, "department", "manager", ["admin\x00"]) == {}
+
+
 def test_an_ambiguous_name_asks_for_the_id(env: Env) -> None:
     acc = _account(env, "Acme")
     for _ in range(2):

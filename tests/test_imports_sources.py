@@ -112,6 +112,40 @@ def test_quoted_newlines_and_blank_rows(tmp_path: Path) -> None:
                                        (5, ['B "quoted"', "x"])]
 
 
+def test_count_is_the_rows_given_and_reads_the_file_to_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "q.csv"
+    path.write_text('name,address\n"Acme","Line 1\nLine 2"\n,\n \t, \u3000\n\n'
+                    '"B ""quoted""",x\r\nC,\n', encoding="utf-8")
+    source = open_source(path)
+    assert source.count() == len(list(source.rows())) == 3
+    long = tmp_path / "long.csv"
+    long.write_text("name,note\n" + "Acme,ok\n" * 3_000 + "Beta," + "x" * 10_001 + "\n",
+                    encoding="utf-8")
+    with pytest.raises(ImportFileError, match="row 3002, column B holds 10,001 characters"):
+        open_source(long).count()
+    mixed = tmp_path / "mixed.csv"  # UTF-8 for the first megabyte, then a Latin-1 byte
+    mixed.write_bytes(b"name,note\n" + b"Acme,ok\n" * 150_000 + b"M\xfcller,x\n")
+    with pytest.raises(ImportFileError, match="not all in one encoding"):
+        open_source(mixed).count()
+
+
+_cells = st.lists(st.text(alphabet=st.sampled_from(["a", "中", " ", "\t", "\u3000", ",", '"',
+                                                    "\n"]), max_size=4), max_size=4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_cells, max_size=8))
+def test_rows_skip_exactly_the_wholly_blank_ones(tmp_path_factory: pytest.TempPathFactory,
+                                                 rows: list[list[str]]) -> None:
+    path = tmp_path_factory.mktemp("blank") / "b.csv"
+    write_csv(path, [["name", "note"], *rows], "utf-8", newline="\n")
+    source = open_source(path)
+    # a row csv reads back as no cells (an empty line) or as blank cells is skipped
+    expected = [r for r in rows if any(c.strip() for c in r)]
+    assert list(source.rows()) == expected
+    assert source.count() == len(expected)
+
+
 def test_header_problems_name_the_column(tmp_path: Path) -> None:
     def problem(text: str) -> str:
         path = tmp_path / "h.csv"

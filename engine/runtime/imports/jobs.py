@@ -344,7 +344,7 @@ class _Runner:
                 out.errors.append((number, cells, {str(k): str(v) for k, v in
                                                    problems.items()}))
             else:
-                good.append((number, cells, dict(values)))
+                good.append((number, cells, values))
         updates: list[tuple[int, list[str], int, int, dict[str, Any]]] = []
         new = good
         if self.key is not None and good:
@@ -573,15 +573,13 @@ def _source(records: Records, path: Path) -> Source:
 def _numbered(records: Records, path: Path, skip: int) -> Iterator[tuple[int, list[str]]]:
     """The data rows (1 = the first under the header; blank rows are not counted) after
     the first `skip`."""
-    rows = _source(records, path).rows()
-    for number, cells in enumerate(rows, start=1):
-        if number > skip:
-            yield number, [("" if c is None else str(c)) for c in cells]
+    rows = islice(_source(records, path).rows(), skip, None)
+    return enumerate(rows, start=skip + 1)
 
 
 def _count(records: Records, path: Path) -> int:
-    """The file's data rows (read through once: a CSV file's count is only estimated)."""
-    return sum(1 for _ in _source(records, path).rows())
+    """The file's data rows, the file read through and checked (Source.count)."""
+    return _source(records, path).count()
 
 
 def _named(candidate: Any, rows: Sequence[tuple[int, list[str], dict[str, Any]]]) -> str:

@@ -131,7 +131,9 @@ def resolve_references(conn: Connection, records: Records, actor: Actor, entity:
     if not c.entity.has_field(field) or field in records.policy.hidden_fields(actor, c.entity):
         raise NotFound(msg("no field '%(field)s' of %(entity)s", field=field, entity=entity))
     f = c.entity.field(field)
-    given = [t for t in dict.fromkeys(texts) if isinstance(t, str)]
+    # A text with a NUL character names no record (no stored text holds one, and
+    # PostgreSQL refuses it as a parameter): it stays unresolved, "no such record".
+    given = [t for t in dict.fromkeys(texts) if isinstance(t, str) and "\x00" not in t]
     if f.type is FieldType.USER:
         return _resolve_users(conn, records, given)
     target = f.target

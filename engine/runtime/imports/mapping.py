@@ -17,7 +17,6 @@ import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,8 @@ from engine.metadata.yamlio import YamlDoc, read_yaml
 from engine.runtime.access import Actor
 from engine.runtime.errors import Invalid
 from engine.runtime.imports import keys
-from engine.runtime.value_text import parse_datetime_text
-from engine.runtime.values import InputRules, ValueProblem, coercer_for, is_blank
+from engine.runtime.imports.converters import Converter, column_converter
+from engine.runtime.values import InputRules, ValueProblem
 from engine.types import FieldType
 
 if TYPE_CHECKING:
@@ -46,7 +45,6 @@ again ignores it."""
 
 LINK_TYPES = frozenset({FieldType.REFERENCE, FieldType.USER, FieldType.DEPARTMENT})
 NOT_IMPORTED = frozenset({FieldType.FILE, FieldType.AUTONUMBER, FieldType.REGARDING})
-_SHOWN_OPTIONS = 8
 _SHOWN_VALUE = 60
 
 
@@ -293,44 +291,6 @@ def check_mapping(model: Model, entity: Entity | str, mapping: ColumnMap,
 
 # -- coercing rows ---------------------------------------------------------------------------
 
-def option_key(text: str) -> str:
-    """An option's name or label as compared: full-width plain, case folded, spaces and
-    underscores dropped."""
-    plain = unicodedata.normalize("NFKC", text).casefold()
-    return re.sub(r"[\s_\-]+", "", plain)
-
-
-_LIST_SEP_RE = re.compile("[,;、\uff0c\uff1b\n]")  # full-width comma and semicolon too
-
-
-class _Options:
-    """A choice field's options by name or label in any language."""
-
-    def __init__(self, f: Field) -> None:
-        self.field = f
-        self.index: dict[str, str] = {}
-        for option in f.options:
-            self.index.setdefault(option_key(option), option)
-        for option, label in f.option_labels:
-            for _locale, text in label.texts:
-                self.index.setdefault(option_key(text), option)
-        for option in f.options:  # "Closed won" for closed_won, when it has no label
-            self.index.setdefault(option_key(f.option_label(option)), option)
-
-    def find(self, text: str) -> str | None:
-        return self.index.get(option_key(text))
-
-    def shown(self) -> str:
-        f = self.field
-        texts = []
-        for option in f.options[:_SHOWN_OPTIONS]:
-            labels = dict(f.option_labels).get(option)
-            zh = labels.get("zh") if labels is not None else None
-            texts.append(f"{option} ({zh})" if zh and zh != option else option)
-        more = "…" if len(f.options) > _SHOWN_OPTIONS else ""
-        return ", ".join(texts) + more
-
-
 def _shown_value(text: str) -> str:
     text = text.strip()
     return repr(text if len(text) <= _SHOWN_VALUE else text[:_SHOWN_VALUE] + "…")
@@ -341,7 +301,8 @@ class RowCoercer:
 
     `batch(conn, rows)` gives per row the values (field → value, for the records service)
     and the problems (column → message naming the column, the value and why). A row with
-    a problem in any column should not be written; its other values are still given."""
+    a problem in any column should not be written; its other values are still given.
+    Each column's converter is compiled once (engine/runtime/imports/converters.py)."""
 
     def __init__(self, records: Records, actor: Actor, entity: Entity | str,
                  mapping: ColumnMap, headers: Sequence[str]) -> None:
@@ -358,92 +319,57 @@ class RowCoercer:
             name = mapping.columns.get(h)
             if name is not None and self.entity.has_field(name):
                 self.mapped.append((i, h, self.entity.field(name)))
-        self._coercers = {f.name: coercer_for(f, self.rules) for _i, _h, f in self.mapped}
-        self._options = {f.name: _Options(f) for _i, _h, f in self.mapped
-                         if f.type in (FieldType.CHOICE, FieldType.MULTICHOICE)}
+        # (column index, header, field name, converter — None for a link, resolved per batch)
+        self._columns: list[tuple[int, str, str, Converter | None]] = [
+            (i, h, f.name, None if f.type in LINK_TYPES
+             else column_converter(f, self.rules, self.zone)) for i, h, f in self.mapped]
+        self._links = [(h, f.name) for _i, h, f in self.mapped if f.type in LINK_TYPES]
 
     def batch(self, conn: Connection, rows: Sequence[Sequence[str]]
               ) -> list[tuple[dict[str, Any], dict[str, str]]]:
         out: list[tuple[dict[str, Any], dict[str, str]]] = []
-        links: dict[str, set[str]] = {}
         width = len(self.headers)
+        columns = self._columns
         for row in rows:
             values: dict[str, Any] = {}
             problems: dict[str, str] = {}
-            extra = [c for c in row[width:] if c.strip()]
-            if extra:
+            count = len(row)
+            if count > width and any(c.strip() for c in row[width:]):
                 problems[""] = msg("the row has %(count)s cells, more than the %(columns)s "
-                                   "columns of the header", count=len(row), columns=width)
-            for i, header, f in self.mapped:
-                text = row[i] if i < len(row) else ""
-                if is_blank(text):
-                    values[f.name] = None
-                    continue
-                if f.type in LINK_TYPES:
-                    values[f.name] = text.strip()
-                    links.setdefault(f.name, set()).add(text.strip())
-                    continue
-                try:
-                    values[f.name] = self._value(f, text)
-                except ValueProblem as e:
-                    problems[header] = _problem(header, text, e.message)
+                                   "columns of the header", count=count, columns=width)
+            for i, header, name, convert in columns:
+                text = row[i] if i < count else ""
+                if not text or text.isspace():
+                    values[name] = None
+                elif convert is None:
+                    values[name] = text.strip()  # a link: resolved below, set-wise
+                else:
+                    try:
+                        values[name] = convert(text)
+                    except ValueProblem as e:
+                        problems[header] = _problem(header, text, e.message)
             out.append((values, problems))
-        if links:
-            self._resolve(conn, out, links)
+        for header, name in self._links:
+            texts = {v for values, _ in out if (v := values.get(name)) is not None}
+            if texts:
+                self._resolve(conn, out, header, name, texts)
         return out
 
-    def _value(self, f: Field, text: str) -> Any:
-        if f.type is FieldType.CHOICE:
-            found = self._options[f.name].find(text)
-            if found is None:
-                raise ValueProblem(msg("is not an option; the options: %(options)s",
-                                       options=self._options[f.name].shown()))
-            return found
-        if f.type is FieldType.MULTICHOICE:
-            options = self._options[f.name]
-            chosen: list[str] = []
-            unknown: list[str] = []
-            for part in _LIST_SEP_RE.split(text):
-                if part.strip():
-                    found = options.find(part)
-                    (chosen if found else unknown).append(found or part.strip())
-            if unknown:
-                raise ValueProblem(msg("%(unknown)s not among the options: %(options)s",
-                                       unknown=", ".join(unknown), options=options.shown()))
-            return self._coercers[f.name](chosen)
-        if f.type is FieldType.DATETIME:
-            return self._coercers[f.name](self._datetime(text))
-        return self._coercers[f.name](text)
-
-    def _datetime(self, text: str) -> Any:
-        """A datetime typed without an offset is a wall time in the organisation's zone."""
-        try:
-            parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            try:
-                parsed = parse_datetime_text(text, day_first=self.rules.day_first)
-            except (ValueError, OverflowError):
-                return text  # the coercer says what is wrong with it
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=self.zone)
-
     def _resolve(self, conn: Connection, out: list[tuple[dict[str, Any], dict[str, str]]],
-                 links: dict[str, set[str]]) -> None:
-        columns = {f.name: h for _i, h, f in self.mapped}
-        for name, texts in links.items():
-            found = resolve_references(conn, self.records, self.actor, self.entity.name, name,
-                                       sorted(texts))
-            for values, problems in out:
-                text = values.get(name)
-                if text is None:
-                    continue
-                result = found.get(text)
-                if isinstance(result, int) and not isinstance(result, bool):
-                    values[name] = result
-                else:
-                    problems[columns[name]] = _problem(
-                        columns[name], text, result if isinstance(result, str)
-                        else msg("no such record"))
-                    values[name] = None
+                 header: str, name: str, texts: set[str]) -> None:
+        found = resolve_references(conn, self.records, self.actor, self.entity.name, name,
+                                   sorted(texts))
+        for values, problems in out:
+            text = values.get(name)
+            if text is None:
+                continue
+            result = found.get(text)
+            if isinstance(result, int) and not isinstance(result, bool):
+                values[name] = result
+            else:
+                problems[header] = _problem(
+                    header, text, result if isinstance(result, str) else msg("no such record"))
+                values[name] = None
 
 
 def _problem(header: str, text: str, why: str) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,16 +85,18 @@ class Source:
     def rows(self) -> Iterator[list[str]]:
         """The data rows (the header excluded), each cell as text; wholly blank rows are
         skipped. A row may have fewer cells than the header (the rest are blank) or more."""
-        for _number, cells in self.numbered():
-            yield cells
+        return map(itemgetter(1), self.numbered())
 
     def numbered(self) -> Iterator[tuple[int, list[str]]]:
         """(row number, cells) per data row: the spreadsheet's row number for XLSX, the
         CSV record's number (the header is 1) for CSV."""
-        if self.kind == "xlsx":
-            yield from _xlsx_rows(self)
-        else:
-            yield from _csv_rows(self)
+        return _xlsx_rows(self) if self.kind == "xlsx" else _csv_rows(self)
+
+    def count(self) -> int:
+        """How many rows `rows()` gives: the file read through and checked as `rows()`
+        checks it (its encoding, its CSV, the cells' size), so a file that cannot be read
+        to its end fails here, before any of its rows is imported."""
+        return sum(1 for _ in self.numbered())
 
 
 def open_source(path: Path, *, sheet: str | None = None,
@@ -315,9 +318,14 @@ def _csv_rows(source: Source) -> Iterator[tuple[int, list[str]]]:
             next(reader, None)
             for cells in reader:
                 number += 1
-                if not any(c.strip() for c in cells):
+                # one string for the row's checks: blank when it is, and no cell can be
+                # over the limit when all of them together are not
+                joined = "".join(cells)
+                if not joined or joined.isspace():
                     continue
-                yield number, _check_cells(cells, number)
+                if len(joined) > MAX_CELL_CHARS:
+                    _check_cells(cells, number)
+                yield number, cells
         except (csv.Error, UnicodeDecodeError) as e:
             raise _csv_problem(e, number + 1, source.encoding) from None
 
