@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,9 +59,9 @@ from engine.runtime.schema import apply_plan
 from engine.runtime.schema.types import ExactDecimal, UtcDateTime
 from engine.runtime.users import Users
 from engine.runtime.values import record_json, to_json
-from engine.types import FieldType
+from engine.types import ENGINE_COLUMNS, FieldType
 from engine.web.app import create_app
-from tests.conftest import IN_CI, PG_URL, shipped_model
+from tests.conftest import IN_CI, PG_URL, EnvFactory, shipped_model
 from tests.db_templates import TEST_HASHER
 
 SQLITE = sqlite.dialect()
@@ -214,6 +215,40 @@ def test_a_small_page_and_an_empty_one_match_too(demo: Demo) -> None:
     head = read_changes(demo.records, SYSTEM, "opportunity", None, MAX_LIMIT)
     page = read_changes(demo.records, SYSTEM, "opportunity", head.next_cursor)
     assert page.items == [] and page.next_cursor == head.next_cursor
+
+
+DEAL = """entity: deal
+fields:
+  name: {type: text}
+  amount: {type: money}
+  stage: {type: choice, options: [open, won, lost]}
+  moved: {type: boolean, formula: 'ISCHANGED(stage)'}
+  due: {type: date}
+  days_left: {type: integer, formula: 'DAYS(due, TODAY())'}
+  half: {type: percent, formula: 'amount / 2'}
+  note: {type: text, formula: 'name & "/" & stage'}
+"""
+
+
+def test_a_formula_only_python_runs_and_one_that_reads_the_clock(
+        make_env: EnvFactory, config_dir: Path) -> None:
+    """`moved` (ISCHANGED: not in the statement, Python reads it from the typed row) keeps
+    its place among the fields; `days_left` reads TODAY(), so the statement is built per
+    read: both as the generic path."""
+    (config_dir / "entities" / "deal.yaml").write_text(DEAL, encoding="utf-8")
+    env = make_env(config_dir)
+    env.records.clock = lambda: datetime(2024, 2, 29, 13, 45, 30, tzinfo=UTC)
+    r, actor = env.records, env.admin.actor()
+    assert r.reads_clock(r.compiled("deal"))
+    made = [r.create(actor, "deal", {"name": f"D{n}", "amount": f"{n}.25", "stage": "open",
+                                     "due": f"2024-03-{n + 1:02d}"}) for n in range(4)]
+    r.update(actor, "deal", made[0]["id"], {"stage": "won"}, made[0]["version"])
+    r.delete(actor, "deal", made[1]["id"])
+    items = same_pages(r, actor, "deal")
+    record = items[-1]["record"]
+    names = [k for k in record if k not in ENGINE_COLUMNS]
+    assert names == ["name", "amount", "stage", "moved", "due", "days_left", "half", "note"]
+    assert record["deleted_at"].endswith("Z") and record["days_left"] == 2  # March 2
 
 
 def test_the_raw_statement_is_the_same_sql(demo: Demo) -> None:
