@@ -80,6 +80,7 @@ def generic_items(records: Records, actor: Actor, entity: str, since: str | None
                               {"since": decode_cursor(since), "limit": limit})
         keys = list(result.keys())
         rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
+    rows.sort(key=lambda row: row["_seq"] or 0)
     write = records.row_writer(actor, c)
     items = [{"cursor": encode_cursor(row["_seq"]), "action": row["_action"],
               "id": row["_rid"], "at": to_json(row["_at"]),
