@@ -132,9 +132,8 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
                 column_json(shape.columns[i_at][1], records.engine.dialect, coltypes[i_at])
                 or _same)
         write, at_json = found
-        rows = result.all()  # the driver's rows, as they came
-        rows.sort(key=lambda row: row[i_seq] or 0)  # in log order (see feed_statement)
-        for row in rows:
+        # the driver's rows, as they came, in log order (see feed_statement)
+        for row in sorted(result.all(), key=lambda row: row[i_seq] or 0):
             head = max(head, row[i_head] or 0)
             if row[i_seq] is None:  # the log's head alone: nothing after the cursor
                 continue
