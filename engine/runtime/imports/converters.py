@@ -205,8 +205,8 @@ def _fast_text(f: Field, generic: Converter, _zone: tzinfo) -> Converter:
     return convert
 
 
-# -?digits, or digits grouped by commas in threes, with an optional fraction
-_NUMBER_RE = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]+)?")
+# -?digits, or digits grouped by commas in threes, with an optional fraction (group 1)
+_NUMBER_RE = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.([0-9]+))?")
 _INTEGER_RE = re.compile(r"-?[0-9]{1,18}")
 
 
@@ -218,14 +218,16 @@ def _fast_decimal(f: Field, generic: Converter, _zone: tzinfo) -> Converter:
     match = _NUMBER_RE.fullmatch
 
     def convert(text: str) -> Any:
-        if match(text):
+        m = match(text)
+        if m is not None:
+            places = len(m.group(1) or "")
             d = Decimal(text.replace(",", "") if "," in text else text)
-            if d.copy_abs() < limit:
-                value = d.quantize(quantum)
-                if value == d and (low is None or value >= low) \
-                        and (high is None or value <= high):
+            # as many places as the field keeps: already its stored form; fewer: padded
+            if places <= scale and d.copy_abs() < limit:
+                value = d if places == scale else d.quantize(quantum)
+                if (low is None or value >= low) and (high is None or value <= high):
                     return value.copy_abs() if value.is_zero() else value
-        return generic(text)  # another shape, or a problem: the rule reads it
+        return generic(text)  # another shape, more places, or a problem: the rule reads it
 
     return convert
 

@@ -334,11 +334,13 @@ class RowCoercer:
             values: dict[str, Any] = {}
             problems: dict[str, str] = {}
             count = len(row)
-            if count > width and any(c.strip() for c in row[width:]):
+            if count < width:  # the cells a short row leaves out are blank
+                row = [*row, *[""] * (width - count)]
+            elif count > width and any(c.strip() for c in row[width:]):
                 problems[""] = msg("the row has %(count)s cells, more than the %(columns)s "
                                    "columns of the header", count=count, columns=width)
             for i, header, name, convert in columns:
-                text = row[i] if i < count else ""
+                text = row[i]
                 if not text or text.isspace():
                     values[name] = None
                 elif convert is None:
