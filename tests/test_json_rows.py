@@ -252,6 +252,15 @@ def test_a_formula_only_python_runs_and_one_that_reads_the_clock(
     assert record["deleted_at"].endswith("Z") and record["days_left"] == 2  # March 2
 
 
+def test_fields_hidden_from_the_reader_are_not_fetched(demo: Demo) -> None:
+    marketing = demo.users.add("json_mkt_cols", ["marketing"], password="a-password").actor()
+    hidden = demo.records.policy.hidden_fields(marketing, demo.model.entity("opportunity"))
+    assert {"amount", "weighted"} <= hidden
+    fetched = {col.name for col in feed_statement(demo.records, marketing,
+                                                  "opportunity").selected_columns}
+    assert not fetched & hidden and {"name", "probability", "owner_id"} <= fetched
+
+
 def test_the_raw_statement_is_the_same_sql(demo: Demo) -> None:
     stmt = feed_statement(demo.records, demo.admin, "opportunity")
     dialect = demo.engine.dialect

@@ -180,9 +180,9 @@ def _built(records: Records, actor: Actor, entity: str) -> _Shape:
 def feed_statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
     """The feed's one statement: the log's head for `entity`, LEFT JOIN the page of log rows
     after :since the actor may hear of (at most :limit), each with its record as the actor
-    may read it (NULL columns when they may not). The rows come in no set order: the
-    caller puts them in `_seq` order (a sort of the whole answer by the database costs more
-    than sorting a thousand rows in Python)."""
+    may read it (NULL columns when they may not; the fields hidden from them left out). The
+    rows come in no set order: the caller puts them in `_seq` order (a sort of the whole
+    answer by the database costs more than sorting a thousand rows in Python)."""
     c = records.compiled(entity)
     log = records.change_log
     t = c.table
@@ -198,8 +198,12 @@ def feed_statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
         on = and_(on, now.predicate)
     heard: Callable[[], list[Any]] = (
         (lambda: []) if then is None else (lambda: [or_(t.c.id.is_not(None), then)]))
+    # the fields the actor may read alone: hidden ones are neither fetched nor computed
+    # (record_columns keeps every stored field when a formula only Python runs is read)
+    hidden = records.policy.hidden_fields(actor, c.entity)
+    shown = None if not hidden else [f.name for f in c.entity.fields if f.name not in hidden]
     page = (select(ch.c.seq.label("_seq"), ch.c.action.label("_action"),
-                   ch.c.at.label("_at"), ch.c.id.label("_rid"), *now.record_columns())
+                   ch.c.at.label("_at"), ch.c.id.label("_rid"), *now.record_columns(shown))
             .select_from(ch.outerjoin(t, on))
             .where(ch.c.entity == entity, ch.c.seq > bindparam("since"), *heard())
             .order_by(ch.c.seq)

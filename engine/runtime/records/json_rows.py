@@ -14,9 +14,10 @@ on the driver's row as it comes (a statement whose columns are typed NullType: `
 each column's steps chosen and composed once: the processor is the one SQLAlchemy itself
 would run (the column type's `result_processor` for the dialect and the driver's type code),
 the rounding and the JSON form are the generic path's own functions. A few hot cases are
-written out as one step (`_fused`: SQLite's instants and decimals, PostgreSQL's decimals and
-instants); tests/test_json_rows.py checks them against the composed steps, and the whole
-against the generic path over every field type on both databases.
+written out as one step (`_fused`: exact decimals, instants, dates and computed numbers);
+tests/test_json_rows.py checks them against the composed steps on both dialects, and the
+whole against the generic path over every field type on both databases. The changes feed
+(engine/runtime/records/feed.py) answers through it.
 
 What the reader may see is the writer's choice as in `row_writer`: the engine columns (the
 recycle-bin pair only when the record is in the bin), then the fields the actor may read, in
@@ -52,9 +53,9 @@ Row = Sequence[Any]
 
 # value_rounder gives this one function for every type it does not round
 _NOT_ROUNDED = value_rounder(FieldType.TEXT)
-# Column types whose driver values are their own JSON form when no processor is set
 _WHOLE = 10**27  # as value_rounder: a whole number Decimal quantizes without a problem
 _INFINITE = (float("inf"), float("-inf"))
+# Column types whose driver values are their own JSON form when no processor is set
 _AS_DRIVEN: tuple[type[TypeEngine[Any]], ...] = (Integer, String, Boolean)
 
 
