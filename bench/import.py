@@ -53,12 +53,13 @@ from bench.env import (
 from bench.env import _fresh as fresh_pg_env
 from bench.env import _open as open_pg_env
 from bench.report import Row, Section
+from engine.runtime.imports import jobs
 
 NAME = "import"
 NAME_PG = "import_pg"
 TARGET = 0.5
 RSS_TARGET_MB = 300
-BATCH = 2_000
+BATCH = jobs.BATCH  # the raw side commits as often as the import does
 FIELDS = ("name", "account", "amount", "stage", "close_date", "lost_reason")
 _COLUMNS = ("version", "created_at", "created_by", "updated_at", "updated_by", "owner_id",
             "department_id", *FIELDS)

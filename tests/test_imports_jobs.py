@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 
 from engine.runtime.access import Actor
 from engine.runtime.errors import BadRequest, Forbidden, Invalid, NotFound
+from engine.runtime.imports import jobs as import_jobs
 from engine.runtime.imports.jobs import ImportOptions, Job, get_job, jobs_of, open_job, run_job
 from engine.runtime.imports.mapping import ERRORS_COLUMN, ColumnMap
+from engine.runtime.records import imports as bulk_imports
 from engine.runtime.schema.tables import IMPORT_ERROR_TABLE, IMPORT_JOB_TABLE
 from tests.conftest import Env
 
@@ -317,3 +319,22 @@ def test_a_second_process_running_the_same_job_writes_nothing_twice(
 
     after = run_job(env.records, a, job.id, batch_size=7, progress=the_other_runs)
     assert (after.rows_done, after.created, count(env, "account")) == (7, 0, 0)
+
+
+def test_a_large_import_refreshes_the_statistics_once_its_batches_commit(
+        env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The planner's statistics are refreshed after the last batch, not inside one: on
+    SQLite ANALYZE writes, and a batch's unit holds the one write lock (the import once
+    waited there for the busy timeout, then ran its batch again row by row)."""
+    monkeypatch.setattr(import_jobs, "ANALYZE_AFTER", 20)
+    monkeypatch.setattr(bulk_imports, "ANALYZE_AFTER", 20)  # a batch's bulk create leaves it
+    caplog.set_level("INFO", logger=import_jobs.__name__)
+    job = run(env, write_csv(tmp_path / "c.csv", customers(30)), batch_size=30)
+    assert (job.status, job.created, job.failed) == ("done", 30, 0)
+    assert "row by row" not in caplog.text  # the one batch went in whole
+    if env.engine.dialect.name == "sqlite":
+        with env.engine.connect() as conn:
+            stats = conn.exec_driver_sql(
+                "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'account'").scalar_one()
+        assert stats > 0

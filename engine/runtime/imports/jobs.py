@@ -36,6 +36,7 @@ from sqlalchemy import Connection, RowMapping, Table, insert, select, update
 
 from engine.messages import msg
 from engine.runtime.access import Actor
+from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.imports.duplicates import find_duplicates_many
 from engine.runtime.imports.keys import find_by_key
@@ -50,14 +51,18 @@ from engine.runtime.imports.mapping import (
 )
 from engine.runtime.imports.sources import Source, open_source
 from engine.runtime.records import Records
-from engine.runtime.records.imports import bulk_create
+from engine.runtime.records.imports import ANALYZE_AFTER, bulk_create
 from engine.runtime.records.unique import unique_key
 from engine.runtime.records.unit import UnitOfWork
 from engine.runtime.schema.tables import IMPORT_ERROR_TABLE, IMPORT_JOB_TABLE
 
 log = logging.getLogger(__name__)
 
-BATCH = 2_000
+# Rows per batch (one unit of work each). Fewer, larger batches pay the per-batch work
+# (the parents' rollups, the link checks, the commit) less often — 5,000 imports ~15% faster
+# than 2,000 on SQLite and ~40% on PostgreSQL (bench/import.py) — while a batch still holds
+# SQLite's one write lock for about a second, so other users' saves wait no longer.
+BATCH = 5_000
 MAX_DUPLICATES = 500  # rows with duplicate candidates kept on the job for review
 OnDuplicate = Literal["skip", "update", "create"]
 ON_DUPLICATE: tuple[OnDuplicate, ...] = ("skip", "update", "create")
@@ -304,6 +309,7 @@ class _Runner:
     def __init__(self, records: Records, actor: Actor, job: Job) -> None:
         self.records, self.actor, self.job = records, actor, job
         self.done = job.rows_done  # the rows this runner knows are done
+        self.written = 0  # records this runner created or updated
         self.entity = job.entity
         self.c = records.compiled(job.entity)
         opts = job.options
@@ -448,6 +454,7 @@ class _Runner:
         if moved.rowcount != 1:
             raise Overtaken(self.job.id)
         self.done += count
+        self.written += out.created + out.updated
 
     def failed_rows(self, rows: Sequence[tuple[int, list[str]]], problem: str) -> None:
         """Rows that fail even alone for a reason of their own: kept as failed."""
@@ -513,6 +520,8 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
     except Exception as exc:
         log.exception("import job %s failed", job_id)
         return _end(records, actor, get_job(records, actor, job_id), "failed", _reason(exc))
+    if not job.dry_run and runner.written >= ANALYZE_AFTER:
+        refresh_statistics(records.engine, (job.entity,))  # the planner learns the new rows
     return _end(records, actor, job, "done", None)
 
 

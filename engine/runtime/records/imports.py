@@ -82,7 +82,9 @@ def bulk_create(records: Records, actor: Actor, entity: str,
     if batch:
         created += _insert_batch(records, actor, c, batch, errors, owner or actor, unit)
     errors.sort(key=lambda e: e[0])  # batch-level problems arrive after row-level ones
-    if len(created) >= ANALYZE_AFTER:
+    if unit is None and len(created) >= ANALYZE_AFTER:
+        # (inside the caller's unit, the caller does it once that has committed: ANALYZE
+        # writes, and SQLite's one write transaction is the caller's)
         refresh_statistics(records.engine, (entity,))
     return BulkResult(len(created), errors, created)
 
