@@ -20,6 +20,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -48,6 +49,30 @@ def _pg_available() -> str | None:
 
 
 _PG_PROBLEM: list[str | None] = []
+
+
+@contextmanager
+def scratch_pg_url() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL schema, dropped afterwards (for module-scoped
+    fixtures that build their own database); fails in CI, skips elsewhere, when
+    PostgreSQL does not answer."""
+    problem = _pg_available()
+    if problem is not None:
+        message = f"PostgreSQL is not reachable at CRM_TEST_PG_URL: {problem}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @cache

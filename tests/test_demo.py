@@ -10,7 +10,6 @@ the same seed gives the same data.
 from __future__ import annotations
 
 import re
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,11 +18,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, func, select, text
 from starlette.testclient import TestClient
 
 from engine.runtime.assembly import records_service
-from engine.runtime.db import normalize_url, open_engine
+from engine.runtime.db import open_engine
 from engine.runtime.demo import DEMO_PASSWORD, DemoResult, fill_demo, is_empty
 from engine.runtime.demo.context import money
 from engine.runtime.demo.org_users import roles_to_staff
@@ -33,7 +32,7 @@ from engine.runtime.rollups.refresh import check_rollups
 from engine.runtime.schema import apply_plan
 from engine.runtime.users import Users
 from engine.web.app import create_app
-from tests.conftest import IN_CI, PG_URL, _pg_available, shipped_model
+from tests.conftest import scratch_pg_url, shipped_model
 from tests.db_templates import TEST_HASHER
 from tests.web_helpers import sign_in
 
@@ -77,25 +76,10 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield b
         b.engine.dispose()
         return
-    problem = _pg_available()
-    if problem is not None:
-        message = f"PostgreSQL is not reachable at CRM_TEST_PG_URL: {problem}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        b = _build(url.render_as_string(hide_password=False))
+    with scratch_pg_url() as url:
+        b = _build(url)
         yield b
         b.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_contract_lines_sum_to_the_amount(built: Built) -> None:

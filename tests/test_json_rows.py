@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -25,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import BigInteger, Date, Engine, String, Text, create_engine, text
+from sqlalchemy import BigInteger, Date, Engine, String, Text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
@@ -36,7 +35,7 @@ from engine.metadata import Model
 from engine.metadata.roles import Scope
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.assembly import records_service
-from engine.runtime.db import normalize_url, open_engine, unreachable
+from engine.runtime.db import open_engine
 from engine.runtime.demo import fill_demo
 from engine.runtime.errors import RecordError
 from engine.runtime.records import Records
@@ -61,7 +60,7 @@ from engine.runtime.users import Users
 from engine.runtime.values import record_json, to_json
 from engine.types import ENGINE_COLUMNS, FieldType
 from engine.web.app import create_app
-from tests.conftest import IN_CI, PG_URL, EnvFactory, shipped_model
+from tests.conftest import EnvFactory, scratch_pg_url, shipped_model
 from tests.db_templates import TEST_HASHER
 
 SQLITE = sqlite.dialect()
@@ -150,24 +149,10 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield built
         built.engine.dispose()
         return
-    problem = unreachable(PG_URL)
-    if problem is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is not reachable at CRM_TEST_PG_URL: {problem}")
-        pytest.skip(f"PostgreSQL is not reachable at CRM_TEST_PG_URL: {problem}")
-    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        built = _demo(url.render_as_string(hide_password=False))
+    with scratch_pg_url() as url:
+        built = _demo(url)
         yield built
         built.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_every_field_type_reads_as_the_generic_path(demo: Demo) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Null, Table, func, insert, select
@@ -51,7 +52,7 @@ def insert_rows(conn: Connection, table: Table, names: Sequence[str],
             raise DBAPIError.instance(shape.copy_sql, None, exc, dbapi_error) from exc
     else:
         if shape.order is not None:
-            converted = [tuple(row[i] for i in shape.order) for row in converted]
+            converted = list(map(shape.order, converted))
         conn.exec_driver_sql(shape.insert_sql, converted)
 
 
@@ -80,8 +81,10 @@ class _Shape:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
         self.insert_sql = str(compiled)
         placed = list(compiled.positiontup or columns)
-        # None: the statement takes the values in the order given
-        self.order = None if placed == list(columns) else [columns.index(n) for n in placed]
+        # the given values in the statement's order (None: they are in it already)
+        self.order: Callable[[Sequence[Any]], tuple[Any, ...]] | None = (
+            None if placed == list(columns)
+            else itemgetter(*[columns.index(n) for n in placed]))
         preparer = dialect.identifier_preparer
         listed = ", ".join(preparer.quote(n) for n in columns)
         self.copy_sql = f"COPY {preparer.format_table(table)} ({listed}) FROM STDIN"
@@ -105,16 +108,26 @@ def _convert(rows: Sequence[Sequence[Any]], processors: Sequence[Processor],
              tail: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     """Each row's values as the driver takes them, the shared tail appended. Columns
     without bind processing are passed as they are; a `null()` (SQL NULL where None would
-    be written as JSON 'null') is taken in the columns that have it, JSON ones."""
+    be written as JSON 'null') is taken in the columns that have it, JSON ones. A value
+    that is the same object as the one above it in its column (a unit's one timestamp on
+    every audit row) is processed once."""
     work = [(i, p) for i, p in enumerate(processors) if p is not None]
     if not work:
         return [(*row, *tail) for row in rows]
+    last_in: list[Any] = [None] * len(processors)
+    last_out: list[Any] = [None] * len(processors)
     out: list[tuple[Any, ...]] = []
     for row in rows:
         values = list(row)
         for i, p in work:
             v = values[i]
-            if v is not None:
-                values[i] = None if isinstance(v, Null) else p(v)
+            if v is None:
+                continue
+            if v is last_in[i]:
+                values[i] = last_out[i]
+                continue
+            done = None if isinstance(v, Null) else p(v)
+            last_in[i], last_out[i] = v, done
+            values[i] = done
         out.append((*values, *tail))
     return out

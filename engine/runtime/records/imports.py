@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -105,7 +106,9 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
             return []
         assign_numbers(conn, records.counters, c.entity, [v for _, v in good], now,
                        records.model.settings.zone)
-        written = [{n: v.get(n) for n in names} for _, v in good]
+        blank, known = dict.fromkeys(names), set(names)
+        written = [{**blank, **v} if v.keys() <= known else {n: v.get(n) for n in names}
+                   for _, v in good]
         stored = [c.db_values(w) for w in written]
         # the batch's ids handed out first (records/driver_insert.py), then one driver
         # call: executemany on SQLite, COPY on PostgreSQL — the same stored values an
@@ -114,8 +117,9 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
         keys = list(stored[0])
         shared = {k: x for k, x in {**engine_values, **c.empty_rollups}.items()
                   if k not in stored[0]}
+        values_of = itemgetter(*keys) if len(keys) > 1 else lambda s: (s[keys[0]],)
         insert_rows(conn, c.table, ["id", *keys],
-                    [(rid, *[s[k] for k in keys]) for rid, s in zip(ids, stored, strict=True)],
+                    [(rid, *values_of(s)) for rid, s in zip(ids, stored, strict=True)],
                     constants=shared)
         entity = c.entity.name
         for rid, (_, v), w in zip(ids, good, written, strict=True):
