@@ -76,7 +76,8 @@ ORDER BY c.seq LIMIT :limit"""
 # The opportunity's formulas (config/entities/opportunity.yaml) written out by hand. The
 # weighted amount is exact as the engine's (engine/formula/sqlcompile.py): the product
 # rounded to the places it can have (on SQLite a float product of 547768.45 * 30 is
-# 16433053.499999998), the quotient to 10 places — else 1 row in ~1,000,000 is a cent off.
+# 16433053.499999998), the quotient to 10 places as round(q * 1e10) / 1e10 (SQLite's
+# round(q, 10) gives 2113401.794999999 for 2113401.795) — else some rows are a cent off.
 PROBABILITY = """CASE o.stage WHEN 'won' THEN 100 WHEN 'lost' THEN 0 ELSE
   COALESCE(o.probability_override, CASE o.stage WHEN 'prospecting' THEN 10
   WHEN 'qualification' THEN 30 WHEN 'proposal' THEN 50 WHEN 'negotiation' THEN 80
@@ -92,7 +93,7 @@ SELECT c.seq, c.action, c.at, c.record_id,
   CASE o.stage WHEN 'won' THEN 'closed' WHEN 'lost' THEN 'omitted' ELSE
     COALESCE(NULLIF(o.forecast_override, ''), CASE o.stage WHEN 'proposal' THEN 'best_case'
     WHEN 'negotiation' THEN 'commit' ELSE 'pipeline' END) END AS forecast_category,
-  ROUND(ROUND(o.amount * ({PROBABILITY}), 6) / 100.0, 10) AS weighted,
+  ROUND(ROUND(o.amount * ({PROBABILITY}), 6) / 100.0 * 1e10) / 1e10 AS weighted,
   o.budget, o.authority, o.need, o.timeline,
   CASE o.budget WHEN 'confirmed' THEN 30 WHEN 'estimated' THEN 15 ELSE 0 END
   + CASE o.authority WHEN 'decision_maker' THEN 25 WHEN 'influencer' THEN 10 ELSE 0 END
