@@ -8,9 +8,8 @@ written once per table and column list, each value goes through its column type'
 processing exactly as an `insert()` would take it (so what is stored is the same), values
 shared by every row are processed once, and the rows go to the driver in one call:
 `executemany` of the table's SQLAlchemy-compiled INSERT (bound parameters) on SQLite,
-COPY on PostgreSQL. Still inside the
-caller's transaction, with the same table and column objects (names come from the
-metadata, quoted by the dialect: never from input).
+COPY on PostgreSQL. Still inside the caller's transaction, with the same table and column
+objects (names come from the metadata, quoted by the dialect: never from input).
 
 Ids: a table's new ids are handed out before the insert (`new_ids`), so the rows carry
 them and no RETURNING is needed.
