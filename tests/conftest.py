@@ -52,6 +52,18 @@ _PG_PROBLEM: list[str | None] = []
 
 
 @contextmanager
+def module_db_url(kind: str, tmp_path_factory: pytest.TempPathFactory,
+                  name: str) -> Iterator[str]:
+    """For a module-scoped fixture that builds its own database: the URL of a new SQLite
+    file (`kind` "sqlite") or of a scratch PostgreSQL schema (see scratch_pg_url)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp(name) / 'crm.db'}"
+        return
+    with scratch_pg_url() as url:
+        yield url
+
+
+@contextmanager
 def scratch_pg_url() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL schema, dropped afterwards (for module-scoped
     fixtures that build their own database); fails in CI, skips elsewhere, when

@@ -32,7 +32,7 @@ from engine.runtime.rollups.refresh import check_rollups
 from engine.runtime.schema import apply_plan
 from engine.runtime.users import Users
 from engine.web.app import create_app
-from tests.conftest import scratch_pg_url, shipped_model
+from tests.conftest import module_db_url, shipped_model
 from tests.db_templates import TEST_HASHER
 from tests.web_helpers import sign_in
 
@@ -70,13 +70,7 @@ def _build(url: str, seed: int = 7) -> Built:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Built]:
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("demo") / "crm.db"
-        b = _build(f"sqlite:///{path}")
-        yield b
-        b.engine.dispose()
-        return
-    with scratch_pg_url() as url:
+    with module_db_url(request.param, tmp_path_factory, "demo") as url:
         b = _build(url)
         yield b
         b.engine.dispose()

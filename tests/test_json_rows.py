@@ -60,7 +60,7 @@ from engine.runtime.users import Users
 from engine.runtime.values import record_json, to_json
 from engine.types import ENGINE_COLUMNS, FieldType
 from engine.web.app import create_app
-from tests.conftest import EnvFactory, scratch_pg_url, shipped_model
+from tests.conftest import EnvFactory, module_db_url, shipped_model
 from tests.db_templates import TEST_HASHER
 
 SQLITE = sqlite.dialect()
@@ -144,12 +144,7 @@ def _demo(url: str) -> Demo:
 def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[Demo]:
     """The shipped config filled with a small demo, once per database for this module."""
-    if request.param == "sqlite":
-        built = _demo(f"sqlite:///{tmp_path_factory.mktemp('json_rows') / 'crm.db'}")
-        yield built
-        built.engine.dispose()
-        return
-    with scratch_pg_url() as url:
+    with module_db_url(request.param, tmp_path_factory, "json_rows") as url:
         built = _demo(url)
         yield built
         built.engine.dispose()
