@@ -309,7 +309,6 @@ class _Runner:
     def __init__(self, records: Records, actor: Actor, job: Job) -> None:
         self.records, self.actor, self.job = records, actor, job
         self.done = job.rows_done  # the rows this runner knows are done
-        self.written = 0  # records this runner created or updated
         self.entity = job.entity
         self.c = records.compiled(job.entity)
         opts = job.options
@@ -454,7 +453,6 @@ class _Runner:
         if moved.rowcount != 1:
             raise Overtaken(self.job.id)
         self.done += count
-        self.written += out.created + out.updated
 
     def failed_rows(self, rows: Sequence[tuple[int, list[str]]], problem: str) -> None:
         """Rows that fail even alone for a reason of their own: kept as failed."""
@@ -520,7 +518,7 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
     except Exception as exc:
         log.exception("import job %s failed", job_id)
         return _end(records, actor, get_job(records, actor, job_id), "failed", _reason(exc))
-    if not job.dry_run and runner.written >= ANALYZE_AFTER:
+    if not job.dry_run and job.created + job.updated >= ANALYZE_AFTER:
         refresh_statistics(records.engine, (job.entity,))  # the planner learns the new rows
     return _end(records, actor, job, "done", None)
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from engine.runtime.records.driver_insert import insert_rows
+from engine.runtime.records.driver_insert import insert_mappings
 from engine.runtime.records.locks import hold
 
 if TYPE_CHECKING:
@@ -86,4 +86,4 @@ def write_log(conn: Connection, table: Table, changes: Sequence[RecordChange]) -
     if not rows:
         return
     hold(conn, *LOG_LOCK)  # held until commit: sequence order = commit order
-    insert_rows(conn, table, _COLUMNS, [tuple(r[k] for k in _COLUMNS) for r in rows])
+    insert_mappings(conn, table, _COLUMNS, rows)

@@ -172,10 +172,13 @@ def field_value(f: Field, value: Any) -> Any:
     return value_rounder(f.type)(value)
 
 
-_WHOLE = 10**27  # a whole number Decimal's default context quantizes without a problem
+WHOLE_LIMIT = 10**27
+"""Integers below this in size quantize in the default Decimal context without a problem
+(value_rounder leaves them as they are; json_rows' fused step does the same)."""
 
 
-def _unchanged(value: Any) -> Any:
+def unrounded(value: Any) -> Any:
+    """value_rounder of a type it does not round: the value as it is."""
     return value
 
 
@@ -185,12 +188,12 @@ def value_rounder(kind: FieldType) -> Callable[[Any], Any]:
     many rows): numbers rounded to the type's places, other values as they are."""
     places = 0 if kind is FieldType.INTEGER else DECIMAL_SHAPES.get(kind, (0, None))[1]
     if places is None:
-        return _unchanged
+        return unrounded
     quantum = Decimal(1).scaleb(-places)
     integer = kind is FieldType.INTEGER
 
     def rounded(value: Any) -> Any:
-        if integer and type(value) is int and -_WHOLE < value < _WHOLE:  # not a bool
+        if integer and type(value) is int and -WHOLE_LIMIT < value < WHOLE_LIMIT:  # not a bool
             return value
         if value is None or not isinstance(value, (Decimal, int)) or isinstance(value, bool):
             return value

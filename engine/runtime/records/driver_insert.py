@@ -55,6 +55,15 @@ def insert_rows(conn: Connection, table: Table, names: Sequence[str],
         conn.exec_driver_sql(shape.insert_sql, converted)
 
 
+def insert_mappings(conn: Connection, table: Table, names: Sequence[str],
+                    rows: Sequence[Mapping[str, Any]],
+                    constants: Mapping[str, Any] | None = None) -> None:
+    """`insert_rows` of rows given as mappings holding (at least) `names`."""
+    if rows:
+        values_of = itemgetter(*names) if len(names) > 1 else lambda r: (r[names[0]],)
+        insert_rows(conn, table, names, [values_of(r) for r in rows], constants)
+
+
 def new_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """`count` new ids for `table`, ascending, that no other writer can take: on
     PostgreSQL from the table's sequence; on SQLite (one write transaction at a time, the

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -19,7 +18,7 @@ from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
 from engine.runtime.records.autonumber import assign_numbers
 from engine.runtime.records.bulk import Batch, drop_unlinked_and_taken
-from engine.runtime.records.driver_insert import insert_rows, new_ids
+from engine.runtime.records.driver_insert import insert_mappings, new_ids
 from engine.runtime.records.regarding import check_regarding
 from engine.runtime.records.unique import unique_key
 from engine.runtime.values import to_json
@@ -114,13 +113,12 @@ def _insert_batch(records: Records, actor: Actor, c: Compiled, batch: Batch,
         # call: executemany on SQLite, COPY on PostgreSQL — the same stored values an
         # insert() would write, without its per-row parameter processing
         ids = new_ids(conn, c.table, len(stored))
+        for rid, s in zip(ids, stored, strict=True):
+            s["id"] = rid
         keys = list(stored[0])
         shared = {k: x for k, x in {**engine_values, **c.empty_rollups}.items()
                   if k not in stored[0]}
-        values_of = itemgetter(*keys) if len(keys) > 1 else lambda s: (s[keys[0]],)
-        insert_rows(conn, c.table, ["id", *keys],
-                    [(rid, *values_of(s)) for rid, s in zip(ids, stored, strict=True)],
-                    constants=shared)
+        insert_mappings(conn, c.table, keys, stored, constants=shared)
         entity = c.entity.name
         for rid, (_, v), w in zip(ids, good, written, strict=True):
             work.change(entity, rid, "create", after={**engine_values, **w, "id": rid},

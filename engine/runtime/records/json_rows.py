@@ -39,7 +39,7 @@ from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from engine.formula.sqlcompile import NumberResult
-from engine.runtime.records.computed import value_rounder
+from engine.runtime.records.computed import WHOLE_LIMIT, unrounded, value_rounder
 from engine.runtime.schema.types import ExactDecimal, UtcDateTime
 from engine.runtime.values import to_json
 from engine.types import DECIMAL_SHAPES, ENGINE_COLUMNS, FieldType
@@ -51,9 +51,6 @@ if TYPE_CHECKING:
 Convert = Callable[[Any], Any]
 Row = Sequence[Any]
 
-# value_rounder gives this one function for every type it does not round
-_NOT_ROUNDED = value_rounder(FieldType.TEXT)
-_WHOLE = 10**27  # as value_rounder: a whole number Decimal quantizes without a problem
 _INFINITE = (float("inf"), float("-inf"))
 # Column types whose driver values are their own JSON form when no processor is set
 _AS_DRIVEN: tuple[type[TypeEngine[Any]], ...] = (Integer, String, Boolean)
@@ -88,7 +85,7 @@ def column_json(kind: TypeEngine[Any], dialect: Dialect, coltype: Any,
     None)."""
     proc = processor(kind, dialect, coltype)
     rounder = None if computed is None else value_rounder(computed)
-    if rounder is _NOT_ROUNDED:
+    if rounder is unrounded:  # a type value_rounder does not round
         rounder = computed = None
     if proc is None and rounder is None and isinstance(kind.dialect_impl(dialect),
                                                        _AS_DRIVEN):
@@ -193,7 +190,7 @@ def _number_result(impl: NumberResult, dialect: Dialect, computed: FieldType) ->
         if kind is Decimal:
             exact = value
         elif kind is int:
-            if integer and -_WHOLE < value < _WHOLE:
+            if integer and -WHOLE_LIMIT < value < WHOLE_LIMIT:
                 return value  # Decimal(value) quantized to 1 and made int again: the same
             exact = Decimal(value)
         elif kind is float and value == value and value not in _INFINITE:

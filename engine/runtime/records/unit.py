@@ -45,7 +45,7 @@ from engine.runtime.access import Actor
 from engine.runtime.audit import AUDIT_COLUMNS, audit_rows
 from engine.runtime.errors import Conflict
 from engine.runtime.records.changelog import write_log
-from engine.runtime.records.driver_insert import insert_rows
+from engine.runtime.records.driver_insert import insert_mappings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
@@ -192,8 +192,7 @@ class UnitOfWork:
                                       record_id=c.record_id, action=c.action,
                                       changes=c.changes)]
         if rows:
-            insert_rows(self.conn, self._audit, AUDIT_COLUMNS,
-                        [tuple(r[k] for k in AUDIT_COLUMNS) for r in rows])
+            insert_mappings(self.conn, self._audit, AUDIT_COLUMNS, rows)
         if self._change_log is not None:
             write_log(self.conn, self._change_log, self.changes)
 
