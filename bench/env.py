@@ -154,6 +154,34 @@ def pg_recreate_schema(admin: Engine, schema: str) -> None:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
 
 
+def pg_settle(admin: Engine, *emptied: str, limit_s: float = 600.0) -> str:
+    """Let the server settle before a timed run, so one side does not pay for the work the
+    side before it left behind: the schemas `emptied` (a measured side's, checked already)
+    are emptied, so autovacuum has nothing of theirs to do; a CHECKPOINT writes out the
+    dirty buffers (where the role may: pg_checkpoint or superuser); then it waits — at
+    most `limit_s` — until no autovacuum worker runs in the database. Says what it did."""
+    for schema in emptied:
+        pg_recreate_schema(admin, schema)
+    said = []
+    with admin.connect() as conn:
+        try:
+            conn.execute(text("CHECKPOINT"))
+            said.append("checkpoint")
+        except sqlalchemy.exc.DBAPIError:
+            said.append("no checkpoint (not permitted)")
+        waited = time.monotonic()
+        while conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'autovacuum worker'")).scalar_one():
+            if time.monotonic() - waited > limit_s:
+                said.append(f"autovacuum still running after {limit_s:.0f} s")
+                break
+            time.sleep(1)
+        else:
+            said.append(f"autovacuum idle after {time.monotonic() - waited:.0f} s")
+    return ", ".join(said)
+
+
 def pg_loaded_env(rows: int, say: Any = print) -> Env:
     """Like `loaded_env`, in the PostgreSQL schema bench_<rows> of CRM_TEST_PG_URL's database.
 

@@ -5,7 +5,9 @@ both databases."""
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +340,134 @@ def test_a_large_import_refreshes_the_statistics_once_its_batches_commit(
             stats = conn.exec_driver_sql(
                 "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'account'").scalar_one()
         assert stats > 0
+
+
+# -- batches overlapping on PostgreSQL (run_job, _Runner.overlaps) ---------------------------
+
+DEAL_HEADERS = ["name", "account", "amount", "stage", "close_date"]
+
+
+def deals(account_ids: Sequence[int], n: int) -> list[list[str]]:
+    stages = ["prospecting", "proposal", "negotiation", "won"]
+    return [[f"商机 {i:03d}", str(account_ids[i % len(account_ids)]), f"{1000 + i * 7}.50",
+             stages[i % len(stages)], "2027-03-31"] for i in range(n)]
+
+
+def deals_import(env: Env, path: Path, batch_size: int = 7) -> Job:
+    a = env.admin.actor()
+    job = open_job(env.records, a, path, ImportOptions(entity="opportunity"),
+                   file_name=path.name)
+    return run_job(env.records, a, job.id, batch_size=batch_size)
+
+
+def logged(env: Env, entity: str) -> list[tuple[int, str]]:
+    """The change log's rows of `entity`, in commit order: (record id, action)."""
+    log = env.records.change_log
+    with env.engine.connect() as conn:
+        return [(r.record_id, r.action) for r in conn.execute(
+            select(log.c.record_id, log.c.action).where(log.c.entity == entity)
+            .order_by(log.c.seq))]
+
+
+def test_which_imports_overlap_their_batches(env: Env, tmp_path: Path) -> None:
+    """Only on PostgreSQL, only when no batch reads what an earlier batch of the file
+    writes: not with an upsert key, duplicate rules, a unique field's column, or in a dry
+    run."""
+    a = env.admin.actor()
+    pg = env.engine.dialect.name == "postgresql"
+    source = write_csv(tmp_path / "d.csv", deals([1], 3), DEAL_HEADERS)
+    with_key = write_csv(tmp_path / "k.csv", [[*r, f"X{i}"] for i, r in
+                                               enumerate(deals([1], 3))],
+                         [*DEAL_HEADERS, "external_id"])
+
+    def overlaps(path: Path, **options: Any) -> bool:
+        job = open_job(env.records, a, path, ImportOptions(**options), file_name=path.name)
+        return import_jobs._Runner(env.records, a, job).overlaps()
+
+    assert overlaps(source, entity="opportunity") is pg
+    assert overlaps(source, entity="opportunity", dry_run=True) is False
+    assert overlaps(with_key, entity="opportunity") is False  # a unique field's column
+    assert overlaps(with_key, entity="opportunity", key="external_id") is False
+    customers_file = write_csv(tmp_path / "c.csv", customers(3))
+    assert overlaps(customers_file, entity="account") is False  # duplicate rules
+
+
+def test_overlapping_batches_land_whole_and_in_file_order(env: Env, tmp_path: Path) -> None:
+    """Nine batches of deals, two at a time on PostgreSQL: every row once, the change log
+    in file order (commit order is batch order), one audit row each, and the accounts'
+    rollups exact although the batches' transactions overlapped."""
+    a = env.admin.actor()
+    accounts = [env.records.create(a, "account", {"name": f"客户 {i}"})["id"]
+                for i in range(3)]
+    rows = deals(accounts, 60)
+    job = deals_import(env, write_csv(tmp_path / "deals.csv", rows, DEAL_HEADERS))
+    assert (job.status, job.rows_done, job.created, job.failed) == ("done", 60, 60, 0)
+    c = env.records.compiled("opportunity")
+    with env.engine.connect() as conn:
+        stored = conn.execute(select(c.table.c.id, c.table.c.name, c.table.c.account)
+                              .order_by(c.table.c.id)).all()
+        won = {acc: conn.execute(select(func.sum(c.table.c.amount)).where(
+            c.table.c.account == acc, c.table.c.stage == "won")).scalar() for acc in accounts}
+        audited = conn.execute(select(func.count()).select_from(env.records.audit).where(
+            env.records.audit.c.entity == "opportunity",
+            env.records.audit.c.action == "create")).scalar_one()
+    assert [r.name for r in stored] == [r[0] for r in rows]  # once each, ids in file order
+    assert logged(env, "opportunity") == [(r.id, "create") for r in stored]
+    assert audited == 60
+    for acc in accounts:
+        assert Decimal(env.records.get(a, "account", acc)["won_amount"]) == Decimal(
+            str(won[acc])) > 0
+
+
+def test_a_failing_batch_is_redone_row_by_row_and_the_next_one_after_it(
+        env: Env, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A batch that fails as a whole (here a before-commit hook refusing one deal) while
+    the next one is already being handled: the next one waits for it, steps back, and is
+    handled again once the failed batch has been redone row by row — only the row at
+    fault fails, no row lands twice, and the log stays in file order."""
+    a = env.admin.actor()
+    accounts = [env.records.create(a, "account", {"name": f"客户 {i}"})["id"]
+                for i in range(2)]
+    rows = deals(accounts, 30)
+    rows[9][0] = "拒绝 009"  # in the second batch of 7
+
+    def refuse(unit: Any, changes: Sequence[Any]) -> None:
+        if any(ch.after and ch.after.get("name") == "拒绝 009" for ch in changes):
+            raise RuntimeError("refused by a hook")
+
+    env.records.hooks.on_before_commit("refuse", refuse)
+    caplog.set_level("INFO", logger=import_jobs.__name__)
+    job = deals_import(env, write_csv(tmp_path / "deals.csv", rows, DEAL_HEADERS))
+    assert (job.status, job.rows_done, job.created, job.failed) == ("done", 30, 29, 1)
+    assert "batch at row 8 failed; row by row" in caplog.text
+    c = env.records.compiled("opportunity")
+    with env.engine.connect() as conn:
+        stored = conn.execute(select(c.table.c.id, c.table.c.name).order_by(c.table.c.id)
+                              ).all()
+    assert [r.name for r in stored] == [r[0] for r in rows if r[0] != "拒绝 009"]
+    assert logged(env, "opportunity") == [(r.id, "create") for r in stored]
+    assert job.error_file is not None
+    errors = read_errors(job.error_file)
+    assert [e[:-1] for e in errors[1:]] == [rows[9]]
+    assert "refused by a hook" in errors[1][-1]
+
+
+def test_a_batch_ahead_of_the_one_before_it_waits_for_it(
+        env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first batch is slow to check its rows (its file rows' references, say), so the
+    second reaches the job's progress first: it waits for the first to land instead of
+    taking the job as moved on by another process and stopping the import."""
+    a = env.admin.actor()
+    account = env.records.create(a, "account", {"name": "客户"})["id"]
+    handle = import_jobs._Runner._handle
+
+    def slow_first(runner: Any, unit: Any, rows: Sequence[Any], out: Any) -> None:
+        if rows[0][0] == 1:
+            time.sleep(1.0)
+        handle(runner, unit, rows, out)
+
+    monkeypatch.setattr(import_jobs._Runner, "_handle", slow_first)
+    job = deals_import(env, write_csv(tmp_path / "deals.csv", deals([account], 20),
+                                      DEAL_HEADERS))
+    assert (job.status, job.rows_done, job.created) == ("done", 20, 20)
+    assert count(env, "opportunity") == 20

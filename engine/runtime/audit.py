@@ -17,8 +17,12 @@ AUDIT_COLUMNS = ("at", "user_id", "entity", "record_id", "action", "field", "old
                  "new_value")
 
 
+# json.dumps(…, ensure_ascii=False) makes an encoder per call; a million creates share one
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def dump_value(value: Any) -> str | None:
-    return None if value is None else json.dumps(to_json(value), ensure_ascii=False)
+    return None if value is None else _encode(to_json(value))
 
 
 def _load(text: str | None) -> Any:
@@ -43,8 +47,7 @@ def audit_rows(*, at: datetime, user_id: int | None, entity: str, record_id: int
             "action": action}
     if action == "create":
         first = {f: to_json(n) for f, _, n in changes if n is not None}
-        return [{**base, "field": None, "old_value": None,
-                 "new_value": json.dumps(first, ensure_ascii=False)}]
+        return [{**base, "field": None, "old_value": None, "new_value": _encode(first)}]
     rows = [{**base, "field": f, "old_value": dump_value(o), "new_value": dump_value(n)}
             for f, o, n in changes]
     return rows or [{**base, "field": None, "old_value": None, "new_value": None}]

@@ -74,8 +74,10 @@ def new_ids(conn: Connection, table: Table, count: int) -> list[int]:
     if conn.dialect.name == "postgresql":
         sequence = conn.execute(
             select(func.pg_get_serial_sequence(table.name, "id"))).scalar_one()
-        return sorted(conn.execute(select(func.nextval(sequence)).select_from(
-            func.generate_series(1, count))).scalars())
+        # one row holding them all: a row per id through a Result costs ~2 µs each
+        taken = conn.execute(select(func.array_agg(func.nextval(sequence)))
+                             .select_from(func.generate_series(1, count))).scalar_one()
+        return sorted(taken)
     top = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
     return list(range(top + 1, top + 1 + count))
 
