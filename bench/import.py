@@ -6,7 +6,9 @@ account, 7 indexes, one audit row per record, the job's progress in each batch's
 transaction), against plain `sqlite3` `executemany` of the same rows, parsed before timing,
 into an identical table in the same run (target ≥ 0.5x); the import's peak RSS (≤ 300 MB,
 flat in the file size: the import also runs on a file a tenth the size). On PostgreSQL the
-baseline is one COPY of the parsed rows into an identical table.
+baseline is one COPY of the parsed rows into an identical table, and each side starts on a
+settled server (bench/env.py `pg_settle`): a side run after a million-row COPY otherwise
+shares the machine with that table's autovacuum.
 
 The import runs as the user runs it — `python -m engine.cli import opportunity FILE` in a
 subprocess — so its wall time, CPU time (user + system of the child, `os.wait4`) and peak
@@ -442,7 +444,8 @@ def run_pg(n_rows: int, say: Callable[[str], None] = print) -> Section | None:
             f"identical table of a fresh schema, one transaction: {raw.wall:.1f} s wall. The "
             f"target is judged on wall time (the COPY's work is the server's).",
             f"Before each side the server was settled (the side before it emptied, a "
-            f"checkpoint, autovacuum idle), so no side pays for another's leftover work: "
+            f"checkpoint where the role may, autovacuum idle), so no side pays for another's "
+            f"leftover work: "
             f"raw: {settled[0]}; floor: {settled[1]}; ours: {settled[2]}.",
             f"The machine is shared: load average {load_before} before, {load_text()} after.",
         ],
