@@ -21,6 +21,7 @@ counts, the duplicates for review and the error file.
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import hashlib
 import json
@@ -316,8 +317,7 @@ class _Behind(Exception):
 
 
 class Overtaken(Exception):
-    """The job's progress is not where the batch starts: another process advanced it (this
-    one stops), or the batch before it in the same run did not land (it is run again)."""
+    """Another process advanced the job: this one stops (its batch rolled back)."""
 
 
 class _Runner:
@@ -493,10 +493,10 @@ class _Runner:
         """Whether a batch may be handled while the one before it is still being written
         (on a second connection, its rows not yet visible): on PostgreSQL, when no batch
         reads what an earlier one of the same file writes — no upsert key, no duplicate
-        rules, no column for a unique field, no link to the entity itself — and not in a
-        dry run.
-        Locks keep the rest in order: the job's row (progress, see _advance), the
-        parents' rows (rollups), the change log's commit-order lock."""
+        rules, no column for a unique field, no regarding field, no link to the entity
+        itself — and not in a dry run. Locks keep the rest in order: the job's row
+        (progress, see _advance), the parents' rows (rollups), the change log's
+        commit-order lock."""
         ent = self.c.entity
         return (self.records.engine.dialect.name == "postgresql" and not self.dry_run
                 and self.key is None and not ent.duplicates
@@ -603,8 +603,9 @@ class _Batches:
     def start(self, rows: _Rows, done: int,
               after: Future[_Outcome] | None) -> Future[_Outcome]:
         """Handle `rows` (the job's `done` rows done before them) after the batch `after`."""
-        if self.pool is not None:
-            return self.pool.submit(self.runner.batch, rows, done, after)
+        if self.pool is not None:  # in the caller's context (its query limit, …)
+            return self.pool.submit(contextvars.copy_context().run, self.runner.batch, rows,
+                                    done, after)
         outcome: Future[_Outcome] = Future()
         try:
             outcome.set_result(self.runner.batch(rows, done, after))
