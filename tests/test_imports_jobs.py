@@ -476,3 +476,24 @@ def test_a_batch_ahead_of_the_one_before_it_waits_for_it(
                                       DEAL_HEADERS))
     assert (job.status, job.rows_done, job.created) == ("done", 20, 20)
     assert count(env, "opportunity") == 20
+
+
+def test_a_second_process_stops_overlapping_batches_too(env: Env, tmp_path: Path) -> None:
+    """Another run of the job commits a batch behind the back of an import whose batches
+    overlap: the batch in hand and the one after it are rolled back, and it stops."""
+    a = env.admin.actor()
+    account = env.records.create(a, "account", {"name": "客户"})["id"]
+    source = write_csv(tmp_path / "twice.csv", deals([account], 20), DEAL_HEADERS)
+    job = open_job(env.records, a, source, ImportOptions(entity="opportunity"),
+                   file_name="twice.csv")
+    jobs = env.records.schema.table(IMPORT_JOB_TABLE)
+
+    def the_other_runs(seen: Job) -> None:
+        if seen.rows_done == 0:
+            with env.engine.begin() as conn:
+                conn.execute(jobs.update().where(jobs.c.id == seen.id)
+                             .values(rows_done=jobs.c.rows_done + 7))
+
+    after = run_job(env.records, a, job.id, batch_size=7, progress=the_other_runs)
+    assert (after.rows_done, after.created, count(env, "opportunity")) == (7, 0, 0)
+    assert logged(env, "opportunity") == []
