@@ -307,10 +307,17 @@ def test_a_second_process_running_the_same_job_writes_nothing_twice(
         env: Env, tmp_path: Path) -> None:
     """Another run of the job commits a batch behind this one's back: this one's batch
     is rolled back and it stops, leaving the job to the other."""
-    a = env.admin.actor()
     source = write_csv(tmp_path / "twice.csv", customers(10))
-    job = open_job(env.records, a, source, ImportOptions(entity="account"),
-                   file_name="twice.csv")
+    after = overtaken(env, source, "account")
+    assert (after.rows_done, after.created, count(env, "account")) == (7, 0, 0)
+
+
+def overtaken(env: Env, source: Path, entity: str) -> Job:
+    """Import `source` in batches of 7 while another process, once, commits the first
+    batch's progress before this one can."""
+    a = env.admin.actor()
+    job = open_job(env.records, a, source, ImportOptions(entity=entity),
+                   file_name=source.name)
     jobs = env.records.schema.table(IMPORT_JOB_TABLE)
 
     def the_other_runs(seen: Job) -> None:
@@ -319,8 +326,7 @@ def test_a_second_process_running_the_same_job_writes_nothing_twice(
                 conn.execute(jobs.update().where(jobs.c.id == seen.id)
                              .values(rows_done=jobs.c.rows_done + 7))
 
-    after = run_job(env.records, a, job.id, batch_size=7, progress=the_other_runs)
-    assert (after.rows_done, after.created, count(env, "account")) == (7, 0, 0)
+    return run_job(env.records, a, job.id, batch_size=7, progress=the_other_runs)
 
 
 def test_a_large_import_refreshes_the_statistics_once_its_batches_commit(
@@ -481,19 +487,8 @@ def test_a_batch_ahead_of_the_one_before_it_waits_for_it(
 def test_a_second_process_stops_overlapping_batches_too(env: Env, tmp_path: Path) -> None:
     """Another run of the job commits a batch behind the back of an import whose batches
     overlap: the batch in hand and the one after it are rolled back, and it stops."""
-    a = env.admin.actor()
-    account = env.records.create(a, "account", {"name": "客户"})["id"]
+    account = env.records.create(env.admin.actor(), "account", {"name": "客户"})["id"]
     source = write_csv(tmp_path / "twice.csv", deals([account], 20), DEAL_HEADERS)
-    job = open_job(env.records, a, source, ImportOptions(entity="opportunity"),
-                   file_name="twice.csv")
-    jobs = env.records.schema.table(IMPORT_JOB_TABLE)
-
-    def the_other_runs(seen: Job) -> None:
-        if seen.rows_done == 0:
-            with env.engine.begin() as conn:
-                conn.execute(jobs.update().where(jobs.c.id == seen.id)
-                             .values(rows_done=jobs.c.rows_done + 7))
-
-    after = run_job(env.records, a, job.id, batch_size=7, progress=the_other_runs)
+    after = overtaken(env, source, "opportunity")
     assert (after.rows_done, after.created, count(env, "opportunity")) == (7, 0, 0)
     assert logged(env, "opportunity") == []
