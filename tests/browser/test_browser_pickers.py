@@ -78,3 +78,28 @@ def test_contact_picker_suggests_the_chosen_account_s_contacts(
     expect(page).to_have_url(re.compile(r"/e/opportunity/\d+(\?.*)?$"))
     expect(page.locator("#value-primary_contact")).to_contain_text("Ann Lee")
     assert page.dialogs == []
+
+
+def test_a_match_clicked_the_moment_it_shows_is_chosen(
+        page: Any, live_server: LiveServer, tmp_path: Path) -> None:
+    """The click lands in the moment the list shows and before the form's preview (300 ms
+    after the typing) starts. Two ways it was lost: htmx wires up swapped-in content when it
+    settles, 20 ms after the swap by default (base.html settles at once); and the choice's
+    request shared the form's `hx-sync` queue, so the preview replaced it in flight
+    (form.html: hx-disinherit)."""
+    from playwright.sync_api import expect
+
+    ids = seed(tmp_path)
+    sign_in(page)
+    page.goto("/e/opportunity/new")
+    # click the first match in the same moment htmx puts it in the list
+    page.evaluate("""() => {
+      const list = document.querySelector("#pick-account");
+      new MutationObserver((changes, watch) => {
+        const match = list.querySelector("button.pick");
+        if (match) { watch.disconnect(); match.click(); }
+      }).observe(list, {childList: true});
+    }""")
+    page.locator("#f-account").fill("Acme")
+    expect(page.locator("#picker-account input[name=account]")).to_have_value(str(ids["acme"]))
+    expect(page.locator("#f-account")).to_have_value("Acme")
