@@ -39,6 +39,7 @@ from sqlalchemy import Connection, RowMapping, Table, insert, select, update
 
 from engine.messages import msg
 from engine.runtime.access import Actor
+from engine.runtime.collector import bulk_work
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.imports.duplicates import find_duplicates_many
@@ -536,7 +537,7 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
         window = IN_FLIGHT if runner.overlaps() else 1
         if batch_size is None:
             batch_size = BATCH_PG if records.engine.dialect.name == "postgresql" else BATCH
-        with _Batches(runner, window, f"import-{job.id}") as batches:
+        with bulk_work(), _Batches(runner, window, f"import-{job.id}") as batches:
             # batches handed out, oldest first
             flying: deque[_Flight] = deque()
             done, stopped = job.rows_done, False

@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from engine.messages import msg
 from engine.runtime.access import Actor
+from engine.runtime.collector import bulk_work
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
 from engine.runtime.records.autonumber import assign_numbers
@@ -39,6 +40,7 @@ class BulkResult:
     ids: list[int] = field(default_factory=list)
 
 
+@bulk_work()  # a young collection every 100,000 containers, not 700 (runtime/collector.py)
 def bulk_create(records: Records, actor: Actor, entity: str,
                 rows: Iterable[Mapping[str, Any]], *, batch_size: int = BULK_BATCH,
                 owner: Actor | None = None, unit: UnitOfWork | None = None,
