@@ -389,10 +389,14 @@ class Records:
         the same coercers (an import's RowCoercer), so they are taken as they are; every
         other check (hidden, read-only, engine-kept fields, defaults, required) still runs.
         """
-        values: dict[str, Any] = {}
         entity = c.entity
         plain, hidden, readonly = c.plain, mask.hidden, mask.readonly
-        for key, raw in data.items():
+        values: dict[str, Any] = {}
+        rest: Mapping[str, Any] = data
+        if coerced and data.keys() <= plain and hidden.isdisjoint(data) \
+                and readonly.isdisjoint(data):
+            values, rest = dict(data), {}  # an import's row: each key a writable plain field
+        for key, raw in rest.items():
             if key in plain and key not in hidden and key not in readonly:
                 if coerced:
                     values[key] = raw
