@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.runtime.collector import BULK_THRESHOLD, bulk_work
+from engine.runtime.collector import BULK_THRESHOLD, batch_done, bulk_work
 from engine.runtime.imports.jobs import ImportOptions, open_job, run_job
 from tests.conftest import Env
 
@@ -106,3 +107,50 @@ def test_an_import_and_a_bulk_create_run_under_it(
     seen.clear()
     env.records.create(a, "account", {"name": "一个"})  # a single write: the process's own
     assert seen == [700]
+
+
+class Knot:
+    """An object in a cycle of its own: only the cycle collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_batch_done_frees_what_a_batch_left_in_cycles(
+        thresholds: tuple[int, int, int]) -> None:
+    with bulk_work():
+        knot = Knot()
+        gone = weakref.ref(knot)
+        del knot
+        assert gone() is not None  # the raised threshold collects nothing by itself
+        batch_done()
+        assert gone() is None
+
+
+def test_an_import_frees_each_batch_s_cycles_before_the_next_batch(
+        env: Env, tmp_path: Path, thresholds: tuple[int, int, int]) -> None:
+    """What a batch leaves in cycles (SQLAlchemy statements holding the batch's lists of
+    ids) is freed after it: with the raised threshold alone it would stay to the end of
+    the import, and a large import's memory would grow with its file."""
+    left: list[weakref.ref[Knot]] = []
+    alive_at_next_batch: list[bool] = []
+
+    def leave_a_knot(unit: Any, changes: Sequence[Any]) -> None:
+        if left:
+            alive_at_next_batch.append(left[-1]() is not None)
+        left.append(weakref.ref(Knot()))
+
+    env.records.hooks.on_before_commit("knot", leave_a_knot)
+    a = env.admin.actor()
+    source = tmp_path / "accounts.csv"
+    source.write_text("name\n" + "".join(f"客户 {i}\n" for i in range(12)), encoding="utf-8")
+    job = open_job(env.records, a, source, ImportOptions(entity="account"),
+                   file_name=source.name)
+    assert run_job(env.records, a, job.id, batch_size=4).created == 12
+    assert alive_at_next_batch == [False, False]
+
+    left.clear()
+    alive_at_next_batch.clear()
+    assert env.records.bulk_create(a, "account", [{"name": f"批量 {i}"} for i in range(6)],
+                                   batch_size=2).created == 6
+    assert alive_at_next_batch == [False, False]

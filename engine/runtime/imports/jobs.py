@@ -39,7 +39,7 @@ from sqlalchemy import Connection, RowMapping, Table, insert, select, update
 
 from engine.messages import msg
 from engine.runtime.access import Actor
-from engine.runtime.collector import bulk_work
+from engine.runtime.collector import batch_done, bulk_work
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import BadRequest, Invalid, NotFound, RecordError
 from engine.runtime.imports.duplicates import find_duplicates_many
@@ -562,6 +562,7 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
                         again.append((c, s, batches.start(c, s, again[-1][2] if again
                                                           else None)))
                     flying = again
+                batch_done()
                 job = get_job(records, actor, job_id)
                 runner.job = job
                 if progress is not None:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from engine.messages import msg
 from engine.runtime.access import Actor
-from engine.runtime.collector import bulk_work
+from engine.runtime.collector import batch_done, bulk_work
 from engine.runtime.db import refresh_statistics
 from engine.runtime.errors import Forbidden
 from engine.runtime.records.autonumber import assign_numbers
@@ -81,6 +81,7 @@ def bulk_create(records: Records, actor: Actor, entity: str,
         if len(batch) >= batch_size:
             created += _insert_batch(records, actor, c, batch, errors, owner or actor, unit)
             batch = []
+            batch_done()
     if batch:
         created += _insert_batch(records, actor, c, batch, errors, owner or actor, unit)
     errors.sort(key=lambda e: e[0])  # batch-level problems arrive after row-level ones
