@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from engine.runtime.collector import BULK_THRESHOLD, batch_done, bulk_work
-from engine.runtime.imports.jobs import ImportOptions, open_job, run_job
 from tests.conftest import Env
+from tests.test_imports_jobs import customers, run, write_csv
 
 
 @pytest.fixture
@@ -88,12 +88,7 @@ def test_an_import_and_a_bulk_create_run_under_it(
 
     env.records.hooks.on_before_commit("watch", watch)
     a = env.admin.actor()
-    source = tmp_path / "accounts.csv"
-    source.write_text("name,city\n" + "".join(f"客户 {i},上海\n" for i in range(10)),
-                      encoding="utf-8")
-    job = open_job(env.records, a, source, ImportOptions(entity="account"),
-                   file_name=source.name)
-    job = run_job(env.records, a, job.id, batch_size=4)
+    job = run(env, write_csv(tmp_path / "accounts.csv", customers(10)), batch_size=4)
     assert (job.status, job.created) == ("done", 10)
     assert seen == [BULK_THRESHOLD] * 3  # the three batches
     assert gc.get_threshold() == (700, 10, 10)
@@ -142,11 +137,8 @@ def test_an_import_frees_each_batch_s_cycles_before_the_next_batch(
 
     env.records.hooks.on_before_commit("knot", leave_a_knot)
     a = env.admin.actor()
-    source = tmp_path / "accounts.csv"
-    source.write_text("name\n" + "".join(f"客户 {i}\n" for i in range(12)), encoding="utf-8")
-    job = open_job(env.records, a, source, ImportOptions(entity="account"),
-                   file_name=source.name)
-    assert run_job(env.records, a, job.id, batch_size=4).created == 12
+    assert run(env, write_csv(tmp_path / "accounts.csv", customers(12)),
+               batch_size=4).created == 12
     assert alive_at_next_batch == [False, False]
 
     left.clear()

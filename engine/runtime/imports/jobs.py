@@ -549,8 +549,7 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
                     chunk = list(islice(rows, batch_size))
                     if not chunk:
                         break
-                    flying.append((chunk, done, batches.start(
-                        chunk, done, flying[-1][2] if flying else None)))
+                    batches.start_after(flying, chunk, done)
                     done += len(chunk)
                 if not flying:
                     break
@@ -559,8 +558,7 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
                     _recover(runner, job.id, chunk, start, outcome, flying)
                     again: deque[_Flight] = deque()
                     for c, s, _ in flying:
-                        again.append((c, s, batches.start(c, s, again[-1][2] if again
-                                                          else None)))
+                        batches.start_after(again, c, s)
                     flying = again
                 batch_done()
                 job = get_job(records, actor, job_id)
@@ -601,6 +599,10 @@ class _Batches:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+
+    def start_after(self, flying: deque[_Flight], rows: _Rows, done: int) -> None:
+        """Hand out `rows` after the last batch of `flying`, and add them to it."""
+        flying.append((rows, done, self.start(rows, done, flying[-1][2] if flying else None)))
 
     def start(self, rows: _Rows, done: int,
               after: Future[_Outcome] | None) -> Future[_Outcome]:
