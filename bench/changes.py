@@ -43,14 +43,15 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from bench.env import (
     BENCH_DIR,
     CONFIG,
-    PG_URL,
     load_text,
     machine_info,
+    pg_drop_database,
+    pg_new_database,
     pg_problem,
     remove_db,
     sqlite_url,
@@ -58,7 +59,6 @@ from bench.env import (
 from bench.report import Row, Section
 from bench.reports import Scratch, build, paired, ratio_median
 from engine.metadata import load_model
-from engine.runtime.db import normalize_url
 from engine.runtime.records.feed import encode_cursor, read_changes
 
 NAME = "changes"
@@ -260,19 +260,6 @@ def measure(database: str, scratch: Scratch, lo: int, hi: int, rows: int,
                 f"{ratio_median(times_ours2, times_unfair):.2f} (ours / unfair)", "—", None)]
 
 
-def _pg_admin() -> Engine:
-    return create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
-
-
-def _pg(sql: str) -> None:
-    admin = _pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(sql))
-    finally:
-        admin.dispose()
-
-
 def run(rows: int, say: Callable[[str], None] = print) -> Section:
     data: dict[str, Any] = {"rows": rows}
     load_before = load_text()
@@ -294,10 +281,7 @@ def run(rows: int, say: Callable[[str], None] = print) -> Section:
         say(f"skipping PostgreSQL: not reachable at CRM_TEST_PG_URL: {problem}")
         pg_note = f"PostgreSQL was not measured: {problem}."
     else:
-        _pg(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        _pg(f'CREATE DATABASE "{DATABASE}"')
-        url = normalize_url(PG_URL).set(database=DATABASE).render_as_string(
-            hide_password=False)
+        url = pg_new_database(DATABASE)
         say(f"building PostgreSQL database {DATABASE} (not timed)")
         try:
             scratch = build(url, model, rows, say)
@@ -307,7 +291,7 @@ def run(rows: int, say: Callable[[str], None] = print) -> Section:
             finally:
                 scratch.engine.dispose()
         finally:
-            _pg(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+            pg_drop_database(DATABASE)
     notes = [
         "ours: `read_changes(records, admin, \"opportunity\", since, 1000)` "
         "(engine/runtime/records/feed.py), the engine function behind `GET "

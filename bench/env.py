@@ -25,7 +25,7 @@ from bench.data import ACCOUNTS, account_rows, opportunity_rows
 from engine.metadata import Model, load_model
 from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
-from engine.runtime.db import normalize_url, open_engine, unreachable
+from engine.runtime.db import drop_database, normalize_url, open_engine, unreachable
 from engine.runtime.records import Records
 from engine.runtime.schema import apply_plan, plan_schema
 
@@ -141,6 +141,29 @@ def pg_admin() -> Engine:
     return create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
 
 
+def pg_drop_database(name: str) -> None:
+    """Drop the bench database `name` on CRM_TEST_PG_URL's server, if there is one."""
+    admin = pg_admin()
+    try:
+        with admin.connect() as conn:
+            drop_database(conn, name)
+    finally:
+        admin.dispose()
+
+
+def pg_new_database(name: str) -> str:
+    """A new empty bench database `name` on CRM_TEST_PG_URL's server (dropped first if
+    left over); its URL."""
+    pg_drop_database(name)
+    admin = pg_admin()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return normalize_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
 def pg_schema_exists(admin: Engine, schema: str) -> bool:
     with admin.connect() as conn:
         return conn.execute(text("SELECT 1 FROM information_schema.schemata "
@@ -159,7 +182,9 @@ def pg_settle(admin: Engine, *emptied: str, limit_s: float = 600.0) -> str:
     side before it left behind: the schemas `emptied` (a measured side's, checked already)
     are emptied, so autovacuum has nothing of theirs to do; a CHECKPOINT writes out the
     dirty buffers (where the role may: pg_checkpoint or superuser); then it waits — at
-    most `limit_s` — until no autovacuum worker runs in the database. Says what it did."""
+    most `limit_s` — until no autovacuum worker runs in the database (a worker has no role,
+    usesysid; to a role that is not a superuser its backend_type is hidden too, so that
+    cannot be asked). Says what it did."""
     for schema in emptied:
         pg_recreate_schema(admin, schema)
     said = []
@@ -172,7 +197,7 @@ def pg_settle(admin: Engine, *emptied: str, limit_s: float = 600.0) -> str:
         waited = time.monotonic()
         while conn.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND backend_type = 'autovacuum worker'")).scalar_one():
+                "AND usesysid IS NULL AND pid <> pg_backend_pid()")).scalar_one():
             if time.monotonic() - waited > limit_s:
                 said.append(f"autovacuum still running after {limit_s:.0f} s")
                 break

@@ -43,17 +43,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from bench.data import account_rows
 from bench.env import (
     BENCH_DIR,
     CONFIG,
-    PG_URL,
     REPO,
     load_text,
     machine_info,
     now_text,
+    pg_drop_database,
+    pg_new_database,
     pg_problem,
     remove_db,
     sqlite_url,
@@ -64,7 +65,7 @@ from engine.metadata import Model, load_model
 from engine.metadata.reports import Report
 from engine.runtime.access import SYSTEM, Actor
 from engine.runtime.assembly import records_service
-from engine.runtime.db import normalize_url, open_engine
+from engine.runtime.db import open_engine
 from engine.runtime.records import Records
 from engine.runtime.reports import ReportResult, run_report
 from engine.runtime.schema import apply_plan
@@ -266,36 +267,6 @@ def build(url: str, model: Model, rows: int, say: Callable[[str], None]) -> Scra
     return Scratch(engine, records, users.by_name("bench_admin").actor())
 
 
-def pg_database_url(admin_url: str) -> str:
-    return normalize_url(admin_url).set(database=DATABASE).render_as_string(
-        hide_password=False)
-
-
-def pg_admin(url: str) -> Engine:
-    return create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
-
-
-def pg_create(url: str) -> str:
-    """A new empty database DATABASE on CRM_TEST_PG_URL's server; its URL."""
-    admin = pg_admin(url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    finally:
-        admin.dispose()
-    return pg_database_url(url)
-
-
-def pg_drop(url: str) -> None:
-    admin = pg_admin(url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 # -- reports: engine against hand-written SQL ------------------------------------------------
 
 
@@ -399,7 +370,7 @@ def run(rows: int, say: Callable[[str], None] = print) -> Section:
         say(f"skipping PostgreSQL: not reachable at CRM_TEST_PG_URL: {problem}")
         pg_note = f"PostgreSQL was not measured: {problem}."
     else:
-        url = pg_create(PG_URL)
+        url = pg_new_database(DATABASE)
         say(f"building PostgreSQL database {DATABASE} (not timed)")
         try:
             scratch = build(url, model, rows, say)
@@ -408,7 +379,7 @@ def run(rows: int, say: Callable[[str], None] = print) -> Section:
             finally:
                 scratch.engine.dispose()
         finally:
-            pg_drop(PG_URL)
+            pg_drop_database(DATABASE)
     folder.cleanup()
     notes = [
         "ours: `run_report(records, admin, report)` (engine/runtime/reports/compiler.py): "

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.engine import URL
 
 from engine.metadata import Model
-from engine.runtime.db import open_engine
+from engine.runtime.db import drop_database, open_engine
 from engine.runtime.schema import apply_plan, build_schema
 from engine.runtime.schema.tables import MIGRATION_TABLE
 from engine.runtime.users import User, Users
@@ -191,7 +191,8 @@ class PgTemplates(Templates):
 
     def drop(self, name: str) -> None:
         """Drop a database, ending connections a test left open (they are no use now)."""
-        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with self.admin.connect() as conn:
+            drop_database(conn, name)
 
     def close(self) -> None:
         """Drop every database made: queued ones, partly used ones, then the templates;

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -216,6 +216,25 @@ def unreachable(url: str, timeout: int = 3) -> str | None:
         return None
     except Exception as exc:  # any failure to reach the server
         return str(exc).splitlines()[0]
+
+
+def drop_database(conn: Connection, name: str) -> None:
+    """Drop the PostgreSQL database `name` if it exists, ending the sessions left on it.
+
+    `conn` is an AUTOCOMMIT connection to another database of the server; `name` is one the
+    caller made (a safe identifier), quoted anyway. Not `DROP DATABASE ... WITH (FORCE)`:
+    for a role that is not a superuser, FORCE refuses the whole drop ("must be a member of
+    the role whose process is being terminated") when an autovacuum worker happens to be on
+    the database, since a worker belongs to no role. So the role's own sessions there are
+    ended first, then a plain DROP DATABASE asks autovacuum to leave and waits for every
+    session to go (up to 5 s, PostgreSQL's own wait).
+    """
+    conn.execute(
+        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE datname = :name AND pid <> pg_backend_pid()"
+             " AND usename = current_user"),
+        {"name": name})
+    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def is_sqlite(engine: Engine) -> bool:
