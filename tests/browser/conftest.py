@@ -107,12 +107,44 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
 
 
+# Playwright acts on an element the moment it shows, and a page shows before its deferred
+# htmx script has wired it up: a select changed or a search typed then does nothing, and the
+# test waits for an answer that never comes. A person cannot be that quick, so every page of
+# the tests stays hidden (Playwright waits for visible elements) until DOMContentLoaded has
+# reached the window, after the document's listeners, htmx's among them, have run. Set
+# through the style property (CSSOM), which the pages' Content-Security-Policy allows.
+READY_GATE = """
+(() => {
+  const hide = () => {
+    if (!document.documentElement) return false;
+    document.documentElement.style.visibility = "hidden";
+    return true;
+  };
+  if (!hide()) {
+    const watch = new MutationObserver(() => { if (hide()) watch.disconnect(); });
+    watch.observe(document, {childList: true});
+  }
+  window.addEventListener("DOMContentLoaded", () => {
+    document.documentElement.style.removeProperty("visibility");
+  });
+})();
+"""
+
+
+def new_context(browser: Any, base_url: str, **options: Any) -> Any:
+    """A browser context (own cookies) on `base_url`: 1280x800 and English unless `options`
+    say otherwise, a 10 s default timeout, and READY_GATE on every page."""
+    options = {"locale": "en-US", "viewport": {"width": 1280, "height": 800}, **options}
+    context = browser.new_context(base_url=base_url, **options)
+    context.set_default_timeout(10_000)
+    context.add_init_script(script=READY_GATE)
+    return context
+
+
 @pytest.fixture
 def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     """A fresh browser tab (own cookies) on the live server, English by default."""
-    context = browser.new_context(base_url=live_server.url, locale="en-US",
-                                  viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
+    context = new_context(browser, live_server.url)
     tab = context.new_page()
     dialogs: list[str] = []
     tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

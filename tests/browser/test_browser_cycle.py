@@ -30,7 +30,7 @@ from engine.runtime.access import SYSTEM
 from engine.runtime.assembly import records_service
 from engine.runtime.org import seed_org
 from engine.runtime.records import ListQuery, Records
-from tests.browser.conftest import REPO, SCREENSHOTS, LiveServer
+from tests.browser.conftest import REPO, SCREENSHOTS, LiveServer, new_context
 from tests.browser.test_browser_csp import _NOT_A_PROBLEM, _REPORT_VIOLATIONS
 
 pytestmark = pytest.mark.browser
@@ -97,9 +97,7 @@ def tabs(browser: Any, world: World) -> Iterator[tuple[dict[str, Any], list[str]
     contexts: list[Any] = []
     tabs: dict[str, Any] = {}
     for name in PEOPLE:
-        context = browser.new_context(base_url=world.server.url, locale="zh-CN",
-                                      viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(10_000)
+        context = new_context(browser, world.server.url, locale="zh-CN")
         contexts.append(context)
         tab = context.new_page()
         _watch(tab, problems)

@@ -10,7 +10,7 @@ import pytest
 
 from engine.metadata import load_model
 from engine.runtime.assembly import records_service
-from tests.browser.conftest import ADMIN_PASSWORD, REPO, LiveServer, screenshot
+from tests.browser.conftest import ADMIN_PASSWORD, REPO, LiveServer, new_context, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -46,9 +46,8 @@ def test_on_a_phone_menu_and_filters_fold_and_rows_are_cards(browser: Any,
     from playwright.sync_api import expect
 
     deal = _seed(live_server)
-    context = browser.new_context(base_url=live_server.url, locale="en-US", viewport=PHONE,
-                                  is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
+    context = new_context(browser, live_server.url, viewport=PHONE, is_mobile=True,
+                          has_touch=True)
     page = context.new_page()
     try:
         _sign_in(page, "/e/opportunity")

@@ -61,9 +61,6 @@ def test_build_preview_save_and_reload_a_report(page: Any) -> None:
     page.goto("/reports")
     page.get_by_role("link", name="New report").click()
     expect(page.get_by_role("heading", name="New report")).to_be_visible()
-    # htmx (a deferred script) wires the page up when it has loaded; a change before that
-    # would be nobody's
-    page.wait_for_load_state()
     page.locator("#builder-entity").select_option("opportunity")
     expect(page.locator('#group-0 option[value="stage"]')).to_have_count(1)
     page.get_by_label("Title").fill("Open deals by stage")
