@@ -342,6 +342,37 @@ def test_the_page_speaks_chinese(env: Env, tmp_path: Path) -> None:
     assert "不导入" in client.get(mapping_path).text
 
 
+def test_the_error_file_speaks_the_language_of_who_imported(env: Env, tmp_path: Path) -> None:
+    """A user of the Chinese UI gets the problems of the error file (and the job page's
+    first rows of it) in Chinese, the column labels as the entity names them in Chinese."""
+    client = browser(env, tmp_path / "files")
+    token = csrf_of(client.get("/").text)
+    client.post("/account/language", data={"csrf_token": token, "language": "zh-CN",
+                                           "next": "/"})
+    bad = [["", "北京", "", "", ""], ["乙公司", "上海", "", "", "很多"]]
+    job_id = submit(client, uploaded(client, "a.csv", csv_bytes(bad)), "import")
+    html = finished(client, job_id)
+    assert count(html, "failed") == 2
+    assert "客户名称: 必填" in html
+    text = client.get(f"/e/account/import/jobs/{job_id}/errors").content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [r[:2] for r in rows[1:]] == [["", "北京"], ["乙公司", "上海"]]
+    assert rows[1][-1] == "客户名称: 必填"
+    assert rows[2][-1] == "员工人数 '很多'：必须是整数"  # noqa: RUF001 (the Chinese colon)
+    assert "required" not in text and "must be" not in text
+    job = import_jobs.get_job(env.records, SYSTEM, job_id)
+    assert job.language == "zh-CN"
+
+
+def test_the_error_file_of_an_english_user_is_in_english(env: Env, tmp_path: Path) -> None:
+    client = browser(env, tmp_path / "files")
+    job_id = submit(client, uploaded(client, "a.csv", csv_bytes([["", "北京", "", "", ""]])),
+                    "import")
+    finished(client, job_id)
+    text = client.get(f"/e/account/import/jobs/{job_id}/errors").content.decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(text)))[1][-1] == "客户名称: is required"
+
+
 def test_error_file_of_an_xlsx_is_xlsx(env: Env, tmp_path: Path) -> None:
     book = Workbook()
     sheet = book.active

@@ -79,6 +79,8 @@ OnDuplicate = Literal["skip", "update", "create"]
 ON_DUPLICATE: tuple[OnDuplicate, ...] = ("skip", "update", "create")
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
 UNFINISHED = ("pending", "running", "failed", "cancelled")
+Render = Callable[[str], str]
+"""A message (engine.messages) as text in one language."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +95,16 @@ class ImportOptions:
     on_duplicate: OnDuplicate = "skip"
     choices: Mapping[int, str] = field(default_factory=dict)
     dry_run: bool = False
+    language: str = "en"
+    """The language the job's problems and messages are written in (the error file's):
+    the import page's user's; kept in the job so a resumed run writes the same one."""
 
     def as_json(self) -> dict[str, Any]:
         return {"entity": self.entity,
                 "mapping": None if self.mapping is None else dict(self.mapping.columns),
                 "key": self.key, "on_duplicate": self.on_duplicate,
                 "choices": {str(k): v for k, v in sorted(self.choices.items())},
-                "dry_run": self.dry_run}
+                "dry_run": self.dry_run, "language": self.language}
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,11 @@ class Job:
     created_at: datetime
     message: str | None
     duplicates: list[DuplicateRow] = field(default_factory=list)
+
+    @property
+    def language(self) -> str:
+        """The language its problems and messages are written in (ImportOptions)."""
+        return str(self.options.get("language") or "en")
 
     @property
     def dry_run(self) -> bool:
@@ -190,7 +200,10 @@ def _job(row: RowMapping) -> Job:
 
 
 def _options_key(options: ImportOptions) -> str:
-    return hashlib.sha256(json.dumps(options.as_json(), sort_keys=True,
+    """What makes two runs the same import (the second resumes the first): all the options
+    but the language, which only says how the problems read."""
+    same = {k: v for k, v in options.as_json().items() if k != "language"}
+    return hashlib.sha256(json.dumps(same, sort_keys=True,
                                      ensure_ascii=False).encode()).hexdigest()
 
 
@@ -322,8 +335,8 @@ class Overtaken(Exception):
 
 
 class _Runner:
-    def __init__(self, records: Records, actor: Actor, job: Job) -> None:
-        self.records, self.actor, self.job = records, actor, job
+    def __init__(self, records: Records, actor: Actor, job: Job, render: Render = str) -> None:
+        self.records, self.actor, self.job, self.render = records, actor, job, render
         self.entity = job.entity
         self.c = records.compiled(job.entity)
         opts = job.options
@@ -366,7 +379,7 @@ class _Runner:
         good: list[tuple[int, list[str], dict[str, Any]]] = []
         for (number, cells), (values, problems) in zip(rows, coerced, strict=True):
             if problems:
-                out.errors.append((number, cells, {str(k): str(v) for k, v in
+                out.errors.append((number, cells, {str(k): self.render(v) for k, v in
                                                    problems.items()}))
             else:
                 good.append((number, cells, values))
@@ -409,14 +422,14 @@ class _Runner:
                     assert first.id is not None
                     version = self._version(conn, first.id)
                     if version is None:
-                        out.errors.append((number, cells, {"_record": str(msg(
+                        out.errors.append((number, cells, {"_record": self.render(msg(
                             "the duplicate %(title)s to update is gone",
                             title=first.title))}))
                     else:
                         updates.append((number, cells, first.id, version, values))
                 else:  # skip — or update, but the match is an earlier row of the file
                     out.skipped += 1
-                    out.errors.append((number, cells, {"_record": str(msg(
+                    out.errors.append((number, cells, {"_record": self.render(msg(
                         "skipped: a possible duplicate of %(records)s",
                         records=", ".join(_named(d, new) for d in found_dups[:3])))}))
         if creates:
@@ -426,7 +439,7 @@ class _Runner:
             out.created += result.created
             for index, problems in result.errors:
                 number, cells, _ = creates[index]
-                out.errors.append((number, cells, {self.column(k): str(v)
+                out.errors.append((number, cells, {self.column(k): self.render(v)
                                                    for k, v in problems.items()}))
         for number, cells, record_id, version, values in updates:
             # a blank cell leaves the record's value as it is (it does not clear it)
@@ -439,7 +452,8 @@ class _Runner:
             except RecordError as exc:
                 savepoint.rollback()
                 del u.changes[kept:]
-                out.errors.append((number, cells, _problems(exc, self.column)))
+                out.errors.append((number, cells, _problems(exc, self.column,
+                                                            self.render)))
             else:
                 savepoint.commit()
                 out.updated += 1
@@ -509,25 +523,28 @@ class _Runner:
 def run_job(records: Records, actor: Actor, job_id: int, *,
             progress: Callable[[Job], None] | None = None,
             should_stop: Callable[[], bool] | None = None,
-            batch_size: int | None = None) -> Job:
+            batch_size: int | None = None, render: Render = str) -> Job:
     """Run (or resume) the job to its end: from the first row no batch committed, batch by
     batch; then the error file. `progress(job)` after every batch; `should_stop()` is asked
     between batches (the job is then `cancelled`, and running it again resumes it).
-    `batch_size`: rows per batch (by default BATCH, BATCH_PG on PostgreSQL)."""
+    `batch_size`: rows per batch (by default BATCH, BATCH_PG on PostgreSQL). `render`
+    writes a message (engine.messages) as the job keeps it, its problems and its message:
+    in the job's language (`Job.language`) when the caller has the catalogs (the import
+    page), English by default."""
     job = get_job(records, actor, job_id)
     if job.status == "done":
         return job
     path = Path(job.file_path)
     if not path.exists() or file_hash(path) != job.file_hash:
-        return _end(records, actor, job, "failed", str(msg(
+        return _end(records, actor, job, "failed", msg(
             "the file %(name)s is gone or changed since the import started",
-            name=job.file_name)))
+            name=job.file_name), render)
     if job.dry_run and job.rows_done:  # a dry run keeps nothing to resume from: again
         _reset(records, job)
     _set(records, job.id, status="running", message=None,
          started_at=job.started_at or records.clock())
     try:
-        runner = _Runner(records, actor, get_job(records, actor, job_id))
+        runner = _Runner(records, actor, get_job(records, actor, job_id), render)
         if job.total_rows is None:
             _set(records, job.id, total_rows=_count(records, path))
         job = get_job(records, actor, job_id)
@@ -566,16 +583,17 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
                 if progress is not None:
                     progress(job)
             if stopped:
-                return _end(records, actor, job, "cancelled", None)
+                return _end(records, actor, job, "cancelled", None, render)
     except Overtaken:  # another process runs the job: it finishes it
         log.warning("import job %s is being run by another process; this one stops", job_id)
         return get_job(records, actor, job_id)
     except Exception as exc:
         log.exception("import job %s failed", job_id)
-        return _end(records, actor, get_job(records, actor, job_id), "failed", _reason(exc))
+        return _end(records, actor, get_job(records, actor, job_id), "failed", _reason(exc),
+                    render)
     if not job.dry_run and job.created + job.updated >= ANALYZE_AFTER:
         refresh_statistics(records.engine, (job.entity,))  # the planner learns the new rows
-    return _end(records, actor, job, "done", None)
+    return _end(records, actor, job, "done", None, render)
 
 
 _CHUNK = 500
@@ -642,14 +660,15 @@ def _find_by_key(conn: Connection, records: Records, actor: Actor, entity: str, 
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+    return exc.message if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
 
 
-def _problems(exc: RecordError, column: Callable[[str], str]) -> dict[str, str]:
+def _problems(exc: RecordError, column: Callable[[str], str],
+              render: Render) -> dict[str, str]:
     fields = getattr(exc, "fields", None) or {}
     if fields:
-        return {column(k): str(v) for k, v in fields.items()}
-    return {"_record": str(exc)}
+        return {column(k): render(v) for k, v in fields.items()}
+    return {"_record": render(exc.message)}
 
 
 def _set(records: Records, job_id: int, **values: Any) -> None:
@@ -666,16 +685,17 @@ def _reset(records: Records, job: Job) -> None:
             rows_done=0, created=0, updated=0, skipped=0, failed=0, duplicates=[]))
 
 
-def _end(records: Records, actor: Actor, job: Job, status: str, message: str | None) -> Job:
+def _end(records: Records, actor: Actor, job: Job, status: str, message: str | None,
+         render: Render) -> Job:
     """Mark the job ended and write its error file (from every run's bad rows)."""
-    _set(records, job.id, status=status, message=message,
+    _set(records, job.id, status=status, message=None if message is None else render(message),
          finished_at=records.clock() if status == "done" else None)
     job = get_job(records, actor, job.id)
     if job.error_path is not None and job.failed + job.skipped:
         try:
             write_error_file(records, job)
         except OSError as exc:
-            _set(records, job.id, message=str(msg("cannot write the error file: %(reason)s",
+            _set(records, job.id, message=render(msg("cannot write the error file: %(reason)s",
                                                   reason=exc.strerror or str(exc))))
     return get_job(records, actor, job.id)
 

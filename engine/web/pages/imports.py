@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.messages import msg
+from engine.messages import localize, msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
@@ -48,7 +48,7 @@ from engine.runtime.imports.saved_mappings import best_saved_mapping, save_mappi
 from engine.runtime.imports.sources import open_source
 from engine.runtime.records import Records
 from engine.web.attachments import content_disposition
-from engine.web.i18n import N_
+from engine.web.i18n import N_, supported, translations
 from engine.web.pages.fields import entity_of
 from engine.web.ui import PageFamily, Ui
 from engine.web.uploads import read_upload
@@ -192,9 +192,13 @@ class ImportPages(PageFamily):
     # -- the background run ----------------------------------------------------------------
 
     def _run(self, actor: Actor, job_id: int, progress: Any, should_stop: Any) -> object:
+        """Runs the job, its problems written in its language (the user's who started it)."""
+        language = supported(import_jobs.get_job(self.records, actor, job_id).language)
+        gettext = translations()[language].gettext
         return import_jobs.run_job(self.records, actor, job_id,
                                    progress=lambda job: progress(job.rows_done),
-                                   should_stop=should_stop)
+                                   should_stop=should_stop,
+                                   render=lambda text: localize(text, gettext, language))
 
     # -- step 1: the upload ----------------------------------------------------------------
 
@@ -315,7 +319,8 @@ class ImportPages(PageFamily):
         return _go(request, f"/e/{entity.name}/import/jobs/{job_id}")
 
     def _options(self, actor: Actor, entity: Entity, headers: list[str],
-                 form: Mapping[str, str], *, dry_run: bool) -> import_jobs.ImportOptions:
+                 form: Mapping[str, str], *, dry_run: bool,
+                 language: str) -> import_jobs.ImportOptions:
         names = {f.name for f in self.writable(actor, entity)}
         columns: dict[str, str | None] = {}
         for name, value in form.items():
@@ -339,14 +344,15 @@ class ImportPages(PageFamily):
         return import_jobs.ImportOptions(entity=entity.name,
                                          mapping=column_map(entity, columns, key), key=key,
                                          on_duplicate=on_duplicate_of(form), choices={},
-                                         dry_run=dry_run)
+                                         dry_run=dry_run, language=language)
 
     def _open(self, viewer: Viewer, entity: Entity, upload: Upload,
               form: Mapping[str, str]) -> int:
         actor = viewer.user.actor()
         headers = list(open_source(upload.path).headers)
         dry_run = form.get("action") != "import"
-        options = self._options(actor, entity, headers, form, dry_run=dry_run)
+        options = self._options(actor, entity, headers, form, dry_run=dry_run,
+                                language=viewer.language)
         save_as = (form.get("save_as") or "").strip()
         if save_as:
             assert options.mapping is not None
@@ -417,7 +423,8 @@ class ImportPages(PageFamily):
             import_jobs.ImportOptions(entity=entity.name,
                                       mapping=job.mapping,
                                       key=options.get("key"), on_duplicate=on_duplicate,
-                                      choices=choices, dry_run=False),
+                                      choices=choices, dry_run=False,
+                                      language=viewer.language),
             file_name=job.file_name)
         self.runner.start(actor, real.id)
         return real.id
