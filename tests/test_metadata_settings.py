@@ -83,6 +83,21 @@ def test_settings_errors_come_with_the_entities_errors(config: Path) -> None:
     assert found[1].startswith("config/settings.yaml:1:11: currency: unknown currency code")
 
 
+def test_the_change_log_keeps_everything_unless_told_how_many_days(config: Path) -> None:
+    assert load_model(config).settings.changes_keep_days is None
+    (config / "settings.yaml").write_text("changes: {keep_days: 90}\n", encoding="utf-8")
+    assert load_model(config).settings.changes_keep_days == 90
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "'90'", "40000"])
+def test_a_bad_keep_days_is_refused_with_its_place(config: Path, value: str) -> None:
+    (config / "settings.yaml").write_text(f"changes:\n  keep_days: {value}\n",
+                                          encoding="utf-8")
+    found = errors(config)
+    assert len(found) == 1 and found[0].startswith("config/settings.yaml:2:14: "), found
+    assert "changes.keep_days" in found[0]
+
+
 def test_a_time_zone_is_taken_and_utc_is_the_default(config: Path) -> None:
     assert load_model(config).settings.time_zone == "UTC"
     (config / "settings.yaml").write_text("time_zone: Asia/Shanghai\n", encoding="utf-8")

@@ -38,7 +38,8 @@ OWN_TRANSACTIONS = {"runtime/records/unit.py", "runtime/users.py", "runtime/sess
                     "runtime/schema/apply.py", "runtime/flows/outbox.py",
                     "runtime/notifications.py", "runtime/reports/saved.py",
                     "runtime/imports/jobs.py", "runtime/idempotency.py",
-                    "runtime/imports/duplicates.py"}
+                    "runtime/imports/duplicates.py",
+                    "runtime/records/retention.py"}  # deletes old rows of the change log
 
 
 class Recorder:

@@ -70,6 +70,10 @@ class SiteSettings:
     is 5 December) or "mdy" (12/5/2026 is 5 December); a year first is always y/m/d."""
     import_max_mb: float = DEFAULT_IMPORT_MAX_MB
     """The largest file an import may read (settings.yaml `imports.max_size_mb`)."""
+    changes_keep_days: int | None = None
+    """How many days the change log keeps what happened (settings.yaml `changes.keep_days`;
+    the worker deletes older rows, and the changes feed answers 410 to a cursor from before
+    them); None: kept for ever."""
 
     @property
     def day_first(self) -> bool:
@@ -127,7 +131,8 @@ def load_settings(doc: YamlDoc, errors: list[ConfigError]) -> SiteSettings:
         pipeline_snapshots=load_snapshot_schedule(doc),
         date_order=str(doc.data.get("date_order", "dmy")),
         import_max_mb=float((doc.data.get("imports") or {}).get("max_size_mb",
-                                                                 DEFAULT_IMPORT_MAX_MB)))
+                                                                 DEFAULT_IMPORT_MAX_MB)),
+        changes_keep_days=(doc.data.get("changes") or {}).get("keep_days"))
     currency = doc.data.get("currency", DEFAULT_CURRENCY)
     if currency not in known_currencies():
         hint = did_you_mean(currency.upper(), currencies_in_use())

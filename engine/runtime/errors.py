@@ -43,6 +43,13 @@ class Conflict(RecordError):
     code = "conflict"
 
 
+class Gone(RecordError):
+    """What was asked for is no longer kept (a changes cursor older than the change log)."""
+
+    status = 410
+    code = "cursor_expired"
+
+
 class Invalid(RecordError):
     """One or more fields (or the record as a whole) failed validation."""
 

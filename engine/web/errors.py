@@ -27,7 +27,7 @@ from engine.web.i18n import negotiate, translations
 log = logging.getLogger("engine.web")
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 409: "conflict", 413: "too_large",
+          405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "too_large",
           415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests"}
 
 

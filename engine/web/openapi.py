@@ -176,7 +176,10 @@ def _cap(name: str) -> str:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad request", 401: "No or invalid token", 403: "Forbidden",
-            404: "Not found", 409: "Version conflict", 413: "Body too large",
+            404: "Not found", 409: "Version conflict",
+            410: "The change log no longer goes back to this cursor (settings.yaml "
+                 "changes.keep_days): copy the records again, then follow from since=now",
+            413: "Body too large",
             415: "Body is not JSON", 422: "Validation failed"}
     return {str(c): {"description": text[c], "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
@@ -333,13 +336,14 @@ def _all_entity_paths(e: Entity, hidden: frozenset[str]) -> dict[str, Any]:
                     "parameters": [
                         {"name": "since", "in": "query", "schema": {"type": "string"},
                          "description": "next_cursor (or an item's cursor) of an earlier "
-                                        "request; from the start without it"},
+                                        "request; from the start without it; `now`: no "
+                                        "items, the log's head as next_cursor"},
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1,
                                     "maximum": MAX_CHANGES, "default": DEFAULT_CHANGES}}],
                     "responses": {"200": {"description": "The changes after `since`",
                                           "content": _json(f"{n}Changes")},
-                                  **_errors(400, 401, 403, 404, 422)}},
+                                  **_errors(400, 401, 403, 404, 410, 422)}},
         },
         f"/api/{e.name}/{{record_id}}/history": {
             "get": {"tags": tag, "operationId": f"history_{e.name}",

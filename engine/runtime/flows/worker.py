@@ -7,9 +7,10 @@ transaction), then delivers the outbox messages due now
 (engine/runtime/flows/outbox.py: after commit, at least once) — so an email or webhook a
 timer enqueued goes out in the same pass. A pass also takes the pipeline snapshot of the
 current period when settings.yaml `pipeline_snapshots` asks for one and it is not there
-(engine/runtime/reports/snapshots.py). Between passes the worker sleeps `interval`
-seconds, unless a pass took a full batch (more is waiting). Any number of workers may run:
-they claim rows, never share one.
+(engine/runtime/reports/snapshots.py), and once an hour deletes the change log's rows older
+than settings.yaml `changes.keep_days` (engine/runtime/records/retention.py). Between
+passes the worker sleeps `interval` seconds, unless a pass took a full batch (more is
+waiting). Any number of workers may run: they claim rows, never share one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from engine.runtime.flows.outbox import EMAIL, WEBHOOK, DeliveryRun, Sender, del
 from engine.runtime.flows.timers import TimerKinds, TimerRun, prepare, run_due_timers
 from engine.runtime.flows.webhooks import WebhookSender
 from engine.runtime.records import Records
+from engine.runtime.records.retention import PRUNE_EVERY, prune_log
 from engine.runtime.reports.snapshots import ScheduledSnapshots
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,8 @@ class Worker:
         self.kinds = kinds
         self.clock = clock or (lambda: records.clock())
         self.snapshots = ScheduledSnapshots(records)
+        self.pruned_at: datetime | None = None
+        """When this worker last pruned the change log (once an hour: PRUNE_EVERY)."""
 
     def run_once(self, now: datetime | None = None) -> Pass:
         """One pass: the timers that come from no write set (a flow's next holiday
@@ -98,11 +102,23 @@ class Worker:
         if taken is not None:
             log.info("worker %s: pipeline snapshot %s taken (%s deals)", self.worker_id,
                      taken.id, taken.deals)
+        self._prune(at)
         timers = run_due_timers(self.records, at, worker_id=self.worker_id, batch=self.batch,
                                 kinds=self.kinds)
         deliveries = deliver_due(self.records.engine, at, self.senders,
                                  worker_id=self.worker_id, batch=self.batch)
         return Pass(timers, deliveries, self.batch)
+
+    def _prune(self, at: datetime) -> None:
+        if self.records.model.settings.changes_keep_days is None:
+            return
+        if self.pruned_at is not None and at - self.pruned_at < PRUNE_EVERY:
+            return
+        deleted = prune_log(self.records, at)
+        self.pruned_at = at
+        if deleted:
+            log.info("worker %s: %s change log rows older than %s days deleted",
+                     self.worker_id, deleted, self.records.model.settings.changes_keep_days)
 
     def run(self, stop: threading.Event, interval: float = DEFAULT_INTERVAL,
             on_pass: Callable[[Pass], None] | None = None) -> int:

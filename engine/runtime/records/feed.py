@@ -19,6 +19,12 @@ saw it, so a caller that sees little does not scan the same rows again.
 
 Never missed, never repeated: the log's `seq` is its commit order, so every row at or below
 the head a snapshot sees is already in it, and a row committed later has a higher `seq`.
+
+When settings.yaml `changes.keep_days` has the worker delete old rows (retention.py), the
+statement also reads the log's floor, in the same snapshot: a cursor below it (or none, "from
+the start") answers 410 `cursor_expired`, since the rows it would read next may be gone.
+`since=now` answers no items and the log's head as `next_cursor`: where a client that has
+just copied the records starts following.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from sqlalchemy import Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.types import TypeEngine
 
 from engine.messages import msg
-from engine.runtime.errors import BadRequest, Invalid
+from engine.runtime.errors import BadRequest, Gone, Invalid
 from engine.runtime.records import secure
 from engine.runtime.records.json_rows import RecordJson, column_json, column_types, raw_select
 from engine.runtime.records.regarding import regarding_fields, titled
+from engine.runtime.records.retention import floor_table
 
 if TYPE_CHECKING:
     from engine.runtime.access import Actor
@@ -48,6 +55,8 @@ MAX_LIMIT = 1_000
 _PREFIX = "chg1:"
 _MAX_CURSOR = 64
 _MAX_SEQ = 2**63 - 1
+NOW = "now"
+"""`since=now`: no items, the log's head as next_cursor (where to start following)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,8 @@ class _Shape:
     stmt: Select[Any]
     columns: tuple[tuple[str, TypeEngine[Any]], ...]
     at: tuple[int, ...]
-    """Where the columns _head, _seq, _action, _at, _rid and the record's id are."""
+    """Where the columns _head, _floor, _seq, _action, _at, _rid and the record's id
+    are."""
     writers: dict[tuple[Any, ...], tuple[RecordJson, Callable[[Any], Any]]] = \
         field(default_factory=dict)
 
@@ -82,10 +92,12 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int:
-    """The log place a cursor names (0: the start); BadRequest naming `since` when it is not
-    a cursor this feed gave."""
+    """The log place a cursor names (0: the start; `since=now`: past every place);
+    BadRequest naming `since` when it is not a cursor this feed gave."""
     if cursor is None or cursor == "":
         return 0
+    if cursor == NOW:
+        return _MAX_SEQ
     bad = BadRequest(msg("invalid changes cursor"),
                      {"since": msg("not a cursor of this feed: send next_cursor as it came")})
     if len(cursor) > _MAX_CURSOR or not cursor.isascii():
@@ -112,7 +124,8 @@ def check_limit(limit: int) -> int:
 def read_changes(records: Records, actor: Actor, entity: str, since: str | None = None,
                  limit: int = DEFAULT_LIMIT) -> ChangesPage:
     """The changes of `entity`'s records after the cursor `since` (from the start without
-    one) that `actor` may hear of, at most `limit`, in commit order; see the module."""
+    one) that `actor` may hear of, at most `limit`, in commit order; see the module. Gone
+    (410) when the log no longer has all the rows after `since`."""
     c = records.compiled(entity)
     records.policy.require(actor, c.entity, "read")
     after = decode_cursor(since)
@@ -120,11 +133,11 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
 
     shape = _shape(records, actor, entity)
     items: list[dict[str, Any]] = []
-    head = after
+    head = 0 if after == _MAX_SEQ else after
     with records.reading() as conn:
         result = conn.execute(shape.stmt, {"since": after, "limit": limit})
         coltypes = tuple(d[1] for d in result.cursor.description)
-        i_head, i_seq, i_action, i_at, i_rid, i_id = shape.at
+        i_head, i_floor, i_seq, i_action, i_at, i_rid, i_id = shape.at
         found = shape.writers.get(coltypes)
         if found is None:
             found = shape.writers[coltypes] = (
@@ -133,7 +146,16 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
                 or _same)
         write, at_json = found
         # the driver's rows, as they came, in log order (see feed_statement)
-        for row in sorted(result.all(), key=lambda row: row[i_seq] or 0):
+        rows = sorted(result.all(), key=lambda row: row[i_seq] or 0)
+        floor = (rows[0][i_floor] or 0) if rows else 0
+        if after < floor:
+            raise Gone(msg("the change log no longer goes back to this cursor (it keeps "
+                           "%(days)s days): copy the records again and follow the feed "
+                           "from since=now", days=records.model.settings.changes_keep_days
+                           or "?"),
+                       {"since": msg("older than the change log keeps")})
+        head = max(head, floor)
+        for row in rows:
             head = max(head, row[i_head] or 0)
             if row[i_seq] is None:  # the log's head alone: nothing after the cursor
                 continue
@@ -174,15 +196,17 @@ def _built(records: Records, actor: Actor, entity: str) -> _Shape:
     columns = column_types(stmt)
     names = [name for name, _kind in columns]
     return _Shape(raw_select(stmt), columns, tuple(
-        names.index(k) for k in ("_head", "_seq", "_action", "_at", "_rid", "id")))
+        names.index(k) for k in ("_head", "_floor", "_seq", "_action", "_at", "_rid",
+                                  "id")))
 
 
 def feed_statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
-    """The feed's one statement: the log's head for `entity`, LEFT JOIN the page of log rows
-    after :since the actor may hear of (at most :limit), each with its record as the actor
-    may read it (NULL columns when they may not; the fields hidden from them left out). The
-    rows come in no set order: the caller puts them in `_seq` order (a sort of the whole
-    answer by the database costs more than sorting a thousand rows in Python)."""
+    """The feed's one statement: the log's head for `entity` and its floor, LEFT JOIN the
+    page of log rows after :since the actor may hear of (at most :limit), each with its
+    record as the actor may read it (NULL columns when they may not; the fields hidden from
+    them left out). The rows come in no set order: the caller puts them in `_seq` order (a
+    sort of the whole answer by the database costs more than sorting a thousand rows in
+    Python)."""
     c = records.compiled(entity)
     log = records.change_log
     t = c.table
@@ -209,7 +233,10 @@ def feed_statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
             .order_by(ch.c.seq)
             .limit(bindparam("limit"))
             .subquery("page"))
-    head = (select(func.max(log.c.seq).label("_head"))
+    floor = floor_table(records)
+    head = (select(func.max(log.c.seq).label("_head"),
+                   select(floor.c.through_seq).where(floor.c.id == 1).scalar_subquery()
+                   .label("_floor"))
             .where(log.c.entity == entity).subquery("head"))
-    return (select(head.c._head, *page.c)
+    return (select(head.c._head, head.c._floor, *page.c)
             .select_from(head.outerjoin(page, true())))

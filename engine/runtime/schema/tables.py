@@ -62,6 +62,7 @@ IMPORT_MAPPING_TABLE = "crm_import_mapping"
 IMPORT_JOB_TABLE = "crm_import_job"
 IMPORT_ERROR_TABLE = "crm_import_error"
 CHANGE_TABLE = "crm_change"
+CHANGE_FLOOR_TABLE = "crm_change_floor"
 SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_TABLE,
                  TEAM_TABLE, ATTACHMENT_TABLE,
                  SESSION_TABLE, LOGIN_THROTTLE_TABLE, FORM_DRAFT_TABLE, SAVED_VIEW_TABLE,
@@ -71,7 +72,7 @@ SYSTEM_TABLES = (USER_TABLE, TOKEN_TABLE, AUDIT_TABLE, MIGRATION_TABLE, ARCHIVE_
                  SNAPSHOT_TABLE, SNAPSHOT_ROW_TABLE,
                  MATCH_KEY_TABLE, MATCH_STATE_TABLE, IDEMPOTENCY_TABLE, MERGE_TABLE,
                  IMPORT_MAPPING_TABLE,
-                 IMPORT_JOB_TABLE, IMPORT_ERROR_TABLE, CHANGE_TABLE)
+                 IMPORT_JOB_TABLE, IMPORT_ERROR_TABLE, CHANGE_TABLE, CHANGE_FLOOR_TABLE)
 
 MAX_IDENTIFIER = 63
 
@@ -558,7 +559,8 @@ def _system_tables(md: MetaData) -> None:
     # The change log behind the changes feed (engine/runtime/records/changelog.py, feed.py;
     # docs/api.md "Changes feed"): one row per record a unit of work changed, `seq` in commit
     # order. `owner_id`/`department_id`: the record's before the change (after, for a
-    # create), which says who could see it then. Grows with writes: nothing deletes rows.
+    # create), which says who could see it then. Grows with writes, unless settings.yaml
+    # `changes.keep_days` has the worker delete the oldest rows (changelog.prune_log).
     Table(
         CHANGE_TABLE, md,
         Column("seq", IdType, primary_key=True, autoincrement=True),
@@ -569,6 +571,15 @@ def _system_tables(md: MetaData) -> None:
         Column("owner_id", BigInteger),
         Column("department_id", BigInteger),
         Index("ix_crm_change_entity_seq", "entity", "seq"),
+    )
+    # How far the log has been deleted: no row at or below `through_seq` is left, so a feed
+    # cursor below it may have missed changes (410). One row (id 1) once anything was
+    # deleted; none before. Moved in the transaction that deletes the rows.
+    Table(
+        CHANGE_FLOOR_TABLE, md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("through_seq", BigInteger, nullable=False),
+        Column("pruned_at", UtcDateTime, nullable=False),
     )
 
 
