@@ -849,10 +849,14 @@ _REPORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 @click.option("--as", "user_name", default=None,
               help="import as this user: their access, they own the records "
                    "(default: the engine)")
+@click.option("--language", type=click.Choice(["en", "zh", "zh-CN"]), default="en",
+              show_default=True,
+              help="the language of the error file's problems (a resumed import keeps "
+                   "the one it started with)")
 @pass_ctx
 def import_command(ctx: Context, entity: str, file: str, mapping_file: str | None,
                    key: str | None, dry_run: bool, errors_file: str | None,
-                   on_duplicate: str, user_name: str | None) -> None:
+                   on_duplicate: str, user_name: str | None, language: str) -> None:
     """Import FILE (CSV or XLSX) into ENTITY's records; bad rows go to an error file.
     Resumable: run the same command again after an interruption and it goes on where it
     stopped."""
@@ -886,13 +890,14 @@ def import_command(ctx: Context, entity: str, file: str, mapping_file: str | Non
             key = key or mapping.key
         options = ImportOptions(entity=entity, mapping=mapping, key=key,
                                 on_duplicate=on_duplicate,  # type: ignore[arg-type]
-                                dry_run=dry_run)
+                                dry_run=dry_run,
+                                language="zh-CN" if language == "zh" else language)
         job = open_job(records, actor, path, options, file_name=path.name,
                        errors=Path(errors_file) if errors_file else None)
         if job.rows_done:
             click.echo(f"resuming import job {job.id} at row {job.rows_done + 1:,}",
                        err=True)
-        job = _run_import(records, actor, job.id)
+        job = _run_import(records, actor, job.id, job.language)
     except RecordError as exc:
         for name, problem in (getattr(exc, "fields", None) or {}).items():
             click.echo(f"{file}: {name}: {problem}", err=True)
@@ -911,8 +916,9 @@ def import_command(ctx: Context, entity: str, file: str, mapping_file: str | Non
                    f"in {job.error_file}: fix them there and import that file")
 
 
-def _run_import(records: Any, actor: Any, job_id: int) -> Any:
-    """Run the job with a progress bar (rows, rows/s, ETA) on a terminal."""
+def _run_import(records: Any, actor: Any, job_id: int, language: str) -> Any:
+    """Run the job with a progress bar (rows, rows/s, ETA) on a terminal, its problems in
+    `language`."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -923,11 +929,13 @@ def _run_import(records: Any, actor: Any, job_id: int) -> Any:
         TimeRemainingColumn,
     )
 
+    from engine.catalogs import renderer
     from engine.runtime.imports.jobs import Job, run_job
 
+    render = renderer(language)
     console = Console(stderr=True)
     if not console.is_terminal:
-        return run_job(records, actor, job_id)
+        return run_job(records, actor, job_id, render=render)
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
@@ -945,7 +953,7 @@ def _run_import(records: Any, actor: Any, job_id: int) -> Any:
             bar.update(task, total=job.total_rows, completed=job.rows_done,
                        rate=f"{rate:,.0f}")
 
-        return run_job(records, actor, job_id, progress=progress)
+        return run_job(records, actor, job_id, progress=progress, render=render)
 
 
 if __name__ == "__main__":  # `python -m engine.cli` as `crm`

@@ -45,6 +45,26 @@ def test_import_reports_counts_and_the_error_file(env: Env, db_url: str,
     assert count(env, "account") == 9
 
 
+def test_the_error_file_in_chinese(env: Env, db_url: str, tmp_path: Path) -> None:
+    rows = customers(3)
+    rows[1][3] = "abc"
+    rows[2][0] = ""
+    source = write_csv(tmp_path / "customers.csv", rows)
+    errors = tmp_path / "bad.csv"
+    english = crm(db_url, "import", "account", str(source), "--errors", str(errors),
+                  "--dry-run")
+    assert english.exit_code == 0, english.output
+    assert "must be" in read_errors(errors)[1][-1]
+    result = crm(db_url, "import", "account", str(source), "--errors", str(errors),
+                 "--language", "zh")
+    assert result.exit_code == 0, result.output
+    problems = [r[-1] for r in read_errors(errors)[1:]]
+    assert "必须是" in problems[0] and "must" not in problems[0], problems
+    assert problems[1] == "客户名称: 必填"
+    # the summary stays English, as the rest of crm does
+    assert "3 row(s): 1 created, 0 updated, 0 skipped, 2 failed" in result.stdout
+
+
 def test_dry_run_and_upsert_by_key(env: Env, db_url: str, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "c.csv", customers(4))
     dry = crm(db_url, "import", "account", str(source), "--dry-run")

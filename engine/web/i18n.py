@@ -1,8 +1,7 @@
-"""UI languages: message catalogs (gettext .po files read with Babel) and locale formats.
+"""UI languages: the message catalogs (engine/catalogs.py) and locale formats.
 
 English is the source language of every message (the msgids); each other language has
-engine/web/locales/<folder>/LC_MESSAGES/messages.po. Catalogs are compiled in memory at
-start-up, so a clean checkout needs no build step and no .mo file is committed.
+engine/web/locales/<folder>/LC_MESSAGES/messages.po and more .po files beside it.
 
 >>> translations()["zh-CN"].gettext("Sign in")
 '登录'
@@ -10,15 +9,12 @@ start-up, so a clean checkout needs no build step and no .mo file is committed.
 
 from __future__ import annotations
 
-import gettext
 import re
 from collections.abc import Callable
 from copy import copy
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
-from io import BytesIO
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,9 +22,6 @@ from babel import Locale
 from babel.core import UnknownLocaleError, get_global
 from babel.dates import format_datetime, get_date_format
 from babel.dates import parse_pattern as parse_date_pattern
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import (
     NumberPattern,
     format_currency,
@@ -41,64 +34,19 @@ from babel.numbers import (
     parse_pattern,
 )
 
+# the catalogs, where the pages have always imported them from
+from engine.catalogs import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
+from engine.catalogs import LANGUAGES as LANGUAGES
+from engine.catalogs import catalog_path as catalog_path
+from engine.catalogs import read_catalog as read_catalog
+from engine.catalogs import supported as supported
+from engine.catalogs import translations as translations
 from engine.metadata.settings import DEFAULT_CURRENCY, DEFAULT_TIME_ZONE
-
-DEFAULT_LANGUAGE = "en"
-LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
-"""UI language tag → its name in that language (what the language menu shows)."""
-_CATALOG_FOLDERS: dict[str, str] = {"zh-CN": "zh_CN"}
-LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 
 
 def N_(message: str) -> str:  # the gettext name for "mark now, translate where shown"
     """Mark a message for the catalog where it is defined; it is translated where shown."""
     return message
-
-
-def catalog_path(language: str) -> Path:
-    """The language's main catalog; pages may keep their messages in more .po files beside
-    it (one per part of the UI), which `read_catalog` merges."""
-    return LOCALES_DIR / _CATALOG_FOLDERS[language] / "LC_MESSAGES" / "messages.po"
-
-
-def read_catalog(language: str) -> Catalog:
-    """Every .po file of the language's folder, merged into one catalog. A msgid may appear
-    in several files with the same translation; different translations are an error (two
-    parts of the UI would disagree)."""
-    folder = _CATALOG_FOLDERS[language]
-    merged = Catalog(locale=folder)
-    for path in sorted(catalog_path(language).parent.glob("*.po")):
-        with path.open("rb") as po:
-            part = read_po(po, locale=folder)
-        for message in part:
-            if not message.id:
-                continue
-            known = merged.get(message.id)
-            if known is not None and known.string == message.string:
-                continue
-            if known is not None:
-                raise ValueError(f"{path}: {message.id!r} is translated differently in "
-                                 "another catalog of this language")
-            merged[message.id] = message
-    return merged
-
-
-@cache
-def translations() -> dict[str, gettext.NullTranslations]:
-    """Every UI language's translations, compiled from its .po files once per process."""
-    out: dict[str, gettext.NullTranslations] = {DEFAULT_LANGUAGE: gettext.NullTranslations()}
-    for language in _CATALOG_FOLDERS:
-        catalog = read_catalog(language)
-        mo = BytesIO()
-        write_mo(mo, catalog, use_fuzzy=False)  # a fuzzy entry is a guess: show English
-        mo.seek(0)
-        out[language] = gettext.GNUTranslations(mo)
-    return out
-
-
-def supported(language: str | None) -> str:
-    """`language` when the UI speaks it, else the default: never an unknown tag."""
-    return language if language in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def negotiate(accept_language: str) -> str:

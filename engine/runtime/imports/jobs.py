@@ -97,7 +97,8 @@ class ImportOptions:
     dry_run: bool = False
     language: str = "en"
     """The language the job's problems and messages are written in (the error file's):
-    the import page's user's; kept in the job so a resumed run writes the same one."""
+    the import page's user's, or `crm import --language`; kept in the job so a resumed run
+    writes the same one."""
 
     def as_json(self) -> dict[str, Any]:
         return {"entity": self.entity,

@@ -33,7 +33,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.messages import localize, msg
+from engine.catalogs import renderer
+from engine.messages import msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
 from engine.metadata.roles import Scope
@@ -48,7 +49,7 @@ from engine.runtime.imports.saved_mappings import best_saved_mapping, save_mappi
 from engine.runtime.imports.sources import open_source
 from engine.runtime.records import Records
 from engine.web.attachments import content_disposition
-from engine.web.i18n import N_, supported, translations
+from engine.web.i18n import N_
 from engine.web.pages.fields import entity_of
 from engine.web.ui import PageFamily, Ui
 from engine.web.uploads import read_upload
@@ -193,12 +194,10 @@ class ImportPages(PageFamily):
 
     def _run(self, actor: Actor, job_id: int, progress: Any, should_stop: Any) -> object:
         """Runs the job, its problems written in its language (the user's who started it)."""
-        language = supported(import_jobs.get_job(self.records, actor, job_id).language)
-        gettext = translations()[language].gettext
+        language = import_jobs.get_job(self.records, actor, job_id).language
         return import_jobs.run_job(self.records, actor, job_id,
                                    progress=lambda job: progress(job.rows_done),
-                                   should_stop=should_stop,
-                                   render=lambda text: localize(text, gettext, language))
+                                   should_stop=should_stop, render=renderer(language))
 
     # -- step 1: the upload ----------------------------------------------------------------
 
