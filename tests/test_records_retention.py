@@ -4,6 +4,7 @@ the log keeps answers 410, `since=now` starts a copy over — on both databases.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,6 +125,21 @@ def test_since_now_on_an_empty_or_pruned_log_points_past_the_floor(kept: Env) ->
     head = pull(api, "account", "now")["next_cursor"]
     assert decode_cursor(head) == log_floor(kept.records)
     assert pull(api, "account", head)["items"] == []  # not 410: nothing was missed
+
+
+def test_the_floor_still_holds_when_the_setting_has_gone(
+        kept: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows once deleted stay deleted: without keep_days now, an old cursor is still 410,
+    and the message does not name a number of days the settings no longer give."""
+    start = read_changes(kept.records, SYSTEM, "account").next_cursor
+    created(kept, "Old Co", T0)
+    assert prune_log(kept.records, T0 + 31 * DAY) == 1
+    model = kept.records.model
+    monkeypatch.setattr(kept.records, "model", replace(
+        model, settings=replace(model.settings, changes_keep_days=None)))
+    with pytest.raises(Gone) as caught:
+        read_changes(kept.records, SYSTEM, "account", start)
+    assert "days" not in caught.value.message and "since=now" in caught.value.message
 
 
 def test_the_worker_prunes_once_an_hour(kept: Env) -> None:

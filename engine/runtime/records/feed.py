@@ -149,11 +149,7 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
         rows = sorted(result.all(), key=lambda row: row[i_seq] or 0)
         floor = (rows[0][i_floor] or 0) if rows else 0
         if after < floor:
-            raise Gone(msg("the change log no longer goes back to this cursor (it keeps "
-                           "%(days)s days): copy the records again and follow the feed "
-                           "from since=now", days=records.model.settings.changes_keep_days
-                           or "?"),
-                       {"since": msg("older than the change log keeps")})
+            raise _gone(records.model.settings.changes_keep_days)
         head = max(head, floor)
         for row in rows:
             head = max(head, row[i_head] or 0)
@@ -171,6 +167,18 @@ def read_changes(records: Records, actor: Actor, entity: str, since: str | None 
     if len(items) == limit:  # a full page: more may follow the last item
         return ChangesPage(items, items[-1]["cursor"])
     return ChangesPage(items, encode_cursor(head))
+
+
+def _gone(days: int | None) -> Gone:
+    """410 for a cursor below the log's floor (`days`: what the log keeps now; None when
+    the setting has gone since the rows were deleted)."""
+    since: dict[str, str] = {"since": msg("older than the change log keeps")}
+    if days is None:
+        return Gone(msg("the change log no longer goes back to this cursor: copy the records "
+                        "again and follow the feed from since=now"), since)
+    return Gone(msg("the change log no longer goes back to this cursor (it keeps %(days)s "
+                    "days): copy the records again and follow the feed from since=now",
+                    days=days), since)
 
 
 def _same(value: Any) -> Any:
