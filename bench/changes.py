@@ -3,11 +3,11 @@ against a hand-written keyset query of the same rows, on SQLite and on PostgreSQ
 
 ours: `read_changes(records, admin, "opportunity", since, 1000)` (engine/runtime/records/
 feed.py) — the engine function behind `GET /api/opportunity/changes`, without HTTP: the
-access check, the cursor, the one statement (the log's head LEFT JOIN the page of log rows
-joined to their records with every field the caller reads, computed ones included), each
-record as the JSON the API answers (engine/runtime/records/json_rows.py: the driver's row
-converted column by column by steps worked out once per reader), the next cursor. The route
-(engine/web/api.py `changes`) sends these items as they are.
+access check, the cursor, the one statement (the log's head and floor LEFT JOIN the page of
+log rows joined to their records with every field the caller reads, computed ones included),
+each record as the JSON the API answers (engine/runtime/records/json_rows.py: the driver's
+row converted column by column by steps worked out once per reader), the next cursor. The
+route (engine/web/api.py `changes`) sends these items as they are.
 
 hand: the same answer written by hand, for an admin: one keyset query through SQLAlchemy
 `text()` on the same engine — `crm_change` after the cursor, in `seq` order, 1,000 rows,
@@ -296,7 +296,8 @@ def run(rows: int, say: Callable[[str], None] = print) -> Section:
         "ours: `read_changes(records, admin, \"opportunity\", since, 1000)` "
         "(engine/runtime/records/feed.py), the engine function behind `GET "
         "/api/opportunity/changes` without the HTTP layer: the access check, the cursor, "
-        "one statement (the log's head LEFT JOIN the page: log rows by the index (entity, "
+        "one statement (the log's head and its retention floor LEFT JOIN the page: log rows "
+        "by the index (entity, "
         "seq) joined to their records with every field an admin reads, the computed ones "
         "— probability, forecast category, weighted amount, scores — as SQL expressions), "
         "each record as the JSON the API answers, converted from the driver's row by steps "
