@@ -531,7 +531,7 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
     `batch_size`: rows per batch (by default BATCH, BATCH_PG on PostgreSQL). `render`
     writes a message (engine.messages) as the job keeps it, its problems and its message:
     in the job's language (`Job.language`) when the caller has the catalogs (the import
-    page), English by default."""
+    page, `crm import`: engine/catalogs.py `renderer`), English by default."""
     job = get_job(records, actor, job_id)
     if job.status == "done":
         return job
