@@ -113,6 +113,24 @@ def test_bad_rows_go_to_the_error_file_and_come_back_in_fixed(env: Env,
     assert count(env, "account") == 30
 
 
+def test_a_row_refused_for_a_bad_value_names_its_blank_required_fields_too(
+        env: Env, tmp_path: Path) -> None:
+    """One round of fixes, not two: the error file names the number it could not read and
+    the missing name together; a bad value is not also called missing."""
+    rows = customers(3)
+    rows[0][3], rows[0][0] = "很多", ""  # a bad number and no name
+    rows[1][3] = "很多"                 # a bad number alone
+    job = run(env, write_csv(tmp_path / "a.csv", rows))
+    assert job.error_file is not None
+    problems = [e[-1] for e in read_errors(job.error_file)[1:]]
+    assert problems[0] == "员工人数 '很多': must be a whole number; 客户名称: is required"
+    assert problems[1] == "员工人数 '很多': must be a whole number"
+    # an upsert by key may update a record, where a blank cell keeps the value: not required
+    keyed = run(env, write_csv(tmp_path / "b.csv", rows[:1]), key="name")
+    assert keyed.error_file is not None
+    assert read_errors(keyed.error_file)[1][-1] == "员工人数 '很多': must be a whole number"
+
+
 def test_an_error_file_imported_again_still_failing_has_one_problems_column(
         env: Env, tmp_path: Path) -> None:
     """An error file imported as it is (its problems column too) whose rows fail again

@@ -380,6 +380,7 @@ class _Runner:
         good: list[tuple[int, list[str], dict[str, Any]]] = []
         for (number, cells), (values, problems) in zip(rows, coerced, strict=True):
             if problems:
+                problems = {**problems, **self._also_missing(values, problems)}
                 out.errors.append((number, cells, {str(k): self.render(v) for k, v in
                                                    problems.items()}))
             else:
@@ -458,6 +459,22 @@ class _Runner:
             else:
                 savepoint.commit()
                 out.updated += 1
+
+    def _also_missing(self, values: Mapping[str, Any], problems: Mapping[str, str]
+                      ) -> dict[str, str]:
+        """For a row refused for values it could not read, the required fields it leaves
+        blank too, so the error file names every fix at once (else the next import would
+        find the next one). Only where every row is a new record (no key, no update of a
+        duplicate), since an update keeps what a blank cell leaves."""
+        if self.key is not None or self.on_duplicate == "update" or self.choices:
+            return {}
+        unread = {self.mapping.columns.get(h) for h in problems}
+        errors: dict[str, str] = {}
+        self.records.coerce(self.c, {k: v for k, v in values.items() if k not in unread},
+                            creating=True, errors=errors, coerced=True,
+                            mask=self.records.policy.mask(self.actor, self.c.entity))
+        return {self.column(name): problem for name, problem in errors.items()
+                if name not in unread and getattr(problem, "id", None) == "is required"}
 
     def _version(self, conn: Connection, record_id: int) -> int | None:
         t = self.c.table
