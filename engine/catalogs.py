@@ -1,8 +1,9 @@
 """The message catalogs of every language the engine speaks: gettext .po files read with
 Babel, compiled in memory once per process, so a clean checkout needs no build step and no
 .mo file is committed. English is the source language (the msgids); each other language has
-engine/web/locales/<folder>/LC_MESSAGES/*.po. The pages (engine/web/i18n.py) and the
-command line (`crm import --language`) both render messages (engine.messages) with them.
+engine/web/locales/<folder>/LC_MESSAGES/*.po. The pages (engine/web/i18n.py) render
+messages (engine.messages) with them, and so do import jobs, which write their error file in
+the language they were started in (engine/runtime/imports/jobs.py).
 
 >>> translations()["zh-CN"].gettext("Sign in")
 '登录'

@@ -897,7 +897,7 @@ def import_command(ctx: Context, entity: str, file: str, mapping_file: str | Non
         if job.rows_done:
             click.echo(f"resuming import job {job.id} at row {job.rows_done + 1:,}",
                        err=True)
-        job = _run_import(records, actor, job.id, job.language)
+        job = _run_import(records, actor, job.id)
     except RecordError as exc:
         for name, problem in (getattr(exc, "fields", None) or {}).items():
             click.echo(f"{file}: {name}: {problem}", err=True)
@@ -916,9 +916,8 @@ def import_command(ctx: Context, entity: str, file: str, mapping_file: str | Non
                    f"in {job.error_file}: fix them there and import that file")
 
 
-def _run_import(records: Any, actor: Any, job_id: int, language: str) -> Any:
-    """Run the job with a progress bar (rows, rows/s, ETA) on a terminal, its problems in
-    `language`."""
+def _run_import(records: Any, actor: Any, job_id: int) -> Any:
+    """Run the job with a progress bar (rows, rows/s, ETA) on a terminal."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -929,13 +928,11 @@ def _run_import(records: Any, actor: Any, job_id: int, language: str) -> Any:
         TimeRemainingColumn,
     )
 
-    from engine.catalogs import renderer
     from engine.runtime.imports.jobs import Job, run_job
 
-    render = renderer(language)
     console = Console(stderr=True)
     if not console.is_terminal:
-        return run_job(records, actor, job_id, render=render)
+        return run_job(records, actor, job_id)
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
@@ -953,7 +950,7 @@ def _run_import(records: Any, actor: Any, job_id: int, language: str) -> Any:
             bar.update(task, total=job.total_rows, completed=job.rows_done,
                        rate=f"{rate:,.0f}")
 
-        return run_job(records, actor, job_id, progress=progress, render=render)
+        return run_job(records, actor, job_id, progress=progress)
 
 
 if __name__ == "__main__":  # `python -m engine.cli` as `crm`

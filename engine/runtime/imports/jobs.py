@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, RowMapping, Table, insert, select, update
 
+from engine.catalogs import renderer
 from engine.messages import msg
 from engine.runtime.access import Actor
 from engine.runtime.collector import batch_done, bulk_work
@@ -336,8 +337,9 @@ class Overtaken(Exception):
 
 
 class _Runner:
-    def __init__(self, records: Records, actor: Actor, job: Job, render: Render = str) -> None:
-        self.records, self.actor, self.job, self.render = records, actor, job, render
+    def __init__(self, records: Records, actor: Actor, job: Job) -> None:
+        self.records, self.actor, self.job = records, actor, job
+        self.render = renderer(job.language)
         self.entity = job.entity
         self.c = records.compiled(job.entity)
         opts = job.options
@@ -541,15 +543,14 @@ class _Runner:
 def run_job(records: Records, actor: Actor, job_id: int, *,
             progress: Callable[[Job], None] | None = None,
             should_stop: Callable[[], bool] | None = None,
-            batch_size: int | None = None, render: Render = str) -> Job:
+            batch_size: int | None = None) -> Job:
     """Run (or resume) the job to its end: from the first row no batch committed, batch by
     batch; then the error file. `progress(job)` after every batch; `should_stop()` is asked
     between batches (the job is then `cancelled`, and running it again resumes it).
-    `batch_size`: rows per batch (by default BATCH, BATCH_PG on PostgreSQL). `render`
-    writes a message (engine.messages) as the job keeps it, its problems and its message:
-    in the job's language (`Job.language`) when the caller has the catalogs (the import
-    page, `crm import`: engine/catalogs.py `renderer`), English by default."""
+    `batch_size`: rows per batch (by default BATCH, BATCH_PG on PostgreSQL). The job's
+    problems and message are written in its language (`Job.language`)."""
     job = get_job(records, actor, job_id)
+    render = renderer(job.language)
     if job.status == "done":
         return job
     path = Path(job.file_path)
@@ -562,7 +563,7 @@ def run_job(records: Records, actor: Actor, job_id: int, *,
     _set(records, job.id, status="running", message=None,
          started_at=job.started_at or records.clock())
     try:
-        runner = _Runner(records, actor, get_job(records, actor, job_id), render)
+        runner = _Runner(records, actor, get_job(records, actor, job_id))
         if job.total_rows is None:
             _set(records, job.id, total_rows=_count(records, path))
         job = get_job(records, actor, job_id)

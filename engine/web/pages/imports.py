@@ -33,7 +33,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.catalogs import renderer
 from engine.messages import msg
 from engine.metadata import Model
 from engine.metadata.model import Entity, Field
@@ -193,11 +192,9 @@ class ImportPages(PageFamily):
     # -- the background run ----------------------------------------------------------------
 
     def _run(self, actor: Actor, job_id: int, progress: Any, should_stop: Any) -> object:
-        """Runs the job, its problems written in its language (the user's who started it)."""
-        language = import_jobs.get_job(self.records, actor, job_id).language
         return import_jobs.run_job(self.records, actor, job_id,
                                    progress=lambda job: progress(job.rows_done),
-                                   should_stop=should_stop, render=renderer(language))
+                                   should_stop=should_stop)
 
     # -- step 1: the upload ----------------------------------------------------------------
 
