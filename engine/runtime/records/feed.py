@@ -44,7 +44,7 @@ from engine.runtime.errors import BadRequest, Gone, Invalid
 from engine.runtime.records import secure
 from engine.runtime.records.json_rows import RecordJson, column_json, column_types, raw_select
 from engine.runtime.records.regarding import regarding_fields, titled
-from engine.runtime.records.retention import floor_table
+from engine.runtime.records.retention import floor_seq
 
 if TYPE_CHECKING:
     from engine.runtime.access import Actor
@@ -241,10 +241,8 @@ def feed_statement(records: Records, actor: Actor, entity: str) -> Select[Any]:
             .order_by(ch.c.seq)
             .limit(bindparam("limit"))
             .subquery("page"))
-    floor = floor_table(records)
     head = (select(func.max(log.c.seq).label("_head"),
-                   select(floor.c.through_seq).where(floor.c.id == 1).scalar_subquery()
-                   .label("_floor"))
+                   floor_seq(records).scalar_subquery().label("_floor"))
             .where(log.c.entity == entity).subquery("head"))
     return (select(head.c._head, head.c._floor, *page.c)
             .select_from(head.outerjoin(page, true())))

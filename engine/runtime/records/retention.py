@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from itertools import takewhile
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Select, Table, delete, insert, select, update
 
 from engine.runtime.records.locks import hold
 from engine.runtime.schema.tables import CHANGE_FLOOR_TABLE
@@ -36,6 +36,12 @@ _PRUNE_LOCK = ("crm_change", "prune")
 
 def floor_table(records: Records) -> Table:
     return records.schema.table(CHANGE_FLOOR_TABLE)
+
+
+def floor_seq(records: Records) -> Select[tuple[int]]:
+    """The log's floor: the highest `seq` deleted (no row: nothing deleted)."""
+    floor = floor_table(records)
+    return select(floor.c.through_seq).where(floor.c.id == 1)
 
 
 def prune_log(records: Records, now: datetime) -> int:
@@ -71,7 +77,5 @@ def _move_floor(conn: Connection, floor: Table, through: int, now: datetime) -> 
 
 def log_floor(records: Records) -> int:
     """The highest `seq` deleted from the log (0: none)."""
-    floor = floor_table(records)
     with records.reading() as conn:
-        return int(conn.execute(select(floor.c.through_seq).where(floor.c.id == 1)
-                                ).scalar() or 0)
+        return int(conn.execute(floor_seq(records)).scalar() or 0)
