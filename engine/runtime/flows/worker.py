@@ -110,8 +110,6 @@ class Worker:
         return Pass(timers, deliveries, self.batch)
 
     def _prune(self, at: datetime) -> None:
-        if self.records.model.settings.changes_keep_days is None:
-            return
         if self.pruned_at is not None and at - self.pruned_at < PRUNE_EVERY:
             return
         deleted = prune_log(self.records, at)
